@@ -1,0 +1,20 @@
+"""The hypercall layer (NetBSD's rumpuser): the only code in p2k that touches the host."""
+
+from p2k.hyper.clock import monotonic_ns, now_ns, random_bytes, random_u32
+from p2k.hyper.hostio import HostFile
+from p2k.hyper.mem import MemAccount
+from p2k.hyper.params import DEFAULT_NCPU, DEFAULT_NVNODES, KernelParams, ParamError, parse_memsize
+
+__all__ = [
+    "DEFAULT_NCPU",
+    "DEFAULT_NVNODES",
+    "HostFile",
+    "KernelParams",
+    "MemAccount",
+    "ParamError",
+    "monotonic_ns",
+    "now_ns",
+    "parse_memsize",
+    "random_bytes",
+    "random_u32",
+]

@@ -1,0 +1,54 @@
+"""Memory accounting: the one budget that the buffer cache and tmpfs both draw on.
+
+rumpuser's RUMP_MEMLIMIT bounds the whole kernel. Here every cache charges what it holds; when a
+charge would pass the limit, the registered reclaimers (the buffer cache's clean-buffer purge,
+dirty write-back) are asked to give memory back before the charge is refused. Accounting is in
+bytes of payload, which is what dominates: a 64 KiB block costs 64 KiB.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+Reclaimer = Callable[[int], int]
+"""Asked to free at least ``n`` bytes; returns how many it freed."""
+
+
+class MemAccount:
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._reclaimers: list[Reclaimer] = []
+
+    def add_reclaimer(self, fn: Reclaimer) -> None:
+        self._reclaimers.append(fn)
+
+    def available(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
+
+    def try_charge(self, n: int) -> bool:
+        """Charge ``n`` bytes, reclaiming from caches first if needed; False when it cannot fit."""
+        if self.limit is not None and self.used + n > self.limit:
+            need = self.used + n - self.limit
+            for fn in self._reclaimers:
+                need -= fn(need)
+                if need <= 0:
+                    break
+            if self.used + n > self.limit:
+                return False
+        self.used += n
+        if self.used > self.peak:
+            self.peak = self.used
+        return True
+
+    def charge(self, n: int) -> None:
+        """Charge or raise ENOMEM; used by callers that cannot do without the memory."""
+        if not self.try_charge(n):
+            raise OSError(errno.ENOMEM, f"kernel memory limit of {self.limit} bytes reached")
+
+    def uncharge(self, n: int) -> None:
+        self.used -= n
+        if self.used < 0:
+            self.used = 0

@@ -1,0 +1,234 @@
+"""The buffer cache (NetBSD ``vfs_bio.c``): device blocks cached in memory, written back later.
+
+Buffers are keyed by (device, byte offset). A driver reads with ``bread``, changes ``bp.data``
+in place and then either ``bwrite``s it (synchronous: used where on-disk ordering matters for
+crash consistency), ``bdwrite``s it (delayed: written on sync, fsync, unmount or memory pressure)
+or ``brelse``s it unchanged. Every cached byte is charged to the kernel's ``MemAccount``; when a
+charge would pass ``RUMP_MEMLIMIT``, clean buffers are dropped least-recently-used first, then
+dirty ones are written back and dropped. File data read sequentially comes in through
+``read_extent``, which fetches a whole physically contiguous run with a single host read.
+
+There is one kernel lock, so buffers need no busy-locking of their own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Protocol
+
+from p2k.hyper import MemAccount
+
+
+class BlockDevice(Protocol):
+    """What the buffer cache needs of a device (``p2k.etfs.Device`` provides it)."""
+
+    dev_id: int
+    size: int
+    readonly: bool
+
+    def pread(self, off: int, n: int) -> bytes: ...
+    def pwrite(self, off: int, data: bytes | bytearray | memoryview) -> None: ...
+    def fsync(self) -> None: ...
+
+
+class Buf:
+    __slots__ = ("dev", "offset", "size", "data", "dirty")
+
+    def __init__(self, dev: BlockDevice, offset: int, data: bytearray) -> None:
+        self.dev = dev
+        self.offset = offset
+        self.size = len(data)
+        self.data = data
+        self.dirty = False
+
+
+class BufCache:
+    def __init__(self, mem: MemAccount) -> None:
+        self.mem = mem
+        self._bufs: OrderedDict[tuple[int, int], Buf] = OrderedDict()  # LRU, oldest first
+        self.bytes = 0
+        self.dirty_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        mem.add_reclaimer(self._reclaim)
+
+    # ---- lookup ----------------------------------------------------------------------------------
+    def _take(self, dev: BlockDevice, offset: int, size: int) -> Buf | None:
+        """The cached buffer at ``offset`` if it has ``size`` bytes; a differently sized one is
+        written back (if dirty) and dropped, since FFS reads a fragment run and later the full
+        block at the same address."""
+        key = (dev.dev_id, offset)
+        bp = self._bufs.get(key)
+        if bp is None:
+            return None
+        if bp.size != size:
+            self._evict(key, bp)
+            return None
+        self._bufs.move_to_end(key)
+        return bp
+
+    def _insert(self, dev: BlockDevice, offset: int, data: bytearray) -> Buf:
+        n = len(data)
+        if not self.mem.try_charge(n):
+            # Nothing left to reclaim: hand out an uncached buffer; bdwrite writes it through.
+            return Buf(dev, offset, data)
+        bp = Buf(dev, offset, data)
+        self._bufs[(dev.dev_id, offset)] = bp
+        self.bytes += n
+        return bp
+
+    def _evict(self, key: tuple[int, int], bp: Buf) -> None:
+        if bp.dirty:
+            self._write(bp)
+        del self._bufs[key]
+        self.bytes -= bp.size
+        self.mem.uncharge(bp.size)
+
+    def _write(self, bp: Buf) -> None:
+        bp.dev.pwrite(bp.offset, bp.data)
+        self.writes += 1
+        if bp.dirty:
+            bp.dirty = False
+            self.dirty_bytes -= bp.size
+
+    # ---- the bio interface -----------------------------------------------------------------------
+    def bread(self, dev: BlockDevice, offset: int, size: int) -> Buf:
+        bp = self._take(dev, offset, size)
+        if bp is not None:
+            self.hits += 1
+            return bp
+        self.misses += 1
+        return self._insert(dev, offset, bytearray(dev.pread(offset, size)))
+
+    def getblk(self, dev: BlockDevice, offset: int, size: int) -> Buf:
+        """A buffer for a block about to be overwritten whole: no read, zero-filled if new."""
+        bp = self._take(dev, offset, size)
+        if bp is not None:
+            return bp
+        return self._insert(dev, offset, bytearray(size))
+
+    def brelse(self, bp: Buf) -> None:
+        """Done with ``bp`` unchanged (kept cached)."""
+
+    def bwrite(self, bp: Buf) -> None:
+        """Write ``bp`` now; returns once the host has it (not yet fsync'ed)."""
+        if not bp.dirty:
+            bp.dirty = True
+            self.dirty_bytes += bp.size
+        self._write(bp)
+
+    def bdwrite(self, bp: Buf) -> None:
+        """Mark ``bp`` dirty; it reaches the host on sync or when memory is needed."""
+        if (bp.dev.dev_id, bp.offset) not in self._bufs:
+            bp.dirty = True
+            self.dirty_bytes += bp.size
+            self._write(bp)
+            return
+        if not bp.dirty:
+            bp.dirty = True
+            self.dirty_bytes += bp.size
+
+    def read(self, dev: BlockDevice, offset: int, size: int) -> bytes:
+        bp = self.bread(dev, offset, size)
+        return bytes(bp.data)
+
+    def read_extent(self, dev: BlockDevice, offset: int, length: int, unit: int,
+                    cache: bool = True) -> bytes:
+        """``length`` bytes of a physically contiguous run of ``unit``-sized blocks.
+
+        Cached blocks (dirty ones above all) are used as they are; each gap between them is
+        fetched with one host read. With ``cache`` the fetched blocks enter the cache too.
+        """
+        if length <= unit:
+            return self.read(dev, offset, length)
+        parts: list[bytes | bytearray] = []
+        gap_start = -1
+        pos = offset
+        end = offset + length
+        bufs = self._bufs
+        dev_id = dev.dev_id
+        while pos < end:
+            bp = bufs.get((dev_id, pos))
+            n = min(unit, end - pos)
+            if bp is not None and bp.size == n:
+                if gap_start >= 0:
+                    parts.append(self._fetch(dev, gap_start, pos - gap_start, unit, cache))
+                    gap_start = -1
+                bufs.move_to_end((dev_id, pos))
+                self.hits += 1
+                parts.append(bp.data)
+            elif gap_start < 0:
+                gap_start = pos
+            pos += n
+        if gap_start >= 0:
+            parts.append(self._fetch(dev, gap_start, end - gap_start, unit, cache))
+        return b"".join(parts)
+
+    def _fetch(self, dev: BlockDevice, offset: int, length: int, unit: int, cache: bool) -> bytes:
+        data = dev.pread(offset, length)
+        nblocks = (length + unit - 1) // unit
+        self.misses += nblocks
+        if cache:
+            view = memoryview(data)
+            for i in range(0, length, unit):
+                key = (dev.dev_id, offset + i)
+                old = self._bufs.get(key)
+                if old is not None:
+                    self._evict(key, old)
+                self._insert(dev, offset + i, bytearray(view[i:i + unit]))
+        return data
+
+    # ---- write-back and invalidation -------------------------------------------------------------
+    def flush_dev(self, dev: BlockDevice) -> None:
+        """Write every dirty buffer of ``dev`` in address order (one sweep of the disk)."""
+        dirty = sorted((bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev),
+                       key=lambda b: b.offset)
+        for bp in dirty:
+            self._write(bp)
+
+    def sync_all(self) -> None:
+        devs = {id(bp.dev): bp.dev for bp in self._bufs.values() if bp.dirty}
+        for dev in devs.values():
+            self.flush_dev(dev)
+
+    def invalidate_dev(self, dev: BlockDevice) -> None:
+        """Drop every buffer of ``dev`` (after flush, or to forget a detached device)."""
+        for key in [k for k, bp in self._bufs.items() if bp.dev is dev]:
+            bp = self._bufs.pop(key)
+            if bp.dirty:
+                self.dirty_bytes -= bp.size
+            self.bytes -= bp.size
+            self.mem.uncharge(bp.size)
+
+    def invalidate(self, dev: BlockDevice, offset: int, size: int, step: int = 512) -> None:
+        """Forget the buffers that start inside ``[offset, offset+size)`` (at multiples of
+        ``step``, the driver's fragment size) without writing them: freed blocks must not be
+        written back over their next owner."""
+        bufs = self._bufs
+        for off in range(offset, offset + size, step):
+            bp = bufs.pop((dev.dev_id, off), None)
+            if bp is None:
+                continue
+            if bp.dirty:
+                self.dirty_bytes -= bp.size
+            self.bytes -= bp.size
+            self.mem.uncharge(bp.size)
+
+    def _reclaim(self, need: int) -> int:
+        """MemAccount's reclaimer: clean buffers first (oldest first), then dirty ones."""
+        freed = 0
+        for key in list(self._bufs):
+            if freed >= need:
+                return freed
+            bp = self._bufs[key]
+            if not bp.dirty:
+                self._evict(key, bp)
+                freed += bp.size
+        for key in list(self._bufs):
+            if freed >= need:
+                break
+            bp = self._bufs[key]
+            self._evict(key, bp)
+            freed += bp.size
+        return freed

@@ -1,0 +1,92 @@
+"""Vnode attributes: what getattr returns and setattr changes, common to every file system."""
+
+from __future__ import annotations
+
+import stat as stat_mod
+from dataclasses import dataclass, field
+
+VNOVAL = None
+
+# Vnode types are the S_IFMT bits themselves, so a driver's mode word needs no translation.
+VREG = stat_mod.S_IFREG
+VDIR = stat_mod.S_IFDIR
+VLNK = stat_mod.S_IFLNK
+VBLK = stat_mod.S_IFBLK
+VCHR = stat_mod.S_IFCHR
+VFIFO = stat_mod.S_IFIFO
+VSOCK = stat_mod.S_IFSOCK
+
+DT_FROM_IFMT = {VFIFO: 1, VCHR: 2, VDIR: 4, VBLK: 6, VREG: 8, VLNK: 10, VSOCK: 12}
+"""d_type values (BSD and Linux agree) for each file type."""
+
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+@dataclass(slots=True)
+class Vattr:
+    """A snapshot of a vnode's attributes; times are integer nanoseconds since the epoch."""
+
+    mode: int
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    ino: int
+    rdev: int = 0
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    birthtime_ns: int = 0
+    blocks: int = 0  # 512-byte units actually allocated
+    blksize: int = 4096
+    flags: int = 0
+    gen: int = 0
+    fsid: int = 0
+
+    @property
+    def type(self) -> int:
+        return stat_mod.S_IFMT(self.mode)
+
+
+@dataclass(slots=True)
+class SetAttr:
+    """Changes asked of setattr; None means 'leave alone'. Times are ns, never UTIME_* here."""
+
+    mode: int | None = None  # permission bits only (07777)
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    birthtime_ns: int | None = None
+    flags: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatVFS:
+    """statvfs(2) figures; f_bavail already excludes the reserve that only root may use."""
+
+    f_bsize: int
+    f_frsize: int
+    f_blocks: int
+    f_bfree: int
+    f_bavail: int
+    f_files: int
+    f_ffree: int
+    f_favail: int
+    f_fsid: int
+    f_flag: int
+    f_namemax: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dirent:
+    """One directory entry as readdir yields it; ``cookie`` resumes the listing after it."""
+
+    ino: int
+    type: int  # DT_* value
+    name: bytes
+    cookie: int

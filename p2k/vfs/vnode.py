@@ -1,0 +1,138 @@
+"""Vnodes and the vnode cache bounded by kern.maxvnodes (NetBSD ``vfs_vnode.c``).
+
+A vnode is the kernel's handle on one file of one mount. It is referenced by whatever uses it
+(an fd, a cwd, a namei in progress, a FUSE inode handle, a covered mount point). Unreferenced
+vnodes stay cached on an LRU list so that a repeated lookup does not reread the inode; when the
+cache grows past ``maxvnodes`` the least recently used free vnodes are reclaimed: inactive first,
+then reclaim, which writes back a dirty inode. A vnode in use is never reclaimed.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p2k.vfs.mount import Mount
+
+
+class Vnode:
+    __slots__ = ("mount", "ino", "data", "type", "usecount", "mountedhere", "reclaimed", "__weakref__")
+
+    def __init__(self, mount: Mount, ino: int, data: object, vtype: int) -> None:
+        self.mount = mount
+        self.ino = ino
+        self.data = data
+        self.type = vtype  # S_IFMT bits
+        self.usecount = 0
+        self.mountedhere: Mount | None = None
+        self.reclaimed = False
+
+    def __repr__(self) -> str:
+        return f"<Vnode {self.mount.fstype}:{self.ino} use={self.usecount}>"
+
+
+class VnodeCache:
+    """All vnodes of a kernel, keyed by (mount, inode number)."""
+
+    def __init__(self, maxvnodes: int) -> None:
+        self.maxvnodes = maxvnodes
+        self._table: dict[tuple[int, int], Vnode] = {}
+        self._free: OrderedDict[tuple[int, int], Vnode] = OrderedDict()  # LRU: oldest first
+        self.reclaims = 0
+
+    # ---- statistics ------------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return len(self._table)
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
+
+    @property
+    def inuse(self) -> int:
+        return len(self._table) - len(self._free)
+
+    # ---- references ------------------------------------------------------------------------------
+    def vget(self, mp: Mount, ino: int) -> Vnode:
+        """A referenced vnode for ``ino`` of ``mp``, loading the inode on a cache miss."""
+        key = (id(mp), ino)
+        vp = self._table.get(key)
+        if vp is not None:
+            if vp.usecount == 0:
+                del self._free[key]
+            vp.usecount += 1
+            return vp
+        data, vtype = mp.vfs_loadvnode(ino)
+        vp = Vnode(mp, ino, data, vtype)
+        vp.usecount = 1
+        self._table[key] = vp
+        mp.busy += 1
+        self.reclaim_lru()
+        return vp
+
+    def vref(self, vp: Vnode) -> Vnode:
+        if vp.reclaimed:
+            raise OSError(errno.ENOENT, "vnode was reclaimed")
+        if vp.usecount == 0:
+            del self._free[(id(vp.mount), vp.ino)]
+        vp.usecount += 1
+        return vp
+
+    def vrele(self, vp: Vnode) -> None:
+        if vp.usecount <= 0:
+            raise AssertionError(f"vrele of unreferenced {vp!r}")
+        vp.usecount -= 1
+        if vp.usecount:
+            return
+        key = (id(vp.mount), vp.ino)
+        recycle = vp.mount.vop_inactive(vp)
+        if vp.usecount:  # inactive took a reference of its own and kept it
+            return
+        if recycle:
+            self._reclaim(key, vp)
+            return
+        self._free[key] = vp
+        self.reclaim_lru()
+
+    # ---- reclaim ---------------------------------------------------------------------------------
+    def _reclaim(self, key: tuple[int, int], vp: Vnode) -> None:
+        self._free.pop(key, None)
+        del self._table[key]
+        try:
+            vp.mount.vop_reclaim(vp)
+        finally:
+            vp.reclaimed = True
+            vp.data = None
+            vp.mount.busy -= 1
+            self.reclaims += 1
+
+    def reclaim_lru(self) -> None:
+        """Bring the cache back to ``maxvnodes`` by reclaiming free vnodes, oldest first."""
+        while len(self._table) > self.maxvnodes and self._free:
+            key, vp = next(iter(self._free.items()))
+            self._reclaim(key, vp)
+
+    def set_maxvnodes(self, n: int) -> None:
+        if n < 1:
+            raise OSError(errno.EINVAL, f"kern.maxvnodes: invalid value {n}")
+        self.maxvnodes = n
+        self.reclaim_lru()
+
+    def lookup_cached(self, mp: Mount, ino: int) -> Vnode | None:
+        return self._table.get((id(mp), ino))
+
+    def vflush(self, mp: Mount, *, force: bool = False, keep: tuple[Vnode, ...] = ()) -> None:
+        """Reclaim every vnode of ``mp``; EBUSY if one is in use (besides ``keep``) and not forced."""
+        mine = [(k, v) for k, v in self._table.items() if v.mount is mp]
+        busy = [v for _, v in mine if v.usecount and v not in keep]
+        if busy and not force:
+            raise OSError(errno.EBUSY, f"{len(busy)} vnode(s) of {mp.mountpoint_path} in use")
+        for key, vp in mine:
+            if vp.usecount:  # forced: the holders keep a dead vnode (NetBSD's deadfs)
+                vp.usecount = 0
+            else:
+                vp.mount.vop_inactive(vp)
+            self._reclaim(key, vp)
