@@ -1,0 +1,73 @@
+"""Components: file-system drivers registered by name, as rump loads its component libraries.
+
+A component names the mount class it provides and the components it needs. The kernel looks file
+system types up here; ``rump_server -l`` / ``-m`` load more components by module path or by the
+``p2k.components`` entry-point group, so a third-party package can ship a driver of its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p2k.vfs.mount import Mount
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    mount_class: type[Mount] | None = None
+    deps: tuple[str, ...] = field(default=("vfs",))
+    description: str = ""
+
+
+_registry: dict[str, Component] = {}
+
+
+def register(component: Component) -> Component:
+    _registry[component.name] = component
+    return component
+
+
+def load_builtin() -> None:
+    """Load the components that ship with p2k (what rump_allserver links in)."""
+    for mod in ("p2k.fs.tmpfs", "p2k.fs.ffs"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # a driver still being written must not break the others
+            continue
+
+
+def load(spec: str) -> Component:
+    """Load a component by entry-point name (``ffs``) or module path (``pkg.mod``/``pkg.mod:attr``)."""
+    for ep in entry_points(group="p2k.components"):
+        if ep.name == spec:
+            obj = ep.load()
+            return register(obj) if isinstance(obj, Component) else lookup(spec)
+    modname, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(modname)
+    except ImportError as e:
+        raise OSError(errno.ENOENT, f"component {spec}: {e}") from None
+    obj = getattr(mod, attr or "component", None)
+    if not isinstance(obj, Component):
+        raise OSError(errno.ENOENT, f"component {spec}: module provides no 'component'")
+    return register(obj)
+
+
+def lookup(fstype: str) -> Component:
+    comp = _registry.get(fstype)
+    if comp is None:
+        load_builtin()
+        comp = _registry.get(fstype)
+    if comp is None or comp.mount_class is None:
+        raise OSError(errno.ENODEV, f"file system type {fstype!r} not available")
+    return comp
+
+
+def loaded() -> list[str]:
+    return sorted(_registry)
