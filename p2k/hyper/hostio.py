@@ -95,3 +95,20 @@ class HostFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def create_host_file(path: str, mode: int = 0o644) -> None:
+    """Create ``path`` as an empty regular file if it does not exist; leave an existing one alone.
+
+    rump_server creates a missing drive image with mode 0644; going through ``O_CREAT`` (rather than
+    a chmod afterwards) lets the kernel apply the process umask, exactly as the C open(2) does.
+    ``O_RDWR`` is asked for, as rump_server does, so that an existing image the user cannot write
+    fails here with EACCES instead of later, in the middle of a mount.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+    os.close(fd)
+
+
+def host_path_exists(path: str) -> bool:
+    """Whether ``path`` names something on the host (following symlinks)."""
+    return os.path.exists(path)

@@ -1,0 +1,128 @@
+"""A registered host file seen as a device: rump_etfs(3)'s node plus rumpblk's I/O path.
+
+All I/O goes through a ``p2k.hyper.HostFile`` opened on the device's window, so the bound check
+happens at the lowest level: whatever a file system above asks, nothing outside
+``[offset, offset + size)`` of the host file can be read or written.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import threading
+
+from p2k.hyper import HostFile
+
+ETFS_REG = 0
+ETFS_BLK = 1
+ETFS_CHR = 2
+"""The values of NetBSD's ``enum rump_etfs_type`` (RUMP_ETFS_DIR 3 and DIR_SUBDIRS 4 are not
+provided: p2k exposes host files, not host directories)."""
+
+ETFS_TYPE_NAMES = {ETFS_REG: "reg", ETFS_BLK: "blk", ETFS_CHR: "chr"}
+
+_dev_ids = itertools.count(1)
+
+
+class Device:
+    """One registration. ``opencount`` counts users (mounts, open descriptors); while it is
+    positive the registry refuses to remove the device, which is the promise rump_etfs(3) leaves to
+    the caller ("caller's responsibility to make sure it's not in use") made into a check."""
+
+    def __init__(self, key: str, hostpath: str, type: int, host: HostFile) -> None:
+        self.dev_id = next(_dev_ids)
+        self.key = key
+        self.type = type
+        self.hostpath = hostpath
+        self.offset = host.offset
+        self.size = host.size
+        self.readonly = host.readonly
+        self.opencount = 0
+        self._host: HostFile | None = host
+        self._lock = threading.Lock()
+        self._final_stats = (0, 0, 0, 0)
+
+    def __repr__(self) -> str:
+        ro = ", ro" if self.readonly else ""
+        return (f"Device({self.key!r}, {self.hostpath!r}, {ETFS_TYPE_NAMES[self.type]}, "
+                f"offset={self.offset}, size={self.size}{ro}, opencount={self.opencount})")
+
+    @property
+    def closed(self) -> bool:
+        return self._host is None
+
+    def _hostfile(self) -> HostFile:
+        host = self._host
+        if host is None:
+            # What a driver sees when its device has been removed under it: NetBSD's vdevgone.
+            raise OSError(errno.ENXIO, f"{self.key}: device not configured")
+        return host
+
+    def acquire(self) -> None:
+        """Take a use reference (a mount, an open descriptor); ENXIO once the device is gone."""
+        with self._lock:
+            self._hostfile()
+            self.opencount += 1
+
+    def release(self) -> None:
+        with self._lock:
+            if self.opencount <= 0:
+                raise OSError(errno.EINVAL, f"{self.key}: release without acquire")
+            self.opencount -= 1
+
+    def pread(self, off: int, n: int) -> bytes:
+        """Read ``n`` bytes at device offset ``off``; EIO if any of them lies outside the window."""
+        return self._hostfile().pread(off, n)
+
+    def preadinto(self, off: int, buf: memoryview) -> None:
+        self._hostfile().preadinto(off, buf)
+
+    def pwrite(self, off: int, data: bytes | bytearray | memoryview) -> None:
+        """Write at device offset ``off``; EROFS on a read-only device, EIO outside the window."""
+        self._hostfile().pwrite(off, data)
+
+    def fsync(self) -> None:
+        self._hostfile().fsync()
+
+    def close_if_idle(self) -> bool:
+        """Close unless in use, atomically with respect to ``acquire``; False if it is in use."""
+        with self._lock:
+            if self.opencount > 0:
+                return False
+            host, self._host = self._host, None
+        if host is not None:
+            self._retire(host)
+        return True
+
+    def _retire(self, host: HostFile) -> None:
+        self._final_stats = (host.reads, host.writes, host.bytes_read, host.bytes_written)
+        host.close()
+
+    def close(self) -> None:
+        """Close the host file; later I/O fails with ENXIO. The registry calls this on remove."""
+        with self._lock:
+            host, self._host = self._host, None
+        if host is not None:
+            self._retire(host)
+
+    def _stat(self, index: int) -> int:
+        host = self._host
+        if host is None:
+            return self._final_stats[index]
+        return (host.reads, host.writes, host.bytes_read, host.bytes_written)[index]
+
+    @property
+    def reads(self) -> int:
+        return self._stat(0)
+
+    @property
+    def writes(self) -> int:
+        return self._stat(1)
+
+    @property
+    def bytes_read(self) -> int:
+        return self._stat(2)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._stat(3)
