@@ -1,0 +1,270 @@
+"""tmpfs vnode operations: every change is a dict update and the timestamp rules of p2k.vfs.times."""
+
+from __future__ import annotations
+
+import errno
+import stat as stat_mod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from p2k.fs.tmpfs.node import (
+    DIRENT_OVERHEAD,
+    TmpDir,
+    TmpNode,
+    read_pages,
+    truncate_pages,
+    write_pages,
+)
+from p2k.hyper import now_ns
+from p2k.vfs.mount import MNT_NOATIME
+from p2k.vfs.times import mark_changed, mark_modified
+from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr
+
+if TYPE_CHECKING:
+    from p2k.fs.tmpfs.vfsops import TmpfsMount
+    from p2k.vfs.vnode import Vnode
+
+
+def _node(vp: Vnode) -> TmpNode:
+    return vp.data  # type: ignore[return-value]
+
+
+class TmpfsVnops:
+    """Mixed into TmpfsMount; ``self`` is the mount."""
+
+    def vop_getattr(self: TmpfsMount, vp: Vnode) -> Vattr:
+        n = _node(vp)
+        if n.pages is not None:
+            blocks = sum(len(p) for p in n.pages.values())
+        elif n.dir is not None:
+            blocks = len(n.dir.names) * DIRENT_OVERHEAD
+        else:
+            blocks = len(n.target)
+        return Vattr(
+            mode=n.mode, nlink=n.nlink, uid=n.uid, gid=n.gid, size=n.size, ino=n.ino, rdev=n.rdev,
+            atime_ns=n.atime_ns, mtime_ns=n.mtime_ns, ctime_ns=n.ctime_ns,
+            birthtime_ns=n.birthtime_ns, blocks=(blocks + 511) >> 9, blksize=4096,
+            flags=n.flags, gen=n.gen, fsid=self.fsid,
+        )
+
+    def vop_setattr(self: TmpfsMount, vp: Vnode, sa: SetAttr) -> None:
+        n = _node(vp)
+        if sa.size is not None:
+            if n.pages is None:
+                raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
+            self._truncate(n, sa.size)
+        if sa.mode is not None:
+            n.mode = stat_mod.S_IFMT(n.mode) | (sa.mode & 0o7777)
+        if sa.uid is not None:
+            n.uid = sa.uid
+        if sa.gid is not None:
+            n.gid = sa.gid
+        if sa.flags is not None:
+            n.flags = sa.flags
+        if sa.atime_ns is not None:
+            n.atime_ns = sa.atime_ns
+        if sa.mtime_ns is not None:
+            n.mtime_ns = sa.mtime_ns
+        if sa.birthtime_ns is not None:
+            n.birthtime_ns = sa.birthtime_ns
+        mark_changed(n)
+        if sa.ctime_ns is not None:
+            n.ctime_ns = sa.ctime_ns
+
+    def _truncate(self: TmpfsMount, n: TmpNode, size: int) -> None:
+        if size > self.maxfilesize:
+            raise OSError(errno.EFBIG, "file too large")
+        assert n.pages is not None
+        if size < n.size:
+            self._uncharge(truncate_pages(n.pages, size))
+        elif size > n.size:
+            self._check_space(0)
+        if size != n.size:
+            n.size = size
+            mark_modified(n)
+
+    # ---- names -----------------------------------------------------------------------------------
+    def vop_lookup(self: TmpfsMount, dvp: Vnode, name: bytes) -> int:
+        d = _node(dvp)
+        if name == b"..":
+            return d.parent
+        if name == b".":
+            return d.ino
+        assert d.dir is not None
+        ent = d.dir.names.get(name)
+        if ent is None:
+            raise OSError(errno.ENOENT, "no such entry")
+        return ent[0]
+
+    def _enter(self: TmpfsMount, d: TmpNode, name: bytes, n: TmpNode) -> None:
+        assert d.dir is not None
+        if name in d.dir.names:
+            raise OSError(errno.EEXIST, "entry exists")
+        self._charge(DIRENT_OVERHEAD)
+        d.dir.add(name, n.ino)
+        n.nlink += 1
+        mark_modified(d)
+
+    def vop_create(self: TmpfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
+                   rdev: int = 0) -> int:
+        d = _node(dvp)
+        if d.dir is not None and name in d.dir.names:
+            raise OSError(errno.EEXIST, "entry exists")
+        n = self._newnode(mode, uid, gid)
+        if stat_mod.S_IFMT(mode) == VREG:
+            n.pages = {}
+        n.rdev = rdev
+        self._enter(d, name, n)
+        return n.ino
+
+    def vop_mkdir(self: TmpfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int) -> int:
+        d = _node(dvp)
+        if d.dir is not None and name in d.dir.names:
+            raise OSError(errno.EEXIST, "entry exists")
+        n = self._newnode(VDIR | (mode & 0o7777), uid, gid)
+        n.dir = TmpDir()
+        n.parent = d.ino
+        n.nlink = 1  # its own "."
+        self._enter(d, name, n)
+        d.nlink += 1  # the new ".."
+        return n.ino
+
+    def vop_symlink(self: TmpfsMount, dvp: Vnode, name: bytes, target: bytes, mode: int, uid: int,
+                    gid: int) -> int:
+        d = _node(dvp)
+        if d.dir is not None and name in d.dir.names:
+            raise OSError(errno.EEXIST, "entry exists")
+        n = self._newnode(VLNK | (mode & 0o7777), uid, gid)
+        self._charge(len(target))
+        n.target = bytes(target)
+        n.size = len(target)
+        self._enter(d, name, n)
+        return n.ino
+
+    def vop_link(self: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+        n = _node(vp)
+        self._enter(_node(dvp), name, n)
+        mark_changed(n)
+
+    def vop_remove(self: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+        d, n = _node(dvp), _node(vp)
+        assert d.dir is not None
+        d.dir.remove(name)
+        self._uncharge(DIRENT_OVERHEAD)
+        n.nlink -= 1
+        mark_modified(d)
+        mark_changed(n)
+
+    def vop_rmdir(self: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+        d, n = _node(dvp), _node(vp)
+        assert d.dir is not None
+        d.dir.remove(name)
+        self._uncharge(DIRENT_OVERHEAD)
+        n.nlink = 0
+        d.nlink -= 1
+        mark_modified(d)
+        mark_changed(n)
+
+    def vop_isempty(self: TmpfsMount, vp: Vnode) -> bool:
+        d = _node(vp).dir
+        return d is not None and not d.names
+
+    def vop_rename(self: TmpfsMount, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vnode, tname: bytes,
+                   tvp: Vnode | None) -> None:
+        fd, td, n = _node(fdvp), _node(tdvp), _node(fvp)
+        assert fd.dir is not None and td.dir is not None
+        isdir = n.dir is not None
+        if tvp is not None:
+            t = _node(tvp)
+            td.dir.replace(tname, n.ino)
+            if t.dir is not None:
+                t.nlink = 0
+                td.nlink -= 1
+            else:
+                t.nlink -= 1
+            mark_changed(t)
+        else:
+            self._charge(DIRENT_OVERHEAD)
+            td.dir.add(tname, n.ino)
+        fd.dir.remove(fname)
+        self._uncharge(DIRENT_OVERHEAD)
+        if isdir and fd is not td:
+            n.parent = td.ino
+            fd.nlink -= 1
+            td.nlink += 1
+        mark_modified(fd)
+        mark_modified(td)
+        mark_changed(n)
+
+    supports_exchange = True
+
+    def vop_exchange(self: TmpfsMount, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vnode, tname: bytes,
+                     tvp: Vnode) -> None:
+        fd, td, a, b = _node(fdvp), _node(tdvp), _node(fvp), _node(tvp)
+        assert fd.dir is not None and td.dir is not None
+        fd.dir.replace(fname, b.ino)
+        td.dir.replace(tname, a.ino)
+        if fd is not td:
+            adir, bdir = a.dir is not None, b.dir is not None
+            if adir:
+                a.parent = td.ino
+            if bdir:
+                b.parent = fd.ino
+            fd.nlink += bdir - adir
+            td.nlink += adir - bdir
+        for x in (fd, td):
+            mark_modified(x)
+        mark_changed(a)
+        mark_changed(b)
+
+    def vop_readdir(self: TmpfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
+        n = _node(vp)
+        if n.dir is None:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        if cookie <= 0:
+            yield Dirent(n.ino, DT_FROM_IFMT[VDIR], b".", 1)
+        if cookie <= 1:
+            yield Dirent(n.parent, DT_FROM_IFMT[VDIR], b"..", 2)
+        nodes = self.nodes
+        for seq, name, ino in n.dir.after(max(cookie, 2)):
+            child = nodes.get(ino)
+            dt = DT_FROM_IFMT.get(stat_mod.S_IFMT(child.mode), 0) if child else 0
+            yield Dirent(ino, dt, name, seq + 1)
+
+    def vop_readlink(self: TmpfsMount, vp: Vnode) -> bytes:
+        n = _node(vp)
+        if stat_mod.S_IFMT(n.mode) != VLNK:
+            raise OSError(errno.EINVAL, "not a symbolic link")
+        return n.target
+
+    # ---- data ------------------------------------------------------------------------------------
+    def vop_read(self: TmpfsMount, vp: Vnode, offset: int, size: int) -> bytes:
+        n = _node(vp)
+        if n.pages is None:
+            raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
+        if not self.flags & MNT_NOATIME:
+            n.atime_ns = now_ns()
+        return read_pages(n.pages, n.size, offset, size)
+
+    def vop_write(self: TmpfsMount, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+        n = _node(vp)
+        if n.pages is None:
+            raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
+        count = len(data)
+        if count == 0:
+            return 0
+        end = offset + count
+        if end > self.maxfilesize:
+            raise OSError(errno.EFBIG, "file too large")
+        self._check_space(count)
+        grown = write_pages(n.pages, offset, memoryview(data))
+        if grown:
+            try:
+                self._charge(grown)
+            except OSError:
+                truncate_pages(n.pages, n.size)
+                raise
+        if end > n.size:
+            n.size = end
+        mark_modified(n)
+        return count

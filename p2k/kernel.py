@@ -1,0 +1,172 @@
+"""The kernel: one isolated instance of the rump file-system stack.
+
+Everything a kernel knows — mount table, vnode cache, buffer cache, devices, processes — hangs off
+this object, so several kernels in one Python process share nothing, as several rump kernels in
+several host processes share nothing. The root file system is a small writable memory file
+system (rumpfs in NetBSD; here tmpfs, which is the same thing with hashed directories), so
+``k.sys.mkdir("/mnt")`` followed by a mount works at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
+from p2k.fs.tmpfs import TmpfsMount
+from p2k.hyper import KernelParams, MemAccount
+from p2k.vfs.bufcache import BufCache
+from p2k.vfs.lwproc import RFFDG, Cred, Proc
+from p2k.vfs.mount import Mount
+from p2k.vfs.specfs import SpecMount
+from p2k.vfs.syscalls import Syscalls
+from p2k.vfs.vnode import Vnode, VnodeCache
+
+
+class Kernel:
+    def __init__(self, *, ncpu: int | str | None = None, memlimit: int | str | None = None,
+                 nvnodes: int | str | None = None, verbose: bool | int | str | None = None,
+                 threads: bool | int | str | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.params = KernelParams.from_env(env, ncpu=ncpu, memlimit=memlimit, nvnodes=nvnodes,
+                                            verbose=verbose, threads=threads)
+        self.lock = threading.RLock()
+        self.cpus = threading.BoundedSemaphore(self.params.ncpu)
+        self.mem = MemAccount(self.params.memlimit)
+        self.bufcache = BufCache(self.mem)
+        self.vcache = VnodeCache(self.params.nvnodes)
+        self.etfs = EtfsRegistry()
+        self.specmount = SpecMount(self)
+        self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})
+        self.rootmount.mountpoint_path = "/"
+        self.mounts: list[Mount] = []
+        self.halted = False
+        root = self.vcache.vget(self.rootmount, self.rootmount.vfs_root_ino())
+        self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed
+        self.proc0 = Proc(self.vcache, root, root)
+        self.sys = Syscalls(self, self.proc0)
+
+    # ---- rump_pub_etfs_* -------------------------------------------------------------------------
+    def etfs_register(self, key: str, hostpath: str, type: int = ETFS_BLK, size: int | None = None,
+                      offset: int = 0, readonly: bool = False) -> Device:
+        with self.lock:
+            dev = self.etfs.register(key, hostpath, type, size=size, offset=offset, readonly=readonly)
+            self.specmount.devices[dev.dev_id] = dev
+            return dev
+
+    def etfs_remove(self, key: str) -> None:
+        with self.lock:
+            dev = self.etfs.lookup(key)
+            self.etfs.remove(key)
+            if dev is not None:
+                self.specmount.devices.pop(dev.dev_id, None)
+                self.bufcache.invalidate_dev(dev)
+                cached = self.vcache.lookup_cached(self.specmount, dev.dev_id)
+                if cached is not None and cached.usecount == 0:
+                    self.vcache.vflush(self.specmount, keep=())
+
+    @property
+    def etfs_keys(self) -> bool:
+        return bool(self.specmount.devices)
+
+    def etfs_vnode(self, dev: Device) -> Vnode:
+        return self.vcache.vget(self.specmount, dev.dev_id)
+
+    # ---- processes (rump_lwproc) -----------------------------------------------------------------
+    def newproc(self, flags: int = RFFDG, cred: Cred | None = None, parent: Proc | None = None) -> Syscalls:
+        """A new process context; its ``Syscalls`` act with ``cred``. ``.proc.exit()`` frees it."""
+        with self.lock:
+            proc = (parent or self.proc0).fork(flags, cred)
+            return Syscalls(self, proc)
+
+    def release_proc(self, sys: Syscalls) -> None:
+        with self.lock:
+            sys.proc.exit()
+
+    # ---- sysctl and statistics -------------------------------------------------------------------
+    def sysctl(self, name: str, value: int | None = None) -> int:
+        with self.lock:
+            if name == "kern.maxvnodes":
+                if value is not None:
+                    self.vcache.set_maxvnodes(int(value))
+                return self.vcache.maxvnodes
+            if name == "hw.ncpu":
+                return self.params.ncpu
+            if name == "hw.usermem" or name == "kern.memlimit":
+                return self.mem.limit or 0
+            raise OSError(2, f"sysctl {name}: unknown name")
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            vc, bc = self.vcache, self.bufcache
+            return {
+                "vnodes": vc.total, "vnodes_inuse": vc.inuse, "vnodes_free": vc.free,
+                "maxvnodes": vc.maxvnodes, "reclaims": vc.reclaims,
+                "buf_hits": bc.hits, "buf_misses": bc.misses, "buf_bytes": bc.bytes,
+                "buf_dirty_bytes": bc.dirty_bytes, "buf_writes": bc.writes,
+                "mem_used": self.mem.used, "mem_peak": self.mem.peak, "mem_limit": self.mem.limit or 0,
+                "mounts": len(self.mounts),
+            }
+
+    # ---- mount table -----------------------------------------------------------------------------
+    def sync_all(self) -> None:
+        with self.lock:
+            for mp in list(self.mounts):
+                mp.vfs_sync(True)
+            self.bufcache.sync_all()
+
+    def unmount_mp(self, mp: Mount, force: bool = False) -> None:
+        with self.lock:
+            for other in self.mounts:
+                if other is not mp and other.covered is not None and other.covered.mount is mp:
+                    if not force:
+                        raise OSError(16, f"{mp.mountpoint_path}: a file system is mounted below it")
+                    self.unmount_mp(other, force=True)
+            self.vcache.vflush(mp, force=force)
+            mp.vfs_sync(True)
+            mp.vfs_unmount(force)
+            dev: Any = mp.data.get("device")
+            if dev is not None:
+                self.bufcache.flush_dev(dev)
+                self.bufcache.invalidate_dev(dev)
+                dev.release()
+            covered = mp.covered
+            self.mounts.remove(mp)
+            if covered is not None:
+                covered.mountedhere = None
+                mp.covered = None
+                self.vcache.vrele(covered)
+
+    def shutdown(self, sync: bool = True) -> None:
+        """Unmount everything, newest first; with ``sync`` write everything back first."""
+        with self.lock:
+            if sync:
+                self.sync_all()
+            for mp in reversed(list(self.mounts)):
+                if mp in self.mounts:
+                    try:
+                        self.unmount_mp(mp, force=True)
+                    except OSError:
+                        if sync:
+                            raise
+
+    def halt(self, sync: bool = True) -> None:
+        """rump_sys_reboot: sync, unmount all, release devices. The kernel is unusable after."""
+        with self.lock:
+            if self.halted:
+                return
+            self.shutdown(sync=sync)
+            self.proc0.exit()
+            self.etfs.close_all()
+            self.halted = True
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.halt()
+
+
+def rump_init(**kwargs: Any) -> Kernel:
+    """A kernel configured from the RUMP_* environment variables (rump_init(3))."""
+    return Kernel(**kwargs)

@@ -1,0 +1,82 @@
+"""Process contexts in the manner of rump_lwproc(3).
+
+Every caller of the syscall layer acts as some process: it has credentials, a current and a root
+directory, a umask and a file-descriptor table. The FUSE bridge gives each request the host
+caller's credentials; the server gives each connection a process of its own. A new process can
+share its parent's fd table (RUMP_RFFDG clear), copy it (RUMP_RFFDG) or start empty (RUMP_RFCFDG).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from p2k.vfs.file import FdTable
+
+if TYPE_CHECKING:
+    from p2k.vfs.vnode import Vnode, VnodeCache
+
+RFFDG = 0x04  # copy the fd table
+RFCFDG = 0x1000  # start with an empty fd table
+RFSHARE = 0  # neither: share the parent's table
+
+_pids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Cred:
+    """Credentials a permission check is made with; frozen so a check never sees a half-change."""
+
+    uid: int = 0
+    gid: int = 0
+    groups: tuple[int, ...] = field(default=())
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+    def in_group(self, gid: int) -> bool:
+        return gid == self.gid or gid in self.groups
+
+
+ROOT_CRED = Cred()
+
+
+class Proc:
+    def __init__(self, vcache: VnodeCache, root: Vnode, cwd: Vnode, cred: Cred = ROOT_CRED,
+                 umask: int = 0o022, fdt: FdTable | None = None) -> None:
+        self.pid = next(_pids)
+        self.vcache = vcache
+        self.cred = cred
+        self.umask = umask
+        self.root = vcache.vref(root)
+        self.cwd = vcache.vref(cwd)
+        self.fdt = fdt if fdt is not None else FdTable(vcache)
+        self.fdt.users += 1
+        self.exited = False
+
+    def fork(self, flags: int = RFFDG, cred: Cred | None = None) -> Proc:
+        if flags & RFCFDG:
+            fdt = FdTable(self.vcache)
+        elif flags & RFFDG:
+            fdt = self.fdt.copy()
+        else:
+            fdt = self.fdt
+        return Proc(self.vcache, self.root, self.cwd, cred or self.cred, self.umask, fdt)
+
+    def set_cwd(self, vp: Vnode) -> None:
+        old = self.cwd
+        self.cwd = self.vcache.vref(vp)
+        self.vcache.vrele(old)
+
+    def exit(self) -> None:
+        """Release everything the process holds: fds (closing files last referenced here), dirs."""
+        if self.exited:
+            return
+        self.exited = True
+        self.fdt.users -= 1
+        if self.fdt.users == 0:
+            self.fdt.close_all()
+        self.vcache.vrele(self.cwd)
+        self.vcache.vrele(self.root)

@@ -1,0 +1,220 @@
+"""Name lookup (NetBSD ``vfs_lookup.c``): a path to referenced vnodes.
+
+The walk checks search permission on every directory it passes, crosses mount points both ways
+(down through ``mountedhere``, up through ``covered`` at a file system's root), never climbs above
+the process's root, follows symbolic links (ELOOP after MAXSYMLINKS) and applies the trailing-slash
+rule: a path ending in ``/`` must name a directory. Device keys registered with etfs are found here,
+on absolute paths, before the root file system's own entries, as rumpfs does.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from p2k.vfs.perm import X_OK, check_access
+from p2k.vfs.vattr import VDIR, VLNK
+
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
+    from p2k.vfs.lwproc import Proc
+    from p2k.vfs.vnode import Vnode
+
+MAXSYMLINKS = 32
+PATH_MAX = 1024
+
+LOOKUP, CREATE, DELETE, RENAME = 0, 1, 2, 3
+
+
+@dataclass(slots=True)
+class NameiResult:
+    """``dvp`` (when a parent was asked for) and ``vp`` are referenced; ``release`` drops both."""
+
+    dvp: Vnode | None
+    vp: Vnode | None
+    name: bytes
+    trailing_slash: bool
+
+    def release(self, kernel: Kernel) -> None:
+        rele = kernel.vcache.vrele
+        if self.vp is not None:
+            rele(self.vp)
+            self.vp = None
+        if self.dvp is not None:
+            rele(self.dvp)
+            self.dvp = None
+
+
+def fspath(path: str | bytes | object) -> bytes:
+    if isinstance(path, bytes):
+        return path
+    if isinstance(path, str):
+        return path.encode("utf-8", "surrogateescape")
+    import os
+
+    return fspath(os.fspath(path))  # type: ignore[arg-type]
+
+
+def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
+          want_parent: bool = False, start: Vnode | None = None) -> NameiResult:
+    """Resolve ``path`` for ``proc``. With ``want_parent`` the last component need not exist
+    (``vp`` is None then) and ``dvp`` is its directory. ``start`` is a dirfd's vnode."""
+    p = fspath(path)
+    if not p:
+        raise OSError(errno.ENOENT, "empty path")
+    if len(p) >= PATH_MAX:
+        raise OSError(errno.ENAMETOOLONG, "path too long")
+    if b"\0" in p:
+        raise OSError(errno.EINVAL, "NUL byte in path")
+    vc = kernel.vcache
+    cred = proc.cred
+    links = 0
+    absolute = p.startswith(b"/")
+    cur = vc.vref(proc.root if absolute else (start or proc.cwd))
+    # The absolute path walked so far while inside the root file system, for etfs keys.
+    abspath: list[bytes] | None = [] if absolute else None
+    comps = [c for c in p.split(b"/") if c]
+    trailing = p.endswith(b"/")
+    try:
+        while True:
+            if not comps:
+                # "/" or "a/." etc.: the path names the current directory itself.
+                if want_parent and op != LOOKUP:
+                    raise OSError(errno.EBUSY if op != CREATE else errno.EEXIST, "path names a root")
+                return NameiResult(None, cur, b".", trailing)
+            name = comps.pop(0)
+            last = not comps
+            if cur.type != VDIR:
+                raise OSError(errno.ENOTDIR, f"not a directory before {name!r}")
+            if not cred.is_root:
+                check_access(cred, cur.mount.vop_getattr(cur), X_OK, "search")
+            if len(name) > cur.mount.namemax:
+                raise OSError(errno.ENAMETOOLONG, "file name too long")
+            if name == b".":
+                if last:
+                    return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
+                continue
+            if name == b"..":
+                nxt = _dotdot(kernel, proc, cur)
+                if abspath:
+                    abspath.pop()
+                vc.vrele(cur)
+                cur = nxt
+                if last:
+                    return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
+                continue
+            vp = _lookup_one(kernel, cur, name, abspath)
+            if vp is None:
+                if last and want_parent:
+                    if trailing and op == CREATE:
+                        pass  # mkdir("a/") creates; the caller decides for others
+                    res = NameiResult(cur, None, name, trailing)
+                    cur = None  # type: ignore[assignment]
+                    return res
+                raise OSError(errno.ENOENT, f"no such file or directory: {name!r}")
+            if vp.type == VLNK and (not last or follow or trailing):
+                links += 1
+                if links > MAXSYMLINKS:
+                    vc.vrele(vp)
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links")
+                target = vp.mount.vop_readlink(vp)
+                vc.vrele(vp)
+                if not target:
+                    raise OSError(errno.ENOENT, "empty symbolic link")
+                comps = [c for c in target.split(b"/") if c] + comps
+                if target.endswith(b"/") and last:
+                    trailing = True
+                if target.startswith(b"/"):
+                    vc.vrele(cur)
+                    cur = vc.vref(proc.root)
+                    abspath = []
+                continue
+            if abspath is not None:
+                abspath.append(name)
+            if last:
+                if trailing and vp.type != VDIR:
+                    vc.vrele(vp)
+                    raise OSError(errno.ENOTDIR, "not a directory (trailing slash)")
+                if want_parent:
+                    res = NameiResult(cur, vp, name, trailing)
+                    cur = None  # type: ignore[assignment]
+                    return res
+                vc.vrele(cur)
+                cur = None  # type: ignore[assignment]
+                return NameiResult(None, vp, name, trailing)
+            vc.vrele(cur)
+            cur = vp
+    finally:
+        if cur is not None:
+            vc.vrele(cur)
+
+
+def _finish(kernel: Kernel, cur: Vnode, _unused: object, name: bytes, trailing: bool,
+            want_parent: bool, op: int, dot: bool) -> NameiResult:
+    """The last component was ``.`` or ``..``: fine to look up, never to create or remove."""
+    if want_parent and op != LOOKUP:
+        raise OSError(errno.EINVAL if op != CREATE else errno.EEXIST, f"{name!r} cannot be {op=}")
+    kernel.vcache.vref(cur)
+    return NameiResult(None, cur, name, trailing)
+
+
+def _dotdot(kernel: Kernel, proc: Proc, cur: Vnode) -> Vnode:
+    """The parent of ``cur``, crossing up out of mounted file systems; never above proc.root."""
+    vc = kernel.vcache
+    while True:
+        if cur is proc.root or (cur.mount is proc.root.mount and cur.ino == proc.root.ino):
+            return vc.vref(cur)
+        mp = cur.mount
+        if cur.ino == mp.vfs_root_ino() and mp.covered is not None:
+            cur = mp.covered
+            continue
+        break
+    ino = cur.mount.vop_lookup(cur, b"..")
+    return _cross_down(kernel, vc.vget(cur.mount, ino))
+
+
+def _cross_down(kernel: Kernel, vp: Vnode) -> Vnode:
+    vc = kernel.vcache
+    while vp.mountedhere is not None:
+        mp = vp.mountedhere
+        root = vc.vget(mp, mp.vfs_root_ino())
+        vc.vrele(vp)
+        vp = root
+    return vp
+
+
+def _lookup_one(kernel: Kernel, dvp: Vnode, name: bytes, abspath: list[bytes] | None) -> Vnode | None:
+    if abspath is not None and dvp.mount is kernel.rootmount and kernel.etfs_keys:
+        key = "/" + b"/".join([*abspath, name]).decode("utf-8", "surrogateescape")
+        dev = kernel.etfs.lookup(key)
+        if dev is not None:
+            return kernel.etfs_vnode(dev)
+    try:
+        ino = dvp.mount.vop_lookup(dvp, name)
+    except FileNotFoundError:
+        return None
+    return _cross_down(kernel, kernel.vcache.vget(dvp.mount, ino))
+
+
+def lookup_parent_chain(kernel: Kernel, proc: Proc, vp: Vnode) -> list[Vnode]:
+    """Directories from ``vp`` up to proc's root (unreferenced; used to refuse renaming a
+    directory into its own subtree)."""
+    chain: list[Vnode] = []
+    cur = kernel.vcache.vref(vp)
+    try:
+        for _ in range(4096):
+            chain.append(cur)
+            if cur is proc.root or (cur.mount is proc.root.mount and cur.ino == proc.root.ino):
+                break
+            nxt = _dotdot(kernel, proc, cur)
+            if nxt is cur:
+                kernel.vcache.vrele(nxt)
+                break
+            kernel.vcache.vrele(cur)
+            cur = nxt
+        else:
+            raise OSError(errno.ELOOP, "directory cycle")
+    finally:
+        kernel.vcache.vrele(cur)
+    return chain

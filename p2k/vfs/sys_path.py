@@ -1,0 +1,403 @@
+"""Syscalls that name things by path: open, stat, create and remove names, rename, cwd.
+
+Argument checks follow POSIX and, where BSD and Linux differ, what Linux programs expect through the
+FUSE bridge (unlink of a directory is EISDIR; a new file takes its group from a set-gid directory,
+otherwise from the caller).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+
+from p2k.vfs.file import File
+from p2k.vfs.namei import CREATE, DELETE, RENAME, _dotdot, fspath
+from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky
+from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
+from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr
+from p2k.vfs.vnode import Vnode
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+_CREATABLE = {stat_mod.S_IFREG, stat_mod.S_IFIFO, stat_mod.S_IFSOCK, stat_mod.S_IFCHR, stat_mod.S_IFBLK}
+
+
+def _as_input(value: bytes, like: str | bytes | object) -> str | bytes:
+    return value if isinstance(like, bytes) else value.decode("utf-8", "surrogateescape")
+
+
+class PathCalls(SysBase):
+    # ---- creation helpers ------------------------------------------------------------------------
+    def _new_owner(self, dvp: Vnode, mode: int, isdir: bool) -> tuple[int, int, int]:
+        """uid, gid and mode of a new node in ``dvp``: umask applied, set-gid directories honoured."""
+        cred = self.proc.cred
+        dva = self._getattr(dvp)
+        check_access(cred, dva, W_OK | X_OK, "create")
+        self._check_writable_fs(dvp.mount)
+        mode &= ~self.proc.umask & 0o7777
+        gid = cred.gid
+        if dva.mode & stat_mod.S_ISGID:
+            gid = dva.gid
+            if isdir:
+                mode |= stat_mod.S_ISGID
+        if not isdir and mode & stat_mod.S_ISGID and cred.uid != 0 and not cred.in_group(gid):
+            mode &= ~stat_mod.S_ISGID
+        return cred.uid, gid, mode
+
+    def _check_remove(self, dvp: Vnode, vp: Vnode) -> None:
+        cred = self.proc.cred
+        dva = self._getattr(dvp)
+        check_access(cred, dva, W_OK | X_OK, "remove")
+        if not cred.is_root:
+            check_sticky(cred, dva, self._getattr(vp))
+        self._check_writable_fs(dvp.mount)
+        if vp.mount is not dvp.mount or vp.mountedhere is not None or vp is self.proc.root:
+            raise OSError(errno.EBUSY, "mount point or root is busy")
+
+    # ---- open ------------------------------------------------------------------------------------
+    @syscall
+    def open(self, path: str | bytes, flags: int, mode: int = 0o777, *, dir_fd: int | Vnode | None = None) -> int:
+        acc = flags & os.O_ACCMODE
+        if acc == os.O_ACCMODE:
+            raise OSError(errno.EINVAL, "bad access mode")
+        if flags & os.O_CREAT:
+            r = self._namei(path, want_parent=True, op=CREATE, dir_fd=dir_fd,
+                            follow=not flags & (os.O_EXCL | os.O_NOFOLLOW))
+            dvp, vp = r.dvp, r.vp
+            try:
+                if vp is None:
+                    if r.trailing_slash:
+                        raise OSError(errno.EISDIR, "cannot create a file with a trailing slash")
+                    assert dvp is not None
+                    uid, gid, m = self._new_owner(dvp, mode, isdir=False)
+                    ino = dvp.mount.vop_create(dvp, r.name, stat_mod.S_IFREG | m, uid, gid)
+                    vp = self.kernel.vcache.vget(dvp.mount, ino)
+                    flags &= ~os.O_TRUNC
+                elif flags & os.O_EXCL:
+                    raise OSError(errno.EEXIST, "file exists")
+            except BaseException:
+                r.release(self.kernel)
+                raise
+            self._rele(dvp)
+        else:
+            vp = self._lookup(path, follow=not flags & os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            return self._open_vp(vp, flags)
+        except BaseException:
+            self._rele(vp)
+            raise
+
+    def _open_vp(self, vp: Vnode, flags: int) -> int:
+        """Check and open a referenced vnode; the reference passes to the new file."""
+        acc = flags & os.O_ACCMODE
+        writable = acc in (os.O_WRONLY, os.O_RDWR)
+        if vp.type == VLNK:
+            raise OSError(errno.ELOOP, "symbolic link (O_NOFOLLOW)")
+        if flags & os.O_DIRECTORY and vp.type != VDIR:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        if vp.type == VDIR and (writable or flags & os.O_TRUNC):
+            raise OSError(errno.EISDIR, "is a directory")
+        want = (R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (W_OK if writable else 0)
+        if flags & os.O_TRUNC and not writable:
+            want |= W_OK
+        if not self.proc.cred.is_root or want & W_OK:
+            check_access(self.proc.cred, self._getattr(vp), want)
+        if writable and vp.type in (VREG, VDIR):
+            self._check_writable_fs(vp.mount)
+        fp = File(vp, flags)
+        if vp.mount is self.kernel.specmount:
+            dev = vp.data
+            dev.acquire()  # type: ignore[union-attr]
+            fp.on_close = dev.release  # type: ignore[union-attr]
+        if flags & os.O_TRUNC and writable and vp.type == VREG:
+            vp.mount.vop_setattr(vp, SetAttr(size=0))
+        return self.proc.fdt.alloc(fp)
+
+    # ---- stat ------------------------------------------------------------------------------------
+    @syscall
+    def stat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None, follow_symlinks: bool = True) -> os.stat_result:
+        vp = self._lookup(path, follow=follow_symlinks, dir_fd=dir_fd)
+        try:
+            return self._stat_vp(vp)
+        finally:
+            self.kernel.vcache.vrele(vp)
+
+    def lstat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> os.stat_result:
+        return self.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+
+    @syscall
+    def statvfs(self, path: str | bytes) -> os.statvfs_result:
+        vp = self._lookup(path)
+        try:
+            return statvfs_result(vp.mount.vfs_statvfs())
+        finally:
+            self._rele(vp)
+
+    # ---- making names ----------------------------------------------------------------------------
+    @syscall
+    def mkdir(self, path: str | bytes, mode: int = 0o777, *, dir_fd: int | Vnode | None = None) -> None:
+        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is not None:
+                raise OSError(errno.EEXIST, "file exists")
+            assert r.dvp is not None
+            uid, gid, m = self._new_owner(r.dvp, mode, isdir=True)
+            r.dvp.mount.vop_mkdir(r.dvp, r.name, m, uid, gid)
+        finally:
+            r.release(self.kernel)
+
+    @syscall
+    def mknod(self, path: str | bytes, mode: int = 0o600, device: int = 0, *, dir_fd: int | Vnode | None = None) -> None:
+        ftype = stat_mod.S_IFMT(mode) or stat_mod.S_IFREG
+        if ftype not in _CREATABLE:
+            raise OSError(errno.EINVAL if ftype != VDIR else errno.EPERM, "bad file type for mknod")
+        if ftype in (stat_mod.S_IFCHR, stat_mod.S_IFBLK) and not self.proc.cred.is_root:
+            raise OSError(errno.EPERM, "only root may make device nodes")
+        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is not None:
+                raise OSError(errno.EEXIST, "file exists")
+            if r.trailing_slash:
+                raise OSError(errno.ENOENT, "trailing slash on a non-directory")
+            assert r.dvp is not None
+            uid, gid, m = self._new_owner(r.dvp, mode, isdir=False)
+            r.dvp.mount.vop_create(r.dvp, r.name, ftype | m, uid, gid, device)
+        finally:
+            r.release(self.kernel)
+
+    def mkfifo(self, path: str | bytes, mode: int = 0o666, *, dir_fd: int | Vnode | None = None) -> None:
+        self.mknod(path, stat_mod.S_IFIFO | (mode & 0o7777), dir_fd=dir_fd)
+
+    @syscall
+    def symlink(self, target: str | bytes, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> None:
+        tgt = fspath(target)
+        if not tgt:
+            raise OSError(errno.ENOENT, "empty symlink target")
+        if len(tgt) >= 1024:
+            raise OSError(errno.ENAMETOOLONG, "symlink target too long")
+        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is not None:
+                raise OSError(errno.EEXIST, "file exists")
+            if r.trailing_slash:
+                raise OSError(errno.ENOENT, "trailing slash on a non-directory")
+            assert r.dvp is not None
+            uid, gid, _ = self._new_owner(r.dvp, 0o777, isdir=False)
+            r.dvp.mount.vop_symlink(r.dvp, r.name, tgt, 0o777, uid, gid)
+        finally:
+            r.release(self.kernel)
+
+    @syscall
+    def link(self, src: str | bytes, dst: str | bytes, *, src_dir_fd: int | Vnode | None = None,
+             dst_dir_fd: int | Vnode | None = None, follow_symlinks: bool = False) -> None:
+        vp = self._lookup(src, follow=follow_symlinks, dir_fd=src_dir_fd)
+        try:
+            if vp.type == VDIR:
+                raise OSError(errno.EPERM, "cannot hard-link a directory")
+            r = self._namei(dst, want_parent=True, op=CREATE, follow=False, dir_fd=dst_dir_fd)
+            try:
+                if r.vp is not None:
+                    raise OSError(errno.EEXIST, "file exists")
+                if r.trailing_slash:
+                    raise OSError(errno.ENOENT, "trailing slash on a non-directory")
+                assert r.dvp is not None
+                if r.dvp.mount is not vp.mount:
+                    raise OSError(errno.EXDEV, "cross-device link")
+                check_access(self.proc.cred, self._getattr(r.dvp), W_OK | X_OK, "link")
+                self._check_writable_fs(vp.mount)
+                vp.mount.vop_link(r.dvp, r.name, vp)
+            finally:
+                r.release(self.kernel)
+        finally:
+            self._rele(vp)
+
+    @syscall
+    def readlink(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> str | bytes:
+        vp = self._lookup(path, follow=False, dir_fd=dir_fd)
+        try:
+            if vp.type != VLNK:
+                raise OSError(errno.EINVAL, "not a symbolic link")
+            return _as_input(vp.mount.vop_readlink(vp), path)
+        finally:
+            self._rele(vp)
+
+    # ---- removing names --------------------------------------------------------------------------
+    @syscall
+    def unlink(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> None:
+        r = self._namei(path, want_parent=True, op=DELETE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is None:
+                raise OSError(errno.ENOENT, "no such file or directory")
+            assert r.dvp is not None
+            if r.vp.type == VDIR:
+                raise OSError(errno.EISDIR, "is a directory")
+            self._check_remove(r.dvp, r.vp)
+            r.dvp.mount.vop_remove(r.dvp, r.name, r.vp)
+        finally:
+            r.release(self.kernel)
+
+    remove = unlink
+
+    @syscall
+    def rmdir(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> None:
+        last = fspath(path).rstrip(b"/").rsplit(b"/", 1)[-1]
+        if last in (b".", b".."):
+            self._rele(self._lookup(path, dir_fd=dir_fd))
+            raise OSError(errno.EINVAL if last == b"." else errno.ENOTEMPTY, "cannot remove . or ..")
+        r = self._namei(path, want_parent=True, op=DELETE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is None:
+                raise OSError(errno.ENOENT, "no such file or directory")
+            assert r.dvp is not None
+            if r.vp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            self._check_remove(r.dvp, r.vp)
+            if not r.vp.mount.vop_isempty(r.vp):
+                raise OSError(errno.ENOTEMPTY, "directory not empty")
+            r.dvp.mount.vop_rmdir(r.dvp, r.name, r.vp)
+        finally:
+            r.release(self.kernel)
+
+    # ---- rename ----------------------------------------------------------------------------------
+    @syscall
+    def rename(self, src: str | bytes, dst: str | bytes, flags: int = 0, *,
+               src_dir_fd: int | Vnode | None = None, dst_dir_fd: int | Vnode | None = None) -> None:
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
+            raise OSError(errno.EINVAL, "bad rename flags")
+        for p in (src, dst):
+            if fspath(p).rstrip(b"/").rsplit(b"/", 1)[-1] in (b".", b".."):
+                raise OSError(errno.EINVAL, "cannot rename . or ..")
+        f = self._namei(src, want_parent=True, op=DELETE, follow=False, dir_fd=src_dir_fd)
+        try:
+            if f.vp is None:
+                raise OSError(errno.ENOENT, "no such file or directory")
+            t = self._namei(dst, want_parent=True, op=RENAME, follow=False, dir_fd=dst_dir_fd)
+            try:
+                self._rename(f.dvp, f.name, f.vp, t.dvp, t.name, t.vp, flags,  # type: ignore[arg-type]
+                             f.trailing_slash or t.trailing_slash)
+            finally:
+                t.release(self.kernel)
+        finally:
+            f.release(self.kernel)
+
+    def _rename(self, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vnode, tname: bytes,
+                tvp: Vnode | None, flags: int, trailing: bool) -> None:
+        mp = fdvp.mount
+        if tdvp.mount is not mp or fvp.mount is not mp:
+            raise OSError(errno.EXDEV, "cross-device rename")
+        isdir = fvp.type == VDIR
+        if trailing and not isdir:
+            raise OSError(errno.ENOTDIR, "not a directory (trailing slash)")
+        if flags & RENAME_EXCHANGE and tvp is None:
+            raise OSError(errno.ENOENT, "exchange target does not exist")
+        if tvp is not None and flags & RENAME_NOREPLACE:
+            raise OSError(errno.EEXIST, "target exists")
+        cred = self.proc.cred
+        for d, v in ((fdvp, fvp), (tdvp, tvp)):
+            check_access(cred, self._getattr(d), W_OK | X_OK, "rename")
+            if v is not None and not cred.is_root:
+                check_sticky(cred, self._getattr(d), self._getattr(v))
+        self._check_writable_fs(mp)
+        for v in (fvp, tvp):
+            if v is not None and (v.mountedhere is not None or v.ino == v.mount.vfs_root_ino()
+                                  or v is self.proc.root):
+                raise OSError(errno.EBUSY, "mount point or root is busy")
+        if tvp is fvp:
+            return  # two names of one file: POSIX says do nothing
+        moving_dir = fdvp is not tdvp
+        if flags & RENAME_EXCHANGE:
+            assert tvp is not None
+            for a, b in ((fvp, tdvp), (tvp, fdvp)):
+                if a.type == VDIR and moving_dir:
+                    self._check_not_ancestor(a, b)
+                    if not cred.is_root:
+                        check_access(cred, self._getattr(a), W_OK, "move directory")
+            if not mp.supports_exchange:
+                raise OSError(errno.EINVAL, "RENAME_EXCHANGE not supported by this file system")
+            mp.vop_exchange(fdvp, fname, fvp, tdvp, tname, tvp)
+            return
+        if tvp is not None:
+            if isdir and tvp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "cannot replace a non-directory with a directory")
+            if not isdir and tvp.type == VDIR:
+                raise OSError(errno.EISDIR, "cannot replace a directory with a non-directory")
+            if tvp.type == VDIR and not mp.vop_isempty(tvp):
+                raise OSError(errno.ENOTEMPTY, "target directory not empty")
+        if isdir and moving_dir:
+            self._check_not_ancestor(fvp, tdvp)
+            if not cred.is_root:
+                check_access(cred, self._getattr(fvp), W_OK, "move directory to a new parent")
+        mp.vop_rename(fdvp, fname, fvp, tdvp, tname, tvp)
+
+    def _check_not_ancestor(self, dirvp: Vnode, tdvp: Vnode) -> None:
+        """EINVAL when ``tdvp`` is ``dirvp`` or inside it: a directory cannot move into itself."""
+        vc = self.kernel.vcache
+        cur = vc.vref(tdvp)
+        try:
+            for _ in range(1 << 16):
+                if cur is dirvp:
+                    raise OSError(errno.EINVAL, "cannot move a directory into itself")
+                if cur.ino == cur.mount.vfs_root_ino() or cur is self.proc.root:
+                    return
+                nxt = _dotdot(self.kernel, self.proc, cur)
+                vc.vrele(cur)
+                cur = nxt
+            raise OSError(errno.ELOOP, "directory cycle")
+        finally:
+            vc.vrele(cur)
+
+    # ---- directories and cwd ---------------------------------------------------------------------
+    @syscall
+    def listdir(self, path: str | bytes = ".") -> list[str] | list[bytes]:
+        vp = self._lookup(path)
+        try:
+            if vp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            check_access(self.proc.cred, self._getattr(vp), R_OK, "read directory")
+            names = [d.name for d in vp.mount.vop_readdir(vp, 0) if d.name not in (b".", b"..")]
+        finally:
+            self._rele(vp)
+        if isinstance(path, bytes):
+            return names
+        return [n.decode("utf-8", "surrogateescape") for n in names]
+
+    @syscall
+    def chdir(self, path: str | bytes) -> None:
+        vp = self._lookup(path)
+        try:
+            if vp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            check_access(self.proc.cred, self._getattr(vp), X_OK, "chdir")
+            self.proc.set_cwd(vp)
+        finally:
+            self._rele(vp)
+
+    @syscall
+    def getcwd(self) -> str:
+        return self._path_of(self.proc.cwd).decode("utf-8", "surrogateescape")
+
+    def _path_of(self, vp: Vnode) -> bytes:
+        """Walk ``..`` up to the root, finding each directory's name in its parent by inode."""
+        vc = self.kernel.vcache
+        parts: list[bytes] = []
+        cur = vc.vref(vp)
+        try:
+            for _ in range(4096):
+                if cur is self.proc.root or (cur.mount is self.proc.root.mount and cur.ino == self.proc.root.ino):
+                    break
+                child = cur
+                while child.ino == child.mount.vfs_root_ino() and child.mount.covered is not None:
+                    child = child.mount.covered
+                parent = _dotdot(self.kernel, self.proc, cur)
+                name = next((d.name for d in parent.mount.vop_readdir(parent, 0)
+                             if d.ino == child.ino and d.name not in (b".", b"..")), None)
+                vc.vrele(cur)
+                cur = parent
+                if name is None:
+                    raise OSError(errno.ENOENT, "current directory was removed")
+                parts.append(name)
+        finally:
+            vc.vrele(cur)
+        return b"/" + b"/".join(reversed(parts))

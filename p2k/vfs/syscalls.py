@@ -1,0 +1,16 @@
+"""``k.sys``: the rump_sys_* calls with the ``os`` module's conventions, for one process context."""
+
+from __future__ import annotations
+
+from p2k.vfs.sys_attr import AttrCalls
+from p2k.vfs.sys_file import FileCalls
+from p2k.vfs.sys_mount import MountCalls
+from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE, PathCalls
+from p2k.vfs.sys_vnode import VnodeCalls
+
+
+class Syscalls(PathCalls, FileCalls, AttrCalls, MountCalls, VnodeCalls):
+    """Every syscall the kernel offers, acting as ``self.proc``."""
+
+
+__all__ = ["RENAME_EXCHANGE", "RENAME_NOREPLACE", "Syscalls"]
