@@ -1,0 +1,90 @@
+"""Cylinder-group headers (``struct cg``) and their maps.
+
+The 168-byte fixed part is declared once as a field list (both byte orders from one text); the
+maps that follow are byte arrays addressed through the offsets stored in the header, never through
+offsets we compute, because NetBSD and FreeBSD lay them out slightly differently. The read path
+only needs ``cg_initediblk`` (UFS2 lazy inode initialisation) and the inode map; the write path
+(alloc.py) uses ``Cg`` with ``encode_into`` to update a cg buffer in place.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+CG_MAGIC = 0x00090255
+
+CG_FIELDS: tuple[tuple[str, str], ...] = (
+    ("cg_firstfield", "i"), ("cg_magic", "i"), ("cg_old_time", "i"), ("cg_cgx", "I"),
+    ("cg_old_ncyl", "h"), ("cg_old_niblk", "h"), ("cg_ndblk", "I"),
+    ("cg_cs_ndir", "i"), ("cg_cs_nbfree", "i"), ("cg_cs_nifree", "i"), ("cg_cs_nffree", "i"),
+    ("cg_rotor", "I"), ("cg_frotor", "I"), ("cg_irotor", "I"), ("cg_frsum", "8i"),
+    ("cg_old_btotoff", "i"), ("cg_old_boff", "i"), ("cg_iusedoff", "I"), ("cg_freeoff", "I"),
+    ("cg_nextfreeoff", "I"), ("cg_clustersumoff", "I"), ("cg_clusteroff", "I"),
+    ("cg_nclusterblks", "I"), ("cg_niblk", "I"), ("cg_initediblk", "I"),
+    ("cg_sparecon32", "12s"), ("cg_time", "q"), ("cg_sparecon64", "24s"),
+)
+CG_STRUCTS = {e: struct.Struct(e + "".join(f for _, f in CG_FIELDS)) for e in "<>"}
+assert CG_STRUCTS["<"].size == 168
+_INITEDIBLK_OFF = 120
+_MAGIC_OFF = 4
+
+
+class Cg:
+    """A decoded cg header over its buffer; ``buf`` is the whole cg block (maps included)."""
+
+    def __init__(self, buf: bytearray | bytes, endian: str) -> None:
+        vals = CG_STRUCTS[endian].unpack_from(buf, 0)
+        names = [n for n, _ in CG_FIELDS]
+        i = 0
+        for name, fmt in CG_FIELDS:
+            if fmt == "8i":
+                setattr(self, name, list(vals[i:i + 8]))
+                i += 8
+            else:
+                setattr(self, name, vals[i])
+                i += 1
+        self._names = names
+        self.endian = endian
+        self.buf = buf
+
+    def encode_into(self, buf: bytearray) -> None:
+        vals: list[object] = []
+        for name, fmt in CG_FIELDS:
+            v = getattr(self, name)
+            if fmt == "8i":
+                vals.extend(v)
+            else:
+                vals.append(v)
+        CG_STRUCTS[self.endian].pack_into(buf, 0, *vals)
+
+    def check(self, cgx: int, ipg: int, fpg: int, cgsize: int) -> None:
+        """EIO unless the header is this group's and its map offsets fit inside the cg block."""
+        if self.cg_magic != CG_MAGIC:
+            raise OSError(errno.EIO, f"cg {cgx}: bad magic number {self.cg_magic:#x}")
+        if self.cg_cgx != cgx:
+            raise OSError(errno.EIO, f"cg {cgx}: header says it is cg {self.cg_cgx}")
+        if (self.cg_iusedoff + (ipg + 7) // 8 > cgsize
+                or self.cg_freeoff + (fpg + 7) // 8 > cgsize):
+            raise OSError(errno.EIO, f"cg {cgx}: maps outside the cylinder group block")
+
+    def inosused(self) -> memoryview:
+        """The inode map (1 = in use), ``ceil(ipg/8)`` bytes; only valid after ``check``."""
+        return memoryview(self.buf)[self.cg_iusedoff:self.cg_freeoff]
+
+    def blksfree(self, fpg: int) -> memoryview:
+        """The fragment map (1 = free)."""
+        return memoryview(self.buf)[self.cg_freeoff:self.cg_freeoff + (fpg + 7) // 8]
+
+
+def cg_magic_ok(buf: bytes | bytearray, endian: str) -> bool:
+    return struct.unpack_from(endian + "i", buf, _MAGIC_OFF)[0] == CG_MAGIC
+
+
+def cg_initediblk(buf: bytes | bytearray, endian: str) -> int:
+    """``cg_initediblk`` without decoding the whole header: the per-inode-load check uses it."""
+    return struct.unpack_from(endian + "I", buf, _INITEDIBLK_OFF)[0]
+
+
+def isset(bitmap: bytes | bytearray | memoryview, i: int) -> bool:
+    return bool(bitmap[i >> 3] & (1 << (i & 7)))

@@ -1,0 +1,63 @@
+"""Directory blocks (``struct direct``), parsed one 512-byte chunk (DIRBLKSIZ) at a time.
+
+Entries never cross a chunk, so a chunk is the unit of damage: an entry that fails NetBSD's
+``ufs_dirbadentry`` test (reclen not a multiple of 4, shorter than DIRSIZ(namlen), running past the
+chunk, namlen > 255, a NUL inside the name) ends the parse of *its* chunk only, as NetBSD's lookup
+does after ``ufs_dirbad`` — the rest of the directory stays readable and a corrupt entry can never
+make a scan loop (reclen 0 included). The damage is reported through ``bad`` so the caller can count
+it. The 4.2BSD format (``fs_maxsymlinklen <= 0``) has a 16-bit d_namlen and no d_type.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+DIRBLKSIZ = 512
+DT_UNKNOWN = 0
+DT_DIR = 4
+DT_WHT = 14
+MAXNAMLEN = 255
+
+_HDR = {e: struct.Struct(e + "IHBB") for e in "<>"}
+_HDR_OLD = {e: struct.Struct(e + "IHH") for e in "<>"}
+
+
+def DIRSIZ(namlen: int) -> int:  # noqa: N802 - the C macro's name
+    """Minimal record size of an entry with a ``namlen``-byte name."""
+    return 8 + ((namlen + 1 + 3) & ~3)
+
+
+def iter_chunk_entries(data: bytes | bytearray | memoryview, base: int, endian: str, oldfmt: bool,
+                       bad: Callable[[int, str], None] | None = None,
+                       ) -> Iterator[tuple[int, int, int, bytes, int]]:
+    """Yield ``(offset, ino, type, name, reclen)`` for every entry of ``data`` (whole chunks of a
+    directory starting at byte ``base``), free slots (ino 0) included so that the write path can
+    reuse this parser. A trailing partial chunk is treated as damaged."""
+    hdr = _HDR_OLD[endian] if oldfmt else _HDR[endian]
+    n = len(data)
+    for chunk in range(0, n, DIRBLKSIZ):
+        end = chunk + DIRBLKSIZ
+        if end > n:
+            if bad is not None:
+                bad(base + chunk, "partial directory chunk")
+            return
+        pos = chunk
+        while pos < end:
+            if oldfmt:
+                ino, reclen, namlen = hdr.unpack_from(data, pos)
+                dtype = DT_UNKNOWN
+            else:
+                ino, reclen, dtype, namlen = hdr.unpack_from(data, pos)
+            if (reclen & 3 or reclen > end - pos or reclen < DIRSIZ(namlen if namlen <= MAXNAMLEN else 0)
+                    or namlen > MAXNAMLEN):
+                if bad is not None:
+                    bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
+                break
+            name = bytes(data[pos + 8:pos + 8 + namlen])
+            if ino and (b"\0" in name or data[pos + 8 + namlen] != 0):
+                if bad is not None:
+                    bad(base + pos, "NUL inside a name or name not terminated")
+                break
+            yield base + pos, ino, dtype, name, reclen
+            pos += reclen

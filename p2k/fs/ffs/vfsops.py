@@ -1,0 +1,211 @@
+"""FFS VFS operations (NetBSD ``ffs_vfsops.c``): mount, vget, statvfs, sync, unmount.
+
+``FfsMount.vfs_start`` finds and validates the superblock, builds the per-mount codecs, and decides
+``rw_refusal``: a one-line reason why this file system may only be mounted read-only (a feature
+p2k does not maintain, or a state NetBSD itself refuses to mount read-write), or None. A read-write
+mount of such a file system fails with EROFS and that reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING, Any
+
+from p2k.fs.ffs.bmap import BlockMap
+from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
+from p2k.fs.ffs.dinode import DinodeCodec
+from p2k.fs.ffs.fs import (
+    DEV_BSIZE,
+    FS_44INODEFMT,
+    FS_DOQUOTA2,
+    FS_DOSOFTDEP,
+    FS_DOWAPBL,
+    FS_FLAGS_UPDATED,
+    FS_GJOURNAL,
+    FS_ISCLEAN,
+    FS_MULTILABEL,
+    FS_NEEDSFSCK,
+    FS_NFS4ACLS,
+    FS_POSIX1EACLS,
+    FS_SUJ,
+    FS_TRIM,
+    FS_UNCLEAN,
+    UFS_ROOTINO,
+    Superblock,
+    blkstofrags,
+    cgtod,
+    find_superblock,
+    ino_to_fsba,
+    ino_to_fsbo,
+    maxfilesize,
+)
+from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
+from p2k.fs.ffs.vnops import FfsVnops
+from p2k.vfs.mount import Mount
+from p2k.vfs.vattr import StatVFS
+
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
+    from p2k.vfs.bufcache import BlockDevice
+
+ST_RDONLY = 1
+WAPBL_WC_HEADER = 0x5741424C
+_KNOWN_FLAGS = (FS_UNCLEAN | FS_DOSOFTDEP | FS_NEEDSFSCK | FS_SUJ | FS_POSIX1EACLS | FS_MULTILABEL
+                | FS_GJOURNAL | FS_FLAGS_UPDATED | FS_DOWAPBL | FS_DOQUOTA2 | FS_TRIM | FS_NFS4ACLS)
+
+
+def wapbl_log_state(fs: Superblock, pread: Any, devsize: int) -> str:
+    """'empty', 'busy' or 'unreadable' for the WAPBL journal the superblock describes.
+
+    The journal header pair sits at ``fs_journallocs[ADDR] × BLKSZ`` (both layouts); the newer
+    generation wins, and the log is empty iff its ``wc_head == wc_tail == 0``."""
+    blksz = fs.fs_journal_blksz
+    if fs.fs_journal_location not in (1, 2) or not (DEV_BSIZE <= blksz <= 65536) or blksz & (blksz - 1):
+        return "unreadable"
+    off = fs.fs_journal_addr * blksz
+    if off + 2 * blksz > devsize:
+        return "unreadable"
+    buf = pread(off, 2 * blksz)
+    hdr = struct.Struct(fs.endian + "IiII8xQIIIIqq")
+    best = None
+    for slot in (0, blksz):
+        wc_type, _, _, gen, _, _, _, _, _, head, tail = hdr.unpack_from(buf, slot)
+        if wc_type == WAPBL_WC_HEADER and (best is None or gen > best[0]):
+            best = (gen, head, tail)
+    if best is None:
+        return "unreadable"
+    return "empty" if best[1] == 0 and best[2] == 0 else "busy"
+
+
+def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
+    """Why p2k must not mount this file system read-write, in one line, or None."""
+    flags = fs.fs_flags
+    freebsd_ckhash = bool(flags & FS_DOQUOTA2) and fs.fs_metackhash != 0
+    if freebsd_ckhash:
+        return f"FreeBSD metadata check-hashes (fs_metackhash={fs.fs_metackhash:#x}) are not maintained"
+    if flags & FS_DOQUOTA2:
+        return "in-file-system quotas (FS_DOQUOTA2) are not maintained"
+    if flags & FS_DOWAPBL:
+        if fs.fs_journal_version or fs.fs_journal_location:
+            state = wapbl_log_state(fs, pread, devsize)
+            if state != "empty":
+                return f"WAPBL journal is {'not empty' if state == 'busy' else 'unreadable'}; " \
+                       "replay it with NetBSD's fsck_ffs or kernel first"
+        else:  # FreeBSD's meaning of 0x100
+            return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
+    if flags & (FS_POSIX1EACLS | FS_NFS4ACLS):
+        return "ACLs (FS_POSIX1EACLS/FS_NFS4ACLS) are not maintained"
+    if flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN:
+        return "soft-updates journal on an unclean file system; run FreeBSD's fsck_ffs first"
+    if flags & FS_GJOURNAL:
+        return "gjournal (FS_GJOURNAL) is not supported"
+    if flags & ~_KNOWN_FLAGS:
+        return f"unknown flags {flags & ~_KNOWN_FLAGS:#x} in superblock"
+    if flags & FS_NEEDSFSCK:
+        return "file system is marked as needing fsck"
+    if any(fs.fs_snapinum):
+        return "file system has snapshots, which are not maintained"
+    if not fs.fs_clean & FS_ISCLEAN:
+        return "file system is not clean; run fsck_ffs first"
+    return None
+
+
+class FfsMount(FfsVnops, Mount):
+    """A mounted FFS (UFS1, UFS2, UFS2EA; either byte order). ``data["device"]`` is the device."""
+
+    fstype = "ffs"
+    namemax = 255
+
+    def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
+        super().__init__(kernel, flags, data)
+        self.dev: BlockDevice = data["device"]
+        self.bufcache = kernel.bufcache
+        self.rw_refusal: str | None = None
+        self.dir_errors: list[str] = []
+
+    def _pread(self, off: int, n: int) -> bytes:
+        return self.bufcache.read(self.dev, off, n)
+
+    # ---- VFS operations --------------------------------------------------------------------------
+    def vfs_start(self) -> None:
+        devsize = self.dev.size
+        fs = find_superblock(self._pread, devsize)
+        self.fs = fs
+        self.codec = DinodeCodec(fs.ufs2, fs.endian, not fs.ufs2 and fs.fs_old_inodefmt < FS_44INODEFMT)
+        self.bmapper = BlockMap(fs, self.dev, self.bufcache)
+        self.oldfmt_dir = fs.fs_maxsymlinklen <= 0
+        self.maxfilesize = maxfilesize(fs)
+        self.maxino = fs.fs_ncg * fs.fs_ipg
+        self.isize = fs.inode_size
+        try:
+            self.rw_refusal = compute_rw_refusal(fs, self._pread, devsize)
+        except OSError as e:
+            self.rw_refusal = f"journal unreadable ({e.strerror})"
+        if not self.readonly:
+            if self.rw_refusal is not None:
+                raise OSError(errno.EROFS, f"read-write mount refused: {self.rw_refusal}")
+            if self.dev.readonly:
+                raise OSError(errno.EROFS, "device is read-only")
+
+    def vfs_root_ino(self) -> int:
+        return UFS_ROOTINO
+
+    def read_dinode(self, ino: int) -> Inode:
+        """Decode inode ``ino`` from its (cached) inode block, with no validity checks."""
+        fs = self.fs
+        bp = self.bufcache.bread(self.dev, ino_to_fsba(fs, ino) << fs.fs_fshift, fs.fs_bsize)
+        return self.codec.decode(bp.data, ino_to_fsbo(fs, ino) * self.isize, ino)
+
+    def vfs_loadvnode(self, ino: int) -> tuple[object, int]:
+        """The in-core inode of ``ino`` and its type.
+
+        EINVAL for a number that is not an inode of this file system (0, 1, or ≥ ncg × ipg);
+        ENOENT for a free inode (mode 0, or on UFS2 beyond the group's ``cg_initediblk``);
+        EIO for an allocated inode whose contents are impossible (unknown type, absurd size)."""
+        fs = self.fs
+        if ino < UFS_ROOTINO or ino >= self.maxino:
+            raise OSError(errno.EINVAL, f"inode {ino} out of range")
+        if fs.ufs2:
+            cg = ino // fs.fs_ipg
+            bp = self.bufcache.bread(self.dev, cgtod(fs, cg) << fs.fs_fshift, fs.fs_cgsize)
+            if not cg_magic_ok(bp.data, fs.endian):
+                raise OSError(errno.EIO, f"cg {cg}: bad magic number (inode {ino})")
+            if ino % fs.fs_ipg >= cg_initediblk(bp.data, fs.endian):
+                raise OSError(errno.ENOENT, f"inode {ino} is not allocated")
+        ip = self.read_dinode(ino)
+        vtype = ip.mode & 0o170000
+        if ip.mode == 0:
+            raise OSError(errno.ENOENT, f"inode {ino} is not allocated")
+        if vtype not in VALID_TYPES:
+            raise OSError(errno.EIO, f"inode {ino}: unknown file type {ip.mode:#o}")
+        if ip.size > self.maxfilesize:
+            raise OSError(errno.EIO, f"inode {ino}: size {ip.size} beyond the largest possible file")
+        if vtype == IFDIR and ip.size > ip.blocks * DEV_BSIZE:
+            raise OSError(errno.EIO, f"inode {ino}: directory size {ip.size} exceeds its blocks")
+        return ip, vtype
+
+    def vfs_statvfs(self) -> StatVFS:
+        """ffs_statvfs: free space counts every free fragment; ``f_bavail`` subtracts the minfree
+        reserve (``dsize × minfree / 100``) that only root may use."""
+        fs = self.fs
+        bfree = blkstofrags(fs, fs.fs_cs_nbfree) + fs.fs_cs_nffree + (fs.fs_pendingblocks >> fs.fs_fsbtodb)
+        bresvd = fs.fs_dsize * fs.fs_minfree // 100
+        files = fs.fs_ncg * fs.fs_ipg - UFS_ROOTINO
+        ffree = fs.fs_cs_nifree + fs.fs_pendinginodes
+        return StatVFS(
+            f_bsize=fs.fs_bsize, f_frsize=fs.fs_fsize, f_blocks=fs.fs_dsize,
+            f_bfree=max(bfree, 0), f_bavail=max(bfree - bresvd, 0),
+            f_files=files, f_ffree=max(ffree, 0), f_favail=max(ffree, 0),
+            f_fsid=self.fsid, f_flag=ST_RDONLY if self.readonly else 0, f_namemax=self.namemax)
+
+    def vfs_sync(self, wait: bool = True) -> None:
+        """Nothing is ever dirty on the read path; the write path flushes inodes, cgs and sb here."""
+        self.bufcache.flush_dev(self.dev)
+
+    def vfs_unmount(self, force: bool = False) -> None:
+        self.vfs_sync()
+        self.bufcache.invalidate_dev(self.dev)
+
+    def vop_reclaim(self, vp: Any) -> None:
+        vp.data = None

@@ -1,0 +1,160 @@
+"""FFS vnode operations for reading (NetBSD ``ufs_vnops.c``, ``ufs_lookup.c``, ``ffs_vnops.c``).
+
+``FfsVnops`` is a mixin of ``FfsMount``: it reads ``self.fs``, ``self.dev``, ``self.bufcache``,
+``self.bmapper`` and ``self.codec``, which ``vfs_start`` sets up. The write path adds its VOPs
+beside these (or in a sibling mixin) and keeps the same helpers.
+
+Data reads map the requested block range in one go and fetch each physically contiguous run with
+one ``BufCache.read_extent`` call, so a sequential read is one host read per run, not per block.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from p2k.fs.ffs.dir import DT_WHT, iter_chunk_entries
+from p2k.fs.ffs.fs import MAXPATHLEN
+from p2k.fs.ffs.inode import IFDIR, IFLNK
+from p2k.vfs.vattr import Dirent, Vattr
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.bmap import BlockMap
+    from p2k.fs.ffs.dinode import DinodeCodec
+    from p2k.fs.ffs.fs import Superblock
+    from p2k.fs.ffs.inode import Inode
+    from p2k.vfs.bufcache import BlockDevice, BufCache
+    from p2k.vfs.vnode import Vnode
+
+# A run at least this long bypasses the buffer cache on a miss: streaming a big file must not
+# evict the metadata the cache is for (NetBSD keeps file data in the page cache, not in buffers).
+STREAM_THRESHOLD = 256 * 1024
+MAX_DIR_ERRORS = 100
+
+
+class FfsVnops:
+    fs: Superblock
+    dev: BlockDevice
+    bufcache: BufCache
+    bmapper: BlockMap
+    codec: DinodeCodec
+    fsid: int
+    oldfmt_dir: bool
+    dir_errors: list[str]
+
+    # ---- data ------------------------------------------------------------------------------------
+    def read_range(self, ip: Inode, offset: int, end: int) -> bytes:
+        """Bytes ``[offset, end)`` of the file (``end`` ≤ size); holes read as zeros."""
+        if end <= offset:
+            return b""
+        fs = self.fs
+        bshift = fs.fs_bshift
+        lbn0 = offset >> bshift
+        lbn1 = (end - 1) >> bshift
+        runs = self.bmapper.extents(ip, lbn0, lbn1 - lbn0 + 1)
+        bsize = fs.fs_bsize
+        read_extent = self.bufcache.read_extent
+        dev = self.dev
+        if len(runs) == 1:
+            off, n = runs[0]
+            data: bytes = bytes(n) if off < 0 else read_extent(dev, off, n, bsize, n < STREAM_THRESHOLD)
+        else:
+            parts = [bytes(n) if off < 0 else read_extent(dev, off, n, bsize, n < STREAM_THRESHOLD)
+                     for off, n in runs]
+            data = b"".join(parts)
+        start = offset - (lbn0 << bshift)
+        if start == 0 and len(data) == end - offset:
+            return data
+        return data[start:start + end - offset]
+
+    def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
+        ip: Inode = vp.data  # type: ignore[assignment]
+        if offset < 0:
+            raise OSError(errno.EINVAL, "negative offset")
+        if size <= 0 or offset >= ip.size:
+            return b""
+        return self.read_range(ip, offset, min(offset + size, ip.size))
+
+    # ---- attributes ------------------------------------------------------------------------------
+    def vop_getattr(self, vp: Vnode) -> Vattr:
+        ip: Inode = vp.data  # type: ignore[assignment]
+        g = 1_000_000_000
+        return Vattr(
+            mode=ip.mode, nlink=ip.nlink, uid=ip.uid, gid=ip.gid, size=ip.size, ino=ip.ino,
+            rdev=ip.rdev,
+            atime_ns=ip.atime * g + ip.atimensec, mtime_ns=ip.mtime * g + ip.mtimensec,
+            ctime_ns=ip.ctime * g + ip.ctimensec, birthtime_ns=ip.birthtime * g + ip.birthnsec,
+            blocks=ip.blocks, blksize=self.fs.fs_bsize, flags=ip.flags, gen=ip.gen, fsid=self.fsid)
+
+    # ---- symbolic links --------------------------------------------------------------------------
+    def vop_readlink(self, vp: Vnode) -> bytes:
+        ip: Inode = vp.data  # type: ignore[assignment]
+        if ip.mode & 0o170000 != IFLNK:
+            raise OSError(errno.EINVAL, "not a symbolic link")
+        isize = ip.size
+        msl = self.fs.fs_maxsymlinklen
+        # ufs_readlink: inline iff size < maxsymlinklen (strictly: a target of exactly 60/120
+        # bytes lives in a block), or on old file systems with no blocks at all.
+        if isize < msl or (msl == 0 and ip.blocks == 0):
+            short = self.codec.shortlink(ip)
+            if isize > len(short):
+                raise OSError(errno.EIO, f"inode {ip.ino}: inline symlink of {isize} bytes")
+            return short[:isize]
+        if isize >= MAXPATHLEN:
+            raise OSError(errno.EIO, f"inode {ip.ino}: symlink of {isize} bytes exceeds MAXPATHLEN")
+        return self.read_range(ip, 0, isize)
+
+    # ---- directories -----------------------------------------------------------------------------
+    def _dir_bad(self, ip: Inode) -> object:
+        def bad(off: int, why: str) -> None:
+            # NetBSD's ufs_dirbad prints and carries on with the next chunk; we keep the message.
+            if len(self.dir_errors) < MAX_DIR_ERRORS:
+                self.dir_errors.append(f"bad dir ino {ip.ino} at offset {off}: {why}")
+        return bad
+
+    def dir_entries(self, ip: Inode, start: int = 0, *, free_slots: bool = False,
+                    ) -> Iterator[tuple[int, int, int, bytes, int]]:
+        """``(offset, ino, type, name, reclen)`` of every entry at or after byte ``start``.
+
+        Reads a block at a time through the buffer cache; free slots only with ``free_slots``."""
+        if ip.mode & 0o170000 != IFDIR:
+            raise OSError(errno.ENOTDIR, f"inode {ip.ino} is not a directory")
+        fs = self.fs
+        bsize = fs.fs_bsize
+        size = ip.size
+        bad = self._dir_bad(ip)
+        endian = fs.endian
+        oldfmt = self.oldfmt_dir
+        lbn = max(start, 0) >> fs.fs_bshift
+        while (lbn << fs.fs_bshift) < size:
+            base = lbn << fs.fs_bshift
+            data = self.read_range(ip, base, min(base + bsize, size))
+            for ent in iter_chunk_entries(data, base, endian, oldfmt, bad):  # type: ignore[arg-type]
+                if ent[0] < start or (ent[1] == 0 and not free_slots):
+                    continue
+                yield ent
+            lbn += 1
+
+    def vop_readdir(self, vp: Vnode, cookie: int) -> Iterator[Dirent]:
+        """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset,
+        so cookies survive reclaim and stay meaningful while entries are added or removed."""
+        ip: Inode = vp.data  # type: ignore[assignment]
+        for off, ino, dtype, name, reclen in self.dir_entries(ip, cookie):
+            if dtype == DT_WHT:
+                continue
+            yield Dirent(ino, dtype, name, off + reclen)
+
+    def vop_lookup(self, dvp: Vnode, name: bytes) -> int:
+        ip: Inode = dvp.data  # type: ignore[assignment]
+        cache = ip.dircache
+        if cache is None:
+            cache = {}
+            for _, ino, dtype, ename, _ in self.dir_entries(ip):
+                if dtype != DT_WHT and ename not in cache:
+                    cache[ename] = ino
+            ip.dircache = cache
+        ino = cache.get(name)
+        if ino is None:
+            raise OSError(errno.ENOENT, f"{name.decode(errors='replace')}: no such entry")
+        return ino
