@@ -1,0 +1,1 @@
+"""Command-line tools: ``p2k`` (subcommands), ``rump_server``, ``rump_allserver``, ``rump.halt``."""

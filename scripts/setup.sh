@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up everything p2k needs on a bare Debian machine: the host packages (FUSE 3, NetBSD makefs,
+# The Sleuth Kit, fuse2fs and e2fsprogs for the benchmarks), the virtual environment at .venv and
+# the package itself with its test extras. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in fusermount3:fuse3 pkg-config:pkg-config makefs:makefs fls:sleuthkit fuse2fs:fuse2fs \
+            mkfs.ext4:e2fsprogs setpriv:util-linux; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+[ -f /usr/include/fuse3/fuse.h ] || need+=(libfuse3-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import p2k, pyfuse3, trio, construct, pytest, hypothesis, dissect.ffs" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.p2k-installed ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch .venv/.p2k-installed
+fi
