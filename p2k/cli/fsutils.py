@@ -1,0 +1,232 @@
+"""fs-utils style read commands on an image without mounting it on the host: ls, cat, stat, find,
+du, df, and cp (which also copies into an image when it is opened read-write).
+
+``p2k cp`` marks image paths with a leading colon (``:/etc/motd``); a path without one is a host
+path, so one command copies in either direction: ``p2k cp disk.img :/etc/motd .``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import stat as st
+import sys
+from typing import Any
+
+from p2k.cli.fsview import FsView, ls_line, open_view
+from p2k.cli.imagearg import add_image_args
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ls", help="list directory contents in an image")
+    add_image_args(p)
+    p.add_argument("-l", action="store_true", help="long format")
+    p.add_argument("-R", action="store_true", help="recursive")
+    p.add_argument("-a", action="store_true", help="include entries starting with a dot")
+    p.add_argument("-i", action="store_true", help="print inode numbers")
+    p.add_argument("paths", nargs="*", default=["/"])
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("cat", help="print files from an image")
+    add_image_args(p)
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_cat)
+
+    p = sub.add_parser("stat", help="show inode attributes of files in an image")
+    add_image_args(p)
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_stat)
+
+    p = sub.add_parser("find", help="walk a tree in an image")
+    add_image_args(p)
+    p.add_argument("path", nargs="?", default="/")
+    p.add_argument("-name", dest="name", help="shell pattern for the last path component")
+    p.add_argument("-type", dest="type", choices=list("fdlpscb"), help="file type")
+    p.set_defaults(func=cmd_find)
+
+    p = sub.add_parser("du", help="disk usage of a tree in an image (1 KiB units)")
+    add_image_args(p)
+    p.add_argument("-s", action="store_true", help="summary only")
+    p.add_argument("paths", nargs="*", default=["/"])
+    p.set_defaults(func=cmd_du)
+
+    p = sub.add_parser("df", help="free space of an image's file system")
+    add_image_args(p)
+    p.add_argument("-i", action="store_true", help="inode counts too")
+    p.set_defaults(func=cmd_df)
+
+    p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
+    add_image_args(p)
+    p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
+    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
+    p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
+    p.set_defaults(func=cmd_cp)
+
+
+# ---- ls ------------------------------------------------------------------------------------------
+def cmd_ls(args: argparse.Namespace) -> int:
+    rc = 0
+    with open_view(args) as v:
+        multi = len(args.paths) > 1 or args.R
+        for i, p in enumerate(args.paths):
+            try:
+                rc |= _ls_one(v, args, p, multi, i > 0)
+            except OSError as e:
+                print(f"p2k ls: {p}: {e.strerror}", file=sys.stderr)
+                rc = 1
+    return rc
+
+
+def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool) -> int:
+    s = v.sys.lstat(v.path(p))
+    if not st.S_ISDIR(s.st_mode):
+        print(_ls_entry(v, args, p, os.path.basename(p) or p, s))
+        return 0
+    dirs = [p]
+    first = not gap
+    while dirs:
+        d = dirs.pop(0)
+        names = sorted(v.sys.listdir(v.path(d)))
+        if args.a:
+            names = [".", "..", *names]
+        else:
+            names = [n for n in names if not n.startswith(".")]
+        if header:
+            print(("" if first else "\n") + f"{d}:")
+        first = False
+        sub = []
+        entries = []
+        for n in names:
+            full = d.rstrip("/") + "/" + n
+            es = v.sys.lstat(v.path(full))
+            entries.append((n, full, es))
+            if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
+                sub.append(full)
+        if args.l:
+            print(f"total {sum(e[2].st_blocks for e in entries) // 2}")
+        for n, full, es in entries:
+            print(_ls_entry(v, args, full, n, es))
+        dirs[0:0] = sub
+    return 0
+
+
+def _ls_entry(v: FsView, args: argparse.Namespace, full: str, name: str, s: os.stat_result) -> str:
+    prefix = f"{s.st_ino:>8} " if args.i else ""
+    if not args.l:
+        return prefix + name
+    target = v.sys.readlink(v.path(full)) if st.S_ISLNK(s.st_mode) else None
+    return prefix + ls_line(name, s, target)
+
+
+# ---- cat, stat -----------------------------------------------------------------------------------
+def cmd_cat(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    with open_view(args) as v:
+        for p in args.paths:
+            for chunk in v.read_file(p):
+                out.write(chunk)
+    out.flush()
+    return 0
+
+
+def cmd_stat(args: argparse.Namespace) -> int:
+    with open_view(args) as v:
+        for p in args.paths:
+            s = v.sys.lstat(v.path(p))
+            target = v.sys.readlink(v.path(p)) if st.S_ISLNK(s.st_mode) else None
+            print(f"  File: {p}" + (f" -> {target}" if target else ""))
+            print(f"  Size: {s.st_size:<12d} Blocks: {s.st_blocks:<8d} IO Block: {s.st_blksize}")
+            print(f" Inode: {s.st_ino:<12d} Links: {s.st_nlink}   Type: {_type_name(s.st_mode)}")
+            print(f"Access: ({st.S_IMODE(s.st_mode):04o}/{st.filemode(s.st_mode)})  Uid: {s.st_uid}  Gid: {s.st_gid}"
+                  + (f"  Device: {os.major(s.st_rdev)},{os.minor(s.st_rdev)}"
+                     if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode) else ""))
+            for label, ns in (("Access", s.st_atime_ns), ("Modify", s.st_mtime_ns), ("Change", s.st_ctime_ns)):
+                print(f"{label}: {_fmt_ns(ns)}")
+    return 0
+
+
+def _type_name(mode: int) -> str:
+    for test, name in ((st.S_ISREG, "regular file"), (st.S_ISDIR, "directory"), (st.S_ISLNK, "symbolic link"),
+                       (st.S_ISCHR, "character device"), (st.S_ISBLK, "block device"), (st.S_ISFIFO, "fifo"),
+                       (st.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "unknown"
+
+
+def _fmt_ns(ns: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}"
+
+
+# ---- find, du, df --------------------------------------------------------------------------------
+_TYPE_TEST = {"f": st.S_ISREG, "d": st.S_ISDIR, "l": st.S_ISLNK, "p": st.S_ISFIFO, "s": st.S_ISSOCK,
+              "c": st.S_ISCHR, "b": st.S_ISBLK}
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    with open_view(args) as v:
+        for p, s in v.walk(args.path):
+            if args.type and not _TYPE_TEST[args.type](s.st_mode):
+                continue
+            if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
+                continue
+            print(p)
+    return 0
+
+
+def cmd_du(args: argparse.Namespace) -> int:
+    with open_view(args) as v:
+        for top in args.paths:
+            totals: dict[str, int] = {}
+            seen: set[int] = set()
+            order: list[str] = []
+            for p, s in v.walk(top):
+                if s.st_ino in seen and not st.S_ISDIR(s.st_mode):
+                    continue  # hard links count once, as du does
+                seen.add(s.st_ino)
+                blocks = s.st_blocks
+                d = p if st.S_ISDIR(s.st_mode) else os.path.dirname(p) or "/"
+                if st.S_ISDIR(s.st_mode):
+                    order.append(p)
+                # charge every ancestor directory up to top
+                cur = d
+                while True:
+                    totals[cur] = totals.get(cur, 0) + blocks
+                    if cur == top or cur in ("/", ""):
+                        break
+                    cur = os.path.dirname(cur) or "/"
+            shown = [top] if args.s else list(reversed(order))
+            for d in shown:
+                print(f"{totals.get(d, 0) // 2}\t{d}")
+    return 0
+
+
+def cmd_df(args: argparse.Namespace) -> int:
+    with open_view(args) as v:
+        sv = v.sys.statvfs(v.path("/"))
+        k = sv.f_frsize / 1024
+        total, free, avail = int(sv.f_blocks * k), int(sv.f_bfree * k), int(sv.f_bavail * k)
+        used = total - free
+        cap = 100 * used // (used + avail) if used + avail else 0
+        print(f"{'Filesystem':<20} {'1K-blocks':>10} {'Used':>10} {'Avail':>10} {'Capacity':>8}"
+              + (f" {'iused':>8} {'ifree':>8}" if args.i else ""))
+        name = args.image or getattr(args, "drivespec", "") or "server"
+        print(f"{name:<20} {total:>10} {used:>10} {avail:>10} {cap:>7}%"
+              + (f" {sv.f_files - sv.f_ffree:>8} {sv.f_ffree:>8}" if args.i else ""))
+    return 0
+
+
+# ---- cp ------------------------------------------------------------------------------------------
+def cmd_cp(args: argparse.Namespace) -> int:
+    from p2k.cli.fscopy import copy_paths
+
+    *srcs, dst = args.paths
+    if not srcs:
+        raise OSError(22, "cp needs SRC... DST")
+    into = dst.startswith(":")
+    with open_view(args, write=into) as v:
+        copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)
+    return 0
