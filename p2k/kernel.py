@@ -50,9 +50,7 @@ class Kernel:
     def etfs_register(self, key: str, hostpath: str, type: int = ETFS_BLK, size: int | None = None,
                       offset: int = 0, readonly: bool = False) -> Device:
         with self.lock:
-            dev = self.etfs.register(key, hostpath, type, size=size, offset=offset, readonly=readonly)
-            self.specmount.devices[dev.dev_id] = dev
-            return dev
+            return self.etfs.register(key, hostpath, type, size=size, offset=offset, readonly=readonly)
 
     def etfs_remove(self, key: str) -> None:
         with self.lock:
@@ -67,9 +65,12 @@ class Kernel:
 
     @property
     def etfs_keys(self) -> bool:
-        return bool(self.specmount.devices)
+        return len(self.etfs) > 0
 
     def etfs_vnode(self, dev: Device) -> Vnode:
+        """The vnode of a registered key; the device table of the spec mount fills on demand, so a
+        key registered straight with ``self.etfs`` (a drivespec) is found too."""
+        self.specmount.devices[dev.dev_id] = dev
         return self.vcache.vget(self.specmount, dev.dev_id)
 
     # ---- processes (rump_lwproc) -----------------------------------------------------------------
