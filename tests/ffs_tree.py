@@ -100,10 +100,11 @@ def make_tree(root: Path, *, bigdir: int = BIGDIR_ENTRIES, dindir_size: int = DI
     for i in range(bigdir):
         (big / f"entry{i:05d}").touch()
     (big / "nonempty").write_bytes(_content(7, 3000))
-    # fixed times, deepest first so that directory times are not disturbed afterwards
+    # Fixed times, deepest first so that directory times are not disturbed afterwards. Whole
+    # seconds: Debian's makefs (the MirBSD port) stores no nanoseconds.
     paths = sorted(root.rglob("*"), key=lambda p: -len(p.parts))
     for i, p in enumerate([*paths, root]):
-        t = (MTIME + i % 1000) * 1_000_000_000 + (i * 7919) % 1_000_000_000
+        t = (MTIME + i % 1000) * 1_000_000_000
         os.utime(p, ns=(t, t), follow_symlinks=False)
     return root
 
@@ -156,3 +157,55 @@ def makefs(img: Path, tree: Path, *, version: int, endian: str, bsize: int, fsiz
     cmd += [*extra, str(img), str(tree)]
     subprocess.run(cmd, check=True, capture_output=True)
     return img
+
+
+# ---- p2k's side ----------------------------------------------------------------------------------
+def mount_image(img: Path | str, *, memlimit: str | None = None, key: str = "/dev/dk",
+                mnt: str = "/mnt") -> object:
+    """A fresh kernel with ``img`` mounted read-only at ``mnt``; the caller halts it."""
+    import p2k
+
+    k = p2k.Kernel(memlimit=memlimit)
+    k.etfs_register(key, str(img), p2k.ETFS_BLK, readonly=True)
+    k.sys.mkdir(mnt, 0o755)
+    k.sys.mount("ffs", mnt, p2k.MNT_RDONLY, {"fspec": key})
+    return k
+
+
+def p2k_snapshot(k: object, mnt: str = "/mnt", *, read_data: bool = True,
+                 max_read: int | None = None) -> dict[bytes, Node]:
+    """The same record as ``snapshot``, taken through p2k's syscalls (lstat, listdir, readlink,
+    open/read). Directories seen twice (a cycle in a corrupt image) are not entered again."""
+    sys_ = k.sys  # type: ignore[attr-defined]
+    out: dict[bytes, Node] = {}
+    seen_dirs: set[int] = set()
+    stack: list[bytes] = [b""]
+    base = mnt.encode()
+    while stack:
+        rel = stack.pop()
+        path = base + (b"/" + rel if rel else b"")
+        st = sys_.lstat(path)
+        target = sys_.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+        digest = None
+        if stat.S_ISREG(st.st_mode) and read_data:
+            h = hashlib.sha256()
+            fd = sys_.open(path, os.O_RDONLY)
+            try:
+                left = st.st_size if max_read is None else min(st.st_size, max_read)
+                while left > 0:
+                    chunk = sys_.read(fd, min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    left -= len(chunk)
+            finally:
+                sys_.close(fd)
+            digest = h.hexdigest()
+        out[rel] = Node(st.st_mode, st.st_nlink, st.st_uid, st.st_gid,
+                        st.st_size if not stat.S_ISDIR(st.st_mode) else -1,
+                        st.st_mtime_ns, st.st_rdev, target, digest, (st.st_dev, st.st_ino))
+        if stat.S_ISDIR(st.st_mode) and st.st_ino not in seen_dirs:
+            seen_dirs.add(st.st_ino)
+            for name in sys_.listdir(path):
+                stack.append(rel + b"/" + name if rel else name)
+    return out
