@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import errno
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
+    from p2k.vfs.vattr import Vattr
 
 
 class Vnode:
@@ -85,7 +86,7 @@ class VnodeCache:
         if vp.usecount <= 0:
             raise AssertionError(f"vrele of unreferenced {vp!r}")
         vp.usecount -= 1
-        if vp.usecount:
+        if vp.usecount or vp.reclaimed:  # a dead vnode (forced unmount) is no longer cached
             return
         key = (id(vp.mount), vp.ino)
         recycle = vp.mount.vop_inactive(vp)
@@ -131,8 +132,56 @@ class VnodeCache:
         if busy and not force:
             raise OSError(errno.EBUSY, f"{len(busy)} vnode(s) of {mp.mountpoint_path} in use")
         for key, vp in mine:
-            if vp.usecount:  # forced: the holders keep a dead vnode (NetBSD's deadfs)
-                vp.usecount = 0
-            else:
+            if not vp.usecount:
                 vp.mount.vop_inactive(vp)
             self._reclaim(key, vp)
+            if vp.usecount:
+                # Forced: the holders keep their references to a dead vnode (NetBSD's deadfs),
+                # whose every operation fails, and release them as usual.
+                vp.mount = DEAD_MOUNT
+
+
+class _DeadMount:
+    """deadfs: what a vnode still referenced after a forced unmount answers. Reads and writes are
+    EIO, everything else EBADF; releasing the last reference does nothing."""
+
+    fstype = "dead"
+    namemax = 255
+    maxfilesize = 0
+    supports_exchange = False
+    flags = 0
+    readonly = False
+    busy = 0
+    covered = None
+    mountpoint_path = "(dead)"
+    fsid = 0
+    kernel: Any = None
+
+    def vfs_root_ino(self) -> int:
+        return -1
+
+    def vop_inactive(self, vp: Vnode) -> bool:
+        return False
+
+    def vop_reclaim(self, vp: Vnode) -> None:
+        pass
+
+    def vop_getattr(self, vp: Vnode) -> Vattr:
+        raise OSError(errno.EBADF, "file system was forcibly unmounted")
+
+    def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
+        raise OSError(errno.EIO, "file system was forcibly unmounted")
+
+    vop_write = vop_read  # type: ignore[assignment]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(("vop_", "vfs_")):
+            return _ebadf
+        raise AttributeError(name)
+
+
+def _ebadf(*_: object, **__: object) -> Any:
+    raise OSError(errno.EBADF, "file system was forcibly unmounted")
+
+
+DEAD_MOUNT: Mount = _DeadMount()  # type: ignore[assignment]
