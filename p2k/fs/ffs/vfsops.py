@@ -181,6 +181,8 @@ class FfsMount(FfsVnops, Mount):
             raise OSError(errno.EIO, f"inode {ino}: unknown file type {ip.mode:#o}")
         if ip.size > self.maxfilesize:
             raise OSError(errno.EIO, f"inode {ino}: size {ip.size} beyond the largest possible file")
+        if ip.blocks > fs.fs_size << fs.fs_fsbtodb:
+            raise OSError(errno.EIO, f"inode {ino}: holds {ip.blocks} sectors, more than the file system")
         if vtype == IFDIR and ip.size > ip.blocks * DEV_BSIZE:
             raise OSError(errno.EIO, f"inode {ino}: directory size {ip.size} exceeds its blocks")
         return ip, vtype

@@ -129,6 +129,10 @@ class FfsVnops:
         lbn = max(start, 0) >> fs.fs_bshift
         while (lbn << fs.fs_bshift) < size:
             base = lbn << fs.fs_bshift
+            if self.bmapper.bmap(ip, lbn) == 0:
+                # Directories have no holes (fsck: "DIRECTORY ... HAS A HOLE"); stopping here also
+                # bounds the scan of a directory whose size field was corrupted upwards.
+                raise OSError(errno.EIO, f"directory inode {ip.ino} has a hole at block {lbn}")
             data = self.read_range(ip, base, min(base + bsize, size))
             for ent in iter_chunk_entries(data, base, endian, oldfmt, bad):  # type: ignore[arg-type]
                 if ent[0] < start or (ent[1] == 0 and not free_slots):
