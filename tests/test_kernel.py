@@ -233,3 +233,13 @@ def test_forced_unmount_leaves_dead_vnodes_that_release_cleanly(tmpfs: p2k.Kerne
     k.sys.close(fd)
     k.release_proc(other)
     assert k.stats()["vnodes_inuse"] == 1
+
+
+def test_lookup_of_root_keeps_reference_counts(kernel: p2k.Kernel) -> None:
+    root = kernel.rootvnode
+    before = root.usecount
+    for path in ("/", "//", "/.", "/..", "/./"):
+        kernel.sys.stat(path)
+        kernel.sys.chdir(path)
+        assert root.usecount == before, path
+    assert kernel.stats()["vnodes_inuse"] == 1

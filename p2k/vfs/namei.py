@@ -82,7 +82,9 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 # "/" or "a/." etc.: the path names the current directory itself.
                 if want_parent and op != LOOKUP:
                     raise OSError(errno.EBUSY if op != CREATE else errno.EEXIST, "path names a root")
-                return NameiResult(None, cur, b".", trailing)
+                res = NameiResult(None, cur, b".", trailing)
+                cur = None  # type: ignore[assignment]  # the reference passes to the result
+                return res
             name = comps.pop(0)
             last = not comps
             if cur.type != VDIR:
