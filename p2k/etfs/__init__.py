@@ -7,6 +7,7 @@ I/O through the ``Device``, whose window on the host file is enforced below it, 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.etfs.disklabel import DiskLabel, build_disklabel, scan_disklabel
 from p2k.etfs.drivespec import DriveSpec, DriveSpecError, parse_drivespec, parse_size
+from p2k.etfs.fault import FaultInjector, FaultPlan
 from p2k.etfs.registry import EtfsRegistry, normalize_key
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "DriveSpec",
     "DriveSpecError",
     "EtfsRegistry",
+    "FaultInjector",
+    "FaultPlan",
     "build_disklabel",
     "normalize_key",
     "parse_drivespec",

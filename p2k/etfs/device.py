@@ -11,6 +11,7 @@ import errno
 import itertools
 import threading
 
+from p2k.etfs.fault import FaultInjector, FaultPlan
 from p2k.hyper import HostFile
 
 ETFS_REG = 0
@@ -41,6 +42,7 @@ class Device:
         self._host: HostFile | None = host
         self._lock = threading.Lock()
         self._final_stats = (0, 0, 0, 0)
+        self.faults: FaultInjector | None = None
 
     def __repr__(self) -> str:
         ro = ", ro" if self.readonly else ""
@@ -70,18 +72,37 @@ class Device:
                 raise OSError(errno.EINVAL, f"{self.key}: release without acquire")
             self.opencount -= 1
 
+    def set_faults(self, plan: FaultPlan | None) -> FaultInjector | None:
+        """Put a fault plan between this device and its host file (None removes it)."""
+        with self._lock:
+            self.faults = FaultInjector(self._hostfile(), plan) if plan is not None and plan.active else None
+            return self.faults
+
     def pread(self, off: int, n: int) -> bytes:
         """Read ``n`` bytes at device offset ``off``; EIO if any of them lies outside the window."""
+        if self.faults is not None:
+            return self.faults.pread(off, n)
         return self._hostfile().pread(off, n)
 
     def preadinto(self, off: int, buf: memoryview) -> None:
+        if self.faults is not None:
+            buf[:] = self.faults.pread(off, len(buf))
+            return
         self._hostfile().preadinto(off, buf)
 
     def pwrite(self, off: int, data: bytes | bytearray | memoryview) -> None:
         """Write at device offset ``off``; EROFS on a read-only device, EIO outside the window."""
+        if self.faults is not None:
+            self._hostfile()
+            self.faults.pwrite(off, data)
+            return
         self._hostfile().pwrite(off, data)
 
     def fsync(self) -> None:
+        if self.faults is not None:
+            self._hostfile()
+            self.faults.fsync()
+            return
         self._hostfile().fsync()
 
     def close_if_idle(self) -> bool:

@@ -21,6 +21,7 @@ from typing import ParamSpec, TypeVar
 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.etfs.disklabel import LABEL_SCAN_BYTES, scan_disklabel
+from p2k.etfs.fault import FAULT_TOKENS, FaultPlan, parse_fault_option
 from p2k.etfs.registry import EtfsRegistry
 from p2k.hyper import HostFile
 from p2k.hyper.hostio import create_host_file, host_path_exists
@@ -138,6 +139,7 @@ class DriveSpec:
     disklabel: str | None = None
     readonly: bool = False
     size_host: bool = False
+    faults: FaultPlan | None = None  # p2k extension: failwrite=, failread=, tearwrite=, powercut=, seed=
 
     def register(self, registry: EtfsRegistry) -> Device:
         """Do what rump_server does with a drivespec, then register it.
@@ -178,10 +180,13 @@ class DriveSpec:
         finally:
             probe.close()
         try:
-            return registry.register(self.key, self.hostpath, self.type, size=size, offset=offset,
-                                     readonly=self.readonly)
+            dev = registry.register(self.key, self.hostpath, self.type, size=size, offset=offset,
+                                    readonly=self.readonly)
         except OSError as e:
             raise OSError(e.errno, "etfs register", self.key) from e
+        if self.faults is not None:
+            dev.set_faults(self.faults)
+        return dev
 
 
 def _host_call(reason: str, path: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -199,7 +204,15 @@ def parse_drivespec(text: str) -> DriveSpec:
     flen = foffset = 0
     partition: str | None = None
     ftype = -1
+    faults: FaultPlan | None = None
     for name, value in _getsubopt(text):
+        if name in FAULT_TOKENS:
+            faults = faults or FaultPlan()
+            try:
+                parse_fault_option(faults, name, value or "", parse_size)
+            except ValueError as e:
+                raise DriveSpecError(str(e)) from None
+            continue
         token = _TOKENS.index(name) if name in _TOKENS else -1
         if token == 0:
             if key is not None:
@@ -252,4 +265,5 @@ def parse_drivespec(text: str) -> DriveSpec:
         type=ETFS_BLK if ftype == -1 else ftype,
         disklabel=partition,
         size_host=flen == _SIZE_HOST,
+        faults=faults,
     )

@@ -3,8 +3,8 @@
 The walk checks search permission on every directory it passes, crosses mount points both ways
 (down through ``mountedhere``, up through ``covered`` at a file system's root), never climbs above
 the process's root, follows symbolic links (ELOOP after MAXSYMLINKS) and applies the trailing-slash
-rule: a path ending in ``/`` must name a directory. Device keys registered with etfs are found here,
-on absolute paths, before the root file system's own entries, as rumpfs does.
+rule: a path ending in ``/`` must name a directory. A device key registered with etfs is found here,
+when a whole absolute path equals it, before the root file system's own entries, as rumpfs does.
 """
 
 from __future__ import annotations
@@ -71,9 +71,16 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
     cred = proc.cred
     links = 0
     absolute = p.startswith(b"/")
+    if absolute and kernel.etfs_keys and proc.root is kernel.rootvnode:
+        # rumpfs answers a registered key at the root, whole, before walking (rump_etfs(3)).
+        dev = kernel.etfs.lookup("/" + p.strip(b"/").decode("utf-8", "surrogateescape"))
+        if dev is not None:
+            vp = kernel.etfs_vnode(dev)
+            if want_parent and op != LOOKUP:
+                vc.vrele(vp)
+                raise OSError(errno.EBUSY if op != CREATE else errno.EEXIST, "etfs key")
+            return NameiResult(None, vp, p.rstrip(b"/").rsplit(b"/", 1)[-1], False)
     cur = vc.vref(proc.root if absolute else (start or proc.cwd))
-    # The absolute path walked so far while inside the root file system, for etfs keys.
-    abspath: list[bytes] | None = [] if absolute else None
     comps = [c for c in p.split(b"/") if c]
     trailing = p.endswith(b"/")
     try:
@@ -99,14 +106,12 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 continue
             if name == b"..":
                 nxt = _dotdot(kernel, proc, cur)
-                if abspath:
-                    abspath.pop()
                 vc.vrele(cur)
                 cur = nxt
                 if last:
                     return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
                 continue
-            vp = _lookup_one(kernel, cur, name, abspath)
+            vp = _lookup_one(kernel, cur, name)
             if vp is None:
                 if last and want_parent:
                     if trailing and op == CREATE:
@@ -130,10 +135,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 if target.startswith(b"/"):
                     vc.vrele(cur)
                     cur = vc.vref(proc.root)
-                    abspath = []
                 continue
-            if abspath is not None:
-                abspath.append(name)
             if last:
                 if trailing and vp.type != VDIR:
                     vc.vrele(vp)
@@ -186,12 +188,7 @@ def _cross_down(kernel: Kernel, vp: Vnode) -> Vnode:
     return vp
 
 
-def _lookup_one(kernel: Kernel, dvp: Vnode, name: bytes, abspath: list[bytes] | None) -> Vnode | None:
-    if abspath is not None and dvp.mount is kernel.rootmount and kernel.etfs_keys:
-        key = "/" + b"/".join([*abspath, name]).decode("utf-8", "surrogateescape")
-        dev = kernel.etfs.lookup(key)
-        if dev is not None:
-            return kernel.etfs_vnode(dev)
+def _lookup_one(kernel: Kernel, dvp: Vnode, name: bytes) -> Vnode | None:
     try:
         ino = dvp.mount.vop_lookup(dvp, name)
     except FileNotFoundError:
