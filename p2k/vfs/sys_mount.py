@@ -30,7 +30,8 @@ class MountCalls(SysBase):
         try:
             if vp.type != VDIR:
                 raise OSError(errno.ENOTDIR, "mount point is not a directory")
-            if vp.mountedhere is not None or vp.ino == vp.mount.vfs_root_ino() and vp.mount is not self.kernel.rootmount:
+            if vp.mountedhere is not None or (vp.ino == vp.mount.vfs_root_ino()
+                                              and vp.mount is not self.kernel.rootmount):
                 raise OSError(errno.EBUSY, "mount point busy")
             fspec = data.get("fspec")
             if fspec is not None:

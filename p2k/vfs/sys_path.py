@@ -15,13 +15,19 @@ from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, _dotdot, fspath
 from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
-from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr
+from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
 _CREATABLE = {stat_mod.S_IFREG, stat_mod.S_IFIFO, stat_mod.S_IFSOCK, stat_mod.S_IFCHR, stat_mod.S_IFBLK}
+
+
+def _check_not_removed(dva: Vattr) -> None:
+    """A directory that has been removed (still someone's cwd) takes no new entries."""
+    if dva.nlink == 0:
+        raise OSError(errno.ENOENT, "directory has been removed")
 
 
 def _as_input(value: bytes, like: str | bytes | object) -> str | bytes:
@@ -35,6 +41,7 @@ class PathCalls(SysBase):
         cred = self.proc.cred
         dva = self._getattr(dvp)
         check_access(cred, dva, W_OK | X_OK, "create")
+        _check_not_removed(dva)
         self._check_writable_fs(dvp.mount)
         mode &= ~self.proc.umask & 0o7777
         gid = cred.gid
@@ -77,6 +84,8 @@ class PathCalls(SysBase):
                     flags &= ~os.O_TRUNC
                 elif flags & os.O_EXCL:
                     raise OSError(errno.EEXIST, "file exists")
+                elif vp.type == VDIR:
+                    raise OSError(errno.EISDIR, "O_CREAT on a directory")
             except BaseException:
                 r.release(self.kernel)
                 raise
@@ -117,7 +126,8 @@ class PathCalls(SysBase):
 
     # ---- stat ------------------------------------------------------------------------------------
     @syscall
-    def stat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None, follow_symlinks: bool = True) -> os.stat_result:
+    def stat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None,
+             follow_symlinks: bool = True) -> os.stat_result:
         vp = self._lookup(path, follow=follow_symlinks, dir_fd=dir_fd)
         try:
             return self._stat_vp(vp)
@@ -149,7 +159,8 @@ class PathCalls(SysBase):
             r.release(self.kernel)
 
     @syscall
-    def mknod(self, path: str | bytes, mode: int = 0o600, device: int = 0, *, dir_fd: int | Vnode | None = None) -> None:
+    def mknod(self, path: str | bytes, mode: int = 0o600, device: int = 0, *,
+              dir_fd: int | Vnode | None = None) -> None:
         ftype = stat_mod.S_IFMT(mode) or stat_mod.S_IFREG
         if ftype not in _CREATABLE:
             raise OSError(errno.EINVAL if ftype != VDIR else errno.EPERM, "bad file type for mknod")
@@ -205,7 +216,9 @@ class PathCalls(SysBase):
                 assert r.dvp is not None
                 if r.dvp.mount is not vp.mount:
                     raise OSError(errno.EXDEV, "cross-device link")
-                check_access(self.proc.cred, self._getattr(r.dvp), W_OK | X_OK, "link")
+                dva = self._getattr(r.dvp)
+                check_access(self.proc.cred, dva, W_OK | X_OK, "link")
+                _check_not_removed(dva)
                 self._check_writable_fs(vp.mount)
                 vp.mount.vop_link(r.dvp, r.name, vp)
             finally:
@@ -299,6 +312,8 @@ class PathCalls(SysBase):
             check_access(cred, self._getattr(d), W_OK | X_OK, "rename")
             if v is not None and not cred.is_root:
                 check_sticky(cred, self._getattr(d), self._getattr(v))
+        if tvp is None:
+            _check_not_removed(self._getattr(tdvp))
         self._check_writable_fs(mp)
         for v in (fvp, tvp):
             if v is not None and (v.mountedhere is not None or v.ino == v.mount.vfs_root_ino()
