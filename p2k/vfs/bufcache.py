@@ -8,12 +8,21 @@ charge would pass ``RUMP_MEMLIMIT``, clean buffers are dropped least-recently-us
 dirty ones are written back and dropped. File data read sequentially comes in through
 ``read_extent``, which fetches a whole physically contiguous run with a single host read.
 
+Crash consistency rests on one ordering rule, kept here so every driver gets it: a buffer is
+either *data* (file contents) or *metadata* (``meta=True``, the default). ``flush_dev`` writes all
+dirty data, flushes the device, then writes all dirty metadata and flushes again, so no metadata
+that points at a block can reach the disk before the block's contents — under a disk that reorders
+anything it has not been told to flush. Memory pressure may push out dirty data buffers alone (they
+are not yet pointed to by anything on disk), but dirty metadata only through the device's
+checkpoint hook, which a driver sets to its own full sync.
+
 There is one kernel lock, so buffers need no busy-locking of their own.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from p2k.hyper import MemAccount
@@ -32,14 +41,15 @@ class BlockDevice(Protocol):
 
 
 class Buf:
-    __slots__ = ("dev", "offset", "size", "data", "dirty")
+    __slots__ = ("dev", "offset", "size", "data", "dirty", "meta")
 
-    def __init__(self, dev: BlockDevice, offset: int, data: bytearray) -> None:
+    def __init__(self, dev: BlockDevice, offset: int, data: bytearray, meta: bool = True) -> None:
         self.dev = dev
         self.offset = offset
         self.size = len(data)
         self.data = data
         self.dirty = False
+        self.meta = meta
 
 
 class BufCache:
@@ -51,7 +61,16 @@ class BufCache:
         self.hits = 0
         self.misses = 0
         self.writes = 0
+        self._checkpoint: dict[int, Callable[[], None]] = {}
         mem.add_reclaimer(self._reclaim)
+
+    def set_checkpoint(self, dev: BlockDevice, fn: Callable[[], None] | None) -> None:
+        """``fn`` brings ``dev``'s file system to a consistent state on disk (its full sync); memory
+        pressure calls it instead of writing dirty metadata out of order."""
+        if fn is None:
+            self._checkpoint.pop(dev.dev_id, None)
+        else:
+            self._checkpoint[dev.dev_id] = fn
 
     # ---- lookup ----------------------------------------------------------------------------------
     def _take(self, dev: BlockDevice, offset: int, size: int) -> Buf | None:
@@ -68,12 +87,12 @@ class BufCache:
         self._bufs.move_to_end(key)
         return bp
 
-    def _insert(self, dev: BlockDevice, offset: int, data: bytearray) -> Buf:
+    def _insert(self, dev: BlockDevice, offset: int, data: bytearray, meta: bool = True) -> Buf:
         n = len(data)
         if not self.mem.try_charge(n):
             # Nothing left to reclaim: hand out an uncached buffer; bdwrite writes it through.
-            return Buf(dev, offset, data)
-        bp = Buf(dev, offset, data)
+            return Buf(dev, offset, data, meta)
+        bp = Buf(dev, offset, data, meta)
         self._bufs[(dev.dev_id, offset)] = bp
         self.bytes += n
         return bp
@@ -93,20 +112,21 @@ class BufCache:
             self.dirty_bytes -= bp.size
 
     # ---- the bio interface -----------------------------------------------------------------------
-    def bread(self, dev: BlockDevice, offset: int, size: int) -> Buf:
+    def bread(self, dev: BlockDevice, offset: int, size: int, meta: bool = True) -> Buf:
         bp = self._take(dev, offset, size)
         if bp is not None:
             self.hits += 1
             return bp
         self.misses += 1
-        return self._insert(dev, offset, bytearray(dev.pread(offset, size)))
+        return self._insert(dev, offset, bytearray(dev.pread(offset, size)), meta)
 
-    def getblk(self, dev: BlockDevice, offset: int, size: int) -> Buf:
+    def getblk(self, dev: BlockDevice, offset: int, size: int, meta: bool = True) -> Buf:
         """A buffer for a block about to be overwritten whole: no read, zero-filled if new."""
         bp = self._take(dev, offset, size)
         if bp is not None:
+            bp.meta = meta
             return bp
-        return self._insert(dev, offset, bytearray(size))
+        return self._insert(dev, offset, bytearray(size), meta)
 
     def brelse(self, bp: Buf) -> None:
         """Done with ``bp`` unchanged (kept cached)."""
@@ -176,16 +196,26 @@ class BufCache:
                 old = self._bufs.get(key)
                 if old is not None:
                     self._evict(key, old)
-                self._insert(dev, offset + i, bytearray(view[i:i + unit]))
+                self._insert(dev, offset + i, bytearray(view[i:i + unit]), meta=False)
         return data
 
     # ---- write-back and invalidation -------------------------------------------------------------
-    def flush_dev(self, dev: BlockDevice) -> None:
-        """Write every dirty buffer of ``dev`` in address order (one sweep of the disk)."""
-        dirty = sorted((bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev),
-                       key=lambda b: b.offset)
-        for bp in dirty:
+    def flush_dev(self, dev: BlockDevice, *, barrier: bool = True) -> None:
+        """Write every dirty buffer of ``dev``: data, flush, metadata, flush (each in address order,
+        one sweep of the disk). Without ``barrier`` the device is not flushed (read-only checks)."""
+        mine = [bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev]
+        if not mine:
+            return
+        data = sorted((bp for bp in mine if not bp.meta), key=lambda b: b.offset)
+        meta = sorted((bp for bp in mine if bp.meta), key=lambda b: b.offset)
+        for bp in data:
             self._write(bp)
+        if data and meta and barrier:
+            dev.fsync()
+        for bp in meta:
+            self._write(bp)
+        if barrier and not dev.readonly:
+            dev.fsync()
 
     def sync_all(self) -> None:
         devs = {id(bp.dev): bp.dev for bp in self._bufs.values() if bp.dirty}
@@ -216,19 +246,31 @@ class BufCache:
             self.mem.uncharge(bp.size)
 
     def _reclaim(self, need: int) -> int:
-        """MemAccount's reclaimer: clean buffers first (oldest first), then dirty ones."""
+        """MemAccount's reclaimer: clean buffers first (oldest first), then dirty data, then — through
+        each device's checkpoint, so that order on disk is kept — dirty metadata."""
         freed = 0
-        for key in list(self._bufs):
-            if freed >= need:
-                return freed
-            bp = self._bufs[key]
-            if not bp.dirty:
+        for dirty_ok in (False, True):
+            for key in list(self._bufs):
+                if freed >= need:
+                    return freed
+                bp = self._bufs[key]
+                if (bp.dirty and not dirty_ok) or (bp.dirty and bp.meta):
+                    continue
                 self._evict(key, bp)
                 freed += bp.size
-        for key in list(self._bufs):
+        for dev_id in {bp.dev.dev_id for bp in self._bufs.values() if bp.dirty}:
             if freed >= need:
                 break
-            bp = self._bufs[key]
-            self._evict(key, bp)
-            freed += bp.size
+            fn = self._checkpoint.get(dev_id)
+            if fn is not None:
+                fn()
+            else:
+                for bp in [b for b in self._bufs.values() if b.dirty and b.dev.dev_id == dev_id]:
+                    self._write(bp)
+            for key in [k for k, b in self._bufs.items() if k[0] == dev_id and not b.dirty]:
+                if freed >= need:
+                    break
+                bp = self._bufs[key]
+                self._evict(key, bp)
+                freed += bp.size
         return freed
