@@ -333,6 +333,10 @@ class PathCalls(SysBase):
                 raise OSError(errno.EINVAL, "RENAME_EXCHANGE not supported by this file system")
             mp.vop_exchange(fdvp, fname, fvp, tdvp, tname, tvp)
             return
+        if isdir and moving_dir:
+            # Before the target checks: Linux and NetBSD (genfs_rename_lock) both answer EINVAL for
+            # a move into the directory's own subtree even when the target is a non-empty directory.
+            self._check_not_ancestor(fvp, tdvp)
         if tvp is not None:
             if isdir and tvp.type != VDIR:
                 raise OSError(errno.ENOTDIR, "cannot replace a non-directory with a directory")
@@ -341,7 +345,6 @@ class PathCalls(SysBase):
             if tvp.type == VDIR and not mp.vop_isempty(tvp):
                 raise OSError(errno.ENOTEMPTY, "target directory not empty")
         if isdir and moving_dir:
-            self._check_not_ancestor(fvp, tdvp)
             if not cred.is_root:
                 check_access(cred, self._getattr(fvp), W_OK, "move directory to a new parent")
         mp.vop_rename(fdvp, fname, fvp, tdvp, tname, tvp)
