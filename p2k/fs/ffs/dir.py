@@ -11,7 +11,7 @@ it. The 4.2BSD format (``fs_maxsymlinklen <= 0``) has a 16-bit d_namlen and no d
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 DIRBLKSIZ = 512
 DT_UNKNOWN = 0
@@ -28,29 +28,32 @@ def DIRSIZ(namlen: int) -> int:  # noqa: N802 - the C macro's name
     return 8 + ((namlen + 1 + 3) & ~3)
 
 
-def iter_chunk_entries(data: bytes | bytearray | memoryview, base: int, endian: str, oldfmt: bool,
-                       bad: Callable[[int, str], None] | None = None,
-                       ) -> Iterator[tuple[int, int, int, bytes, int]]:
-    """Yield ``(offset, ino, type, name, reclen)`` for every entry of ``data`` (whole chunks of a
+def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str, oldfmt: bool,
+                   bad: Callable[[int, str], None] | None = None,
+                   ) -> list[tuple[int, int, int, bytes, int]]:
+    """``(offset, ino, type, name, reclen)`` for every entry of ``data`` (whole chunks of a
     directory starting at byte ``base``), free slots (ino 0) included so that the write path can
-    reuse this parser. A trailing partial chunk is treated as damaged."""
-    hdr = _HDR_OLD[endian] if oldfmt else _HDR[endian]
+    reuse this parser. A trailing partial chunk is treated as damaged. Returns a list rather than
+    yielding: a stat walk parses every block of every directory, and a list is cheaper."""
+    hdr = (_HDR_OLD if oldfmt else _HDR)[endian].unpack_from
+    out: list[tuple[int, int, int, bytes, int]] = []
+    append = out.append
     n = len(data)
     for chunk in range(0, n, DIRBLKSIZ):
         end = chunk + DIRBLKSIZ
         if end > n:
             if bad is not None:
                 bad(base + chunk, "partial directory chunk")
-            return
+            break
         pos = chunk
         while pos < end:
             if oldfmt:
-                ino, reclen, namlen = hdr.unpack_from(data, pos)
+                ino, reclen, namlen = hdr(data, pos)
                 dtype = DT_UNKNOWN
             else:
-                ino, reclen, dtype, namlen = hdr.unpack_from(data, pos)
-            if (reclen & 3 or reclen > end - pos or reclen < DIRSIZ(namlen if namlen <= MAXNAMLEN else 0)
-                    or namlen > MAXNAMLEN):
+                ino, reclen, dtype, namlen = hdr(data, pos)
+            # ufs_dirbadentry; DIRSIZ(namlen) inlined
+            if reclen & 3 or reclen > end - pos or namlen > MAXNAMLEN or reclen < 8 + ((namlen + 4) & ~3):
                 if bad is not None:
                     bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
                 break
@@ -59,5 +62,6 @@ def iter_chunk_entries(data: bytes | bytearray | memoryview, base: int, endian: 
                 if bad is not None:
                     bad(base + pos, "NUL inside a name or name not terminated")
                 break
-            yield base + pos, ino, dtype, name, reclen
+            append((base + pos, ino, dtype, name, reclen))
             pos += reclen
+    return out

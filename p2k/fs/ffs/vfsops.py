@@ -34,10 +34,10 @@ from p2k.fs.ffs.fs import (
     UFS_ROOTINO,
     Superblock,
     blkstofrags,
+    cgimin,
     cgtod,
     find_superblock,
     ino_to_fsba,
-    ino_to_fsbo,
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
@@ -138,6 +138,9 @@ class FfsMount(FfsVnops, Mount):
         self.maxfilesize = maxfilesize(fs)
         self.maxino = fs.fs_ncg * fs.fs_ipg
         self.isize = fs.inode_size
+        self.maxsectors = fs.fs_size << fs.fs_fsbtodb
+        self._itable = [cgimin(fs, c) << fs.fs_fshift for c in range(fs.fs_ncg)]
+        assert all(ino_to_fsba(fs, c * fs.fs_ipg) << fs.fs_fshift == self._itable[c] for c in (0, fs.fs_ncg - 1))
         try:
             self.rw_refusal = compute_rw_refusal(fs, self._pread, devsize)
         except OSError as e:
@@ -151,11 +154,19 @@ class FfsMount(FfsVnops, Mount):
     def vfs_root_ino(self) -> int:
         return UFS_ROOTINO
 
+    def inode_location(self, ino: int) -> tuple[int, int]:
+        """(byte offset of the inode block holding ``ino``, byte offset of the dinode in it):
+        ``ino_to_fsba``/``ino_to_fsbo`` with the per-group table starts precomputed, since every
+        vget of a stat walk goes through here."""
+        cg, idx = divmod(ino, self.fs.fs_ipg)
+        blk, slot = divmod(idx, self.fs.fs_inopb)
+        return self._itable[cg] + blk * self.fs.fs_bsize, slot * self.isize
+
     def read_dinode(self, ino: int) -> Inode:
         """Decode inode ``ino`` from its (cached) inode block, with no validity checks."""
-        fs = self.fs
-        bp = self.bufcache.bread(self.dev, ino_to_fsba(fs, ino) << fs.fs_fshift, fs.fs_bsize)
-        return self.codec.decode(bp.data, ino_to_fsbo(fs, ino) * self.isize, ino)
+        boff, off = self.inode_location(ino)
+        bp = self.bufcache.bread(self.dev, boff, self.fs.fs_bsize)
+        return self.codec.decode(bp.data, off, ino)
 
     def vfs_loadvnode(self, ino: int) -> tuple[object, int]:
         """The in-core inode of ``ino`` and its type.
@@ -173,15 +184,20 @@ class FfsMount(FfsVnops, Mount):
                 raise OSError(errno.EIO, f"cg {cg}: bad magic number (inode {ino})")
             if ino % fs.fs_ipg >= cg_initediblk(bp.data, fs.endian):
                 raise OSError(errno.ENOENT, f"inode {ino} is not allocated")
-        ip = self.read_dinode(ino)
-        vtype = ip.mode & 0o170000
-        if ip.mode == 0:
-            raise OSError(errno.ENOENT, f"inode {ino} is not allocated")
-        if vtype not in VALID_TYPES:
-            raise OSError(errno.EIO, f"inode {ino}: unknown file type {ip.mode:#o}")
-        if ip.size > self.maxfilesize:
-            raise OSError(errno.EIO, f"inode {ino}: size {ip.size} beyond the largest possible file")
-        if ip.blocks > fs.fs_size << fs.fs_fsbtodb:
+        # read_dinode inlined: this is the per-entry cost of every stat walk
+        cg, idx = divmod(ino, fs.fs_ipg)
+        blk, slot = divmod(idx, fs.fs_inopb)
+        bp = self.bufcache.bread(self.dev, self._itable[cg] + blk * fs.fs_bsize, fs.fs_bsize)
+        ip = self.codec.decode(bp.data, slot * self.isize, ino)
+        mode = ip.mode
+        vtype = mode & 0o170000
+        if vtype not in VALID_TYPES or ip.size > self.maxfilesize or ip.blocks > self.maxsectors:
+            if mode == 0:
+                raise OSError(errno.ENOENT, f"inode {ino} is not allocated")
+            if vtype not in VALID_TYPES:
+                raise OSError(errno.EIO, f"inode {ino}: unknown file type {mode:#o}")
+            if ip.size > self.maxfilesize:
+                raise OSError(errno.EIO, f"inode {ino}: size {ip.size} beyond the largest possible file")
             raise OSError(errno.EIO, f"inode {ino}: holds {ip.blocks} sectors, more than the file system")
         if vtype == IFDIR and ip.size > ip.blocks * DEV_BSIZE:
             raise OSError(errno.EIO, f"inode {ino}: directory size {ip.size} exceeds its blocks")
@@ -208,6 +224,3 @@ class FfsMount(FfsVnops, Mount):
     def vfs_unmount(self, force: bool = False) -> None:
         self.vfs_sync()
         self.bufcache.invalidate_dev(self.dev)
-
-    def vop_reclaim(self, vp: Any) -> None:
-        vp.data = None

@@ -14,7 +14,7 @@ import errno
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.dir import DT_WHT, iter_chunk_entries
+from p2k.fs.ffs.dir import DT_WHT, parse_dirblock
 from p2k.fs.ffs.fs import MAXPATHLEN
 from p2k.fs.ffs.inode import IFDIR, IFLNK
 from p2k.vfs.vattr import Dirent, Vattr
@@ -80,12 +80,14 @@ class FfsVnops:
     def vop_getattr(self, vp: Vnode) -> Vattr:
         ip: Inode = vp.data  # type: ignore[assignment]
         g = 1_000_000_000
+        mode = ip.mode
+        # positional: this runs once per entry of a stat walk (order = Vattr's field order)
         return Vattr(
-            mode=ip.mode, nlink=ip.nlink, uid=ip.uid, gid=ip.gid, size=ip.size, ino=ip.ino,
-            rdev=ip.rdev,
-            atime_ns=ip.atime * g + ip.atimensec, mtime_ns=ip.mtime * g + ip.mtimensec,
-            ctime_ns=ip.ctime * g + ip.ctimensec, birthtime_ns=ip.birthtime * g + ip.birthnsec,
-            blocks=ip.blocks, blksize=self.fs.fs_bsize, flags=ip.flags, gen=ip.gen, fsid=self.fsid)
+            mode, ip.nlink, ip.uid, ip.gid, ip.size, ip.ino,
+            ip.db[0] & 0xFFFFFFFFFFFFFFFF if mode & 0o170000 in (0o020000, 0o060000) else 0,
+            ip.atime * g + ip.atimensec, ip.mtime * g + ip.mtimensec,
+            ip.ctime * g + ip.ctimensec, ip.birthtime * g + ip.birthnsec,
+            ip.blocks, self.fs.fs_bsize, ip.flags, ip.gen, self.fsid)
 
     # ---- symbolic links --------------------------------------------------------------------------
     def vop_readlink(self, vp: Vnode) -> bytes:
@@ -113,11 +115,11 @@ class FfsVnops:
                 self.dir_errors.append(f"bad dir ino {ip.ino} at offset {off}: {why}")
         return bad
 
-    def dir_entries(self, ip: Inode, start: int = 0, *, free_slots: bool = False,
-                    ) -> Iterator[tuple[int, int, int, bytes, int]]:
-        """``(offset, ino, type, name, reclen)`` of every entry at or after byte ``start``.
+    def dir_blocks(self, ip: Inode, start: int = 0) -> Iterator[list[tuple[int, int, int, bytes, int]]]:
+        """The parsed entries of each directory block from the one holding byte ``start`` on.
 
-        Reads a block at a time through the buffer cache; free slots only with ``free_slots``."""
+        Reads a block at a time through the buffer cache; entries are ``(offset, ino, type, name,
+        reclen)`` with free slots (ino 0) included, exactly as ``dir.parse_dirblock`` returns them."""
         if ip.mode & 0o170000 != IFDIR:
             raise OSError(errno.ENOTDIR, f"inode {ip.ino} is not a directory")
         fs = self.fs
@@ -134,29 +136,36 @@ class FfsVnops:
                 # bounds the scan of a directory whose size field was corrupted upwards.
                 raise OSError(errno.EIO, f"directory inode {ip.ino} has a hole at block {lbn}")
             data = self.read_range(ip, base, min(base + bsize, size))
-            for ent in iter_chunk_entries(data, base, endian, oldfmt, bad):  # type: ignore[arg-type]
-                if ent[0] < start or (ent[1] == 0 and not free_slots):
-                    continue
-                yield ent
+            yield parse_dirblock(data, base, endian, oldfmt, bad)  # type: ignore[arg-type]
             lbn += 1
+
+    def dir_entries(self, ip: Inode, start: int = 0, *, free_slots: bool = False,
+                    ) -> Iterator[tuple[int, int, int, bytes, int]]:
+        """``(offset, ino, type, name, reclen)`` of every entry at or after byte ``start``;
+        free slots only with ``free_slots``."""
+        for ents in self.dir_blocks(ip, start):
+            for ent in ents:
+                if ent[0] >= start and (ent[1] or free_slots):
+                    yield ent
 
     def vop_readdir(self, vp: Vnode, cookie: int) -> Iterator[Dirent]:
         """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset,
         so cookies survive reclaim and stay meaningful while entries are added or removed."""
         ip: Inode = vp.data  # type: ignore[assignment]
-        for off, ino, dtype, name, reclen in self.dir_entries(ip, cookie):
-            if dtype == DT_WHT:
-                continue
-            yield Dirent(ino, dtype, name, off + reclen)
+        for ents in self.dir_blocks(ip, cookie):
+            for off, ino, dtype, name, reclen in ents:
+                if ino and off >= cookie and dtype != DT_WHT:
+                    yield Dirent(ino, dtype, name, off + reclen)
 
     def vop_lookup(self, dvp: Vnode, name: bytes) -> int:
         ip: Inode = dvp.data  # type: ignore[assignment]
         cache = ip.dircache
         if cache is None:
             cache = {}
-            for _, ino, dtype, ename, _ in self.dir_entries(ip):
-                if dtype != DT_WHT and ename not in cache:
-                    cache[ename] = ino
+            for ents in self.dir_blocks(ip):
+                for _, ino, dtype, ename, _ in ents:
+                    if ino and dtype != DT_WHT and ename not in cache:
+                        cache[ename] = ino
             ip.dircache = cache
         ino = cache.get(name)
         if ino is None:
