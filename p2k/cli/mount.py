@@ -1,0 +1,228 @@
+"""``p2k mount`` and ``p2k umount``: an image's file system on a host directory, through FUSE.
+
+``p2k mount [-t ffs|tmpfs] [-o OPTIONS] [-f] [-d drivespec] IMAGE[:a] MOUNTPOINT`` boots a kernel,
+mounts the image in it and serves it with the puffs bridge. Like rump_server it detaches only once
+the mount is ready: the parent waits on a pipe for "ready" or for the one-line reason it failed,
+so a script that runs ``p2k mount`` can use the mount point at once. ``-f`` stays in the
+foreground. With no arguments it mounts the bundled demo image at ``./mnt``.
+
+Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other users in — needed for
+non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
+``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); anything else goes to
+the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
+read-only with a notice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from p2k.cli.errors import describe
+from p2k.cli.imagearg import MOUNTPOINT, add_image_args, open_image, parse_mount_options
+
+FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
+KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
+BRIDGE_OPTIONS = {"attr_timeout"}
+DEMO_MOUNTPOINT = "./mnt"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("mount", help="mount an image on a host directory through FUSE")
+    add_image_args(p, image_optional=True)
+    p.add_argument("-f", dest="foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("mountpoint", nargs="?", help="host directory to mount on")
+    p.set_defaults(func=cmd_mount)
+    u = sub.add_parser("umount", help="unmount a p2k mount and wait until its image is synced")
+    u.add_argument("mountpoint")
+    u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (120)")
+    u.set_defaults(func=cmd_umount)
+
+
+# ---- checks shared by mount and umount -------------------------------------------------------------
+def stale_hint(mountpoint: str) -> str:
+    return f"{mountpoint}: stale p2k mount (its daemon died); clear it with: fusermount3 -u {mountpoint}"
+
+
+def check_mountpoint(mountpoint: str) -> None:
+    try:
+        st = os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            raise OSError(errno.ENOTCONN, stale_hint(mountpoint)) from None
+        raise OSError(e.errno, e.strerror, mountpoint) from None
+    if not os.path.isdir(mountpoint):
+        raise OSError(errno.ENOTDIR, "Not a directory", mountpoint)
+    if os.path.ismount(mountpoint):
+        raise OSError(errno.EBUSY, "already a mount point", mountpoint)
+    del st
+
+
+# ---- mount ---------------------------------------------------------------------------------------
+def cmd_mount(args: argparse.Namespace) -> int:
+    demo = args.image is None and args.drivespec is None and args.mountpoint is None and args.fstype != "tmpfs"
+    if demo:
+        args.image = str(demo_image())
+        args.mountpoint = DEMO_MOUNTPOINT
+        os.makedirs(args.mountpoint, exist_ok=True)
+    elif args.mountpoint is None:
+        if args.drivespec is not None or args.fstype == "tmpfs":
+            args.mountpoint, args.image = args.image, None
+        if args.mountpoint is None:
+            raise OSError(errno.EINVAL, "usage: p2k mount [-t ffs|tmpfs] [-o opts] [-f] IMAGE MOUNTPOINT")
+    check_mountpoint(args.mountpoint)
+    if args.foreground:
+        serve(args, ready=lambda note: print(note, file=sys.stderr) if note else None)
+        return 0
+    rc = detach(args)
+    if rc == 0 and demo:
+        print(f"Mounted {args.image} at {args.mountpoint}:")
+        sys.stdout.flush()
+        subprocess.run(["ls", "-la", args.mountpoint], check=False)
+        print(f"\nUnmount with: p2k umount {args.mountpoint}")
+    return rc
+
+
+def demo_image() -> Path:
+    """images/demo.img, decompressed from images/demo.img.gz when missing or older."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        gz, img = base / "images" / "demo.img.gz", base / "images" / "demo.img"
+        if gz.exists():
+            if not img.exists() or img.stat().st_mtime < gz.stat().st_mtime:
+                tmp = img.with_suffix(".img.tmp")
+                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                os.replace(tmp, img)
+            return img
+        if img.exists():
+            return img
+    raise OSError(errno.ENOENT, "demo image images/demo.img.gz not found; give IMAGE MOUNTPOINT")
+
+
+def detach(args: argparse.Namespace) -> int:
+    """Fork; the child serves, the parent reports "ready" or the child's one-line error."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(r)
+        os.setsid()
+        code = 0
+        try:
+            def ready(note: str | None) -> None:
+                os.write(w, f"ready {note or ''}\n".encode())
+                os.close(w)
+                quiet_stdio()
+
+            serve(args, ready)
+        except BaseException as e:  # noqa: BLE001 - everything must reach the parent as one line
+            code = 1
+            try:
+                os.write(w, f"error {describe(e) if isinstance(e, OSError | ValueError) else repr(e)}\n".encode())
+            except OSError:
+                pass
+        os._exit(code)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 4096):
+        chunks.append(chunk)
+    os.close(r)
+    msg = b"".join(chunks).decode(errors="replace").strip()
+    if msg.startswith("ready"):
+        note = msg[len("ready"):].strip()
+        if note:
+            print(f"p2k mount: {note}", file=sys.stderr)
+        return 0
+    os.waitpid(pid, 0)
+    print(f"p2k mount: {msg.removeprefix('error ') or 'daemon exited before the mount was ready'}", file=sys.stderr)
+    return 1
+
+
+def quiet_stdio() -> None:
+    """After "ready" the daemon has no terminal; its log goes to $P2K_MOUNT_LOG if set."""
+    logpath = os.environ.get("P2K_MOUNT_LOG")
+    out = os.open(logpath or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+
+
+def serve(args: argparse.Namespace, ready: Any) -> None:
+    """Boot the kernel, mount the image, serve until unmounted (runs in the daemon)."""
+    import logging
+
+    from p2k.kernel import Kernel
+    from p2k.puffs.daemon import MountDaemon
+
+    logging.basicConfig(level=logging.INFO if os.environ.get("RUMP_VERBOSE") else logging.WARNING,
+                        format="p2k mount[%(process)d]: %(message)s")
+    opts = parse_mount_options(args.options or "")
+    fuse_opts = {"default_permissions", "fsname=p2k:" + (args.image or args.fstype), "subtype=p2k"}
+    fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
+    kopts = {o: v for o, v in opts.items() if o in KERNEL_OPTIONS}
+    fs_opts = {o: v for o, v in opts.items() if o not in FUSE_OPTIONS | KERNEL_OPTIONS | BRIDGE_OPTIONS}
+    kernel = Kernel(ncpu=kopts.get("ncpu") or None, memlimit=kopts.get("memlimit") or None,
+                    nvnodes=kopts.get("nvnodes") or None)
+    note = None
+    ns = argparse.Namespace(**vars(args))
+    ns.options = ",".join(o if not v else f"{o}={v}" for o, v in fs_opts.items())
+    try:
+        img = open_image(ns, write=True, kernel=kernel)
+    except OSError as e:
+        if e.errno != errno.EROFS or "rw" in opts or args.fstype != "ffs":
+            raise
+        kernel = Kernel(ncpu=kopts.get("ncpu") or None, memlimit=kopts.get("memlimit") or None,
+                        nvnodes=kopts.get("nvnodes") or None)
+        ns.options = ",".join(["ro", *filter(None, ns.options.split(","))])
+        img = open_image(ns, write=True, kernel=kernel)
+        note = f"mounted read-only: {e.strerror}"
+    if img.readonly:
+        fuse_opts.add("ro")
+    daemon = MountDaemon(img.kernel, MOUNTPOINT, args.mountpoint, fuse_opts,
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0))
+    try:
+        daemon.run(lambda: ready(note))
+    except RuntimeError as e:
+        raise OSError(errno.EIO, f"FUSE mount failed ({e})", args.mountpoint) from None
+
+
+# ---- umount --------------------------------------------------------------------------------------
+def cmd_umount(args: argparse.Namespace) -> int:
+    from p2k.puffs.daemon import RunDir
+
+    mnt = args.mountpoint
+    rundir = RunDir()
+    pid = rundir.owner(mnt)
+    stale = False
+    try:
+        os.stat(mnt)
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            raise OSError(e.errno, e.strerror, mnt) from None
+        stale = True
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool is None:
+        raise OSError(errno.ENOENT, "fusermount3 not found")
+    res = subprocess.run([tool, "-u", mnt], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        msg = (res.stderr.strip().splitlines() or ["unmount failed"])[-1]
+        msg = msg.removeprefix(f"{os.path.basename(tool)}: ")
+        if "busy" in msg.lower():
+            raise OSError(errno.EBUSY, "Device or resource busy (files are open on it)", mnt)
+        raise OSError(errno.EINVAL, msg)
+    if stale and pid is None:
+        print(f"p2k umount: {mnt}: the daemon had died; cleared the stale mount "
+              f"(check the image with p2k fsck -y)", file=sys.stderr)
+        return 0
+    if not rundir.wait_released(mnt, args.timeout):
+        raise OSError(errno.ETIMEDOUT, f"daemon {pid} is still syncing after {args.timeout:.0f} s", mnt)
+    return 0

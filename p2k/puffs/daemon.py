@@ -1,0 +1,172 @@
+"""The mount daemon's life: serve FUSE until unmounted or signalled, then sync and halt the kernel.
+
+rump_server and puffs servers detach once ready and leave a way to find them; here each running
+mount holds an exclusive ``flock`` on a file of its own in a run directory (``RunDir``), named
+after the mount point. ``p2k umount`` unmounts with fusermount3 and then waits for that lock to be
+released, which happens only after the daemon has synced everything and halted its kernel — so
+when ``p2k umount`` returns the image is clean. A plain ``fusermount3 -u`` ends the daemon the same
+way (the FUSE session closes, the daemon syncs and exits); SIGINT, SIGTERM and SIGHUP unmount
+first. SIGUSR1 writes the kernel's counters (``k.stats()`` plus the bridge's) as JSON to the stats
+file: ``$P2K_STATS_FILE``, else ``<run dir>/mount-<hash>.stats``.
+
+A background syncer writes dirty buffers back every ``SYNC_INTERVAL`` seconds so that a daemon
+that dies loses little and leaves an image ``p2k fsck -y`` can repair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import trio
+
+from p2k.puffs.bridge import Bridge
+
+log = logging.getLogger("p2k.puffs")
+
+SYNC_INTERVAL = 10.0
+
+
+class RunDir:
+    """The directory where running mounts register themselves (one lock file per mount point)."""
+
+    def __init__(self, base: str | None = None) -> None:
+        if base is None:
+            base = os.environ.get("P2K_RUNDIR")
+        if base is None:
+            if os.geteuid() == 0:
+                base = "/run/p2k" if os.path.isdir("/run") else f"/tmp/p2k-{os.geteuid()}"
+            else:
+                xdg = os.environ.get("XDG_RUNTIME_DIR")
+                base = os.path.join(xdg, "p2k") if xdg else f"/tmp/p2k-{os.geteuid()}"
+        self.base = Path(base)
+
+    def path(self, mountpoint: str, suffix: str = "lock") -> Path:
+        key = hashlib.sha1(os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return self.base / f"mount-{key}.{suffix}"
+
+    def claim(self, mountpoint: str) -> int:
+        """Take the mount point's lock for this process; EBUSY if a live daemon holds it."""
+        self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path(mountpoint), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OSError(errno.EBUSY, "a p2k daemon already serves this mount point", mountpoint) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n{os.path.realpath(mountpoint)}\n".encode())
+        return fd
+
+    def owner(self, mountpoint: str) -> int | None:
+        """The pid of the live daemon serving ``mountpoint``, or None."""
+        try:
+            fd = os.open(self.path(mountpoint), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 4096, 0).decode(errors="replace")
+                return int(text.split()[0]) if text.split() else None
+            return None  # nobody holds it: the daemon is gone
+        finally:
+            os.close(fd)
+
+    def wait_released(self, mountpoint: str, timeout: float) -> bool:
+        """Wait until no daemon holds the lock of ``mountpoint``; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.owner(mountpoint) is not None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+class MountDaemon:
+    """Serves one kernel's mounted tree at a host mount point."""
+
+    def __init__(self, kernel: Any, kernel_path: str, mountpoint: str, fuse_options: set[str], *,
+                 rundir: RunDir | None = None, stats_file: str | None = None, attr_timeout: float = 1.0) -> None:
+        self.kernel = kernel
+        self.kernel_path = kernel_path
+        self.mountpoint = os.path.abspath(mountpoint)
+        self.fuse_options = fuse_options
+        self.rundir = rundir or RunDir()
+        self.stats_file = stats_file or os.environ.get("P2K_STATS_FILE") or str(
+            self.rundir.path(self.mountpoint, "stats"))
+        self.attr_timeout = attr_timeout
+        self.signalled = False
+        self.bridge: Bridge | None = None
+
+    def run(self, on_ready: Callable[[], None]) -> None:
+        """Mount, call ``on_ready``, serve until unmounted or signalled; then sync and halt.
+        The kernel is halted whatever happens, so the image is left as clean as it can be."""
+        lockfd = self.rundir.claim(self.mountpoint)
+        mounted = False
+        try:
+            self.bridge = Bridge(self.kernel, self.kernel_path, attr_timeout=self.attr_timeout)
+            pyfuse3.init(self.bridge, self.mountpoint, self.fuse_options)
+            mounted = True
+            trio.run(self._main, on_ready)
+        finally:
+            if mounted:
+                with contextlib.suppress(Exception):
+                    pyfuse3.close(unmount=self.signalled)
+            if self.bridge is not None:
+                self.bridge.close()
+            self.kernel.halt()
+            with contextlib.suppress(OSError):
+                os.unlink(self.rundir.path(self.mountpoint))
+            os.close(lockfd)
+
+    async def _main(self, on_ready: Callable[[], None]) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._signals)
+            nursery.start_soon(self._syncer)
+            on_ready()
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as sigs:
+            async for sig in sigs:
+                if sig == signal.SIGUSR1:
+                    await trio.to_thread.run_sync(self.write_stats)
+                    continue
+                log.info("signal %d: unmounting %s", sig, self.mountpoint)
+                self.signalled = True
+                pyfuse3.terminate()
+
+    async def _syncer(self) -> None:
+        assert self.bridge is not None
+        while True:
+            await trio.sleep(SYNC_INTERVAL)
+            try:
+                await trio.to_thread.run_sync(self.kernel.sync_all, limiter=self.bridge.limiter)
+            except OSError as e:
+                log.error("periodic sync failed: %s", e)
+
+    def stats(self) -> dict[str, int]:
+        out = dict(self.kernel.stats())
+        if self.bridge is not None:
+            out.update(self.bridge.stats())
+        return out
+
+    def write_stats(self) -> None:
+        tmp = f"{self.stats_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(self.stats(), f)
+        os.replace(tmp, self.stats_file)

@@ -1,0 +1,50 @@
+"""FUSE inode numbers ↔ the file system's inode numbers, and the host kernel's lookup counts.
+
+The FUSE node id of a file *is* its inode number in the mounted file system (as fuse2fs does), with
+one exception FUSE forces on us: the root must be node 1, so the root's inode number and 1 swap
+places. Because a node id names an inode rather than a held vnode, the bridge keeps no vnode
+referenced between requests: the host's dentry cache may remember millions of names, but the
+kernel's vnode cache stays bounded by kern.maxvnodes (RUMP_NVNODES), and a vnode reclaimed in
+between is simply loaded again on the next request (``VFS_VGET``, as an NFS server does).
+
+The lookup counts are still kept, exactly as FUSE defines them, so that ``forget`` can be checked
+and the number of names the host remembers shows in the statistics.
+"""
+
+from __future__ import annotations
+
+FUSE_ROOT = 1
+
+
+class InodeMap:
+    def __init__(self, root_ino: int) -> None:
+        self.root_ino = root_ino
+        self.nlookup: dict[int, int] = {}
+        self.forgets = 0
+
+    def to_fuse(self, ino: int) -> int:
+        """The node id the host sees for inode ``ino``."""
+        if ino == self.root_ino:
+            return FUSE_ROOT
+        if ino == FUSE_ROOT:
+            return self.root_ino
+        return ino
+
+    def to_fs(self, fino: int) -> int:
+        """The file system's inode number for a node id (the mapping is its own inverse)."""
+        return self.to_fuse(fino)
+
+    def remember(self, fino: int, n: int = 1) -> None:
+        """The host now holds ``n`` more lookups of ``fino`` (lookup, create, readdirplus)."""
+        self.nlookup[fino] = self.nlookup.get(fino, 0) + n
+
+    def forget(self, fino: int, n: int) -> None:
+        left = self.nlookup.get(fino, 0) - n
+        self.forgets += 1
+        if left > 0:
+            self.nlookup[fino] = left
+        else:
+            self.nlookup.pop(fino, None)
+
+    def __len__(self) -> int:
+        return len(self.nlookup)
