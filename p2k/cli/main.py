@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.makefs",
     "p2k.cli.fsck",
     "p2k.cli.dumpfs",
+    "p2k.cli.crashtest",
 )
 
 

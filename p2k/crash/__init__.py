@@ -1,0 +1,1 @@
+"""Crash testing: seeded workloads, power cuts at the device, fsck, and checks of what survived."""

@@ -1,0 +1,55 @@
+"""What a workload believes it wrote, and which of it an fsync made durable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FileModel:
+    file_id: int
+    content: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class Model:
+    files: dict[str, FileModel] = field(default_factory=dict)
+    durable: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    next_id: int = 1
+    ops: int = 0
+
+    def create(self, path: str) -> int:
+        fid = self.next_id
+        self.next_id += 1
+        self.files[path] = FileModel(fid)
+        self.durable.pop(path, None)
+        return fid
+
+    def write(self, path: str, offset: int, data: bytes) -> None:
+        f = self.files[path]
+        end = offset + len(data)
+        if len(f.content) < end:
+            f.content.extend(bytes(end - len(f.content)))
+        f.content[offset:end] = data
+        self.durable.pop(path, None)
+
+    def truncate(self, path: str, size: int) -> None:
+        f = self.files[path]
+        if size < len(f.content):
+            del f.content[size:]
+        else:
+            f.content.extend(bytes(size - len(f.content)))
+        self.durable.pop(path, None)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.files[dst] = self.files.pop(src)
+        self.durable.pop(src, None)
+        self.durable.pop(dst, None)
+
+    def unlink(self, path: str) -> None:
+        self.files.pop(path, None)
+        self.durable.pop(path, None)
+
+    def fsynced(self, path: str) -> None:
+        f = self.files[path]
+        self.durable[path] = (f.file_id, bytes(f.content))

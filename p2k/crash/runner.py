@@ -1,0 +1,162 @@
+"""``p2k crashtest``: run a seeded workload, cut the power at every k-th write, repair, verify.
+
+For each cut point: a fresh copy of the image; the workload runs in a kernel whose device holds
+unflushed writes back like a disk's volatile cache and, at the cut, lets an arbitrary seeded subset
+of them through; then ``p2k fsck -y`` repairs, a second ``fsck -n`` must find nothing, and the
+survivor must hold every file whose fsync returned with exactly its fsync'ed bytes, no file may show
+another file's bytes, and the file system must mount read-write and take new writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import shutil
+import stat as st
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from p2k.crash.model import Model
+from p2k.crash.stamp import foreign_units
+from p2k.crash.workloads import WORKLOADS
+from p2k.etfs import ETFS_BLK, FaultPlan
+from p2k.kernel import Kernel
+
+KEY = "/dev/crash0"
+MNT = "/mnt"
+
+
+@dataclass
+class CutResult:
+    workload: str
+    seed: int
+    cut: int
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    fsck_rc: int = 0
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """Run a p2k subcommand in-process, capturing what it prints."""
+    from p2k.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        rc = main(list(argv))
+    return rc, out.getvalue()
+
+
+def make_image(path: Path, version: int, size: str = "16m") -> None:
+    rc, out = run_cli("newfs", "-F", "-O", str(version), "-s", size, str(path))
+    if rc != 0:
+        raise OSError(5, f"p2k newfs failed: {out.strip()}")
+
+
+def _run_workload(image: Path, name: str, seed: int, plan: FaultPlan) -> tuple[Model, int, bool]:
+    """Run the workload; returns (model, writes the device saw, whether it finished)."""
+    model = Model()
+    k = Kernel()
+    dev = k.etfs_register(KEY, str(image), ETFS_BLK)
+    inj = dev.set_faults(plan)
+    finished = False
+    try:
+        k.sys.mkdir(MNT, 0o755)
+        k.sys.mount("ffs", MNT, 0, {"fspec": KEY})
+        WORKLOADS[name](k.sys, random.Random(seed), model, MNT)
+        k.halt()
+        finished = True
+    except OSError:
+        if inj is None or not inj.state.dead:
+            raise
+    finally:
+        writes = inj.state.writes if inj is not None else 0
+        if not finished:
+            k.etfs.close_all()  # the machine is gone: no sync, no unmount
+    return model, writes, finished
+
+
+def count_writes(template: Path, workdir: Path, name: str, seed: int) -> int:
+    image = workdir / "count.img"
+    shutil.copyfile(template, image)
+    _, writes, _ = _run_workload(image, name, seed, FaultPlan(hold_writes=True, seed=seed))
+    return writes
+
+
+def run_cut(template: Path, workdir: Path, name: str, seed: int, cut: int) -> CutResult:
+    image = workdir / f"{name}-{cut}.img"
+    shutil.copyfile(template, image)
+    res = CutResult(name, seed, cut, ok=False)
+    model, _, _ = _run_workload(image, name, seed, FaultPlan(power_cut=cut, seed=seed * 100_003 + cut))
+    rc, out = run_cli("fsck", "-y", "-f", str(image))
+    res.fsck_rc = rc
+    if rc not in (0, 4):
+        res.problems.append(f"fsck -y exited {rc}: {out.strip().splitlines()[-1:] or ''}")
+    rc2, out2 = run_cli("fsck", "-n", "-f", str(image))
+    if rc2 != 0:
+        res.problems.append(f"second fsck -n not clean (exit {rc2}): {_last_lines(out2)}")
+    res.problems += verify(image, model)
+    res.ok = not res.problems
+    if res.ok:
+        image.unlink()
+    return res
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    return " | ".join(text.strip().splitlines()[-n:])
+
+
+def verify(image: Path, model: Model) -> list[str]:
+    problems: list[str] = []
+    k = Kernel()
+    try:
+        k.etfs_register(KEY, str(image), ETFS_BLK)
+        k.sys.mkdir(MNT, 0o755)
+        k.sys.mount("ffs", MNT, 0, {"fspec": KEY})
+        for path, (_fid, content) in model.durable.items():
+            try:
+                got = _read_all(k, MNT + path)
+            except OSError as e:
+                problems.append(f"fsync'ed {path} lost: {e.strerror}")
+                continue
+            if got != content:
+                problems.append(f"fsync'ed {path}: {len(got)} bytes, expected {len(content)} as fsync'ed")
+        for path, s in _walk(k, MNT):
+            if st.S_ISREG(s.st_mode):
+                _, bad = foreign_units(_read_all(k, path), None)
+                if bad:
+                    problems.append(f"{path} exposes bytes it never held at offset {bad[0]}")
+        fd = k.sys.open(MNT + "/after-crash", os.O_WRONLY | os.O_CREAT, 0o644)
+        k.sys.write(fd, b"new writes are taken\n")
+        k.sys.fsync(fd)
+        k.sys.close(fd)
+        k.halt()
+    except OSError as e:
+        problems.append(f"mount/verify failed: {e}")
+        k.halt(sync=False)
+    return problems
+
+
+def _read_all(k: Kernel, path: str) -> bytes:
+    fd = k.sys.open(path, os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := k.sys.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        k.sys.close(fd)
+
+
+def _walk(k: Kernel, top: str) -> Iterator[tuple[str, os.stat_result]]:
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        for name in k.sys.listdir(d):
+            p = f"{d}/{name}"
+            s = k.sys.lstat(p)
+            yield p, s
+            if st.S_ISDIR(s.st_mode):
+                stack.append(p)
