@@ -51,7 +51,21 @@ def stale_hint(mountpoint: str) -> str:
     return f"{mountpoint}: stale p2k mount (its daemon died); clear it with: fusermount3 -u {mountpoint}"
 
 
+def is_stale(mountpoint: str) -> bool:
+    """A FUSE mount whose daemon is gone answers ENOTCONN (statvfs always asks the daemon; stat of
+    the mount point may still be answered from the host's attribute cache)."""
+    try:
+        os.stat(mountpoint)
+        if os.path.ismount(mountpoint):
+            os.statvfs(mountpoint)
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return False
+
+
 def check_mountpoint(mountpoint: str) -> None:
+    if is_stale(mountpoint):
+        raise OSError(errno.ENOTCONN, stale_hint(mountpoint))
     try:
         st = os.stat(mountpoint)
     except OSError as e:
@@ -202,13 +216,7 @@ def cmd_umount(args: argparse.Namespace) -> int:
     mnt = args.mountpoint
     rundir = RunDir()
     pid = rundir.owner(mnt)
-    stale = False
-    try:
-        os.stat(mnt)
-    except OSError as e:
-        if e.errno != errno.ENOTCONN:
-            raise OSError(e.errno, e.strerror, mnt) from None
-        stale = True
+    stale = is_stale(mnt)
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise OSError(errno.ENOENT, "fusermount3 not found")
