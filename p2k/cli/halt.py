@@ -1,10 +1,49 @@
-"""``rump.halt`` (issue 7 builds it; until then it says so)."""
+"""``rump.halt [-dhn]``: halt the rump kernel whose URL is in RUMP_SERVER, as rump.halt(1).
+
+By default the server syncs its file systems, unmounts them and exits. ``-n`` skips the sync
+(data not yet written is lost, as on a real machine); ``-h`` halts the kernel but leaves the server
+process alive; ``-d`` has the server write its state (``rumpdump.<pid>.json`` in its working
+directory, also printed here) instead of NetBSD's core dump, and — like RB_DUMP — exit unsynced.
+Errors read like rump.halt's: ``init failed: <reason>`` when the server cannot be reached,
+``reboot: <reason>`` when it refuses.
+"""
 
 from __future__ import annotations
 
+import getopt
+import os
 import sys
 
+PROG = "rump.halt"
 
-def main() -> int:
-    print("rump.halt: not implemented yet", file=sys.stderr)
-    return 2
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        opts, rest = getopt.getopt(args, "dhn")
+    except getopt.GetoptError as e:
+        print(f"{PROG}: {e.msg}\nusage: {PROG} [-dhn]", file=sys.stderr)
+        return 1
+    if rest:
+        print(f"usage: {PROG} [-dhn]", file=sys.stderr)
+        return 1
+    flags = {flag for flag, _ in opts}
+    from p2k.client import connect
+
+    try:
+        client = connect(name=PROG)
+    except OSError as e:
+        print(f"{PROG}: init failed: {e.strerror or os.strerror(e.errno or 5)}", file=sys.stderr)
+        return 1
+    try:
+        dump = client.halt(sync="-n" not in flags, keep_process="-h" in flags, dump="-d" in flags)
+    except OSError as e:
+        print(f"{PROG}: reboot: {e.strerror or os.strerror(e.errno or 5)}", file=sys.stderr)
+        return 1
+    if dump:
+        print(dump)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

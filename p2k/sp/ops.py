@@ -1,0 +1,43 @@
+"""The calls a remote client may make, by number: the server's whitelist and the client's method list.
+
+A request names a call by its number in ``SYSCALLS``; anything not listed is ENOSYS. Nothing in
+the list reaches the host: every path is resolved in the kernel's own namespace, and devices are
+only the etfs keys fixed at server start-up (a ``mount`` names a key, never a host file).
+Numbers are stable: new calls are appended, never inserted, so an older client keeps working.
+"""
+
+from __future__ import annotations
+
+# Control operations, handled by the server itself rather than by a process's Syscalls.
+OP_HANDSHAKE = 1
+OP_HALT = 2
+OP_STATS = 3
+OP_PING = 4
+OP_SYSCTL = 5
+FIRST_SYSCALL = 16
+
+SYSCALLS: tuple[str, ...] = (
+    # files and descriptors
+    "open", "close", "read", "write", "pread", "pwrite", "lseek", "fstat", "fstatvfs", "getdents",
+    "fsync", "fdatasync", "fchdir", "dup", "dup2", "umask", "ftruncate", "fchmod", "fchown", "futimens",
+    # paths
+    "stat", "lstat", "statvfs", "mkdir", "mknod", "mkfifo", "symlink", "link", "readlink", "unlink",
+    "rmdir", "rename", "listdir", "chdir", "getcwd", "chmod", "chown", "lchown", "utimensat", "utime",
+    "truncate", "access", "check_access",
+    # mount table
+    "mount", "unmount", "sync",
+    # vnode handles (the FUSE bridge's calls; handles are per connection)
+    "lookup", "root_vnode", "vref", "vrele", "vstat", "vgetattr", "vstatvfs", "vopen", "vreaddir",
+    "vreadlink", "vchmod", "vchown", "vutimens", "vtruncate", "vfsync",
+)
+
+OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
+NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
+
+RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref"})
+"""Calls whose result is a vnode: the server gives the client a new handle for it instead."""
+
+# Flags of reboot(2) as rump.halt sends them (NetBSD's values).
+RB_NOSYNC = 0x04
+RB_HALT = 0x08
+RB_DUMP = 0x100
