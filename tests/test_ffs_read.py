@@ -489,3 +489,26 @@ def test_42bsd_directory_format(tmp_path: Path, tree: tuple[Path, dict], endian:
         k.vcache.vrele(root)
     finally:
         k.halt()
+
+
+@pytest.mark.parametrize("head,needle", [(0, None), (4096, "WAPBL journal is not empty")])
+def test_wapbl_journal_state(tmp_path: Path, img_v1le: Path, head: int, needle: str | None) -> None:
+    """FS_DOWAPBL with an empty log is mountable read-write (the write path must clear the flag
+    before its first write); a log with records in it, which p2k cannot replay, is not."""
+    raw = img_v1le.read_bytes()
+    sb = find_superblock(lambda o, n: raw[o:o + n], len(raw))
+    blksz = 512
+    addr = (len(raw) - 8 * blksz) // blksz  # the image's last sectors hold no data after makefs
+    img = _patch_sb(img_v1le, tmp_path / "wapbl.img", fs_flags=ffs_fs.FS_DOWAPBL, fs_journal_version=1,
+                    fs_journal_location=2, fs_journal_addr=addr, fs_journal_blksz=blksz)
+    hdr = struct.Struct(sb.endian + "IiII8xQIIIIqq")
+    with open(img, "r+b") as f:
+        f.seek(addr * blksz)
+        f.write(hdr.pack(0x5741424C, 64, 0, 1, 0, 0, 1, 9, 9, head, 0).ljust(blksz, b"\0"))
+        f.write(hdr.pack(0x5741424C, 64, 0, 0, 0, 0, 1, 9, 9, 0, 0).ljust(blksz, b"\0"))
+    k = mount_image(img)
+    try:
+        refusal = k.mounts[0].rw_refusal
+        assert refusal is None if needle is None else needle in (refusal or "")
+    finally:
+        k.halt()
