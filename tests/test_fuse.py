@@ -142,7 +142,9 @@ FS_KINDS = ["tmpfs", "ffs"]
 @pytest.fixture(scope="module", params=FS_KINDS)
 def fsmount(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
     """A writable mount shared by a module's tests (each test works in a directory of its own)."""
-    base = tmp_path_factory.mktemp(f"fuse-{request.param}")
+    # Under /tmp itself, not pytest's private (0700) directory, so that other users can reach it.
+    base = Path(tempfile.mkdtemp(prefix=f"p2k-fuse-{request.param}-"))
+    os.chmod(base, 0o755)
     if request.param == "ffs":
         why = ffs_rw_missing()
         if why:
@@ -156,6 +158,7 @@ def fsmount(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield m
     finally:
         stop(m)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -272,7 +275,7 @@ def test_write_past_eof_leaves_zero_hole(work: Path) -> None:
 def test_truncate_past_max_is_efbig(work: Path, fsmount: Mount) -> None:
     p = work / "big"
     p.write_bytes(b"x")
-    if "fuse-ffs" not in str(fsmount.path):
+    if "p2k-fuse-ffs" not in str(fsmount.path):
         pytest.skip("tmpfs files may be as large as off_t allows")
     with pytest.raises(OSError) as ei:
         os.truncate(p, (1 << 63) - 1)

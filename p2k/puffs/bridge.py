@@ -239,7 +239,7 @@ class Bridge(pyfuse3.Operations):
 
         def run(dvp: Any) -> tuple[int, Vattr]:
             with self.k.lock:
-                fd = s.open(name, (flags | os.O_CREAT) & ~os.O_NOCTTY, mode & 0o7777, dir_fd=dvp)
+                fd = ko.create_open(s, self.creds.root, dvp, name, flags & ~os.O_NOCTTY, mode)
                 return fd, s.vgetattr(ko.fd_vnode(self.k, fd))
 
         fd, va = await self._run(self._with_vnode, parent_inode, run)
