@@ -35,7 +35,6 @@ class Cg:
 
     def __init__(self, buf: bytearray | bytes, endian: str) -> None:
         vals = CG_STRUCTS[endian].unpack_from(buf, 0)
-        names = [n for n, _ in CG_FIELDS]
         i = 0
         for name, fmt in CG_FIELDS:
             if fmt == "8i":
@@ -44,7 +43,6 @@ class Cg:
             else:
                 setattr(self, name, vals[i])
                 i += 1
-        self._names = names
         self.endian = endian
         self.buf = buf
 

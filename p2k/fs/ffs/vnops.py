@@ -11,7 +11,7 @@ one ``BufCache.read_extent`` call, so a sequential read is one host read per run
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.dir import DT_WHT, parse_dirblock
@@ -108,7 +108,7 @@ class FfsVnops:
         return self.read_range(ip, 0, isize)
 
     # ---- directories -----------------------------------------------------------------------------
-    def _dir_bad(self, ip: Inode) -> object:
+    def _dir_bad(self, ip: Inode) -> Callable[[int, str], None]:
         def bad(off: int, why: str) -> None:
             # NetBSD's ufs_dirbad prints and carries on with the next chunk; we keep the message.
             if len(self.dir_errors) < MAX_DIR_ERRORS:
@@ -136,7 +136,7 @@ class FfsVnops:
                 # bounds the scan of a directory whose size field was corrupted upwards.
                 raise OSError(errno.EIO, f"directory inode {ip.ino} has a hole at block {lbn}")
             data = self.read_range(ip, base, min(base + bsize, size))
-            yield parse_dirblock(data, base, endian, oldfmt, bad)  # type: ignore[arg-type]
+            yield parse_dirblock(data, base, endian, oldfmt, bad)
             lbn += 1
 
     def dir_entries(self, ip: Inode, start: int = 0, *, free_slots: bool = False,
