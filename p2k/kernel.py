@@ -104,7 +104,7 @@ class Kernel:
                 "vnodes": vc.total, "vnodes_inuse": vc.inuse, "vnodes_free": vc.free,
                 "maxvnodes": vc.maxvnodes, "reclaims": vc.reclaims,
                 "buf_hits": bc.hits, "buf_misses": bc.misses, "buf_bytes": bc.bytes,
-                "buf_dirty_bytes": bc.dirty_bytes, "buf_writes": bc.writes,
+                "buf_dirty_bytes": bc.dirty_bytes, "buf_writes": bc.writes, "lost_writes": bc.lost_writes,
                 "mem_used": self.mem.used, "mem_peak": self.mem.peak, "mem_limit": self.mem.limit or 0,
                 "mounts": len(self.mounts),
             }
@@ -124,11 +124,19 @@ class Kernel:
                         raise OSError(16, f"{mp.mountpoint_path}: a file system is mounted below it")
                     self.unmount_mp(other, force=True)
             self.vcache.vflush(mp, force=force)
-            mp.vfs_sync(True)
-            mp.vfs_unmount(force)
             dev: Any = mp.data.get("device")
+            lost_before = self.bufcache.lost_writes
+            error: OSError | None = None
+            try:
+                mp.vfs_sync(True)
+                mp.vfs_unmount(force)
+                if dev is not None:
+                    self.bufcache.flush_dev(dev)
+            except OSError as e:
+                if not force and self.bufcache.lost_writes == lost_before:
+                    raise  # nothing lost: refuse the unmount and keep the file system
+                error = e
             if dev is not None:
-                self.bufcache.flush_dev(dev)
                 self.bufcache.invalidate_dev(dev)
                 dev.release()
             covered = mp.covered
@@ -137,6 +145,10 @@ class Kernel:
                 covered.mountedhere = None
                 mp.covered = None
                 self.vcache.vrele(covered)
+            if error is not None:
+                lost = self.bufcache.lost_writes - lost_before
+                raise OSError(error.errno, f"{mp.mountpoint_path} unmounted, but {lost} write(s) were lost: "
+                              f"{error.strerror}")
 
     def shutdown(self, sync: bool = True) -> None:
         """Unmount everything, newest first; with ``sync`` write everything back first."""

@@ -112,3 +112,30 @@ def test_invalidate_forgets_freed_blocks_without_writing_them():
     bc.flush_dev(dev)
     assert [e for e in dev.log if e[0] == "write"] == []
     assert bc.dirty_bytes == 0 and bc.bytes == 0
+
+
+def test_failed_write_back_is_counted_reported_and_does_not_wedge_the_cache():
+    dev = RecordingDevice()
+    bc = BufCache(MemAccount(None))
+    real_pwrite = dev.pwrite
+
+    def failing(off: int, data) -> None:
+        if off == 3 * BS:
+            raise OSError(5, "injected")
+        real_pwrite(off, data)
+
+    dev.pwrite = failing  # type: ignore[method-assign]
+    for i in range(5):
+        bp = bc.getblk(dev, i * BS, BS)
+        bp.data[:] = bytes([i + 1]) * BS
+        bc.bdwrite(bp)
+    try:
+        bc.flush_dev(dev)
+    except OSError as e:
+        assert e.errno == 5 and "1 delayed write(s) lost" in str(e)
+    else:
+        raise AssertionError("flush_dev hid a lost write")
+    assert bc.lost_writes == 1
+    assert bc.dirty_bytes == 0
+    assert dev.mem[4 * BS] == 5 and dev.mem[3 * BS] == 0
+    bc.flush_dev(dev)  # nothing left to write: a second sync succeeds

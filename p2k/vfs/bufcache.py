@@ -21,6 +21,7 @@ There is one kernel lock, so buffers need no busy-locking of their own.
 
 from __future__ import annotations
 
+import errno
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
@@ -61,6 +62,7 @@ class BufCache:
         self.hits = 0
         self.misses = 0
         self.writes = 0
+        self.lost_writes = 0
         self._checkpoint: dict[int, Callable[[], None]] = {}
         mem.add_reclaimer(self._reclaim)
 
@@ -208,14 +210,27 @@ class BufCache:
             return
         data = sorted((bp for bp in mine if not bp.meta), key=lambda b: b.offset)
         meta = sorted((bp for bp in mine if bp.meta), key=lambda b: b.offset)
+        failed: list[Buf] = []
         for bp in data:
-            self._write(bp)
+            self._write_or_lose(bp, failed)
         if data and meta and barrier:
             dev.fsync()
         for bp in meta:
-            self._write(bp)
+            self._write_or_lose(bp, failed)
         if barrier and not dev.readonly:
             dev.fsync()
+        if failed:
+            raise OSError(errno.EIO, f"{len(failed)} delayed write(s) lost: the device failed them")
+
+    def _write_or_lose(self, bp: Buf, failed: list[Buf]) -> None:
+        """Write back one buffer; on a device error the write is lost (as NetBSD's biodone with
+        B_ERROR): the buffer leaves the cache, the loss is counted and reported by the caller."""
+        try:
+            self._write(bp)
+        except OSError:
+            failed.append(bp)
+            self.lost_writes += 1
+            self.invalidate(bp.dev, bp.offset, 1, 1)
 
     def sync_all(self) -> None:
         devs = {id(bp.dev): bp.dev for bp in self._bufs.values() if bp.dirty}
