@@ -1,0 +1,254 @@
+"""p2k mount against fuse2fs (the C FUSE driver for ext2/3/4) on the same data in the same run.
+
+Workloads (the issue's list): sequential write and read of 256 MiB in 1 MiB blocks, create 5,000
+files, stat 10,000 entries, read 10,000 files of 4 KiB, and the daemon's peak RSS with
+``-o memlimit=64m`` while a 1 GiB file is read. Every read workload starts from a fresh mount so
+neither side is served from the host's FUSE page cache; the images themselves stay in the host's
+page cache for both, so the figures compare the two daemons' own costs.
+
+p2k serves reads from an FFS image made by ``makefs -t ffs`` from the same tree that
+``mkfs.ext4 -d`` put into the ext4 image. Writes go to FFS when p2k's FFS mounts read-write, else
+to tmpfs (said in the output). Ratios are p2k/fuse2fs throughput: above 1 means p2k is faster.
+
+Run as root: ``.venv/bin/python bench/bench_fuse.py [--small]`` (``--small`` for a quick check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+P2K = str(Path(sys.executable).with_name("p2k"))
+MiB = 1 << 20
+
+
+class Daemon:
+    """A FUSE daemon in the foreground (``-f``) whose mount is live."""
+
+    def __init__(self, argv: list[str], mnt: Path) -> None:
+        mnt.mkdir(parents=True, exist_ok=True)
+        self.mnt = mnt
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not os.path.ismount(mnt):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{argv[0]} failed to mount: {self.proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            time.sleep(0.02)
+
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        subprocess.run(["fusermount3", "-u", str(self.mnt)], check=False, capture_output=True)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def p2k_daemon(image: str, mnt: Path, opts: str, fstype: str = "ffs") -> Daemon:
+    return Daemon([P2K, "mount", "-f", "-t", fstype, "-o", opts, image, str(mnt)], mnt)
+
+
+def fuse2fs_daemon(image: Path, mnt: Path, opts: str = "rw") -> Daemon:
+    return Daemon(["fuse2fs", "-f", str(image), str(mnt), "-o", opts], mnt)
+
+
+# ---- workloads: each returns seconds -------------------------------------------------------------
+def seq_write(mnt: Path, size: int) -> float:
+    block = os.urandom(MiB)
+    t = time.perf_counter()
+    fd = os.open(mnt / "seq.out", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    for _ in range(size // MiB):
+        os.write(fd, block)
+    os.fsync(fd)
+    os.close(fd)
+    return time.perf_counter() - t
+
+
+def seq_read(path: Path) -> float:
+    t = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    while os.read(fd, MiB):
+        pass
+    os.close(fd)
+    return time.perf_counter() - t
+
+
+def create_files(mnt: Path, n: int) -> float:
+    d = mnt / "created"
+    d.mkdir()
+    t = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(d / f"c{i:05d}", os.O_CREAT | os.O_WRONLY, 0o644))
+    return time.perf_counter() - t
+
+
+def stat_entries(paths: list[Path]) -> float:
+    t = time.perf_counter()
+    for p in paths:
+        os.lstat(p)
+    return time.perf_counter() - t
+
+
+def read_files(paths: list[Path]) -> float:
+    t = time.perf_counter()
+    for p in paths:
+        with open(p, "rb") as f:
+            f.read()
+    return time.perf_counter() - t
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def build_tree(tree: Path, seq_size: int, big_size: int, nsmall: int) -> list[str]:
+    tree.mkdir()
+    for name, size in (("seq.bin", seq_size), ("big.bin", big_size)):
+        with open(tree / name, "wb") as f:
+            chunk = os.urandom(MiB)
+            for _ in range(size // MiB):
+                f.write(chunk)
+    rels = []
+    for i in range(nsmall):
+        d = tree / "small" / f"d{i // 100:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"s{i:05d}").write_bytes(os.urandom(4096))
+        rels.append(f"small/d{i // 100:03d}/s{i:05d}")
+    return rels
+
+
+def make_images(work: Path, tree: Path, total: int) -> tuple[Path, Path]:
+    ext4 = work / "ext4.img"
+    size_mb = total // MiB * 13 // 10 + 256
+    subprocess.run(["truncate", "-s", f"{size_mb}M", str(ext4)], check=True)
+    subprocess.run(["mkfs.ext4", "-F", "-q", "-d", str(tree), str(ext4)], check=True)
+    ffs = work / "ffs.img"
+    subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-o", "version=2,bsize=32768,fsize=4096",
+                    "-s", f"{size_mb}m", str(ffs), str(tree)], check=True, capture_output=True)
+    return ext4, ffs
+
+
+def ffs_writable(work: Path) -> bool:
+    probe = work / "probe.img"
+    subprocess.run(["makefs", "-t", "ffs", "-s", "8m", str(probe), str(work / "empty")], check=True,
+                   capture_output=True)
+    try:
+        d = p2k_daemon(str(probe), work / "probe-mnt", "rw")
+    except SystemExit:
+        return False
+    try:
+        (d.mnt / "x").write_bytes(b"x")
+        return True
+    except OSError:
+        return False
+    finally:
+        d.stop()
+        probe.unlink()
+
+
+def peak_rss_during(d: Daemon, fn: Callable[[], float]) -> tuple[int, int, float]:
+    """(baseline RSS KiB, peak RSS KiB, seconds) of ``d`` while ``fn`` runs, sampled every 10 ms
+    (VmHWM covers what sampling might miss)."""
+    base = d.rss_kib()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], d.rss_kib())
+            time.sleep(0.01)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        secs = fn()
+    finally:
+        stop.set()
+        th.join()
+    return base, max(peak[0], d.rss_kib("VmHWM")), secs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", action="store_true", help="quick run: 32 MiB, 1,000 files, 128 MiB big file")
+    ap.add_argument("--dir", default=None, help="work directory (default: a new one in /var/tmp)")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench_fuse: run as root (fuse2fs and p2k mount with allow_other)")
+    seq = (32 if a.small else 256) * MiB
+    big = (128 if a.small else 1024) * MiB
+    nsmall = 1000 if a.small else 10_000
+    ncreate = 500 if a.small else 5000
+    work = Path(tempfile.mkdtemp(prefix="p2k-bench-", dir=a.dir or "/var/tmp"))
+    try:
+        (work / "empty").mkdir()
+        print(f"building data in {work} ...", flush=True)
+        rels = build_tree(work / "tree", seq, big, nsmall)
+        ext4, ffs = make_images(work, work / "tree", seq + big + nsmall * 4096)
+        shutil.rmtree(work / "tree")
+        write_on_ffs = ffs_writable(work)
+        wfs = "FFS" if write_on_ffs else "tmpfs (p2k FFS is read-only so far)"
+        results: list[tuple[str, float, float]] = []
+
+        def both(label: str, run: Callable[[Path], float], p2k_mount: Callable[[], Daemon]) -> None:
+            times = []
+            for make in (p2k_mount, lambda: fuse2fs_daemon(ext4, work / "m-f2fs")):
+                d = make()
+                try:
+                    times.append(run(d.mnt))
+                finally:
+                    d.stop()
+            results.append((label, times[0], times[1]))
+            print(f"  {label:<34} p2k {times[0]:8.3f} s   fuse2fs {times[1]:8.3f} s   "
+                  f"ratio {times[1] / times[0]:5.2f}", flush=True)
+
+        def p2k_ro() -> Daemon:
+            return p2k_daemon(str(ffs), work / "m-p2k", "ro")
+
+        def p2k_w() -> Daemon:
+            if write_on_ffs:
+                return p2k_daemon(str(ffs), work / "m-p2k", "rw")
+            return p2k_daemon("none", work / "m-p2k", "rw", fstype="tmpfs")
+
+        print(f"reads from FFS (makefs) vs ext4 (mkfs.ext4 -d); writes to p2k {wfs} vs ext4")
+        both(f"sequential write {seq // MiB} MiB", lambda m: seq_write(m, seq), p2k_w)
+        both(f"sequential read {seq // MiB} MiB", lambda m: seq_read(m / "seq.bin"), p2k_ro)
+        both(f"create {ncreate} files", lambda m: create_files(m, ncreate), p2k_w)
+        both(f"stat {nsmall} entries", lambda m: stat_entries([m / r for r in rels]), p2k_ro)
+        both(f"read {nsmall} files of 4 KiB", lambda m: read_files([m / r for r in rels]), p2k_ro)
+
+        d = p2k_daemon(str(ffs), work / "m-p2k", "ro,memlimit=64m")
+        try:
+            base, peak, secs = peak_rss_during(d, lambda: seq_read(d.mnt / "big.bin"))
+        finally:
+            d.stop()
+        f = fuse2fs_daemon(ext4, work / "m-f2fs", "ro")
+        try:
+            fbase, fpeak, fsecs = peak_rss_during(f, lambda: seq_read(f.mnt / "big.bin"))
+        finally:
+            f.stop()
+        print(f"  read {big // MiB} MiB file, memlimit=64m: p2k RSS {base / 1024:.1f} → peak {peak / 1024:.1f} MiB "
+              f"(+{(peak - base) / 1024:.1f} MiB, {big / MiB / secs:.0f} MiB/s); "
+              f"fuse2fs {fbase / 1024:.1f} → {fpeak / 1024:.1f} MiB ({big / MiB / fsecs:.0f} MiB/s)")
+        print("ratio = fuse2fs time / p2k time (p2k throughput relative to fuse2fs; 1.00 = equal)")
+    finally:
+        for m in ("m-p2k", "m-f2fs", "probe-mnt"):
+            subprocess.run(["fusermount3", "-u", "-z", str(work / m)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
