@@ -147,3 +147,19 @@ def test_ffs_git_and_build_survive_remount(rw_image: Path, tmp_path: Path) -> No
         m.umount()
     finally:
         stop(m)
+
+
+def test_drivespec_mount_and_umount_errors(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src, 10)
+    img = make_ffs(tmp_path / "d.img", src, size="16m")
+    m = start_mount(tmp_path / "mnt", "-o", "ro", "-d", f"key=/dev/dk,hostpath={img},size=host")
+    try:
+        diff(src, m.path)
+        m.proc.send_signal(__import__("signal").SIGINT)
+        assert m.proc.wait(timeout=30) == 0
+        assert not os.path.ismount(m.path)
+    finally:
+        stop(m)
+    r = subprocess.run([P2K, "umount", str(m.path)], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip().endswith("not a mount point (EINVAL)"), r.stderr

@@ -217,6 +217,10 @@ def cmd_umount(args: argparse.Namespace) -> int:
     rundir = RunDir()
     pid = rundir.owner(mnt)
     stale = is_stale(mnt)
+    if not stale and not os.path.ismount(mnt):
+        if not os.path.exists(mnt):
+            raise OSError(errno.ENOENT, "No such file or directory", mnt)
+        raise OSError(errno.EINVAL, "not a mount point", mnt)
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise OSError(errno.ENOENT, "fusermount3 not found")
