@@ -12,7 +12,7 @@ import os
 import stat as stat_mod
 
 from p2k.vfs.file import File
-from p2k.vfs.namei import CREATE, DELETE, RENAME, _dotdot, fspath
+from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
 from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
 from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr, Vattr
@@ -166,12 +166,8 @@ class PathCalls(SysBase):
             raise OSError(errno.EINVAL if ftype != VDIR else errno.EPERM, "bad file type for mknod")
         if ftype in (stat_mod.S_IFCHR, stat_mod.S_IFBLK) and not self.proc.cred.is_root:
             raise OSError(errno.EPERM, "only root may make device nodes")
-        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        r = self._namei_new(path, dir_fd)
         try:
-            if r.vp is not None:
-                raise OSError(errno.EEXIST, "file exists")
-            if r.trailing_slash:
-                raise OSError(errno.ENOENT, "trailing slash on a non-directory")
             assert r.dvp is not None
             uid, gid, m = self._new_owner(r.dvp, mode, isdir=False)
             r.dvp.mount.vop_create(r.dvp, r.name, ftype | m, uid, gid, device)
@@ -188,12 +184,8 @@ class PathCalls(SysBase):
             raise OSError(errno.ENOENT, "empty symlink target")
         if len(tgt) >= 1024:
             raise OSError(errno.ENAMETOOLONG, "symlink target too long")
-        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        r = self._namei_new(path, dir_fd)
         try:
-            if r.vp is not None:
-                raise OSError(errno.EEXIST, "file exists")
-            if r.trailing_slash:
-                raise OSError(errno.ENOENT, "trailing slash on a non-directory")
             assert r.dvp is not None
             uid, gid, _ = self._new_owner(r.dvp, 0o777, isdir=False)
             r.dvp.mount.vop_symlink(r.dvp, r.name, tgt, 0o777, uid, gid)
@@ -205,26 +197,46 @@ class PathCalls(SysBase):
              dst_dir_fd: int | Vnode | None = None, follow_symlinks: bool = False) -> None:
         vp = self._lookup(src, follow=follow_symlinks, dir_fd=src_dir_fd)
         try:
-            if vp.type == VDIR:
-                raise OSError(errno.EPERM, "cannot hard-link a directory")
-            r = self._namei(dst, want_parent=True, op=CREATE, follow=False, dir_fd=dst_dir_fd)
-            try:
-                if r.vp is not None:
-                    raise OSError(errno.EEXIST, "file exists")
-                if r.trailing_slash:
-                    raise OSError(errno.ENOENT, "trailing slash on a non-directory")
-                assert r.dvp is not None
-                if r.dvp.mount is not vp.mount:
-                    raise OSError(errno.EXDEV, "cross-device link")
-                dva = self._getattr(r.dvp)
-                check_access(self.proc.cred, dva, W_OK | X_OK, "link")
-                _check_not_removed(dva)
-                self._check_writable_fs(vp.mount)
-                vp.mount.vop_link(r.dvp, r.name, vp)
-            finally:
-                r.release(self.kernel)
+            self._link_vp(vp, dst, dst_dir_fd)
         finally:
             self._rele(vp)
+
+    @syscall
+    def vlink(self, vp: Vnode, dst: str | bytes, dir_fd: int | Vnode | None = None) -> None:
+        """link(2) of a file known by handle (the FUSE bridge's link)."""
+        if vp.reclaimed:
+            raise OSError(errno.ESTALE, "stale file handle")
+        self._link_vp(vp, dst, dir_fd)
+
+    def _link_vp(self, vp: Vnode, dst: str | bytes, dir_fd: int | Vnode | None) -> None:
+        if vp.type == VDIR:
+            raise OSError(errno.EPERM, "cannot hard-link a directory")
+        r = self._namei_new(dst, dir_fd)
+        try:
+            assert r.dvp is not None
+            if r.dvp.mount is not vp.mount:
+                raise OSError(errno.EXDEV, "cross-device link")
+            dva = self._getattr(r.dvp)
+            check_access(self.proc.cred, dva, W_OK | X_OK, "link")
+            _check_not_removed(dva)
+            self._check_writable_fs(vp.mount)
+            vp.mount.vop_link(r.dvp, r.name, vp)
+        finally:
+            r.release(self.kernel)
+
+    def _namei_new(self, path: str | bytes, dir_fd: int | Vnode | None) -> NameiResult:
+        """The parent of a name about to be made that is not a directory: EEXIST if it exists,
+        ENOENT with a trailing slash. The caller releases the result."""
+        r = self._namei(path, want_parent=True, op=CREATE, follow=False, dir_fd=dir_fd)
+        try:
+            if r.vp is not None:
+                raise OSError(errno.EEXIST, "file exists")
+            if r.trailing_slash:
+                raise OSError(errno.ENOENT, "trailing slash on a non-directory")
+        except BaseException:
+            r.release(self.kernel)
+            raise
+        return r
 
     @syscall
     def readlink(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> str | bytes:
