@@ -136,7 +136,7 @@ def make_images(work: Path, tree: Path, total: int) -> tuple[Path, Path]:
     subprocess.run(["mkfs.ext4", "-F", "-q", "-d", str(tree), str(ext4)], check=True)
     ffs = work / "ffs.img"
     subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-o", "version=2,bsize=32768,fsize=4096",
-                    "-s", f"{size_mb}m", str(ffs), str(tree)], check=True, capture_output=True)
+                    "-s", f"{size_mb}m", "-f", "20000", str(ffs), str(tree)], check=True, capture_output=True)
     return ext4, ffs
 
 

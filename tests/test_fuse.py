@@ -100,10 +100,10 @@ def _stale(p: Path) -> bool:
 
 
 # ---- FFS images -----------------------------------------------------------------------------------
-def make_ffs(img: Path, tree: Path | None = None, size: str = "64m") -> Path:
+def make_ffs(img: Path, tree: Path | None = None, size: str = "64m", free_inodes: int = 1000) -> Path:
     src = tree or Path(tempfile.mkdtemp(prefix="p2k-empty-"))
     subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-o", "version=2,bsize=16384,fsize=2048",
-                    "-s", size, str(img), str(src)], check=True, capture_output=True)
+                    "-s", size, "-f", str(free_inodes), str(img), str(src)], check=True, capture_output=True)
     return img
 
 
@@ -149,7 +149,7 @@ def fsmount(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         why = ffs_rw_missing()
         if why:
             pytest.skip(why)
-        args = ["-t", "ffs", "-o", "allow_other,rw", str(make_ffs(base / "fs.img", size="256m"))]
+        args = ["-t", "ffs", "-o", "allow_other,rw", str(make_ffs(base / "fs.img", size="256m", free_inodes=30000))]
     else:
         args = ["-t", "tmpfs", "-o", "allow_other", "none"]
     m = start_mount(base / "mnt", *args)

@@ -32,6 +32,9 @@ log = logging.getLogger("p2k.puffs")
 T = TypeVar("T")
 
 READDIR_BATCH = 128
+# Reads and writes up to this size run inline like metadata calls (FUSE sends at most 128 KiB
+# per request, a few hundred microseconds of kernel work); anything larger goes to a thread.
+BULK_INLINE_MAX = 128 * 1024
 _OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 
 
@@ -266,7 +269,7 @@ class Bridge(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fd, keep_cache=True), self._found(va)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return await self._run(self.creds.root.pread, fh, size, off, bulk=size > 16384)
+        return await self._run(self.creds.root.pread, fh, size, off, bulk=size > BULK_INLINE_MAX)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         # As the opener, so that a write by anyone but root clears set-uid/set-gid.
@@ -278,7 +281,7 @@ class Bridge(pyfuse3.Operations):
                     return s.write(fh, buf)  # O_APPEND: at the end as the kernel sees it, atomically
                 return s.pwrite(fh, buf, off)
 
-        return await self._run(run, bulk=len(buf) > 16384)
+        return await self._run(run, bulk=len(buf) > BULK_INLINE_MAX)
 
     async def flush(self, fh: int) -> None:
         """close(2) of one of possibly several descriptors: nothing to do, data is in the kernel's
