@@ -1,0 +1,70 @@
+"""``p2k fsck``: fsck_ffs(8) for FFS images (see p2k.fs.ffs.fsck).
+
+Options follow fsck_ffs: -n (no writes: the device is opened read-only), -y, -p (preen), -f,
+-b sblock (sector of an alternate superblock), -B be|le, -m mode (lost+found); plus --json. The
+exit code is fsck's: 0 ok, 1 usage, 2 inconsistencies left unresolved, 8 check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from p2k.cli.errors import UsageError
+from p2k.cli.imagearg import register_image
+from p2k.fs.ffs.fsck import FsckIO, Options, Reporter, checkfilesys
+from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
+from p2k.kernel import Kernel
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("fsck", help="check and repair an FFS image (fsck_ffs)",
+                       description="Check an FFS image like NetBSD's fsck_ffs.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("-n", dest="mode", action="store_const", const="n", help="answer no; never write")
+    mode.add_argument("-y", dest="mode", action="store_const", const="y", help="answer yes")
+    mode.add_argument("-p", dest="mode", action="store_const", const="p", help="preen")
+    p.add_argument("-f", dest="force", action="store_true", help="check even if clean")
+    p.add_argument("-b", dest="sblock", type=int, help="alternate superblock (sector number)")
+    p.add_argument("-B", dest="byteorder", choices=["be", "le"], help="byte order")
+    p.add_argument("-m", dest="lfmode", default="700", help="lost+found mode (octal, default 700)")
+    p.add_argument("--json", dest="as_json", action="store_true", help="machine-readable report")
+    p.add_argument("-d", dest="drivespec", default=None, help="rump_server drivespec")
+    p.add_argument("image", nargs="?", help="image (IMAGE or IMAGE:a)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        lfmode = int(args.lfmode, 8)
+    except ValueError:
+        raise UsageError("-m flag requires a mode") from None
+    if lfmode & ~0o7777:
+        raise UsageError(f"bad mode to -m: {lfmode:o}")
+    opts = Options(mode=args.mode or "", force=args.force, sblock=args.sblock,
+                   endian={"be": ">", "le": "<", None: None}[args.byteorder], lfmode=lfmode,
+                   as_json=args.as_json)
+    if args.sblock is not None and not args.as_json:
+        print(f"Alternate super block location: {args.sblock}")
+    if args.lfmode != "700" and not args.as_json:
+        print(f"** lost+found creation mode {lfmode:o}")
+    readonly = opts.mode == "n"
+    args.fstype = "ffs"
+    k = Kernel(env={})
+    try:
+        key = register_image(k, args, readonly)
+        dev = k.etfs.lookup(key)
+        assert dev is not None
+        name = args.image or key
+        rep = Reporter(name, opts.mode, as_json=opts.as_json)
+        io = FsckIO(dev, readonly)
+        try:
+            code, summary = checkfilesys(io, rep, opts)
+        except OSError as e:
+            rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
+            code, summary = FSCK_EXIT_CHECK_FAILED, {}
+        if opts.as_json:
+            sys.stdout.write(rep.json_report(summary, code, io.modified) + "\n")
+        return code
+    finally:
+        k.halt(sync=False)

@@ -1,0 +1,126 @@
+"""fsck for FFS images: the phases of NetBSD's fsck_ffs over a p2k.etfs device.
+
+``checkfilesys`` runs setup and phases 1-5 in order (main.c's checkfilesys); each phase is its own
+module, the in-core state is flat arrays (``state.py``), all device access goes through
+``io.FsckIO`` (read-only under -n) and all talk through ``report.Reporter``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
+from p2k.fs.ffs.fsck.ctx import Ctx, Options
+from p2k.fs.ffs.fsck.io import FsckIO
+from p2k.fs.ffs.fsck.pass1 import pass1
+from p2k.fs.ffs.fsck.pass1b import pass1b
+from p2k.fs.ffs.fsck.pass2 import pass2
+from p2k.fs.ffs.fsck.pass3 import pass3
+from p2k.fs.ffs.fsck.pass4 import pass4
+from p2k.fs.ffs.fsck.pass5 import pass5
+from p2k.fs.ffs.fsck.report import (
+    FSCK_EXIT_CHECK_FAILED,
+    FSCK_EXIT_OK,
+    FSCK_EXIT_UNRESOLVED,
+    FsckExit,
+    Reporter,
+)
+from p2k.fs.ffs.fsck.setup import check_fields, read_csum, read_superblock, skip_clean, write_superblock
+
+__all__ = ["FsckIO", "Options", "Reporter", "checkfilesys"]
+
+
+def checkfilesys(io: FsckIO, rep: Reporter, opts: Options) -> tuple[int, dict[str, Any]]:
+    """Check (and under -y/-p repair) one file system; returns (exit code, summary)."""
+    summary: dict[str, Any] = {}
+    try:
+        return _check(io, rep, opts, summary), summary
+    except FsckExit as e:
+        return e.code, summary
+
+
+def _check(io: FsckIO, rep: Reporter, opts: Options, summary: dict[str, Any]) -> int:
+    if io.readonly:
+        if rep.preen:
+            rep.fatal("NO WRITE ACCESS")
+        rep.say(f"** {rep.devname} (NO WRITE)")
+    else:
+        rep.banner(f"** {rep.devname}")
+    fs, alternate = read_superblock(io, rep, opts.sblock)
+    if fs.fs_flags & FS_DOWAPBL and rep.preen:
+        rep.pwarn("file system is journaled; not checking")
+        return FSCK_EXIT_OK
+    skip_clean(fs, rep, opts.force or opts.sblock is not None, alternate)
+    if opts.endian and opts.endian != fs.endian:
+        rep.say("p2k fsck: byte-order conversion (-B) is not supported")
+        return FSCK_EXIT_CHECK_FAILED
+    ctx = Ctx(fs, io, rep, opts)
+    ctx.sbdirty = check_fields(fs, rep)
+    ctx.csum = read_csum(io, fs)
+    if fs.fs_flags & FS_DOWAPBL:
+        if rep.ask("FILE SYSTEM IS JOURNALED (WAPBL); THE JOURNAL IS NOT REPLAYED", "CLEAR JOURNAL FLAG",
+                   kind="wapbl"):
+            fs.fs_flags &= ~FS_DOWAPBL
+            ctx.sbdirty = True
+    mnt = fs.fs_fsmnt.split(b"\0", 1)[0].decode("utf-8", "replace")
+    rep.banner(f"** Last Mounted on {mnt}")
+    rep.banner("** Phase 1 - Check Blocks and Sizes")
+    pass1(ctx)
+    if ctx.st.dups:
+        if rep.preen:
+            rep.fatal("INTERNAL ERROR: dups with -p")
+        rep.pwarn("** Phase 1b - Rescan For More DUPS")
+        pass1b(ctx)
+    rep.banner("** Phase 2 - Check Pathnames")
+    pass2(ctx)
+    rep.banner("** Phase 3 - Check Connectivity")
+    pass3(ctx)
+    rep.banner("** Phase 4 - Check Reference Counts")
+    pass4(ctx)
+    rep.banner("** Phase 5 - Check Cyl groups")
+    rep.phase = "Phase 5"
+    pass5(ctx)
+    st = ctx.st
+    nffree, nbfree = fs.fs_cs_nffree, fs.fs_cs_nbfree
+    dsize = max(fs.fs_dsize, 1)
+    frag_pct = f"{nffree * 100 // dsize}.{((nffree * 1000 + dsize // 2) // dsize) % 10}"
+    rep.pwarn(f"{st.n_files} files, {st.n_blks} used, {nffree + fs.fs_frag * nbfree} free "
+              f"({nffree} frags, {nbfree} blocks, {frag_pct}% fragmentation)")
+    summary.update(files=st.n_files, used=st.n_blks, free=nffree + fs.fs_frag * nbfree,
+                   frags=nffree, blocks=nbfree, fragmentation=float(frag_pct))
+    rep.phase = "finish"
+    if not io.readonly:
+        _finish(ctx, alternate)
+    code = FSCK_EXIT_OK
+    if not rep.resolved:
+        rep.pwarn("\n***** UNRESOLVED INCONSISTENCIES REMAIN *****")
+        code = FSCK_EXIT_UNRESOLVED
+    if io.modified and not rep.preen:
+        rep.pwarn("\n***** FILE SYSTEM WAS MODIFIED *****")
+    return code
+
+
+def _finish(ctx: Ctx, alternate: bool) -> None:
+    """ckfini: rewrite the standard superblock when needed, and mark the file system clean."""
+    fs, rep, io = ctx.fs, ctx.rep, ctx.io
+    if alternate and (rep.preen or rep.reply("UPDATE STANDARD SUPERBLOCK")):
+        ctx.sbdirty = True
+    if io.modified or ctx.sbdirty:
+        fs.fs_time = int(time.time())
+        ctx.sbdirty = True
+    if rep.resolved and not fs.fs_clean & FS_ISCLEAN:
+        if rep.preen:
+            rep.pwarn("MARKING FILE SYSTEM CLEAN")
+            ok = True
+        else:
+            ok = rep.reply("MARK FILE SYSTEM CLEAN")
+        if ok:
+            fs.fs_clean = FS_ISCLEAN
+            fs.fs_pendingblocks = fs.fs_pendinginodes = 0
+            ctx.sbdirty = True
+    if ctx.sbdirty:
+        fs.fs_fmod = 0
+        fs.fs_ronly = 0
+        write_superblock(io, fs)
+    io.flush()

@@ -1,0 +1,127 @@
+"""Phase 3 - Check Connectivity (fsck_ffs pass3.c), and linkup() shared with phase 4.
+
+Directories are marked found by following the parents phase 2 recorded (each chain is walked
+once, so this is linear in the number of directories). Each directory still not found is the top
+of an orphaned subtree (or of a loop, which is reported) and is reconnected under lost+found,
+which is created when missing (mode from -m).
+"""
+
+from __future__ import annotations
+
+from p2k.fs.ffs.dir import DT_DIR
+from p2k.fs.ffs.fs import UFS_ROOTINO
+from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.dir import allocdir, changeino, lookup, makeentry
+from p2k.fs.ffs.fsck.inode import pinode
+from p2k.fs.ffs.fsck.state import DFOUND, DSTATE
+from p2k.fs.ffs.inode import IFDIR, IFMT
+
+LFNAME = b"lost+found"
+
+
+def propagate(ctx: Ctx) -> None:
+    """Mark DFOUND every directory whose chain of parents reaches a found directory."""
+    st = ctx.st
+    for d in st.dirs:
+        if st.statemap[d] != DSTATE:
+            continue
+        chain = []
+        cur = d
+        seen = set()
+        while st.statemap[cur] == DSTATE and cur not in seen:
+            seen.add(cur)
+            chain.append(cur)
+            p = st.parent[cur]
+            if not p:
+                break
+            cur = p
+        if st.statemap[cur] == DFOUND:
+            for c in chain:
+                st.statemap[c] = DFOUND
+
+
+def pass3(ctx: Ctx) -> None:
+    st, rep = ctx.st, ctx.rep
+    rep.phase = "Phase 3"
+    propagate(ctx)
+    for d in list(st.dirs)[::-1]:
+        if st.statemap[d] != DSTATE:
+            continue
+        orphan = d
+        seen = {d}
+        loop = False
+        while True:
+            p = st.parent[orphan]
+            if not p or st.statemap[p] != DSTATE:
+                break
+            if p in seen:
+                loop = True
+                break
+            seen.add(p)
+            orphan = p
+        if loop:
+            rep.fatal(f"ORPHANED DIRECTORY LOOP DETECTED I={orphan}")
+        linkup(ctx, orphan, st.dotdot[orphan])
+        st.statemap[orphan] = DFOUND
+        propagate(ctx)
+
+
+def find_lostfound(ctx: Ctx) -> int:
+    """lost+found's inode, creating it (NO lost+found DIRECTORY / CREATE) when missing."""
+    st, rep = ctx.st, ctx.rep
+    if st.lfdir:
+        return st.lfdir
+    ino = lookup(ctx, UFS_ROOTINO, LFNAME)
+    if ino and ino < st.maxino and st.statemap[ino] in (DFOUND, DSTATE) and st.typemap[ino] == DT_DIR:
+        st.lfdir = ino
+        return ino
+    if ino:
+        rep.ask("lost+found IS NOT A DIRECTORY", "REALLOCATE", kind="lost+found")
+        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
+        rep.resolved = False
+        return 0
+    if not rep.ask("NO lost+found DIRECTORY", "CREATE", preen_action="CREATED", kind="no lost+found"):
+        return 0
+    lf = allocdir(ctx, UFS_ROOTINO, ctx.opts.lfmode)
+    if not lf or not makeentry(ctx, UFS_ROOTINO, lf, LFNAME):
+        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
+        rep.resolved = False
+        return 0
+    root = ctx.ginode(UFS_ROOTINO)
+    root.nlink += 1
+    ctx.inodirty(root)
+    st.lfdir = lf
+    return lf
+
+
+def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
+    """Reconnect ``orphan`` as lost+found/#ino (fsck_ffs linkup); False if it stays unreferenced."""
+    st, rep = ctx.st, ctx.rep
+    ip = ctx.ginode(orphan)
+    isdir = ip.mode & IFMT == IFDIR
+    text = f"UNREF {'DIR' if isdir else 'FILE'} {pinode(ctx, ip)}"
+    if rep.preen and ip.size == 0:
+        return False
+    if not rep.ask(text, "RECONNECT", preen_action="RECONNECTED", ino=orphan,
+                   kind="unref dir" if isdir else "unref file"):
+        return False
+    lf = find_lostfound(ctx)
+    if not lf:
+        return False
+    if not makeentry(ctx, lf, orphan, f"#{orphan}".encode()):
+        rep.say("SORRY. NO SPACE IN lost+found DIRECTORY")
+        rep.resolved = False
+        return False
+    st.lncnt[orphan] -= 1
+    if isdir:
+        if not changeino(ctx, orphan, b"..", lf):
+            makeentry(ctx, orphan, lf, b"..")
+        lfip = ctx.ginode(lf)
+        lfip.nlink += 1
+        ctx.inodirty(lfip)
+        old = st.dotdot[orphan]
+        if old and old < st.maxino and old != lf:
+            st.lncnt[old] += 1
+        st.parent[orphan] = st.dotdot[orphan] = lf
+        rep.pwarn(f"DIR I={orphan} CONNECTED. PARENT WAS I={parentdir}\n")
+    return True

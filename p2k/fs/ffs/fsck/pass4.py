@@ -1,0 +1,68 @@
+"""Phase 4 - Check Reference Counts (fsck_ffs pass4.c).
+
+Only inodes that need attention are visited: those whose remaining link count is non-zero (found
+with a byte scan of the count array, not a loop over every inode), those with a zero di_nlink, and
+those still condemned or unreached. An inode nobody names is reconnected (or cleared, and always
+cleared if it is empty in preen mode); a count that is merely wrong is adjusted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.inode import clri, pinode
+from p2k.fs.ffs.fsck.pass3 import linkup
+from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE
+from p2k.fs.ffs.inode import IFDIR, IFMT
+
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+def candidates(ctx: Ctx) -> list[int]:
+    st = ctx.st
+    out = set(st.zlnlist)
+    raw = st.lncnt.tobytes()
+    for m in _NONZERO.finditer(raw):
+        out.add(m.start() // 4)
+    for s in (DSTATE, DCLEAR, FCLEAR):
+        i = st.statemap.find(s)
+        while i != -1:
+            out.add(i)
+            i = st.statemap.find(s, i + 1)
+    return sorted(i for i in out if i >= 2)
+
+
+def pass4(ctx: Ctx) -> None:
+    st, rep = ctx.st, ctx.rep
+    rep.phase = "Phase 4"
+    zln = set(st.zlnlist)
+    for ino in candidates(ctx):
+        s = st.statemap[ino]
+        if s in (FSTATE, DFOUND):
+            n = st.lncnt[ino]
+            if n:
+                adjust(ctx, ino, n)
+            elif ino in zln:
+                clri(ctx, ino, "UNREF", True)
+        elif s == DSTATE:
+            clri(ctx, ino, "UNREF", True)
+        elif s in (DCLEAR, FCLEAR):
+            clri(ctx, ino, "BAD/DUP", True)
+
+
+def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
+    st, rep = ctx.st, ctx.rep
+    ip = ctx.ginode(ino)
+    if ip.nlink == lcnt:
+        if not linkup(ctx, ino, 0):
+            clri(ctx, ino, "UNREF", False)
+        return
+    what = "lost+found" if ino == st.lfdir else ("DIR" if ip.mode & IFMT == IFDIR else "FILE")
+    text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
+    if rep.preen and lcnt < 0:
+        rep.fatal(text + "\nLINK COUNT INCREASING")
+    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count"):
+        ip.nlink -= lcnt
+        st.lncnt[ino] = 0
+        ctx.inodirty(ip)

@@ -1,0 +1,215 @@
+"""Setup: find and check the superblock, read the summary area (fsck_ffs setup.c).
+
+The primary superblock is searched where the kernel searches (``SBLOCKSEARCH``, with its rules
+about UFS1 at 65536 and ``fs_sblockloc``) and compared with the copy in the last cylinder group.
+If it is unusable, fsck asks "LOOK FOR ALTERNATE SUPERBLOCKS" (answered yes even under -n, it
+only decides whether to go on) and scans the device for a copy that validates, as fsck_ffs does
+with the geometry it guesses from the disk label; a repairing run later rewrites the primary.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from p2k.fs.ffs.fs import (
+    DEV_BSIZE,
+    FS_FLAGS_UPDATED,
+    FS_ISCLEAN,
+    FS_UFS1_MAGIC,
+    FS_UFS2_MAGIC,
+    FS_UFS2EA_MAGIC,
+    SBLOCK_STRUCT_SIZE,
+    SBLOCK_UFS2,
+    SBLOCKSEARCH,
+    SBLOCKSIZE,
+    Superblock,
+    cgsblock,
+    oldfscompat_read,
+    validate,
+)
+from p2k.fs.ffs.fsck.io import FsckIO
+from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FSCK_EXIT_OK, FsckExit, Reporter
+
+_MAGICS = (FS_UFS1_MAGIC, FS_UFS2_MAGIC, FS_UFS2EA_MAGIC)
+FS_OPTTIME, FS_OPTSPACE = 0, 1
+MINFREE_DEFAULT = 10
+# NetBSD's FS_KNOWN_FLAGS plus the flags this checker understands and leaves alone.
+KNOWN_FLAGS = 0x002 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
+# Fields that must agree between the primary and an alternate (the geometry; counts, times, the
+# clean flag and the mount point legitimately differ).
+GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
+            "fs_frag", "fs_bshift", "fs_fshift", "fs_fragshift", "fs_fsbtodb", "fs_nindir",
+            "fs_inopb", "fs_cssize", "fs_cgsize", "fs_ipg", "fs_fpg", "fs_size", "fs_dsize",
+            "fs_csaddr", "fs_magic", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen")
+
+
+def decode_at(buf: bytes, loc: int) -> Superblock | None:
+    """A superblock of either byte order in ``buf`` (read at byte ``loc``), or None."""
+    if len(buf) < SBLOCK_STRUCT_SIZE:
+        return None
+    for endian in "<>":
+        magic = struct.unpack_from(endian + "I", buf, 1372)[0]
+        if magic in _MAGICS:
+            fs = Superblock.decode(buf, endian, loc)
+            oldfscompat_read(fs)
+            return fs
+    return None
+
+
+def _checked(fs: Superblock, devsize: int) -> str | None:
+    """Why ``fs`` is unusable, or None. minfree and optim are repaired later, not refused here."""
+    minfree = fs.fs_minfree
+    try:
+        fs.fs_minfree = 0
+        validate(fs, devsize)
+    except OSError as e:
+        return e.strerror
+    finally:
+        fs.fs_minfree = minfree
+    fs.fs_qbmask = fs.fs_bsize - 1
+    fs.fs_qfmask = fs.fs_fsize - 1
+    return None
+
+
+def read_primary(io: FsckIO) -> tuple[Superblock | None, str]:
+    reason = "MAGIC NUMBER WRONG"
+    for loc in SBLOCKSEARCH:
+        if loc + SBLOCK_STRUCT_SIZE > io.size:
+            continue
+        buf = io.read(loc, min(SBLOCKSIZE, io.size - loc))
+        fs = decode_at(buf, loc)
+        if fs is None:
+            continue
+        if not fs.ufs2 and loc == SBLOCK_UFS2:
+            continue
+        if (fs.ufs2 or fs.fs_old_flags & FS_FLAGS_UPDATED) and fs.fs_sblockloc != loc:
+            continue
+        why = _checked(fs, io.size)
+        if why is None:
+            return fs, ""
+        reason = why.upper()
+    return None, reason
+
+
+def disagrees_with_alternate(io: FsckIO, fs: Superblock) -> bool:
+    """fsck_ffs compares the primary with the copy in the last cylinder group."""
+    off = cgsblock(fs, fs.fs_ncg - 1) * fs.fs_fsize
+    if off + SBLOCK_STRUCT_SIZE > io.size:
+        return False
+    alt = decode_at(io.read(off, SBLOCK_STRUCT_SIZE), off)
+    if alt is None or alt.endian != fs.endian:
+        return True
+    return any(getattr(alt, f) != getattr(fs, f) for f in GEOMETRY)
+
+
+def search_alternates(io: FsckIO, after: int) -> Superblock | None:
+    """Scan the device for a superblock copy that validates (on a DEV_BSIZE boundary)."""
+    pats = [struct.pack(e + "I", m) for e in "<>" for m in _MAGICS]
+    chunk = 1 << 20
+    pos = after - after % DEV_BSIZE
+    while pos < io.size:
+        n = min(chunk + SBLOCK_STRUCT_SIZE, io.size - pos)
+        buf = io.read(pos, n)
+        hits = []
+        for p in pats:
+            i = buf.find(p)
+            while i != -1:
+                start = i - 1372
+                if start >= 0 and (pos + start) % DEV_BSIZE == 0 and start < chunk:
+                    hits.append(pos + start)
+                i = buf.find(p, i + 1)
+        for loc in sorted(hits):
+            if loc <= after:
+                continue
+            fs = decode_at(io.read(loc, min(SBLOCKSIZE, io.size - loc)), loc)
+            if fs is not None and _checked(fs, io.size) is None:
+                return fs
+        pos += chunk
+    return None
+
+
+def read_superblock(io: FsckIO, rep: Reporter, sblock: int | None) -> tuple[Superblock, bool]:
+    """The superblock to check with, and whether it is an alternate (the primary needs rewriting)."""
+    if sblock is not None:
+        loc = sblock * DEV_BSIZE
+        fs = None
+        if 0 <= loc and loc + SBLOCK_STRUCT_SIZE <= io.size:
+            fs = decode_at(io.read(loc, min(SBLOCKSIZE, io.size - loc)), loc)
+        why = "MAGIC NUMBER WRONG" if fs is None else _checked(fs, io.size)
+        if fs is None or why:
+            rep.pwarn(f"BAD SUPER BLOCK: {why}")
+            rep.fatal("CAN'T CHECK FILE SYSTEM.") if rep.preen else None
+            raise FsckExit(FSCK_EXIT_CHECK_FAILED)
+        return fs, loc != fs.fs_sblockloc
+    fs, reason = read_primary(io)
+    if fs is not None and disagrees_with_alternate(io, fs):
+        fs, reason = None, "VALUES IN SUPER BLOCK DISAGREE WITH THOSE IN FIRST ALTERNATE"
+    if fs is not None:
+        return fs, False
+    rep.warn(f"BAD SUPER BLOCK: {reason}", kind="superblock")
+    if rep.preen:
+        rep.fatal("CAN'T CHECK FILE SYSTEM.")
+    if not rep.reply("LOOK FOR ALTERNATE SUPERBLOCKS"):
+        raise FsckExit(FSCK_EXIT_CHECK_FAILED)
+    alt = search_alternates(io, SBLOCKSEARCH[1])
+    if alt is None:
+        rep.say("SEARCH FOR ALTERNATE SUPER-BLOCK FAILED. YOU MUST USE THE\n-b OPTION TO FSCK_FFS "
+                "TO SPECIFY THE\nLOCATION OF AN ALTERNATE SUPER-BLOCK TO SUPPLY NEEDED\n"
+                "INFORMATION; SEE fsck_ffs(8).")
+        raise FsckExit(FSCK_EXIT_CHECK_FAILED)
+    rep.warn(f"USING ALTERNATE SUPERBLOCK AT {alt.loc // DEV_BSIZE}", kind="alternate superblock")
+    rep.resolved = rep.resolved and rep.mode != "n"
+    return alt, True
+
+
+def check_fields(fs: Superblock, rep: Reporter) -> bool:
+    """The superblock fields fsck_ffs repairs in place; returns True if any was changed."""
+    changed = False
+    if fs.fs_optim not in (FS_OPTTIME, FS_OPTSPACE):
+        if rep.ask("UNDEFINED OPTIMIZATION IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+            fs.fs_optim = FS_OPTTIME
+            changed = True
+    if not 0 <= fs.fs_minfree <= 99:
+        if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+            fs.fs_minfree = MINFREE_DEFAULT
+            changed = True
+    unknown = fs.fs_flags & ~KNOWN_FLAGS & 0x7FFFFFFF
+    if unknown:
+        if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock"):
+            fs.fs_flags &= ~unknown
+            changed = True
+    return changed
+
+
+def skip_clean(fs: Superblock, rep: Reporter, force: bool, alternate: bool) -> None:
+    """A clean file system is not checked unless -f (or an alternate superblock is in use)."""
+    if fs.fs_clean & FS_ISCLEAN:
+        if not force and not alternate:
+            rep.pwarn("file system is clean; not checking" if rep.preen
+                      else "** File system is clean; not checking")
+            raise FsckExit(FSCK_EXIT_OK)
+        rep.banner("** File system is already clean")
+
+
+def read_csum(io: FsckIO, fs: Superblock) -> list[list[int]]:
+    """The per-cg summaries (``struct csum``: ndir, nbfree, nifree, nffree) of the csum area."""
+    raw = io.read(fs.fs_csaddr * fs.fs_fsize, fs.fs_cssize)
+    n = min(fs.fs_ncg, len(raw) // 16)
+    vals = struct.unpack_from(f"{fs.endian}{4 * n}i", raw, 0)
+    return [list(vals[4 * i:4 * i + 4]) for i in range(n)] + [[0, 0, 0, 0]] * (fs.fs_ncg - n)
+
+
+def write_csum(io: FsckIO, fs: Superblock, csum: list[list[int]]) -> None:
+    off = fs.fs_csaddr * fs.fs_fsize
+    raw = bytearray(io.read(off, fs.fs_cssize))
+    struct.pack_into(f"{fs.endian}{4 * fs.fs_ncg}i", raw, 0, *(v for c in csum for v in c))
+    io.write(off, raw)
+
+
+def write_superblock(io: FsckIO, fs: Superblock) -> None:
+    """Write the superblock at its standard place; UFS1 keeps its old fields in step."""
+    if not fs.ufs2:
+        fs.fs_old_cs_ndir, fs.fs_old_cs_nbfree, fs.fs_old_cs_nifree, fs.fs_old_cs_nffree = fs.cstotal
+        fs.fs_old_time = fs.fs_time & 0xFFFFFFFF if fs.fs_time < 2**31 else fs.fs_old_time
+        fs.fs_old_size, fs.fs_old_dsize, fs.fs_old_csaddr = fs.fs_size, fs.fs_dsize, fs.fs_csaddr
+    io.write(fs.fs_sblockloc, fs.encode())
