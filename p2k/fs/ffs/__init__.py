@@ -7,9 +7,10 @@ Public surface: ``FfsMount`` (the VOP/VFS vector the kernel mounts), ``Superbloc
 from p2k.fs.ffs.fs import Superblock, find_superblock
 from p2k.fs.ffs.inode import Inode
 from p2k.fs.ffs.vfsops import FfsMount
+from p2k.fs.ffs.vfsops_rw import FfsMountRW
 from p2k.vfs.component import Component, register
 
-component = register(Component(name="ffs", mount_class=FfsMount,
+component = register(Component(name="ffs", mount_class=FfsMountRW,
                                description="Berkeley FFS: UFS1, UFS2, UFS2EA, either byte order"))
 
 __all__ = ["FfsMount", "Inode", "Superblock", "component", "find_superblock"]

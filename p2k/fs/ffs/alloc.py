@@ -1,0 +1,563 @@
+"""Inode, block and fragment allocation and freeing (NetBSD ``ffs_alloc.c`` + ``ffs_subr.c``).
+
+Policy follows FFS: directories are spread over cylinder groups (``dirpref``), files and their
+blocks stay near their parent and near the previous block (``ffs_blkpref``), a file's tail lives
+in fragments of a partially used block, and a cg is chosen by NetBSD's hash order (preferred cg,
+quadratic rehash, then brute force). Accounting is exact at every step: the cg maps, ``cg_cs``,
+``cg_frsum``, the cluster map and ``cg_clustersum``, the in-core csum array (written back to the
+summary area on sync) and ``fs_cstotal`` change together in one place (``_blk_acct``).
+
+Speed comes from never looping per fragment in Python: the free map of a cg is turned into one
+byte per block with ``bytes.translate`` (a per-frag-count table), and free blocks or fragment runs
+are found with ``bytes.find``; runs of blocks are set or cleared through ``int.from_bytes``.
+
+The cg header is always read through the buffer cache at ``cgtod`` with ``fs_cgsize`` bytes — the
+same buffer the read path consults for ``cg_initediblk`` — and released with ``bdwrite`` (NetBSD
+writes cgs delayed: fsck rebuilds bitmaps, and a bitmap is never written ahead of the inode that
+stops using a block, see ``itrunc``).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+from p2k.fs.ffs.cg import Cg
+from p2k.fs.ffs.fs import (
+    UFS_ROOTINO,
+    Superblock,
+    cgbase,
+    cgtod,
+    dtog,
+    dtogd,
+    freespace,
+    ino_to_fsba,
+)
+from p2k.hyper import now_ns, random_u32
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.dinode import DinodeCodec
+    from p2k.vfs.bufcache import BlockDevice, Buf, BufCache
+
+
+def _runs(pattern: int, frag: int) -> tuple[int, ...]:
+    out, run = [], 0
+    for i in range(frag):
+        if pattern >> i & 1:
+            run += 1
+        elif run:
+            out.append(run)
+            run = 0
+    if run:
+        out.append(run)
+    return tuple(out)
+
+
+class _FragTables:
+    """Per-``frag`` lookup tables: free-run lengths of every block pattern and translate tables."""
+
+    def __init__(self, frag: int) -> None:
+        self.frag = frag
+        self.full = (1 << frag) - 1
+        self.per = 8 // frag
+        self.split = [bytes((b >> (k * frag)) & self.full for b in range(256)) for k in range(self.per)]
+        self.runs = [_runs(p, frag) for p in range(1 << frag)]
+        self.popcount = [bin(p).count("1") for p in range(1 << frag)]
+        self.is_full = bytes(int(p == self.full) for p in range(256))
+        # fits[n]: 1 where a partially free block has a free run of at least n fragments
+        self.fits = [bytes(int(p <= self.full and p != self.full and max(self.runs[p], default=0) >= n)
+                           for p in range(256)) for n in range(frag + 1)]
+
+    def patterns(self, freemap: bytes | memoryview, nblocks: int) -> bytes:
+        """One byte per block (its ``frag`` free bits) for the first ``nblocks`` blocks."""
+        if self.per == 1:
+            return bytes(freemap[:nblocks])
+        raw = bytes(freemap)
+        out = bytearray(len(raw) * self.per)
+        for k in range(self.per):
+            out[k::self.per] = raw.translate(self.split[k])
+        return bytes(out[:nblocks])
+
+    def first_run(self, pattern: int, n: int) -> int:
+        """Position of the first run of ≥ n free fragments in ``pattern``."""
+        want = (1 << n) - 1
+        for p in range(self.frag - n + 1):
+            if (pattern >> p) & want == want:
+                return p
+        raise AssertionError("no run")
+
+
+_TABLES: dict[int, _FragTables] = {}
+
+
+def frag_tables(frag: int) -> _FragTables:
+    t = _TABLES.get(frag)
+    if t is None:
+        t = _TABLES[frag] = _FragTables(frag)
+    return t
+
+
+def set_bits(buf: bytearray, base: int, start: int, n: int, value: bool) -> None:
+    """Set (value) or clear bits ``start .. start+n-1`` of the bitmap at byte ``base``."""
+    if n <= 0:
+        return
+    lo = base + (start >> 3)
+    hi = base + ((start + n + 7) >> 3)
+    word = int.from_bytes(buf[lo:hi], "little")
+    mask = ((1 << n) - 1) << (start & 7)
+    word = word | mask if value else word & ~mask
+    buf[lo:hi] = word.to_bytes(hi - lo, "little")
+
+
+def get_bits(buf: bytes | bytearray, base: int, start: int, n: int) -> int:
+    lo = base + (start >> 3)
+    hi = base + ((start + n + 7) >> 3)
+    return (int.from_bytes(buf[lo:hi], "little") >> (start & 7)) & ((1 << n) - 1)
+
+
+class Allocator:
+    """Allocation state of one read-write mount: the superblock, csum array and cg buffers."""
+
+    def __init__(self, fs: Superblock, dev: BlockDevice, bufcache: BufCache, codec: DinodeCodec) -> None:
+        self.fs = fs
+        self.dev = dev
+        self.bufcache = bufcache
+        self.codec = codec
+        self.t = frag_tables(fs.fs_frag)
+        self.ncg = fs.fs_ncg
+        raw = bufcache.read(dev, fs.fs_csaddr << fs.fs_fshift, fs.fs_cssize)
+        vals = struct.unpack_from(f"{fs.endian}{4 * self.ncg}i", raw, 0)
+        self.csum = [list(vals[4 * c:4 * c + 4]) for c in range(self.ncg)]  # ndir, nbfree, nifree, nffree
+        self.csum_dirty = False
+        self.contigdirs = [0] * self.ncg
+        self.cluster = fs.fs_contigsumsize > 0
+
+    # ---- cg buffers and counters -----------------------------------------------------------------
+    def cg(self, c: int) -> tuple[Buf, Cg]:
+        fs = self.fs
+        bp = self.bufcache.bread(self.dev, cgtod(fs, c) << fs.fs_fshift, fs.fs_cgsize)
+        cg = Cg(bp.data, fs.endian)
+        cg.check(c, fs.fs_ipg, fs.fs_fpg, fs.fs_cgsize)
+        return bp, cg
+
+    def put(self, bp: Buf, cg: Cg) -> None:
+        t = now_ns() // 1_000_000_000
+        if self.fs.ufs2:
+            cg.cg_time = t
+        else:
+            cg.cg_old_time = t & 0x7FFFFFFF
+        cg.encode_into(bp.data)  # type: ignore[arg-type]
+        self.bufcache.bdwrite(bp)
+        self.fs.dirty = True
+
+    def _cs(self, c: int, cg: Cg, ndir: int = 0, nbfree: int = 0, nifree: int = 0, nffree: int = 0) -> None:
+        fs = self.fs
+        cs = self.csum[c]
+        if ndir:
+            cg.cg_cs_ndir += ndir
+            cs[0] += ndir
+            fs.fs_cs_ndir += ndir
+        if nbfree:
+            cg.cg_cs_nbfree += nbfree
+            cs[1] += nbfree
+            fs.fs_cs_nbfree += nbfree
+        if nifree:
+            cg.cg_cs_nifree += nifree
+            cs[2] += nifree
+            fs.fs_cs_nifree += nifree
+        if nffree:
+            cg.cg_cs_nffree += nffree
+            cs[3] += nffree
+            fs.fs_cs_nffree += nffree
+        self.csum_dirty = True
+
+    def csum_bytes(self) -> bytes:
+        flat = [v for cs in self.csum for v in cs]
+        body = struct.pack(f"{self.fs.endian}{len(flat)}i", *flat)
+        return body.ljust(self.fs.fs_cssize, b"\0")
+
+    # ---- accounting of one block's fragment pattern ----------------------------------------------
+    def _blk_acct(self, c: int, cg: Cg, pattern: int, sign: int) -> None:
+        """Add (sign=1) or remove (sign=-1) the contribution of a block with free-bit ``pattern``:
+        a wholly free block counts in nbfree, a partial one in nffree and cg_frsum."""
+        t = self.t
+        if pattern == t.full:
+            self._cs(c, cg, nbfree=sign)
+            return
+        if pattern == 0:
+            return
+        self._cs(c, cg, nffree=sign * t.popcount[pattern])
+        for r in t.runs[pattern]:
+            cg.cg_frsum[r] += sign
+
+    def _cluster(self, cg: Cg, blk: int, n: int, free: bool) -> None:
+        """ffs_clusteracct for a run of ``n`` blocks becoming free or allocated."""
+        if not self.cluster or not cg.cg_clusteroff:
+            return
+        buf = cg.buf
+        off = cg.cg_clusteroff
+        csz = self.fs.fs_contigsumsize
+        nblks = cg.cg_nclusterblks
+        set_bits(buf, off, blk, n, free)  # type: ignore[arg-type]
+        back = 0
+        i = blk - 1
+        while i >= 0 and back < csz and buf[off + (i >> 3)] >> (i & 7) & 1:
+            back += 1
+            i -= 1
+        forw = 0
+        i = blk + n
+        while i < nblks and forw < csz and buf[off + (i >> 3)] >> (i & 7) & 1:
+            forw += 1
+            i += 1
+        sign = 1 if free else -1
+        sumoff = cg.cg_clustersumoff
+        endian = self.fs.endian
+
+        def bump(k: int, d: int) -> None:
+            v = struct.unpack_from(endian + "i", buf, sumoff + 4 * k)[0]
+            struct.pack_into(endian + "i", buf, sumoff + 4 * k, v + d)  # type: ignore[arg-type]
+
+        bump(min(back + n + forw, csz), sign)
+        if back:
+            bump(back, -sign)
+        if forw:
+            bump(forw, -sign)
+
+    def _pattern(self, cg: Cg, blk: int) -> int:
+        frag = self.t.frag
+        return get_bits(cg.buf, cg.cg_freeoff, blk * frag, frag)
+
+    # ---- space checks ----------------------------------------------------------------------------
+    def check_space(self, nfrags: int, root: bool) -> None:
+        """ENOSPC when the request would dip into the minfree reserve (non-root) or exceed the
+        free space (anyone), as ffs_alloc checks before searching."""
+        fs = self.fs
+        if root:
+            if fs.fs_cs_nbfree * fs.fs_frag + fs.fs_cs_nffree < nfrags:
+                raise OSError(errno.ENOSPC, "file system full")
+        elif freespace(fs, fs.fs_minfree) - nfrags < 0:
+            raise OSError(errno.ENOSPC, "file system full (minfree reserve)")
+
+    def _cg_order(self, start: int) -> list[int]:
+        """ffs_hashalloc's order: preferred cg, quadratic rehash, then brute force."""
+        n = self.ncg
+        order = [start]
+        seen = {start}
+        i = 1
+        c = start
+        while i < n:
+            c = (c + i) % n
+            if c not in seen:
+                order.append(c)
+                seen.add(c)
+            i *= 2
+        c = (start + 2) % n
+        for _ in range(n):
+            if c not in seen:
+                order.append(c)
+                seen.add(c)
+            c = (c + 1) % n
+        return order
+
+    # ---- blocks ----------------------------------------------------------------------------------
+    def blkpref_cg(self, ino: int, lbn: int) -> int:
+        """The cg where a file's run of blocks starting at ``lbn`` should begin (ffs_blkpref with
+        no usable previous block): the inode's cg for the first blocks, then a cg with at least
+        average free space, moving on every ``fs_maxbpg`` blocks so big files spread."""
+        fs = self.fs
+        icg = ino // fs.fs_ipg
+        if lbn < 12:
+            return icg
+        start = (icg + lbn // max(fs.fs_maxbpg, 1)) % self.ncg
+        avg = fs.fs_cs_nbfree // self.ncg
+        for c in list(range(start, self.ncg)) + list(range(start)):
+            if self.csum[c][1] >= avg:
+                return c
+        return start
+
+    def alloc_blocks(self, pref: int, cgpref: int, count: int, root: bool) -> tuple[int, int]:
+        """A run of up to ``count`` contiguous free blocks, at ``pref`` (a fragment address) if it
+        is free, else the next free block after it in its cg, else in another cg.
+        Returns (first fragment address, number of blocks)."""
+        fs = self.fs
+        self.check_space(fs.fs_frag, root)
+        frag = fs.fs_frag
+        start_cg = dtog(fs, pref) if 0 < pref < fs.fs_size else cgpref
+        for c in self._cg_order(start_cg):
+            if self.csum[c][1] <= 0:
+                continue
+            bp, cg = self.cg(c)
+            nblk = -(-cg.cg_ndblk // frag)
+            freeblk = self.t.patterns(cg.blksfree(fs.fs_fpg), nblk).translate(self.t.is_full)
+            if 0 < pref < fs.fs_size and dtog(fs, pref) == c:
+                hint = dtogd(fs, pref) // frag
+            else:
+                hint = cg.cg_rotor // frag if cg.cg_rotor < cg.cg_ndblk else 0
+            b = freeblk.find(b"\x01", hint)
+            if b < 0:
+                b = freeblk.find(b"\x01")
+            if b < 0:  # summary said free blocks exist; the map disagrees
+                raise OSError(errno.EIO, f"cg {c}: free block count {cg.cg_cs_nbfree} but none in map")
+            end = freeblk.find(b"\x00", b)
+            if end < 0:
+                end = nblk
+            n = min(end - b, count)
+            set_bits(bp.data, cg.cg_freeoff, b * frag, n * frag, False)
+            self._cs(c, cg, nbfree=-n)
+            self._cluster(cg, b, n, free=False)
+            cg.cg_rotor = (b + n - 1) * frag
+            self.put(bp, cg)
+            return cgbase(fs, c) + b * frag, n
+        raise OSError(errno.ENOSPC, "file system full")
+
+    def alloc_frags(self, pref: int, cgpref: int, n: int, root: bool) -> int:
+        """A run of ``n`` (< frag) fragments inside one block: best fit among partially free
+        blocks (cg_frsum), else split a free block (ffs_alloccg)."""
+        fs = self.fs
+        t = self.t
+        frag = fs.fs_frag
+        self.check_space(n, root)
+        start_cg = dtog(fs, pref) if 0 < pref < fs.fs_size else cgpref
+        for c in self._cg_order(start_cg):
+            cs = self.csum[c]
+            if cs[1] <= 0 and cs[3] < n:
+                continue
+            bp, cg = self.cg(c)
+            allocsiz = next((k for k in range(n, frag) if cg.cg_frsum[k] > 0), frag)
+            if allocsiz == frag and cg.cg_cs_nbfree <= 0:
+                continue
+            nblk = -(-cg.cg_ndblk // frag)
+            pats = t.patterns(cg.blksfree(fs.fs_fpg), nblk)
+            hint = dtogd(fs, pref) // frag if 0 < pref < fs.fs_size and dtog(fs, pref) == c else 0
+            if allocsiz == frag:
+                ok = pats.translate(t.is_full)
+            else:
+                ok = pats.translate(t.fits[allocsiz])
+            b = ok.find(b"\x01", hint)
+            if b < 0:
+                b = ok.find(b"\x01")
+            if b < 0:
+                raise OSError(errno.EIO, f"cg {c}: fragment summary disagrees with the map")
+            pat = pats[b]
+            pos = t.first_run(pat, n) if allocsiz == frag else self._best_run(pat, allocsiz, n)
+            self._blk_acct(c, cg, pat, -1)
+            if pat == t.full:
+                self._cluster(cg, b, 1, free=False)
+            newpat = pat & ~(((1 << n) - 1) << pos)
+            set_bits(bp.data, cg.cg_freeoff, b * frag + pos, n, False)
+            self._blk_acct(c, cg, newpat, 1)
+            cg.cg_frotor = b * frag
+            self.put(bp, cg)
+            return cgbase(fs, c) + b * frag + pos
+        raise OSError(errno.ENOSPC, "file system full")
+
+    def _best_run(self, pat: int, allocsiz: int, n: int) -> int:
+        """Start of the first free run of exactly ``allocsiz`` (else ≥ allocsiz) fragments."""
+        frag = self.t.frag
+        i = 0
+        first_fit = -1
+        while i < frag:
+            if pat >> i & 1:
+                j = i
+                while j < frag and pat >> j & 1:
+                    j += 1
+                if j - i == allocsiz:
+                    return i
+                if j - i >= n and first_fit < 0:
+                    first_fit = i
+                i = j
+            else:
+                i += 1
+        return first_fit
+
+    def extend_frags(self, addr: int, old: int, new: int) -> bool:
+        """ffs_fragextend: grow the run at ``addr`` from ``old`` to ``new`` fragments in place
+        when the fragments after it (in the same block) are free."""
+        fs = self.fs
+        frag = fs.fs_frag
+        if (addr % frag) + new > frag:
+            return False
+        c = dtog(fs, addr)
+        if self.csum[c][3] < new - old:
+            return False
+        bp, cg = self.cg(c)
+        d = dtogd(fs, addr)
+        if d + new > cg.cg_ndblk:
+            return False
+        b = d // frag
+        pat = self._pattern(cg, b)
+        pos = d % frag
+        want = ((1 << (new - old)) - 1) << (pos + old)
+        if pat & want != want:
+            return False
+        self._blk_acct(c, cg, pat, -1)
+        set_bits(bp.data, cg.cg_freeoff, d + old, new - old, False)
+        self._blk_acct(c, cg, pat & ~want, 1)
+        self.put(bp, cg)
+        return True
+
+    def free(self, addr: int, nfrags: int) -> None:
+        """ffs_blkfree: release ``nfrags`` fragments at ``addr`` (a full block or a run inside one)."""
+        fs = self.fs
+        frag = fs.fs_frag
+        if addr <= 0 or addr + nfrags > fs.fs_size:
+            raise OSError(errno.EIO, f"freeing bad block {addr}")
+        c = dtog(fs, addr)
+        bp, cg = self.cg(c)
+        d = dtogd(fs, addr)
+        b = d // frag
+        if nfrags == frag and d % frag == 0:
+            if self._pattern(cg, b):
+                raise OSError(errno.EIO, f"freeing free block {addr}")
+            set_bits(bp.data, cg.cg_freeoff, d, frag, True)
+            self._cs(c, cg, nbfree=1)
+            self._cluster(cg, b, 1, free=True)
+        else:
+            pat = self._pattern(cg, b)
+            bits = ((1 << nfrags) - 1) << (d % frag)
+            if pat & bits:
+                raise OSError(errno.EIO, f"freeing free fragment {addr}")
+            self._blk_acct(c, cg, pat, -1)
+            set_bits(bp.data, cg.cg_freeoff, d, nfrags, True)
+            newpat = pat | bits
+            self._blk_acct(c, cg, newpat, 1)
+            if newpat == self.t.full:
+                self._cluster(cg, b, 1, free=True)
+        self.put(bp, cg)
+
+    def free_blocks(self, addrs: list[int]) -> None:
+        """Free many full blocks at once, a run per cg at a time (truncating a big file)."""
+        fs = self.fs
+        frag = fs.fs_frag
+        addrs = sorted(addrs)
+        i = 0
+        while i < len(addrs):
+            c = dtog(fs, addrs[i])
+            bp, cg = self.cg(c)
+            while i < len(addrs) and dtog(fs, addrs[i]) == c:
+                j = i + 1
+                while j < len(addrs) and addrs[j] == addrs[j - 1] + frag and dtog(fs, addrs[j]) == c:
+                    j += 1
+                d = dtogd(fs, addrs[i])
+                n = j - i
+                if get_bits(bp.data, cg.cg_freeoff, d, n * frag):
+                    raise OSError(errno.EIO, f"freeing free block near {addrs[i]}")
+                set_bits(bp.data, cg.cg_freeoff, d, n * frag, True)
+                self._cs(c, cg, nbfree=n)
+                self._cluster(cg, d // frag, n, free=True)
+                i = j
+            self.put(bp, cg)
+
+    # ---- inodes ----------------------------------------------------------------------------------
+    def dirpref(self, pino: int) -> int:
+        """ffs_dirpref: the cg for a new directory. Top-level directories go to a cg with fewer
+        directories than average and enough free inodes and blocks; deeper ones stay near their
+        parent unless its cg already holds too many directories in a row."""
+        fs = self.fs
+        n = self.ncg
+        avgifree = fs.fs_cs_nifree // n
+        avgbfree = fs.fs_cs_nbfree // n
+        avgndir = fs.fs_cs_ndir // n
+        if pino == UFS_ROOTINO:
+            prefcg = random_u32() % n
+            mincg, minndir = prefcg, fs.fs_ipg
+            for c in list(range(prefcg, n)) + list(range(prefcg)):
+                cs = self.csum[c]
+                if cs[0] < minndir and cs[2] >= avgifree and cs[1] >= avgbfree:
+                    mincg, minndir = c, cs[0]
+            return mincg
+        maxndir = min(avgndir + fs.fs_ipg // 16, fs.fs_ipg)
+        minifree = max(avgifree - avgifree // 4, 1)
+        minbfree = max(avgbfree - avgbfree // 4, 1)
+        cgsize = fs.fs_fsize * fs.fs_fpg
+        dirsize = max(fs.fs_avgfilesize, 1) * max(fs.fs_avgfpdir, 1)
+        if avgndir:
+            dirsize = max(dirsize, (cgsize - avgbfree * fs.fs_bsize) // avgndir)
+        maxcontigdirs = min(cgsize // max(dirsize, 1), 255)
+        if fs.fs_avgfpdir > 0:
+            maxcontigdirs = min(maxcontigdirs, fs.fs_ipg // fs.fs_avgfpdir)
+        maxcontigdirs = max(maxcontigdirs, 1)
+        prefcg = pino // fs.fs_ipg
+        order = list(range(prefcg, n)) + list(range(prefcg))
+        for c in order:
+            cs = self.csum[c]
+            if cs[0] < maxndir and cs[2] >= minifree and cs[1] >= minbfree \
+                    and self.contigdirs[c] < maxcontigdirs:
+                return c
+        for c in order:
+            if self.csum[c][2] >= avgifree:
+                return c
+        return prefcg
+
+    def alloc_inode(self, pino: int, isdir: bool) -> int:
+        """ffs_valloc: a free inode number (dirs by dirpref, others in the parent's cg)."""
+        fs = self.fs
+        if fs.fs_cs_nifree <= 0:
+            raise OSError(errno.ENOSPC, "out of inodes")
+        start = self.dirpref(pino) if isdir else pino // fs.fs_ipg
+        ipg = fs.fs_ipg
+        for c in self._cg_order(start):
+            if self.csum[c][2] <= 0:
+                continue
+            bp, cg = self.cg(c)
+            used = bytes(cg.inosused())
+            hint = cg.cg_irotor if cg.cg_irotor < ipg else 0
+            i = self._find_clear(used, hint // 8, ipg)
+            if i < 0:
+                i = self._find_clear(used, 0, ipg)
+            if i < 0:
+                raise OSError(errno.EIO, f"cg {c}: free inode count {cg.cg_cs_nifree} but none in map")
+            if fs.ufs2:
+                self._init_inode_blocks(cg, c, i)
+            set_bits(bp.data, cg.cg_iusedoff, i, 1, True)
+            cg.cg_irotor = i
+            self._cs(c, cg, nifree=-1, ndir=1 if isdir else 0)
+            if isdir:
+                self.contigdirs[c] = min(self.contigdirs[c] + 1, 255)
+            elif self.contigdirs[c] > 0:
+                self.contigdirs[c] -= 1
+            self.put(bp, cg)
+            return c * ipg + i
+        raise OSError(errno.ENOSPC, "out of inodes")
+
+    @staticmethod
+    def _find_clear(used: bytes, start_byte: int, nbits: int) -> int:
+        """First clear bit at or after byte ``start_byte`` (bytes.lstrip skips full bytes in C)."""
+        tail = used[start_byte:]
+        k = len(tail) - len(tail.lstrip(b"\xff"))
+        if k >= len(tail):
+            return -1
+        byte = tail[k]
+        bit = (~byte & (byte + 1)).bit_length() - 1
+        i = (start_byte + k) * 8 + bit
+        return i if i < nbits else -1
+
+    def _init_inode_blocks(self, cg: Cg, c: int, i: int) -> None:
+        """UFS2 lazy inode initialisation: zero inode blocks (with random generations) until the
+        one holding in-cg inode ``i`` and the next are initialised, as ffs_nodealloccg does."""
+        fs = self.fs
+        inopb = fs.fs_inopb
+        while i + inopb > cg.cg_initediblk and cg.cg_initediblk < cg.cg_niblk:
+            first = c * fs.fs_ipg + cg.cg_initediblk
+            bp = self.bufcache.getblk(self.dev, ino_to_fsba(fs, first) << fs.fs_fshift, fs.fs_bsize)
+            bp.data[:] = bytes(fs.fs_bsize)
+            isize = fs.inode_size
+            for k in range(inopb):
+                struct.pack_into(fs.endian + "I", bp.data, k * isize + 80, random_u32() or 1)
+            self.bufcache.bwrite(bp)  # initialised before cg_initediblk says so
+            cg.cg_initediblk += inopb
+
+    def free_inode(self, ino: int, isdir: bool) -> None:
+        """ffs_vfree: clear the inode's bit and count it free again."""
+        fs = self.fs
+        c = ino // fs.fs_ipg
+        i = ino % fs.fs_ipg
+        bp, cg = self.cg(c)
+        if not get_bits(bp.data, cg.cg_iusedoff, i, 1):
+            raise OSError(errno.EIO, f"freeing free inode {ino}")
+        set_bits(bp.data, cg.cg_iusedoff, i, 1, False)
+        if i < cg.cg_irotor:
+            cg.cg_irotor = i
+        self._cs(c, cg, nifree=1, ndir=-1 if isdir else 0)
+        self.put(bp, cg)

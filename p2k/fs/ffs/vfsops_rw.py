@@ -1,0 +1,149 @@
+"""Read-write FFS mounts (NetBSD ``ffs_vfsops.c``: ffs_mountfs for rw, ffs_sync, ffs_unmount,
+ffs_sbupdate, ffs_cgupdate) on top of the read-only ``FfsMount``.
+
+The clean-flag protocol (reference §8): a read-write mount first clears what p2k does not
+maintain — an *empty* WAPBL log's ``FS_DOWAPBL`` (a busy one is refused by ``rw_refusal``),
+``FS_DOSOFTDEP``/``FS_SUJ`` — then shifts ``fs_clean`` (ISCLEAN becomes WASCLEAN) and writes the
+superblock synchronously *before any other metadata write*, so a crash leaves an unclean file
+system that fsck will check. A clean unmount writes inodes, buffers, cgs and the summary area,
+then sets ``FS_ISCLEAN`` again and writes the superblock last. UFS1's 32-bit ``fs_old_*`` twins
+are kept in step with the 64-bit fields on every superblock write.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from p2k.fs.ffs.alloc import Allocator
+from p2k.fs.ffs.dirops import DirIndex
+from p2k.fs.ffs.fs import (
+    FS_DOSOFTDEP,
+    FS_DOWAPBL,
+    FS_FLAGS_UPDATED,
+    FS_ISCLEAN,
+    FS_SUJ,
+    FS_WASCLEAN,
+    ino_to_fsba,
+    ino_to_fsbo,
+)
+from p2k.fs.ffs.vfsops import FfsMount
+from p2k.fs.ffs.vnops_write import FfsWriteVnops
+from p2k.hyper import now_ns
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.inode import Inode
+    from p2k.kernel import Kernel
+    from p2k.vfs.vnode import Vnode
+
+
+class FfsMountRW(FfsWriteVnops, FfsMount):
+    """FFS mount that is read-write unless mounted MNT_RDONLY."""
+
+    def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
+        super().__init__(kernel, flags, data)
+        self.alloc: Allocator | None = None  # type: ignore[assignment]
+        self.dirindex: dict[int, DirIndex] = {}
+        self.dirty_inodes: dict[int, Inode] = {}
+
+    def vfs_start(self) -> None:
+        super().vfs_start()
+        if self.readonly:
+            return
+        fs = self.fs
+        if self.oldfmt_dir:
+            raise OSError(errno.EROFS, "read-write mount refused: 4.2BSD directory/inode format "
+                          "(fs_maxsymlinklen <= 0) is not maintained")
+        if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
+            raise OSError(errno.EROFS, "read-write mount refused: 4.4BSD-layout UFS1 superblock "
+                          "(no FS_FLAGS_UPDATED) is not maintained")
+        self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
+        # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
+        fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
+        fs.fs_clean = (fs.fs_clean << 1) & 0xFF
+        fs.fs_fmod = 0
+        fs.fs_ronly = 0
+        self.write_superblock()
+        self.dev.fsync()
+
+    # ---- inode write-back ------------------------------------------------------------------------
+    def iupdate(self, ip: Inode, sync: bool = False) -> None:
+        """ffs_update: encode the in-core inode into its block; ``sync`` writes it at once (used
+        where ordering matters: before a directory entry names it, before blocks are freed)."""
+        fs = self.fs
+        bp = self.bufcache.bread(self.dev, ino_to_fsba(fs, ip.ino) << fs.fs_fshift, fs.fs_bsize)
+        self.codec.encode_into(ip, bp.data, ino_to_fsbo(fs, ip.ino) * self.isize)
+        if sync:
+            self.bufcache.bwrite(bp)
+        else:
+            self.bufcache.bdwrite(bp)
+        ip.dirty = False
+        self.dirty_inodes.pop(ip.ino, None)
+
+    def mark_dirty(self, ip: Inode) -> None:
+        ip.dirty = True
+        self.dirty_inodes[ip.ino] = ip
+
+    # ---- superblock and summary ------------------------------------------------------------------
+    def write_superblock(self) -> None:
+        fs = self.fs
+        fs.fs_time = now_ns() // 1_000_000_000
+        if not fs.ufs2:
+            fs.fs_old_time = fs.fs_time & 0x7FFFFFFF
+            fs.fs_old_size = fs.fs_size
+            fs.fs_old_dsize = fs.fs_dsize
+            fs.fs_old_csaddr = fs.fs_csaddr
+            fs.fs_old_cs_ndir = fs.fs_cs_ndir
+            fs.fs_old_cs_nbfree = fs.fs_cs_nbfree
+            fs.fs_old_cs_nifree = fs.fs_cs_nifree
+            fs.fs_old_cs_nffree = fs.fs_cs_nffree
+        raw = fs.encode()
+        bp = self.bufcache.getblk(self.dev, fs.loc, len(raw))
+        bp.data[:] = raw
+        self.bufcache.bwrite(bp)
+        fs.dirty = False
+
+    def _write_summary(self) -> None:
+        fs = self.fs
+        assert self.alloc is not None
+        raw = self.alloc.csum_bytes()
+        bp = self.bufcache.getblk(self.dev, fs.fs_csaddr << fs.fs_fshift, len(raw))
+        bp.data[:] = raw
+        self.bufcache.bwrite(bp)
+        self.alloc.csum_dirty = False
+
+    def vfs_sync(self, wait: bool = True) -> None:
+        """ffs_sync: dirty inodes into their blocks, every delayed buffer (indirect blocks, inode
+        blocks, cgs) to the device, then the summary area and the superblock."""
+        if self.readonly or self.alloc is None:
+            super().vfs_sync(wait)
+            return
+        for ip in list(self.dirty_inodes.values()):
+            self.iupdate(ip)
+        self.bufcache.flush_dev(self.dev)
+        if self.alloc.csum_dirty or self.fs.dirty:
+            self._write_summary()
+            self.write_superblock()
+        if wait:
+            self.dev.fsync()
+
+    def vfs_unmount(self, force: bool = False) -> None:
+        if self.readonly or self.alloc is None:
+            super().vfs_unmount(force)
+            return
+        self.vfs_sync()
+        fs = self.fs
+        if fs.fs_clean & FS_WASCLEAN:
+            fs.fs_clean = FS_ISCLEAN
+        self._write_summary()
+        self.write_superblock()
+        self.dev.fsync()
+        self.bufcache.invalidate_dev(self.dev)
+
+    def vop_reclaim(self, vp: Vnode) -> None:
+        ip: Inode | None = vp.data  # type: ignore[assignment]
+        if ip is not None and not self.readonly:
+            if ip.dirty and ip.mode != 0:
+                self.iupdate(ip)
+            self.dirindex.pop(ip.ino, None)
+        vp.data = None
