@@ -24,6 +24,12 @@ from p2k.sp import protocol as P
 from p2k.sp.ops import OP_HALT, OP_HANDSHAKE, OP_OF, OP_PING, OP_STATS, OP_SYSCTL, RB_DUMP, RB_HALT, RB_NOSYNC
 from p2k.sp.url import parse_url
 
+_RAW = 0  # not a wire class: marks a reply already reduced to its bytes payload
+_RAW_MIN = 4096
+SOCKET_BUFFER = 4 << 20
+"""Socket buffers big enough for a whole read reply to be in flight at once, so that server and
+client copy in parallel instead of taking turns on a small buffer."""
+
 
 class ServerGone(ConnectionError):
     """The server closed the connection or broke the protocol; the client cannot be used again."""
@@ -75,8 +81,8 @@ class Client:
         if cls == P.ERROR:
             msg, filename = _error_parts(reply)
             raise OSError(code, msg, filename) if filename is not None else OSError(code, msg)
-        if reply[:1] == b"b" and len(reply) >= 5 and int.from_bytes(reply[1:5], "big") == len(reply) - 5:
-            return reply[5:]  # a read's payload: skip the general decoder
+        if cls == _RAW:
+            return reply
         try:
             return P.decode(reply)
         except P.ProtocolError as e:
@@ -118,7 +124,18 @@ class Client:
         if len(hdr) < P.HEADER_SIZE:
             raise ServerGone(errno.EPIPE, "server closed the connection")
         length, reqno, cls, code = P.parse_header(hdr, self.max_frame + 64)
-        body = self._rfile.read(length) if length else b""
+        if cls == P.RESP and length > _RAW_MIN:
+            # A read's payload (a lone bytes value) is read straight into the bytes object handed
+            # to the caller: no second copy of what may be megabytes.
+            head = self._rfile.read(5)
+            if len(head) == 5 and head[:1] == b"b" and int.from_bytes(head[1:], "big") == length - 5:
+                body = self._rfile.read(length - 5)
+                if len(body) < length - 5:
+                    raise ServerGone(errno.EPIPE, "server closed the connection inside a reply")
+                return reqno, _RAW, code, body
+            body = head + self._rfile.read(length - len(head))
+        else:
+            body = self._rfile.read(length) if length else b""
         if len(body) < length:
             raise ServerGone(errno.EPIPE, "server closed the connection inside a reply")
         return reqno, cls, code, body
@@ -190,6 +207,7 @@ class RemoteSys:
         self._client = client
 
     def read(self, fd: int, n: int) -> bytes:
+        """At most ``max_io`` bytes per call: a short read, which callers of read(2) expect."""
         return self._client.call("read", fd, min(n, self._client.max_io))  # type: ignore[no-any-return]
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
@@ -246,6 +264,8 @@ def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None
             sock.connect(a.address)
         if a.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
         client = Client(sock, name=name, uid=uid, gid=gid, groups=groups)
     except P.ProtocolError as e:
         sock.close()

@@ -341,6 +341,8 @@ class Server:
     def _admit(self, csock: socket.socket, addr: Any) -> None:
         if self.address.family != socket.AF_UNIX:
             csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            csock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)  # see p2k.sp.client.SOCKET_BUFFER
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else "unix"
         with self.conns_lock:
             if len(self.conns) >= self.config.max_conns:
