@@ -225,7 +225,7 @@ def test_chdir_fchdir_getcwd(k: p2k.Kernel) -> None:
     assert errno_of(k.sys.open, "new", O_CREAT_RW) == errno.ENOENT  # no entries in a removed dir
     assert errno_of(k.sys.mkdir, "newdir") == errno.ENOENT
     assert errno_of(k.sys.symlink, "x", "newlink") == errno.ENOENT
-    assert errno_of(k.sys.link, "/mnt/a", "newlink") == errno.EPERM
+    assert errno_of(k.sys.link, "/mnt/a", "newlink") == errno.ENOENT
     write_file(k, "/mnt/a/f", b"")
     assert errno_of(k.sys.link, "/mnt/a/f", "newlink") == errno.ENOENT
     assert errno_of(k.sys.rename, "/mnt/a/f", "moved") == errno.ENOENT
@@ -941,3 +941,27 @@ def test_rename_directory_needs_write_on_it(k: p2k.Kernel, user: p2k.vfs.syscall
     k.sys.chmod("/mnt/b/a", 0o555)
     assert errno_of(user.rename, "/mnt/b/a", "/mnt/a") == errno.EACCES  # its ".." must change
     user.rename("/mnt/b/a", "/mnt/b/a2")  # same parent: ".." stays, no write on it needed
+
+
+def test_linux_order_of_errors(k: p2k.Kernel) -> None:
+    """Cases the host comparison found, kept as plain tests."""
+    k.sys.mkdir("/mnt/a", 0o4755)
+    assert stat.S_IMODE(k.sys.stat("/mnt/a").st_mode) == 0o755  # mkdir drops set-uid
+    k.sys.mkdir("/mnt/t", 0o1777)
+    assert stat.S_IMODE(k.sys.stat("/mnt/t").st_mode) == 0o1755  # and keeps sticky
+    write_file(k, "/mnt/f", b"")
+    assert errno_of(k.sys.rename, "/mnt/f/", "/mnt/none/x") == errno.ENOENT
+    assert errno_of(k.sys.open, "/mnt/new", os.O_RDWR | os.O_CREAT | os.O_DIRECTORY) == errno.EINVAL
+    k.sys.symlink("self", "/mnt/self")
+    assert errno_of(k.sys.rmdir, "/mnt/self/") == errno.ENOTDIR
+    assert errno_of(k.sys.unlink, "/mnt/self/") == errno.ENOTDIR
+    k.sys.symlink("nowhere", "/mnt/dangling")
+    assert errno_of(k.sys.mkdir, "/mnt/dangling/") == errno.EEXIST
+    assert errno_of(k.sys.stat, "/mnt/nowhere") == errno.ENOENT
+    assert errno_of(k.sys.link, "/mnt/a", "/mnt/f") == errno.EEXIST
+    assert errno_of(k.sys.link, "/mnt/a", "/mnt/g") == errno.EPERM
+    assert errno_of(k.sys.open, "/mnt/f/", os.O_RDWR | os.O_CREAT) == errno.EISDIR
+    k.sys.symlink("a", "/mnt/la")
+    k.sys.rename("/mnt/la", "/mnt/lb")  # the link moves, not its target
+    assert k.sys.readlink("/mnt/lb") == "a" and stat.S_ISDIR(k.sys.stat("/mnt/a").st_mode)
+    assert errno_of(k.sys.rename, "/mnt/lb/", "/mnt/lc") == errno.ENOTDIR

@@ -120,7 +120,9 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                     cur = None  # type: ignore[assignment]
                     return res
                 raise OSError(errno.ENOENT, f"no such file or directory: {name!r}")
-            if vp.type == VLNK and (not last or follow or trailing):
+            # A trailing slash makes a lookup follow a final symlink; a name that is about to be
+            # created, removed or renamed is the link itself (Linux: rmdir("l/") is ENOTDIR).
+            if vp.type == VLNK and (not last or follow or (trailing and op == LOOKUP)):
                 links += 1
                 if links > MAXSYMLINKS:
                     vc.vrele(vp)
@@ -137,7 +139,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                     cur = vc.vref(proc.root)
                 continue
             if last:
-                if trailing and vp.type != VDIR:
+                if trailing and vp.type != VDIR and op != CREATE:  # creating: the caller's EEXIST
                     vc.vrele(vp)
                     raise OSError(errno.ENOTDIR, "not a directory (trailing slash)")
                 if want_parent:

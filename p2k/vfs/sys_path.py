@@ -30,6 +30,11 @@ def _check_not_removed(dva: Vattr) -> None:
         raise OSError(errno.ENOENT, "directory has been removed")
 
 
+def _strip_slashes(p: bytes) -> bytes:
+    stripped = p.rstrip(b"/")
+    return stripped or p[:1]
+
+
 def _as_input(value: bytes, like: str | bytes | object) -> str | bytes:
     return value if isinstance(like, bytes) else value.decode("utf-8", "surrogateescape")
 
@@ -43,7 +48,9 @@ class PathCalls(SysBase):
         check_access(cred, dva, W_OK | X_OK, "create")
         _check_not_removed(dva)
         self._check_writable_fs(dvp.mount)
-        mode &= ~self.proc.umask & 0o7777
+        # mkdir keeps only the permission and sticky bits, as Linux does (NetBSD drops sticky too);
+        # set-gid comes from the parent below.
+        mode &= ~self.proc.umask & (0o1777 if isdir else 0o7777)
         gid = cred.gid
         if dva.mode & stat_mod.S_ISGID:
             gid = dva.gid
@@ -69,14 +76,16 @@ class PathCalls(SysBase):
         acc = flags & os.O_ACCMODE
         if acc == os.O_ACCMODE:
             raise OSError(errno.EINVAL, "bad access mode")
+        if flags & os.O_CREAT and flags & os.O_DIRECTORY:
+            raise OSError(errno.EINVAL, "O_CREAT with O_DIRECTORY")  # NetBSD's vn_open, Linux ≥ 6.4
         if flags & os.O_CREAT:
             r = self._namei(path, want_parent=True, op=CREATE, dir_fd=dir_fd,
                             follow=not flags & (os.O_EXCL | os.O_NOFOLLOW))
             dvp, vp = r.dvp, r.vp
             try:
+                if r.trailing_slash:
+                    raise OSError(errno.EISDIR, "cannot create a file with a trailing slash")
                 if vp is None:
-                    if r.trailing_slash:
-                        raise OSError(errno.EISDIR, "cannot create a file with a trailing slash")
                     assert dvp is not None
                     uid, gid, m = self._new_owner(dvp, mode, isdir=False)
                     ino = dvp.mount.vop_create(dvp, r.name, stat_mod.S_IFREG | m, uid, gid)
@@ -209,9 +218,7 @@ class PathCalls(SysBase):
         self._link_vp(vp, dst, dir_fd)
 
     def _link_vp(self, vp: Vnode, dst: str | bytes, dir_fd: int | Vnode | None) -> None:
-        if vp.type == VDIR:
-            raise OSError(errno.EPERM, "cannot hard-link a directory")
-        r = self._namei_new(dst, dir_fd)
+        r = self._namei_new(dst, dir_fd)  # EEXIST before EPERM for a directory, as Linux
         try:
             assert r.dvp is not None
             if r.dvp.mount is not vp.mount:
@@ -219,6 +226,8 @@ class PathCalls(SysBase):
             dva = self._getattr(r.dvp)
             check_access(self.proc.cred, dva, W_OK | X_OK, "link")
             _check_not_removed(dva)
+            if vp.type == VDIR:
+                raise OSError(errno.EPERM, "cannot hard-link a directory")
             self._check_writable_fs(vp.mount)
             vp.mount.vop_link(r.dvp, r.name, vp)
         finally:
@@ -291,17 +300,22 @@ class PathCalls(SysBase):
                src_dir_fd: int | Vnode | None = None, dst_dir_fd: int | Vnode | None = None) -> None:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
             raise OSError(errno.EINVAL, "bad rename flags")
-        for p in (src, dst):
-            if fspath(p).rstrip(b"/").rsplit(b"/", 1)[-1] in (b".", b".."):
+        sp, dp = fspath(src), fspath(dst)
+        for p in (sp, dp):
+            if p.rstrip(b"/").rsplit(b"/", 1)[-1] in (b".", b".."):
                 raise OSError(errno.EINVAL, "cannot rename . or ..")
-        f = self._namei(src, want_parent=True, op=DELETE, follow=False, dir_fd=src_dir_fd)
+        # Trailing slashes are taken off and checked by _rename, once both names are resolved: a
+        # symlink is renamed itself, never its target, and a missing target directory is ENOENT
+        # before a non-directory source is ENOTDIR (Linux's order).
+        trailing = sp.endswith(b"/") and sp.strip(b"/") != b"" or dp.endswith(b"/") and dp.strip(b"/") != b""
+        f = self._namei(_strip_slashes(sp), want_parent=True, op=DELETE, follow=False, dir_fd=src_dir_fd)
         try:
-            if f.vp is None:
-                raise OSError(errno.ENOENT, "no such file or directory")
-            t = self._namei(dst, want_parent=True, op=RENAME, follow=False, dir_fd=dst_dir_fd)
+            t = self._namei(_strip_slashes(dp), want_parent=True, op=RENAME, follow=False, dir_fd=dst_dir_fd)
             try:
+                if f.vp is None:
+                    raise OSError(errno.ENOENT, "no such file or directory")
                 self._rename(f.dvp, f.name, f.vp, t.dvp, t.name, t.vp, flags,  # type: ignore[arg-type]
-                             f.trailing_slash or t.trailing_slash)
+                             trailing)
             finally:
                 t.release(self.kernel)
         finally:
