@@ -35,7 +35,14 @@ DEMO_MOUNTPOINT = "./mnt"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("mount", help="mount an image on a host directory through FUSE")
+    p = sub.add_parser(
+        "mount", help="mount an image on a host directory through FUSE",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS;\n"
+               "others go to the driver. With no arguments: the demo image at ./mnt.\n"
+               "Unmount with 'p2k umount MOUNTPOINT' (waits until the image is synced) or fusermount3 -u.\n"
+               "kill -USR1 <daemon> writes the kernel's counters as JSON to $P2K_STATS_FILE\n"
+               "(default: the run directory's mount-<hash>.stats); $P2K_MOUNT_LOG keeps the daemon's log.")
     add_image_args(p, image_optional=True)
     p.add_argument("-f", dest="foreground", action="store_true", help="stay in the foreground")
     p.add_argument("mountpoint", nargs="?", help="host directory to mount on")
