@@ -169,3 +169,22 @@ def test_drivespec_mount_and_umount_errors(tmp_path: Path) -> None:
         stop(m)
     r = subprocess.run([P2K, "umount", str(m.path)], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.strip().endswith("not a mount point (EINVAL)"), r.stderr
+
+
+def test_killed_daemon_leaves_unclean_image_mounted_read_only(rw_image: Path, tmp_path: Path) -> None:
+    """kill -9: the mount point is reported stale with the command that clears it; the image is
+    not clean, so a later mount without ``rw`` falls back to read-only and says why."""
+    m = start_mount(tmp_path / "mnt", str(rw_image))
+    try:
+        (m.path / "f").write_text("x")
+        m.proc.kill()
+        m.proc.wait()
+        r = subprocess.run([P2K, "mount", str(rw_image), str(m.path)], capture_output=True, text=True)
+        assert r.returncode == 1 and f"fusermount3 -u {m.path}" in r.stderr, r.stderr
+        subprocess.run([P2K, "umount", str(m.path)], check=True, capture_output=True)
+        r = subprocess.run([P2K, "mount", str(rw_image), str(m.path)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "read-only" in r.stderr, r.stderr
+        assert os.statvfs(m.path).f_flag & os.ST_RDONLY
+        subprocess.run([P2K, "umount", str(m.path)], check=True, capture_output=True, timeout=60)
+    finally:
+        stop(m)
