@@ -338,3 +338,57 @@ def test_fsview_over_server(server: ServerProc) -> None:
         v.sys.close(fd)
         assert b"".join(v.read_file("/mnt/a/f")) == b"payload" * 300000
         assert [p for p, _ in v.walk("/mnt")] == ["/mnt", "/mnt/a", "/mnt/a/f"]
+
+
+def test_bad_arguments_are_einval_and_unknown_calls_enosys(server: ServerProc) -> None:
+    with server.connect() as c:
+        for name, args, kwargs in (("stat", ([1, 2],), {}), ("open", ("/mnt/x", "rw"), {}), ("close", (), {}),
+                                   ("stat", ("/",), {"bogus": 1}), ("vstat", (3,), {}),
+                                   ("mount", ("tmpfs", "/mnt", 0, [1]), {})):
+            with pytest.raises(OSError) as ei:
+                c.call(name, *args, **kwargs)
+            assert ei.value.errno == errno.EINVAL, name
+        with pytest.raises(OSError) as ei:
+            c._call(999, [[], {}])
+        assert ei.value.errno == errno.ENOSYS
+        assert c.sys.stat("/mnt").st_nlink >= 2
+        assert c.stats()["handles"] == 0
+
+
+def test_oversized_frame_closes_only_that_connection(server: ServerProc) -> None:
+    from p2k.sp import protocol as P
+
+    with server.connect() as good:
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(server.url[len("unix://"):])
+            raw.recv(P.BANNER_MAX)
+            raw.sendall(P.HEADER.pack(1 << 30, 1, P.REQ, 1))
+            raw.settimeout(5)
+            assert raw.recv(100) == b""  # closed on us, without reading a gigabyte first
+        assert good.ping("still here") == ["still here"]
+
+
+def test_connection_limit(tmp_path: Path) -> None:
+    from p2k.sp import Server, ServerConfig
+
+    k = p2k.Kernel(env={})
+    srv = Server(k, f"unix://{tmp_path}/lim.sock", ServerConfig(max_conns=2))
+    srv.bind()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        a, b = connect(srv.url), connect(srv.url)
+        with pytest.raises(OSError):
+            connect(srv.url, timeout=5)
+        a.close()
+        end = time.monotonic() + 5
+        while srv.state()["connections"] > 1 and time.monotonic() < end:
+            time.sleep(0.02)
+        with connect(srv.url) as c:
+            assert c.ping(1) == [1]
+        b.close()
+    finally:
+        srv.request_stop()
+        t.join(5)
+        k.halt(sync=False)
+    assert not (tmp_path / "lim.sock").exists()

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from p2k.sp import protocol as P
+from p2k.sp.argcheck import check_args
 from p2k.sp.ops import (
     NAME_OF,
     OP_HALT,
@@ -210,6 +211,7 @@ class Connection:
             args[3].pop("device", None)  # the kernel's own slot, filled from the fspec key
         if isinstance(kwargs.get("data"), dict):
             kwargs["data"].pop("device", None)
+        check_args(name, args, kwargs)
         if name in RETURNS_VNODE and len(self.handles) >= self.server.config.max_handles:
             raise OSError(errno.EMFILE, "too many vnode handles on this connection")
         if name in ("read", "pread") and len(args) > 1 and type(args[1]) is int:
