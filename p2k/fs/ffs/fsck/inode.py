@@ -100,8 +100,8 @@ def clri(ctx: Ctx, ino: int, kind: str, announce: bool) -> bool:
     st.n_files -= 1
 
     def free(frag: int, n: int, lbn: int, level: int) -> int:
-        if frag < 0 or frag + n > st.maxfsblock:
-            return SKIP
+        if frag <= 0 or frag + n > st.maxfsblock or frag % ctx.fs.fs_frag + n > ctx.fs.fs_frag:
+            return SKIP  # a bad address was never claimed: nothing of it is ours to free
         for f in range(frag, frag + n):
             extra = st.dups.get(f)
             if extra:

@@ -225,8 +225,11 @@ def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> t
         if fileerror(ctx, d, ino, name, msg, "REMOVE", kind=msg.lower()):
             h.pack_into(data, pos, 0, reclen, 0, 0)
             return True, entryno
-        s = DSTATE if s == DCLEAR else FSTATE
+        tip = ctx.ginode(ino)
+        s = DSTATE if tip.is_dir() else FSTATE
         st.statemap[ino] = s
+        st.lncnt[ino] = tip.nlink
+        st.typemap[ino] = (tip.mode >> 12) & 0xF
     if s in (DSTATE, DFOUND):
         if st.parent[ino]:
             if fileerror(ctx, d, ino, name, "IS AN EXTRANEOUS HARD LINK TO DIRECTORY", "REMOVE",
