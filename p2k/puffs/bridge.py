@@ -139,7 +139,18 @@ class Bridge(pyfuse3.Operations):
         if name in (b".", b"..") and parent_inode == pyfuse3.ROOT_INODE:
             va = await self._run(ko.getattr_ino, self.k, self.mp, self.inodes.root_ino)
         else:
-            va = await self._run(self._with_vnode, parent_inode, lambda dvp: self._named_attr(s, dvp, name))
+            try:
+                va = await self._run(self._with_vnode, parent_inode, lambda dvp: ko.lookup_attr(s, dvp, name))
+            except pyfuse3.FUSEError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                # A negative entry: the host caches the miss as long as a positive one, which
+                # spares the repeated misses of include paths and git's probes. Every creation
+                # comes through this mount, so the host drops the negative entry itself.
+                miss = pyfuse3.EntryAttributes()
+                miss.st_ino = 0
+                miss.entry_timeout = self.attr_timeout
+                return miss
         return self._found(va)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:

@@ -168,3 +168,32 @@ def create_open(s: Syscalls, root: Syscalls, dvp: Vnode, name: bytes, flags: int
             return root.vopen(vp, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
         finally:
             k.vcache.vrele(vp)
+
+
+def lookup_attr(s: Syscalls, dvp: Vnode, name: bytes) -> Vattr:
+    """Attributes of ``name`` in ``dvp`` — the one-component case of namei without its path
+    machinery, since FUSE asks one name at a time and this is its most frequent request. The
+    rules are namei's, through the same helpers: search permission on ``dvp``, NAME_MAX, no
+    following of a final symlink. ``.``, ``..`` and mount points take the general path."""
+    k = s.kernel
+    with k.lock:
+        mp = dvp.mount
+        if name in (b".", b"..") or b"/" in name or not name:
+            vp = s.lookup(name, dir_fd=dvp, follow=False)
+        else:
+            if dvp.reclaimed:
+                raise OSError(errno.ESTALE, "stale file handle")
+            if dvp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            if not s.proc.cred.is_root:
+                check_access(s.proc.cred, mp.vop_getattr(dvp), X_OK, "search")
+            if len(name) > mp.namemax:
+                raise OSError(errno.ENAMETOOLONG, "file name too long")
+            vp = k.vcache.vget(mp, mp.vop_lookup(dvp, name))
+            if vp.mountedhere is not None:
+                k.vcache.vrele(vp)
+                vp = s.lookup(name, dir_fd=dvp, follow=False)
+        try:
+            return vp.mount.vop_getattr(vp)
+        finally:
+            k.vcache.vrele(vp)
