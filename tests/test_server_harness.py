@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,12 +146,27 @@ def server(tmp_path: Path, servers: list[ServerProc]) -> ServerProc:
     return s
 
 
+def make_ffs_image(img: Path, size_mib: int = 64) -> str | None:
+    """Make an empty FFS image: ``p2k newfs`` when it exists, else NetBSD's makefs(8) with room for
+    inodes. Returns why neither works, or None."""
+    r = run("p2k", "newfs", "-s", f"{size_mib}m", str(img))
+    if r.returncode == 0 and img.exists():
+        return None
+    if shutil.which("makefs") is None:
+        return f"neither p2k newfs nor makefs available ({(r.stderr.strip().splitlines() or ['?'])[-1]})"
+    empty = img.parent / f"{img.name}.empty"
+    empty.mkdir(exist_ok=True)
+    m = subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-o", "version=2,bsize=16384,fsize=2048",
+                        "-s", f"{size_mib}m", "-f", "4000", str(img), str(empty)], capture_output=True, text=True)
+    return None if m.returncode == 0 else f"makefs failed: {m.stderr.strip()}"
+
+
 def ffs_rw_unavailable(tmp_path: Path) -> str | None:
-    """Why an FFS image cannot be made and written yet (None once ``p2k newfs`` and FFS rw exist)."""
+    """Why an FFS image cannot be made and written yet (None once it can)."""
     img = tmp_path / "probe.img"
-    r = run("p2k", "newfs", "-s", "8m", str(img))
-    if r.returncode != 0 or not img.exists():
-        return f"p2k newfs not available yet ({(r.stderr.strip().splitlines() or ['?'])[-1]})"
+    reason = make_ffs_image(img, 8)
+    if reason:
+        return reason
     import p2k
 
     k = p2k.Kernel(env={})
@@ -165,4 +181,5 @@ def ffs_rw_unavailable(tmp_path: Path) -> str | None:
         return f"FFS is not writable yet ({e})"
     finally:
         k.halt(sync=False)
+    img.unlink()
     return None

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, ffs_rw_unavailable, free_port, run, start, wait_gone
+from test_server_harness import ServerProc, ffs_rw_unavailable, free_port, make_ffs_image, run, start, wait_gone
 
 import p2k
 
@@ -125,8 +125,7 @@ def test_sixteen_clients_and_a_killed_one(tmp_path: Path, servers: list[ServerPr
         reason = ffs_rw_unavailable(tmp_path)
         if reason:
             pytest.skip(reason)
-        r = run("p2k", "newfs", "-s", "64m", str(img))
-        assert r.returncode == 0, r.stderr
+        assert make_ffs_image(img, 64) is None
         args = ["-d", f"key=/dev/dk,hostpath={img},size=host"]
     url = "unix://s.sock" if transport == "unix" else f"tcp://127.0.0.1:{free_port()}/"
     s = start(tmp_path, url, *args)
