@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from test_server_harness import ServerProc, start
 
+import p2k
 from p2k.etfs import build_disklabel
 from p2k.etfs.disklabel import FS_BSDFFS, FS_OTHER, LABEL_BYTE_OFFSET
 
@@ -85,6 +88,36 @@ def test_small_memory_limit_bounds_the_cache(tmp_path: Path, servers: list[Serve
         c.sys.close(fd)
         st = c.stats()
     assert st["mem_limit"] == 16 * MiB
+    assert st["mem_peak"] <= 16 * MiB
+    assert st["buf_bytes"] <= 16 * MiB
+    assert s.halt().returncode == 0
+
+
+def test_small_memory_limit_bounds_the_cache_on_ffs(tmp_path: Path, servers: list[ServerProc]) -> None:
+    """The same through FFS and the buffer cache: 512 MiB read by a client of a ``-r 16m`` server."""
+    if shutil.which("makefs") is None:
+        pytest.skip("makefs not installed")
+    src = tmp_path / "src"
+    src.mkdir()
+    size = 512 * MiB
+    block = bytes(range(256)) * (MiB // 256)
+    with open(src / "big", "wb") as f:
+        for _ in range(size // MiB):
+            f.write(block)
+    img = tmp_path / "ffs.img"
+    subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-o", "version=2,bsize=32768,fsize=4096",
+                    "-s", f"{size // MiB + 32}m", str(img), str(src)], check=True, capture_output=True)
+    (src / "big").unlink()
+    s = start(tmp_path, "unix://f.sock", "-r", "16m", "-d", f"key=/dev/dk,hostpath={img},size=host")
+    servers.append(s)
+    with s.connect() as c:
+        c.sys.mkdir("/mnt", 0o755)
+        c.sys.mount("ffs", "/mnt", p2k.MNT_RDONLY, {"fspec": "/dev/dk"})
+        n, digest = _read_all(c, "/mnt/big")
+        st = c.stats()
+    assert n == size
+    assert digest == hashlib.sha256(block * (size // MiB)).hexdigest()
+    assert st["buf_misses"] > 0  # the data did go through the buffer cache
     assert st["mem_peak"] <= 16 * MiB
     assert st["buf_bytes"] <= 16 * MiB
     assert s.halt().returncode == 0
