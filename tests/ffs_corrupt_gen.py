@@ -237,10 +237,12 @@ def entry_unallocated(img: Img, rng: random.Random) -> Damage:
 
 @_with
 def bad_reclen(img: Img, rng: random.Random) -> Damage:
-    off, ino, reclen, _t, _n = img.entry("d1", "a")
+    off = img.entry("d1", "a")[0]
+    # salvage drops the broken entry and the rest of its 512-byte chunk
+    lost = {f"d1/{n.decode()}": i for o, i, _r, _t, n in img.entries(img.lookup("d1"))
+            if off <= o < off - off % 512 + 512}
     img.pwrite(off + 4, struct.pack(img.e + "H", 3))
-    return Damage("reclen of d1/a set to 3", "DIRECTORY CORRUPTED", {"d1/a", "d1/b"},
-                  {"d1/a": ino, "d1/b": img.lookup("d1/b")})
+    return Damage("reclen of d1/a set to 3", "DIRECTORY CORRUPTED", set(lost), lost)
 
 
 @_with

@@ -40,7 +40,7 @@ KNOWN_FLAGS = 0x002 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
 GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
             "fs_frag", "fs_bshift", "fs_fshift", "fs_fragshift", "fs_fsbtodb", "fs_nindir",
             "fs_inopb", "fs_cssize", "fs_cgsize", "fs_ipg", "fs_fpg", "fs_size", "fs_dsize",
-            "fs_csaddr", "fs_magic", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen")
+            "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen")
 
 
 def decode_at(buf: bytes, loc: int) -> Superblock | None:
