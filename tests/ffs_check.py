@@ -242,9 +242,9 @@ def count_image(path: str | os.PathLike[str]) -> Recount:
                 for run in bytes(clusters[:cg.cg_nclusterblks]).split(b"\x00"):
                     if run:
                         want_sum[min(len(run), csz)] += 1
-                have_sum = list(struct.unpack_from(f"{fs.endian}{csz + 1}i", cg.buf, cg.cg_clustersumoff))
-                if have_sum[1:] != want_sum[1:]:
-                    p(f"cg {c}: cluster summary {have_sum[1:]} but recount {want_sum[1:]}")
+                have_sum = list(struct.unpack_from(f"{fs.endian}{csz}i", cg.buf, cg.cg_clustersumoff + 4))
+                if have_sum != want_sum[1:]:
+                    p(f"cg {c}: cluster summary {have_sum} but recount {want_sum[1:]}")
             t_nb += nb
             t_nf += nf
             t_ni += ni

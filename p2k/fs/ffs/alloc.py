@@ -561,3 +561,14 @@ class Allocator:
             cg.cg_irotor = i
         self._cs(c, cg, nifree=1, ndir=-1 if isdir else 0)
         self.put(bp, cg)
+
+    def claim_inode(self, ino: int, isdir: bool) -> None:
+        """Mark a specific inode in use (newfs: the root at 2, lost+found at 3)."""
+        fs = self.fs
+        c, i = divmod(ino, fs.fs_ipg)
+        bp, cg = self.cg(c)
+        if get_bits(bp.data, cg.cg_iusedoff, i, 1):
+            raise OSError(errno.EEXIST, f"inode {ino} already in use")
+        set_bits(bp.data, cg.cg_iusedoff, i, 1, True)
+        self._cs(c, cg, nifree=-1, ndir=1 if isdir else 0)
+        self.put(bp, cg)
