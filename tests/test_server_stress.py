@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from test_server_harness import ServerProc, ffs_rw_unavailable, free_port, make_ffs_image, run, start, wait_gone
 
-import p2k
-
 pytest_plugins = ["test_server_harness"]
 
 WORKER = r"""
@@ -169,9 +167,13 @@ def test_sixteen_clients_and_a_killed_one(tmp_path: Path, servers: list[ServerPr
     assert wait_gone(s.pid)
 
     if fstype == "ffs":
-        r = run("p2k", "fsck", "-n", str(img))
-        if "invalid choice" not in r.stderr:
-            assert r.returncode == 0, r.stdout + r.stderr
+        try:
+            import p2k.cli.fsck  # noqa: F401
+        except ImportError:
+            pass  # p2k fsck not written yet: the read-back below still checks every write
+        else:
+            r = run("p2k fsck", "-f", "-n", str(img))  # -f: check even though marked clean
+            assert r.returncode == 0 and "Phase 5" in r.stdout, r.stdout + r.stderr
         k = p2k.Kernel(env={})
         try:
             k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
