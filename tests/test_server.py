@@ -170,8 +170,10 @@ def test_vnode_handle_calls(server: ServerProc) -> None:
         c.sys.vutimens(f, 10**9, 2 * 10**9)
         st = c.sys.vstat(f)
         assert (stat.S_IMODE(st.st_mode), st.st_size, st.st_mtime_ns) == (0o600, 1, 2 * 10**9)
+        c.sys.vlink(f, "hard", dir_fd=sub)
+        assert c.sys.stat("hard", dir_fd=sub).st_nlink == 2
         names = [e.name for e in c.sys.vreaddir(sub, 0)]
-        assert b"file" in names
+        assert b"file" in names and b"hard" in names
         assert c.sys.vstatvfs(sub).f_namemax > 0
         for h in (f, sub, d, root):
             c.sys.vrele(h)
@@ -392,3 +394,14 @@ def test_connection_limit(tmp_path: Path) -> None:
         t.join(5)
         k.halt(sync=False)
     assert not (tmp_path / "lim.sock").exists()
+
+
+def test_reboot_from_a_client_halts_the_server(tmp_path: Path, servers: list[ServerProc]) -> None:
+    s = start(tmp_path, "unix://r.sock")
+    servers.append(s)
+    c = s.connect()
+    c.sys.reboot()
+    assert wait_gone(s.pid)
+    with pytest.raises(OSError):
+        c.sys.stat("/")
+    c.close()

@@ -213,6 +213,11 @@ class RemoteSys:
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         return self._client.call("pread", fd, min(n, self._client.max_io), offset)  # type: ignore[no-any-return]
 
+    def reboot(self, howto: int = 0) -> None:
+        """reboot(2) from a remote process halts the server's kernel, as rump_sys_reboot from a
+        rump_sp client does (this is what rump.halt sends); the connection ends with it."""
+        self._client._call(OP_HALT, [[howto], {}])
+
     def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         mv = memoryview(data).cast("B")
         step = self._client.max_io

@@ -29,6 +29,8 @@ SYSCALLS: tuple[str, ...] = (
     # vnode handles (the FUSE bridge's calls; handles are per connection)
     "lookup", "root_vnode", "vref", "vrele", "vstat", "vgetattr", "vstatvfs", "vopen", "vreaddir",
     "vreadlink", "vchmod", "vchown", "vutimens", "vtruncate", "vfsync",
+    # appended later (numbers above never move)
+    "vlink",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
