@@ -1,0 +1,35 @@
+"""``p2k dumpfs [-s] IMAGE``: dumpfs(8) for FFS images (see p2k.fs.ffs.dumpfs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from p2k.cli.imagearg import register_image
+from p2k.fs.ffs.dumpfs import dumpfs
+from p2k.fs.ffs.fs import find_superblock
+from p2k.kernel import Kernel
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("dumpfs", help="dump FFS superblock and cylinder groups (dumpfs)",
+                       description="Print the superblock and cylinder groups of an FFS image.")
+    p.add_argument("-s", dest="sb_only", action="store_true", help="superblock only")
+    p.add_argument("-d", dest="drivespec", default=None, help="rump_server drivespec")
+    p.add_argument("image", nargs="?", help="image (IMAGE or IMAGE:a)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    k = Kernel(env={})
+    try:
+        key = register_image(k, args, True)
+        dev = k.etfs.lookup(key)
+        assert dev is not None
+        fs = find_superblock(dev.pread, dev.size)
+        out = sys.stdout
+        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only):
+            out.write(line + "\n")
+        return 0
+    finally:
+        k.halt(sync=False)
