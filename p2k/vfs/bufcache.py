@@ -91,6 +91,11 @@ class BufCache:
 
     def _insert(self, dev: BlockDevice, offset: int, data: bytearray, meta: bool = True) -> Buf:
         n = len(data)
+        limit = self.mem.limit
+        if limit is not None and self.bytes + n > limit - (limit >> 3):
+            # Buffers keep to 7/8 of the limit: the rest is for what RUMP_MEMLIMIT must also cover
+            # and the account does not see byte for byte (vnodes, requests in flight, allocator slack).
+            self._reclaim(self.bytes + n - (limit - (limit >> 3)))
         if not self.mem.try_charge(n):
             # Nothing left to reclaim: hand out an uncached buffer; bdwrite writes it through.
             return Buf(dev, offset, data, meta)
@@ -174,12 +179,14 @@ class BufCache:
             bp = bufs.get((dev_id, pos))
             n = min(unit, end - pos)
             if bp is not None and bp.size == n:
+                data = bytes(bp.data)  # before _fetch: its inserts may reclaim this very buffer
                 if gap_start >= 0:
                     parts.append(self._fetch(dev, gap_start, pos - gap_start, unit, cache))
                     gap_start = -1
-                bufs.move_to_end((dev_id, pos))
+                if (dev_id, pos) in bufs:
+                    bufs.move_to_end((dev_id, pos))
                 self.hits += 1
-                parts.append(bp.data)
+                parts.append(data)
             elif gap_start < 0:
                 gap_start = pos
             pos += n
