@@ -283,3 +283,23 @@ def test_p2k_newfs_images(tmp_path: Path, version: int, endian: str) -> None:
         assert fsck(work, "-fy")[0] == 0
         rc, out = fsck(work, "-fn")
         assert rc == 0, out
+
+
+@pytest.mark.skipif(not HAVE_NEWFS, reason="p2k newfs not available")
+def test_bounded_memory_million_inodes(tmp_path: Path) -> None:
+    """A 10 GiB sparse UFS1 image with over a million inodes (every inode table is read) checks in
+    a child process whose peak RSS stays far below 1 GiB: the state is flat arrays."""
+    import sys
+
+    img = tmp_path / "big.img"
+    with open(img, "wb") as f:
+        f.truncate(10 << 30)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["newfs", "-O", "1", "-n", "1000000", str(img)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "p2k.cli.main", "fsck", "-fn", str(img)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read().decode()  # type: ignore[union-attr]
+    _, status, ru = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert "2 files" in out
+    assert ru.ru_maxrss < 256 * 1024, f"peak RSS {ru.ru_maxrss} KiB"
