@@ -78,11 +78,13 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
     bshift, fshift, bsize = fs.fs_bshift, fs.fs_fshift, fs.fs_bsize
     if length > osize:
         olast = (osize - 1) >> bshift if osize > 0 else -1
-        if 0 <= olast < UFS_NDADDR and ip.db[olast] and length > (olast + 1) << bshift \
-                and sblksize(fs, osize, olast) < bsize:
-            # write_range promotes the old tail to a full block when asked to write past it;
-            # writing one zero byte at the old end of that block does exactly that.
-            write_range(m, ip, ((olast + 1) << bshift) - 1, b"\0", root)
+        if 0 <= olast < UFS_NDADDR and ip.db[olast] and sblksize(fs, osize, olast) < bsize:
+            # The fragment tail must grow with the size (its allocation is implied by the size):
+            # to a full block if the file now extends past it, else to the new tail's fragments.
+            # Writing a zero byte at the new end of that block does exactly that (the bytes past
+            # the old end are zeros already), as NetBSD's ufs_balloc_range of the last byte does.
+            last = min(length, (olast + 1) << bshift) - 1
+            write_range(m, ip, last, b"\0", root)
         ip.size = length
         return
     nlast = (length - 1) >> bshift if length > 0 else -1

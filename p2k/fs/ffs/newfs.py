@@ -153,18 +153,15 @@ def plan(o: NewfsOptions) -> Superblock:
         return max(_roundup(_ceil(fpg, fragsperinode), inopb), inopb)
 
     def fits(fpg: int) -> bool:
+        """The cg header with its maps fits in one block (monotonic in fpg)."""
         ipg = ipg_for(fpg)
         if not ufs2 and ipg > 0x7FFF:
-            return False
-        if iblkno + ipg // (inopb // frag if inopb >= frag else 1) + frag > fpg:
             return False
         return _cgsize(ufs2, contig, frag, ipg, fpg) <= bsize
 
     lo, hi = 1, max(1, min(bsize * 8, _ceil(total, frag) * frag) // frag)
     if total // MINCYLGRPS >= 16 * frag:  # MINCYLGRPS: prefer at least four groups
         hi = max(1, min(hi, total // MINCYLGRPS // frag))
-    if not fits(lo * frag) and not fits(hi * frag):
-        lo = hi
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if fits(mid * frag):
