@@ -230,7 +230,7 @@ class Bridge(pyfuse3.Operations):
 
         def run(vp: Any) -> Vattr:
             return self._create_then_stat(new_parent_inode, new_name, s,
-                                          lambda dvp: ko.link_vp(s, vp, dvp, new_name))
+                                          lambda dvp: s.vlink(vp, new_name, dvp))
 
         va = await self._run(self._with_vnode, inode, run)
         return self._found(va)
@@ -272,7 +272,7 @@ class Bridge(pyfuse3.Operations):
 
         def run(dvp: Any) -> tuple[int, Vattr]:
             with self.k.lock:
-                fd = ko.create_open(s, self.creds.root, dvp, name, flags & ~os.O_NOCTTY, mode)
+                fd = s.open(name, (flags & ~os.O_NOCTTY) | os.O_CREAT, mode, dir_fd=dvp)
                 return fd, s.vgetattr(ko.fd_vnode(self.k, fd))
 
         fd, va = await self._run(self._with_vnode, parent_inode, run)

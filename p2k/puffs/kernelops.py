@@ -13,7 +13,6 @@ import stat as stat_mod
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from p2k.vfs.namei import CREATE
 from p2k.vfs.perm import W_OK, X_OK, can_access, check_access
 from p2k.vfs.vattr import VDIR, Dirent, SetAttr, Vattr
 
@@ -90,28 +89,6 @@ def readdir_plus(k: Kernel, fd: int, cookie: int, limit: int) -> list[tuple[Dire
     return out
 
 
-def link_vp(s: Syscalls, vp: Vnode, dvp: Vnode, name: bytes) -> None:
-    """link(2) of a file known by handle only: the checks of ``PathCalls.link`` on a vnode."""
-    k = s.kernel
-    with k.lock:
-        if vp.reclaimed:
-            raise OSError(errno.ESTALE, "stale file handle")
-        if vp.type == VDIR:
-            raise OSError(errno.EPERM, "cannot hard-link a directory")
-        r = s._namei(name, want_parent=True, op=CREATE, follow=False, dir_fd=dvp)
-        try:
-            if r.vp is not None:
-                raise OSError(errno.EEXIST, "file exists")
-            assert r.dvp is not None
-            if r.dvp.mount is not vp.mount:
-                raise OSError(errno.EXDEV, "cross-device link")
-            check_access(s.proc.cred, r.dvp.mount.vop_getattr(r.dvp), W_OK | X_OK, "link")
-            s._check_writable_fs(vp.mount)
-            vp.mount.vop_link(r.dvp, r.name, vp)
-        finally:
-            r.release(k)
-
-
 def clear_setid(s: Syscalls, vp: Vnode, newmode: int) -> bool:
     """The host kernel drops set-uid/set-gid after a write or truncate by a non-owner by sending a
     chmod in the writer's name. The writer may not chmod, but may write: when the change only
@@ -144,30 +121,6 @@ def xattr_call(k: Kernel, vp: Vnode, op: str, *args: bytes) -> object:
     """Extended attributes go straight to the driver, whose default answer is ENOTSUP."""
     with k.lock:
         return getattr(vp.mount, f"vop_{op}extattr")(vp, *args)
-
-
-def create_open(s: Syscalls, root: Syscalls, dvp: Vnode, name: bytes, flags: int, mode: int) -> int:
-    """open(O_CREAT) in ``dvp``: the creator gets the access it asked for whatever mode the new
-    file has (POSIX; ``PathCalls.open`` checks the new file's mode and refuses ``open(p, O_CREAT |
-    O_RDWR, 0)``, so the open of a file just made is done here with the check passed). An existing
-    file is opened with every rule of open(2)."""
-    k = s.kernel
-    with k.lock:
-        try:
-            vp = s.lookup(name, dir_fd=dvp, follow=False)
-        except FileNotFoundError:
-            vp = None
-        if vp is not None:
-            k.vcache.vrele(vp)
-            if flags & os.O_EXCL:
-                raise OSError(errno.EEXIST, "file exists")
-            return s.open(name, flags & ~os.O_CREAT, dir_fd=dvp)
-        s.mknod(name, stat_mod.S_IFREG | (mode & 0o7777), dir_fd=dvp)
-        vp = s.lookup(name, dir_fd=dvp, follow=False)
-        try:
-            return root.vopen(vp, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
-        finally:
-            k.vcache.vrele(vp)
 
 
 def lookup_attr(s: Syscalls, dvp: Vnode, name: bytes) -> Vattr:

@@ -78,6 +78,15 @@ class PathCalls(SysBase):
             raise OSError(errno.EINVAL, "bad access mode")
         if flags & os.O_CREAT and flags & os.O_DIRECTORY:
             raise OSError(errno.EINVAL, "O_CREAT with O_DIRECTORY")  # NetBSD's vn_open, Linux ≥ 6.4
+        created = False
+        if flags & os.O_CREAT and fspath(path).endswith(b"/"):
+            # Linux: only the parent is resolved; the name itself, whatever it is, cannot be
+            # created as a file.
+            stripped = fspath(path).rstrip(b"/")
+            if stripped:
+                self._namei(stripped, want_parent=True, op=CREATE, follow=False,
+                            dir_fd=dir_fd).release(self.kernel)
+            raise OSError(errno.EISDIR, "cannot create a file with a trailing slash")
         if flags & os.O_CREAT:
             r = self._namei(path, want_parent=True, op=CREATE, dir_fd=dir_fd,
                             follow=not flags & (os.O_EXCL | os.O_NOFOLLOW))
@@ -91,6 +100,7 @@ class PathCalls(SysBase):
                     ino = dvp.mount.vop_create(dvp, r.name, stat_mod.S_IFREG | m, uid, gid)
                     vp = self.kernel.vcache.vget(dvp.mount, ino)
                     flags &= ~os.O_TRUNC
+                    created = True
                 elif flags & os.O_EXCL:
                     raise OSError(errno.EEXIST, "file exists")
                 elif vp.type == VDIR:
@@ -102,13 +112,14 @@ class PathCalls(SysBase):
         else:
             vp = self._lookup(path, follow=not flags & os.O_NOFOLLOW, dir_fd=dir_fd)
         try:
-            return self._open_vp(vp, flags)
+            return self._open_vp(vp, flags, created=created)
         except BaseException:
             self._rele(vp)
             raise
 
-    def _open_vp(self, vp: Vnode, flags: int) -> int:
-        """Check and open a referenced vnode; the reference passes to the new file."""
+    def _open_vp(self, vp: Vnode, flags: int, *, created: bool = False) -> int:
+        """Check and open a referenced vnode; the reference passes to the new file. The creator of
+        a file gets the access it asked for whatever mode it gave the file (POSIX open(2))."""
         acc = flags & os.O_ACCMODE
         writable = acc in (os.O_WRONLY, os.O_RDWR)
         if vp.type == VLNK:
@@ -120,7 +131,7 @@ class PathCalls(SysBase):
         want = (R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (W_OK if writable else 0)
         if flags & os.O_TRUNC and not writable:
             want |= W_OK
-        if not self.proc.cred.is_root or want & W_OK:
+        if not created and (not self.proc.cred.is_root or want & W_OK):
             check_access(self.proc.cred, self._getattr(vp), want)
         if writable and vp.type in (VREG, VDIR):
             self._check_writable_fs(vp.mount)
