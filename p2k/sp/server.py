@@ -106,6 +106,8 @@ class Connection:
         except OSError as e:
             if not srv.stopping:
                 log.info("connection %d (%s): %s", self.cid, self.peer, os.strerror(e.errno or errno.EIO))
+        except Exception:  # a bug here must cost one connection, never the server
+            log.exception("connection %d (%s): internal error; closing it", self.cid, self.peer)
         finally:
             self.release()
 
@@ -143,7 +145,8 @@ class Connection:
         cred = None
         uid, gid, groups = hello.get("uid"), hello.get("gid"), hello.get("groups", ())
         if uid is not None or gid is not None:
-            if not all(type(x) is int and 0 <= x < 1 << 32 for x in (uid or 0, gid or 0, *groups)):
+            ids = (uid or 0, gid or 0, *groups) if type(groups) in (list, tuple) and len(groups) <= 64 else (-1,)
+            if not all(type(x) is int and 0 <= x < 1 << 32 for x in ids):
                 raise P.ProtocolError("malformed credentials")
             cred = Cred(uid or 0, gid or 0, tuple(groups))
         k = srv.kernel
@@ -175,12 +178,16 @@ class Connection:
             elif op == OP_STATS:
                 result = self.server.state()
             elif op == OP_SYSCTL:
+                if len(args) > 1 and not self.sys.proc.cred.is_root:  # type: ignore[union-attr]
+                    raise OSError(errno.EPERM, "only root may change kernel parameters")
                 result = self.server.kernel.sysctl(*args)
             elif op == OP_HALT:
                 self._halt(reqno, *args)
                 return
             else:
                 raise OSError(errno.ENOSYS, f"no such call ({op})")
+            # Encoded here, so that a result the codec cannot carry is an error reply, not a crash.
+            body = None if type(result) is bytes else P.frame(reqno, P.RESP, 0, P.encode(result))
         except OSError as e:
             self._send_error(reqno, e.errno or errno.EIO, e.strerror or str(e), e.filename)
             return
@@ -191,12 +198,12 @@ class Connection:
             log.exception("connection %d: %s failed", self.cid, NAME_OF.get(op, op))
             self._send_error(reqno, errno.EIO, f"internal error: {type(e).__name__}")
             return
-        if type(result) is bytes:
+        if body is None:
             # The bulk of read traffic: header and payload go out without being copied together.
             prefix = P.HEADER.pack(5 + len(result), reqno, P.RESP, 0) + b"b" + len(result).to_bytes(4, "big")
             self._send(prefix, result)
         else:
-            self._send(P.frame(reqno, P.RESP, 0, P.encode(result)))
+            self._send(body)
 
     def _syscall(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         sys = self.sys
