@@ -405,3 +405,23 @@ def test_reboot_from_a_client_halts_the_server(tmp_path: Path, servers: list[Ser
     with pytest.raises(OSError):
         c.sys.stat("/")
     c.close()
+
+
+def test_fsutils_commands_with_RUMP_SERVER(server: ServerProc) -> None:
+    """``p2k ls|cat|stat|find|du|df`` with RUMP_SERVER set and no image: paths in the server."""
+    with server.connect() as c:
+        c.sys.mkdir("/mnt/dir", 0o755)
+        fd = c.sys.open("/mnt/dir/hello.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+        c.sys.write(fd, b"hello from the server\n")
+        c.sys.close(fd)
+    env = {"RUMP_SERVER": server.url}
+    r = run("p2k", "cat", "/mnt/dir/hello.txt", env=env)
+    not_yet = ("are required: ", "Is a directory", "invalid choice", "No such file or directory (ENOENT)")
+    if r.returncode != 0 and any(m in r.stderr for m in not_yet):
+        pytest.skip(f"the fs-utils commands do not take RUMP_SERVER without an image yet: {r.stderr.strip()}")
+    assert (r.returncode, r.stdout) == (0, "hello from the server\n"), r.stderr
+    r = run("p2k", "ls", "-l", "/mnt/dir", env=env)
+    assert r.returncode == 0 and "hello.txt" in r.stdout, r.stderr
+    for args in (["stat", "/mnt/dir/hello.txt"], ["find", "/mnt"], ["du", "/mnt"], ["df", "/mnt"]):
+        r = run("p2k", *args, env=env)
+        assert r.returncode == 0 and r.stdout, (args, r.stderr)
