@@ -9,6 +9,7 @@ non-zero pointers are visited, so a sparse or small file costs a few C calls.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 
@@ -52,7 +53,9 @@ def ckinode(ctx: Ctx, ip: Inode, func: BlockFunc) -> int:
         n = numfrags(fs, fragroundup(fs, tail)) if lbn == ndb - 1 and tail else frag
         if func(addr, n, lbn, -1) == STOP:
             return STOP
-    ptr = struct.Struct(f"{fs.endian}{fs.fs_nindir}{'q' if fs.ufs2 else 'i'}")
+    if not any(ip.ib):
+        return KEEPON  # most files: no indirect blocks, nothing more to set up
+    ptr = _ptr_struct(fs.endian, fs.fs_nindir, fs.ufs2)
     span = 1
     base = UFS_NDADDR
     for level in range(UFS_NIADDR):
@@ -62,6 +65,12 @@ def ckinode(ctx: Ctx, ip: Inode, func: BlockFunc) -> int:
             return STOP
         base += span
     return KEEPON
+
+
+@functools.lru_cache(maxsize=8)
+def _ptr_struct(endian: str, nindir: int, ufs2: bool) -> struct.Struct:
+    """One unpacker for a whole indirect block, built once per geometry."""
+    return struct.Struct(f"{endian}{nindir}{'q' if ufs2 else 'i'}")
 
 
 def _iblock(ctx: Ctx, ptr: struct.Struct, addr: int, level: int, lbase: int, func: BlockFunc) -> int:
