@@ -70,6 +70,7 @@ def count_image(path: str | os.PathLike[str]) -> Recount:
         isize = fs.inode_size
         ptr = struct.Struct(f"{fs.endian}{fs.fs_nindir}{'q' if fs.ufs2 else 'i'}")
         used = bytearray(fs.fs_size)
+        nindir = fs.fs_nindir
         cgs: list[Cg] = []
         for c in range(fs.fs_ncg):
             cgs.append(Cg(bytearray(pread(cgtod(fs, c) * fsize, fs.fs_cgsize)), fs.endian))
@@ -122,22 +123,30 @@ def count_image(path: str | os.PathLike[str]) -> Recount:
                                 lst.append((lbn, a))
                                 sectors += sz // 512
 
-                        def walk(addr: int, level: int, ino: int = ino) -> int:
+                        isdir = kind == stat.S_IFDIR
+
+                        def walk(addr: int, level: int, base: int, ino: int = ino,
+                                 lst: list[tuple[int, int]] = lst, isdir: bool = isdir) -> int:
                             if not claim(ino, addr, frag):
                                 return 0
                             s = bsize // 512
-                            for q in ptr.unpack(pread(addr * fsize, bsize)):
+                            per = nindir ** level
+                            for i, q in enumerate(ptr.unpack(pread(addr * fsize, bsize))):
                                 if q:
                                     if level == 0:
                                         if claim(ino, q, frag):
                                             s += bsize // 512
+                                            if isdir:
+                                                lst.append((base + i, q))
                                     else:
-                                        s += walk(q, level - 1)
+                                        s += walk(q, level - 1, base + i * per)
                             return s
 
+                        base = 12
                         for level in range(3):
                             if ip.ib[level]:
-                                sectors += walk(ip.ib[level], level)
+                                sectors += walk(ip.ib[level], level, base)
+                            base += nindir ** (level + 1)
                     if sectors != ip.blocks:
                         p(f"inode {ino}: di_blocks {ip.blocks} but holds {sectors} sectors")
                     if kind == stat.S_IFDIR and ip.size % 512:

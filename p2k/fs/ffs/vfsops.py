@@ -81,10 +81,11 @@ def wapbl_log_state(fs: Superblock, pread: Any, devsize: int) -> str:
 def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
     """Why p2k must not mount this file system read-write, in one line, or None."""
     flags = fs.fs_flags
+    # FreeBSD's FS_METACKHASH shares 0x200 with NetBSD's FS_DOQUOTA2; a non-zero fs_metackhash
+    # tells them apart. Check-hashes are not a refusal: FreeBSD's own rule is that a kernel that
+    # does not maintain them clears the flag (the write path does so before its first write).
     freebsd_ckhash = bool(flags & FS_DOQUOTA2) and fs.fs_metackhash != 0
-    if freebsd_ckhash:
-        return f"FreeBSD metadata check-hashes (fs_metackhash={fs.fs_metackhash:#x}) are not maintained"
-    if flags & FS_DOQUOTA2:
+    if flags & FS_DOQUOTA2 and not freebsd_ckhash:
         return "in-file-system quotas (FS_DOQUOTA2) are not maintained"
     if flags & FS_DOWAPBL:
         if fs.fs_journal_version or fs.fs_journal_location:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.dirops import DirIndex
 from p2k.fs.ffs.fs import (
+    FS_DOQUOTA2,
     FS_DOSOFTDEP,
     FS_DOWAPBL,
     FS_FLAGS_UPDATED,
@@ -60,6 +61,9 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
+        if fs.fs_metackhash:  # FreeBSD check-hashes (0x200 = FS_METACKHASH there): not maintained
+            fs.fs_flags &= ~FS_DOQUOTA2
+            fs.fs_metackhash = 0
         fs.fs_clean = (fs.fs_clean << 1) & 0xFF
         fs.fs_fmod = 0
         fs.fs_ronly = 0
