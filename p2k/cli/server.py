@@ -189,7 +189,10 @@ def serve(prog: str, argv: list[str], allserver: bool) -> int:
         signal.signal(sig, lambda *_: server.request_stop())
     log.info("serving %s", o.url)
     daemon.done(True)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        server.close_listener()  # the socket goes whatever happens
     if server.keep_process and k.halted:
         # rump.halt -h: the kernel is gone, the process stays (to be looked at) until signalled.
         log.warning("rump kernel halted (with RB_HALT, not exiting)")

@@ -380,9 +380,12 @@ class Server:
         """Sync (unless told not to), unmount everything and release the devices; once."""
         try:
             self.kernel.halt(sync=sync)
-        except OSError as e:
+        except Exception as e:  # a driver failing to unmount must not keep the process from exiting
             log.error("halt: %s; halting without sync", e)
-            self.kernel.halt(sync=False)
+            try:
+                self.kernel.halt(sync=False)
+            except Exception:
+                log.exception("halt without sync failed too")
 
     def close_listener(self) -> None:
         if self.listener is not None:
