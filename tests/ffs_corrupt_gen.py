@@ -350,6 +350,18 @@ def zero_length_dir(img: Img, rng: random.Random) -> Damage:
 
 
 @_with
+def zeroed_dir_chunk(img: Img, rng: random.Random) -> Damage:
+    """What a crash leaves when a directory's inode reached the disk but its first block did not."""
+    ip = img.inode(img.lookup("d2"))
+    c = img.lookup("d2/c")
+    lost = {f"d2/{n.decode()}": i for o, i, _r, _t, n in img.entries(ip.ino)
+            if o < ip.db[0] * img.fs.fs_fsize + 512 and n not in (b".", b"..")}
+    img.pwrite(ip.db[0] * img.fs.fs_fsize, bytes(512))
+    return Damage(f"first 512 bytes of d2 (I={ip.ino}) zeroed", "DIRECTORY CORRUPTED", set(lost),
+                  {"d2/c": c} if "d2/c" in lost else {})
+
+
+@_with
 def bad_dtype(img: Img, rng: random.Random) -> Damage:
     off = img.entry("d1", "a")[0]
     img.pwrite(off + 6, bytes([4]))
@@ -362,6 +374,6 @@ KINDS: dict[str, Callable[[Path | str, random.Random], Damage]] = {
         orphaned_directory, bad_dot, bad_dotdot, entry_unallocated, bad_reclen,
         dir_length_not_multiple, bad_size, bad_block_count, address_out_of_range, bad_cg_magic,
         wrong_cg_totals, wrong_sb_totals, destroyed_primary_superblock, missing_lost_found,
-        bad_inode_type, partially_allocated, zero_length_dir, bad_dtype,
+        bad_inode_type, partially_allocated, zero_length_dir, zeroed_dir_chunk, bad_dtype,
     )
 }

@@ -113,12 +113,14 @@ def check_dir(ctx: Ctx, d: int, ip: object) -> None:
                 if not _entry_ok(data, pos, end, ino, reclen, dtype, namlen):
                     if direrror(ctx, d, "DIRECTORY CORRUPTED", "SALVAGE", preen_action="SALVAGED",
                                 kind="directory corrupted", offset=off + pos):
-                        if prev < 0:
-                            h.pack_into(data, pos, 0, end - pos, 0, 0)
-                        else:
-                            pino, prec, pt, pn = h.unpack_from(data, prev)
-                            h.pack_into(data, prev, pino, prec + end - pos, pt, pn)
                         dirty = True
+                        if prev < 0:
+                            # The chunk's first record now spans it: check it like any other, so a
+                            # salvaged first chunk of a directory gets its '.' and '..' back.
+                            h.pack_into(data, pos, 0, end - pos, 0, 0)
+                            continue
+                        pino, prec, pt, pn = h.unpack_from(data, prev)
+                        h.pack_into(data, prev, pino, prec + end - pos, pt, pn)
                     break
                 changed, entryno = _check_entry(ctx, d, data, pos, entryno)
                 dirty |= changed
