@@ -207,6 +207,17 @@ def unreferenced_inode(img: Img, rng: random.Random) -> Damage:
 
 
 @_with
+def unreferenced_high_count(img: Img, rng: random.Random) -> Damage:
+    """A crash inside rename: the inode's count was raised, then its only name was lost."""
+    ino = img.lookup("d1/b")
+    img.set_entry_ino("d1", "b", 0)
+    ip = img.inode(ino)
+    ip.nlink = 2
+    img.put(ip)
+    return Damage(f"entry d1/b (I={ino}) removed, nlink 2", f"UNREF FILE I={ino}", {"d1/b"}, {"d1/b": ino})
+
+
+@_with
 def orphaned_directory(img: Img, rng: random.Random) -> Damage:
     ino = img.lookup("d3")
     img.set_entry_ino("", "d3", 0)
@@ -371,6 +382,7 @@ def bad_dtype(img: Img, rng: random.Random) -> Damage:
 KINDS: dict[str, Callable[[Path | str, random.Random], Damage]] = {
     f.__name__: f for f in (
         link_count, dup_block, used_block_marked_free, free_block_marked_used, unreferenced_inode,
+        unreferenced_high_count,
         orphaned_directory, bad_dot, bad_dotdot, entry_unallocated, bad_reclen,
         dir_length_not_multiple, bad_size, bad_block_count, address_out_of_range, bad_cg_magic,
         wrong_cg_totals, wrong_sb_totals, destroyed_primary_superblock, missing_lost_found,

@@ -57,7 +57,14 @@ def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
     if ip.nlink == lcnt:
         if not linkup(ctx, ino, 0):
             clri(ctx, ino, "UNREF", False)
-        return
+            return
+        # Reconnected: lost+found now holds the one name. A count that was too high besides (a
+        # crash between ufs_rename's nlink++ and its nlink--) is still wrong; adjust it now, as
+        # fsck_ffs's adjust() does, or a second run would find it.
+        lcnt = st.lncnt[ino]
+        if not lcnt:
+            return
+        ip = ctx.ginode(ino)
     what = "lost+found" if ino == st.lfdir else ("DIR" if ip.mode & IFMT == IFDIR else "FILE")
     text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
     if rep.preen and lcnt < 0:
