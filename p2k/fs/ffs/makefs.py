@@ -1,0 +1,199 @@
+"""Building an FFS image from a host directory tree (NetBSD ``usr.sbin/makefs``, ``-t ffs``).
+
+makefs = newfs + populate. The size, when not given, is computed from the tree the way makefs
+does it — every file's blocks and fragments, indirect blocks, directory chunks, slow symlinks,
+one inode per node — plus slack so that the image is usable afterwards (10 % more blocks and
+inodes, the minfree reserve, cg metadata). Population goes through the kernel's syscalls on a
+read-write mount of the new file system, so the image gets exactly the allocation policy,
+accounting and ordering of the write path; hard links stay hard links, times (atime, mtime and
+ctime) and owners are copied, directories get their times last.
+
+Unlike newfs, makefs makes no ``lost+found`` (fsck creates it when needed), matching NetBSD.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ
+from p2k.fs.ffs.newfs import NewfsOptions, defaults, plan
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class MakefsOptions:
+    size: int = 0  # bytes; 0 = computed from the tree
+    version: int = 1
+    endian: str = "<"
+    bsize: int = 0
+    fsize: int = 0
+    density: int = 0
+    minfree: int = 5
+    free_pct: int = 10  # slack added to a computed size (blocks and inodes)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Node:
+    rel: str  # "" for the root
+    st: os.stat_result
+    target: bytes | None = None
+    children: int = 0
+    namebytes: int = 0  # sum of DIRSIZ of the entries (directories)
+
+
+def scan(root: str) -> list[Node]:
+    """Every node under ``root``, parents before children (os.scandir order within a directory)."""
+    out: list[Node] = []
+    stack = [("", root)]
+    while stack:
+        rel, path = stack.pop()
+        s = os.lstat(path)
+        node = Node(rel, s)
+        out.append(node)
+        if st.S_ISLNK(s.st_mode):
+            node.target = os.readlink(os.fsencode(path))
+        elif st.S_ISDIR(s.st_mode):
+            names = sorted(os.listdir(path))
+            node.children = len(names)
+            node.namebytes = DIRSIZ(1) + DIRSIZ(2) + sum(DIRSIZ(len(os.fsencode(n))) for n in names)
+            for n in reversed(names):
+                stack.append((f"{rel}/{n}" if rel else n, os.path.join(path, n)))
+    return out
+
+
+def _file_frags(size: int, bsize: int, fsize: int, nindir: int) -> int:
+    """Fragments a file of ``size`` bytes needs, indirect blocks included."""
+    if size <= 0:
+        return 0
+    frag = bsize // fsize
+    nblocks = -(-size // bsize)
+    if nblocks <= 12:
+        tail = size - (nblocks - 1) * bsize
+        return (nblocks - 1) * frag + -(-tail // fsize)
+    frags = nblocks * frag
+    rest = nblocks - 12
+    span = nindir
+    ind = 0
+    for _level in range(3):  # each level: its top block plus the blocks below it
+        if rest <= 0:
+            break
+        ind += 1 + (-(-min(rest, span) // nindir) if span > nindir else 0)
+        rest -= span
+        span *= nindir
+    return frags + ind * frag
+
+
+def estimate(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
+    """(bytes, inodes) the tree needs on a file system with these options."""
+    no = defaults(NewfsOptions(size=64 << 20, version=o.version, bsize=o.bsize, fsize=o.fsize))
+    bsize, fsize = no.bsize, no.fsize
+    nindir = bsize // (8 if o.version == 2 else 4)
+    msl = 120 if o.version == 2 else 60
+    frags = 0
+    seen: set[tuple[int, int]] = set()
+    for n in nodes:
+        s = n.st
+        if st.S_ISREG(s.st_mode):
+            key = (s.st_dev, s.st_ino)
+            if s.st_nlink > 1:
+                if key in seen:
+                    continue
+                seen.add(key)
+            frags += _file_frags(s.st_size, bsize, fsize, nindir)
+        elif st.S_ISDIR(s.st_mode):
+            frags += _file_frags(-(-n.namebytes // (DIRBLKSIZ - 16)) * DIRBLKSIZ, bsize, fsize, nindir)
+        elif st.S_ISLNK(s.st_mode) and n.target is not None and len(n.target) >= msl:
+            frags += _file_frags(len(n.target), bsize, fsize, nindir)
+    return frags * fsize, len(nodes) + 2
+
+
+def choose_size(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
+    """Image size and inode count: the tree's needs plus ``free_pct`` slack and the minfree
+    reserve, grown until the planned file system really holds them."""
+    need, inodes = estimate(nodes, o)
+    inodes = inodes + inodes * o.free_pct // 100 + 16
+    data = need + need * o.free_pct // 100
+    size = int(data / (1 - max(o.minfree, 0) / 100)) + (1 << 20)
+    for _ in range(64):
+        no = NewfsOptions(size=size, version=o.version, bsize=o.bsize, fsize=o.fsize,
+                          density=o.density, minfree=o.minfree, endian=o.endian)
+        if not o.density:
+            no.ninodes = inodes
+        try:
+            fs = plan(no)
+        except OSError:
+            size += size // 4 + (1 << 20)
+            continue
+        # every cg's inode table and metadata come out of the size; check what is left
+        free_frags = fs.fs_dsize - fs.fs_dsize * fs.fs_minfree // 100
+        ninodes = fs.fs_ncg * fs.fs_ipg
+        if free_frags * fs.fs_fsize >= data + fs.fs_ncg * fs.fs_bsize and ninodes >= inodes:
+            return -(-size // 65536) * 65536, (0 if o.density else inodes)
+        size += size // 8 + (1 << 20)
+    raise OSError(errno.EFBIG, "cannot size an image for this tree")
+
+
+def populate(sys: object, mnt: str, root: str, nodes: list[Node],
+             set_ctime: Callable[[str, int], None] | None = None) -> None:
+    """Recreate ``nodes`` (read from host ``root``) under ``mnt`` through ``sys`` (k.sys)."""
+    s = sys
+    s.umask(0)  # type: ignore[attr-defined]
+    links: dict[tuple[int, int], str] = {}
+    dirs: list[Node] = []
+    for n in nodes:
+        dst = f"{mnt}/{n.rel}" if n.rel else mnt
+        src = os.path.join(root, n.rel) if n.rel else root
+        m = n.st.st_mode
+        perm = st.S_IMODE(m)
+        if st.S_ISDIR(m):
+            if n.rel:
+                s.mkdir(dst, perm)  # type: ignore[attr-defined]
+            dirs.append(n)
+            continue
+        if st.S_ISREG(m) and n.st.st_nlink > 1:
+            key = (n.st.st_dev, n.st.st_ino)
+            first = links.get(key)
+            if first is not None:
+                s.link(first, dst)  # type: ignore[attr-defined]
+                continue
+            links[key] = dst
+        if st.S_ISREG(m):
+            fd = s.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)  # type: ignore[attr-defined]
+            try:
+                for chunk in _read_chunks(src):
+                    s.write(fd, chunk)  # type: ignore[attr-defined]
+            finally:
+                s.close(fd)  # type: ignore[attr-defined]
+        elif st.S_ISLNK(m):
+            assert n.target is not None
+            s.symlink(n.target, dst.encode())  # type: ignore[attr-defined]
+        else:
+            s.mknod(dst, m, n.st.st_rdev)  # type: ignore[attr-defined]
+        _attrs(s, dst, n, set_ctime)
+    for n in reversed(dirs):  # deepest first: setting a child's times must not touch them later
+        dst = f"{mnt}/{n.rel}" if n.rel else mnt
+        s.chmod(dst, st.S_IMODE(n.st.st_mode))  # type: ignore[attr-defined]
+        _attrs(s, dst, n, set_ctime)
+
+
+def _attrs(s: object, dst: str, n: Node, set_ctime: Callable[[str, int], None] | None) -> None:
+    link = st.S_ISLNK(n.st.st_mode)
+    if n.st.st_uid or n.st.st_gid:
+        s.chown(dst, n.st.st_uid, n.st.st_gid, follow_symlinks=not link)  # type: ignore[attr-defined]
+        if not link and n.st.st_mode & 0o6000:
+            s.chmod(dst, st.S_IMODE(n.st.st_mode))  # type: ignore[attr-defined]
+    s.utimensat(dst, n.st.st_atime_ns, n.st.st_mtime_ns, follow_symlinks=False)  # type: ignore[attr-defined]
+    if set_ctime is not None:
+        set_ctime(dst, n.st.st_ctime_ns)
+
+
+def _read_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
