@@ -20,7 +20,7 @@ from p2k.cli.imagearg import add_image_args
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ls", help="list directory contents in an image")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("-l", action="store_true", help="long format")
     p.add_argument("-R", action="store_true", help="recursive")
     p.add_argument("-a", action="store_true", help="include entries starting with a dot")
@@ -29,35 +29,36 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("cat", help="print files from an image")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser("stat", help="show inode attributes of files in an image")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=cmd_stat)
 
     p = sub.add_parser("find", help="walk a tree in an image")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("path", nargs="?", default="/")
     p.add_argument("-name", dest="name", help="shell pattern for the last path component")
     p.add_argument("-type", dest="type", choices=list("fdlpscb"), help="file type")
     p.set_defaults(func=cmd_find)
 
     p = sub.add_parser("du", help="disk usage of a tree in an image (1 KiB units)")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("-s", action="store_true", help="summary only")
     p.add_argument("paths", nargs="*", default=["/"])
     p.set_defaults(func=cmd_du)
 
     p = sub.add_parser("df", help="free space of an image's file system")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("-i", action="store_true", help="inode counts too")
+    p.add_argument("path", nargs="?", default="/", help="a path on the file system (/)")
     p.set_defaults(func=cmd_df)
 
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
-    add_image_args(p)
+    add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
     p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
     p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
@@ -206,7 +207,7 @@ def cmd_du(args: argparse.Namespace) -> int:
 
 def cmd_df(args: argparse.Namespace) -> int:
     with open_view(args) as v:
-        sv = v.sys.statvfs(v.path("/"))
+        sv = v.sys.statvfs(v.path(args.path))
         k = sv.f_frsize / 1024
         total, free, avail = int(sv.f_blocks * k), int(sv.f_bfree * k), int(sv.f_bavail * k)
         used = total - free

@@ -43,11 +43,16 @@ class MountedImage:
         self.close()
 
 
-def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False) -> None:
+def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, server_ok: bool = False) -> None:
+    """The image options. With ``server_ok`` and RUMP_SERVER set, the command works on the server's
+    namespace and takes no IMAGE argument (fs-utils' commands against a rump_server)."""
     p.add_argument("-t", dest="fstype", default="ffs", choices=["ffs", "tmpfs"], help="file system type (ffs)")
     p.add_argument("-o", dest="options", default="", help="mount options, e.g. ro")
     p.add_argument("-d", dest="drivespec", default=None,
                    help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a")
+    if server_ok and os.environ.get("RUMP_SERVER"):
+        p.set_defaults(image=None)
+        return
     if image_optional:
         p.add_argument("image", nargs="?", help="image file (IMAGE or IMAGE:a)")
     else:
