@@ -139,3 +139,23 @@ def test_failed_write_back_is_counted_reported_and_does_not_wedge_the_cache():
     assert bc.dirty_bytes == 0
     assert dev.mem[4 * BS] == 5 and dev.mem[3 * BS] == 0
     bc.flush_dev(dev)  # nothing left to write: a second sync succeeds
+
+
+def test_ordered_device_defers_bwrite_and_writes_new_blocks_before_the_barrier():
+    dev = RecordingDevice()
+    bc = BufCache(MemAccount(None))
+    bc.set_checkpoint(dev, lambda: bc.flush_dev(dev))
+    inode = bc.bread(dev, 0, BS)  # an existing metadata block, rewritten in place
+    inode.data[:4] = b"inod"
+    bc.bwrite(inode)
+    newdir = bc.getblk(dev, 20 * BS, BS)  # a block allocated in this epoch
+    bc.mark_new(dev, 20 * BS)
+    newdir.data[:4] = b"dir!"
+    bc.bwrite(newdir)
+    assert [e for e in dev.log if e[0] == "write"] == []  # deferred on an ordered device
+    dev.log.clear()
+    bc.flush_dev(dev)
+    assert dev.log == [("write", 20 * BS, BS), ("fsync", 0, 0), ("write", 0, BS), ("fsync", 0, 0)]
+    sb = bc.getblk(dev, 2 * BS, BS)
+    bc.bwrite(sb, barrier=True)  # the clean flag: on stable storage at once
+    assert dev.log[-2:] == [("write", 2 * BS, BS), ("fsync", 0, 0)]

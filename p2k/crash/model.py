@@ -17,6 +17,16 @@ class Model:
     durable: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     next_id: int = 1
     ops: int = 0
+    inflight: set[str] = field(default_factory=set)  # paths the call cut short was acting on
+
+    def begin(self, *paths: str) -> None:
+        """Paths the next call acts on: a call the power cut interrupts may or may not have taken
+        effect (POSIX promises nothing either way), so its paths are not checked afterwards."""
+        self.inflight = set(paths)
+
+    def settled_durable(self) -> dict[str, tuple[int, bytes]]:
+        """The fsync'ed files whose fate the interrupted call could not have changed."""
+        return {p: v for p, v in self.durable.items() if p not in self.inflight}
 
     def create(self, path: str) -> int:
         fid = self.next_id

@@ -115,7 +115,7 @@ def verify(image: Path, model: Model) -> list[str]:
         k.etfs_register(KEY, str(image), ETFS_BLK)
         k.sys.mkdir(MNT, 0o755)
         k.sys.mount("ffs", MNT, 0, {"fspec": KEY})
-        for path, (_fid, content) in model.durable.items():
+        for path, (_fid, content) in model.settled_durable().items():
             try:
                 got = _read_all(k, MNT + path)
             except OSError as e:

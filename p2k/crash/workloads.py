@@ -20,6 +20,7 @@ Workload = Callable[[Any, random.Random, Model, str], None]
 
 def _write(sys: Any, model: Model, root: str, path: str, offset: int, length: int, seq: int) -> None:
     data = stamp(model.files[path].file_id, seq, length)
+    model.begin(path)
     fd = sys.open(root + path, os.O_WRONLY)
     try:
         sys.pwrite(fd, data, offset)
@@ -29,12 +30,14 @@ def _write(sys: Any, model: Model, root: str, path: str, offset: int, length: in
 
 
 def _create(sys: Any, model: Model, root: str, path: str) -> None:
+    model.begin(path)
     fd = sys.open(root + path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     sys.close(fd)
     model.create(path)
 
 
 def _fsync(sys: Any, model: Model, root: str, path: str) -> None:
+    model.begin(path)
     fd = sys.open(root + path, os.O_RDONLY)
     try:
         sys.fsync(fd)
@@ -58,6 +61,7 @@ def small_files(sys: Any, rng: random.Random, model: Model, root: str) -> None:
         if live and rng.random() < 0.3:
             src = rng.choice(live)
             dst = f"/{rng.choice('abc')}/r{i}"
+            model.begin(src, dst)
             sys.rename(root + src, root + dst)
             model.rename(src, dst)
             live[live.index(src)] = dst
@@ -104,6 +108,7 @@ def dir_churn(sys: Any, rng: random.Random, model: Model, root: str) -> None:
         else:
             d = dirs.pop(rng.randrange(len(dirs)))
             for name in sys.listdir(root + d):
+                model.begin(f"{d}/{name}")
                 sys.unlink(f"{root}{d}/{name}")
                 model.unlink(f"{d}/{name}")
             sys.rmdir(root + d)
@@ -125,6 +130,7 @@ def mixed(sys: Any, rng: random.Random, model: Model, root: str) -> None:
         elif op < 0.7:
             path = rng.choice(files)
             size = UNIT * rng.randint(0, 4000)
+            model.begin(path)
             sys.truncate(root + path, size)
             model.truncate(path, size)
         elif op < 0.8:
@@ -134,6 +140,7 @@ def mixed(sys: Any, rng: random.Random, model: Model, root: str) -> None:
             model.durable.pop(path, None)  # two names now; keep the check simple
         elif op < 0.9:
             path = files.pop(rng.randrange(len(files)))
+            model.begin(path)
             sys.unlink(root + path)
             model.unlink(path)
         else:

@@ -9,12 +9,16 @@ dirty ones are written back and dropped. File data read sequentially comes in th
 ``read_extent``, which fetches a whole physically contiguous run with a single host read.
 
 Crash consistency rests on one ordering rule, kept here so every driver gets it: a buffer is
-either *data* (file contents) or *metadata* (``meta=True``, the default). ``flush_dev`` writes all
-dirty data, flushes the device, then writes all dirty metadata and flushes again, so no metadata
-that points at a block can reach the disk before the block's contents — under a disk that reorders
-anything it has not been told to flush. Memory pressure may push out dirty data buffers alone (they
-are not yet pointed to by anything on disk), but dirty metadata only through the device's
-checkpoint hook, which a driver sets to its own full sync.
+either *data* (file contents, ``meta=False``, or any block allocated since the last checkpoint,
+``mark_new``) or *metadata* (the default). ``flush_dev`` writes all dirty data, flushes the device,
+then writes all dirty metadata and flushes again, so no metadata that points at a block can reach
+the disk before the block's contents — under a disk that reorders anything it has not been told to
+flush. Memory pressure may push out dirty data buffers alone (nothing on disk points at them yet),
+but dirty metadata only through the device's checkpoint hook, which a driver sets to its own full
+sync. On such a device ``bwrite`` defers too; a driver that needs one write on stable storage
+before anything else (the clean flag) asks for ``bwrite(bp, barrier=True)``. The driver's half of
+the bargain: a block freed since the last checkpoint is not reused before the next one, so no
+write of this epoch lands on a block the disk still shows as someone else's.
 
 There is one kernel lock, so buffers need no busy-locking of their own.
 """
@@ -63,6 +67,7 @@ class BufCache:
         self.misses = 0
         self.writes = 0
         self.lost_writes = 0
+        self._new: dict[int, set[int]] = {}
         self._checkpoint: dict[int, Callable[[], None]] = {}
         mem.add_reclaimer(self._reclaim)
 
@@ -71,6 +76,7 @@ class BufCache:
         pressure calls it instead of writing dirty metadata out of order."""
         if fn is None:
             self._checkpoint.pop(dev.dev_id, None)
+            self._new.pop(dev.dev_id, None)
         else:
             self._checkpoint[dev.dev_id] = fn
 
@@ -138,16 +144,29 @@ class BufCache:
     def brelse(self, bp: Buf) -> None:
         """Done with ``bp`` unchanged (kept cached)."""
 
-    def bwrite(self, bp: Buf) -> None:
-        """Write ``bp`` now; returns once the host has it (not yet fsync'ed)."""
+    def bwrite(self, bp: Buf, *, barrier: bool = False) -> None:
+        """Write ``bp`` now. With ``barrier`` it is also on stable storage when this returns (the
+        superblock's clean flag, which must be down before any other metadata moves). On a device
+        whose driver keeps the checkpoint order (see ``set_checkpoint``) a plain bwrite is a
+        bdwrite: an early write would be an unordered one."""
+        if bp.dev.dev_id in self._checkpoint and not barrier:
+            self.bdwrite(bp)
+            return
         if not bp.dirty:
             bp.dirty = True
             self.dirty_bytes += bp.size
         self._write(bp)
+        if barrier:
+            bp.dev.fsync()
 
     def bdwrite(self, bp: Buf) -> None:
         """Mark ``bp`` dirty; it reaches the host on sync or when memory is needed."""
         if (bp.dev.dev_id, bp.offset) not in self._bufs:
+            # Not cached (no memory left): write it now, after a checkpoint has put everything it
+            # may depend on in place.
+            fn = self._checkpoint.get(bp.dev.dev_id)
+            if fn is not None:
+                fn()
             bp.dirty = True
             self.dirty_bytes += bp.size
             self._write(bp)
@@ -155,6 +174,11 @@ class BufCache:
         if not bp.dirty:
             bp.dirty = True
             self.dirty_bytes += bp.size
+
+    def mark_new(self, dev: BlockDevice, offset: int) -> None:
+        """The buffer at ``offset`` covers blocks allocated since the last checkpoint: nothing on
+        disk points at them yet, so it is written with the data, before the metadata barrier."""
+        self._new.setdefault(dev.dev_id, set()).add(offset)
 
     def read(self, dev: BlockDevice, offset: int, size: int) -> bytes:
         bp = self.bread(dev, offset, size)
@@ -212,15 +236,19 @@ class BufCache:
     def flush_dev(self, dev: BlockDevice, *, barrier: bool = True) -> None:
         """Write every dirty buffer of ``dev``: data, flush, metadata, flush (each in address order,
         one sweep of the disk). Without ``barrier`` the device is not flushed (read-only checks)."""
+        new = self._new.pop(dev.dev_id, set())
         mine = [bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev]
         if not mine:
             return
-        data = sorted((bp for bp in mine if not bp.meta), key=lambda b: b.offset)
-        meta = sorted((bp for bp in mine if bp.meta), key=lambda b: b.offset)
+        early = [bp for bp in mine if not bp.meta or bp.offset in new]
+        data = sorted(early, key=lambda b: b.offset)
+        meta = sorted((bp for bp in mine if bp.meta and bp.offset not in new), key=lambda b: b.offset)
         failed: list[Buf] = []
         for bp in data:
             self._write_or_lose(bp, failed)
-        if data and meta and barrier:
+        # Before metadata: a barrier, also for data the driver wrote straight through (ordered
+        # devices), so that no pointer reaches the disk before what it points at.
+        if meta and barrier and (data or dev.dev_id in self._checkpoint):
             dev.fsync()
         for bp in meta:
             self._write_or_lose(bp, failed)
