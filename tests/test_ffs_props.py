@@ -5,12 +5,12 @@ they leave behind must recount exactly."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 from ffs_check import assert_consistent
 from hypothesis import settings
-from hypothesis.stateful import RuleBasedStateMachine
-from test_props import SyscallComparison, _rmtree
+from test_props import SyscallComparison
 
 import p2k
 from p2k.cli.newfs import newfs_image
@@ -21,32 +21,35 @@ _VARIANTS = [dict(version=1, endian="<"), dict(version=2, endian=">", bsize=4096
 
 
 class FfsSyscallComparison(SyscallComparison):
+    """The parent's machine with FFS under /mnt: the parent sets up tmpfs and its host directory;
+    the tmpfs is swapped for a fresh FFS and the directories the parent made on the host side
+    (whatever they are) are made again on it."""
+
     runs = 0
 
     def __init__(self) -> None:
-        RuleBasedStateMachine.__init__(self)
+        super().__init__()
         variant = _VARIANTS[FfsSyscallComparison.runs % len(_VARIANTS)]
         FfsSyscallComparison.runs += 1
         fd, self.img = tempfile.mkstemp(prefix="p2k-ffs-props-", suffix=".img", dir="/dev/shm")
         os.close(fd)
         newfs_image(self.img, NewfsOptions(size=8 << 20, **variant), lost_found=False)  # type: ignore[arg-type]
-        self.k = p2k.Kernel(env={}, memlimit="4m")
-        self.k.etfs_register("/dev/dk", self.img, p2k.ETFS_BLK)
-        self.k.sys.mkdir("/mnt")
-        self.k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
-        self.sys = self.k.sys
-        self.host = tempfile.mkdtemp(prefix="p2k-props-", dir="/dev/shm")
-        os.chmod(self.host, 0o755)
-        self.old_umask = os.umask(0o022)
-        self.sys.umask(0o022)
-        self.fds: list[tuple[int, int, int]] = []
+        k = self.k
+        k.sys.unmount("/mnt")
+        k.etfs_register("/dev/dk", self.img, p2k.ETFS_BLK)
+        k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+        top = getattr(self, "top", self.host)
+        for dirpath, dirnames, _ in os.walk(top):
+            rel = os.path.relpath(dirpath, top)
+            for d in sorted(dirnames):
+                p = "/mnt/" + (d if rel == "." else f"{rel}/{d}")
+                k.sys.mkdir(p, stat.S_IMODE(os.stat(os.path.join(dirpath, d)).st_mode))
 
     def teardown(self) -> None:
-        for _, hfd, _ in self.fds:
-            os.close(hfd)
-        os.umask(self.old_umask)
-        _rmtree(self.host)
-        self.k.halt()
+        for kfd, _, _ in self.fds:
+            self.sys.close(kfd)
+        self.k.unmount_mp(self.k.mounts[0])  # a clean unmount, so the image can be recounted
+        super().teardown()
         try:
             assert_consistent(self.img)
         finally:

@@ -132,13 +132,21 @@ class Allocator:
         self.csum_dirty = False
         self.contigdirs = [0] * self.ncg
         self.cluster = fs.fs_contigsumsize > 0
+        self._cgs: dict[int, tuple[Buf, Cg]] = {}
 
     # ---- cg buffers and counters -----------------------------------------------------------------
     def cg(self, c: int) -> tuple[Buf, Cg]:
+        """The cg's buffer and its decoded header. The decoded form is kept while the buffer
+        stays the same object (every change goes through it and is encoded back by ``put``), so
+        the common case costs one dictionary lookup instead of a decode."""
         fs = self.fs
         bp = self.bufcache.bread(self.dev, cgtod(fs, c) << fs.fs_fshift, fs.fs_cgsize)
+        hit = self._cgs.get(c)
+        if hit is not None and hit[0] is bp and hit[1].buf is bp.data:
+            return bp, hit[1]
         cg = Cg(bp.data, fs.endian)
         cg.check(c, fs.fs_ipg, fs.fs_fpg, fs.fs_cgsize)
+        self._cgs[c] = (bp, cg)
         return bp, cg
 
     def put(self, bp: Buf, cg: Cg) -> None:

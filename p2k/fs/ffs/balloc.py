@@ -162,7 +162,8 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
     count = l1 - l0 + 1
     _precheck(m, ip, l0, addrs, nsize, root)
     newaddrs = list(addrs)
-    contents: list[bytes | bytearray | memoryview] = []
+    # per block: (offset in ``view`` of a block taken whole from the caller's data, or -1, bytes)
+    contents: list[tuple[int, bytes | bytearray | memoryview]] = []
     i = 0
     while i < count:
         lbn = l0 + i
@@ -198,11 +199,11 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
                 s2 = max(offset, bo) - bo
                 e2 = min(end, bo + bsize) - bo
                 if s2 == 0 and e2 == bsize:
-                    contents.append(view[bo - offset:bo - offset + bsize])
+                    contents.append((bo - offset, view[bo - offset:bo - offset + bsize]))
                 else:
                     buf = bytearray(bsize)
                     buf[s2:e2] = view[bo + s2 - offset:bo + e2 - offset]
-                    contents.append(buf)
+                    contents.append((-1, buf))
             i = j
             continue
         osz = sblksize(fs, osize, lbn) if a else 0
@@ -219,15 +220,15 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
             newaddrs[i], _ = _grow_partial(m, ip, lbn, a, osz, nsz, root, to_free)
             ip.blocks += (nsz - osz) >> 9
         if s == 0 and e >= nsz:
-            contents.append(view[boff - offset:boff - offset + nsz])
+            contents.append((boff - offset, view[boff - offset:boff - offset + nsz]))
         else:
             buf = bytearray(nsz)
             if old is not None:
                 buf[:len(old)] = old[:nsz]
             buf[s:e] = view[boff + s - offset:boff + e - offset]
-            contents.append(buf)
+            contents.append((-1, buf))
         i += 1
-    _write_blocks(m, newaddrs, contents)
+    _write_blocks(m, newaddrs, contents, view, [a == 0 for a in addrs])
     changed = [q for q in range(count) if newaddrs[q] != addrs[q]]
     if changed:
         lo, hi = changed[0], changed[-1] + 1
@@ -280,9 +281,12 @@ def _precheck(m: FfsMountRW, ip: Inode, l0: int, addrs: list[int], nsize: int, r
         raise OSError(errno.ENOSPC, "file system full")
 
 
-def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[bytes | bytearray | memoryview]) -> None:
-    """Write each block's content at its address; physically contiguous full blocks go out as one
-    host write when long enough, others through the buffer cache (getblk + bwrite)."""
+def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, bytes | bytearray | memoryview]],
+                  view: memoryview, fresh: list[bool]) -> None:
+    """Write each block's content at its address. Physically contiguous full blocks go out as one
+    host write when long enough — straight from the caller's buffer when they are consecutive
+    pieces of it — others through the buffer cache (getblk + bwrite). Only blocks that were
+    already allocated can have cached copies to drop (freed blocks are invalidated when freed)."""
     fs = m.fs
     fshift, frag, bsize = fs.fs_fshift, fs.fs_frag, fs.fs_bsize
     bc = m.bufcache
@@ -291,17 +295,22 @@ def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[bytes | bytear
     n = len(addrs)
     while i < n:
         j = i + 1
-        while j < n and addrs[j] == addrs[j - 1] + frag and len(contents[j - 1]) == bsize:
+        while j < n and addrs[j] == addrs[j - 1] + frag and len(contents[j - 1][1]) == bsize:
             j += 1
-        total = sum(len(c) for c in contents[i:j])
+        total = sum(len(c) for _, c in contents[i:j])
         if total >= STREAM_THRESHOLD:
             off = addrs[i] << fshift
-            bc.invalidate(dev, off, total, fs.fs_fsize)
-            payload = contents[i] if j == i + 1 else b"".join(contents[i:j])
+            if not all(fresh[i:j]):
+                bc.invalidate(dev, off, total, bsize)
+            src0 = contents[i][0]
+            if src0 >= 0 and all(contents[q][0] == src0 + (q - i) * bsize for q in range(i + 1, j)):
+                payload: bytes | memoryview = view[src0:src0 + total]
+            else:
+                payload = b"".join(c for _, c in contents[i:j])
             dev.pwrite(off, payload)
         else:
             for q in range(i, j):
-                c = contents[q]
+                c = contents[q][1]
                 bp = bc.getblk(dev, addrs[q] << fshift, len(c))
                 bp.data[:] = c
                 bc.bwrite(bp)

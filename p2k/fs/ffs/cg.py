@@ -10,6 +10,7 @@ only needs ``cg_initediblk`` (UFS2 lazy inode initialisation) and the inode map;
 from __future__ import annotations
 
 import errno
+import operator
 import struct
 
 CG_MAGIC = 0x00090255
@@ -25,6 +26,9 @@ CG_FIELDS: tuple[tuple[str, str], ...] = (
     ("cg_sparecon32", "12s"), ("cg_time", "q"), ("cg_sparecon64", "24s"),
 )
 CG_STRUCTS = {e: struct.Struct(e + "".join(f for _, f in CG_FIELDS)) for e in "<>"}
+_FRSUM_AT = [n for n, _ in CG_FIELDS].index("cg_frsum")
+_HEAD = operator.attrgetter(*(n for n, _ in CG_FIELDS[:_FRSUM_AT]))
+_TAIL = operator.attrgetter(*(n for n, _ in CG_FIELDS[_FRSUM_AT + 1:]))
 assert CG_STRUCTS["<"].size == 168
 _INITEDIBLK_OFF = 120
 _MAGIC_OFF = 4
@@ -47,14 +51,10 @@ class Cg:
         self.buf = buf
 
     def encode_into(self, buf: bytearray) -> None:
-        vals: list[object] = []
-        for name, fmt in CG_FIELDS:
-            v = getattr(self, name)
-            if fmt == "8i":
-                vals.extend(v)
-            else:
-                vals.append(v)
-        CG_STRUCTS[self.endian].pack_into(buf, 0, *vals)
+        """Pack the header back into ``buf`` (the allocator does this on every cg change, so it
+        is one attrgetter call and one pack_into, not a loop over the fields)."""
+        vals = _HEAD(self)
+        CG_STRUCTS[self.endian].pack_into(buf, 0, *vals, *self.cg_frsum, *_TAIL(self))
 
     def check(self, cgx: int, ipg: int, fpg: int, cgsize: int) -> None:
         """EIO unless the header is this group's and its map offsets fit inside the cg block."""

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
     from p2k.vfs.bufcache import Buf
 
-_FREE_RE = [re.compile(b"[" + re.escape(bytes([k])) + b"-\xff]") for k in range(256)]
+_FREE_RE: dict[int, re.Pattern[bytes]] = {}
+
+
+def _free_re(units: int) -> re.Pattern[bytes]:
+    """A byte class matching chunk-free values of at least ``units`` (compiled on first use)."""
+    r = _FREE_RE.get(units)
+    if r is None:
+        r = _FREE_RE[units] = re.compile(b"[" + re.escape(bytes([units])) + b"-\xff]")
+    return r
 
 
 class DirIndex:
@@ -43,7 +51,7 @@ class DirIndex:
         self.chunk_free = bytearray()
 
     def find_chunk(self, need: int) -> int:
-        m = _FREE_RE[(need + 3) >> 2].search(self.chunk_free)
+        m = _free_re((need + 3) >> 2).search(self.chunk_free)
         return m.start() if m else -1
 
 
@@ -118,23 +126,27 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
     base = chunk * DIRBLKSIZ
     bp, coff = _chunk_buf(m, dip, base)
     ents = _chunk_entries(m, bp.data, coff)
-    for eoff, eino, _etype, ename, reclen in ents:
-        if _slack(eino, ename, reclen) < need:
+    slacks = [_slack(eino, ename, reclen) for _, eino, _, ename, reclen in ents]
+    for k, (eoff, eino, _etype, ename, reclen) in enumerate(ents):
+        if slacks[k] < need:
             continue
         pos = coff + eoff
         if eino == 0:
             bp.data[pos:pos + need] = pack_entry(endian, ino, dtype, name, reclen)
             newoff = eoff
+            slacks[k] = reclen - need
         else:
             keep = DIRSIZ(len(ename))
             struct.pack_into(endian + "H", bp.data, pos + 4, keep)
             bp.data[pos + keep:pos + keep + need] = pack_entry(endian, ino, dtype, name, reclen - keep)
             newoff = eoff + keep
-        m.bufcache.bwrite(bp)
+            slacks[k] = 0
+            slacks.append(reclen - keep - need)
+        m.meta_write(bp, coff, coff + DIRBLKSIZ)
         idx.offsets[name] = base + newoff
         assert dip.dircache is not None
         dip.dircache[name] = ino
-        _refresh_free(idx, chunk, _chunk_entries(m, bp.data, coff))
+        idx.chunk_free[chunk] = min(max(slacks) >> 2, 255)
         return
     # the index promised room that the chunk does not have: rebuild it and retry once
     m.dirindex.pop(dip.ino, None)
@@ -168,7 +180,7 @@ def dirremove(m: FfsMountRW, dip: Inode, name: bytes) -> int:
         struct.pack_into(endian + "I", bp.data, coff + rel, 0)
     else:
         struct.pack_into(endian + "H", bp.data, coff + prev[0] + 4, prev[4] + target[4])
-    m.bufcache.bwrite(bp)
+    m.meta_write(bp, coff, coff + DIRBLKSIZ)
     del idx.offsets[name]
     assert dip.dircache is not None
     dip.dircache.pop(name, None)
@@ -186,7 +198,7 @@ def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> 
     pos = coff + (off & (DIRBLKSIZ - 1))
     struct.pack_into(m.fs.endian + "I", bp.data, pos, ino)
     bp.data[pos + 6] = dtype
-    m.bufcache.bwrite(bp)
+    m.meta_write(bp, pos, pos + 8)
     assert dip.dircache is not None
     dip.dircache[name] = ino
 

@@ -14,13 +14,16 @@ Unlike newfs, makefs makes no ``lost+found`` (fsck creates it when needed), matc
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import stat as st
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ
 from p2k.fs.ffs.newfs import NewfsOptions, defaults, plan
+from p2k.vfs.vattr import SetAttr
 
 CHUNK = 1 << 20
 
@@ -139,61 +142,70 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
-def populate(sys: object, mnt: str, root: str, nodes: list[Node],
-             set_ctime: Callable[[str, int], None] | None = None) -> None:
-    """Recreate ``nodes`` (read from host ``root``) under ``mnt`` through ``sys`` (k.sys)."""
+def populate(sys: Any, mnt: str, root: str, nodes: list[Node],
+             set_attrs: Callable[[str | int, SetAttr], None]) -> None:
+    """Recreate ``nodes`` (read from host ``root``) under ``mnt`` through ``sys`` (k.sys).
+
+    ``set_attrs(path or fd, SetAttr)`` applies owner, mode and all three times in one vnode
+    operation (makefs runs as root, so no permission rule applies); directories get theirs last,
+    deepest first, so that creating their entries does not move their times afterwards."""
     s = sys
-    s.umask(0)  # type: ignore[attr-defined]
+    s.umask(0)
     links: dict[tuple[int, int], str] = {}
     dirs: list[Node] = []
     for n in nodes:
         dst = f"{mnt}/{n.rel}" if n.rel else mnt
-        src = os.path.join(root, n.rel) if n.rel else root
         m = n.st.st_mode
         perm = st.S_IMODE(m)
         if st.S_ISDIR(m):
             if n.rel:
-                s.mkdir(dst, perm)  # type: ignore[attr-defined]
+                s.mkdir(dst, perm)
             dirs.append(n)
             continue
         if st.S_ISREG(m) and n.st.st_nlink > 1:
             key = (n.st.st_dev, n.st.st_ino)
             first = links.get(key)
             if first is not None:
-                s.link(first, dst)  # type: ignore[attr-defined]
+                s.link(first, dst)
                 continue
             links[key] = dst
         if st.S_ISREG(m):
-            fd = s.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)  # type: ignore[attr-defined]
+            fd = s.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)
             try:
-                for chunk in _read_chunks(src):
-                    s.write(fd, chunk)  # type: ignore[attr-defined]
+                _copy_in(s, fd, os.path.join(root, n.rel))
+                set_attrs(fd, _attrs(n))
             finally:
-                s.close(fd)  # type: ignore[attr-defined]
-        elif st.S_ISLNK(m):
+                s.close(fd)
+            continue
+        if st.S_ISLNK(m):
             assert n.target is not None
-            s.symlink(n.target, dst.encode())  # type: ignore[attr-defined]
+            s.symlink(n.target, dst.encode())
         else:
-            s.mknod(dst, m, n.st.st_rdev)  # type: ignore[attr-defined]
-        _attrs(s, dst, n, set_ctime)
-    for n in reversed(dirs):  # deepest first: setting a child's times must not touch them later
-        dst = f"{mnt}/{n.rel}" if n.rel else mnt
-        s.chmod(dst, st.S_IMODE(n.st.st_mode))  # type: ignore[attr-defined]
-        _attrs(s, dst, n, set_ctime)
+            s.mknod(dst, m, n.st.st_rdev)
+        set_attrs(dst, _attrs(n))
+    for n in reversed(dirs):
+        set_attrs(f"{mnt}/{n.rel}" if n.rel else mnt, _attrs(n))
 
 
-def _attrs(s: object, dst: str, n: Node, set_ctime: Callable[[str, int], None] | None) -> None:
-    link = st.S_ISLNK(n.st.st_mode)
-    if n.st.st_uid or n.st.st_gid:
-        s.chown(dst, n.st.st_uid, n.st.st_gid, follow_symlinks=not link)  # type: ignore[attr-defined]
-        if not link and n.st.st_mode & 0o6000:
-            s.chmod(dst, st.S_IMODE(n.st.st_mode))  # type: ignore[attr-defined]
-    s.utimensat(dst, n.st.st_atime_ns, n.st.st_mtime_ns, follow_symlinks=False)  # type: ignore[attr-defined]
-    if set_ctime is not None:
-        set_ctime(dst, n.st.st_ctime_ns)
+def _attrs(n: Node) -> SetAttr:
+    mode = None if st.S_ISLNK(n.st.st_mode) else st.S_IMODE(n.st.st_mode)
+    return SetAttr(mode=mode, uid=n.st.st_uid, gid=n.st.st_gid, atime_ns=n.st.st_atime_ns,
+                   mtime_ns=n.st.st_mtime_ns, ctime_ns=n.st.st_ctime_ns)
 
 
-def _read_chunks(path: str) -> Iterator[bytes]:
+def _copy_in(s: Any, fd: int, path: str) -> None:
+    """Write host file ``path`` to ``fd``; a big file is mapped so its pieces are never copied."""
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
+        size = os.fstat(f.fileno()).st_size
+        if size < CHUNK:
+            data = f.read()
+            if data:
+                s.write(fd, data)
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            for off in range(0, len(view), CHUNK):
+                piece = view[off:off + CHUNK]
+                s.write(fd, piece)
+                piece.release()
+            view.release()

@@ -31,10 +31,12 @@ from p2k.fs.ffs.fs import (
 from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vnops_write import FfsWriteVnops
 from p2k.hyper import now_ns
+from p2k.vfs.mount import MNT_ASYNC
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
     from p2k.kernel import Kernel
+    from p2k.vfs.bufcache import Buf
     from p2k.vfs.vnode import Vnode
 
 
@@ -68,7 +70,13 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         fs.fs_fmod = 0
         fs.fs_ronly = 0
         self.write_superblock()
-        self.dev.fsync()
+        self.host_fsync()
+
+    def host_fsync(self) -> None:
+        """Sync the host file — except on an MNT_ASYNC mount, which, as in NetBSD, trades crash
+        safety for speed (makefs uses it: an image being built has nothing to protect)."""
+        if not self.flags & MNT_ASYNC:
+            self.dev.fsync()
 
     # ---- inode write-back ------------------------------------------------------------------------
     def iupdate(self, ip: Inode, sync: bool = False) -> None:
@@ -76,13 +84,27 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         where ordering matters: before a directory entry names it, before blocks are freed)."""
         fs = self.fs
         bp = self.bufcache.bread(self.dev, ino_to_fsba(fs, ip.ino) << fs.fs_fshift, fs.fs_bsize)
-        self.codec.encode_into(ip, bp.data, ino_to_fsbo(fs, ip.ino) * self.isize)
+        off = ino_to_fsbo(fs, ip.ino) * self.isize
+        self.codec.encode_into(ip, bp.data, off)
         if sync:
-            self.bufcache.bwrite(bp)
+            self.meta_write(bp, off, off + self.isize)
         else:
             self.bufcache.bdwrite(bp)
         ip.dirty = False
         self.dirty_inodes.pop(ip.ino, None)
+
+    def meta_write(self, bp: Buf, lo: int = 0, hi: int | None = None) -> None:
+        """A synchronous metadata write (NetBSD's bwrite where ordering matters) of the bytes
+        ``[lo, hi)`` of ``bp`` that the caller changed: only those bytes go to the host (an inode,
+        a directory chunk), and the buffer keeps whatever dirty state it had. On an MNT_ASYNC
+        mount it is a delayed write, as NetBSD's DOINGASYNC turns bwrite into bdwrite."""
+        if self.flags & MNT_ASYNC:
+            self.bufcache.bdwrite(bp)
+            return
+        if hi is None:
+            self.bufcache.bwrite(bp)
+            return
+        self.dev.pwrite(bp.offset + lo, bytes(bp.data[lo:hi]))
 
     def mark_dirty(self, ip: Inode) -> None:
         ip.dirty = True
@@ -124,12 +146,12 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             return
         for ip in list(self.dirty_inodes.values()):
             self.iupdate(ip)
-        self.bufcache.flush_dev(self.dev)
+        self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC)
         if self.alloc.csum_dirty or self.fs.dirty:
             self._write_summary()
             self.write_superblock()
-        if wait:
-            self.dev.fsync()
+            if wait:
+                self.host_fsync()
 
     def vfs_unmount(self, force: bool = False) -> None:
         if self.readonly or self.alloc is None:
@@ -141,7 +163,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             fs.fs_clean = FS_ISCLEAN
         self._write_summary()
         self.write_superblock()
-        self.dev.fsync()
+        self.host_fsync()
         self.bufcache.invalidate_dev(self.dev)
 
     def vop_reclaim(self, vp: Vnode) -> None:

@@ -360,8 +360,8 @@ class FfsWriteVnops:
             return
         ip = _ip(vp)
         self.iupdate(ip, sync=True)
-        self.bufcache.flush_dev(self.dev)
-        self.dev.fsync()
+        self.bufcache.flush_dev(self.dev)  # with its device flushes (barriers)
+        self.dev.fsync()  # fsync(2) promises durability even on an MNT_ASYNC mount
 
     # ---- life cycle ------------------------------------------------------------------------------
     def vop_inactive(self: FfsMountRW, vp: Vnode) -> bool:

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""FFS write path against its aims and peers, in one run.
+
+1. Write one 256 MiB file (1 MiB writes, then sync) on a fresh ``p2k newfs`` UFS2 image:
+   p2k in-process vs the host writing the same bytes to a file (then fsync). Aim: ≥ 300 MB/s.
+2. Create 10,000 files of 4 KiB in a tree of 100 directories (then sync). Aim: ≥ 4,000 files/s
+   (NetBSD's rump kernel, synchronous metadata, does about 3,800/s on this kind of machine).
+3. ``p2k makefs`` (in-process) of a 100 MiB tree of mixed files vs NetBSD ``makefs`` of the same
+   tree. Aim: within 3× of makefs's wall time.
+
+Usage: ``python bench/bench_ffs_write.py [--workdir DIR] [--size-mib 256] [--files 10000]``.
+Profile with ``python -m pyinstrument bench/bench_ffs_write.py`` before optimising anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import p2k  # noqa: E402
+from p2k.cli.makefs import build_image  # noqa: E402
+from p2k.cli.newfs import newfs_image  # noqa: E402
+from p2k.fs.ffs.makefs import MakefsOptions, choose_size, scan  # noqa: E402
+from p2k.fs.ffs.newfs import NewfsOptions  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def mount(img: Path) -> p2k.Kernel:
+    k = p2k.Kernel(env={})
+    k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+    k.sys.mkdir("/mnt", 0o755)
+    k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+    return k
+
+
+def bench_big_file(work: Path, size_mib: int) -> tuple[float, float]:
+    img = work / "big.img"
+    img.unlink(missing_ok=True)
+    newfs_image(str(img), NewfsOptions(size=(size_mib + 96) << 20, version=2))
+    block = os.urandom(CHUNK)
+    k = mount(img)
+    try:
+        t = time.perf_counter()
+        fd = k.sys.open("/mnt/big", os.O_WRONLY | os.O_CREAT, 0o644)
+        for _ in range(size_mib):
+            k.sys.write(fd, block)
+        k.sys.close(fd)
+        k.sys.sync()
+        p2k_s = time.perf_counter() - t
+    finally:
+        k.halt()
+    host = work / "host.bin"
+    t = time.perf_counter()
+    with open(host, "wb") as f:
+        for _ in range(size_mib):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    host_s = time.perf_counter() - t
+    host.unlink()
+    return size_mib * CHUNK / p2k_s / 1e6, size_mib * CHUNK / host_s / 1e6
+
+
+def bench_small_files(work: Path, nfiles: int) -> float:
+    img = work / "small.img"
+    img.unlink(missing_ok=True)
+    newfs_image(str(img), NewfsOptions(size=256 << 20, version=2))
+    data = os.urandom(4096)
+    k = mount(img)
+    s = k.sys
+    try:
+        ndirs = 100
+        t = time.perf_counter()
+        for d in range(ndirs):
+            s.mkdir(f"/mnt/d{d:03d}")
+            for i in range(nfiles // ndirs):
+                fd = s.open(f"/mnt/d{d:03d}/f{i:04d}", os.O_WRONLY | os.O_CREAT, 0o644)
+                s.write(fd, data)
+                s.close(fd)
+        s.sync()
+        return nfiles / (time.perf_counter() - t)
+    finally:
+        k.halt()
+
+
+def mixed_tree(root: Path, total_mib: int) -> Path:
+    """~90 % small files (< 16 KiB), 9 % medium (64–512 KiB), 1 % large (2–8 MiB), some symlinks."""
+    if root.exists():
+        return root
+    rng = random.Random(5)
+    root.mkdir(parents=True)
+    dirs = [root]
+    total = i = 0
+    while total < total_mib << 20:
+        if rng.random() < 0.03:
+            d = rng.choice(dirs) / f"dir{i}"
+            d.mkdir()
+            dirs.append(d)
+        r = rng.random()
+        n = (rng.randrange(0, 16384) if r < 0.9 else rng.randrange(65536, 512 << 10) if r < 0.99
+             else rng.randrange(2 << 20, 8 << 20))
+        (rng.choice(dirs) / f"f{i}").write_bytes(rng.randbytes(n))
+        if rng.random() < 0.03:
+            os.symlink("x" * rng.randrange(1, 200), rng.choice(dirs) / f"l{i}")
+        total += n
+        i += 1
+    return root
+
+
+def bench_makefs(work: Path, total_mib: int) -> tuple[float, float | None]:
+    tree = mixed_tree(work / "tree", total_mib)
+    img = work / "p2k-makefs.img"
+    t = time.perf_counter()
+    opts = MakefsOptions(version=2)
+    nodes = scan(str(tree))
+    opts.size, ninodes = choose_size(nodes, opts)
+    build_image(str(img), str(tree), opts, nodes, ninodes)
+    p2k_s = time.perf_counter() - t
+    if shutil.which("makefs") is None:
+        return p2k_s, None
+    nimg = work / "netbsd-makefs.img"
+    best = None
+    for _ in range(3):
+        nimg.unlink(missing_ok=True)
+        t = time.perf_counter()
+        subprocess.run(["makefs", "-t", "ffs", "-o", "version=2", str(nimg), str(tree)],
+                       check=True, capture_output=True)
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return p2k_s, best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--tree-mib", type=int, default=100)
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="p2k-bench-write-"))
+    work.mkdir(parents=True, exist_ok=True)
+    mbps, host_mbps = bench_big_file(work, args.size_mib)
+    print(f"write {args.size_mib} MiB file: p2k {mbps:7.0f} MB/s   host {host_mbps:7.0f} MB/s   "
+          f"p2k/host {mbps / host_mbps:5.2f}   p2k/aim(300) {mbps / 300:5.2f}")
+    fps = bench_small_files(work, args.files)
+    print(f"create {args.files} x 4 KiB files: p2k {fps:7.0f} files/s   p2k/aim(4000) {fps / 4000:5.2f}   "
+          f"p2k/NetBSD-rump(~3800) {fps / 3800:5.2f}")
+    p2k_s, mk_s = bench_makefs(work, args.tree_mib)
+    if mk_s is None:
+        print(f"makefs {args.tree_mib} MiB tree: p2k {p2k_s:.2f} s (NetBSD makefs not installed)")
+    else:
+        print(f"makefs {args.tree_mib} MiB tree: p2k {p2k_s:.2f} s   NetBSD makefs {mk_s:.2f} s   "
+              f"p2k/makefs {p2k_s / mk_s:5.2f}x (aim <= 3x)")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
