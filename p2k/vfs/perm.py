@@ -48,16 +48,14 @@ def check_owner(cred: Cred, va: Vattr) -> None:
 
 
 def chmod_mode(cred: Cred, va: Vattr, mode: int) -> int:
-    """The mode chmod really sets: a non-root caller cannot set the sticky bit on a file or keep
-    set-gid on a file of a group it is not in (silently cleared, as BSD does)."""
+    """The mode chmod really sets. Only the owner (or root) may chmod. A non-root caller who asks
+    for set-gid on a file of a group it is not in gets the mode without set-gid, silently, as on
+    Linux (NetBSD says EPERM); the sticky bit on a file is kept, as on Linux (NetBSD says EFTYPE).
+    Linux's answers are what programs running over the FUSE bridge expect."""
     check_owner(cred, va)
     mode &= 0o7777
-    if cred.uid != 0:
-        if not stat_mod.S_ISDIR(va.mode) and mode & stat_mod.S_ISVTX:
-            raise OSError(errno.EFTYPE if hasattr(errno, "EFTYPE") else errno.EPERM,
-                          "only root may set the sticky bit on a file")
-        if mode & stat_mod.S_ISGID and not cred.in_group(va.gid):
-            raise OSError(errno.EPERM, "set-gid on a file of a group the caller is not in")
+    if cred.uid != 0 and mode & stat_mod.S_ISGID and not cred.in_group(va.gid):
+        mode &= ~stat_mod.S_ISGID
     return mode
 
 
@@ -72,3 +70,17 @@ def check_chown(cred: Cred, va: Vattr, uid: int | None, gid: int | None) -> None
         raise OSError(errno.EPERM, "not the owner")
     if gid is not None and gid != va.gid and not cred.in_group(gid):
         raise OSError(errno.EPERM, "not a member of the target group")
+
+
+def killpriv_mode(cred: Cred, va: Vattr) -> int | None:
+    """The mode a regular file keeps after a write or truncate by ``cred``, or None if unchanged.
+
+    Anyone but root drops set-uid, and set-gid when the group may execute (a set-gid file without
+    group execute marks mandatory locking, not privilege): Linux's ``should_remove_suid``, so that
+    nobody can plant code in a privileged program."""
+    if cred.uid == 0 or not stat_mod.S_ISREG(va.mode):
+        return None
+    kill = va.mode & stat_mod.S_ISUID
+    if va.mode & stat_mod.S_ISGID and va.mode & stat_mod.S_IXGRP:
+        kill |= stat_mod.S_ISGID
+    return (va.mode & 0o7777 & ~kill) if kill else None

@@ -10,7 +10,7 @@ import os
 import stat as stat_mod
 
 from p2k.hyper import now_ns
-from p2k.vfs.perm import R_OK, W_OK, X_OK, can_access, check_access, check_chown, chmod_mode
+from p2k.vfs.perm import R_OK, W_OK, X_OK, can_access, check_access, check_chown, chmod_mode, killpriv_mode
 from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, VDIR, VREG, SetAttr
 from p2k.vfs.vnode import Vnode
@@ -122,7 +122,10 @@ class AttrCalls(SysBase):
         if length > vp.mount.maxfilesize:
             raise OSError(errno.EFBIG, "file too large")
         self._check_writable_fs(vp.mount)
-        vp.mount.vop_setattr(vp, SetAttr(size=length))
+        sa = SetAttr(size=length)
+        if not self.proc.cred.is_root:
+            sa.mode = killpriv_mode(self.proc.cred, vp.mount.vop_getattr(vp))
+        vp.mount.vop_setattr(vp, sa)
 
     @syscall
     def truncate(self, path: str | bytes, length: int) -> None:

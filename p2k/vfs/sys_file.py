@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import stat as stat_mod
 
 from p2k.vfs.file import File
-from p2k.vfs.perm import X_OK, check_access
+from p2k.vfs.perm import X_OK, check_access, killpriv_mode
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
-from p2k.vfs.vattr import VDIR, VREG, Dirent, SetAttr
+from p2k.vfs.vattr import VDIR, Dirent, SetAttr
 
 
 class FileCalls(SysBase):
@@ -30,12 +29,10 @@ class FileCalls(SysBase):
     def _write_at(self, fp: File, offset: int, data: bytes | bytearray | memoryview) -> int:
         vp = fp.vp
         mp = vp.mount
-        if not self.proc.cred.is_root:
-            va = mp.vop_getattr(vp)
-            if va.mode & (stat_mod.S_ISUID | stat_mod.S_ISGID) and vp.type == VREG:
-                # A write by anyone but root drops set-uid/set-gid, so that nobody can plant code
-                # in a privileged program.
-                mp.vop_setattr(vp, SetAttr(mode=va.mode & 0o1777))
+        if not self.proc.cred.is_root and len(data):
+            mode = killpriv_mode(self.proc.cred, mp.vop_getattr(vp))
+            if mode is not None:
+                mp.vop_setattr(vp, SetAttr(mode=mode))
         return mp.vop_write(vp, offset, data)
 
     @syscall

@@ -13,7 +13,7 @@ import stat as stat_mod
 
 from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
-from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky
+from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky, killpriv_mode
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
 from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
@@ -122,10 +122,10 @@ class PathCalls(SysBase):
         a file gets the access it asked for whatever mode it gave the file (POSIX open(2))."""
         acc = flags & os.O_ACCMODE
         writable = acc in (os.O_WRONLY, os.O_RDWR)
-        if vp.type == VLNK:
-            raise OSError(errno.ELOOP, "symbolic link (O_NOFOLLOW)")
         if flags & os.O_DIRECTORY and vp.type != VDIR:
             raise OSError(errno.ENOTDIR, "not a directory")
+        if vp.type == VLNK:
+            raise OSError(errno.ELOOP, "symbolic link (O_NOFOLLOW)")
         if vp.type == VDIR and (writable or flags & os.O_TRUNC):
             raise OSError(errno.EISDIR, "is a directory")
         want = (R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (W_OK if writable else 0)
@@ -133,15 +133,20 @@ class PathCalls(SysBase):
             want |= W_OK
         if not created and (not self.proc.cred.is_root or want & W_OK):
             check_access(self.proc.cred, self._getattr(vp), want)
-        if writable and vp.type in (VREG, VDIR):
+        if (writable or flags & os.O_TRUNC) and vp.type in (VREG, VDIR):
             self._check_writable_fs(vp.mount)
         fp = File(vp, flags)
         if vp.mount is self.kernel.specmount:
             dev = vp.data
             dev.acquire()  # type: ignore[union-attr]
             fp.on_close = dev.release  # type: ignore[union-attr]
-        if flags & os.O_TRUNC and writable and vp.type == VREG:
-            vp.mount.vop_setattr(vp, SetAttr(size=0))
+        # O_TRUNC truncates whatever the access mode once write permission was granted, as in
+        # NetBSD's vn_open and Linux.
+        if flags & os.O_TRUNC and vp.type == VREG:
+            sa = SetAttr(size=0)
+            if not created:
+                sa.mode = killpriv_mode(self.proc.cred, self._getattr(vp))
+            vp.mount.vop_setattr(vp, sa)
         return self.proc.fdt.alloc(fp)
 
     # ---- stat ------------------------------------------------------------------------------------
