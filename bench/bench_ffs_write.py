@@ -6,7 +6,7 @@
 2. Create 10,000 files of 4 KiB in a tree of 100 directories (then sync). Aim: ≥ 4,000 files/s
    (NetBSD's rump kernel, synchronous metadata, does about 3,800/s on this kind of machine).
 3. ``p2k makefs`` (in-process) of a 100 MiB tree of mixed files vs NetBSD ``makefs`` of the same
-   tree. Aim: within 3× of makefs's wall time.
+   tree, best of three runs each (the tree in the host's page cache). Aim: within 3× of makefs.
 
 Usage: ``python bench/bench_ffs_write.py [--workdir DIR] [--size-mib 256] [--files 10000]``.
 Profile with ``python -m pyinstrument bench/bench_ffs_write.py`` before optimising anything.
@@ -120,12 +120,15 @@ def mixed_tree(root: Path, total_mib: int) -> Path:
 def bench_makefs(work: Path, total_mib: int) -> tuple[float, float | None]:
     tree = mixed_tree(work / "tree", total_mib)
     img = work / "p2k-makefs.img"
-    t = time.perf_counter()
-    opts = MakefsOptions(version=2)
-    nodes = scan(str(tree))
-    opts.size, ninodes = choose_size(nodes, opts)
-    build_image(str(img), str(tree), opts, nodes, ninodes)
-    p2k_s = time.perf_counter() - t
+    p2k_s = float("inf")
+    for _ in range(3):  # best of three, as for makefs below
+        img.unlink(missing_ok=True)
+        t = time.perf_counter()
+        opts = MakefsOptions(version=2)
+        nodes = scan(str(tree))
+        opts.size, ninodes = choose_size(nodes, opts)
+        build_image(str(img), str(tree), opts, nodes, ninodes)
+        p2k_s = min(p2k_s, time.perf_counter() - t)
     if shutil.which("makefs") is None:
         return p2k_s, None
     nimg = work / "netbsd-makefs.img"

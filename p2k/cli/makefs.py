@@ -17,7 +17,6 @@ from p2k.cli.newfs import newfs_image, parse_newfs_size
 from p2k.fs.ffs.makefs import MakefsOptions, choose_size, populate, scan
 from p2k.fs.ffs.newfs import NewfsOptions, plan
 from p2k.vfs.mount import MNT_ASYNC
-from p2k.vfs.vattr import SetAttr
 
 _KNOWN = {"version", "bsize", "fsize", "density", "minfree"}
 
@@ -95,18 +94,6 @@ def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any
         k.etfs_register("/dev/makefs", image, p2k.ETFS_BLK)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
-        mp = k.mounts[0]
-
-        def set_attrs(where: str | int, sa: SetAttr) -> None:
-            if isinstance(where, int):
-                mp.vop_setattr(k.sys.proc.fdt.get(where).vp, sa)
-                return
-            vp = k.sys.lookup(where)
-            try:
-                mp.vop_setattr(vp, sa)
-            finally:
-                k.sys.vrele(vp)
-
-        populate(k.sys, "/mnt", directory, nodes, set_attrs)
+        populate(k, k.mounts[0], directory, nodes)
     finally:
         k.halt()

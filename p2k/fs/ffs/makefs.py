@@ -17,7 +17,6 @@ import errno
 import mmap
 import os
 import stat as st
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,49 +141,60 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
-def populate(sys: Any, mnt: str, root: str, nodes: list[Node],
-             set_attrs: Callable[[str | int, SetAttr], None]) -> None:
-    """Recreate ``nodes`` (read from host ``root``) under ``mnt`` through ``sys`` (k.sys).
-
-    ``set_attrs(path or fd, SetAttr)`` applies owner, mode and all three times in one vnode
-    operation (makefs runs as root, so no permission rule applies); directories get theirs last,
-    deepest first, so that creating their entries does not move their times afterwards."""
-    s = sys
-    s.umask(0)
-    links: dict[tuple[int, int], str] = {}
-    dirs: list[Node] = []
-    for n in nodes:
-        dst = f"{mnt}/{n.rel}" if n.rel else mnt
-        m = n.st.st_mode
-        perm = st.S_IMODE(m)
-        if st.S_ISDIR(m):
-            if n.rel:
-                s.mkdir(dst, perm)
-            dirs.append(n)
-            continue
-        if st.S_ISREG(m) and n.st.st_nlink > 1:
-            key = (n.st.st_dev, n.st.st_ino)
-            first = links.get(key)
-            if first is not None:
-                s.link(first, dst)
-                continue
-            links[key] = dst
-        if st.S_ISREG(m):
-            fd = s.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)
-            try:
-                _copy_in(s, fd, os.path.join(root, n.rel))
-                set_attrs(fd, _attrs(n))
-            finally:
-                s.close(fd)
-            continue
-        if st.S_ISLNK(m):
-            assert n.target is not None
-            s.symlink(n.target, dst.encode())
-        else:
-            s.mknod(dst, m, n.st.st_rdev)
-        set_attrs(dst, _attrs(n))
-    for n in reversed(dirs):
-        set_attrs(f"{mnt}/{n.rel}" if n.rel else mnt, _attrs(n))
+def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
+    """Recreate ``nodes`` (read from host ``root``) in the file system of mount ``mp`` of kernel
+    ``k``, through its vnode operations: the write path's allocation, accounting and ordering,
+    without the path walks and permission checks of the syscall layer (makefs acts as root, and
+    knows every parent directory's vnode already). Owners, modes and all three times are set in
+    one setattr per node; directories get theirs last, deepest first."""
+    vc = k.vcache
+    with k.lock:
+        rootvp = vc.vget(mp, mp.vfs_root_ino())
+        dirs: dict[str, Any] = {"": rootvp}
+        links: dict[tuple[int, int], int] = {}
+        try:
+            for n in nodes:
+                if not n.rel:
+                    continue
+                parent, _, name = n.rel.rpartition("/")
+                dvp = dirs[parent]
+                bname = os.fsencode(name)
+                s = n.st
+                m = s.st_mode
+                perm = st.S_IMODE(m)
+                if st.S_ISDIR(m):
+                    ino = mp.vop_mkdir(dvp, bname, perm, s.st_uid, s.st_gid)
+                    dirs[n.rel] = vc.vget(mp, ino)
+                    continue
+                if st.S_ISREG(m) and s.st_nlink > 1:
+                    key = (s.st_dev, s.st_ino)
+                    first = links.get(key)
+                    if first is not None:
+                        vp = vc.vget(mp, first)
+                        try:
+                            mp.vop_link(dvp, bname, vp)
+                        finally:
+                            vc.vrele(vp)
+                        continue
+                if st.S_ISLNK(m):
+                    assert n.target is not None
+                    ino = mp.vop_symlink(dvp, bname, n.target, 0o777, s.st_uid, s.st_gid)
+                else:
+                    ino = mp.vop_create(dvp, bname, m, s.st_uid, s.st_gid, s.st_rdev)
+                if st.S_ISREG(m) and s.st_nlink > 1:
+                    links[(s.st_dev, s.st_ino)] = ino
+                vp = vc.vget(mp, ino)
+                try:
+                    if st.S_ISREG(m) and s.st_size:
+                        _copy_in(mp, vp, os.path.join(root, n.rel))
+                    mp.vop_setattr(vp, _attrs(n))
+                finally:
+                    vc.vrele(vp)
+            for n in reversed([n for n in nodes if st.S_ISDIR(n.st.st_mode)]):
+                mp.vop_setattr(dirs[n.rel], _attrs(n))
+        finally:
+            for vp in dirs.values():
+                vc.vrele(vp)
 
 
 def _attrs(n: Node) -> SetAttr:
@@ -193,19 +203,19 @@ def _attrs(n: Node) -> SetAttr:
                    mtime_ns=n.st.st_mtime_ns, ctime_ns=n.st.st_ctime_ns)
 
 
-def _copy_in(s: Any, fd: int, path: str) -> None:
-    """Write host file ``path`` to ``fd``; a big file is mapped so its pieces are never copied."""
+def _copy_in(mp: Any, vp: Any, path: str) -> None:
+    """Write host file ``path`` into ``vp``; a big file is mapped so its pieces are never copied."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < CHUNK:
             data = f.read()
             if data:
-                s.write(fd, data)
+                mp.vop_write(vp, 0, data)
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             view = memoryview(mm)
             for off in range(0, len(view), CHUNK):
                 piece = view[off:off + CHUNK]
-                s.write(fd, piece)
+                mp.vop_write(vp, off, piece)
                 piece.release()
             view.release()
