@@ -243,3 +243,26 @@ def test_lookup_of_root_keeps_reference_counts(kernel: p2k.Kernel) -> None:
         kernel.sys.chdir(path)
         assert root.usecount == before, path
     assert kernel.stats()["vnodes_inuse"] == 1
+
+
+def test_deep_walk_with_a_one_vnode_cache() -> None:
+    """The directories a lookup passes through are not referenced, so the cache must not trim
+    them away mid-walk; it catches up when the lookup ends."""
+    k = p2k.Kernel(nvnodes=1, env={})
+    try:
+        k.sys.mkdir("/mnt")
+        k.sys.mount("tmpfs", "/mnt")
+        path = "/mnt"
+        for i in range(12):
+            path += f"/d{i}"
+            k.sys.mkdir(path)
+        k.sys.symlink("../../d2/d3", path + "/up")
+        write_file(k, path + "/f", b"deep")
+        k.sys.symlink(path + "/f", "/mnt/abs")
+        for p in (path + "/f", "/mnt/abs", path + "/up/../d3/d4/../d4/d5/d6/d7/d8/d9/d10/d11/f"):
+            assert read_file(k, p) == b"deep", p
+            _check_bound(k, 1)
+        s = k.stats()
+        assert s["vnodes"] <= 1 + s["vnodes_inuse"] and s["reclaims"] > 20
+    finally:
+        k.halt()

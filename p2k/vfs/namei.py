@@ -59,7 +59,11 @@ def fspath(path: str | bytes | object) -> bytes:
 def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
           want_parent: bool = False, start: Vnode | None = None) -> NameiResult:
     """Resolve ``path`` for ``proc``. With ``want_parent`` the last component need not exist
-    (``vp`` is None then) and ``dvp`` is its directory. ``start`` is a dirfd's vnode."""
+    (``vp`` is None then) and ``dvp`` is its directory. ``start`` is a dirfd's vnode.
+
+    The walk holds no references on the directories it passes through: the vnode cache defers
+    its trimming until the walk ends (the kernel lock keeps everything else out), so a cached
+    path costs a dict lookup per component and only the result is referenced."""
     p = fspath(path)
     if not p:
         raise OSError(errno.ENOENT, "empty path")
@@ -69,8 +73,9 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
         raise OSError(errno.EINVAL, "NUL byte in path")
     vc = kernel.vcache
     cred = proc.cred
+    root_cred = cred.uid == 0
     links = 0
-    absolute = p.startswith(b"/")
+    absolute = p[:1] == b"/"
     if absolute and kernel.etfs_keys and proc.root is kernel.rootvnode:
         # rumpfs answers a registered key at the root, whole, before walking (rump_etfs(3)).
         dev = kernel.etfs.lookup("/" + p.strip(b"/").decode("utf-8", "surrogateescape"))
@@ -80,80 +85,69 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 vc.vrele(vp)
                 raise OSError(errno.EBUSY if op != CREATE else errno.EEXIST, "etfs key")
             return NameiResult(None, vp, p.rstrip(b"/").rsplit(b"/", 1)[-1], False)
-    cur = vc.vref(proc.root if absolute else (start or proc.cwd))
+    cur = proc.root if absolute else (start or proc.cwd)
+    if cur.reclaimed:
+        raise OSError(errno.ENOENT, "directory was reclaimed (file system unmounted)")
     comps = [c for c in p.split(b"/") if c]
-    trailing = p.endswith(b"/")
+    comps.reverse()  # popped from the end
+    trailing = p[-1:] == b"/"
+    vc.defer += 1
     try:
         while True:
             if not comps:
                 # "/" or "a/." etc.: the path names the current directory itself.
                 if want_parent and op != LOOKUP:
                     raise OSError(errno.EBUSY if op != CREATE else errno.EEXIST, "path names a root")
-                res = NameiResult(None, cur, b".", trailing)
-                cur = None  # type: ignore[assignment]  # the reference passes to the result
-                return res
-            name = comps.pop(0)
+                return NameiResult(None, vc.vref(cur), b".", trailing)
+            name = comps.pop()
             last = not comps
+            mp = cur.mount
             if cur.type != VDIR:
                 raise OSError(errno.ENOTDIR, f"not a directory before {name!r}")
-            if not cred.is_root:
-                check_access(cred, cur.mount.vop_getattr(cur), X_OK, "search")
-            if len(name) > cur.mount.namemax:
+            if not root_cred:
+                check_access(cred, mp.vop_getattr(cur), X_OK, "search")
+            if len(name) > mp.namemax:
                 raise OSError(errno.ENAMETOOLONG, "file name too long")
             if name == b".":
                 if last:
                     return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
                 continue
             if name == b"..":
-                nxt = _dotdot(kernel, proc, cur)
-                vc.vrele(cur)
-                cur = nxt
+                cur = _dotdot_peek(kernel, proc, cur)
                 if last:
                     return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
                 continue
-            vp = _lookup_one(kernel, cur, name)
+            vp = _lookup_peek(kernel, cur, name)
             if vp is None:
                 if last and want_parent:
-                    if trailing and op == CREATE:
-                        pass  # mkdir("a/") creates; the caller decides for others
-                    res = NameiResult(cur, None, name, trailing)
-                    cur = None  # type: ignore[assignment]
-                    return res
+                    return NameiResult(vc.vref(cur), None, name, trailing)
                 raise OSError(errno.ENOENT, f"no such file or directory: {name!r}")
             # A trailing slash makes a lookup follow a final symlink; a name that is about to be
             # created, removed or renamed is the link itself (Linux: rmdir("l/") is ENOTDIR).
             if vp.type == VLNK and (not last or follow or (trailing and op == LOOKUP)):
                 links += 1
                 if links > MAXSYMLINKS:
-                    vc.vrele(vp)
                     raise OSError(errno.ELOOP, "too many levels of symbolic links")
                 target = vp.mount.vop_readlink(vp)
-                vc.vrele(vp)
                 if not target:
                     raise OSError(errno.ENOENT, "empty symbolic link")
-                comps = [c for c in target.split(b"/") if c] + comps
+                more = [c for c in target.split(b"/") if c]
+                more.reverse()
+                comps.extend(more)
                 if target.endswith(b"/") and last:
                     trailing = True
                 if target.startswith(b"/"):
-                    vc.vrele(cur)
-                    cur = vc.vref(proc.root)
+                    cur = proc.root
                 continue
             if last:
                 if trailing and vp.type != VDIR and op != CREATE:  # creating: the caller's EEXIST
-                    vc.vrele(vp)
                     raise OSError(errno.ENOTDIR, "not a directory (trailing slash)")
                 if want_parent:
-                    res = NameiResult(cur, vp, name, trailing)
-                    cur = None  # type: ignore[assignment]
-                    return res
-                vc.vrele(cur)
-                cur = None  # type: ignore[assignment]
-                return NameiResult(None, vp, name, trailing)
-            vc.vrele(cur)
+                    return NameiResult(vc.vref(cur), vc.vref(vp), name, trailing)
+                return NameiResult(None, vc.vref(vp), name, trailing)
             cur = vp
     finally:
-        if cur is not None:
-            vc.vrele(cur)
+        vc.end_deferral()
 
 
 def _finish(kernel: Kernel, cur: Vnode, _unused: object, name: bytes, trailing: bool,
@@ -161,41 +155,48 @@ def _finish(kernel: Kernel, cur: Vnode, _unused: object, name: bytes, trailing: 
     """The last component was ``.`` or ``..``: fine to look up, never to create or remove."""
     if want_parent and op != LOOKUP:
         raise OSError(errno.EINVAL if op != CREATE else errno.EEXIST, f"{name!r} cannot be {op=}")
-    kernel.vcache.vref(cur)
-    return NameiResult(None, cur, name, trailing)
+    return NameiResult(None, kernel.vcache.vref(cur), name, trailing)
 
 
-def _dotdot(kernel: Kernel, proc: Proc, cur: Vnode) -> Vnode:
-    """The parent of ``cur``, crossing up out of mounted file systems; never above proc.root."""
-    vc = kernel.vcache
+def _dotdot_peek(kernel: Kernel, proc: Proc, cur: Vnode) -> Vnode:
+    """The parent of ``cur``, crossing up out of mounted file systems; never above proc.root.
+    Unreferenced: see ``VnodeCache.peek``."""
+    root = proc.root
     while True:
-        if cur is proc.root or (cur.mount is proc.root.mount and cur.ino == proc.root.ino):
-            return vc.vref(cur)
+        if cur is root or (cur.mount is root.mount and cur.ino == root.ino):
+            return cur
         mp = cur.mount
-        if cur.ino == mp.vfs_root_ino() and mp.covered is not None:
+        if mp.covered is not None and cur.ino == mp.vfs_root_ino():
             cur = mp.covered
             continue
         break
     ino = cur.mount.vop_lookup(cur, b"..")
-    return _cross_down(kernel, vc.vget(cur.mount, ino))
+    return _cross_down_peek(kernel, kernel.vcache.peek(cur.mount, ino))
 
 
-def _cross_down(kernel: Kernel, vp: Vnode) -> Vnode:
+def _dotdot(kernel: Kernel, proc: Proc, cur: Vnode) -> Vnode:
+    """``_dotdot_peek`` with a reference taken (for callers outside a lookup)."""
     vc = kernel.vcache
+    vc.defer += 1
+    try:
+        return vc.vref(_dotdot_peek(kernel, proc, cur))
+    finally:
+        vc.end_deferral()
+
+
+def _cross_down_peek(kernel: Kernel, vp: Vnode) -> Vnode:
     while vp.mountedhere is not None:
         mp = vp.mountedhere
-        root = vc.vget(mp, mp.vfs_root_ino())
-        vc.vrele(vp)
-        vp = root
+        vp = kernel.vcache.peek(mp, mp.vfs_root_ino())
     return vp
 
 
-def _lookup_one(kernel: Kernel, dvp: Vnode, name: bytes) -> Vnode | None:
+def _lookup_peek(kernel: Kernel, dvp: Vnode, name: bytes) -> Vnode | None:
     try:
         ino = dvp.mount.vop_lookup(dvp, name)
     except FileNotFoundError:
         return None
-    return _cross_down(kernel, kernel.vcache.vget(dvp.mount, ino))
+    return _cross_down_peek(kernel, kernel.vcache.peek(dvp.mount, ino))
 
 
 def lookup_parent_chain(kernel: Kernel, proc: Proc, vp: Vnode) -> list[Vnode]:

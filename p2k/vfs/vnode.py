@@ -42,6 +42,9 @@ class VnodeCache:
         self._table: dict[tuple[int, int], Vnode] = {}
         self._free: OrderedDict[tuple[int, int], Vnode] = OrderedDict()  # LRU: oldest first
         self.reclaims = 0
+        # While > 0 (a name lookup in progress) the cache is not trimmed, so the unreferenced
+        # directories a lookup walks through stay valid until it ends; see ``deferred_reclaim``.
+        self.defer = 0
 
     # ---- statistics ------------------------------------------------------------------------------
     @property
@@ -71,8 +74,31 @@ class VnodeCache:
         vp.usecount = 1
         self._table[key] = vp
         mp.busy += 1
-        self.reclaim_lru()
+        if not self.defer:
+            self.reclaim_lru()
         return vp
+
+    def peek(self, mp: Mount, ino: int) -> Vnode:
+        """An *unreferenced* vnode for ``ino`` of ``mp`` (loaded and cached as free on a miss),
+        for a walk that only passes through it. Valid only while reclaim is deferred (or until
+        the next vget/vrele); the caller takes ``vref`` to keep it."""
+        key = (id(mp), ino)
+        vp = self._table.get(key)
+        if vp is not None:
+            if not vp.usecount:
+                self._free.move_to_end(key)
+            return vp
+        data, vtype = mp.vfs_loadvnode(ino)
+        vp = Vnode(mp, ino, data, vtype)
+        self._table[key] = vp
+        self._free[key] = vp
+        mp.busy += 1
+        return vp
+
+    def end_deferral(self) -> None:
+        self.defer -= 1
+        if not self.defer:
+            self.reclaim_lru()
 
     def vref(self, vp: Vnode) -> Vnode:
         if vp.reclaimed:
@@ -96,7 +122,8 @@ class VnodeCache:
             self._reclaim(key, vp)
             return
         self._free[key] = vp
-        self.reclaim_lru()
+        if not self.defer:
+            self.reclaim_lru()
 
     # ---- reclaim ---------------------------------------------------------------------------------
     def _reclaim(self, key: tuple[int, int], vp: Vnode) -> None:
@@ -120,7 +147,8 @@ class VnodeCache:
         if n < 1:
             raise OSError(errno.EINVAL, f"kern.maxvnodes: invalid value {n}")
         self.maxvnodes = n
-        self.reclaim_lru()
+        if not self.defer:
+            self.reclaim_lru()
 
     def lookup_cached(self, mp: Mount, ino: int) -> Vnode | None:
         return self._table.get((id(mp), ino))
