@@ -64,7 +64,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
     The walk holds no references on the directories it passes through: the vnode cache defers
     its trimming until the walk ends (the kernel lock keeps everything else out), so a cached
     path costs a dict lookup per component and only the result is referenced."""
-    p = fspath(path)
+    p = path.encode("utf-8", "surrogateescape") if type(path) is str else fspath(path)
     if not p:
         raise OSError(errno.ENOENT, "empty path")
     if len(p) >= PATH_MAX:
@@ -91,6 +91,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
     comps = [c for c in p.split(b"/") if c]
     comps.reverse()  # popped from the end
     trailing = p[-1:] == b"/"
+    table, free = vc._table, vc._free
     vc.defer += 1
     try:
         while True:
@@ -117,7 +118,20 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 if last:
                     return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
                 continue
-            vp = _lookup_peek(kernel, cur, name)
+            # _lookup_peek inlined: this is the hot path of every path syscall.
+            try:
+                ino = mp.vop_lookup(cur, name)
+            except FileNotFoundError:
+                vp = None
+            else:
+                key = (id(mp), ino)
+                vp = table.get(key)
+                if vp is None:
+                    vp = vc.peek(mp, ino)
+                elif not vp.usecount:
+                    free.move_to_end(key)
+                if vp.mountedhere is not None:
+                    vp = _cross_down_peek(kernel, vp)
             if vp is None:
                 if last and want_parent:
                     return NameiResult(vc.vref(cur), None, name, trailing)

@@ -33,19 +33,17 @@ class TmpfsVnops:
     """Mixed into TmpfsMount; ``self`` is the mount."""
 
     def vop_getattr(self: TmpfsMount, vp: Vnode) -> Vattr:
-        n = _node(vp)
+        n: TmpNode = vp.data  # type: ignore[assignment]
         if n.pages is not None:
-            blocks = sum(len(p) for p in n.pages.values())
+            blocks = sum(map(len, n.pages.values()))
         elif n.dir is not None:
             blocks = len(n.dir.names) * DIRENT_OVERHEAD
         else:
             blocks = len(n.target)
-        return Vattr(
-            mode=n.mode, nlink=n.nlink, uid=n.uid, gid=n.gid, size=n.size, ino=n.ino, rdev=n.rdev,
-            atime_ns=n.atime_ns, mtime_ns=n.mtime_ns, ctime_ns=n.ctime_ns,
-            birthtime_ns=n.birthtime_ns, blocks=(blocks + 511) >> 9, blksize=4096,
-            flags=n.flags, gen=n.gen, fsid=self.fsid,
-        )
+        # Positional, in Vattr's field order (mode, nlink, uid, gid, size, ino, rdev, atime,
+        # mtime, ctime, birthtime, blocks, blksize, flags, gen, fsid): stat is a hot path.
+        return Vattr(n.mode, n.nlink, n.uid, n.gid, n.size, n.ino, n.rdev, n.atime_ns, n.mtime_ns,
+                     n.ctime_ns, n.birthtime_ns, (blocks + 511) >> 9, 4096, n.flags, n.gen, self.fsid)
 
     def vop_setattr(self: TmpfsMount, vp: Vnode, sa: SetAttr) -> None:
         n = _node(vp)
@@ -85,16 +83,16 @@ class TmpfsVnops:
 
     # ---- names -----------------------------------------------------------------------------------
     def vop_lookup(self: TmpfsMount, dvp: Vnode, name: bytes) -> int:
-        d = _node(dvp)
+        d: TmpNode = dvp.data  # type: ignore[assignment]
+        assert d.dir is not None
+        ent = d.dir.names.get(name)  # first: the hot path of every lookup ("." and ".." are never names)
+        if ent is not None:
+            return ent[0]
         if name == b"..":
             return d.parent
         if name == b".":
             return d.ino
-        assert d.dir is not None
-        ent = d.dir.names.get(name)
-        if ent is None:
-            raise OSError(errno.ENOENT, "no such entry")
-        return ent[0]
+        raise OSError(errno.ENOENT, "no such entry")
 
     def _enter(self: TmpfsMount, d: TmpNode, name: bytes, n: TmpNode) -> None:
         assert d.dir is not None
