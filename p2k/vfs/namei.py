@@ -118,7 +118,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 if last:
                     return _finish(kernel, cur, None, name, trailing, want_parent, op, dot=True)
                 continue
-            # _lookup_peek inlined: this is the hot path of every path syscall.
+            # One component, inlined: this is the hot path of every path syscall.
             try:
                 ino = mp.vop_lookup(cur, name)
             except FileNotFoundError:
@@ -203,14 +203,6 @@ def _cross_down_peek(kernel: Kernel, vp: Vnode) -> Vnode:
         mp = vp.mountedhere
         vp = kernel.vcache.peek(mp, mp.vfs_root_ino())
     return vp
-
-
-def _lookup_peek(kernel: Kernel, dvp: Vnode, name: bytes) -> Vnode | None:
-    try:
-        ino = dvp.mount.vop_lookup(dvp, name)
-    except FileNotFoundError:
-        return None
-    return _cross_down_peek(kernel, kernel.vcache.peek(dvp.mount, ino))
 
 
 def lookup_parent_chain(kernel: Kernel, proc: Proc, vp: Vnode) -> list[Vnode]:
