@@ -159,3 +159,15 @@ def test_ordered_device_defers_bwrite_and_writes_new_blocks_before_the_barrier()
     sb = bc.getblk(dev, 2 * BS, BS)
     bc.bwrite(sb, barrier=True)  # the clean flag: on stable storage at once
     assert dev.log[-2:] == [("write", 2 * BS, BS), ("fsync", 0, 0)]
+
+
+def test_leaving_ordered_mode_writes_what_it_deferred():
+    dev = RecordingDevice()
+    bc = BufCache(MemAccount(None))
+    bc.set_checkpoint(dev, lambda: bc.flush_dev(dev))
+    sb = bc.getblk(dev, 16 * BS, BS)
+    sb.data[:5] = b"clean"
+    bc.bwrite(sb)  # deferred while ordered
+    bc.set_checkpoint(dev, None)
+    bc.invalidate_dev(dev)
+    assert bytes(dev.mem[16 * BS:16 * BS + 5]) == b"clean"

@@ -75,7 +75,9 @@ class BufCache:
         """``fn`` brings ``dev``'s file system to a consistent state on disk (its full sync); memory
         pressure calls it instead of writing dirty metadata out of order."""
         if fn is None:
-            self._checkpoint.pop(dev.dev_id, None)
+            # Leaving ordered mode must not strand the writes it deferred.
+            if self._checkpoint.pop(dev.dev_id, None) is not None:
+                self.flush_dev(dev)
             self._new.pop(dev.dev_id, None)
         else:
             self._checkpoint[dev.dev_id] = fn
