@@ -6,6 +6,11 @@ the mount is ready: the parent waits on a pipe for "ready" or for the one-line r
 so a script that runs ``p2k mount`` can use the mount point at once. ``-f`` stays in the
 foreground. With no arguments it mounts the bundled demo image at ``./mnt``.
 
+``p2k mount --server URL PATH MOUNTPOINT`` exports the directory PATH of a running rump_server
+instead (the bridge as a remote client, p2k/puffs/remote.py); it takes ``ro``, ``allow_other``,
+``allow_root``, ``auto_unmount``, ``attr_timeout`` and ``ncpu`` (calls in flight at once), and
+``p2k umount`` ends it the same way, leaving the server running.
+
 Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other users in — needed for
 non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
 ``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); anything else goes to
@@ -45,6 +50,8 @@ def register(sub: Any) -> None:
                "(default: the run directory's mount-<hash>.stats); $P2K_MOUNT_LOG keeps the daemon's log.")
     add_image_args(p, image_optional=True)
     p.add_argument("-f", dest="foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("--server", metavar="URL", default=None,
+                   help="export PATH of the rump_server at URL instead of an image: --server URL PATH MOUNTPOINT")
     p.add_argument("mountpoint", nargs="?", help="host directory to mount on")
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="unmount a p2k mount and wait until its image is synced")
@@ -88,6 +95,16 @@ def check_mountpoint(mountpoint: str) -> None:
 
 # ---- mount ---------------------------------------------------------------------------------------
 def cmd_mount(args: argparse.Namespace) -> int:
+    if args.server is not None:
+        if args.image is None or args.mountpoint is None:
+            raise OSError(errno.EINVAL, "usage: p2k mount --server URL [-o opts] [-f] PATH MOUNTPOINT")
+        if args.drivespec is not None:
+            raise OSError(errno.EINVAL, "-d makes no sense with --server: the server has its own devices")
+        check_mountpoint(args.mountpoint)
+        if args.foreground:
+            serve(args, ready=lambda note: None)
+            return 0
+        return detach(args)
     demo = args.image is None and args.drivespec is None and args.mountpoint is None and args.fstype != "tmpfs"
     if demo:
         args.image = str(demo_image())
@@ -177,6 +194,46 @@ def quiet_stdio() -> None:
     os.close(out)
 
 
+REMOTE_OPTIONS = FUSE_OPTIONS | BRIDGE_OPTIONS | {"ro", "rw", "ncpu"}
+
+
+def serve_remote(args: argparse.Namespace, ready: Any) -> None:
+    """Connect to the server, export its PATH, serve until unmounted (runs in the daemon). The
+    connection is made before the FUSE mount, so a wrong URL or PATH fails ``p2k mount`` itself."""
+    from p2k.client import connect
+    from p2k.puffs.daemon import MountDaemon
+    from p2k.puffs.remote import RemotePort
+
+    opts = parse_mount_options(args.options or "")
+    unknown = sorted(set(opts) - REMOTE_OPTIONS)
+    if unknown:
+        raise OSError(errno.EINVAL, f"option {unknown[0]!r} does not apply to --server (the server mounts"
+                                    f" its file systems itself)")
+    fuse_opts = {"default_permissions", f"fsname=p2k:{args.server}:{args.image}", "subtype=p2k"}
+    fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
+    if "ro" in opts:
+        fuse_opts.add("ro")
+    client = connect(args.server, name="p2k mount")
+    try:
+        port = RemotePort(client, args.image, ncpu=int(opts.get("ncpu") or 4))
+    except OSError as e:
+        client.close()
+        err = e.errno or errno.EIO
+        raise OSError(err, f"{os.strerror(err)} (on the server {args.server})", args.image) from None
+    except BaseException:
+        client.close()
+        raise
+    daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0), make_port=lambda: port)
+    try:
+        daemon.run(lambda: ready(None))
+    except RuntimeError as e:
+        raise OSError(errno.EIO, f"FUSE mount failed ({e})", args.mountpoint) from None
+    finally:
+        if daemon.bridge is None:
+            port.close()
+
+
 def serve(args: argparse.Namespace, ready: Any) -> None:
     """Boot the kernel, mount the image, serve until unmounted (runs in the daemon)."""
     import logging
@@ -186,6 +243,9 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
 
     logging.basicConfig(level=logging.INFO if os.environ.get("RUMP_VERBOSE") else logging.WARNING,
                         format="p2k mount[%(process)d]: %(message)s")
+    if args.server is not None:
+        serve_remote(args, ready)
+        return
     opts = parse_mount_options(args.options or "")
     fuse_opts = {"default_permissions", "fsname=p2k:" + (args.image or args.fstype), "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}

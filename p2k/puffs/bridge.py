@@ -1,5 +1,9 @@
 """FUSE operations mapped onto the kernel's vnode operations (NetBSD ``lib/libp2k/p2k.c``).
 
+The bridge knows FUSE; what it asks of a kernel goes through a ``KernelPort`` (port.py): the
+kernel in this process (``LocalPort``) or one in a rump_server (``p2k.puffs.remote.RemotePort``),
+so a local image and a server's tree are exported by the same code.
+
 Every request runs in a worker thread (``trio.to_thread``) behind a capacity limiter of RUMP_NCPU
 tokens: at most that many requests are inside the kernel at once, and a long read holds one token
 and the kernel lock only per call, so ``stat`` on another file is answered between its chunks.
@@ -14,18 +18,15 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pyfuse3
 import trio
 
-from p2k.puffs import kernelops as ko
-from p2k.puffs.creds import CredCache
-from p2k.puffs.inodes import InodeMap
+from p2k.puffs.port import AttrChange, KernelPort, LocalPort
 from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE
-from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, Dirent, Vattr
+from p2k.vfs.vattr import Dirent, Vattr
 
 log = logging.getLogger("p2k.puffs")
 
@@ -35,49 +36,48 @@ READDIR_BATCH = 128
 # Reads and writes up to this size run inline like metadata calls (FUSE sends at most 128 KiB
 # per request, a few hundred microseconds of kernel work); anything larger goes to a thread.
 BULK_INLINE_MAX = 128 * 1024
-_OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 
 
 class Bridge(pyfuse3.Operations):
-    """One mounted kernel tree (the file system mounted at ``mountpath`` in ``kernel``)."""
+    """One exported tree: the file system mounted at ``mountpath`` in ``kernel``, or whatever
+    ``port`` serves (then ``kernel`` and ``mountpath`` are ignored)."""
 
     supports_dot_lookup = False  # no NFS export: ".." is never asked of us
     enable_writeback_cache = False  # the kernel's buffer cache is the one write-back cache
     enable_acl = False
 
-    def __init__(self, kernel: Any, mountpath: str = "/mnt", *, attr_timeout: float = 1.0) -> None:
+    def __init__(self, kernel: Any = None, mountpath: str = "/mnt", *, attr_timeout: float = 1.0,
+                 port: KernelPort | None = None) -> None:
         super().__init__()
-        self.k = kernel
-        self.rootvp = kernel.sys.lookup(mountpath, follow=True)
-        self.mp = self.rootvp.mount
-        self.inodes = InodeMap(self.mp.vfs_root_ino())
-        self.creds = CredCache(kernel)
-        self.limiter = trio.CapacityLimiter(kernel.params.ncpu)
+        self.port: KernelPort = port if port is not None else LocalPort(kernel, mountpath)
+        self.inodes = self.port.inodes
+        self.limiter = trio.CapacityLimiter(self.port.ncpu)
         self.attr_timeout = attr_timeout
-        self.openers: dict[int, Any] = {}  # fh → Syscalls of the process that opened it
         self.requests = 0
 
     # ---- plumbing --------------------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: Any, bulk: bool = False) -> T:
         """Run ``fn`` in the kernel. A short call (anything but bulk data) runs right here when
-        a CPU token and the kernel lock are free: a thread hop costs more than most metadata
+        a CPU token and the port's lock are free: a thread hop costs more than most metadata
         calls, and while the lock is free nothing else could run in the kernel anyway. Otherwise,
         and for bulk reads and writes, a worker thread waits its turn so the loop keeps taking
-        requests."""
+        requests. A port without a lock (a remote one, which blocks on its socket) always uses
+        a thread."""
         self.requests += 1
         try:
-            if not bulk:
+            lock = self.port.lock
+            if not bulk and lock is not None:
                 try:
                     self.limiter.acquire_nowait()
                 except trio.WouldBlock:
                     pass
                 else:
                     try:
-                        if self.k.lock.acquire(blocking=False):
+                        if lock.acquire(blocking=False):
                             try:
                                 return fn(*args)
                             finally:
-                                self.k.lock.release()
+                                lock.release()
                     finally:
                         self.limiter.release()
             return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
@@ -89,21 +89,12 @@ class Bridge(pyfuse3.Operations):
             log.exception("bug while serving %s", getattr(fn, "__name__", fn))
             raise pyfuse3.FUSEError(errno.EIO) from None
 
-    def _sys(self, ctx: pyfuse3.RequestContext) -> Any:
-        return self.creds.for_request(ctx.uid, ctx.gid, ctx.pid)
-
-    def _with_vnode(self, fino: int, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call."""
-        vp = ko.vget(self.k, self.mp, self.inodes.to_fs(fino))
-        try:
-            return fn(vp, *args)
-        finally:
-            with self.k.lock:
-                self.k.vcache.vrele(vp)
+    def _who(self, ctx: pyfuse3.RequestContext) -> Any:
+        return self.port.caller(ctx.uid, ctx.gid, ctx.pid)
 
     def entry(self, va: Vattr) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
-        e.st_ino = self.inodes.to_fuse(va.ino)
+        e.st_ino = self.inodes.node(va)
         e.generation = va.gen
         e.st_mode = va.mode
         e.st_nlink = va.nlink
@@ -120,179 +111,96 @@ class Bridge(pyfuse3.Operations):
         e.entry_timeout = self.attr_timeout
         return e
 
-    def _found(self, va: Vattr) -> pyfuse3.EntryAttributes:
-        """An entry reply: the host counts one more lookup of it."""
-        e = self.entry(va)
-        self.inodes.remember(e.st_ino)
-        return e
-
-    def _named_attr(self, s: Any, dvp: Any, name: bytes) -> Vattr:
-        vp = s.lookup(name, dir_fd=dvp, follow=False)
-        try:
-            return s.vgetattr(vp)
-        finally:
-            s.vrele(vp)
-
     # ---- names -----------------------------------------------------------------------------------
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
         if name in (b".", b"..") and parent_inode == pyfuse3.ROOT_INODE:
-            va = await self._run(ko.getattr_ino, self.k, self.mp, self.inodes.root_ino)
-        else:
-            try:
-                va = await self._run(self._with_vnode, parent_inode, lambda dvp: ko.lookup_attr(s, dvp, name))
-            except pyfuse3.FUSEError as e:
-                if e.errno != errno.ENOENT:
-                    raise
-                # A negative entry: the host caches the miss as long as a positive one, which
-                # spares the repeated misses of include paths and git's probes. Every creation
-                # comes through this mount, so the host drops the negative entry itself.
-                miss = pyfuse3.EntryAttributes()
-                miss.st_ino = 0
-                miss.entry_timeout = self.attr_timeout
-                return miss
-        return self._found(va)
+            va = await self._run(self.port.getattr, pyfuse3.ROOT_INODE)
+            self.inodes.remember(pyfuse3.ROOT_INODE)
+            return self.entry(va)
+        try:
+            va = await self._run(self.port.lookup, self._who(ctx), parent_inode, name)
+        except pyfuse3.FUSEError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            # A negative entry: the host caches the miss as long as a positive one, which
+            # spares the repeated misses of include paths and git's probes. Every creation
+            # comes through this mount, so the host drops the negative entry itself.
+            miss = pyfuse3.EntryAttributes()
+            miss.st_ino = 0
+            miss.entry_timeout = self.attr_timeout
+            return miss
+        return self.entry(va)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for fino, n in inode_list:
-            self.inodes.forget(fino, n)
+            self.port.forget(fino, n)
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        va = await self._run(ko.getattr_ino, self.k, self.mp, self.inodes.to_fs(inode))
-        return self.entry(va)
+        return self.entry(await self._run(self.port.getattr, inode))
 
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
-
-        def change(vp: Any) -> Vattr:
-            with self.k.lock:
-                if fields.update_uid or fields.update_gid:
-                    s.vchown(vp, attr.st_uid if fields.update_uid else -1, attr.st_gid if fields.update_gid else -1)
-                if fields.update_size:
-                    through_fd = fh is not None and ko.fd_writable(self.k, fh)
-                    s.vtruncate(vp, attr.st_size, fd=fh if through_fd else None)
-                if fields.update_mode:
-                    mode = attr.st_mode & 0o7777
-                    if not ko.clear_setid(s, vp, mode):
-                        s.vchmod(vp, mode)
-                if fields.update_atime or fields.update_mtime:
-                    a = attr.st_atime_ns if fields.update_atime else UTIME_OMIT
-                    m = attr.st_mtime_ns if fields.update_mtime else UTIME_OMIT
-                    va = s.vgetattr(vp)
-                    if ctx.uid not in (0, va.uid):
-                        # pyfuse3 turns UTIME_NOW into the time of day; the host kernel lets a
-                        # non-owner set times only to now, so that is what reached us.
-                        a = UTIME_NOW if fields.update_atime else UTIME_OMIT
-                        m = UTIME_NOW if fields.update_mtime else UTIME_OMIT
-                    s.vutimens(vp, a, m)
-                return s.vgetattr(vp)
-
-        va = await self._run(self._with_vnode, inode, change)
-        return self.entry(va)
+        change = AttrChange(
+            caller_uid=ctx.uid, fh=fh,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            mode=attr.st_mode & 0o7777 if fields.update_mode else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None)
+        return self.entry(await self._run(self.port.setattr, self._who(ctx), inode, change))
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        s = self._sys(ctx)
-        return await self._run(self._with_vnode, inode, s.vreadlink)
-
-    def _create_then_stat(self, parent: int, name: bytes, s: Any, make: Callable[[Any], object]) -> Vattr:
-        def run(dvp: Any) -> Vattr:
-            with self.k.lock:
-                make(dvp)
-                return self._named_attr(self.creds.root, dvp, name)
-
-        return self._with_vnode(parent, run)
+        return await self._run(self.port.readlink, self._who(ctx), inode)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
-        va = await self._run(self._create_then_stat, parent_inode, name, s,
-                             lambda dvp: s.mknod(name, mode, rdev, dir_fd=dvp))
-        return self._found(va)
+        return self.entry(await self._run(self.port.mknod, self._who(ctx), parent_inode, name, mode, rdev))
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
-        va = await self._run(self._create_then_stat, parent_inode, name, s,
-                             lambda dvp: s.mkdir(name, mode, dir_fd=dvp))
-        return self._found(va)
+        return self.entry(await self._run(self.port.mkdir, self._who(ctx), parent_inode, name, mode))
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
-        va = await self._run(self._create_then_stat, parent_inode, name, s,
-                             lambda dvp: s.symlink(target, name, dir_fd=dvp))
-        return self._found(va)
+        return self.entry(await self._run(self.port.symlink, self._who(ctx), parent_inode, name, target))
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        s = self._sys(ctx)
-
-        def run(vp: Any) -> Vattr:
-            return self._create_then_stat(new_parent_inode, new_name, s,
-                                          lambda dvp: s.vlink(vp, new_name, dvp))
-
-        va = await self._run(self._with_vnode, inode, run)
-        return self._found(va)
+        return self.entry(await self._run(self.port.link, self._who(ctx), inode, new_parent_inode, new_name))
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        s = self._sys(ctx)
-        await self._run(self._with_vnode, parent_inode, lambda dvp: s.unlink(name, dir_fd=dvp))
+        await self._run(self.port.unlink, self._who(ctx), parent_inode, name)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        s = self._sys(ctx)
-        await self._run(self._with_vnode, parent_inode, lambda dvp: s.rmdir(name, dir_fd=dvp))
+        await self._run(self.port.rmdir, self._who(ctx), parent_inode, name)
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
                      flags: int, ctx: pyfuse3.RequestContext) -> None:
-        s = self._sys(ctx)
         kflags = (RENAME_NOREPLACE if flags & pyfuse3.RENAME_NOREPLACE else 0) | \
                  (RENAME_EXCHANGE if flags & pyfuse3.RENAME_EXCHANGE else 0)
         if flags & ~(pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE):
             raise pyfuse3.FUSEError(errno.EINVAL)
-
-        def run(fdvp: Any) -> None:
-            self._with_vnode(parent_inode_new, lambda tdvp: s.rename(
-                name_old, name_new, kflags, src_dir_fd=fdvp, dst_dir_fd=tdvp))
-
-        await self._run(self._with_vnode, parent_inode_old, run)
+        await self._run(self.port.rename, self._who(ctx), parent_inode_old, name_old,
+                        parent_inode_new, name_new, kflags)
 
     # ---- files -----------------------------------------------------------------------------------
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        s = self._sys(ctx)
-        fd = await self._run(self._with_vnode, inode, lambda vp: s.vopen(vp, flags & ~_OPEN_IGNORED))
-        self.openers[fd] = s
+        fd = await self._run(self.port.open, self._who(ctx), inode, flags)
         # keep_cache: every change reaches the file through this mount, so the host's page cache
         # of it is never stale.
         return pyfuse3.FileInfo(fh=fd, keep_cache=True)
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        s = self._sys(ctx)
-
-        def run(dvp: Any) -> tuple[int, Vattr]:
-            with self.k.lock:
-                fd = s.open(name, (flags & ~os.O_NOCTTY) | os.O_CREAT, mode, dir_fd=dvp)
-                return fd, s.vgetattr(ko.fd_vnode(self.k, fd))
-
-        fd, va = await self._run(self._with_vnode, parent_inode, run)
-        self.openers[fd] = s
-        return pyfuse3.FileInfo(fh=fd, keep_cache=True), self._found(va)
+        fd, va = await self._run(self.port.create, self._who(ctx), parent_inode, name, mode, flags)
+        return pyfuse3.FileInfo(fh=fd, keep_cache=True), self.entry(va)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return await self._run(self.creds.root.pread, fh, size, off, bulk=size > BULK_INLINE_MAX)
+        return await self._run(self.port.read, fh, off, size, bulk=size > BULK_INLINE_MAX)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        # As the opener, so that a write by anyone but root clears set-uid/set-gid.
-        s = self.openers.get(fh, self.creds.root)
-
-        def run() -> int:
-            with self.k.lock:
-                if ko.fd_append(self.k, fh):
-                    return s.write(fh, buf)  # O_APPEND: at the end as the kernel sees it, atomically
-                return s.pwrite(fh, buf, off)
-
-        return await self._run(run, bulk=len(buf) > BULK_INLINE_MAX)
+        return await self._run(self.port.write, fh, off, buf, bulk=len(buf) > BULK_INLINE_MAX)
 
     async def flush(self, fh: int) -> None:
         """close(2) of one of possibly several descriptors: nothing to do, data is in the kernel's
@@ -301,31 +209,31 @@ class Bridge(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENOSYS)
 
     async def release(self, fh: int) -> None:
-        self.openers.pop(fh, None)
-        await self._run(self.creds.root.close, fh)
+        await self._run(self.port.release, fh)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._run(self.creds.root.fdatasync if datasync else self.creds.root.fsync, fh)
+        await self._run(self.port.fsync, fh, datasync)
 
     # ---- directories -----------------------------------------------------------------------------
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        s = self._sys(ctx)
-        return await self._run(self._with_vnode, inode, lambda vp: s.vopen(vp, os.O_RDONLY | os.O_DIRECTORY))
+        return await self._run(self.port.opendir, self._who(ctx), inode)
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         """Entries after cookie ``start_id``; the next id of each is the kernel's cookie, which
         stays valid across reclaim and concurrent changes. Stops when the reply buffer is full:
-        the host asks again from the last cookie it accepted."""
+        the host asks again from the last cookie it accepted. The port counted every entry as a
+        lookup; those that did not reach the host are taken back."""
         cookie = start_id
-        dir_fino = self.inodes.to_fuse((await self._run(ko.fd_vnode, self.k, fh)).ino)
+        dir_fino = await self._run(self.port.dir_node, fh)
         while True:
-            batch = await self._run(ko.readdir_plus, self.k, fh, cookie, READDIR_BATCH)
-            for d, va in batch:
+            batch = await self._run(self.port.readdir, fh, cookie, READDIR_BATCH)
+            for i, (d, va, _) in enumerate(batch):
                 e = self._dirent_attr(d, va, dir_fino)
                 if not pyfuse3.readdir_reply(token, d.name, e, d.cookie):
+                    for _, _, counted in batch[i:]:
+                        if counted is not None:
+                            self.port.forget(counted, 1, undo=True)
                     return
-                if d.name not in (b".", b".."):
-                    self.inodes.remember(e.st_ino)
                 cookie = d.cookie
             if len(batch) < READDIR_BATCH:
                 return
@@ -346,14 +254,14 @@ class Bridge(pyfuse3.Operations):
         return e
 
     async def releasedir(self, fh: int) -> None:
-        await self._run(self.creds.root.close, fh)
+        await self._run(self.port.releasedir, fh)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self._run(self.creds.root.fsync, fh)
+        await self._run(self.port.fsyncdir, fh)
 
     # ---- the file system -------------------------------------------------------------------------
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        sv = await self._run(self.creds.root.vstatvfs, self.rootvp)
+        sv = await self._run(self.port.statfs)
         out = pyfuse3.StatvfsData()
         out.f_bsize = sv.f_bsize
         out.f_frsize = sv.f_frsize
@@ -367,32 +275,27 @@ class Bridge(pyfuse3.Operations):
         return out
 
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        s = self._sys(ctx)
-        await self._run(self._with_vnode, inode, lambda vp: ko.access_vp(s, vp, mode))
+        await self._run(self.port.access, self._who(ctx), inode, mode)
         return True
 
     # ---- extended attributes (ENOTSUP unless the driver has them) --------------------------------
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self._with_vnode, inode, lambda vp: ko.xattr_call(self.k, vp, "get", name))
+        return await self._run(self.port.xattr, inode, "get", name)
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self._with_vnode, inode, lambda vp: ko.xattr_call(self.k, vp, "set", name, value))
+        await self._run(self.port.xattr, inode, "set", name, value)
 
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return await self._run(self._with_vnode, inode, lambda vp: ko.xattr_call(self.k, vp, "list"))
+        return await self._run(self.port.xattr, inode, "list")
 
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self._with_vnode, inode, lambda vp: ko.xattr_call(self.k, vp, "delete", name))
+        await self._run(self.port.xattr, inode, "delete", name)
 
     # ---- life cycle ------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         return {"fuse_known_inodes": len(self.inodes), "fuse_forgets": self.inodes.forgets,
-                "fuse_open_handles": len(self.openers), "fuse_requests": self.requests}
+                "fuse_requests": self.requests, **self.port.stats()}
 
     def close(self) -> None:
         """Drop what the bridge holds so that the kernel can unmount cleanly."""
-        with self.k.lock:
-            if self.rootvp is not None and not self.rootvp.reclaimed:
-                self.k.vcache.vrele(self.rootvp)
-            self.rootvp = None
-        self.creds.close()
+        self.port.close()

@@ -32,6 +32,7 @@ import pyfuse3
 import trio
 
 from p2k.puffs.bridge import Bridge
+from p2k.puffs.port import KernelPort
 
 log = logging.getLogger("p2k.puffs")
 
@@ -96,11 +97,16 @@ class RunDir:
 
 
 class MountDaemon:
-    """Serves one kernel's mounted tree at a host mount point."""
+    """Serves one kernel's mounted tree at a host mount point: ``kernel_path`` in ``kernel`` (this
+    process's kernel, halted when the daemon ends), or whatever ``make_port`` returns (a server's
+    tree: then ``kernel`` is None, and ending the daemon releases the connection, not the server).
+    The port is made inside ``run`` so that a failure to make it still halts the kernel."""
 
     def __init__(self, kernel: Any, kernel_path: str, mountpoint: str, fuse_options: set[str], *,
-                 rundir: RunDir | None = None, stats_file: str | None = None, attr_timeout: float = 1.0) -> None:
+                 rundir: RunDir | None = None, stats_file: str | None = None, attr_timeout: float = 1.0,
+                 make_port: Callable[[], KernelPort] | None = None) -> None:
         self.kernel = kernel
+        self.make_port = make_port
         self.kernel_path = kernel_path
         self.mountpoint = os.path.abspath(mountpoint)
         self.fuse_options = fuse_options
@@ -117,7 +123,8 @@ class MountDaemon:
         lockfd = self.rundir.claim(self.mountpoint)
         mounted = False
         try:
-            self.bridge = Bridge(self.kernel, self.kernel_path, attr_timeout=self.attr_timeout)
+            port = self.make_port() if self.make_port is not None else None
+            self.bridge = Bridge(self.kernel, self.kernel_path, attr_timeout=self.attr_timeout, port=port)
             pyfuse3.init(self.bridge, self.mountpoint, self.fuse_options)
             mounted = True
             trio.run(self._main, on_ready)
@@ -127,7 +134,8 @@ class MountDaemon:
                     pyfuse3.close(unmount=self.signalled)
             if self.bridge is not None:
                 self.bridge.close()
-            self.kernel.halt()
+            if self.kernel is not None:
+                self.kernel.halt()
             with contextlib.suppress(OSError):
                 os.unlink(self.rundir.path(self.mountpoint))
             os.close(lockfd)
@@ -155,12 +163,12 @@ class MountDaemon:
         while True:
             await trio.sleep(SYNC_INTERVAL)
             try:
-                await trio.to_thread.run_sync(self.kernel.sync_all, limiter=self.bridge.limiter)
+                await trio.to_thread.run_sync(self.bridge.port.sync, limiter=self.bridge.limiter)
             except OSError as e:
                 log.error("periodic sync failed: %s", e)
 
     def stats(self) -> dict[str, int]:
-        out = dict(self.kernel.stats())
+        out = dict(self.kernel.stats()) if self.kernel is not None else {}
         if self.bridge is not None:
             out.update(self.bridge.stats())
         return out

@@ -13,6 +13,12 @@ and the number of names the host remembers shows in the statistics.
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p2k.vfs.vattr import Vattr
+
 FUSE_ROOT = 1
 
 
@@ -21,6 +27,8 @@ class InodeMap:
         self.root_ino = root_ino
         self.nlookup: dict[int, int] = {}
         self.forgets = 0
+        # Ports count lookups in worker threads while forgets arrive on the event loop.
+        self.lock = threading.Lock()
 
     def to_fuse(self, ino: int) -> int:
         """The node id the host sees for inode ``ino``."""
@@ -30,21 +38,31 @@ class InodeMap:
             return self.root_ino
         return ino
 
+    def node(self, va: Vattr) -> int:
+        """The node id for a file with attributes ``va`` (its inode number, mapped)."""
+        return self.to_fuse(va.ino)
+
     def to_fs(self, fino: int) -> int:
         """The file system's inode number for a node id (the mapping is its own inverse)."""
         return self.to_fuse(fino)
 
     def remember(self, fino: int, n: int = 1) -> None:
         """The host now holds ``n`` more lookups of ``fino`` (lookup, create, readdirplus)."""
-        self.nlookup[fino] = self.nlookup.get(fino, 0) + n
+        with self.lock:
+            self.nlookup[fino] = self.nlookup.get(fino, 0) + n
 
-    def forget(self, fino: int, n: int) -> None:
-        left = self.nlookup.get(fino, 0) - n
-        self.forgets += 1
-        if left > 0:
-            self.nlookup[fino] = left
-        else:
+    def forget(self, fino: int, n: int, *, undo: bool = False) -> bool:
+        """The host dropped ``n`` lookups (``undo``: a counted entry never reached it, such as a
+        readdirplus entry that did not fit the reply). True if nothing remembers ``fino`` now."""
+        with self.lock:
+            left = self.nlookup.get(fino, 0) - n
+            if not undo:
+                self.forgets += 1
+            if left > 0:
+                self.nlookup[fino] = left
+                return False
             self.nlookup.pop(fino, None)
+            return True
 
     def __len__(self) -> int:
         return len(self.nlookup)

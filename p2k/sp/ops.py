@@ -31,12 +31,15 @@ SYSCALLS: tuple[str, ...] = (
     "vreadlink", "vchmod", "vchown", "vutimens", "vtruncate", "vfsync",
     # appended later (numbers above never move)
     "vlink",
+    # the FUSE bridge as a remote client (p2k/sp/bridgeops.py)
+    "vlookup", "vreaddirplus", "vcreate", "vrelev",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
 NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
 
 RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref"})
+# (vlookup, vreaddirplus and vcreate return handles inside their results; bridgeops makes them.)
 """Calls whose result is a vnode: the server gives the client a new handle for it instead."""
 
 # Flags of reboot(2) as rump.halt sends them (NetBSD's values).

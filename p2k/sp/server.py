@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from p2k.sp import protocol as P
 from p2k.sp.argcheck import check_args
+from p2k.sp.bridgeops import BRIDGE_OPS
 from p2k.sp.ops import (
     NAME_OF,
     OP_HALT,
@@ -210,10 +211,16 @@ class Connection:
         assert sys is not None
         if name == "vrele":
             return self._drop_handle(args[0] if args else kwargs.get("vp"))
+        if name == "vrelev":
+            return BRIDGE_OPS[name](self, args, kwargs)
         args = [self._vnode(a) if type(a) is P.Handle else a for a in args]
         for key, value in kwargs.items():
             if type(value) is P.Handle:
                 kwargs[key] = self._vnode(value)
+        bridge_op = BRIDGE_OPS.get(name)
+        if bridge_op is not None:
+            with self.server.kernel.cpus:
+                return bridge_op(self, args, kwargs)
         if name == "mount" and len(args) > 3 and isinstance(args[3], dict):
             args[3].pop("device", None)  # the kernel's own slot, filled from the fspec key
         if isinstance(kwargs.get("data"), dict):

@@ -1,0 +1,292 @@
+"""What the FUSE bridge needs from a kernel, behind one small interface (``KernelPort``).
+
+The bridge (``bridge.py``) speaks FUSE: node ids, entry replies, negative entries, readdir
+buffers, errno. Everything that touches a kernel goes through a port, so the same bridge serves a
+kernel in this process (``LocalPort``, vnodes by inode number through ``kernelops``) and a kernel
+in a ``rump_server`` (``p2k.puffs.remote.RemotePort``, vnode handles over ``p2k.client``).
+
+Ports name files by FUSE node id (``fino``) and count the host's lookups themselves, inside the
+call that found the file: a remote port holds a handle per remembered node and must never see a
+``forget`` overtake the lookup that it undoes, which counting in the same locked step rules out.
+A port's methods are synchronous and may block; the bridge runs them in worker threads (or inline,
+under ``port.lock``, when that lock is free — the local kernel's fast path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from p2k.puffs import kernelops as ko
+from p2k.puffs.creds import CredCache
+from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, Dirent, Vattr
+
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
+
+
+@dataclass(slots=True)
+class AttrChange:
+    """One FUSE setattr: None leaves a field alone. ``fh`` is the file handle it came with, if any;
+    ``caller_uid`` decides how times are set (see ``times``)."""
+
+    caller_uid: int
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None
+    mode: int | None = None
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+    fh: int | None = None
+
+    def times(self, owner_uid: int) -> tuple[int, int] | None:
+        """(atime, mtime) for utimens, or None if neither changes. pyfuse3 turns UTIME_NOW into
+        the time of day; the host kernel lets a non-owner set times only to now, so that is what
+        reached us when the caller is neither root nor the owner."""
+        if self.atime_ns is None and self.mtime_ns is None:
+            return None
+        if self.caller_uid not in (0, owner_uid):
+            return (UTIME_NOW if self.atime_ns is not None else UTIME_OMIT,
+                    UTIME_NOW if self.mtime_ns is not None else UTIME_OMIT)
+        return (self.atime_ns if self.atime_ns is not None else UTIME_OMIT,
+                self.mtime_ns if self.mtime_ns is not None else UTIME_OMIT)
+
+
+class KernelPort(Protocol):
+    """The operations of a kernel the bridge uses. ``who`` is whatever ``caller`` returned for a
+    request's credentials; node ids are FUSE's (root = 1); errors are ``OSError`` with the errno
+    the host should see. Methods that return a ``Vattr`` for a name count one host lookup of it."""
+
+    lock: Any  # a lock to try for running a call inline, or None: always use a worker thread
+    ncpu: int  # how many calls may run at once
+    inodes: InodeMap
+
+    def caller(self, uid: int, gid: int, pid: int) -> Any: ...
+    def getattr(self, fino: int) -> Vattr: ...
+    def lookup(self, who: Any, parent: int, name: bytes) -> Vattr: ...
+    def forget(self, fino: int, n: int, *, undo: bool = False) -> None: ...
+    def setattr(self, who: Any, fino: int, change: AttrChange) -> Vattr: ...
+    def readlink(self, who: Any, fino: int) -> bytes: ...
+    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr: ...
+    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr: ...
+    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr: ...
+    def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr: ...
+    def unlink(self, who: Any, parent: int, name: bytes) -> None: ...
+    def rmdir(self, who: Any, parent: int, name: bytes) -> None: ...
+    def rename(self, who: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None: ...
+    def open(self, who: Any, fino: int, flags: int) -> int: ...
+    def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]: ...
+    def read(self, fh: int, off: int, size: int) -> bytes: ...
+    def write(self, fh: int, off: int, buf: bytes) -> int: ...
+    def release(self, fh: int) -> None: ...
+    def fsync(self, fh: int, datasync: bool) -> None: ...
+    def opendir(self, who: Any, fino: int) -> int: ...
+    def dir_node(self, fh: int) -> int: ...
+    def readdir(self, fh: int, cookie: int, limit: int) -> list[tuple[Dirent, Vattr | None, int | None]]:
+        """Up to ``limit`` entries after ``cookie``, each with its attributes if known and the node
+        id it was counted under (None for ``.`` and ``..``, which the host does not count)."""
+    def releasedir(self, fh: int) -> None: ...
+    def fsyncdir(self, fh: int) -> None: ...
+    def statfs(self) -> os.statvfs_result: ...
+    def access(self, who: Any, fino: int, mode: int) -> None: ...
+    def xattr(self, fino: int, op: str, *args: bytes) -> Any: ...
+    def sync(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+_OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
+
+
+class LocalPort:
+    """A kernel in this process, the file system mounted at ``mountpath``. Node ids are inode
+    numbers (``InodeMap``) and no vnode is held between requests: each call gets its vnode from
+    the cache by number (``kernelops.vget``), so the kernel's vnode cache stays bounded however
+    many names the host remembers. Requests act as their caller, one kernel process per
+    credential (``CredCache``), so the kernel applies every permission rule itself."""
+
+    def __init__(self, kernel: Kernel, mountpath: str = "/mnt") -> None:
+        self.k = kernel
+        self.lock = kernel.lock
+        self.ncpu = kernel.params.ncpu
+        self.rootvp: Any = kernel.sys.lookup(mountpath, follow=True)
+        self.mp = self.rootvp.mount
+        self.inodes = InodeMap(self.mp.vfs_root_ino())
+        self.creds = CredCache(kernel)
+        self.openers: dict[int, Any] = {}  # fh → Syscalls of the process that opened it
+
+    # ---- plumbing --------------------------------------------------------------------------------
+    def caller(self, uid: int, gid: int, pid: int) -> Any:
+        return self.creds.for_request(uid, gid, pid)
+
+    def _with_vnode(self, fino: int, fn: Any, *args: Any) -> Any:
+        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call."""
+        vp = ko.vget(self.k, self.mp, self.inodes.to_fs(fino))
+        try:
+            return fn(vp, *args)
+        finally:
+            with self.k.lock:
+                self.k.vcache.vrele(vp)
+
+    def _counted(self, va: Vattr) -> Vattr:
+        self.inodes.remember(self.inodes.to_fuse(va.ino))
+        return va
+
+    def _create_then_stat(self, parent: int, name: bytes, make: Any) -> Vattr:
+        def run(dvp: Any) -> Vattr:
+            with self.k.lock:
+                make(dvp)
+                s = self.creds.root
+                vp = s.lookup(name, dir_fd=dvp, follow=False)
+                try:
+                    return self._counted(s.vgetattr(vp))
+                finally:
+                    s.vrele(vp)
+
+        return self._with_vnode(parent, run)  # type: ignore[no-any-return]
+
+    # ---- names -----------------------------------------------------------------------------------
+    def getattr(self, fino: int) -> Vattr:
+        return ko.getattr_ino(self.k, self.mp, self.inodes.to_fs(fino))
+
+    def lookup(self, who: Any, parent: int, name: bytes) -> Vattr:
+        return self._counted(self._with_vnode(parent, lambda dvp: ko.lookup_attr(who, dvp, name)))
+
+    def forget(self, fino: int, n: int, *, undo: bool = False) -> None:
+        self.inodes.forget(fino, n, undo=undo)
+
+    def setattr(self, who: Any, fino: int, change: AttrChange) -> Vattr:
+        s = who
+
+        def run(vp: Any) -> Vattr:
+            with self.k.lock:
+                if change.uid is not None or change.gid is not None:
+                    s.vchown(vp, -1 if change.uid is None else change.uid, -1 if change.gid is None else change.gid)
+                if change.size is not None:
+                    through_fd = change.fh is not None and ko.fd_writable(self.k, change.fh)
+                    s.vtruncate(vp, change.size, fd=change.fh if through_fd else None)
+                if change.mode is not None:
+                    if not ko.clear_setid(s, vp, change.mode):
+                        s.vchmod(vp, change.mode)
+                times = change.times(s.vgetattr(vp).uid)
+                if times is not None:
+                    s.vutimens(vp, *times)
+                return s.vgetattr(vp)  # type: ignore[no-any-return]
+
+        return self._with_vnode(fino, run)  # type: ignore[no-any-return]
+
+    def readlink(self, who: Any, fino: int) -> bytes:
+        return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
+
+    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
+        return self._create_then_stat(parent, name, lambda dvp: who.mknod(name, mode, rdev, dir_fd=dvp))
+
+    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
+        return self._create_then_stat(parent, name, lambda dvp: who.mkdir(name, mode, dir_fd=dvp))
+
+    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
+        return self._create_then_stat(parent, name, lambda dvp: who.symlink(target, name, dir_fd=dvp))
+
+    def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
+        def run(vp: Any) -> Vattr:
+            return self._create_then_stat(parent, name, lambda dvp: who.vlink(vp, name, dvp))
+
+        return self._with_vnode(fino, run)  # type: ignore[no-any-return]
+
+    def unlink(self, who: Any, parent: int, name: bytes) -> None:
+        self._with_vnode(parent, lambda dvp: who.unlink(name, dir_fd=dvp))
+
+    def rmdir(self, who: Any, parent: int, name: bytes) -> None:
+        self._with_vnode(parent, lambda dvp: who.rmdir(name, dir_fd=dvp))
+
+    def rename(self, who: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None:
+        def run(fdvp: Any) -> None:
+            self._with_vnode(new_parent, lambda tdvp: who.rename(
+                name, new_name, flags, src_dir_fd=fdvp, dst_dir_fd=tdvp))
+
+        self._with_vnode(parent, run)
+
+    # ---- files -----------------------------------------------------------------------------------
+    def open(self, who: Any, fino: int, flags: int) -> int:
+        fd: int = self._with_vnode(fino, lambda vp: who.vopen(vp, flags & ~_OPEN_IGNORED))
+        self.openers[fd] = who
+        return fd
+
+    def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
+        def run(dvp: Any) -> tuple[int, Vattr]:
+            with self.k.lock:
+                fd = who.open(name, (flags & ~os.O_NOCTTY) | os.O_CREAT, mode, dir_fd=dvp)
+                return fd, self._counted(who.vgetattr(ko.fd_vnode(self.k, fd)))
+
+        fd, va = self._with_vnode(parent, run)
+        self.openers[fd] = who
+        return fd, va
+
+    def read(self, fh: int, off: int, size: int) -> bytes:
+        return self.creds.root.pread(fh, size, off)  # type: ignore[no-any-return]
+
+    def write(self, fh: int, off: int, buf: bytes) -> int:
+        # As the opener, so that a write by anyone but root clears set-uid/set-gid.
+        s = self.openers.get(fh, self.creds.root)
+        with self.k.lock:
+            if ko.fd_append(self.k, fh):
+                return s.write(fh, buf)  # type: ignore[no-any-return]  # O_APPEND: at the end, atomically
+            return s.pwrite(fh, buf, off)  # type: ignore[no-any-return]
+
+    def release(self, fh: int) -> None:
+        self.openers.pop(fh, None)
+        self.creds.root.close(fh)
+
+    def fsync(self, fh: int, datasync: bool) -> None:
+        (self.creds.root.fdatasync if datasync else self.creds.root.fsync)(fh)
+
+    # ---- directories -----------------------------------------------------------------------------
+    def opendir(self, who: Any, fino: int) -> int:
+        return self._with_vnode(fino, lambda vp: who.vopen(vp, os.O_RDONLY | os.O_DIRECTORY))  # type: ignore[no-any-return]
+
+    def dir_node(self, fh: int) -> int:
+        return self.inodes.to_fuse(ko.fd_vnode(self.k, fh).ino)
+
+    def readdir(self, fh: int, cookie: int, limit: int) -> list[tuple[Dirent, Vattr | None, int | None]]:
+        out: list[tuple[Dirent, Vattr | None, int | None]] = []
+        for d, va in ko.readdir_plus(self.k, fh, cookie, limit):
+            fino = None
+            if d.name not in (b".", b".."):
+                fino = self.inodes.to_fuse(d.ino)
+                self.inodes.remember(fino)
+            out.append((d, va, fino))
+        return out
+
+    def releasedir(self, fh: int) -> None:
+        self.creds.root.close(fh)
+
+    def fsyncdir(self, fh: int) -> None:
+        self.creds.root.fsync(fh)
+
+    # ---- the file system -------------------------------------------------------------------------
+    def statfs(self) -> os.statvfs_result:
+        return self.creds.root.vstatvfs(self.rootvp)  # type: ignore[no-any-return]
+
+    def access(self, who: Any, fino: int, mode: int) -> None:
+        self._with_vnode(fino, lambda vp: ko.access_vp(who, vp, mode))
+
+    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
+        return self._with_vnode(fino, lambda vp: ko.xattr_call(self.k, vp, op, *args))
+
+    def sync(self) -> None:
+        self.k.sync_all()
+
+    def stats(self) -> dict[str, int]:
+        return {"fuse_open_handles": len(self.openers)}
+
+    def close(self) -> None:
+        """Drop what the port holds so that the kernel can unmount cleanly."""
+        with self.k.lock:
+            if self.rootvp is not None and not self.rootvp.reclaimed:
+                self.k.vcache.vrele(self.rootvp)
+            self.rootvp = None
+        self.creds.close()
+
+__all__ = ["FUSE_ROOT", "AttrChange", "KernelPort", "LocalPort"]

@@ -1,0 +1,344 @@
+"""The bridge as a remote client: a rump_server's tree exported through FUSE (``p2k mount --server``).
+
+``RemotePort`` serves the bridge over one ``p2k.client`` connection. A server names files only by
+vnode handles (docs/protocol.md), so the port holds one handle per node id the host remembers and
+gives it back when the host forgets the node — the way the local port would hold vnodes if it
+could not load them by inode number. Node ids are the server's inode numbers (root swapped with
+1, as locally); a file of another file system mounted below PATH gets a node id of its own above
+``FOREIGN_BASE``, since its inode number may repeat one of the exported file system's.
+
+Round trips: FUSE's lookup, READDIRPLUS and create each map to one server call (``vlookup``,
+``vreaddirplus``, ``vcreate`` of p2k/sp/bridgeops.py) that returns handles and attributes
+together; a duplicate handle (a name looked up again while its node is remembered) and the handles
+of forgotten nodes are given back in batches with ``vrelev`` rather than one call each. Calls run
+in worker threads, several at once: the client pipelines them over the one connection.
+
+Credentials: the protocol sets a connection's credentials once, at the handshake, so every call
+runs as the connection's server process — root unless ``uid``/``gid`` were asked for. The host
+kernel applies the permission rules (the bridge always mounts with ``default_permissions``), and a
+file made by a non-root caller is given to that caller (and to its group unless the directory is
+set-gid), as a kernel acting with the caller's credentials would. What root-on-the-server does not
+reproduce: a write by a non-owner does not clear set-uid/set-gid bits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import threading
+from typing import Any
+
+from p2k.client import Client, Handle
+from p2k.puffs.creds import proc_groups
+from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.puffs.port import AttrChange
+from p2k.vfs.lwproc import Cred
+from p2k.vfs.perm import W_OK, can_access
+from p2k.vfs.vattr import Dirent, Vattr
+
+FOREIGN_BASE = 1 << 56
+"""Node ids of files on other file systems than the exported one start here."""
+SPARE_BATCH = 64
+"""Handles to give back are sent in one ``vrelev`` once this many wait (or before a change)."""
+_OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
+
+
+class RemoteInodes(InodeMap):
+    """Node ids for a server's files: inode numbers of the exported file system, mapped as the
+    local bridge maps them, and numbers of their own for files of file systems mounted below."""
+
+    def __init__(self, root_ino: int, fsid: int) -> None:
+        super().__init__(root_ino)
+        self.fsid = fsid
+        self.foreign: dict[tuple[int, int], int] = {}
+
+    def node(self, va: Vattr) -> int:
+        if va.fsid == self.fsid:
+            return self.to_fuse(va.ino)
+        with self.lock:
+            fino = self.foreign.get((va.fsid, va.ino))
+            if fino is None:
+                fino = self.foreign[(va.fsid, va.ino)] = FOREIGN_BASE + len(self.foreign)
+            return fino
+
+
+class RemotePort:
+    """A ``KernelPort`` over a connection to a p2k server, exporting the tree at ``path`` there."""
+
+    lock = None  # every call blocks on the socket: always in a worker thread
+
+    def __init__(self, client: Client, path: str | bytes, *, ncpu: int = 4, own_client: bool = True) -> None:
+        self.c = client
+        self.s: Any = client.sys
+        self.own_client = own_client
+        self.ncpu = ncpu
+        self.s.umask(0)  # the host kernel already applied the caller's umask to every mode
+        self.root: Handle = self.s.lookup(path, follow=True)
+        va = self.s.vgetattr(self.root)
+        if stat_mod.S_IFMT(va.mode) != stat_mod.S_IFDIR:
+            self.s.vrele(self.root)
+            raise OSError(errno.ENOTDIR, "not a directory on the server", os.fsdecode(path))
+        self.inodes = RemoteInodes(va.ino, va.fsid)
+        self.handles: dict[int, Handle] = {FUSE_ROOT: self.root}  # node id → the handle behind it
+        self.spare: list[Handle] = []  # handles to give back to the server
+        self.spare_lock = threading.Lock()
+        self.files: dict[int, int] = {}  # open file fh (a server fd) → open flags
+        self.dirs: dict[int, int] = {}  # open directory fh → its node id
+        self.released = 0
+
+    # ---- handles ---------------------------------------------------------------------------------
+    def _h(self, fino: int) -> Handle:
+        h = self.handles.get(fino)
+        if h is None:
+            raise OSError(errno.ESTALE, f"node {fino} is not known to this mount")
+        return h
+
+    def _adopt(self, h: Handle, va: Vattr) -> int:
+        """Count one host lookup of the file ``h`` refers to; keep ``h`` as its handle unless the
+        node already has one (then ``h`` is given back later). Returns the node id."""
+        fino = self.inodes.node(va)
+        inodes = self.inodes
+        with inodes.lock:
+            if fino not in self.handles:
+                self.handles[fino] = h
+                h = None  # type: ignore[assignment]
+            inodes.nlookup[fino] = inodes.nlookup.get(fino, 0) + 1
+        if h is not None:
+            with self.spare_lock:
+                self.spare.append(h)
+        return fino
+
+    def forget(self, fino: int, n: int, *, undo: bool = False) -> None:
+        """Runs on the event loop: it never calls the server, it only queues the handle."""
+        with self.inodes.lock:
+            gone = self.inodes.nlookup.get(fino, 0) - n <= 0
+            h = self.handles.pop(fino, None) if gone and fino != FUSE_ROOT else None
+        self.inodes.forget(fino, n, undo=undo)
+        if h is not None:
+            with self.spare_lock:
+                self.spare.append(h)
+
+    def _give_back(self, force: bool = False) -> None:
+        """Send the queued handles back in one call; always before a change, so that the server's
+        vnode of a removed file is not kept alive by a handle nobody uses any more."""
+        with self.spare_lock:
+            if not self.spare or (not force and len(self.spare) < SPARE_BATCH):
+                return
+            batch, self.spare = self.spare, []
+        try:
+            self.released += self.s.vrelev(batch)
+        except OSError:
+            pass  # a handle the server already dropped: nothing left to give back
+
+    # ---- credentials ------------------------------------------------------------------------------
+    def caller(self, uid: int, gid: int, pid: int) -> Cred:
+        return Cred(uid, gid, () if uid == 0 else proc_groups(pid))
+
+    def _give_to(self, who: Cred, parent: int, h: Handle, va: Vattr) -> Vattr:
+        """A file made by a non-root caller belongs to the caller (its group: the directory's if
+        that is set-gid, as the server's own rule for new files has already chosen)."""
+        if who.uid == 0 and who.gid == 0:
+            return va
+        gid = who.gid
+        if gid != va.gid and self.s.vgetattr(self._h(parent)).mode & stat_mod.S_ISGID:
+            gid = -1
+        if va.uid == who.uid and gid in (-1, va.gid):
+            return va
+        self.s.vchown(h, who.uid, gid)
+        return self.s.vgetattr(h)  # type: ignore[no-any-return]
+
+    # ---- names -----------------------------------------------------------------------------------
+    def getattr(self, fino: int) -> Vattr:
+        return self.s.vgetattr(self._h(fino))  # type: ignore[no-any-return]
+
+    def lookup(self, who: Cred, parent: int, name: bytes) -> Vattr:
+        h, va = self.s.vlookup(self._h(parent), name)
+        self._adopt(h, va)
+        self._give_back()
+        return va  # type: ignore[no-any-return]
+
+    def setattr(self, who: Cred, fino: int, change: AttrChange) -> Vattr:
+        h = self._h(fino)
+        if change.uid is not None or change.gid is not None:
+            self.s.vchown(h, -1 if change.uid is None else change.uid, -1 if change.gid is None else change.gid)
+        if change.size is not None:
+            through_fd = change.fh is not None and self.files.get(change.fh, os.O_RDONLY) & os.O_ACCMODE != os.O_RDONLY
+            self.s.vtruncate(h, change.size, fd=change.fh if through_fd else None)
+        if change.mode is not None:
+            self.s.vchmod(h, change.mode)
+        if change.atime_ns is not None or change.mtime_ns is not None:
+            times = change.times(self.s.vgetattr(h).uid)
+            if times is not None:
+                self.s.vutimens(h, *times)
+        return self.s.vgetattr(h)  # type: ignore[no-any-return]
+
+    def readlink(self, who: Cred, fino: int) -> bytes:
+        return self.s.vreadlink(self._h(fino))  # type: ignore[no-any-return]
+
+    def _made(self, who: Cred, parent: int, name: bytes) -> Vattr:
+        h, va = self.s.vlookup(self._h(parent), name)
+        try:
+            va = self._give_to(who, parent, h, va)
+        except BaseException:
+            self.s.vrele(h)
+            raise
+        self._adopt(h, va)
+        return va  # type: ignore[no-any-return]
+
+    def mknod(self, who: Cred, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
+        self._give_back(force=True)
+        self.s.mknod(name, mode, rdev, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
+
+    def mkdir(self, who: Cred, parent: int, name: bytes, mode: int) -> Vattr:
+        self._give_back(force=True)
+        self.s.mkdir(name, mode, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
+
+    def symlink(self, who: Cred, parent: int, name: bytes, target: bytes) -> Vattr:
+        self._give_back(force=True)
+        self.s.symlink(target, name, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
+
+    def link(self, who: Cred, fino: int, parent: int, name: bytes) -> Vattr:
+        self._give_back(force=True)
+        self.s.vlink(self._h(fino), name, self._h(parent))
+        h, va = self.s.vlookup(self._h(parent), name)
+        self._adopt(h, va)
+        return va  # type: ignore[no-any-return]
+
+    def unlink(self, who: Cred, parent: int, name: bytes) -> None:
+        self._give_back(force=True)
+        self.s.unlink(name, dir_fd=self._h(parent))
+
+    def rmdir(self, who: Cred, parent: int, name: bytes) -> None:
+        self._give_back(force=True)
+        self.s.rmdir(name, dir_fd=self._h(parent))
+
+    def rename(self, who: Cred, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None:
+        self._give_back(force=True)
+        self.s.rename(name, new_name, flags, src_dir_fd=self._h(parent), dst_dir_fd=self._h(new_parent))
+
+    # ---- files -----------------------------------------------------------------------------------
+    def open(self, who: Cred, fino: int, flags: int) -> int:
+        flags &= ~_OPEN_IGNORED
+        fd: int = self.s.vopen(self._h(fino), flags)
+        self.files[fd] = flags
+        return fd
+
+    def create(self, who: Cred, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
+        self._give_back(force=True)
+        flags &= ~os.O_NOCTTY
+        fd, h, va = self.s.vcreate(self._h(parent), name, flags, mode)
+        try:
+            va = self._give_to(who, parent, h, va)
+        except BaseException:
+            self.s.vrele(h)
+            self.s.close(fd)
+            raise
+        self._adopt(h, va)
+        self.files[fd] = flags
+        return fd, va
+
+    def read(self, fh: int, off: int, size: int) -> bytes:
+        return self.s.pread(fh, size, off)  # type: ignore[no-any-return]
+
+    def write(self, fh: int, off: int, buf: bytes) -> int:
+        if self.files.get(fh, 0) & os.O_APPEND:
+            return self.s.write(fh, buf)  # type: ignore[no-any-return]  # at the end as the server sees it
+        return self.s.pwrite(fh, buf, off)  # type: ignore[no-any-return]
+
+    def release(self, fh: int) -> None:
+        self.files.pop(fh, None)
+        self.s.close(fh)
+
+    def fsync(self, fh: int, datasync: bool) -> None:
+        (self.s.fdatasync if datasync else self.s.fsync)(fh)
+
+    # ---- directories -----------------------------------------------------------------------------
+    def opendir(self, who: Cred, fino: int) -> int:
+        fd: int = self.s.vopen(self._h(fino), os.O_RDONLY | os.O_DIRECTORY)
+        self.dirs[fd] = fino
+        return fd
+
+    def dir_node(self, fh: int) -> int:
+        fino = self.dirs.get(fh)
+        if fino is None:
+            raise OSError(errno.EBADF, "not an open directory")
+        return fino
+
+    def readdir(self, fh: int, cookie: int, limit: int) -> list[tuple[Dirent, Vattr | None, int | None]]:
+        out: list[tuple[Dirent, Vattr | None, int | None]] = []
+        for d, h, va in self.s.vreaddirplus(self._h(self.dir_node(fh)), cookie, limit):
+            if d.name in (b".", b".."):
+                out.append((d, None, None))
+            elif h is not None:
+                out.append((d, va, self._adopt(h, va)))
+            else:
+                fino = self.inodes.to_fuse(d.ino)  # listed without attributes; the host counts it
+                self.inodes.remember(fino)
+                out.append((d, None, fino))
+        self._give_back()
+        return out
+
+    def releasedir(self, fh: int) -> None:
+        self.dirs.pop(fh, None)
+        self.s.close(fh)
+
+    def fsyncdir(self, fh: int) -> None:
+        self.s.fsync(fh)
+
+    # ---- the file system -------------------------------------------------------------------------
+    def statfs(self) -> os.statvfs_result:
+        return self.s.vstatvfs(self.root)  # type: ignore[no-any-return]
+
+    def access(self, who: Cred, fino: int, mode: int) -> None:
+        """access(2) as the caller, from the attributes (the server process is not the caller)."""
+        va = self.s.vgetattr(self._h(fino))
+        if mode & 7 and not can_access(who, va, mode & 7):
+            raise OSError(errno.EACCES, "permission denied")
+        if mode & W_OK and stat_mod.S_IFMT(va.mode) in (stat_mod.S_IFREG, stat_mod.S_IFDIR):
+            if self.s.vstatvfs(self._h(fino)).f_flag & os.ST_RDONLY:
+                raise OSError(errno.EROFS, "read-only file system")
+
+    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
+        raise OSError(errno.ENOTSUP, "extended attributes are not served remotely")
+
+    def sync(self) -> None:
+        """Nothing to do periodically: the data lives in the server, not in this daemon."""
+        self._give_back()
+
+    def stats(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        try:
+            out.update(self.c.stats())
+        except OSError:
+            pass
+        out.update(fuse_open_handles=len(self.files), remote_handles=len(self.handles),
+                   remote_handles_released=self.released)
+        return out
+
+    def close(self) -> None:
+        """Give back every handle and descriptor, sync the server's file systems (so that when
+        ``p2k umount`` returns the data is on the server's images, as for a local mount), and
+        close the connection. The server keeps serving its other clients."""
+        try:
+            for fd in [*self.files, *self.dirs]:
+                try:
+                    self.s.close(fd)
+                except OSError:
+                    pass
+            self.files.clear()
+            self.dirs.clear()
+            with self.inodes.lock:
+                held, self.handles = list(self.handles.values()), {}
+            with self.spare_lock:
+                self.spare.extend(held)
+            self._give_back(force=True)
+            self.s.sync()
+        except OSError:
+            pass  # the server went away: it released everything of this connection itself
+        finally:
+            if self.own_client:
+                self.c.close()
