@@ -457,6 +457,9 @@ def test_chmod_chown(k: p2k.Kernel) -> None:
     st = k.sys.stat("/mnt/f")
     assert (st.st_uid, st.st_gid) == (1000, 1001)
     assert stat.S_IMODE(st.st_mode) == 0o755  # chown clears set-uid
+    k.sys.chmod("/mnt/f", 0o6755)
+    k.sys.chown("/mnt/f", -1, -1)  # even no change drops set-uid and set-gid (Linux)
+    assert stat.S_IMODE(k.sys.stat("/mnt/f").st_mode) == 0o755
     k.sys.chown("/mnt/f", -1, 5)
     assert (k.sys.stat("/mnt/f").st_uid, k.sys.stat("/mnt/f").st_gid) == (1000, 5)
     k.sys.symlink("f", "/mnt/l")

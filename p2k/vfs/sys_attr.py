@@ -46,9 +46,9 @@ class AttrCalls(SysBase):
         check_chown(self.proc.cred, va, u, g)
         self._check_writable_fs(vp.mount)
         sa = SetAttr(uid=u, gid=g)
-        # A change of owner or group by anyone drops set-uid/set-gid on non-directories (Linux and
-        # NetBSD agree for non-root; Linux also for root, which is what host tools expect).
-        if (u is not None or g is not None) and not stat_mod.S_ISDIR(va.mode) and va.mode & 0o6000:
+        # chown by anyone drops set-uid/set-gid on non-directories (Linux and NetBSD agree for
+        # non-root; Linux also for root and even for chown(-1, -1), which is what host tools see).
+        if not stat_mod.S_ISDIR(va.mode) and va.mode & 0o6000:
             keep_sgid = va.mode & stat_mod.S_ISGID and not va.mode & stat_mod.S_IXGRP
             sa.mode = va.mode & 0o1777 | (stat_mod.S_ISGID if keep_sgid else 0)
         vp.mount.vop_setattr(vp, sa)
