@@ -153,9 +153,11 @@ class RemotePort:
         return self.s.vgetattr(self._h(fino))  # type: ignore[no-any-return]
 
     def lookup(self, who: Cred, parent: int, name: bytes) -> Vattr:
-        h, va = self.s.vlookup(self._h(parent), name)
-        self._adopt(h, va)
-        self._give_back()
+        try:
+            h, va = self.s.vlookup(self._h(parent), name)
+            self._adopt(h, va)
+        finally:
+            self._give_back()  # misses too: a walk of missing names must not let the queue grow
         return va  # type: ignore[no-any-return]
 
     def setattr(self, who: Cred, fino: int, change: AttrChange) -> Vattr:
