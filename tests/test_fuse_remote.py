@@ -9,6 +9,7 @@ server's. After ``p2k umount`` the server still serves and holds nothing of the 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -241,3 +242,23 @@ def test_remote_mount_of_ffs_then_fsck(tmp_path: Path, servers: list[ServerProc]
         k.sys.close(fd)
     finally:
         k.halt(sync=False)
+
+
+def test_remote_mount_server_killed(tmp_path: Path, server: ServerProc) -> None:
+    """A server that dies under the mount: calls fail with ENOTCONN (a stale mount, as with a dead
+    local daemon) and ``p2k umount`` clears it and ends the daemon."""
+    mnt = tmp_path / "m"
+    m = start_mount(mnt, "--server", server.url, "/mnt")
+    try:
+        (mnt / "a").write_bytes(b"a")
+        server.kill()
+        assert wait_gone(server.pid)
+        with pytest.raises(OSError) as e:
+            os.listdir(mnt)
+        assert e.value.errno == errno.ENOTCONN
+        r = subprocess.run([P2K, "umount", str(mnt)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert m.proc.wait(timeout=30) == 0
+        assert not os.path.ismount(mnt)
+    finally:
+        stop(m)

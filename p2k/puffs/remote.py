@@ -29,7 +29,7 @@ import stat as stat_mod
 import threading
 from typing import Any
 
-from p2k.client import Client, Handle
+from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import proc_groups
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.port import AttrChange
@@ -63,6 +63,27 @@ class RemoteInodes(InodeMap):
             return fino
 
 
+class _Calls:
+    """``client.sys`` with a lost server reported as ENOTCONN, what a FUSE file system whose
+    backend is gone answers: ``p2k umount`` then treats the mount as stale and clears it."""
+
+    def __init__(self, sys: Any) -> None:
+        self._sys = sys
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._sys, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except ServerGone as e:
+                raise OSError(errno.ENOTCONN, f"server gone: {e.strerror or e}") from None
+
+        call.__name__ = name
+        self.__dict__[name] = call  # looked up once per name
+        return call
+
+
 class RemotePort:
     """A ``KernelPort`` over a connection to a p2k server, exporting the tree at ``path`` there."""
 
@@ -70,7 +91,7 @@ class RemotePort:
 
     def __init__(self, client: Client, path: str | bytes, *, ncpu: int = 4, own_client: bool = True) -> None:
         self.c = client
-        self.s: Any = client.sys
+        self.s: Any = _Calls(client.sys)
         self.own_client = own_client
         self.ncpu = ncpu
         self.s.umask(0)  # the host kernel already applied the caller's umask to every mode
@@ -315,7 +336,7 @@ class RemotePort:
         out: dict[str, int] = {}
         try:
             out.update(self.c.stats())
-        except OSError:
+        except OSError:  # ServerGone too
             pass
         out.update(fuse_open_handles=len(self.files), remote_handles=len(self.handles),
                    remote_handles_released=self.released)
