@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.cg import Cg
@@ -133,6 +134,7 @@ class Allocator:
         self.contigdirs = [0] * self.ncg
         self.cluster = fs.fs_contigsumsize > 0
         self._cgs: dict[int, tuple[Buf, Cg]] = {}
+        self.note_new: Callable[[int], None] = lambda addr: None  # the mount's ordered-write hook
 
     # ---- cg buffers and counters -----------------------------------------------------------------
     def cg(self, c: int) -> tuple[Buf, Cg]:
@@ -553,7 +555,8 @@ class Allocator:
             isize = fs.inode_size
             for k in range(inopb):
                 struct.pack_into(fs.endian + "I", bp.data, k * isize + 80, random_u32() or 1)
-            self.bufcache.bwrite(bp)  # initialised before cg_initediblk says so
+            self.note_new(ino_to_fsba(fs, first))  # initialised before cg_initediblk says so
+            self.bufcache.bwrite(bp)
             cg.cg_initediblk += inopb
 
     def free_inode(self, ino: int, isdir: bool) -> None:

@@ -53,8 +53,10 @@ def _new_indirect(m: FfsMountRW, ip: Inode, pref: int, root: bool) -> int:
     """Allocate an indirect block and write it zeroed before anything points to it."""
     fs = m.fs
     addr, _ = m.alloc.alloc_blocks(pref, m.alloc.blkpref_cg(ip.ino, UFS_NDADDR), 1, root)
+    m.reuse_check([addr])
     bp = m.bufcache.getblk(m.dev, addr << fs.fs_fshift, fs.fs_bsize)
     bp.data[:] = bytes(fs.fs_bsize)
+    m.note_new(addr)  # zeroed on disk before the pointer to it
     m.bufcache.bwrite(bp)
     ip.blocks += fs.fs_bsize >> 9
     return addr
@@ -149,9 +151,12 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
         if osz < bsize:
             old = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
             new, moved = _grow_partial(m, ip, olast, ip.db[olast], osz, bsize, root, to_free)
-            bp = m.bufcache.getblk(m.dev, new << fshift, bsize)
+            if moved:
+                m.reuse_check([new])
+            bp = m.bufcache.getblk(m.dev, new << fshift, bsize, meta=not _regular(ip))
             bp.data[:osz] = old
             bp.data[osz:] = bytes(bsize - osz)
+            m.note_new(new)  # (moved or grown in place) its contents before the pointer
             m.bufcache.bwrite(bp)
             ip.db[olast] = new
             ip.blocks += (bsize - osz) >> 9
@@ -228,15 +233,23 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
             buf[s:e] = view[boff + s - offset:boff + e - offset]
             contents.append((-1, buf))
         i += 1
-    _write_blocks(m, newaddrs, contents, view, [a == 0 for a in addrs])
+    fresh = [a != b for a, b in zip(addrs, newaddrs, strict=True)]
+    m.reuse_check([a for a, f in zip(newaddrs, fresh, strict=True) if f])  # freed: maybe still pointed to
+    grown = [f or (a != 0 and l0 + q < UFS_NDADDR and sblksize(fs, nsize, l0 + q) > sblksize(fs, osize, l0 + q))
+             for q, (a, f) in enumerate(zip(addrs, fresh, strict=True))]
+    _write_blocks(m, newaddrs, contents, view, fresh, grown, not _regular(ip))
     changed = [q for q in range(count) if newaddrs[q] != addrs[q]]
     if changed:
         lo, hi = changed[0], changed[-1] + 1
         set_ptrs(m, ip, l0 + lo, newaddrs[lo:hi], root)
     ip.size = nsize
+    if to_free:
+        # a tail that moved: its new address on disk (after its data) before the old run is free
+        m.iupdate(ip, sync=True)
     for addr, nfr in to_free:
         m.bufcache.invalidate(m.dev, addr << fshift, nfr << fshift, fs.fs_fsize)
         m.alloc.free(addr, nfr)
+        m.note_freed(addr, nfr)
 
 
 def _missing_indirect(m: FfsMountRW, ip: Inode, lb0: int, lb1: int) -> int:
@@ -281,12 +294,18 @@ def _precheck(m: FfsMountRW, ip: Inode, l0: int, addrs: list[int], nsize: int, r
         raise OSError(errno.ENOSPC, "file system full")
 
 
+def _regular(ip: Inode) -> bool:
+    return ip.mode & 0o170000 == 0o100000
+
+
 def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, bytes | bytearray | memoryview]],
-                  view: memoryview, fresh: list[bool]) -> None:
+                  view: memoryview, fresh: list[bool], grown: list[bool], meta: bool) -> None:
     """Write each block's content at its address. Physically contiguous full blocks go out as one
     host write when long enough — straight from the caller's buffer when they are consecutive
-    pieces of it — others through the buffer cache (getblk + bwrite). Only blocks that were
-    already allocated can have cached copies to drop (freed blocks are invalidated when freed)."""
+    pieces of it — others through the buffer cache (getblk + bwrite, deferred and ordered on an
+    ordered mount: file data as data, fresh directory or symlink blocks ahead of the metadata).
+    Only blocks that were already allocated can have cached copies to drop (freed blocks are
+    invalidated when freed)."""
     fs = m.fs
     fshift, frag, bsize = fs.fs_fshift, fs.fs_frag, fs.fs_bsize
     bc = m.bufcache
@@ -311,7 +330,9 @@ def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, byt
         else:
             for q in range(i, j):
                 c = contents[q][1]
-                bp = bc.getblk(dev, addrs[q] << fshift, len(c))
+                bp = bc.getblk(dev, addrs[q] << fshift, len(c), meta=meta)
                 bp.data[:] = c
+                if grown[q]:
+                    m.note_new(addrs[q])  # nothing on disk points to (this much of) it yet
                 bc.bwrite(bp)
         i = j

@@ -92,10 +92,18 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
     if length & fs.fs_qbmask:
         addr = m.bmapper.bmap(ip, nlast)
         if addr:
-            osz = sblksize(fs, osize, nlast)
+            osz, nsz = sblksize(fs, osize, nlast), sblksize(fs, length, nlast)
             bp = m.bufcache.bread(m.dev, addr << fshift, osz)
             cut = length & fs.fs_qbmask
-            bp.data[cut:] = bytes(osz - cut)
+            if nsz < osz:
+                # The block shrinks to a shorter fragment run: its buffer must have the new size,
+                # or a reader of nsz bytes would not see a dirty buffer of osz bytes.
+                kept = bytes(bp.data[:cut]).ljust(nsz, b"\0")
+                m.bufcache.invalidate(m.dev, addr << fshift, fs.fs_fsize, fs.fs_fsize)
+                bp = m.bufcache.getblk(m.dev, addr << fshift, nsz, meta=ip.mode & 0o170000 != 0o100000)
+                bp.data[:] = kept
+            else:
+                bp.data[cut:] = bytes(osz - cut)
             m.bufcache.bwrite(bp)
     data: list[int] = []  # full blocks to free
     meta: list[int] = []  # indirect blocks to free (full blocks too; invalidated first)
@@ -129,6 +137,10 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
     freed_frags = (len(data) + len(meta)) * fs.fs_frag + sum(n for _, n in partial)
     ip.blocks -= freed_frags << (fshift - 9)
     m.iupdate(ip, sync=True)  # pointers gone on disk before the blocks are free
+    for a in data + meta:  # and no new data into them before a barrier
+        m.note_freed(a, fs.fs_frag)
+    for a, n in partial:
+        m.note_freed(a, n)
     bc = m.bufcache
     for a in meta:
         bc.invalidate(m.dev, a << fshift, bsize, fs.fs_fsize)

@@ -48,6 +48,12 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         self.alloc: Allocator | None = None  # type: ignore[assignment]
         self.dirindex: dict[int, DirIndex] = {}
         self.dirty_inodes: dict[int, Inode] = {}
+        self.ordered = False  # ordered write-back through the buffer cache (not on MNT_ASYNC)
+        # blocks (block numbers) and inodes freed since the last barrier: their last pointer or
+        # name may not be on disk yet, so they are not written again before a barrier
+        self.freed_blocks: set[int] = set()
+        self.freed_inos: set[int] = set()
+        self._in_checkpoint = False
 
     def vfs_start(self) -> None:
         super().vfs_start()
@@ -61,6 +67,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             raise OSError(errno.EROFS, "read-write mount refused: 4.4BSD-layout UFS1 superblock "
                           "(no FS_FLAGS_UPDATED) is not maintained")
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
+        self.alloc.note_new = self.note_new
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
         if fs.fs_metackhash:  # FreeBSD check-hashes (0x200 = FS_METACKHASH there): not maintained
@@ -71,6 +78,50 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         fs.fs_ronly = 0
         self.write_superblock()
         self.host_fsync()
+        if not self.flags & MNT_ASYNC:
+            # Ordered write-back from here on: the buffer cache defers every write and flushes
+            # data (and blocks nothing points to yet) before metadata, with a device flush
+            # between; memory pressure goes through our full sync.
+            self.ordered = True
+            self.bufcache.set_checkpoint(self.dev, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """A full, ordered sync on behalf of the buffer cache (memory pressure) or of ``barrier``;
+        once at a time — the sync's own buffer reads must not recurse into another one."""
+        if self._in_checkpoint:
+            return
+        self._in_checkpoint = True
+        try:
+            self.vfs_sync(wait=False)
+        finally:
+            self._in_checkpoint = False
+
+    def barrier(self) -> None:
+        """Everything so far on disk, in order, before the next write: used before a block or an
+        inode freed since the last one is written again, because the last pointer to it (or the
+        name of it) may still be waiting in the cache behind the new contents."""
+        if self.ordered:
+            self._checkpoint()
+        self.freed_blocks.clear()
+        self.freed_inos.clear()
+
+    def note_freed(self, addr: int, nfrags: int) -> None:
+        shift = self.fs.fs_fragshift
+        self.freed_blocks.update(range(addr >> shift, ((addr + nfrags - 1) >> shift) + 1))
+
+    def reuse_check(self, addrs: list[int]) -> None:
+        """Barrier first if any of these newly allocated fragment addresses lies in a block freed
+        since the last barrier."""
+        if self.freed_blocks:
+            shift = self.fs.fs_fragshift
+            if any(a >> shift in self.freed_blocks for a in addrs):
+                self.barrier()
+
+    def note_new(self, addr: int) -> None:
+        """The block at ``addr`` was allocated in this epoch: nothing on disk points to it, so
+        its buffer goes out with the data, before the metadata that will point to it."""
+        if self.ordered:
+            self.bufcache.mark_new(self.dev, addr << self.fs.fs_fshift)
 
     def host_fsync(self) -> None:
         """Sync the host file — except on an MNT_ASYNC mount, which, as in NetBSD, trades crash
@@ -80,38 +131,28 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
 
     # ---- inode write-back ------------------------------------------------------------------------
     def iupdate(self, ip: Inode, sync: bool = False) -> None:
-        """ffs_update: encode the in-core inode into its block; ``sync`` writes it at once (used
-        where ordering matters: before a directory entry names it, before blocks are freed)."""
+        """ffs_update: encode the in-core inode into its block. ``sync`` marks the places where
+        NetBSD's synchronous FFS writes at once (before a name points to the inode, before
+        blocks it held are freed); with ordered write-back that order is kept by the epochs of
+        the buffer cache and by ``barrier`` before reuse, so both are delayed writes here."""
         fs = self.fs
         bp = self.bufcache.bread(self.dev, ino_to_fsba(fs, ip.ino) << fs.fs_fshift, fs.fs_bsize)
-        off = ino_to_fsbo(fs, ip.ino) * self.isize
-        self.codec.encode_into(ip, bp.data, off)
-        if sync:
-            self.meta_write(bp, off, off + self.isize)
-        else:
-            self.bufcache.bdwrite(bp)
+        self.codec.encode_into(ip, bp.data, ino_to_fsbo(fs, ip.ino) * self.isize)
+        self.bufcache.bdwrite(bp)
         ip.dirty = False
         self.dirty_inodes.pop(ip.ino, None)
 
     def meta_write(self, bp: Buf, lo: int = 0, hi: int | None = None) -> None:
-        """A synchronous metadata write (NetBSD's bwrite where ordering matters) of the bytes
-        ``[lo, hi)`` of ``bp`` that the caller changed: only those bytes go to the host (an inode,
-        a directory chunk), and the buffer keeps whatever dirty state it had. On an MNT_ASYNC
-        mount it is a delayed write, as NetBSD's DOINGASYNC turns bwrite into bdwrite."""
-        if self.flags & MNT_ASYNC:
-            self.bufcache.bdwrite(bp)
-            return
-        if hi is None:
-            self.bufcache.bwrite(bp)
-            return
-        self.dev.pwrite(bp.offset + lo, bytes(bp.data[lo:hi]))
+        """A metadata write where NetBSD would bwrite (directory entries): delayed, ordered by
+        the buffer cache's epochs (``lo``/``hi`` name the changed bytes, for the record)."""
+        self.bufcache.bdwrite(bp)
 
     def mark_dirty(self, ip: Inode) -> None:
         ip.dirty = True
         self.dirty_inodes[ip.ino] = ip
 
     # ---- superblock and summary ------------------------------------------------------------------
-    def write_superblock(self) -> None:
+    def write_superblock(self, barrier: bool = False) -> None:
         fs = self.fs
         fs.fs_time = now_ns() // 1_000_000_000
         if not fs.ufs2:
@@ -126,7 +167,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         raw = fs.encode()
         bp = self.bufcache.getblk(self.dev, fs.loc, len(raw))
         bp.data[:] = raw
-        self.bufcache.bwrite(bp)
+        self.bufcache.bwrite(bp, barrier=barrier and not self.flags & MNT_ASYNC)
         fs.dirty = False
 
     def _write_summary(self) -> None:
@@ -146,12 +187,13 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             return
         for ip in list(self.dirty_inodes.values()):
             self.iupdate(ip)
-        self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC)
         if self.alloc.csum_dirty or self.fs.dirty:
             self._write_summary()
             self.write_superblock()
-            if wait:
-                self.host_fsync()
+        # data first, a device flush, then metadata and another flush (the cache's epochs)
+        self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC)
+        self.freed_blocks.clear()
+        self.freed_inos.clear()
 
     def vfs_unmount(self, force: bool = False) -> None:
         if self.readonly or self.alloc is None:
@@ -161,9 +203,10 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         fs = self.fs
         if fs.fs_clean & FS_WASCLEAN:
             fs.fs_clean = FS_ISCLEAN
+        self.bufcache.set_checkpoint(self.dev, None)  # (writes anything still deferred)
+        self.ordered = False
         self._write_summary()
-        self.write_superblock()
-        self.host_fsync()
+        self.write_superblock(barrier=True)  # the clean flag last, once all else is durable
         self.bufcache.invalidate_dev(self.dev)
 
     def vop_reclaim(self, vp: Vnode) -> None:

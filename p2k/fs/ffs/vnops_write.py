@@ -80,6 +80,8 @@ class FfsWriteVnops:
         assert self.alloc is not None
         isdir = mode & IFMT == IFDIR
         ino = self.alloc.alloc_inode(dip.ino, isdir)
+        if ino in self.freed_inos:
+            self.barrier()  # the name that pointed to its last life must be gone on disk first
         ip = self.read_dinode(ino)
         if ip.mode != 0:
             raise OSError(errno.EIO, f"inode {ino} is free in the map but allocated on disk")
@@ -114,6 +116,7 @@ class FfsWriteVnops:
         ip.nlink = 0
         self.iupdate(ip, sync=True)
         self.alloc.free_inode(ip.ino, isdir)
+        self.freed_inos.add(ip.ino)
 
     def _root(self: FfsMountRW, ip: Inode) -> bool:
         return ip.uid == 0
@@ -354,13 +357,12 @@ class FfsWriteVnops:
         return done
 
     def vop_fsync(self: FfsMountRW, vp: Vnode, dataonly: bool = False) -> None:
-        """Data is written through, so what is left is this inode and the delayed metadata
-        (indirect blocks, cgs); then the host file is synced before returning."""
+        """A full ordered sync (data, flush, metadata, flush: the file's data, its inode and the
+        indirect blocks between them among it), then the host file is synced before returning."""
         if self.readonly or self.alloc is None:
             return
-        ip = _ip(vp)
-        self.iupdate(ip, sync=True)
-        self.bufcache.flush_dev(self.dev)  # with its device flushes (barriers)
+        self.iupdate(_ip(vp))
+        self.vfs_sync(wait=True)
         self.dev.fsync()  # fsync(2) promises durability even on an MNT_ASYNC mount
 
     # ---- life cycle ------------------------------------------------------------------------------
@@ -381,5 +383,6 @@ class FfsWriteVnops:
         _changed(ip)
         self.iupdate(ip, sync=True)
         self.alloc.free_inode(ip.ino, isdir)
+        self.freed_inos.add(ip.ino)
         self.dirindex.pop(ip.ino, None)
         return True
