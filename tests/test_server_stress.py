@@ -31,8 +31,10 @@ if role == "victim":
     fd = c.sys.open(d + "/endless", os.O_WRONLY | os.O_CREAT, 0o644)
     chunk = os.urandom(1 << 18)
     print("writing", flush=True)
-    while True:
-        c.sys.write(fd, chunk)
+    off = 0
+    while True:  # mid-write until killed, over a bounded region so it cannot fill the disk first
+        c.sys.pwrite(fd, chunk, off)
+        off = (off + len(chunk)) % (16 << 20)
 rng = random.Random(wid)
 live = []
 for j in range(24):

@@ -166,9 +166,10 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
 
 def _finish(kernel: Kernel, cur: Vnode, _unused: object, name: bytes, trailing: bool,
             want_parent: bool, op: int, dot: bool) -> NameiResult:
-    """The last component was ``.`` or ``..``: fine to look up, never to create or remove."""
-    if want_parent and op != LOOKUP:
-        raise OSError(errno.EINVAL if op != CREATE else errno.EEXIST, f"{name!r} cannot be {op=}")
+    """The last component was ``.`` or ``..``: fine to look up, never to remove. For a create it
+    names an existing directory, which the caller reports (EEXIST for mkdir, EISDIR for open)."""
+    if want_parent and op not in (LOOKUP, CREATE):
+        raise OSError(errno.EINVAL, f"{name!r} cannot be removed or renamed")
     return NameiResult(None, kernel.vcache.vref(cur), name, trailing)
 
 
