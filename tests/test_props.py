@@ -38,7 +38,7 @@ USER_ID = 1000
 
 settings.register_profile(
     "p2k-props", max_examples=3000 if FULL else 300, stateful_step_count=60 if FULL else 50,
-    deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
+    deadline=None, database=None, derandomize=not FULL, suppress_health_check=[HealthCheck.too_slow],
 )
 
 NAMES = ["a", "b", "d", "d/a", "d/e", "d/e/b", "e", "l", "d/l", "d/e/l"]
