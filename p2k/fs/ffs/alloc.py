@@ -1,4 +1,4 @@
-"""Inode, block and fragment allocation and freeing (NetBSD ``ffs_alloc.c`` + ``ffs_subr.c``).
+"""Block and fragment allocation and freeing (NetBSD ``ffs_alloc.c`` + ``ffs_subr.c``).
 
 Policy follows FFS: directories are spread over cylinder groups (``dirpref``), files and their
 blocks stay near their parent and near the previous block (``ffs_blkpref``), a file's tail lives
@@ -7,9 +7,9 @@ quadratic rehash, then brute force). Accounting is exact at every step: the cg m
 ``cg_frsum``, the cluster map and ``cg_clustersum``, the in-core csum array (written back to the
 summary area on sync) and ``fs_cstotal`` change together in one place (``_blk_acct``).
 
-Speed comes from never looping per fragment in Python: the free map of a cg is turned into one
-byte per block with ``bytes.translate`` (a per-frag-count table), and free blocks or fragment runs
-are found with ``bytes.find``; runs of blocks are set or cleared through ``int.from_bytes``.
+Speed comes from never looping per fragment in Python (``bitmap.py``): the free map of a cg is
+turned into one byte per block with ``bytes.translate``, and free blocks or fragment runs are
+found with ``bytes.find``. Inode allocation lives in ``ialloc.py`` (a mixin of the same class).
 
 The cg header is always read through the buffer cache at ``cgtod`` with ``fs_cgsize`` bytes — the
 same buffer the read path consults for ``cg_initediblk`` — and released with ``bdwrite`` (NetBSD
@@ -24,100 +24,18 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
 from p2k.fs.ffs.cg import Cg
-from p2k.fs.ffs.fs import (
-    UFS_ROOTINO,
-    Superblock,
-    cgbase,
-    cgtod,
-    dtog,
-    dtogd,
-    freespace,
-    ino_to_fsba,
-)
-from p2k.hyper import now_ns, random_u32
+from p2k.fs.ffs.fs import Superblock, cgbase, cgtod, dtog, dtogd, freespace
+from p2k.fs.ffs.ialloc import InodeAlloc
+from p2k.hyper import now_ns
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.dinode import DinodeCodec
     from p2k.vfs.bufcache import BlockDevice, Buf, BufCache
 
 
-def _runs(pattern: int, frag: int) -> tuple[int, ...]:
-    out, run = [], 0
-    for i in range(frag):
-        if pattern >> i & 1:
-            run += 1
-        elif run:
-            out.append(run)
-            run = 0
-    if run:
-        out.append(run)
-    return tuple(out)
-
-
-class _FragTables:
-    """Per-``frag`` lookup tables: free-run lengths of every block pattern and translate tables."""
-
-    def __init__(self, frag: int) -> None:
-        self.frag = frag
-        self.full = (1 << frag) - 1
-        self.per = 8 // frag
-        self.split = [bytes((b >> (k * frag)) & self.full for b in range(256)) for k in range(self.per)]
-        self.runs = [_runs(p, frag) for p in range(1 << frag)]
-        self.popcount = [bin(p).count("1") for p in range(1 << frag)]
-        self.is_full = bytes(int(p == self.full) for p in range(256))
-        # fits[n]: 1 where a partially free block has a free run of at least n fragments
-        self.fits = [bytes(int(p <= self.full and p != self.full and max(self.runs[p], default=0) >= n)
-                           for p in range(256)) for n in range(frag + 1)]
-
-    def patterns(self, freemap: bytes | memoryview, nblocks: int) -> bytes:
-        """One byte per block (its ``frag`` free bits) for the first ``nblocks`` blocks."""
-        if self.per == 1:
-            return bytes(freemap[:nblocks])
-        raw = bytes(freemap)
-        out = bytearray(len(raw) * self.per)
-        for k in range(self.per):
-            out[k::self.per] = raw.translate(self.split[k])
-        return bytes(out[:nblocks])
-
-    def first_run(self, pattern: int, n: int) -> int:
-        """Position of the first run of ≥ n free fragments in ``pattern``."""
-        want = (1 << n) - 1
-        for p in range(self.frag - n + 1):
-            if (pattern >> p) & want == want:
-                return p
-        raise AssertionError("no run")
-
-
-_TABLES: dict[int, _FragTables] = {}
-
-
-def frag_tables(frag: int) -> _FragTables:
-    t = _TABLES.get(frag)
-    if t is None:
-        t = _TABLES[frag] = _FragTables(frag)
-    return t
-
-
-def set_bits(buf: bytearray, base: int, start: int, n: int, value: bool) -> None:
-    """Set (value) or clear bits ``start .. start+n-1`` of the bitmap at byte ``base``."""
-    if n <= 0:
-        return
-    lo = base + (start >> 3)
-    hi = base + ((start + n + 7) >> 3)
-    word = int.from_bytes(buf[lo:hi], "little")
-    mask = ((1 << n) - 1) << (start & 7)
-    word = word | mask if value else word & ~mask
-    buf[lo:hi] = word.to_bytes(hi - lo, "little")
-
-
-def get_bits(buf: bytes | bytearray, base: int, start: int, n: int) -> int:
-    lo = base + (start >> 3)
-    hi = base + ((start + n + 7) >> 3)
-    return (int.from_bytes(buf[lo:hi], "little") >> (start & 7)) & ((1 << n) - 1)
-
-
-class Allocator:
+class Allocator(InodeAlloc):
     """Allocation state of one read-write mount: the superblock, csum array and cg buffers."""
 
     def __init__(self, fs: Superblock, dev: BlockDevice, bufcache: BufCache, codec: DinodeCodec) -> None:
@@ -459,127 +377,5 @@ class Allocator:
                 i = j
             self.put(bp, cg)
 
-    # ---- inodes ----------------------------------------------------------------------------------
-    def dirpref(self, pino: int) -> int:
-        """ffs_dirpref: the cg for a new directory. Top-level directories go to a cg with fewer
-        directories than average and enough free inodes and blocks; deeper ones stay near their
-        parent unless its cg already holds too many directories in a row."""
-        fs = self.fs
-        n = self.ncg
-        avgifree = fs.fs_cs_nifree // n
-        avgbfree = fs.fs_cs_nbfree // n
-        avgndir = fs.fs_cs_ndir // n
-        if pino == UFS_ROOTINO:
-            prefcg = random_u32() % n
-            mincg, minndir = prefcg, fs.fs_ipg
-            for c in list(range(prefcg, n)) + list(range(prefcg)):
-                cs = self.csum[c]
-                if cs[0] < minndir and cs[2] >= avgifree and cs[1] >= avgbfree:
-                    mincg, minndir = c, cs[0]
-            return mincg
-        maxndir = min(avgndir + fs.fs_ipg // 16, fs.fs_ipg)
-        minifree = max(avgifree - avgifree // 4, 1)
-        minbfree = max(avgbfree - avgbfree // 4, 1)
-        cgsize = fs.fs_fsize * fs.fs_fpg
-        dirsize = max(fs.fs_avgfilesize, 1) * max(fs.fs_avgfpdir, 1)
-        if avgndir:
-            dirsize = max(dirsize, (cgsize - avgbfree * fs.fs_bsize) // avgndir)
-        maxcontigdirs = min(cgsize // max(dirsize, 1), 255)
-        if fs.fs_avgfpdir > 0:
-            maxcontigdirs = min(maxcontigdirs, fs.fs_ipg // fs.fs_avgfpdir)
-        maxcontigdirs = max(maxcontigdirs, 1)
-        prefcg = pino // fs.fs_ipg
-        order = list(range(prefcg, n)) + list(range(prefcg))
-        for c in order:
-            cs = self.csum[c]
-            if cs[0] < maxndir and cs[2] >= minifree and cs[1] >= minbfree \
-                    and self.contigdirs[c] < maxcontigdirs:
-                return c
-        for c in order:
-            if self.csum[c][2] >= avgifree:
-                return c
-        return prefcg
 
-    def alloc_inode(self, pino: int, isdir: bool) -> int:
-        """ffs_valloc: a free inode number (dirs by dirpref, others in the parent's cg)."""
-        fs = self.fs
-        if fs.fs_cs_nifree <= 0:
-            raise OSError(errno.ENOSPC, "out of inodes")
-        start = self.dirpref(pino) if isdir else pino // fs.fs_ipg
-        ipg = fs.fs_ipg
-        for c in self._cg_order(start):
-            if self.csum[c][2] <= 0:
-                continue
-            bp, cg = self.cg(c)
-            used = bytes(cg.inosused())
-            hint = cg.cg_irotor if cg.cg_irotor < ipg else 0
-            i = self._find_clear(used, hint // 8, ipg)
-            if i < 0:
-                i = self._find_clear(used, 0, ipg)
-            if i < 0:
-                raise OSError(errno.EIO, f"cg {c}: free inode count {cg.cg_cs_nifree} but none in map")
-            if fs.ufs2:
-                self._init_inode_blocks(cg, c, i)
-            set_bits(bp.data, cg.cg_iusedoff, i, 1, True)
-            cg.cg_irotor = i
-            self._cs(c, cg, nifree=-1, ndir=1 if isdir else 0)
-            if isdir:
-                self.contigdirs[c] = min(self.contigdirs[c] + 1, 255)
-            elif self.contigdirs[c] > 0:
-                self.contigdirs[c] -= 1
-            self.put(bp, cg)
-            return c * ipg + i
-        raise OSError(errno.ENOSPC, "out of inodes")
-
-    @staticmethod
-    def _find_clear(used: bytes, start_byte: int, nbits: int) -> int:
-        """First clear bit at or after byte ``start_byte`` (bytes.lstrip skips full bytes in C)."""
-        tail = used[start_byte:]
-        k = len(tail) - len(tail.lstrip(b"\xff"))
-        if k >= len(tail):
-            return -1
-        byte = tail[k]
-        bit = (~byte & (byte + 1)).bit_length() - 1
-        i = (start_byte + k) * 8 + bit
-        return i if i < nbits else -1
-
-    def _init_inode_blocks(self, cg: Cg, c: int, i: int) -> None:
-        """UFS2 lazy inode initialisation: zero inode blocks (with random generations) until the
-        one holding in-cg inode ``i`` and the next are initialised, as ffs_nodealloccg does."""
-        fs = self.fs
-        inopb = fs.fs_inopb
-        while i + inopb > cg.cg_initediblk and cg.cg_initediblk < cg.cg_niblk:
-            first = c * fs.fs_ipg + cg.cg_initediblk
-            bp = self.bufcache.getblk(self.dev, ino_to_fsba(fs, first) << fs.fs_fshift, fs.fs_bsize)
-            bp.data[:] = bytes(fs.fs_bsize)
-            isize = fs.inode_size
-            for k in range(inopb):
-                struct.pack_into(fs.endian + "I", bp.data, k * isize + 80, random_u32() or 1)
-            self.note_new(ino_to_fsba(fs, first))  # initialised before cg_initediblk says so
-            self.bufcache.bwrite(bp)
-            cg.cg_initediblk += inopb
-
-    def free_inode(self, ino: int, isdir: bool) -> None:
-        """ffs_vfree: clear the inode's bit and count it free again."""
-        fs = self.fs
-        c = ino // fs.fs_ipg
-        i = ino % fs.fs_ipg
-        bp, cg = self.cg(c)
-        if not get_bits(bp.data, cg.cg_iusedoff, i, 1):
-            raise OSError(errno.EIO, f"freeing free inode {ino}")
-        set_bits(bp.data, cg.cg_iusedoff, i, 1, False)
-        if i < cg.cg_irotor:
-            cg.cg_irotor = i
-        self._cs(c, cg, nifree=1, ndir=-1 if isdir else 0)
-        self.put(bp, cg)
-
-    def claim_inode(self, ino: int, isdir: bool) -> None:
-        """Mark a specific inode in use (newfs: the root at 2, lost+found at 3)."""
-        fs = self.fs
-        c, i = divmod(ino, fs.fs_ipg)
-        bp, cg = self.cg(c)
-        if get_bits(bp.data, cg.cg_iusedoff, i, 1):
-            raise OSError(errno.EEXIST, f"inode {ino} already in use")
-        set_bits(bp.data, cg.cg_iusedoff, i, 1, True)
-        self._cs(c, cg, nifree=-1, ndir=1 if isdir else 0)
-        self.put(bp, cg)
+__all__ = ["Allocator", "frag_tables", "get_bits", "set_bits"]

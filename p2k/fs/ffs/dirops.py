@@ -3,10 +3,10 @@
 Rules kept from FFS: an entry never crosses a 512-byte chunk (DIRBLKSIZ); a new entry takes the
 slack of an existing entry (or a free slot at the start of a chunk); a directory grows by one chunk
 at a time; removing an entry gives its space to the previous entry in the chunk, or, for the first
-entry of a chunk, just zeroes its ``d_ino``. Every changed directory block is written
-synchronously (``bwrite``), as NetBSD does without soft updates, so a name never reaches the disk
-before the inode it names (the caller writes the inode first) and an entry is gone on disk before
-the inode is freed.
+entry of a chunk, just zeroes its ``d_ino``. Changed directory blocks go out where NetBSD's
+synchronous FFS would ``bwrite`` them, through ``meta_write``: on an ordered mount the buffer
+cache's epochs keep them behind the data they depend on, and a reused inode number waits for a
+full ordered sync (``FfsMountRW.barrier``), so an old name never shows a new file.
 
 ``DirIndex`` is the dirhash: name → entry offset plus, per chunk, the largest free slot (in 4-byte
 units, one byte per chunk). Finding room for a name is a single regular-expression character-class

@@ -21,7 +21,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from p2k.fs.ffs.alloc import Allocator, set_bits
+from p2k.fs.ffs.alloc import Allocator
+from p2k.fs.ffs.bitmap import set_bits
 from p2k.fs.ffs.cg import CG_MAGIC, Cg
 from p2k.fs.ffs.dinode import DinodeCodec
 from p2k.fs.ffs.dir import DIRBLKSIZ

@@ -2,11 +2,13 @@
 ``ufs_inode.c``, ``ffs_vnops.c``): create, mkdir, symlink, link, remove, rmdir, rename, setattr,
 write, fsync, inactive.
 
-Ordering for crash consistency follows NetBSD's synchronous (non-softdep) FFS: a new inode is
-written before the directory entry that names it; a link count goes up (on disk) before a new
-name appears and comes down only after the old name is gone; a directory entry is removed on disk
-before its inode is freed; blocks are freed only after the pointers to them are gone on disk
-(``itrunc``). Directory blocks are written synchronously, everything else delayed.
+Ordering for crash consistency follows NetBSD's synchronous (non-softdep) FFS, mapped onto the
+buffer cache's ordered write-back (set up by ``FfsMountRW``): file data and blocks nothing points
+to yet are written before the metadata of the same epoch, with a device flush between; a link
+count goes up before a new name appears and down only after the old name is gone; a block or
+inode freed since the last full sync is not written again before another one (``barrier``), so
+a crash never lets an old pointer or name show new contents. ``fsync`` is a full ordered sync
+followed by a host sync.
 
 Whether a caller may dip into the minfree reserve is decided by the *owner* of the inode being
 written (root-owned files may), since the VOP interface carries no credentials; for the usual case
