@@ -359,6 +359,10 @@ def test_timestamps(tmp_path: Path) -> None:
         s.chmod("/mnt/d/f", 0o600)
         st2 = s.stat("/mnt/d/f")
         assert st2.st_ctime_ns > st1.st_ctime_ns and st2.st_mtime_ns == st1.st_mtime_ns
+        rfd = s.open("/mnt/d/f", os.O_RDONLY)
+        s.read(rfd, 10)
+        s.close(rfd)
+        assert s.stat("/mnt/d/f").st_atime_ns > st2.st_atime_ns  # a read marks the access time
         s.utime("/mnt/d/f", ns=(1_000_000_123, 2_000_000_456))
         st3 = s.stat("/mnt/d/f")
         assert (st3.st_atime_ns, st3.st_mtime_ns) == (1_000_000_123, 2_000_000_456)

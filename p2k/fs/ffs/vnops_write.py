@@ -25,8 +25,9 @@ from p2k.fs.ffs.dirops import dir_index, dir_isempty, dir_template, direnter, di
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
 from p2k.fs.ffs.itrunc import truncate
+from p2k.fs.ffs.vnops import FfsVnops
 from p2k.hyper import now_ns, random_u32
-from p2k.vfs.mount import MNT_RDONLY
+from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
@@ -357,6 +358,16 @@ class FfsWriteVnops:
         _modified(ip)
         self.mark_dirty(ip)
         return done
+
+    def vop_read(self: FfsMountRW, vp: Vnode, offset: int, size: int) -> bytes:
+        """The read path's read, plus the access time POSIX asks for (ufs_read's IN_ACCESS),
+        on a read-write mount without ``noatime``; the inode goes out with the next sync."""
+        data = FfsVnops.vop_read(self, vp, offset, size)
+        if self.alloc is not None and not self.flags & (MNT_RDONLY | MNT_NOATIME):
+            ip = _ip(vp)
+            set_times(ip, a=now_ns())
+            self.mark_dirty(ip)
+        return data
 
     def vop_fsync(self: FfsMountRW, vp: Vnode, dataonly: bool = False) -> None:
         """A full ordered sync (data, flush, metadata, flush: the file's data, its inode and the
