@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # ---- constants (fs.h) ----------------------------------------------------------------------------
@@ -369,14 +369,11 @@ def _candidate(buf: bytes, loc: int) -> Superblock | None:
     return None
 
 
-def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superblock:
-    """Search SBLOCKSEARCH in NetBSD's order and return the first acceptable, validated superblock.
-
-    ``pread(off, n)`` reads the device (through the buffer cache). Rules (reference §2): a UFS1
-    magic at 65536 is the first alternate of a 64 KiB-block UFS1 and is skipped; a UFS2 (or updated
-    UFS1) superblock whose ``fs_sblockloc`` is not where it was found is an alternate and is skipped.
-    """
-    reasons: list[str] = []
+def superblock_candidates(pread: Callable[[int, int], bytes], devsize: int) -> Iterator[tuple[int, Superblock]]:
+    """The superblocks at the standard locations, in NetBSD's search order, that the location
+    rules allow (not yet validated): a UFS1 magic at 65536 is the first alternate of a 64 KiB-block
+    UFS1 and is skipped; a UFS2 (or updated UFS1) superblock whose ``fs_sblockloc`` is not where it
+    was found is an alternate and is skipped. Shared by the mount and by fsck."""
     for loc in SBLOCKSEARCH:
         if loc + SBLOCK_STRUCT_SIZE > devsize:
             continue
@@ -390,6 +387,18 @@ def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superbl
             continue
         oldfscompat_read(fs)
         fs.raw_tail = bytes(buf[SBLOCK_STRUCT_SIZE:max(fs.fs_sbsize, SBLOCK_STRUCT_SIZE)])
+        yield loc, fs
+
+
+def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superblock:
+    """Search SBLOCKSEARCH in NetBSD's order and return the first acceptable, validated superblock.
+
+    ``pread(off, n)`` reads the device (through the buffer cache). Rules (reference §2): a UFS1
+    magic at 65536 is the first alternate of a 64 KiB-block UFS1 and is skipped; a UFS2 (or updated
+    UFS1) superblock whose ``fs_sblockloc`` is not where it was found is an alternate and is skipped.
+    """
+    reasons: list[str] = []
+    for loc, fs in superblock_candidates(pread, devsize):
         try:
             validate(fs, devsize)
         except OSError as e:

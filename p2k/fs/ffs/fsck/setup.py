@@ -13,18 +13,17 @@ import struct
 
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
-    FS_FLAGS_UPDATED,
     FS_ISCLEAN,
     FS_UFS1_MAGIC,
     FS_UFS2_MAGIC,
     FS_UFS2EA_MAGIC,
     SBLOCK_STRUCT_SIZE,
-    SBLOCK_UFS2,
     SBLOCKSEARCH,
     SBLOCKSIZE,
     Superblock,
     cgsblock,
     oldfscompat_read,
+    superblock_candidates,
     validate,
 )
 from p2k.fs.ffs.fsck.io import FsckIO
@@ -73,17 +72,7 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
 
 def read_primary(io: FsckIO) -> tuple[Superblock | None, str]:
     reason = "MAGIC NUMBER WRONG"
-    for loc in SBLOCKSEARCH:
-        if loc + SBLOCK_STRUCT_SIZE > io.size:
-            continue
-        buf = io.read(loc, min(SBLOCKSIZE, io.size - loc))
-        fs = decode_at(buf, loc)
-        if fs is None:
-            continue
-        if not fs.ufs2 and loc == SBLOCK_UFS2:
-            continue
-        if (fs.ufs2 or fs.fs_old_flags & FS_FLAGS_UPDATED) and fs.fs_sblockloc != loc:
-            continue
+    for _loc, fs in superblock_candidates(io.read, io.size):
         why = _checked(fs, io.size)
         if why is None:
             return fs, ""
