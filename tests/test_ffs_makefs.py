@@ -63,7 +63,7 @@ def test_makefs_tree(tmp_path: Path, tree: Path, args: tuple[str, ...]) -> None:
 
 def test_makefs_size_and_options(tmp_path: Path, tree: Path) -> None:
     img = tmp_path / "s.img"
-    assert main(["makefs", "-t", "ffs", "-s", "40m", "-o", "version=2,bsize=16384,fsize=2048,density=8192,"
+    assert main(["makefs", "-t", "ffs", "-s", "40m", "-o", "version=2,bsize=16384,fsize=2048,density=2048,"
                  "minfree=8", str(img), str(tree)]) == 0
     assert img.stat().st_size == 40 << 20
     k = mount_rw(img)

@@ -145,13 +145,12 @@ def plan(o: NewfsOptions) -> Superblock:
     sblkno = _roundup(_ceil(o.sblockloc + SBLOCKSIZE, fsize), frag)
     cblkno = sblkno + _roundup(_ceil(SBLOCKSIZE, fsize), frag)
     iblkno = cblkno + frag
-    if o.ninodes:
-        fragsperinode = max(1, total // o.ninodes)
-    else:
-        fragsperinode = max(1, _ceil(o.density, fsize))
+    fragsperinode = max(1, _ceil(o.density, fsize))
 
     def ipg_for(fpg: int) -> int:
-        return max(_roundup(_ceil(fpg, fragsperinode), inopb), inopb)
+        # -n asks for a number of inodes, which may exceed one per fragment
+        want = _ceil(fpg * o.ninodes, total) if o.ninodes else _ceil(fpg, fragsperinode)
+        return max(_roundup(want, inopb), inopb)
 
     def fits(fpg: int) -> bool:
         """The cg header with its maps fits in one block (monotonic in fpg)."""

@@ -74,6 +74,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             fs.fs_flags &= ~FS_DOQUOTA2
             fs.fs_metackhash = 0
         fs.fs_clean = (fs.fs_clean << 1) & 0xFF
+        # "Last mounted on", as ffs_mount records it (fsck and dumpfs print it)
+        fs.fs_fsmnt = self.mountpoint_path.encode("utf-8", "surrogateescape")[:467].ljust(468, b"\0")
         fs.fs_fmod = 0
         fs.fs_ronly = 0
         self.write_superblock()
