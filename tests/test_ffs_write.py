@@ -431,3 +431,34 @@ def test_readonly_mount_refuses_writes(tmp_path: Path) -> None:
     finally:
         k.halt()
     assert p2k is not None
+
+
+def test_directory_compaction(tmp_path: Path) -> None:
+    """Scattered free space in a chunk is squeezed together for a long name instead of the
+    directory growing; every name stays findable and the directory stays well-formed."""
+    img = newfs(tmp_path / "dc.img", "8m")
+    k = mount_rw(img)
+    s = k.sys
+    try:
+        s.mkdir("/mnt/d")
+        names = [f"n{i:02d}_" + "y" * 20 for i in range(40)]  # 36-byte entries: several chunks
+        for n in names:
+            s.close(s.open(f"/mnt/d/{n}", os.O_WRONLY | os.O_CREAT, 0o644))
+        size0 = s.stat("/mnt/d").st_size
+        for n in names[::2]:  # every other entry: free space in 36-byte pieces, chunk starts too
+            s.unlink(f"/mnt/d/{n}")
+        longs = ["L" * 200 + str(i) for i in range(3)]  # one 212-byte entry per chunk
+        for n in longs:
+            s.close(s.open(f"/mnt/d/{n}", os.O_WRONLY | os.O_CREAT, 0o644))
+        assert s.stat("/mnt/d").st_size == size0  # compacted, not grown
+        assert sorted(s.listdir("/mnt/d")) == sorted(names[1::2] + longs)
+        for n in names[1::2] + longs:
+            s.stat(f"/mnt/d/{n}")
+    finally:
+        k.halt()
+    assert_consistent(img)
+    k = mount_rw(img, ro=True)
+    try:
+        assert sorted(k.sys.listdir("/mnt/d")) == sorted(names[1::2] + longs)
+    finally:
+        k.halt()

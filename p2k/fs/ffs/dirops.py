@@ -1,8 +1,9 @@
 """Directory entry changes (NetBSD ``ufs_lookup.c`` direnter/dirremove/dirrewrite + ``ufs_dirhash.c``).
 
 Rules kept from FFS: an entry never crosses a 512-byte chunk (DIRBLKSIZ); a new entry takes the
-slack of an existing entry (or a free slot at the start of a chunk); a directory grows by one chunk
-at a time; removing an entry gives its space to the previous entry in the chunk, or, for the first
+slack of an existing entry (or a free slot at the start of a chunk), and when a chunk has the room
+only in scattered pieces its entries are squeezed together first (compaction); a directory grows
+by one chunk at a time; removing an entry gives its space to the previous entry in the chunk, or, for the first
 entry of a chunk, just zeroes its ``d_ino``. Changed directory blocks go out where NetBSD's
 synchronous FFS would ``bwrite`` them, through ``meta_write``: on an ordered mount the buffer
 cache's epochs keep them behind the data they depend on, and a reused inode number waits for a
@@ -42,16 +43,18 @@ def _free_re(units: int) -> re.Pattern[bytes]:
 
 
 class DirIndex:
-    """Dirhash of one directory: entry offsets and the free space of each chunk."""
+    """Dirhash of one directory: entry offsets and, per chunk, the largest free slot and the
+    total free space (both in 4-byte units, one byte per chunk)."""
 
-    __slots__ = ("offsets", "chunk_free")
+    __slots__ = ("offsets", "chunk_free", "chunk_total")
 
     def __init__(self) -> None:
         self.offsets: dict[bytes, int] = {}
         self.chunk_free = bytearray()
+        self.chunk_total = bytearray()
 
-    def find_chunk(self, need: int) -> int:
-        m = _free_re((need + 3) >> 2).search(self.chunk_free)
+    def find_chunk(self, need: int, total: bool = False) -> int:
+        m = _free_re((need + 3) >> 2).search(self.chunk_total if total else self.chunk_free)
         return m.start() if m else -1
 
 
@@ -72,15 +75,19 @@ def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
     cache: dict[bytes, int] = {}
     nchunks = ip.size // DIRBLKSIZ
     free = bytearray(nchunks)
+    total = [0] * nchunks
     for off, ino, _dtype, name, reclen in m.dir_entries(ip, free_slots=True):
         c = off >> 9
         s = _slack(ino, name, reclen) >> 2
-        if c < nchunks and s > free[c]:
-            free[c] = min(s, 255)
+        if c < nchunks:
+            total[c] += s
+            if s > free[c]:
+                free[c] = min(s, 255)
         if ino and name not in idx.offsets:
             idx.offsets[name] = off
             cache[name] = ino
     idx.chunk_free = free
+    idx.chunk_total = bytearray(min(t, 255) for t in total)
     m.dirindex[ip.ino] = idx
     ip.dircache = cache
     return idx
@@ -104,8 +111,29 @@ def _chunk_entries(m: FfsMountRW, data: bytearray, coff: int) -> list[tuple[int,
 
 
 def _refresh_free(idx: DirIndex, chunk: int, ents: list[tuple[int, int, int, bytes, int]]) -> None:
-    best = max((_slack(ino, name, reclen) for _, ino, _, name, reclen in ents), default=0)
-    idx.chunk_free[chunk] = min(best >> 2, 255)
+    slacks = [_slack(ino, name, reclen) for _, ino, _, name, reclen in ents]
+    idx.chunk_free[chunk] = min(max(slacks, default=0) >> 2, 255)
+    idx.chunk_total[chunk] = min(sum(slacks) >> 2, 255)
+
+
+def _compact(m: FfsMountRW, dip: Inode, idx: DirIndex, chunk: int) -> None:
+    """Squeeze the live entries of a chunk together so its free space is one slot at the end
+    (ufs_direnter's compaction when the space is there but scattered)."""
+    endian = m.fs.endian
+    base = chunk * DIRBLKSIZ
+    bp, coff = _chunk_buf(m, dip, base)
+    live = [(ino, dtype, name) for _, ino, dtype, name, _ in _chunk_entries(m, bp.data, coff) if ino]
+    out = bytearray()
+    for k, (ino, dtype, name) in enumerate(live):
+        size = DIRSIZ(len(name))
+        reclen = DIRBLKSIZ - len(out) if k == len(live) - 1 else size
+        idx.offsets[name] = base + len(out)
+        out += pack_entry(endian, ino, dtype, name, reclen)
+    if not live:
+        out += pack_entry(endian, 0, 0, b"", DIRBLKSIZ)
+    bp.data[coff:coff + DIRBLKSIZ] = bytes(out).ljust(DIRBLKSIZ, b"\0")
+    m.meta_write(bp, coff, coff + DIRBLKSIZ)
+    _refresh_free(idx, chunk, _chunk_entries(m, bp.data, coff))
 
 
 def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root: bool) -> None:
@@ -115,10 +143,16 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
     endian = m.fs.endian
     chunk = idx.find_chunk(need)
     if chunk < 0:
+        scattered = idx.find_chunk(need, total=True)
+        if scattered >= 0:
+            _compact(m, dip, idx, scattered)
+            chunk = scattered
+    if chunk < 0:
         # grow by one chunk: a single entry spanning it
         off = dip.size
         write_range(m, dip, off, pack_entry(endian, ino, dtype, name, DIRBLKSIZ).ljust(DIRBLKSIZ, b"\0"), root)
         idx.chunk_free.append(min((DIRBLKSIZ - need) >> 2, 255))
+        idx.chunk_total.append(min((DIRBLKSIZ - need) >> 2, 255))
         idx.offsets[name] = off
         assert dip.dircache is not None
         dip.dircache[name] = ino
@@ -147,6 +181,7 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
         assert dip.dircache is not None
         dip.dircache[name] = ino
         idx.chunk_free[chunk] = min(max(slacks) >> 2, 255)
+        idx.chunk_total[chunk] = min(sum(slacks) >> 2, 255)
         return
     # the index promised room that the chunk does not have: rebuild it and retry once
     m.dirindex.pop(dip.ino, None)
