@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat as stat_mod
 from dataclasses import dataclass, field
+from typing import Protocol
 
 VNOVAL = None
 
@@ -63,6 +64,26 @@ class SetAttr:
     birthtime_ns: int | None = None
     flags: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+class _Owned(Protocol):
+    mode: int
+    uid: int
+    gid: int
+    flags: int
+
+
+def apply_owner_mode(node: _Owned, sa: SetAttr) -> None:
+    """The part of setattr every driver does alike on its in-core node: permission bits (the type
+    bits stay), owner, group and chflags flags. Times and size are each driver's own."""
+    if sa.mode is not None:
+        node.mode = (node.mode & 0o170000) | (sa.mode & 0o7777)
+    if sa.uid is not None:
+        node.uid = sa.uid
+    if sa.gid is not None:
+        node.gid = sa.gid
+    if sa.flags is not None:
+        node.flags = sa.flags
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from p2k.fs.ffs.itrunc import truncate
 from p2k.fs.ffs.vnops import FfsVnops
 from p2k.hyper import now_ns, random_u32
 from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY
+from p2k.vfs.vattr import apply_owner_mode
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
@@ -308,14 +309,7 @@ class FfsWriteVnops:
             if sa.size != ip.size:
                 truncate(self, ip, sa.size, self._root(ip))
                 _modified(ip)
-        if sa.mode is not None:
-            ip.mode = (ip.mode & IFMT) | (sa.mode & 0o7777)
-        if sa.uid is not None:
-            ip.uid = sa.uid
-        if sa.gid is not None:
-            ip.gid = sa.gid
-        if sa.flags is not None:
-            ip.flags = sa.flags
+        apply_owner_mode(ip, sa)
         set_times(ip, a=sa.atime_ns, m=sa.mtime_ns, b=sa.birthtime_ns if self.fs.ufs2 else None)
         _changed(ip)
         if sa.ctime_ns is not None:

@@ -18,7 +18,7 @@ from p2k.fs.tmpfs.node import (
 from p2k.hyper import now_ns
 from p2k.vfs.mount import MNT_NOATIME
 from p2k.vfs.times import mark_changed, mark_modified
-from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr
+from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr, apply_owner_mode
 
 if TYPE_CHECKING:
     from p2k.fs.tmpfs.vfsops import TmpfsMount
@@ -51,14 +51,7 @@ class TmpfsVnops:
             if n.pages is None:
                 raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
             self._truncate(n, sa.size)
-        if sa.mode is not None:
-            n.mode = stat_mod.S_IFMT(n.mode) | (sa.mode & 0o7777)
-        if sa.uid is not None:
-            n.uid = sa.uid
-        if sa.gid is not None:
-            n.gid = sa.gid
-        if sa.flags is not None:
-            n.flags = sa.flags
+        apply_owner_mode(n, sa)
         if sa.atime_ns is not None:
             n.atime_ns = sa.atime_ns
         if sa.mtime_ns is not None:
