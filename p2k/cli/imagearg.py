@@ -43,6 +43,18 @@ class MountedImage:
         self.close()
 
 
+_argv: list[str] = []
+
+
+def set_argv(argv: list[str]) -> None:
+    """The command line being parsed (``p2k.cli.main`` sets it before building the parser)."""
+    _argv[:] = argv
+
+
+def drivespec_given() -> bool:
+    return any(a == "-d" or (a.startswith("-d") and not a.startswith("--")) for a in _argv)
+
+
 def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, server_ok: bool = False) -> None:
     """The image options. With ``server_ok`` and RUMP_SERVER set, the command works on the server's
     namespace and takes no IMAGE argument (fs-utils' commands against a rump_server)."""
@@ -50,7 +62,9 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
     p.add_argument("-o", dest="options", default="", help="mount options, e.g. ro")
     p.add_argument("-d", dest="drivespec", default=None,
                    help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a")
-    if server_ok and os.environ.get("RUMP_SERVER"):
+    if (server_ok and os.environ.get("RUMP_SERVER")) or drivespec_given():
+        # The device comes from the server or from -d: no IMAGE positional, so that the command's
+        # own paths are not taken for one.
         p.set_defaults(image=None)
         return
     if image_optional:

@@ -12,6 +12,7 @@ import sys
 
 import p2k
 from p2k.cli.errors import UsageError, run_main
+from p2k.cli.imagearg import set_argv
 
 # Modules that contribute subcommands; each defines register(subparsers).
 SUBCOMMAND_MODULES = (
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     def run() -> int | None:
+        set_argv(sys.argv[1:] if argv is None else list(argv))
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
