@@ -204,26 +204,3 @@ def _cross_down_peek(kernel: Kernel, vp: Vnode) -> Vnode:
         mp = vp.mountedhere
         vp = kernel.vcache.peek(mp, mp.vfs_root_ino())
     return vp
-
-
-def lookup_parent_chain(kernel: Kernel, proc: Proc, vp: Vnode) -> list[Vnode]:
-    """Directories from ``vp`` up to proc's root (unreferenced; used to refuse renaming a
-    directory into its own subtree)."""
-    chain: list[Vnode] = []
-    cur = kernel.vcache.vref(vp)
-    try:
-        for _ in range(4096):
-            chain.append(cur)
-            if cur is proc.root or (cur.mount is proc.root.mount and cur.ino == proc.root.ino):
-                break
-            nxt = _dotdot(kernel, proc, cur)
-            if nxt is cur:
-                kernel.vcache.vrele(nxt)
-                break
-            kernel.vcache.vrele(cur)
-            cur = nxt
-        else:
-            raise OSError(errno.ELOOP, "directory cycle")
-    finally:
-        kernel.vcache.vrele(cur)
-    return chain

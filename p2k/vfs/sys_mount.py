@@ -80,6 +80,3 @@ class MountCalls(SysBase):
     def reboot(self, howto: int = RB_AUTOBOOT) -> None:
         """Sync (unless RB_NOSYNC) and unmount everything, as rump.halt needs."""
         self.kernel.shutdown(sync=not howto & RB_NOSYNC)
-
-    def _mount_readonly(self, mp: Mount) -> bool:
-        return bool(mp.flags & MNT_RDONLY)
