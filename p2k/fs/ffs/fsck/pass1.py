@@ -24,7 +24,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, STOP, ckinode, has_blocks
-from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit
+from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
 from p2k.fs.ffs.fsck.state import DCLEAR, DSTATE, FCLEAR, FSTATE, USTATE
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inode
 
@@ -159,12 +159,7 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
             _blkerror(ctx, ino)
             bad += 1
             if bad >= MAXBAD:
-                rep.warn(f"EXCESSIVE BAD BLKS I={ino}", ino=ino, kind="excessive bad")
-                if rep.preen:
-                    return STOP
-                if not rep.reply("CONTINUE"):
-                    raise FsckExit(FSCK_EXIT_CHECK_FAILED)
-                return STOP
+                return _excessive(rep, f"EXCESSIVE BAD BLKS I={ino}", ino, "excessive bad")
             return SKIP
         counted += n
         already = st.claim(frag, n)
@@ -180,12 +175,7 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
                 dup += 1
         _blkerror(ctx, ino)
         if dup >= MAXDUP:
-            rep.warn(f"EXCESSIVE DUP BLKS I={ino}", ino=ino, kind="excessive dup")
-            if rep.preen:
-                return STOP
-            if not rep.reply("CONTINUE"):
-                raise FsckExit(FSCK_EXIT_CHECK_FAILED)
-            return STOP
+            return _excessive(rep, f"EXCESSIVE DUP BLKS I={ino}", ino, "excessive dup")
         return KEEPON
 
     ckinode(ctx, ip, check)
@@ -197,6 +187,15 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
                    preen_action="CORRECTED", ino=ino, kind="incorrect block count"):
             ip.blocks = sectors
             ctx.inodirty(ip)
+
+
+def _excessive(rep: Reporter, msg: str, ino: int, kind: str) -> int:
+    """Too many bad or duplicate blocks in one inode: stop scanning it (preen), or ask whether to
+    go on with the check at all, as fsck_ffs does."""
+    rep.warn(msg, ino=ino, kind=kind)
+    if not rep.preen and not rep.reply("CONTINUE"):
+        raise FsckExit(FSCK_EXIT_CHECK_FAILED)
+    return STOP
 
 
 def _ext_sectors(ctx: Ctx, ip: Inode) -> int:
