@@ -1,0 +1,45 @@
+"""p2k.ondisk: one declaration gives both byte orders, offsets, and a lossless round trip."""
+
+from __future__ import annotations
+
+import struct
+from typing import Annotated
+
+import pytest
+
+from p2k.ondisk import I64, U16, U32, Fmt, Record
+
+
+class Sample(Record):
+    magic: U32
+    count: U16
+    pad: Annotated[bytes, Fmt("2s")]
+    when: I64
+    addrs: Annotated[list[int], Fmt("3i")]
+
+
+def test_layout_matches_struct_rules() -> None:
+    assert Sample.SIZE == struct.calcsize("<IH2sq3i") == 28
+    assert Sample.OFFSETS == {"magic": 0, "count": 4, "pad": 6, "when": 8, "addrs": 16}
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_round_trip_both_orders(endian: str) -> None:
+    rec = Sample(0x19540119, 7, b"\0\1", -5, [1, -2, 3])
+    raw = rec.encode(endian)
+    assert raw == struct.pack(endian + "IH2sq3i", 0x19540119, 7, b"\0\1", -5, 1, -2, 3)
+    assert Sample.decode(b"xx" + raw, 2, endian) == rec
+    buf = bytearray(40)
+    rec.encode_into(buf, 4, endian)
+    assert bytes(buf[4:32]) == raw
+
+
+def test_wrong_array_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="addrs"):
+        Sample(1, 1, b"\0\0", 0, [1]).encode()
+
+
+def test_field_without_format_is_a_declaration_error() -> None:
+    with pytest.raises(TypeError, match="needs a Fmt"):
+        class Bad(Record):
+            x: int
