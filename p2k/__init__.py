@@ -5,6 +5,7 @@ The public surface is this short list; everything else is internal and may chang
 
 from p2k.etfs import ETFS_BLK, ETFS_CHR, ETFS_REG
 from p2k.hyper import ParamError
+from p2k.image import ImageFS, ImagePath, open_image
 from p2k.kernel import Kernel, rump_init
 from p2k.vfs.mount import MNT_ASYNC, MNT_FORCE, MNT_NOATIME, MNT_RDONLY, MNT_SYNCHRONOUS
 from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE
@@ -25,8 +26,11 @@ __all__ = [
     "RENAME_NOREPLACE",
     "UTIME_NOW",
     "UTIME_OMIT",
+    "ImageFS",
+    "ImagePath",
     "Kernel",
     "ParamError",
     "__version__",
+    "open_image",
     "rump_init",
 ]

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from dataclasses import dataclass
 
-from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+from p2k.etfs import parse_drivespec
+from p2k.etfs.attach import attach_path
 from p2k.kernel import Kernel
 from p2k.vfs.mount import MNT_RDONLY
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
-
-_PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
-
 
 @dataclass
 class MountedImage:
@@ -111,19 +108,4 @@ def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
         return spec.register(k.etfs).key
     if not args.image:
         raise OSError(2, "no image given (IMAGE or -d drivespec)")
-    path, part = split_image(args.image)
-    if part:
-        # Built directly, not as text: a host path may hold commas that a drivespec cannot.
-        spec = DriveSpec(key=DEVKEY, hostpath=path, disklabel=part, readonly=readonly)
-        return spec.register(k.etfs).key
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such file or directory", path)
-    k.etfs_register(DEVKEY, path, ETFS_BLK, readonly=readonly)
-    return DEVKEY
-
-
-def split_image(text: str) -> tuple[str, str | None]:
-    m = _PART.match(text)
-    if m and not os.path.exists(text):
-        return m.group("path"), m.group("part")
-    return text, None
+    return attach_path(k.etfs, DEVKEY, args.image, readonly=readonly).key

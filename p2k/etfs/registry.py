@@ -13,7 +13,7 @@ import errno
 import threading
 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
-from p2k.hyper import HostFile
+from p2k.hyper import HostBackend, HostFile
 
 _ETFS_TYPES = (ETFS_REG, ETFS_BLK, ETFS_CHR)
 _READONLY_FALLBACK = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -62,14 +62,30 @@ class EtfsRegistry:
             if offset > fsize or offset + host.size > fsize:
                 raise OSError(errno.EINVAL, f"{norm}: window [{offset}, {offset + host.size}) is not inside "
                                             f"{hostpath} ({fsize} bytes)")
-            device = Device(norm, hostpath, type, host)
-            with self._lock:
-                if norm in self._devices:
-                    raise OSError(errno.EEXIST, f"{norm}: etfs key already registered")
-                self._devices[norm] = device
+            return self._add(norm, hostpath, type, host)
         except BaseException:
             host.close()
             raise
+
+    def register_backend(self, key: str, backend: HostBackend, type: int = ETFS_BLK) -> Device:
+        """Register an already opened backend (a file object an fsspec URL gave, a partition window
+        of one) as ``key``; the backend's own window is the device. On failure the backend is closed,
+        as ``register`` closes the host file it opened."""
+        try:
+            norm = normalize_key(key)
+            if type not in _ETFS_TYPES:
+                raise OSError(errno.EINVAL, f"{norm}: invalid etfs type {type}")
+            return self._add(norm, backend.path, type, backend)
+        except BaseException:
+            backend.close()
+            raise
+
+    def _add(self, norm: str, hostpath: str, type: int, host: HostBackend) -> Device:
+        device = Device(norm, hostpath, type, host)
+        with self._lock:
+            if norm in self._devices:
+                raise OSError(errno.EEXIST, f"{norm}: etfs key already registered")
+            self._devices[norm] = device
         return device
 
     @staticmethod
