@@ -133,10 +133,10 @@ class P2KFileSystem(AbstractFileSystem):
 
     def created(self, path: str) -> _dt.datetime:
         info = self.info(path)
-        return _dt.datetime.fromtimestamp(info.get("created", info["ctime"]), tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(info.get("created", info["ctime"]), tz=_dt.UTC)
 
     def modified(self, path: str) -> _dt.datetime:
-        return _dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=_dt.timezone.utc)
+        return _dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=_dt.UTC)
 
     # ---- data ------------------------------------------------------------------------------------
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
