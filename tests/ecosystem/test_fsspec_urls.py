@@ -1,0 +1,170 @@
+"""Chained fsspec URLs: the image itself opened through memory://, file:// and http:// (a local
+server with range requests that counts what it sends), and pandas reading a CSV out of an image."""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from eco_images import CSV, data_tree, labelled, makefs, needs_makefs
+
+fsspec = pytest.importorskip("fsspec")
+pytestmark = needs_makefs
+
+BIG = 6 << 20  # a file the reads below must not pull in
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("urls")
+    return makefs(d / "disk.img", data_tree(d / "tree", big=BIG), "48m")
+
+
+@pytest.fixture(scope="module")
+def labelled_image(image: Path) -> Path:
+    return labelled(image, image.with_name("labelled.img"))
+
+
+def test_local_image_by_fo_and_by_chained_url(image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = fsspec.filesystem("p2k", fo=str(image), skip_instance_cache=True)
+    assert fs.cat_file("etc/motd") == b"Welcome to NetBSD.\n"
+    info = fs.info("motd")
+    assert (info["type"], info["destination"], info["islink"]) == ("link", "etc/motd", True)
+    assert fs.info("data")["type"] == "directory" and fs.info("data/x.csv")["size"] == len(CSV)
+    assert fs.info("data/x.csv")["mode"] & 0o777 == (image.parent / "tree/data/x.csv").stat().st_mode & 0o777
+    assert sorted(fs.find("")) == ["data/big.bin", "data/x.csv", "etc/motd", "motd"]
+    assert fs.glob("**/*.csv") == ["data/x.csv"]
+    assert fs.du("data") == BIG + len(CSV)
+    assert fs.cat_file("data/big.bin", start=1000, end=1010) == bytes(range(1000 % 256, 1000 % 256 + 10))
+    assert fs.cat_file("data/x.csv", start=-16) == CSV[-16:].encode()
+    fs.close()
+    monkeypatch.chdir(image.parent)
+    with fsspec.open("p2k://etc/motd::disk.img", "rt") as f:
+        assert f.read() == "Welcome to NetBSD.\n"
+    with fsspec.open(f"p2k://data/x.csv::file://{image}", "rb") as f:
+        assert f.read() == CSV.encode()
+
+
+def test_get_recursive_keeps_links(image: Path, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("p2k", fo=str(image), skip_instance_cache=True)
+    fs.get("", str(tmp_path / "out"), recursive=True)
+    fs.close()
+    assert (tmp_path / "out/data/x.csv").read_text() == CSV
+    assert (tmp_path / "out/motd").is_symlink() and (tmp_path / "out/motd").read_text() == "Welcome to NetBSD.\n"
+    assert (tmp_path / "out/data/big.bin").stat().st_size == BIG
+
+
+def test_memory_url_and_partition(labelled_image: Path) -> None:
+    mem = fsspec.filesystem("memory")
+    mem.pipe_file("/images/labelled.img", labelled_image.read_bytes())
+    with fsspec.open("p2k://data/x.csv::memory://images/labelled.img:a", "rt") as f:
+        assert f.read() == CSV
+    fs = fsspec.filesystem("p2k", fo="memory://images/labelled.img", partition="a", skip_instance_cache=True)
+    assert fs.ls("etc", detail=False) == ["etc/motd"]
+    fs.close()
+    with pytest.raises(ValueError, match="read-only"):
+        fsspec.filesystem("p2k", fo="memory://images/labelled.img:a", mode="rw", skip_instance_cache=True)
+    mem.rm("/images/labelled.img")
+
+
+class RangeHandler(SimpleHTTPRequestHandler):
+    """http.server with ``Range: bytes=A-B`` (what fsspec's HTTP file asks) and a byte count."""
+
+    served = 0
+    requests: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        path = Path(self.translate_path(self.path))
+        rng = self.headers.get("Range")
+        if not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        f = open(path, "rb")  # noqa: SIM115 - closed by the caller, as in the base class
+        if not rng:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            self._remaining = size
+            return f
+        lo_s, _, hi_s = rng.removeprefix("bytes=").partition("-")
+        lo, hi = int(lo_s), min(int(hi_s) if hi_s else size - 1, size - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {lo}-{hi}/{size}")
+        self.send_header("Content-Length", str(hi - lo + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        f.seek(lo)
+        self._remaining = hi - lo + 1
+        return f
+
+    def copyfile(self, source, outputfile):  # type: ignore[no-untyped-def]
+        while self._remaining > 0:
+            chunk = source.read(min(self._remaining, 1 << 16))
+            if not chunk:
+                break
+            outputfile.write(chunk)
+            self._remaining -= len(chunk)
+            type(self).served += len(chunk)
+        type(self).requests.append(self.headers.get("Range") or "whole")
+
+
+@pytest.fixture
+def http(image: Path) -> Iterator[tuple[str, type[RangeHandler]]]:
+    """A server on 127.0.0.1 for the image's folder: its URL, and its handler class with the counts."""
+    handler = type("Handler", (RangeHandler,), {"served": 0, "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(image.parent)))
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_image_is_read_in_ranges(image: Path, http: tuple[str, type[RangeHandler]]) -> None:
+    url, handler = http
+    with fsspec.open(f"p2k://etc/motd::{url}/disk.img", "rt") as f:
+        assert f.read() == "Welcome to NetBSD.\n"
+    fs = fsspec.filesystem("p2k", fo=f"{url}/disk.img", skip_instance_cache=True)
+    assert fs.cat_file("data/big.bin", start=3 << 20, end=(3 << 20) + 4) == bytes([0, 1, 2, 3])
+    assert fs.cat_file("data/x.csv") == CSV.encode()
+    fs.close()
+    size = image.stat().st_size
+    assert handler.requests and "whole" not in handler.requests, handler.requests
+    print(f"\nhttp: {handler.served} bytes in {len(handler.requests)} requests for a {size}-byte image")
+    assert 0 < handler.served < size // 8, f"{handler.served} bytes served of a {size}-byte image"
+
+
+def test_pandas_read_csv_out_of_an_image(image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = pytest.importorskip("pandas")
+    monkeypatch.chdir(image.parent)
+    df = pd.read_csv("p2k://data/x.csv::disk.img")
+    assert list(df.columns) == ["city", "population"]
+    assert df.set_index("city")["population"].to_dict() == {"Amsterdam": 921402, "Berkeley": 124321,
+                                                            "Kyoto": 1463723}
+
+
+def test_errors_name_what_is_wrong(image: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        fsspec.filesystem("p2k", fo=str(tmp_path / "missing.img"), skip_instance_cache=True)
+    fs = fsspec.filesystem("p2k", fo=str(image), skip_instance_cache=True)
+    with pytest.raises(FileNotFoundError) as e:
+        fs.cat_file("etc/nope")
+    assert e.value.filename == "etc/nope"
+    with pytest.raises(IsADirectoryError):
+        fs.cat_file("etc")
+    with pytest.raises(OSError) as e:
+        fs.pipe_file("etc/new", b"x")  # mounted read-only
+    assert e.value.errno == errno.EROFS
+    fs.close()
+    with pytest.raises(ValueError, match="no image"):
+        fsspec.filesystem("p2k", skip_instance_cache=True)
