@@ -79,7 +79,8 @@ class P2KFileSystem(AbstractFileSystem):
         if partition is None:
             url, partition = split_partition(url, exists=target.exists)
         f = target.open(url, "rb", block_size=block_size)
-        return open_image(f, "r", fstype=fstype, partition=partition, memlimit=memlimit, name=url)
+        return open_image(f, "r", fstype=fstype, partition=partition, memlimit=memlimit, name=url,
+                          close_fileobj=True)
 
     # ---- paths -----------------------------------------------------------------------------------
     @classmethod

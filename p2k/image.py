@@ -27,10 +27,12 @@ _CHUNK = 1 << 20
 
 def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fstype: str = "ffs",
                partition: str | None = None, name: str | None = None, memlimit: int | str | None = None,
-               nvnodes: int | str | None = None, options: dict[str, str] | None = None) -> ImageFS:
+               nvnodes: int | str | None = None, options: dict[str, str] | None = None,
+               close_fileobj: bool = False) -> ImageFS:
     """Mount ``image`` (``"disk.img"``, ``"disk.img:a"``, or a seekable binary file object) in a
     private kernel. ``mode`` is ``"r"`` (read-only, the default) or ``"rw"``; a file object is
-    written only when it was opened for writing. Use it as a context manager."""
+    written only when it was opened for writing, and is left open for its owner unless
+    ``close_fileobj``. Use it as a context manager."""
     if mode not in ("r", "rw"):
         raise ValueError(f"open_image: mode must be 'r' or 'rw', not {mode!r}")
     readonly = mode == "r"
@@ -43,7 +45,8 @@ def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fs
             if not readonly and not writable:
                 raise OSError(errno.EROFS, "the image's file object is not writable")
             label = name or str(getattr(image, "path", None) or getattr(image, "name", None) or "<file object>")
-            dev = attach_fileobj(k.etfs, DEVKEY, image, name=label, readonly=readonly, partition=partition)
+            dev = attach_fileobj(k.etfs, DEVKEY, image, name=label, readonly=readonly, partition=partition,
+                                 close_fileobj=close_fileobj)
         readonly = readonly or dev.readonly
         k.sys.mkdir(MOUNTPOINT, 0o755)
         k.sys.mount(fstype, MOUNTPOINT, MNT_RDONLY if readonly else 0, {"fspec": dev.key, **(options or {})})
@@ -211,8 +214,9 @@ class ImagePath:
         m = self._mode(follow=False)
         return m is not None and st.S_ISLNK(m)
 
-    def readlink(self) -> ImagePath:
-        return ImagePath(self.fs, self.fs.sys.readlink(self.fs.kpath(self._p)))
+    def readlink(self) -> str:
+        """The link's target as stored (a relative target stays relative to the link's folder)."""
+        return self.fs.sys.readlink(self.fs.kpath(self._p))
 
     def iterdir(self) -> Iterator[ImagePath]:
         for n in sorted(self.fs.sys.listdir(self.fs.kpath(self._p))):

@@ -48,10 +48,10 @@ def attach_path(registry: EtfsRegistry, key: str, path: str | os.PathLike[str], 
 
 
 def attach_fileobj(registry: EtfsRegistry, key: str, fileobj: IO[bytes] | Any, *, name: str = "<file object>",
-                   readonly: bool = True, partition: str | None = None) -> Device:
+                   readonly: bool = True, partition: str | None = None, close_fileobj: bool = True) -> Device:
     """Register an open binary file object as ``key``; with ``partition``, only that disklabel
-    partition's window of it. The file object is closed with the device."""
-    backend = FileObjectBackend(fileobj, name=name, readonly=readonly)
+    partition's window of it. With ``close_fileobj`` the file object is closed with the device."""
+    backend = FileObjectBackend(fileobj, name=name, readonly=readonly, close_fileobj=close_fileobj)
     if partition:
         try:
             label = scan_disklabel(backend.pread(0, min(LABEL_SCAN_BYTES, backend.size)))
@@ -61,8 +61,8 @@ def attach_fileobj(registry: EtfsRegistry, key: str, fileobj: IO[bytes] | Any, *
             if offset + size > backend.size:
                 raise OSError(errno.EINVAL, f"partition {partition} reaches past the image's end", name)
         except BaseException:
-            backend.close()
+            if close_fileobj:
+                backend.close()
             raise
-        whole, backend = backend, backend.window(offset, size)
-        backend._close_fileobj, whole._close_fileobj = True, False
+        backend = backend.window(offset, size, close_fileobj=close_fileobj)
     return registry.register_backend(key, backend, ETFS_BLK)

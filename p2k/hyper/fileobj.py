@@ -39,11 +39,11 @@ class FileObjectBackend:
         self.bytes_read = 0
         self.bytes_written = 0
 
-    def window(self, offset: int, size: int | None) -> FileObjectBackend:
-        """Another window on the same file object (a partition of this image); it shares the
-        object and its lock, and closing it leaves the object open."""
+    def window(self, offset: int, size: int | None, *, close_fileobj: bool = False) -> FileObjectBackend:
+        """Another window on the same file object (a partition of this image), sharing the object
+        and its lock; it closes the object only if told to, since the two may live on apart."""
         sub = FileObjectBackend(self.fileobj, name=self.path, offset=self.offset + offset,
-                                size=size, readonly=self.readonly, close_fileobj=False)
+                                size=size, readonly=self.readonly, close_fileobj=close_fileobj)
         sub._lock = self._lock
         return sub
 
