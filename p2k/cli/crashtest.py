@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from p2k.cli.progress import Bars, add_quiet_arg, wanted
 from p2k.crash.runner import count_writes, make_image, run_cut
 from p2k.crash.workloads import WORKLOADS
 
@@ -26,6 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--only-cut", type=int, default=None, help="run just this cut point (to reproduce)")
     p.add_argument("-O", dest="version", type=int, choices=[1, 2], default=2, help="FFS version of a fresh image")
     p.add_argument("-k", "--keep", action="store_true", help="keep the images of failed cut points")
+    add_quiet_arg(p)
     p.add_argument("image", nargs="?", help="start from a copy of this image instead of a fresh one")
     p.set_defaults(func=cmd_crashtest)
 
@@ -45,6 +47,7 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="p2k-crash-"))
     total = passed = 0
     failed: list[str] = []
+    bars = Bars(wanted(args), "crashtest", unit="cuts")
     try:
         template = tmp / "template.img"
         if args.image:
@@ -56,7 +59,8 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
                 writes = count_writes(template, tmp, name, seed)
                 points = [args.only_cut] if args.only_cut else cut_points(writes, args.cuts)
                 ok_here = 0
-                for cut in points:
+                for i, cut in enumerate(points):
+                    bars(f"{name} seed={seed}", i, len(points))
                     res = run_cut(template, tmp, name, seed, cut)
                     total += 1
                     if res.ok:
@@ -70,8 +74,10 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
                         if args.keep:
                             kept = Path.cwd() / f"crash-{name}-{seed}-{cut}.img"
                             shutil.copyfile(tmp / f"{name}-{cut}.img", kept)
-                print(f"{name} seed={seed}: {writes} writes, {ok_here}/{len(points)} cut points passed")
+                bars(f"{name} seed={seed}", len(points), len(points))
+                print(f"{name} seed={seed}: {writes} writes, {ok_here}/{len(points)} cut points passed", file=bars.out)
     finally:
+        bars.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"crashtest: {total} cut points, {passed} passed, {len(failed)} failed")
     return 0 if not failed and total else 1

@@ -12,9 +12,13 @@ import sys
 
 from p2k.cli.errors import UsageError
 from p2k.cli.imagearg import register_image
+from p2k.cli.progress import Bars, add_quiet_arg, wanted
 from p2k.fs.ffs.fsck import FsckIO, Options, Reporter, checkfilesys
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
 from p2k.kernel import Kernel
+
+FSCK_STEPS = ["Phase 1", "Phase 1b", "Phase 2", "Phase 3", "Phase 4", "Phase 5"]
+FSCK_UNITS = {"Phase 1": "inodes", "Phase 1b": "inodes", "Phase 2": "dirs", "Phase 5": "cg"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-B", dest="byteorder", choices=["be", "le"], help="byte order")
     p.add_argument("-m", dest="lfmode", default="700", help="lost+found mode (octal, default 700)")
     p.add_argument("--json", dest="as_json", action="store_true", help="machine-readable report")
+    add_quiet_arg(p)
     p.add_argument("-d", dest="drivespec", default=None, help="rump_server drivespec")
     p.add_argument("image", nargs="?", help="image (IMAGE or IMAGE:a)")
     p.set_defaults(func=run)
@@ -56,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
         dev = k.etfs.lookup(key)
         assert dev is not None
         name = args.image or key
-        rep = Reporter(name, opts.mode, as_json=opts.as_json)
-        io = FsckIO(dev, readonly)
-        try:
-            code, summary = checkfilesys(io, rep, opts)
-        except OSError as e:
-            rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
-            code, summary = FSCK_EXIT_CHECK_FAILED, {}
+        with Bars(wanted(args), "fsck", steps=FSCK_STEPS, units=FSCK_UNITS) as bars:
+            rep = Reporter(name, opts.mode, as_json=opts.as_json, out=bars.out, progress=bars)
+            io = FsckIO(dev, readonly)
+            try:
+                code, summary = checkfilesys(io, rep, opts)
+            except OSError as e:
+                rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
+                code, summary = FSCK_EXIT_CHECK_FAILED, {}
         if opts.as_json:
             sys.stdout.write(rep.json_report(summary, code, io.modified) + "\n")
         return code

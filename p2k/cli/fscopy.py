@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from p2k.cli.fsview import FsView
@@ -106,7 +107,16 @@ def _split(v: FsView, p: str) -> tuple[Side, str]:
     return HostSide(), p
 
 
-def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool) -> None:
+def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool,
+               progress: Callable[[str, int, int], None] | None = None) -> None:
+    """``progress("copied", bytes so far, 0)`` after each chunk (the total is not known ahead)."""
+    copied = [0]
+
+    def tally(n: int) -> None:
+        copied[0] += n
+        if progress is not None:
+            progress("copied", copied[0], 0)
+
     dside, dpath = _split(v, dst)
     try:
         dst_is_dir = st.S_ISDIR(dside.lstat(dpath).st_mode)
@@ -117,10 +127,11 @@ def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserv
     for src in srcs:
         sside, spath = _split(v, src)
         target = dpath.rstrip("/") + "/" + os.path.basename(spath.rstrip("/")) if dst_is_dir else dpath
-        copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve)
+        copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve, tally=tally)
 
 
-def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool) -> None:
+def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool,
+             tally: Callable[[int], None] | None = None) -> None:
     s = ss.lstat(sp)
     mode = s.st_mode
     if st.S_ISDIR(mode):
@@ -132,12 +143,12 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
             pass
         for name in sorted(ss.listdir(sp)):
             copy_one(ss, sp.rstrip("/") + "/" + name, ds, dp.rstrip("/") + "/" + name,
-                     recursive=True, preserve=preserve)
+                     recursive=True, preserve=preserve, tally=tally)
         ds.chmod(dp, st.S_IMODE(mode) if preserve else st.S_IMODE(mode) & 0o777)
     elif st.S_ISLNK(mode):
         ds.symlink(ss.readlink(sp), dp)
     elif st.S_ISREG(mode):
-        _copy_data(ss, sp, ds, dp, st.S_IMODE(mode))
+        _copy_data(ss, sp, ds, dp, st.S_IMODE(mode), tally)
     elif recursive:
         ds.mknod(dp, st.S_IFMT(mode) | st.S_IMODE(mode), s.st_rdev)
     else:
@@ -152,7 +163,7 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
                 raise
 
 
-def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int) -> None:
+def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int, tally: Callable[[int], None] | None) -> None:
     sfd = ss.open(sp, os.O_RDONLY)
     try:
         dfd = ds.open(dp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o777)
@@ -162,6 +173,8 @@ def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int) -> None:
                 if not data:
                     break
                 ds.write(dfd, data)
+                if tally is not None:
+                    tally(len(data))
         finally:
             ds.close(dfd)
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from p2k.cli.fsview import FsView, ls_line, open_view
 from p2k.cli.imagearg import add_image_args
+from p2k.cli.progress import add_quiet_arg
 
 
 def register(sub: Any) -> None:
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
     add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
     p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
+    add_quiet_arg(p)
     p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
     p.set_defaults(func=cmd_cp)
 
@@ -223,11 +225,12 @@ def cmd_df(args: argparse.Namespace) -> int:
 # ---- cp ------------------------------------------------------------------------------------------
 def cmd_cp(args: argparse.Namespace) -> int:
     from p2k.cli.fscopy import copy_paths
+    from p2k.cli.progress import Bars, wanted
 
     *srcs, dst = args.paths
     if not srcs:
         raise OSError(22, "cp needs SRC... DST")
     into = dst.startswith(":")
-    with open_view(args, write=into) as v:
-        copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)
+    with open_view(args, write=into) as v, Bars(wanted(args) and args.recursive, "cp", units={"copied": "B"}) as bars:
+        copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve, progress=bars)
     return 0

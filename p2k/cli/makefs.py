@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from p2k.cli.errors import UsageError
 from p2k.cli.newfs import newfs_image, parse_newfs_size
+from p2k.cli.progress import Bars, add_quiet_arg, wanted
 from p2k.fs.ffs.makefs import MakefsOptions, choose_size, populate, scan
 from p2k.fs.ffs.newfs import NewfsOptions, plan
 from p2k.vfs.mount import MNT_ASYNC
@@ -29,6 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("-o", dest="options", action="append", default=[], help="ffs options, comma-separated")
     p.add_argument("-b", dest="free_blocks", default=None, help="free blocks to leave, e.g. 10%%")
     p.add_argument("-f", dest="free_files", default=None, help="free inodes to leave, e.g. 10%%")
+    add_quiet_arg(p)
     p.add_argument("image")
     p.add_argument("directory")
     p.set_defaults(func=cmd_makefs)
@@ -72,13 +75,14 @@ def cmd_makefs(args: argparse.Namespace) -> int:
     else:
         opts.size, ninodes = choose_size(nodes, opts)
         print(f"Calculated size of `{args.image}': {opts.size} bytes, {len(nodes)} inodes")
-    build_image(args.image, args.directory, opts, nodes, ninodes)
+    with Bars(wanted(args), "makefs", units={"cylinder groups": "cg", "files": "files"}) as bars:
+        build_image(args.image, args.directory, opts, nodes, ninodes, progress=bars)
     print(f"Image `{args.image}' complete ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 
 def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any] | None = None,
-                ninodes: int = 0) -> None:
+                ninodes: int = 0, progress: Callable[[str, int, int], None] | None = None) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
     import p2k
 
@@ -88,12 +92,12 @@ def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any
                       density=opts.density, ninodes=ninodes, minfree=opts.minfree, endian=opts.endian)
     if os.path.exists(image):
         os.truncate(image, 0)
-    newfs_image(image, no, plan(no), lost_found=False)
+    newfs_image(image, no, plan(no), lost_found=False, progress=progress)
     k = p2k.Kernel(env={})
     try:
         k.etfs_register("/dev/makefs", image, p2k.ETFS_BLK)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
-        populate(k, k.mounts[0], directory, nodes)
+        populate(k, k.mounts[0], directory, nodes, progress)
     finally:
         k.halt()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from p2k.cli.errors import UsageError
+from p2k.cli.progress import Bars, add_quiet_arg, wanted
 from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
 from p2k.hyper.hostio import HostFile
 
@@ -53,6 +55,7 @@ def register(sub: Any) -> None:
     p.add_argument("-V", dest="verbosity", type=int, default=None, help="verbosity 0..4")
     p.add_argument("-F", dest="file", action="store_true", help="the target is a file (always true here)")
     p.add_argument("-Z", dest="zero", action="store_true", help="pre-zero the image")
+    add_quiet_arg(p)
     p.add_argument("image", help="image file")
     p.set_defaults(func=cmd_newfs)
 
@@ -77,13 +80,15 @@ def cmd_newfs(args: argparse.Namespace) -> int:
         print(line)
     if args.dry_run:
         return 0
-    newfs_image(args.image, opts, fs, zero=args.zero)
+    with Bars(wanted(args), "newfs", units={"zeroing": "B", "cylinder groups": "cg"}) as bars:
+        newfs_image(args.image, opts, fs, zero=args.zero, progress=bars)
     return 0
 
 
 def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
-                lost_found: bool = True) -> Any:
-    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock."""
+                lost_found: bool = True, progress: Callable[[str, int, int], None] | None = None) -> Any:
+    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
+    ``progress(what, done, total)`` is told how the zeroing and the cylinder groups advance."""
     if fs is None:
         fs = plan(opts)
     nbytes = fs.fs_size * fs.fs_fsize
@@ -96,7 +101,9 @@ def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = F
             chunk = bytes(1 << 20)
             for off in range(0, nbytes, len(chunk)):
                 host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
-        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
+                if progress is not None:
+                    progress("zeroing", min(off + len(chunk), nbytes), nbytes)
+        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found, progress=progress)
     finally:
         host.close()
     return fs

@@ -17,6 +17,7 @@ import errno
 import mmap
 import os
 import stat as st
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +142,8 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
-def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
+def populate(k: Any, mp: Any, root: str, nodes: list[Node],
+             progress: Callable[[str, int, int], None] | None = None) -> None:
     """Recreate ``nodes`` (read from host ``root``) in the file system of mount ``mp`` of kernel
     ``k``, through its vnode operations: the write path's allocation, accounting and ordering,
     without the path walks and permission checks of the syscall layer (makefs acts as root, and
@@ -153,7 +155,9 @@ def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
         dirs: dict[str, Any] = {"": rootvp}
         links: dict[tuple[int, int], int] = {}
         try:
-            for n in nodes:
+            for i, n in enumerate(nodes, 1):
+                if progress is not None:
+                    progress("files", i, len(nodes))
                 if not n.rel:
                     continue
                 parent, _, name = n.rel.rpartition("/")

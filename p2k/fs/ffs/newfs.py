@@ -335,8 +335,10 @@ def backups(fs: Superblock) -> list[int]:
 
 
 def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callable[[int, bytes], None],
-             fsync: Callable[[], None], lost_found: bool = True) -> None:
-    """Lay the new file system down through ``pwrite`` and make the root (and lost+found)."""
+             fsync: Callable[[], None], lost_found: bool = True,
+             progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Lay the new file system down through ``pwrite`` and make the root (and lost+found).
+    ``progress("cylinder groups", done, total)`` follows the one long loop, for a display."""
     fsize, bsize = fs.fs_fsize, fs.fs_bsize
     t = fs.fs_time
     # Wipe superblocks an earlier file system may have left where the search looks first
@@ -351,6 +353,8 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
         nblk = _ceil(n_init, fs.fs_inopb)
         table = b"".join(_inode_block(fs, fs.fs_inopb) if k < 4 else inoblk for k in range(nblk))
         pwrite(cgimin(fs, c) * fsize, table)
+        if progress is not None:
+            progress("cylinder groups", c + 1, fs.fs_ncg)
     csum0 = struct.pack(f"{fs.endian}{4 * fs.fs_ncg}i", *[0] * (4 * fs.fs_ncg))
     pwrite(fs.fs_csaddr * fsize, csum0.ljust(fs.fs_cssize, b"\0"))
     # the summary of the empty fs comes from the cg headers just written

@@ -68,7 +68,7 @@ def pass1(ctx: Ctx) -> None:
     addr_lo, addr_hi = (112, 232) if fs.ufs2 else (40, 100)
     zero_addrs = bytes(addr_hi - addr_lo)
     for c in range(fs.fs_ncg):
-        rep.progress(c, fs.fs_ncg)
+        rep.progress(c * fs.fs_ipg, fs.fs_ncg * fs.fs_ipg)  # inodes scanned
         limit = cg_inode_limit(ctx, c)
         st.inosused_limit.append(limit)
         base_ino = c * fs.fs_ipg

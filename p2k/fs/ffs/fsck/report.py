@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 # sbin/fsck/exitvalues.h
@@ -37,7 +38,7 @@ class Reporter:
     """Output and answers for one check. ``mode`` is 'n', 'y', 'p' or '' (ask the terminal)."""
 
     def __init__(self, devname: str, mode: str, *, as_json: bool = False, out: TextIO | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
         self.devname = devname
         self.mode = mode
         self.preen = mode == "p"
@@ -47,8 +48,8 @@ class Reporter:
         self.phase = "setup"
         self.findings: list[dict[str, Any]] = []
         self.lines: list[str] = []
-        self.show_progress = (sys.stderr.isatty() and not as_json) if progress is None else progress
-        self._progress_shown = False
+        self._progress = progress  # the caller's display (the CLI's progress bars), if any
+        self._progress_total = 0
 
     # ---- plain output ----
     def _emit(self, text: str) -> None:
@@ -138,18 +139,18 @@ class Reporter:
         self._record(text, question, "yes" if ok else "no", info)
         return ok
 
-    # ---- progress (terminal only) ----
+    # ---- progress: reported to the caller's callback, which owns the display ----
     def progress(self, done: int, total: int) -> None:
-        if self.show_progress and total:
-            sys.stderr.write(f"\r{self.phase}: {100 * done // total:3d}%")
-            sys.stderr.flush()
-            self._progress_shown = True
+        """``done`` of ``total`` units of the current phase (inodes in phase 1, directories in 2,
+        cylinder groups in 5)."""
+        if self._progress is not None and total:
+            self._progress_total = total
+            self._progress(self.phase, done, total)
 
     def progress_done(self) -> None:
-        if self._progress_shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self._progress_shown = False
+        if self._progress is not None and self._progress_total:
+            self._progress(self.phase, self._progress_total, self._progress_total)
+            self._progress_total = 0
 
     def json_report(self, summary: dict[str, Any], code: int, modified: bool) -> str:
         return json.dumps({"device": self.devname, "exit": code, "modified": modified,
