@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pair in fusermount3:fuse3 pkg-config:pkg-config makefs:makefs fls:sleuthkit fuse2fs:fuse2fs \
-            mkfs.ext4:e2fsprogs setpriv:util-linux; do
+            mkfs.ext4:e2fsprogs setpriv:util-linux zsh:zsh; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

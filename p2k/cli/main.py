@@ -25,6 +25,8 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.fsck",
     "p2k.cli.dumpfs",
     "p2k.cli.crashtest",
+    "p2k.cli.completion",
+    "p2k.cli.info",
 )
 
 

@@ -1,0 +1,154 @@
+"""``p2k info IMAGE``: what p2k sees in an image, on one screen.
+
+The container, the partition map (a NetBSD disklabel today), and for each file system its FFS
+version, byte order, size and geometry, flags, clean state and journal. Everything is read
+through a read-only etfs device, so ``info`` never changes an image; ``--json`` gives the same
+facts to scripts. When the disks work adds containers and MBR/GPT maps, they belong here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from p2k.etfs.attach import attach_path, split_partition
+from p2k.etfs.disklabel import FS_BSDFFS, FS_SWAP, LABEL_SCAN_BYTES, scan_disklabel
+from p2k.fs.ffs.fs import (
+    FS_DOQUOTA2,
+    FS_DOSOFTDEP,
+    FS_DOWAPBL,
+    FS_ISCLEAN,
+    FS_MULTILABEL,
+    FS_NEEDSFSCK,
+    FS_POSIX1EACLS,
+    FS_SUJ,
+    FS_TRIM,
+    FS_UNCLEAN,
+    FS_WASCLEAN,
+    find_superblock,
+)
+from p2k.kernel import Kernel
+
+FLAG_NAMES = {FS_UNCLEAN: "unclean", FS_DOSOFTDEP: "softdep", FS_NEEDSFSCK: "needsfsck", FS_SUJ: "suj",
+              FS_POSIX1EACLS: "posix1eacls", FS_MULTILABEL: "multilabel", FS_DOWAPBL: "wapbl",
+              FS_DOQUOTA2: "quota2", FS_TRIM: "trim"}
+FSTYPE_NAMES = {0: "unused", FS_SWAP: "swap", FS_BSDFFS: "4.2BSD"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("info", help="one-screen summary of an image: container, partitions, file systems",
+                       description="Show what p2k sees in an image, without changing it.")
+    p.add_argument("--json", dest="as_json", action="store_true", help="machine-readable output")
+    p.add_argument("image", help="image file (IMAGE, or IMAGE:a for one partition)")
+    p.set_defaults(func=cmd_info)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def fs_facts(pread: Any, size: int) -> dict[str, Any]:
+    """The superblock's answer to 'what is this file system', or why there is none."""
+    try:
+        fs = find_superblock(pread, size)
+    except OSError as e:
+        return {"type": None, "error": e.strerror or str(e)}
+    flags = [name for bit, name in FLAG_NAMES.items() if fs.fs_flags & bit]
+    # A read-write mount shifts FS_ISCLEAN to FS_WASCLEAN on disk; only ISCLEAN means clean now.
+    clean = bool(fs.fs_clean & FS_ISCLEAN)
+    return {
+        "type": "ffs", "version": 2 if fs.ufs2 else 1,
+        "format": "FFSv2ea" if fs.ea else ("UFS2" if fs.ufs2 else "UFS1"),
+        "byteorder": "little" if fs.endian == "<" else "big", "size": fs.fs_size * fs.fs_fsize,
+        "bsize": fs.fs_bsize, "fsize": fs.fs_fsize, "ncg": fs.fs_ncg, "inodes": fs.fs_ncg * fs.fs_ipg,
+        "superblock": fs.loc, "flags": flags, "clean": clean and not fs.fs_flags & (FS_UNCLEAN | FS_NEEDSFSCK),
+        "was_clean": bool(fs.fs_clean & FS_WASCLEAN),
+        "journal": "wapbl" if fs.fs_flags & FS_DOWAPBL else None,
+        "last_mounted": fs.fs_fsmnt.split(b"\0", 1)[0].decode("utf-8", "replace"),
+        "volname": fs.fs_volname.split(b"\0", 1)[0].decode("utf-8", "replace"),
+        "written": fs.fs_time,
+    }
+
+
+def gather(image: str) -> dict[str, Any]:
+    path, only = split_partition(image)
+    k = Kernel(env={})
+    try:
+        whole = attach_path(k.etfs, "/dev/info", path, readonly=True, partition="")
+        facts: dict[str, Any] = {"image": path, "container": "raw", "size": whole.size, "partitions": None,
+                                 "filesystems": []}
+        label = scan_disklabel(whole.pread(0, min(LABEL_SCAN_BYTES, whole.size)))
+        if label is None:
+            facts["filesystems"].append({"name": None, **fs_facts(whole.pread, whole.size)})
+            return facts
+        facts["partitions"] = {"scheme": "disklabel", "byteorder": label.byteorder, "at": label.position,
+                               "entries": []}
+        for i, p in enumerate(label.partitions):
+            letter = chr(ord("a") + i)
+            if p.p_size == 0 or (only and letter != only):
+                continue
+            offset, size = label.window(letter)
+            entry = {"name": letter, "offset": offset, "size": size,
+                     "fstype": FSTYPE_NAMES.get(p.p_fstype, str(p.p_fstype))}
+            facts["partitions"]["entries"].append(entry)
+            if p.p_fstype == FS_BSDFFS and offset + size <= whole.size:
+                def pread(off: int, n: int, base: int = offset) -> bytes:
+                    return whole.pread(base + off, n)
+                facts["filesystems"].append({"name": letter, **fs_facts(pread, size)})
+        return facts
+    finally:
+        k.halt(sync=False)
+
+
+def render(facts: dict[str, Any]) -> list[str]:
+    out = [f"image       {facts['image']}  ({_human(facts['size'])}, {facts['size']} bytes)",
+           f"container   {facts['container']}"]
+    parts = facts["partitions"]
+    if parts is None:
+        out.append("partitions  none found (the image is read as one file system)")
+    else:
+        out.append(f"partitions  NetBSD disklabel ({parts['byteorder']}-endian, at byte {parts['at']})")
+        for e in parts["entries"]:
+            out.append(f"  {e['name']}: {e['fstype']:<8} offset {e['offset']:>12}  size {_human(e['size']):>10}")
+    for f in facts["filesystems"]:
+        where = f"{facts['image']}:{f['name']}" if f["name"] else facts["image"]
+        if f["type"] is None:
+            out.append(f"{where}: no FFS file system found ({f['error']})")
+            continue
+        written = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(f["written"]))
+        out += [
+            f"file system {where}",
+            f"  format    FFSv{f['version']} ({f['format']}), {f['byteorder']}-endian, superblock at {f['superblock']}",
+            f"  size      {_human(f['size'])}  block {f['bsize']}, fragment {f['fsize']}, "
+            f"{f['ncg']} cylinder groups, {f['inodes']} inodes",
+            f"  state     {_state(f)}; "
+            f"flags {', '.join(f['flags']) or 'none'}",
+            f"  journal   {'WAPBL (log present)' if f['journal'] else 'none'}",
+            f"  mounted   last on {f['last_mounted'] or '-'}, written {written}"
+            + (f", volume {f['volname']}" if f["volname"] else ""),
+        ]
+    return out
+
+
+def _state(f: dict[str, Any]) -> str:
+    if f["clean"]:
+        return "clean"
+    if f["was_clean"]:
+        return "NOT CLEAN: mounted read-write now, or not unmounted since (was clean before)"
+    return "NOT CLEAN (run p2k fsck)"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    facts = gather(args.image)
+    if args.as_json:
+        sys.stdout.write(json.dumps(facts, indent=1) + "\n")
+    else:
+        sys.stdout.write("\n".join(render(facts)) + "\n")
+    return 0 if all(f["type"] for f in facts["filesystems"]) else 1
