@@ -14,10 +14,13 @@ import errno
 import os
 import stat as st
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from typing import IO, Any
 
 from p2k.etfs.attach import attach_fileobj, attach_path
 from p2k.kernel import Kernel
+from p2k.kfile import open_kernel_file
+from p2k.treecopy import HostSide, KernelSide, copy_one
 from p2k.vfs.mount import MNT_RDONLY
 
 DEVKEY = "/dev/image0"
@@ -104,21 +107,13 @@ class ImageFS:
 
     def copy_out(self, src: str, dest: str | os.PathLike[str], *, preserve: bool = True) -> None:
         """Copy ``src`` (a file, or a directory with everything below it) to host path ``dest``."""
-        from p2k.cli.fscopy import HostSide, ImageSide
-        from p2k.cli.fscopy import copy_one as _copy_one
-        from p2k.cli.fsview import FsView
-
-        _copy_one(ImageSide(FsView(self.sys, MOUNTPOINT)), str(src), HostSide(), os.fspath(dest),
-                  recursive=True, preserve=preserve)
+        copy_one(KernelSide(self.sys, self.kpath), str(src), HostSide(), os.fspath(dest), recursive=True,
+                 preserve=preserve)
 
     def copy_in(self, src: str | os.PathLike[str], dest: str, *, preserve: bool = True) -> None:
         """Copy host path ``src`` (recursively) to image path ``dest``; needs ``mode="rw"``."""
-        from p2k.cli.fscopy import HostSide, ImageSide
-        from p2k.cli.fscopy import copy_one as _copy_one
-        from p2k.cli.fsview import FsView
-
-        _copy_one(HostSide(), os.fspath(src), ImageSide(FsView(self.sys, MOUNTPOINT)), str(dest),
-                  recursive=True, preserve=preserve)
+        copy_one(HostSide(), os.fspath(src), KernelSide(self.sys, self.kpath), str(dest), recursive=True,
+                 preserve=preserve)
 
     def sync(self) -> None:
         self.sys.sync()
@@ -227,8 +222,6 @@ class ImagePath:
 
     def rglob(self, pattern: str = "*") -> Iterator[ImagePath]:
         """Everything below this directory whose name matches ``pattern`` (fnmatch rules)."""
-        from fnmatch import fnmatchcase
-
         for top, dirs, files in self.fs.walk(self._p):
             for n in dirs + files:
                 if fnmatchcase(n, pattern):
@@ -237,8 +230,6 @@ class ImagePath:
     # ---- data ------------------------------------------------------------------------------------
     def open(self, mode: str = "r", encoding: str | None = None) -> IO[Any]:
         """A file object on this path (``r``, ``rb``, ``w``, ``wb``, ``a``, ``ab``)."""
-        from p2k.kfile import open_kernel_file
-
         return open_kernel_file(self.fs.sys, self.fs.kpath(self._p), mode, encoding=encoding)
 
     def read_bytes(self) -> bytes:

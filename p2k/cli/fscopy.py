@@ -1,8 +1,5 @@
-"""``p2k cp``: copying between the host and an image, or inside an image, through one code path.
-
-Both ends are "sides" with the same small interface (the ``os`` calls the copy needs), so a copy
-out of an image, into one and within one are the same loop; only the host side calls ``os``.
-"""
+"""``p2k cp``: copying between the host and an image, or inside an image (the loop is
+``p2k.treecopy``'s; this maps ``:path`` arguments to the image side)."""
 
 from __future__ import annotations
 
@@ -10,100 +7,14 @@ import errno
 import os
 import stat as st
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from p2k.cli.fsview import FsView
-
-CHUNK = 1 << 20
-
-
-class Side(Protocol):
-    def lstat(self, p: str) -> os.stat_result: ...
-    def listdir(self, p: str) -> list[str]: ...
-    def open(self, p: str, flags: int, mode: int = 0o777) -> int: ...
-    def read(self, fd: int, n: int) -> bytes: ...
-    def write(self, fd: int, data: bytes) -> int: ...
-    def close(self, fd: int) -> None: ...
-    def mkdir(self, p: str, mode: int = 0o777) -> None: ...
-    def symlink(self, target: str, p: str) -> None: ...
-    def readlink(self, p: str) -> str: ...
-    def mknod(self, p: str, mode: int, device: int = 0) -> None: ...
-    def chmod(self, p: str, mode: int) -> None: ...
-    def utime(self, p: str, *, ns: tuple[int, int]) -> None: ...
-
-
-class HostSide:
-    lstat = staticmethod(os.lstat)
-    listdir = staticmethod(os.listdir)
-    open = staticmethod(os.open)
-    read = staticmethod(os.read)
-    close = staticmethod(os.close)
-    mkdir = staticmethod(os.mkdir)
-    symlink = staticmethod(os.symlink)
-    readlink = staticmethod(os.readlink)
-    mknod = staticmethod(os.mknod)
-    chmod = staticmethod(os.chmod)
-
-    @staticmethod
-    def write(fd: int, data: bytes) -> int:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
-        return done
-
-    @staticmethod
-    def utime(p: str, *, ns: tuple[int, int]) -> None:
-        os.utime(p, ns=ns, follow_symlinks=False) if os.utime in os.supports_follow_symlinks else os.utime(p, ns=ns)
-
-
-class ImageSide:
-    """The image's paths, mapped under the view's root."""
-
-    def __init__(self, v: FsView) -> None:
-        self.v = v
-        self.sys: Any = v.sys
-
-    def lstat(self, p: str) -> os.stat_result:
-        return self.sys.lstat(self.v.path(p))
-
-    def listdir(self, p: str) -> list[str]:
-        return self.sys.listdir(self.v.path(p))
-
-    def open(self, p: str, flags: int, mode: int = 0o777) -> int:
-        return self.sys.open(self.v.path(p), flags, mode)
-
-    def read(self, fd: int, n: int) -> bytes:
-        return self.sys.read(fd, n)
-
-    def write(self, fd: int, data: bytes) -> int:
-        return self.sys.write(fd, data)
-
-    def close(self, fd: int) -> None:
-        self.sys.close(fd)
-
-    def mkdir(self, p: str, mode: int = 0o777) -> None:
-        self.sys.mkdir(self.v.path(p), mode)
-
-    def symlink(self, target: str, p: str) -> None:
-        self.sys.symlink(target, self.v.path(p))
-
-    def readlink(self, p: str) -> str:
-        return self.sys.readlink(self.v.path(p))
-
-    def mknod(self, p: str, mode: int, device: int = 0) -> None:
-        self.sys.mknod(self.v.path(p), mode, device)
-
-    def chmod(self, p: str, mode: int) -> None:
-        self.sys.chmod(self.v.path(p), mode)
-
-    def utime(self, p: str, *, ns: tuple[int, int]) -> None:
-        self.sys.utimensat(self.v.path(p), ns[0], ns[1], follow_symlinks=False)
+from p2k.treecopy import HostSide, KernelSide, Side, copy_one
 
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:
     if p.startswith(":"):
-        return ImageSide(v), p[1:] or "/"
+        return KernelSide(v.sys, v.path), p[1:] or "/"  # the image's paths, under the view's root
     return HostSide(), p
 
 
@@ -128,54 +39,3 @@ def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserv
         sside, spath = _split(v, src)
         target = dpath.rstrip("/") + "/" + os.path.basename(spath.rstrip("/")) if dst_is_dir else dpath
         copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve, tally=tally)
-
-
-def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool,
-             tally: Callable[[int], None] | None = None) -> None:
-    s = ss.lstat(sp)
-    mode = s.st_mode
-    if st.S_ISDIR(mode):
-        if not recursive:
-            raise OSError(errno.EISDIR, "is a directory (use -R)", sp)
-        try:
-            ds.mkdir(dp, 0o700)
-        except FileExistsError:
-            pass
-        for name in sorted(ss.listdir(sp)):
-            copy_one(ss, sp.rstrip("/") + "/" + name, ds, dp.rstrip("/") + "/" + name,
-                     recursive=True, preserve=preserve, tally=tally)
-        ds.chmod(dp, st.S_IMODE(mode) if preserve else st.S_IMODE(mode) & 0o777)
-    elif st.S_ISLNK(mode):
-        ds.symlink(ss.readlink(sp), dp)
-    elif st.S_ISREG(mode):
-        _copy_data(ss, sp, ds, dp, st.S_IMODE(mode), tally)
-    elif recursive:
-        ds.mknod(dp, st.S_IFMT(mode) | st.S_IMODE(mode), s.st_rdev)
-    else:
-        raise OSError(errno.EINVAL, "not a regular file (use -R to copy special files)", sp)
-    if preserve and not st.S_ISLNK(mode):
-        ds.chmod(dp, st.S_IMODE(mode))
-    if preserve:
-        try:
-            ds.utime(dp, ns=(s.st_atime_ns, s.st_mtime_ns))
-        except (NotImplementedError, OSError):
-            if not st.S_ISLNK(mode):
-                raise
-
-
-def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int, tally: Callable[[int], None] | None) -> None:
-    sfd = ss.open(sp, os.O_RDONLY)
-    try:
-        dfd = ds.open(dp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o777)
-        try:
-            while True:
-                data = ss.read(sfd, CHUNK)
-                if not data:
-                    break
-                ds.write(dfd, data)
-                if tally is not None:
-                    tally(len(data))
-        finally:
-            ds.close(dfd)
-    finally:
-        ss.close(sfd)
