@@ -69,6 +69,9 @@ def test_memory_url_and_partition(labelled_image: Path) -> None:
     with pytest.raises(ValueError, match="read-only"):
         fsspec.filesystem("p2k", fo="memory://images/labelled.img:a", mode="rw", skip_instance_cache=True)
     mem.rm("/images/labelled.img")
+    local = fsspec.filesystem("p2k", fo=f"{labelled_image}:a", skip_instance_cache=True)
+    assert local.cat_file("etc/motd") == b"Welcome to NetBSD.\n"
+    local.close()
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
