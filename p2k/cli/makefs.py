@@ -25,12 +25,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("makefs", help="build an FFS image from a directory tree (NetBSD makefs)")
     p.add_argument("-t", dest="fstype", default="ffs", choices=["ffs"], help="file system type")
     p.add_argument("-s", dest="size", default=None, help="image size (bytes; k/m/g suffix)")
-    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None)
+    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None,
+                   help="byte order of the image (le)")
     p.add_argument("-o", dest="options", action="append", default=[], help="ffs options, comma-separated")
     p.add_argument("-b", dest="free_blocks", default=None, help="free blocks to leave, e.g. 10%%")
     p.add_argument("-f", dest="free_files", default=None, help="free inodes to leave, e.g. 10%%")
-    p.add_argument("image")
-    p.add_argument("directory")
+    p.add_argument("image", metavar="IMAGE", help="image file to create (replaced if it exists)")
+    p.add_argument("directory", metavar="DIRECTORY", help="host directory whose tree goes into the image")
     p.set_defaults(func=cmd_makefs)
 
 
