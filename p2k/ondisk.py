@@ -70,6 +70,10 @@ class Record:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if any("FIELDS" in vars(base) for base in cls.__mro__[1:]):
+            # A subclass of a declared record adds in-core state (the superblock's byte order, where
+            # it was found): its own annotations are not on disk, and the layout is inherited.
+            return
         module = sys.modules.get(cls.__module__)
         names = {**globals(), **(vars(module) if module else {})}
         hints = {n: eval(a, names) if isinstance(a, str) else a  # noqa: S307 - our own annotations
@@ -107,6 +111,11 @@ class Record:
                 args.append(vals[i])
                 i += 1
         return cls(*args)
+
+    @classmethod
+    def zeroed(cls) -> Self:
+        """A record whose every byte is zero (what a new structure starts from)."""
+        return cls.decode(bytes(cls.SIZE))
 
     def values(self) -> list[Any]:
         """The flat value list ``struct`` packs, in declaration order."""

@@ -371,7 +371,7 @@ def test_bmap_triple_indirect_and_huge_offsets(ufs2: bool, endian: str) -> None:
     from p2k.fs.ffs.bmap import BlockMap
     from p2k.fs.ffs.dinode import DinodeCodec
 
-    fs = ffs_fs.Superblock()
+    fs = ffs_fs.Superblock.new(endian)
     fs.fs_bsize, fs.fs_fsize, fs.fs_frag, fs.fs_bshift, fs.fs_fshift = 4096, 512, 8, 12, 9
     fs.fs_qbmask, fs.fs_qfmask, fs.fs_size = 4095, 511, 1 << 40
     fs.fs_nindir = 4096 // (8 if ufs2 else 4)

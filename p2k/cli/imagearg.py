@@ -167,11 +167,14 @@ def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel 
 
 
 def check_fstype(args: argparse.Namespace) -> None:
-    """``-t`` names the image's file system; tmpfs keeps nothing on disk, so an image given with
-    ``-t tmpfs`` is a mistake to report, not a reason to list an empty memory file system."""
-    if args.fstype == "tmpfs" and (args.image or args.drivespec):
-        raise OSError(errno.EINVAL, "-t tmpfs: tmpfs has no on-disk image (only p2k mount -t tmpfs MOUNTPOINT "
-                                    "makes sense)", args.image or args.drivespec)
+    """``-t`` names the image's file system. tmpfs keeps nothing on disk: its "special" is only a
+    name (``mount -t tmpfs none /mnt``), so a real file or drivespec given with ``-t tmpfs`` would
+    be silently ignored — that is a mistake to report, not an empty file system to list."""
+    if args.fstype != "tmpfs":
+        return
+    if args.drivespec or (args.image and os.path.exists(split_image(args.image)[0])):
+        raise OSError(errno.EINVAL, "-t tmpfs: tmpfs has no on-disk image; this one would be ignored",
+                      args.image or args.drivespec)
 
 
 def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:

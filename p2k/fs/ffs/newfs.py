@@ -35,7 +35,6 @@ from p2k.fs.ffs.fs import (
     FS_UFS2_MAGIC,
     MAXBSIZE,
     MINBSIZE,
-    SB_FIELDS,
     SBLOCK_STRUCT_SIZE,
     SBLOCK_UFS1,
     SBLOCK_UFS2,
@@ -181,15 +180,9 @@ def plan(o: NewfsOptions) -> Superblock:
     cssize = _roundup(ncg * 16, fsize)
     if dblkno + _ceil(cssize, fsize) + 3 * frag > min(fpg, total):
         raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")
-    fs = Superblock()
-    for name, fmt in SB_FIELDS:
-        n = int(fmt[:-1] or 1) if fmt[-1] == "s" else 0
-        setattr(fs, name, bytes(n) if fmt.endswith("s") else 0)
-    fs.endian = o.endian
+    fs = Superblock.new(o.endian)
     fs.ufs2 = ufs2
-    fs.ea = False
     fs.loc = o.sblockloc
-    fs.dirty = False
     t = now_ns() // 1_000_000_000
     sbsize = min(_roundup(SBLOCK_STRUCT_SIZE, fsize), SBLOCKSIZE)
     fs.raw_tail = bytes(sbsize - SBLOCK_STRUCT_SIZE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from p2k.fs.ffs.cg import CG_STRUCTS, cg_magic_ok
+from p2k.fs.ffs.cg import CgHeader, cg_magic_ok
 from p2k.fs.ffs.fs import (
     UFS_NDADDR,
     UFS_NIADDR,
@@ -31,7 +31,7 @@ from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inod
 MAXBAD = 10
 MAXDUP = 10
 READ_CHUNK = 4 << 20
-_INITEDIBLK = CG_STRUCTS["<"].size - 48  # offset 120, cg_initediblk
+_INITEDIBLK = CgHeader.OFFSETS["cg_initediblk"]
 
 
 def mark_metadata(ctx: Ctx) -> None:

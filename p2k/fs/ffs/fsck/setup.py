@@ -14,6 +14,7 @@ import struct
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_ISCLEAN,
+    FS_MAGIC_OFFSET,
     FS_UFS1_MAGIC,
     FS_UFS2_MAGIC,
     FS_UFS2EA_MAGIC,
@@ -47,7 +48,7 @@ def decode_at(buf: bytes, loc: int) -> Superblock | None:
     if len(buf) < SBLOCK_STRUCT_SIZE:
         return None
     for endian in "<>":
-        magic = struct.unpack_from(endian + "I", buf, 1372)[0]
+        magic = struct.unpack_from(endian + "I", buf, FS_MAGIC_OFFSET)[0]
         if magic in _MAGICS:
             fs = Superblock.decode(buf, endian, loc)
             oldfscompat_read(fs)
@@ -103,7 +104,7 @@ def search_alternates(io: FsckIO, after: int) -> Superblock | None:
         for p in pats:
             i = buf.find(p)
             while i != -1:
-                start = i - 1372
+                start = i - FS_MAGIC_OFFSET
                 if start >= 0 and (pos + start) % DEV_BSIZE == 0 and start < chunk:
                     hits.append(pos + start)
                 i = buf.find(p, i + 1)
