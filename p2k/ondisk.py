@@ -15,7 +15,8 @@ From that one text the class gets a ``struct.Struct`` per byte order (``STRUCTS[
 Why not construct, the library the project was first specified with: construct's fields are
 invisible to editors and type checkers (the record is a dict-like ``Container``), and even its
 compiled parsers are several times slower than one ``unpack_from``, which matters on the inode and
-directory hot paths. A field list that *is* the class gives both: typed attribute access, and the
+directory hot paths: ``bench/bench_ondisk.py`` measured construct 2.10's compiled parser at 7.5 µs
+per UFS2 dinode, 8× the driver's ``DinodeCodec.decode`` (0.9 µs) and 16× a bare ``unpack_from``. A field list that *is* the class gives both: typed attribute access, and the
 precompiled ``struct.Struct`` that hot paths use directly (``STRUCTS[endian].unpack_from``).
 Repeated fields (``"12q"``) become lists; ``Ns`` fields are bytes.
 """
