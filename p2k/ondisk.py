@@ -16,8 +16,9 @@ Why not construct, the library the project was first specified with: construct's
 invisible to editors and type checkers (the record is a dict-like ``Container``), and even its
 compiled parsers are several times slower than one ``unpack_from``, which matters on the inode and
 directory hot paths: ``bench/bench_ondisk.py`` measured construct 2.10's compiled parser at 7.5 µs
-per UFS2 dinode, 8× the driver's ``DinodeCodec.decode`` (0.9 µs) and 16× a bare ``unpack_from``. A field list that *is* the class gives both: typed attribute access, and the
-precompiled ``struct.Struct`` that hot paths use directly (``STRUCTS[endian].unpack_from``).
+per UFS2 dinode, 8× the driver's ``DinodeCodec.decode`` (0.9 µs) and 16× a bare ``unpack_from``.
+A field list that *is* the class gives both: typed attribute access, and the precompiled
+``struct.Struct`` that hot paths use directly (``STRUCTS[endian].unpack_from``).
 Repeated fields (``"12q"``) become lists; ``Ns`` fields are bytes.
 """
 
@@ -48,6 +49,7 @@ I16 = Annotated[int, Fmt("h")]
 I32 = Annotated[int, Fmt("i")]
 I64 = Annotated[int, Fmt("q")]
 
+_FIELD_STRUCTS: dict[tuple[type, str, str], struct.Struct] = {}
 _COUNTED = re.compile(r"^(\d+)([a-zA-Z?])$")
 
 
@@ -112,6 +114,16 @@ class Record:
                 args.append(vals[i])
                 i += 1
         return cls(*args)
+
+    @classmethod
+    def field(cls, name: str, endian: str = "<") -> struct.Struct:
+        """The ``struct.Struct`` of field ``name`` alone, for patching one field in place:
+        ``X.field("d_reclen", e).pack_into(buf, off + X.OFFSETS["d_reclen"], value)``."""
+        key = (cls, name, endian)
+        st = _FIELD_STRUCTS.get(key)
+        if st is None:
+            st = _FIELD_STRUCTS[key] = struct.Struct(endian + dict(cls.FIELDS)[name])
+        return st
 
     @classmethod
     def zeroed(cls) -> Self:

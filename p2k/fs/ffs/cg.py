@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import operator
-import struct
 from typing import Annotated
 
 from p2k.ondisk import I16, I32, I64, U32, Fmt, Record
@@ -101,12 +100,12 @@ class Cg(CgHeader):
 
 
 def cg_magic_ok(buf: bytes | bytearray, endian: str) -> bool:
-    return struct.unpack_from(endian + "i", buf, _MAGIC_OFF)[0] == CG_MAGIC
+    return bool(CgHeader.field("cg_magic", endian).unpack_from(buf, _MAGIC_OFF)[0] == CG_MAGIC)
 
 
 def cg_initediblk(buf: bytes | bytearray, endian: str) -> int:
     """``cg_initediblk`` without decoding the whole header: the per-inode-load check uses it."""
-    return struct.unpack_from(endian + "I", buf, _INITEDIBLK_OFF)[0]
+    return int(CgHeader.field("cg_initediblk", endian).unpack_from(buf, _INITEDIBLK_OFF)[0])
 
 
 def isset(bitmap: bytes | bytearray | memoryview, i: int) -> bool:

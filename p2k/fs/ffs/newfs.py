@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.bitmap import set_bits
-from p2k.fs.ffs.cg import CG_MAGIC, Cg
+from p2k.fs.ffs.cg import CG_MAGIC, Cg, CgHeader
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.dir import DIRBLKSIZ
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT
 from p2k.fs.ffs.dirops import dir_template
 from p2k.fs.ffs.fs import (
     FS_44INODEFMT,
@@ -249,7 +249,7 @@ def _init_cg(fs: Superblock, c: int, t: int) -> bytes:
     else:
         clustersumoff = clusteroff = 0
         nextfreeoff = freeoff + _ceil(fpg, 8)
-    struct.pack_into(fs.endian + "ii", buf, 0, 0, CG_MAGIC)
+    CgHeader.field("cg_magic", fs.endian).pack_into(buf, CgHeader.OFFSETS["cg_magic"], CG_MAGIC)
     cg = Cg(buf, fs.endian)
     cg.cg_cgx = c
     cg.cg_ndblk = ndblk
@@ -388,7 +388,7 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
     _put_inode(fs, codec, dev, 2, IFDIR | 0o755, root_nlink, DIRBLKSIZ, [raddr], rfr * fsize, t)
     if lost_found:
         laddr, _ = alloc.alloc_blocks(0, 0, 1, True)
-        empty = struct.pack(f"{endian}IHBB", 0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
+        empty = DIRECT[endian].pack(0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
         body = dir_template(endian, 3, 2) + empty * (bsize // DIRBLKSIZ - 1)
         dev.pwrite(laddr * fsize, body)
         _put_inode(fs, codec, dev, 3, IFDIR | 0o700, 2, bsize, [laddr], bsize, t)

@@ -12,7 +12,7 @@ import struct
 import time
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
@@ -21,7 +21,7 @@ from p2k.fs.ffs.inode import IFDIR, Inode
 
 
 def hdr(ctx: Ctx) -> struct.Struct:
-    return struct.Struct(ctx.fs.endian + "IHBB")
+    return DIRECT[ctx.fs.endian]
 
 
 def dir_blocks(ctx: Ctx, ip: Inode) -> list[tuple[int, int, int]]:

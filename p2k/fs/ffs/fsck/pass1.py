@@ -54,7 +54,7 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = struct.unpack_from(fs.endian + "I", buf, _INITEDIBLK)[0]
+    n = CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0]
     return min(n, fs.fs_ipg)
 
 
