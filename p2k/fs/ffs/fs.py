@@ -190,6 +190,29 @@ assert Fs.SIZE == SBLOCK_STRUCT_SIZE
 _FLAGS_AT = SB_NAMES.index("fs_flags")  # no repeated field precedes it, so it is also its value index
 
 
+class Csum(Record):
+    """``struct csum``: one per cylinder group, in the summary area at ``fs_csaddr``
+    (``fs_cssize`` bytes, rounded up to a fragment)."""
+
+    cs_ndir: I32
+    cs_nbfree: I32
+    cs_nifree: I32
+    cs_nffree: I32
+
+
+def decode_csums(raw: bytes | bytearray | memoryview, ncg: int, endian: str) -> list[list[int]]:
+    """``[ndir, nbfree, nifree, nffree]`` per cg; groups past the end of ``raw`` read as zero."""
+    n = min(ncg, len(raw) // Csum.SIZE)
+    st = Csum.STRUCTS[endian]
+    return [list(st.unpack_from(raw, i * Csum.SIZE)) for i in range(n)] + [[0, 0, 0, 0] for _ in range(ncg - n)]
+
+
+def encode_csums(csum: list[list[int]], endian: str, cssize: int = 0) -> bytes:
+    """The summary area's bytes, zero-padded to ``cssize``."""
+    st = Csum.STRUCTS[endian]
+    return b"".join(st.pack(*cs) for cs in csum).ljust(cssize, b"\0")
+
+
 def _ilog2(n: int) -> int:
     return n.bit_length() - 1
 

@@ -45,6 +45,7 @@ from p2k.fs.ffs.fs import (
     cgimin,
     cgsblock,
     cgtod,
+    encode_csums,
     ino_to_fsba,
     ino_to_fsbo,
     maxfilesize,
@@ -344,19 +345,18 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
         nblk = _ceil(n_init, fs.fs_inopb)
         table = b"".join(_inode_block(fs, fs.fs_inopb) if k < 4 else inoblk for k in range(nblk))
         pwrite(cgimin(fs, c) * fsize, table)
-    csum0 = struct.pack(f"{fs.endian}{4 * fs.fs_ncg}i", *[0] * (4 * fs.fs_ncg))
-    pwrite(fs.fs_csaddr * fsize, csum0.ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, bytes(fs.fs_cssize))
     # the summary of the empty fs comes from the cg headers just written
     ndir = nbfree = nifree = nffree = 0
-    csum: list[int] = []
+    csum: list[list[int]] = []
     for c in range(fs.fs_ncg):
         cg = Cg(pread(cgtod(fs, c) * fsize, fs.fs_cgsize), fs.endian)
-        csum += [cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree]
+        csum.append([cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree])
         ndir += cg.cg_cs_ndir
         nbfree += cg.cg_cs_nbfree
         nifree += cg.cg_cs_nifree
         nffree += cg.cg_cs_nffree
-    pwrite(fs.fs_csaddr * fsize, struct.pack(f"{fs.endian}{len(csum)}i", *csum).ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, encode_csums(csum, fs.endian, fs.fs_cssize))
     fs.fs_cs_ndir, fs.fs_cs_nbfree, fs.fs_cs_nifree, fs.fs_cs_nffree = ndir, nbfree, nifree, nffree
     dev = _MemDev(pread, pwrite, fs.fs_size * fsize, fsync)
     bc = BufCache(MemAccount(None))

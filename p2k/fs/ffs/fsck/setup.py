@@ -23,6 +23,8 @@ from p2k.fs.ffs.fs import (
     SBLOCKSIZE,
     Superblock,
     cgsblock,
+    decode_csums,
+    encode_csums,
     oldfscompat_read,
     superblock_candidates,
     validate,
@@ -184,15 +186,14 @@ def skip_clean(fs: Superblock, rep: Reporter, force: bool, alternate: bool) -> N
 def read_csum(io: FsckIO, fs: Superblock) -> list[list[int]]:
     """The per-cg summaries (``struct csum``: ndir, nbfree, nifree, nffree) of the csum area."""
     raw = io.read(fs.fs_csaddr * fs.fs_fsize, fs.fs_cssize)
-    n = min(fs.fs_ncg, len(raw) // 16)
-    vals = struct.unpack_from(f"{fs.endian}{4 * n}i", raw, 0)
-    return [list(vals[4 * i:4 * i + 4]) for i in range(n)] + [[0, 0, 0, 0]] * (fs.fs_ncg - n)
+    return decode_csums(raw, fs.fs_ncg, fs.endian)
 
 
 def write_csum(io: FsckIO, fs: Superblock, csum: list[list[int]]) -> None:
     off = fs.fs_csaddr * fs.fs_fsize
     raw = bytearray(io.read(off, fs.fs_cssize))
-    struct.pack_into(f"{fs.endian}{4 * fs.fs_ncg}i", raw, 0, *(v for c in csum for v in c))
+    body = encode_csums(csum, fs.endian)
+    raw[:len(body)] = body
     io.write(off, raw)
 
 
