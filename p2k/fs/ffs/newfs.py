@@ -52,6 +52,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.inode import IFDIR, Inode
 from p2k.hyper import MemAccount, now_ns, random_bytes, random_u32
+from p2k.hyper.hostio import HostFile, create_host_file, host_path_exists
 from p2k.vfs.bufcache import BufCache
 
 FS_OPTTIME = 0
@@ -442,3 +443,27 @@ def summary_lines(fs: Superblock, name: str, verbosity: int = 3) -> list[str]:
         for i in range(0, len(nums), per):
             out.append(" " + ", ".join(f"{n:>{width}}" for n in nums[i:i + per]) + ",")
     return out
+
+
+def newfs_image(path: str, opts: NewfsOptions, fs: Superblock | None = None, *, zero: bool = False,
+                lost_found: bool = True) -> Superblock:
+    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
+
+    The library entry of ``p2k newfs`` (and of makefs and the crash runner, which need an empty
+    file system first); the host file is reached only through p2k.hyper."""
+    if fs is None:
+        fs = plan(opts)
+    nbytes = fs.fs_size * fs.fs_fsize
+    if not host_path_exists(path):
+        create_host_file(path)
+    host = HostFile(path, size=max(nbytes, opts.size))
+    try:
+        host.extend_to_window()
+        if zero:
+            chunk = bytes(1 << 20)
+            for off in range(0, nbytes, len(chunk)):
+                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
+        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
+    finally:
+        host.close()
+    return fs

@@ -7,7 +7,6 @@ module, the in-core state is flat arrays (``state.py``), all device access goes 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
@@ -27,6 +26,7 @@ from p2k.fs.ffs.fsck.report import (
     Reporter,
 )
 from p2k.fs.ffs.fsck.setup import check_fields, read_csum, read_superblock, skip_clean, write_superblock
+from p2k.hyper import now_ns
 
 __all__ = ["FsckIO", "Options", "Reporter", "checkfilesys"]
 
@@ -107,7 +107,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
     if alternate and (rep.preen or rep.reply("UPDATE STANDARD SUPERBLOCK")):
         ctx.sbdirty = True
     if io.modified or ctx.sbdirty:
-        fs.fs_time = int(time.time())
+        fs.fs_time = now_ns() // 1_000_000_000
         ctx.sbdirty = True
     if rep.resolved and not fs.fs_clean & FS_ISCLEAN:
         if rep.preen:

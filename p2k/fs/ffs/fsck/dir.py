@@ -9,7 +9,6 @@ happen in a repairing run.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterator
 
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
@@ -18,6 +17,7 @@ from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
 from p2k.fs.ffs.fsck.state import DFOUND, USTATE
 from p2k.fs.ffs.inode import IFDIR, Inode
+from p2k.hyper import now_ns
 
 
 def hdr(ctx: Ctx) -> struct.Struct:
@@ -183,7 +183,7 @@ def allocdir(ctx: Ctx, parent: int, mode: int, ino: int = 0) -> int:
         hdr(ctx).pack_into(data, c, 0, DIRBLKSIZ, 0, 0)
     ctx.io.write(frag * fs.fs_fsize, data)
     ip = ctx.codec.decode(bytes(ctx.isize), 0, ino)
-    now = int(time.time())
+    now = now_ns() // 1_000_000_000
     ip.mode = IFDIR | mode
     ip.nlink = 2
     ip.size = fs.fs_fsize
