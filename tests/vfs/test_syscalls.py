@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import errno_of, read_file, write_file
+from kernel_io import errno_of, read_file, write_file
 
 import p2k
 from p2k.vfs.lwproc import Cred
