@@ -34,11 +34,9 @@ def _files_for_positionals(parser: argparse.ArgumentParser) -> None:
 
 
 def completion_script(shell: str) -> str:
-    from p2k.cli.imagearg import set_argv
     from p2k.cli.main import build_parser
 
-    set_argv([])  # the full parser: every command with its IMAGE argument
-    parser = build_parser()
+    parser, _ = build_parser()
     _files_for_positionals(parser)
     return shtab.complete(parser, shell=shell)
 

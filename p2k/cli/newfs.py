@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
 from typing import Any
 
 from p2k.cli.errors import UsageError
 from p2k.cli.progress import Bars, add_quiet_arg, wanted
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
-from p2k.hyper.hostio import HostFile
+from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -83,27 +81,3 @@ def cmd_newfs(args: argparse.Namespace) -> int:
     with Bars(wanted(args), "newfs", units={"zeroing": "B", "cylinder groups": "cg"}) as bars:
         newfs_image(args.image, opts, fs, zero=args.zero, progress=bars)
     return 0
-
-
-def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
-                lost_found: bool = True, progress: Callable[[str, int, int], None] | None = None) -> Any:
-    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
-    ``progress(what, done, total)`` is told how the zeroing and the cylinder groups advance."""
-    if fs is None:
-        fs = plan(opts)
-    nbytes = fs.fs_size * fs.fs_fsize
-    if not os.path.exists(path):
-        open(path, "wb").close()  # noqa: SIM115 - create only; HostFile does the I/O
-    host = HostFile(path, size=max(nbytes, opts.size))
-    try:
-        host.extend_to_window()
-        if zero:
-            chunk = bytes(1 << 20)
-            for off in range(0, nbytes, len(chunk)):
-                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
-                if progress is not None:
-                    progress("zeroing", min(off + len(chunk), nbytes), nbytes)
-        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found, progress=progress)
-    finally:
-        host.close()
-    return fs
