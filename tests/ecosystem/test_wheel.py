@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = {"pyfuse3", "trio", "construct", "tqdm", "shtab"}
+RUNTIME = {"pyfuse3", "trio", "tqdm", "shtab"}
 EXTRAS_ONLY = {"fsspec", "pandas", "pytest", "hypothesis", "aiohttp", "dissect-ffs", "ruff"}
 
 
