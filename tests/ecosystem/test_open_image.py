@@ -80,3 +80,18 @@ def test_writable_file_object(demo: Path) -> None:
     assert p2k_main(["fsck", "-fn", str(demo)]) == 0
     with p2k.open_image(demo) as fs:
         assert fs.path("/dir/f").read_text() == "in memory\n"
+
+
+def test_copy_in_then_out_round_trip(demo: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "data.bin").write_bytes(bytes(range(256)) * 1000)
+    (src / "link").symlink_to("sub/data.bin")
+    with p2k.open_image(demo, mode="rw") as fs:
+        fs.copy_in(src, "/imported")
+        assert fs.path("/imported/link").readlink() == "sub/data.bin"
+    assert p2k_main(["fsck", "-fn", str(demo)]) == 0
+    with p2k.open_image(demo) as fs:
+        fs.path("/imported").copy_out(tmp_path / "back")
+    assert (tmp_path / "back/sub/data.bin").read_bytes() == (src / "sub/data.bin").read_bytes()
+    assert (tmp_path / "back/link").readlink() == Path("sub/data.bin")
