@@ -107,8 +107,8 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         if a.dest == "image":
             low, high = (0 if image_optional else 1), 1
         else:
-            low = {None: 1, "?": 0, "*": 0, "+": 1}.get(a.nargs, a.nargs if isinstance(a.nargs, int) else 1)
-            high = {None: 1, "?": 1}.get(a.nargs, a.nargs if isinstance(a.nargs, int) else left)
+            low = _least(a)
+            high = 1 if a.nargs in (None, "?") else a.nargs if isinstance(a.nargs, int) else left
         rest = sum(_least(b) for b in actions[i + 1:])
         take = min(high, left - rest)
         if take < low:

@@ -28,10 +28,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from p2k.cli.errors import describe
 from p2k.cli.imagearg import MOUNTPOINT, add_image_args, open_image, parse_mount_options
+
+if TYPE_CHECKING:
+    from p2k.puffs.port import KernelPort
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
 KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
@@ -224,7 +227,8 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         client.close()
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0), make_port=lambda: port)
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
         daemon.run(lambda: ready(None))
     except RuntimeError as e:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pyfuse3
@@ -131,7 +131,7 @@ class Bridge(pyfuse3.Operations):
             return miss
         return self.entry(va)
 
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for fino, n in inode_list:
             self.port.forget(fino, n)
 

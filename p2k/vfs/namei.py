@@ -53,7 +53,7 @@ def fspath(path: str | bytes | object) -> bytes:
         return path.encode("utf-8", "surrogateescape")
     import os
 
-    return fspath(os.fspath(path))  # type: ignore[arg-type]
+    return fspath(os.fspath(path))  # type: ignore[call-overload]
 
 
 def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
@@ -75,6 +75,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
     cred = proc.cred
     root_cred = cred.uid == 0
     links = 0
+    vp: Vnode | None
     absolute = p[:1] == b"/"
     if absolute and kernel.etfs_keys and proc.root is kernel.rootvnode:
         # rumpfs answers a registered key at the root, whole, before walking (rump_etfs(3)).

@@ -46,7 +46,7 @@ class MountCalls(SysBase):
                 dev.acquire()
             assert comp.mount_class is not None
             mp: Mount = comp.mount_class(self.kernel, flags, data)
-            mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")
+            mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
             mp.vfs_start()
         except BaseException:
             if dev is not None:

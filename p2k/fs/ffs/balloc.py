@@ -149,12 +149,12 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
     if 0 <= olast < l0 and olast < UFS_NDADDR and ip.db[olast]:
         osz = sblksize(fs, osize, olast)
         if osz < bsize:
-            old = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
+            tail = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
             new, moved = _grow_partial(m, ip, olast, ip.db[olast], osz, bsize, root, to_free)
             if moved:
                 m.reuse_check([new])
             bp = m.bufcache.getblk(m.dev, new << fshift, bsize, meta=not _regular(ip))
-            bp.data[:osz] = old
+            bp.data[:osz] = tail
             bp.data[osz:] = bytes(bsize - osz)
             m.note_new(new)  # (moved or grown in place) its contents before the pointer
             m.bufcache.bwrite(bp)
