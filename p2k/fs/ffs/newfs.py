@@ -133,7 +133,9 @@ def _cgsize(ufs2: bool, contig: int, frag: int, ipg: int, fpg: int) -> int:
 
 
 def plan(o: NewfsOptions) -> Superblock:
-    """The superblock of the new file system (all geometry; summary counts of the empty fs)."""
+    """The superblock of the new file system (all geometry; summary counts of the empty fs).
+    One function because it follows newfs's mkfs() step by step, each value from the ones before
+    it; split up, the order that makes it right would be spread over several places."""
     o = defaults(o)
     ufs2 = o.version == 2
     bsize, fsize = o.bsize, o.fsize
