@@ -30,6 +30,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vnops_write import FfsWriteVnops
+from p2k.fs.ffs.wapbl_finish import replay_finish
 from p2k.hyper import now_ns
 from p2k.vfs.mount import MNT_ASYNC
 
@@ -66,6 +67,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
             raise OSError(errno.EROFS, "read-write mount refused: 4.4BSD-layout UFS1 superblock "
                           "(no FS_FLAGS_UPDATED) is not maintained")
+        self.replay_to_disk()
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         self.alloc.note_new = self.note_new
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
@@ -86,6 +88,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             # between; memory pressure goes through our full sync.
             self.ordered = True
             self.bufcache.set_checkpoint(self.dev, self._checkpoint)
+        if not isinstance(self.journal, str) and self.journal is not None:
+            replay_finish(self, self.journal.inodes)
 
     def _checkpoint(self) -> None:
         """A full, ordered sync on behalf of the buffer cache (memory pressure) or of ``barrier``;
