@@ -139,8 +139,8 @@ def journal_locations(fs: object) -> list[JournalLoc]:
 def _sane(j: JournalLoc, devsize: int) -> bool:
     b = j.blksz
     return (j.location in (JOURNALLOC_END_PARTITION, JOURNALLOC_IN_FILESYSTEM)
-            and DEV_BSIZE <= b <= MAXBSIZE and not b & (b - 1) and j.count >= 2
-            and j.offset + j.size <= devsize)
+            and DEV_BSIZE <= b <= MAXBSIZE and not b & (b - 1)
+            and j.offset + max(j.size, 2 * b) <= devsize)
 
 
 def find_log(fs: object, devsize: int) -> JournalLoc:
@@ -249,6 +249,8 @@ def _header_problem(h: WcHeader, loc: JournalLoc) -> str | None:
     logblk = 1 << h.wc_log_dev_bshift if h.wc_log_dev_bshift < 17 else 0
     if h.wc_type != WAPBL_WC_HEADER:
         return "bad magic"
+    if h.wc_head == 0 and h.wc_tail == 0:
+        return None  # an empty log: nothing else of it is used
     if h.wc_version != 1:
         return f"version {h.wc_version}"
     if logblk != loc.blksz or not 9 <= h.wc_fs_dev_bshift <= 16:

@@ -1,0 +1,49 @@
+"""fsck's WAPBL step (fsck_ffs setup.c and wapbl.c): replay the journal first, then check.
+
+A file system with a NetBSD journal is checked as it will be seen once the journal is replayed:
+with repairs allowed, the journal's blocks are written home and the log emptied before phase 1;
+under -n, the replay is laid over every read (the image is not touched). Either way the
+superblock is read again through the replay, ``FS_DOWAPBL`` is dropped in core (written only by a
+repairing run) and the check is a full one, as fsck_ffs forces it. A log that cannot be replayed
+is reported in one line ("UNABLE TO READ JOURNAL FOR REPLAY"); going on clears the journal flag
+and checks the file system as it is on disk.
+"""
+
+from __future__ import annotations
+
+from p2k.fs.ffs.fs import FS_DOWAPBL, Superblock
+from p2k.fs.ffs.fsck.io import FsckIO
+from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
+from p2k.fs.ffs.fsck.setup import read_primary
+from p2k.fs.ffs.wapbl import LogError, ReplayedDevice, has_log, log_state
+
+
+def replay_journal(io: FsckIO, rep: Reporter, fs: Superblock) -> tuple[Superblock, bool]:
+    """(the superblock to check with, whether the journal flag was dropped: superblock dirty)."""
+    if not fs.fs_flags & FS_DOWAPBL or not has_log(fs):
+        return fs, False
+    try:
+        rp = log_state(fs, io.device.pread, io.size, fs.fs_ncg * fs.fs_ipg)
+    except LogError as e:
+        rep.warn(f"UNABLE TO READ JOURNAL FOR REPLAY: {e}", kind="wapbl")
+        if not rep.reply("CONTINUE"):
+            raise FsckExit(FSCK_EXIT_CHECK_FAILED) from None
+        rep.pwarn("CLEARING EXISTING JOURNAL")
+        rep.resolved = rep.resolved and rep.mode != "n"
+        fs.fs_flags &= ~FS_DOWAPBL
+        return fs, True
+    rep.pwarn("** File system is journaled; replaying journal")
+    if not rp.empty:
+        if io.readonly:
+            io.device = ReplayedDevice(io.device, rp)  # type: ignore[assignment]
+        else:
+            rp.write_home(io.write)
+            off, raw = rp.empty_header()
+            io.write(off, raw)
+            io.flush()
+        io.invalidate()
+        replayed, _ = read_primary(io)
+        if replayed is not None:
+            fs = replayed
+    fs.fs_flags &= ~FS_DOWAPBL
+    return fs, True
