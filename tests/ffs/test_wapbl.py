@@ -324,3 +324,22 @@ def test_corrupt_log_fuzz(tmp_path_factory: pytest.TempPathFactory, flips: list[
         mount_rw(img).halt()
     except OSError as e:
         assert e.errno == errno.EROFS and "WAPBL journal cannot be replayed" in str(e)
+
+
+def test_dumpfs_shows_the_log(tmp_path: Path) -> None:
+    img, log_off = journaled_image(tmp_path / "j.img")
+    w = LogWriter(img, log_off)
+    a, _, c = _three_blocks(img)
+    w.blocks([(a, b"\x11" * 1024)])
+    w.inodes([])
+    w.commit(1)
+    w.blocks([(c, b"\x22" * 512)])
+    w.inodes([(5, 0o100644)])
+    w.commit(2)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["dumpfs", "-s", str(img)]) == 0
+    text = out.getvalue()
+    assert f"wapbl log offset\t{log_off}\tsize\t{LOG_BYTES}" in text
+    assert "generation\t2\thead\t" in text
+    assert "pending transactions\t2\trecords\t4\tblocks\t3\tinodes\t1" in text

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from p2k.fs.ffs.cg import Cg, cg_magic_ok
 from p2k.fs.ffs.fs import Superblock, cgbase, cgtod
+from p2k.fs.ffs.wapbl import LogError, find_log, journal_locations, open_log
 
 Pread = Callable[[int, int], bytes]
 
@@ -84,6 +85,36 @@ def superblock_lines(fs: Superblock, devname: str) -> Iterator[str]:
     yield f"volname\t{vol}\tswuid\t{fs.fs_swuid}"
 
 
+def wapbl_lines(fs: Superblock, pread: Pread, devsize: int) -> Iterator[str]:
+    """NetBSD dumpfs's two journal lines, then what the log itself holds: where it is, its
+    commit header, and what a replay would do (or why it cannot be replayed)."""
+    if not (fs.fs_journal_version or fs.fs_journal_location):
+        return
+    j = journal_locations(fs)[0]
+    try:
+        j = find_log(fs, devsize)
+    except LogError:
+        pass
+    yield _cols([("wapbl version", f"0x{fs.fs_journal_version:x}"), ("location", fs.fs_journal_location),
+                 ("flags", f"0x{j.flags:x}")])
+    yield _cols([("wapbl loc0", j.addr), ("loc1", j.count), ("loc2", j.blksz), ("loc3", j.ino)])
+    try:
+        rp = open_log(fs, pread, devsize, fs.fs_ncg * fs.fs_ipg)
+    except (LogError, OSError) as e:
+        yield f"wapbl log\tunreadable: {e}"
+        return
+    h = rp.header
+    yield _cols([("wapbl log offset", rp.loc.offset), ("size", rp.loc.size),
+                 ("endian", "little" if rp.endian == "<" else "big")])
+    yield _cols([("generation", h.wc_generation), ("head", h.wc_head), ("tail", h.wc_tail),
+                 ("circ_off", h.wc_circ_off), ("circ_size", h.wc_circ_size)])
+    if rp.empty:
+        yield "wapbl log\tempty"
+    else:
+        yield _cols([("pending transactions", rp.transactions), ("records", rp.records),
+                     ("blocks", len(rp.blocks)), ("inodes", len(rp.inodes))])
+
+
 def csum_lines(fs: Superblock, pread: Pread) -> Iterator[str]:
     raw = pread(fs.fs_csaddr * fs.fs_fsize, fs.fs_cssize)
     n = min(fs.fs_ncg, len(raw) // 16)
@@ -128,8 +159,10 @@ def cg_lines(fs: Superblock, pread: Pread, c: int) -> Iterator[str]:
     yield f"blks free:\t{ranges(bytes(cg.blksfree(fs.fs_fpg)), cg.cg_ndblk, cgbase(fs, c))}"
 
 
-def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False) -> Iterator[str]:
+def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False,
+           devsize: int = 0) -> Iterator[str]:
     yield from superblock_lines(fs, devname)
+    yield from wapbl_lines(fs, pread, devsize)
     if superblock_only:
         return
     yield ""
