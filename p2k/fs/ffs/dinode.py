@@ -28,6 +28,10 @@ UFS2_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
+_TIME_FIELDS = (("atime", "atimensec"), ("mtime", "mtimensec"), ("ctime", "ctimensec"),
+                ("birthtime", "birthnsec"))
+
+
 def _struct(fields: tuple[tuple[str, str], ...], endian: str) -> struct.Struct:
     return struct.Struct(endian + "".join(f for _, f in fields))
 
@@ -43,6 +47,7 @@ class DinodeCodec:
         self.size = self.st.size
         assert self.size == (256 if ufs2 else 128)
         self._addrs = struct.Struct(endian + ("15q" if ufs2 else "15i"))
+        self._time_range = (-(1 << 63), (1 << 63) - 1) if ufs2 else (-(1 << 31), (1 << 31) - 1)
 
     def decode(self, buf: bytes | bytearray | memoryview, off: int, ino: int) -> Inode:
         t = self.st.unpack_from(buf, off)
@@ -75,8 +80,21 @@ class DinodeCodec:
             ip.spare = b""
         return ip
 
+    def clamp_times(self, ip: Inode) -> None:
+        """Bring the in-core times into the dinode's range, as Linux does for file systems with
+        narrower times: a second outside it becomes the nearest limit with zero nanoseconds.
+        UFS1 stores 32-bit signed seconds, UFS2 64-bit. Done where times are set, so that
+        ``stat`` reports what is stored, and again before encoding, so no write can fail."""
+        lo, hi = self._time_range
+        for sec, nsec in _TIME_FIELDS:
+            v = getattr(ip, sec)
+            if v > hi or v < lo:
+                setattr(ip, sec, hi if v > hi else lo)
+                setattr(ip, nsec, 0)
+
     def encode_into(self, ip: Inode, buf: bytearray | memoryview, off: int) -> None:
         """Write ``ip`` into an inode block buffer at ``off`` (the inverse of ``decode``)."""
+        self.clamp_times(ip)
         if self.ufs2:
             self.st.pack_into(
                 buf, off, ip.mode, ip.nlink, ip.uid, ip.gid, ip.blksize, ip.size, ip.blocks,
