@@ -97,7 +97,10 @@ SB_FIELDS: tuple[tuple[str, str], ...] = (
     ("fs_time", "q"), ("fs_size", "q"), ("fs_dsize", "q"), ("fs_csaddr", "q"),
     ("fs_pendingblocks", "q"), ("fs_pendinginodes", "I"), ("fs_snapinum", "80s"),
     ("fs_avgfilesize", "i"), ("fs_avgfpdir", "i"), ("fs_save_cgsize", "i"),
-    ("fs_sparecon32", "96s"), ("fs_ckhash", "I"), ("fs_metackhash", "I"),  # last two: FreeBSD only
+    # FreeBSD only (NetBSD keeps them spare): last mount or fsck time, whose change makes an SU+J
+    # journal stale; the SU+J free list; check-hashes
+    ("fs_mtime", "q"), ("fs_sujfree", "i"), ("fs_sparecon32", "84s"),
+    ("fs_ckhash", "I"), ("fs_metackhash", "I"),
     ("fs_flags", "I"), ("fs_contigsumsize", "i"), ("fs_maxsymlinklen", "i"), ("fs_old_inodefmt", "i"),
     ("fs_maxfilesize", "Q"), ("fs_qbmask", "Q"), ("fs_qfmask", "Q"), ("fs_state", "i"),
     ("fs_old_postblformat", "i"), ("fs_old_nrpos", "i"), ("fs_spare5", "8s"), ("fs_magic", "I"),

@@ -77,7 +77,7 @@ def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | No
     if flags & (FS_POSIX1EACLS | FS_NFS4ACLS):
         return "ACLs (FS_POSIX1EACLS/FS_NFS4ACLS) are not maintained"
     if flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN:
-        return "soft-updates journal on an unclean file system; run FreeBSD's fsck_ffs first"
+        return "unclean file system with a soft-updates journal, which p2k does not replay; run fsck -y"
     if flags & FS_GJOURNAL:
         return "gjournal (FS_GJOURNAL) is not supported"
     if flags & ~_KNOWN_FLAGS:
@@ -123,6 +123,10 @@ class FfsMount(FfsVnops, Mount):
         self._itable = [cgimin(fs, c) << fs.fs_fshift for c in range(fs.fs_ncg)]
         assert all(ino_to_fsba(fs, c * fs.fs_ipg) << fs.fs_fshift == self._itable[c] for c in (0, fs.fs_ncg - 1))
         self.rw_refusal = compute_rw_refusal(fs, self.journal)
+        if fs.fs_flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN and self.readonly:
+            self.notes.append("file system is unclean; its soft-updates journal is not replayed")
+            log.warning("%s: file system is unclean; its soft-updates journal is not replayed",
+                        self.mountpoint_path)
         if not self.readonly:
             if self.rw_refusal is not None:
                 raise OSError(errno.EROFS, f"read-write mount refused: {self.rw_refusal}")

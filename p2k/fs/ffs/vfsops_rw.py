@@ -28,6 +28,7 @@ from p2k.fs.ffs.fs import (
     ino_to_fsba,
     ino_to_fsbo,
 )
+from p2k.fs.ffs.suj import release_sujournal
 from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vnops_write import FfsWriteVnops
 from p2k.fs.ffs.wapbl_finish import replay_finish
@@ -71,6 +72,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         self.alloc.note_new = self.note_new
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
+        had_suj = fs.fs_flags & FS_SUJ
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
         if fs.fs_metackhash:  # FreeBSD check-hashes (0x200 = FS_METACKHASH there): not maintained
             fs.fs_flags &= ~FS_DOQUOTA2
@@ -90,6 +92,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             self.bufcache.set_checkpoint(self.dev, self._checkpoint)
         if not isinstance(self.journal, str) and self.journal is not None:
             replay_finish(self, self.journal.inodes)
+        if had_suj:
+            release_sujournal(self)
 
     def _checkpoint(self) -> None:
         """A full, ordered sync on behalf of the buffer cache (memory pressure) or of ``barrier``;

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
+from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN, FS_NEEDSFSCK, FS_UNCLEAN
 from p2k.fs.ffs.fsck.ctx import Ctx, Options
 from p2k.fs.ffs.fsck.io import FsckIO
-from p2k.fs.ffs.fsck.journal import replay_journal
+from p2k.fs.ffs.fsck.journal import replay_journal, suj_full_check
 from p2k.fs.ffs.fsck.pass1 import pass1
 from p2k.fs.ffs.fsck.pass1b import pass1b
 from p2k.fs.ffs.fsck.pass2 import pass2
@@ -55,6 +55,7 @@ def _check(io: FsckIO, rep: Reporter, opts: Options, summary: dict[str, Any]) ->
         return FSCK_EXIT_OK
     fs, replayed = replay_journal(io, rep, fs)
     skip_clean(fs, rep, force or replayed, alternate)
+    replayed = suj_full_check(io, rep, fs) or replayed
     if opts.endian and opts.endian != fs.endian:
         rep.say("p2k fsck: byte-order conversion (-B) is not supported")
         return FSCK_EXIT_CHECK_FAILED
@@ -115,6 +116,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
             ok = rep.reply("MARK FILE SYSTEM CLEAN")
         if ok:
             fs.fs_clean = FS_ISCLEAN
+            fs.fs_flags &= ~(FS_UNCLEAN | FS_NEEDSFSCK)  # FreeBSD's ckfini clears them with it
             fs.fs_pendingblocks = fs.fs_pendinginodes = 0
             ctx.sbdirty = True
     if ctx.sbdirty:

@@ -11,7 +11,9 @@ and checks the file system as it is on disk.
 
 from __future__ import annotations
 
-from p2k.fs.ffs.fs import FS_DOWAPBL, Superblock
+import time
+
+from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN, FS_NEEDSFSCK, FS_SUJ, Superblock
 from p2k.fs.ffs.fsck.io import FsckIO
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
 from p2k.fs.ffs.fsck.setup import read_primary
@@ -47,3 +49,21 @@ def replay_journal(io: FsckIO, rep: Reporter, fs: Superblock) -> tuple[Superbloc
             fs = replayed
     fs.fs_flags &= ~FS_DOWAPBL
     return fs, True
+
+
+def suj_full_check(io: FsckIO, rep: Reporter, fs: Superblock) -> bool:
+    """FreeBSD's soft-updates journal (SU+J): fsck_ffs would first try to recover from it; p2k
+    does not, and falls through to the full check as FreeBSD does when the journal cannot be
+    used. Like FreeBSD, a repairing run then records a new ``fs_mtime``, which makes every
+    record of the old journal stale (suj.c ignores segments of another mount time), so neither
+    FreeBSD's fsck nor its kernel will replay it over the checked file system. The flags and
+    ``.sujournal`` stay: FreeBSD keeps using the journal after a full check. Returns whether
+    the superblock changed."""
+    if not fs.fs_flags & FS_SUJ:
+        return False
+    if not fs.fs_clean & FS_ISCLEAN and not fs.fs_flags & FS_NEEDSFSCK:
+        rep.say("** Skipping journal, falling through to full fsck\n")
+    if io.readonly:
+        return False
+    fs.fs_mtime = int(time.time())
+    return True
