@@ -31,9 +31,13 @@ import errno
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+from p2k.fs.ffs.fs import Superblock
 from p2k.ondisk import I32, I64, U32, U64, Fmt, Record
+
+if TYPE_CHECKING:
+    from p2k.vfs.bufcache import BlockDevice
 
 WAPBL_WC_HEADER = 0x5741424C  # "WABL"
 WAPBL_WC_INODES = WAPBL_WC_HEADER + 1
@@ -124,11 +128,11 @@ def _swapped(value: int, width: int) -> int:
     return int.from_bytes(value.to_bytes(width, "little"), "big")
 
 
-def journal_locations(fs: object) -> list[JournalLoc]:
+def journal_locations(fs: Superblock) -> list[JournalLoc]:
     """The superblock's journal fields read in both byte orders, the file system's first."""
     vals = {n: getattr(fs, n) for n in _JFIELDS}
-    endian = fs.endian  # type: ignore[attr-defined]
-    loc = fs.fs_journal_location  # type: ignore[attr-defined]
+    endian = fs.endian
+    loc = fs.fs_journal_location
     mine = JournalLoc(loc, vals["fs_journal_addr"], vals["fs_journal_count"], vals["fs_journal_blksz"],
                       vals["fs_journal_ino"], vals["fs_journal_flags"], endian)
     other = JournalLoc(loc, *(_swapped(vals[n], 8) for n in _JFIELDS[1:]),
@@ -143,14 +147,14 @@ def _sane(j: JournalLoc, devsize: int) -> bool:
             and j.offset + max(j.size, 2 * b) <= devsize)
 
 
-def find_log(fs: object, devsize: int) -> JournalLoc:
+def find_log(fs: Superblock, devsize: int) -> JournalLoc:
     """The log the superblock describes (``wapbl_log_position`` for an existing log)."""
-    if fs.fs_journal_version != UFS_WAPBL_VERSION:  # type: ignore[attr-defined]
-        raise LogError(f"journal version {fs.fs_journal_version} unknown")  # type: ignore[attr-defined]
+    if fs.fs_journal_version != UFS_WAPBL_VERSION:
+        raise LogError(f"journal version {fs.fs_journal_version} unknown")
     for j in journal_locations(fs):
         if _sane(j, devsize):
             return j
-    raise LogError(f"journal location {fs.fs_journal_location} with no sane address, size "  # type: ignore[attr-defined]
+    raise LogError(f"journal location {fs.fs_journal_location} with no sane address, size "
                    "and block size in either byte order")
 
 
@@ -289,7 +293,7 @@ def read_header(loc: JournalLoc, pread: Callable[[int, int], bytes]) -> tuple[Wc
     return best
 
 
-def open_log(fs: object, pread: Callable[[int, int], bytes], devsize: int, maxino: int) -> Replay:
+def open_log(fs: Superblock, pread: Callable[[int, int], bytes], devsize: int, maxino: int) -> Replay:
     """``wapbl_replay_start``: find the log, pick the commit header, walk tail to head."""
     loc = find_log(fs, devsize)
     header, endian = read_header(loc, pread)
@@ -357,7 +361,7 @@ def _walk(rp: Replay, devsize: int, maxino: int) -> None:
         raise LogError(f"records end at {off}, not at the head {h.wc_head}")
 
 
-def log_state(fs: object, pread: Callable[[int, int], bytes], devsize: int, maxino: int) -> Replay:
+def log_state(fs: Superblock, pread: Callable[[int, int], bytes], devsize: int, maxino: int) -> Replay:
     """``open_log`` with I/O errors turned into LogError (a short or failing read of the log)."""
     try:
         return open_log(fs, pread, devsize, maxino)
@@ -373,14 +377,14 @@ class ReplayedDevice:
 
     readonly = True
 
-    def __init__(self, dev: object, replay: Replay) -> None:
+    def __init__(self, dev: BlockDevice, replay: Replay) -> None:
         self.dev = dev
         self.replay = replay
-        self.dev_id: int = dev.dev_id  # type: ignore[attr-defined]
-        self.size: int = dev.size  # type: ignore[attr-defined]
+        self.dev_id = dev.dev_id
+        self.size = dev.size
 
     def pread(self, off: int, n: int) -> bytes:
-        buf = bytearray(self.dev.pread(off, n))  # type: ignore[attr-defined]
+        buf = bytearray(self.dev.pread(off, n))
         self.replay.patch(off, buf)
         return bytes(buf)
 
@@ -391,21 +395,21 @@ class ReplayedDevice:
         pass
 
 
-def has_log(fs: object) -> bool:
+def has_log(fs: Superblock) -> bool:
     """FS_DOWAPBL in NetBSD's sense: the flag with a journal described (FreeBSD gives 0x100 to
     NFSv4 ACLs and leaves the journal fields zero), on a superblock layout that can have one."""
-    flags = fs.fs_flags  # type: ignore[attr-defined]
+    flags = fs.fs_flags
     if not flags & 0x100:
         return False
-    if not (fs.fs_journal_version or fs.fs_journal_location):  # type: ignore[attr-defined]
+    if not (fs.fs_journal_version or fs.fs_journal_location):
         return False
-    return bool(fs.ufs2 or fs.fs_old_flags & 0x80)  # type: ignore[attr-defined]
+    return bool(fs.ufs2 or fs.fs_old_flags & 0x80)
 
 
-def journal_inode(fs: object, devsize: int) -> int:
+def journal_inode(fs: Superblock, devsize: int) -> int:
     """The in-file-system journal's inode number, or 0 (fsck_ffs ``is_journal_inode``; the
     caller also checks the inode's SF_LOG flag)."""
-    if fs.fs_journal_version != UFS_WAPBL_VERSION:  # type: ignore[attr-defined]
+    if fs.fs_journal_version != UFS_WAPBL_VERSION:
         return 0
     for j in journal_locations(fs):
         if j.location == JOURNALLOC_IN_FILESYSTEM and _sane(j, devsize):
