@@ -78,6 +78,7 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             self.flags = (self.flags | MNT_LOG) & ~MNT_ASYNC  # NetBSD ignores async on a log mount
             self.wapbl = LogWriter(self)
             self.deferred = DeferredFrees(self.alloc)
+            self.kernel.op_end_hooks.append(self._log_op_end)
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
         had_suj = fs.fs_flags & FS_SUJ
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
@@ -114,6 +115,14 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             self.vfs_sync(wait=False)
         finally:
             self._in_checkpoint = False
+
+    def _log_op_end(self) -> None:
+        """Between system calls: commit before the dirty buffers could outgrow the log (NetBSD
+        flushes when a transaction nears the log's free space), so that a sync never has to
+        write metadata unjournaled. Dirty data counts too: an early commit costs only time."""
+        wapbl = self.wapbl
+        if wapbl is not None and self.bufcache.dirty_bytes > wapbl.circ_size // 2:
+            self._checkpoint()
 
     def barrier(self) -> None:
         """Everything so far on disk, in order, before the next write: used before a block or an
@@ -241,6 +250,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         if fs.fs_clean & FS_WASCLEAN:
             fs.fs_clean = FS_ISCLEAN
         fs.fs_flags &= ~FS_DOWAPBL  # ffs_wapbl_stop: the log is empty, the mount ends
+        if self._log_op_end in self.kernel.op_end_hooks:
+            self.kernel.op_end_hooks.remove(self._log_op_end)
         self.bufcache.set_checkpoint(self.dev, None)  # (writes anything still deferred)
         self.ordered = False
         self._write_summary()
