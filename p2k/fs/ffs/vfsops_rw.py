@@ -78,7 +78,6 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             self.flags = (self.flags | MNT_LOG) & ~MNT_ASYNC  # NetBSD ignores async on a log mount
             self.wapbl = LogWriter(self)
             self.deferred = DeferredFrees(self.alloc)
-            self.kernel.op_end_hooks.append(self._log_op_end)
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
         had_suj = fs.fs_flags & FS_SUJ
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
@@ -104,6 +103,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             replay_finish(self, self.journal.inodes)
         if had_suj:
             release_sujournal(self)
+        if self.wapbl is not None:
+            self.kernel.op_end_hooks.append(self._log_op_end)  # last: the mount is complete
 
     def _checkpoint(self) -> None:
         """A full, ordered sync on behalf of the buffer cache (memory pressure) or of ``barrier``;
