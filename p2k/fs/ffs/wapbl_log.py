@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -46,6 +45,7 @@ from p2k.fs.ffs.wapbl import (
     find_log,
     read_header,
 )
+from p2k.hyper import now_ns
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.alloc import Allocator
@@ -114,7 +114,7 @@ class LogWriter:
         m.dev.fsync()
 
     def _header(self, head: int, tail: int) -> None:
-        now = time.time_ns()
+        now = now_ns()
         h = WcHeader(WAPBL_WC_HEADER, self.blk, 0, self.gen, [0, 0], now // 1_000_000_000,
                      now % 1_000_000_000, 1, self.blk.bit_length() - 1, 9, head, tail,
                      self.circ_off, self.circ_size)

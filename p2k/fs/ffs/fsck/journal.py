@@ -11,13 +11,12 @@ and checks the file system as it is on disk.
 
 from __future__ import annotations
 
-import time
-
 from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN, FS_NEEDSFSCK, FS_SUJ, Superblock
 from p2k.fs.ffs.fsck.io import FsckIO
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
 from p2k.fs.ffs.fsck.setup import read_primary
 from p2k.fs.ffs.wapbl import LogError, ReplayedDevice, has_log, log_state
+from p2k.hyper import now_ns
 
 
 def replay_journal(io: FsckIO, rep: Reporter, fs: Superblock) -> tuple[Superblock, bool]:
@@ -65,5 +64,5 @@ def suj_full_check(io: FsckIO, rep: Reporter, fs: Superblock) -> bool:
         rep.say("** Skipping journal, falling through to full fsck\n")
     if io.readonly:
         return False
-    fs.fs_mtime = int(time.time())
+    fs.fs_mtime = now_ns() // 1_000_000_000
     return True
