@@ -10,7 +10,7 @@ system (rumpfs in NetBSD; here tmpfs, which is the same thing with hashed direct
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
@@ -40,6 +40,10 @@ class Kernel:
         self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})
         self.rootmount.mountpoint_path = "/"
         self.mounts: list[Mount] = []
+        # Called when an outermost system call has completed (no operation is half done): where a
+        # journaling mount may commit a transaction without splitting one operation over two.
+        self.op_end_hooks: list[Callable[[], None]] = []
+        self.sysdepth = 0
         self.halted = False
         root = self.vcache.vget(self.rootmount, self.rootmount.vfs_root_ino())
         self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed

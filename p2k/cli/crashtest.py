@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--only-cut", type=int, default=None, help="run just this cut point (to reproduce)")
     p.add_argument("-O", dest="version", type=int, choices=[1, 2], default=2, help="FFS version of a fresh image")
     p.add_argument("-k", "--keep", action="store_true", help="keep the images of failed cut points")
+    p.add_argument("-o", dest="options", default="", help="mount options: 'log' journals metadata "
+                   "(WAPBL) and checks that replay, not fsck, makes each survivor consistent")
     p.add_argument("image", nargs="?", help="start from a copy of this image instead of a fresh one")
     p.set_defaults(func=cmd_crashtest)
 
@@ -47,24 +49,26 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
     failed: list[str] = []
     try:
         template = tmp / "template.img"
+        log = "log" in args.options.split(",")
         if args.image:
             shutil.copyfile(args.image, template)
         else:
-            make_image(template, args.version)
+            make_image(template, args.version, log=log)
         for name in names:
             for seed in range(args.seed, args.seed + args.seeds):
-                writes = count_writes(template, tmp, name, seed)
+                writes = count_writes(template, tmp, name, seed, log)
                 points = [args.only_cut] if args.only_cut else cut_points(writes, args.cuts)
                 ok_here = 0
                 for cut in points:
-                    res = run_cut(template, tmp, name, seed, cut)
+                    res = run_cut(template, tmp, name, seed, cut, log=log)
                     total += 1
                     if res.ok:
                         passed += 1
                         ok_here += 1
                     else:
                         line = (f"FAIL workload={name} seed={seed} cut={cut}: " + "; ".join(res.problems[:3])
-                                + f"  (reproduce: p2k crashtest --workload {name} --seed {seed} --only-cut {cut})")
+                                + f"  (reproduce: p2k crashtest{' -o log' if log else ''} --workload {name} "
+                                f"--seed {seed} --only-cut {cut})")
                         failed.append(line)
                         print(line, file=sys.stderr)
                         if args.keep:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         assert dev is not None
         fs = find_superblock(dev.pread, dev.size)
         out = sys.stdout
-        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only):
+        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only, dev.size):
             out.write(line + "\n")
         return 0
     finally:

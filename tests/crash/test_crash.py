@@ -84,7 +84,7 @@ def test_crashtest_failure_names_seed_and_cut(tmp_path: Path, monkeypatch: pytes
     from p2k.cli import crashtest
     from p2k.crash.runner import CutResult
 
-    def failing(template: Path, workdir: Path, name: str, seed: int, cut: int) -> CutResult:
+    def failing(template: Path, workdir: Path, name: str, seed: int, cut: int, log: bool = False) -> CutResult:
         return CutResult(name, seed, cut, ok=False, problems=["fsync'ed /a lost"])
 
     monkeypatch.setattr(crashtest, "run_cut", failing)
