@@ -37,7 +37,7 @@ SYSCALLS: tuple[str, ...] = (
     # the FUSE bridge as a remote client (p2k/vfs/sys_handle.py; vrelev: p2k/sp/handles.py)
     "vlookup", "vreaddirplus", "vcreate", "vrelev",
     # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
-    "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list",
+    "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}

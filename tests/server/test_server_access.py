@@ -56,6 +56,11 @@ def test_lowered_credentials_refused_privileged_calls(server: ServerProc) -> Non
     # rump.halt's own call, refused too; the server is still there afterwards.
     with server.connect(uid=1000, gid=1000) as c:
         assert _errno(c.halt) == errno.EPERM
+    with server.connect() as c:  # lowered later, for the rest of the connection
+        c.sys.setcred(1000, 1000, [])
+        assert _errno(c.sys.mount, "tmpfs", "/mnt2") == errno.EPERM
+        assert _errno(c.sys.setcred, 0, 0, []) == errno.EPERM
+        assert _errno(c.sys.setcred, 1000, 1000, [0]) == errno.EPERM
     with server.connect() as root:
         nobody = root.sys_as(NOBODY, NOBODY)
         assert _errno(nobody.reboot) == errno.EPERM
