@@ -13,8 +13,7 @@ import re
 from typing import Any
 
 from p2k.cli.errors import UsageError
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
-from p2k.hyper.hostio import HostFile
+from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -79,24 +78,3 @@ def cmd_newfs(args: argparse.Namespace) -> int:
         return 0
     newfs_image(args.image, opts, fs, zero=args.zero)
     return 0
-
-
-def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
-                lost_found: bool = True) -> Any:
-    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock."""
-    if fs is None:
-        fs = plan(opts)
-    nbytes = fs.fs_size * fs.fs_fsize
-    if not os.path.exists(path):
-        open(path, "wb").close()  # noqa: SIM115 - create only; HostFile does the I/O
-    host = HostFile(path, size=max(nbytes, opts.size))
-    try:
-        host.extend_to_window()
-        if zero:
-            chunk = bytes(1 << 20)
-            for off in range(0, nbytes, len(chunk)):
-                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
-        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
-    finally:
-        host.close()
-    return fs

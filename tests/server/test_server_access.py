@@ -16,12 +16,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, free_port, run, start
+from server_harness import ServerProc, free_port, run, start
 
 from p2k.sp import protocol as P
 from p2k.sp.ops import OP_HANDSHAKE
-
-pytest_plugins = ["test_server_harness"]
 
 NOBODY = 65534
 

@@ -9,11 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, make_ffs_image, run, start, wait_gone
+from server_harness import ServerProc, make_ffs_image, run, start, wait_gone
 
 import p2k
-
-pytest_plugins = ["test_server_harness"]
 
 
 def _errno(fn, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]

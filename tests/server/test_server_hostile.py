@@ -12,15 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, run, start
+from server_harness import ServerProc, run, start
 
 import p2k
 from p2k.client import connect
 from p2k.sp import protocol as P
 from p2k.sp.ops import OP_HANDSHAKE, OP_OF
 from p2k.sp.server import Server, ServerConfig
-
-pytest_plugins = ["test_server_harness"]
 
 
 def _sock_path(url: str) -> str:

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import errno
 import re
-import struct
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, parse_dirblock
+from p2k.fs.ffs.dir import D_TYPE, DIRBLKSIZ, DIRECT, DIRSIZ, DirectHeader, parse_dirblock, set_d_ino, set_d_reclen
 from p2k.fs.ffs.fs import sblksize
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ def _slack(ino: int, name: bytes, reclen: int) -> int:
 
 
 def pack_entry(endian: str, ino: int, dtype: int, name: bytes, reclen: int) -> bytes:
-    return struct.pack(f"{endian}IHBB", ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - 8, b"\0")
+    return DIRECT[endian].pack(ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - DirectHeader.SIZE, b"\0")
 
 
 def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
@@ -171,7 +170,7 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
             slacks[k] = reclen - need
         else:
             keep = DIRSIZ(len(ename))
-            struct.pack_into(endian + "H", bp.data, pos + 4, keep)
+            set_d_reclen(bp.data, pos, endian, keep)
             bp.data[pos + keep:pos + keep + need] = pack_entry(endian, ino, dtype, name, reclen - keep)
             newoff = eoff + keep
             slacks[k] = 0
@@ -212,9 +211,9 @@ def dirremove(m: FfsMountRW, dip: Inode, name: bytes) -> int:
         dip.dircache = None
         raise OSError(errno.EIO, f"directory {dip.ino}: entry {name!r} not at offset {off}")
     if prev is None:
-        struct.pack_into(endian + "I", bp.data, coff + rel, 0)
+        set_d_ino(bp.data, coff + rel, endian, 0)
     else:
-        struct.pack_into(endian + "H", bp.data, coff + prev[0] + 4, prev[4] + target[4])
+        set_d_reclen(bp.data, coff + prev[0], endian, prev[4] + target[4])
     m.meta_write(bp, coff, coff + DIRBLKSIZ)
     del idx.offsets[name]
     assert dip.dircache is not None
@@ -231,9 +230,9 @@ def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> 
         raise OSError(errno.ENOENT, "no such entry")
     bp, coff = _chunk_buf(m, dip, off)
     pos = coff + (off & (DIRBLKSIZ - 1))
-    struct.pack_into(m.fs.endian + "I", bp.data, pos, ino)
-    bp.data[pos + 6] = dtype
-    m.meta_write(bp, pos, pos + 8)
+    set_d_ino(bp.data, pos, m.fs.endian, ino)
+    bp.data[pos + D_TYPE] = dtype
+    m.meta_write(bp, pos, pos + DirectHeader.SIZE)
     assert dip.dircache is not None
     dip.dircache[name] = ino
 

@@ -1,5 +1,8 @@
 """Non-root access through the mount: the kernel's permission rules, now reached from the host.
 
+The suite runs against the local mounts (tmpfs, FFS) and the remote one (``p2k mount --server``),
+which sends each request's caller credentials to the server: both must give the same answers.
+
 The tree is prepared as root; each check runs as nobody (uid/gid 65534, no groups) through
 ``setpriv`` in a small Python program that prints the errno of each step, so one process covers
 many rules. The mount uses ``allow_other`` so that another user may enter it at all.
@@ -12,13 +15,22 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_fuse import Mount, fsmount, work  # noqa: F401 - fixtures used by name
+from fuse_harness import FS_KINDS, Mount, mounted
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")]
+
+
+
+@pytest.fixture(scope="module", params=[*FS_KINDS, "remote"])
+def fsmount(request: pytest.FixtureRequest) -> Iterator[Mount]:
+    with mounted(request.param) as m:
+        yield m
+
 
 NOBODY = 65534
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
@@ -99,7 +111,7 @@ def prepare(d: Path) -> None:
     os.chmod(d / "noexec.sh", 0o644)
 
 
-def test_permission_rules_as_nobody(work: Path) -> None:  # noqa: F811
+def test_permission_rules_as_nobody(work: Path) -> None:
     os.chmod(work, 0o755)
     prepare(work)
     r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -135,7 +147,7 @@ def test_permission_rules_as_nobody(work: Path) -> None:  # noqa: F811
     assert (work / "sticky/rootfile").exists()
 
 
-def test_setgid_directory_and_groups(work: Path) -> None:  # noqa: F811
+def test_setgid_directory_and_groups(work: Path) -> None:
     """A new file takes the group of a set-gid directory; supplementary groups grant access."""
     d = work / "sgid"
     d.mkdir()
