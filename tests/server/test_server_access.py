@@ -67,7 +67,10 @@ def test_lowered_credentials_refused_privileged_calls(server: ServerProc) -> Non
         root.sys.close(fd)
         assert root.sys.stat("/mnt/mine").st_uid == NOBODY
         assert root.stats()["mounts"] == 1
-    assert server.halt().returncode == 0
+        # SO_PEERCRED is recorded for every unix:// client, and shown in the state dump.
+        dump = json.loads(root.halt(dump=True) or "{}")
+    mine = [c for c in dump["clients"] if c["peer_cred"] and c["peer_cred"][0] == os.getpid()]
+    assert mine and all(c["peer_cred"][1:] == [os.geteuid(), os.getegid()] for c in mine), dump["clients"]
 
 
 def _raw_hello(url: str, hello: dict) -> tuple[bytes, int, int, object]:
