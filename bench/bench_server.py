@@ -166,7 +166,7 @@ def main() -> int:
     read = max(remote_read1, remote_read8)
     print(f"{args.size_mib} MiB tmpfs read, MiB/s: remote 1 MiB reads {remote_read1:,.0f}, 8 MiB reads "
           f"{remote_read8:,.0f}  in-process {local_read:,.0f}  ratio {read / local_read:.0%} "
-          f"(aim ≥ 60%: {"ok" if read >= 0.6 * local_read else "MISSED"})")
+          f"(aim ≥ 60%: {'ok' if read >= 0.6 * local_read else 'MISSED'})")
     print(f"{args.size_mib} MiB etfs reg read, MiB/s: remote {remote_dev:,.0f}  in-process {local_dev:,.0f}  "
           f"ratio {remote_dev / local_dev:.0%}")
     if local_ffs:
