@@ -129,3 +129,36 @@ def test_server_busy_is_reported(busy_server: Server) -> None:
     r = run("rump.halt", env={"RUMP_SERVER": busy_server.url})
     assert r.returncode == 1 and r.stderr.strip() == "rump.halt: init failed: server busy", r.stderr
     assert not busy_server.kernel.halted
+
+
+def test_client_that_reads_no_replies_is_dropped(tmp_path: Path) -> None:
+    """Queued reply bytes are bounded by the send buffer; a client that reads none of them for the
+    reply timeout is dropped and everything it held released, while another client is served."""
+    k = p2k.Kernel(env={})
+    url = f"unix://{tmp_path}/slow.sock"
+    srv = Server(k, url, ServerConfig(reply_timeout=0.5, reply_buffer=64 << 10))
+    srv.bind()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        with connect(url) as c:
+            c.sys.mkdir("/mnt", 0o755)
+            c.sys.mount("tmpfs", "/mnt")
+            fd = c.sys.open("/mnt/big", os.O_CREAT | os.O_WRONLY, 0o644)
+            c.sys.write(fd, os.urandom(4 << 20))
+            c.sys.close(fd)
+            slow = _established_slow_reader(_sock_path(url), "/mnt/big")
+            deadline = time.monotonic() + 10
+            while c.stats()["connections"] > 1 and time.monotonic() < deadline:
+                t0 = time.perf_counter()
+                c.sys.stat("/mnt/big")
+                assert time.perf_counter() - t0 < 0.1
+                time.sleep(0.05)
+            st = c.stats()
+            assert st["connections"] == 1 and st["open_files"] == 0, st
+            slow.close()
+    finally:
+        srv.request_stop()
+        t.join(5)
+        srv.drop_clients()
+        k.halt(sync=False)
