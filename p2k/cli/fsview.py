@@ -11,17 +11,18 @@ import os
 import stat as st
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from p2k.cli.imagearg import MountedImage, open_image
 
 
-@dataclass
 class FsView:
-    sys: Any  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
-    root: str  # where image paths start in the sys namespace ("/mnt", or "" for a server)
-    closer: Any = None
+    """Plain class (no dataclass) so that importing the commands does not import ``inspect``."""
+
+    def __init__(self, sys: Any, root: str, closer: Any = None) -> None:
+        self.sys = sys  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
+        self.root = root  # where image paths start in the sys namespace ("/mnt", or "" for a server)
+        self.closer = closer
 
     def path(self, p: str) -> str:
         p = p or "/"

@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
-from p2k.kernel import Kernel
-from p2k.vfs.mount import MNT_RDONLY
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
@@ -21,12 +20,15 @@ MOUNTPOINT = "/mnt"
 _PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
 
-@dataclass
 class MountedImage:
-    kernel: Kernel
-    mountpoint: str
-    readonly: bool
-    notice: str | None = None  # e.g. why read-write was refused
+    """A plain class, not a dataclass: ``dataclasses`` pulls in ``inspect``, a cost every command
+    would pay at start-up for one four-field record."""
+
+    def __init__(self, kernel: Kernel, mountpoint: str, readonly: bool, notice: str | None = None) -> None:
+        self.kernel = kernel
+        self.mountpoint = mountpoint
+        self.readonly = readonly
+        self.notice = notice  # e.g. why read-write was refused
 
     def path(self, p: str) -> str:
         """Image path → kernel path under the mount point."""
@@ -83,6 +85,9 @@ def parse_mount_options(text: str) -> dict[str, str]:
 
 def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel | None = None) -> MountedImage:
     """Mount the image named by ``args`` at /mnt of a fresh kernel (or ``kernel``)."""
+    from p2k.kernel import Kernel  # imported here so that parsing the command line stays cheap
+    from p2k.vfs.mount import MNT_RDONLY
+
     opts = parse_mount_options(getattr(args, "options", "") or "")
     readonly = "ro" in opts or (not write and "rw" not in opts)
     k = kernel or Kernel(memlimit=opts.pop("memlimit", None) or None, nvnodes=opts.pop("nvnodes", None) or None)
@@ -104,6 +109,8 @@ def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel 
 
 def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
     """Register the image (or drivespec) with etfs; returns the device key."""
+    from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+
     if args.drivespec:
         spec = parse_drivespec(args.drivespec)
         if readonly:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
 from p2k.cli.newfs import newfs_image, parse_newfs_size
-from p2k.fs.ffs.makefs import MakefsOptions, choose_size, populate, scan
-from p2k.fs.ffs.newfs import NewfsOptions, plan
-from p2k.vfs.mount import MNT_ASYNC
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.makefs import MakefsOptions
 
 _KNOWN = {"version", "bsize", "fsize", "density", "minfree"}
 
@@ -57,6 +57,8 @@ def _pct(text: str | None) -> int:
 
 
 def cmd_makefs(args: argparse.Namespace) -> int:
+    from p2k.fs.ffs.makefs import MakefsOptions, choose_size, scan  # not at every command's start-up
+
     if not os.path.isdir(args.directory):
         raise OSError(20, "Not a directory", args.directory)
     o = parse_options(args.options)
@@ -80,7 +82,11 @@ def cmd_makefs(args: argparse.Namespace) -> int:
 def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any] | None = None,
                 ninodes: int = 0) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
-    import p2k
+    from p2k.etfs import ETFS_BLK
+    from p2k.fs.ffs.makefs import populate, scan
+    from p2k.fs.ffs.newfs import NewfsOptions, plan
+    from p2k.kernel import Kernel
+    from p2k.vfs.mount import MNT_ASYNC
 
     if nodes is None:
         nodes = scan(directory)
@@ -89,9 +95,9 @@ def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any
     if os.path.exists(image):
         os.truncate(image, 0)
     newfs_image(image, no, plan(no), lost_found=False)
-    k = p2k.Kernel(env={})
+    k = Kernel(env={})
     try:
-        k.etfs_register("/dev/makefs", image, p2k.ETFS_BLK)
+        k.etfs_register("/dev/makefs", image, ETFS_BLK)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
         populate(k, k.mounts[0], directory, nodes)

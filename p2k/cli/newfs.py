@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
-from p2k.hyper.hostio import HostFile
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.newfs import NewfsOptions
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -58,6 +59,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_newfs(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines
+
     if args.size is not None:
         size = parse_newfs_size(args.size)
     elif os.path.exists(args.image):
@@ -84,6 +88,9 @@ def cmd_newfs(args: argparse.Namespace) -> int:
 def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
                 lost_found: bool = True) -> Any:
     """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock."""
+    from p2k.fs.ffs.newfs import plan, write_fs
+    from p2k.hyper.hostio import HostFile
+
     if fs is None:
         fs = plan(opts)
     nbytes = fs.fs_size * fs.fs_fsize
