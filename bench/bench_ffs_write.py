@@ -5,7 +5,9 @@
    p2k in-process vs the host writing the same bytes to a file (then fsync). Aim: ≥ 300 MB/s.
 2. Create 10,000 files of 4 KiB in a tree of 100 directories (then sync). Aim: ≥ 4,000 files/s
    (NetBSD's rump kernel, synchronous metadata, does about 3,800/s on this kind of machine).
-3. ``p2k makefs`` (in-process) of a 100 MiB tree of mixed files vs NetBSD ``makefs`` of the same
+3. 10,000 empty files in one process on an async and on an ordered mount (then sync). Aim:
+   >= 10,000/s async (issue 16; NetBSD's ``-o async`` did 26,000/s in that issue's run).
+4. ``p2k makefs`` (in-process) of a 100 MiB tree of mixed files vs NetBSD ``makefs`` of the same
    tree, best of three runs each (the tree in the host's page cache). Aims (issue 16): time within
    1.5× of makefs, and with no ``-s`` an image no larger than makefs's.
 
@@ -94,6 +96,28 @@ def bench_small_files(work: Path, nfiles: int) -> float:
         k.halt()
 
 
+def bench_creates(work: Path, nfiles: int, flags: int) -> float:
+    """Empty files in 10 directories, one process, then sync: the metadata path alone."""
+    img = work / "creates.img"
+    img.unlink(missing_ok=True)
+    newfs_image(str(img), NewfsOptions(size=256 << 20, version=2))
+    k = p2k.Kernel(env={})
+    k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+    k.sys.mkdir("/mnt", 0o755)
+    k.sys.mount("ffs", "/mnt", flags, {"fspec": "/dev/dk"})
+    s = k.sys
+    try:
+        t = time.perf_counter()
+        for d in range(10):
+            s.mkdir(f"/mnt/d{d}")
+            for i in range(nfiles // 10):
+                s.close(s.open(f"/mnt/d{d}/f{i}", os.O_WRONLY | os.O_CREAT, 0o644))
+        s.sync()
+        return nfiles / (time.perf_counter() - t)
+    finally:
+        k.halt()
+
+
 def mixed_tree(root: Path, total_mib: int) -> Path:
     """~90 % small files (< 16 KiB), 9 % medium (64–512 KiB), 1 % large (2–8 MiB), some symlinks."""
     if root.exists():
@@ -158,6 +182,10 @@ def main() -> None:
     fps = bench_small_files(work, args.files)
     print(f"create {args.files} x 4 KiB files: p2k {fps:7.0f} files/s   p2k/aim(4000) {fps / 4000:5.2f}   "
           f"p2k/NetBSD-rump(~3800) {fps / 3800:5.2f}")
+    for label, flags in (("async", p2k.MNT_ASYNC), ("ordered", 0)):
+        cps = bench_creates(work, args.files, flags)
+        print(f"create {args.files} empty files, {label} mount: p2k {cps:7.0f} files/s   p2k/aim(10000) "
+              f"{cps / 10000:5.2f}   p2k/NetBSD-async(~26000, issue 16's run) {cps / 26000:5.2f}")
     p2k_s, mk_s, p2k_size, mk_size = bench_makefs(work, args.tree_mib)
     if mk_s is None:
         print(f"makefs {args.tree_mib} MiB tree: p2k {p2k_s:.2f} s (NetBSD makefs not installed)")
