@@ -5,6 +5,7 @@ A walk that lstat()s every name pays a whole path lookup per entry; here the dir
 up once, its search permission checked once, and each entry's attributes come from its inode
 through the vnode cache, as the kernel's own readdirplus would. The results are a snapshot taken
 under the kernel lock: like ``os.DirEntry.stat()``'s cache, they do not follow later changes.
+Inodes not in the vnode cache are read without entering it (see ``_entry_stat``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+from typing import TYPE_CHECKING
 
 from p2k.vfs.perm import R_OK, X_OK, check_access
 from p2k.vfs.sysbase import SysBase, stat_result, syscall
+
+if TYPE_CHECKING:
+    from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import VDIR
+from p2k.vfs.vnode import Vnode
 
 
 class DirEntry:
@@ -80,6 +86,7 @@ class DirCalls(SysBase):
             sep = "/" if text else b"/"
             base = path if path[-1:] == sep else path + sep  # type: ignore[operator]
             out: list[DirEntry] = []
+            table = vc._table
             vc.defer += 1
             try:
                 for d in mp.vop_readdir(vp, 0):
@@ -87,11 +94,7 @@ class DirCalls(SysBase):
                         continue
                     st = None
                     if searchable:
-                        evp = vc.peek(mp, d.ino)
-                        while evp.mountedhere is not None:  # a mount point shows the mounted root
-                            emp = evp.mountedhere
-                            evp = vc.peek(emp, emp.vfs_root_ino())
-                        st = stat_result(evp.mount.vop_getattr(evp), evp.mount.fsid)
+                        st = self._entry_stat(mp, d.ino, table)
                     name = d.name.decode("utf-8", "surrogateescape") if text else d.name
                     out.append(DirEntry(name, base + name, st, d.type))  # type: ignore[operator]
             finally:
@@ -99,3 +102,19 @@ class DirCalls(SysBase):
             return out
         finally:
             self._rele(vp)
+
+    def _entry_stat(self, mp: Mount, ino: int, table: dict[tuple[int, int], Vnode]) -> os.stat_result:
+        """lstat of inode ``ino`` of ``mp``. A cached vnode answers (it may hold changes not yet
+        written); an uncached inode is read into a transient vnode that never enters the cache,
+        so a walk over a big tree neither evicts what is in use nor pays a reclaim per entry.
+        Only a cached vnode can be a mount point (the covered vnode stays referenced)."""
+        vp = table.get((id(mp), ino))
+        if vp is None:
+            data, vtype = mp.vfs_loadvnode(ino)
+            vp = Vnode(mp, ino, data, vtype)
+        else:
+            vc = self.kernel.vcache
+            while vp.mountedhere is not None:  # a mount point shows the mounted root
+                emp = vp.mountedhere
+                vp = vc.peek(emp, emp.vfs_root_ino())
+        return stat_result(vp.mount.vop_getattr(vp), vp.mount.fsid)

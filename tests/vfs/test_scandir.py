@@ -97,3 +97,42 @@ def test_permissions(k: p2k.Kernel) -> None:
     with pytest.raises(OSError) as ei:
         k.sys.scandir("/mnt/d/file")
     assert ei.value.errno == errno.ENOTDIR
+
+
+def _ffs_kernel(img: Path) -> p2k.Kernel:
+    kern = p2k.Kernel()
+    kern.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+    kern.sys.mkdir("/mnt", 0o755)
+    kern.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+    return kern
+
+
+def test_uncached_and_cached_inodes_ffs(tmp_path: Path) -> None:
+    """Entries whose inodes are not in the vnode cache are read from the inode table without
+    entering the cache; entries that are cached answer from the cache, including changes not yet
+    written back (a stale on-disk copy must not be served)."""
+    img = tmp_path / "u.img"
+    newfs_image(str(img), NewfsOptions(size=8 << 20, version=1))
+    k1 = _ffs_kernel(img)
+    _populate(k1)
+    for i in range(40):
+        k1.sys.close(k1.sys.open(f"/mnt/d/n{i}", os.O_CREAT | os.O_WRONLY, 0o600 + i % 8))
+    k1.halt()
+    k2 = _ffs_kernel(img)
+    try:
+        k2.sys.listdir("/mnt/d")  # the directory itself (and the path to it) are cached
+        before = k2.stats()["vnodes"]
+        got = {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")}
+        assert k2.stats()["vnodes"] == before  # nothing entered the cache
+        assert {n: k2.sys.lstat(f"/mnt/d/{n}") for n in got} == got
+        # now cached and changed in core: scandir must show the change, not the disk's copy
+        k2.sys.chmod("/mnt/d/n3", 0o640)
+        k2.sys.utime("/mnt/d/n4", ns=(5_000_000_000, 7_000_000_000))
+        again = {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")}
+        assert again["n3"].st_mode & 0o777 == 0o640
+        assert again["n4"].st_mtime_ns == 7_000_000_000
+        assert again == {n: k2.sys.lstat(f"/mnt/d/{n}") for n in got}
+        k2.sysctl("kern.maxvnodes", 8)  # evict: written back, then read again uncached
+        assert {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")} == again
+    finally:
+        k2.halt()
