@@ -6,8 +6,9 @@ What may differ, and why:
 - Inode numbers and block placement, and with them how the free space splits into whole blocks
   and fragments: p2k writes the tree through the kernel's allocator (directories spread over the
   groups by ffs_dirpref, data near its inode), makefs hands out inodes in its walk order.
-- Where makefs's own estimate leaves the tree without room (a small ``density``, ``minfree=0``),
-  NetBSD's makefs fails part-way with ENOSPC; p2k grows the image by what is missing.
+- Where makefs's own estimate leaves the tree without room (a small ``density``, ``minfree=0``,
+  a tree smaller than one group's metadata), NetBSD's makefs fails; p2k grows the image by what
+  is missing.
 """
 
 from __future__ import annotations
@@ -111,3 +112,16 @@ def test_grows_where_netbsd_runs_out(tmp_path: Path, tree: Path, capsys: pytest.
     assert_consistent(tmp_path / "p2k.img")
     if res.returncode == 0:  # a tree with slack enough: then the same size
         assert (tmp_path / "p2k.img").stat().st_size == (tmp_path / "nb.img").stat().st_size
+
+
+def test_tiny_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tree smaller than one cylinder group's metadata: NetBSD's mkfs exits ("Filesystem size
+    N < minimum size of M"), p2k grows the image to the smallest that holds it."""
+    tree = tmp_path / "t"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "f").write_text("x\n")
+    res = _netbsd(tmp_path / "nb.img", tree)
+    assert res.returncode != 0 and "minimum size" in res.stdout + res.stderr
+    rc, out = _p2k(tmp_path / "p2k.img", tree, capsys)
+    assert rc == 0, out
+    assert_consistent(tmp_path / "p2k.img")

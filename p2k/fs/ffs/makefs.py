@@ -12,8 +12,9 @@ puts it where newfs would (The Sleuth Kit looks for a UFS2 superblock only there
 
 makefs's estimate ignores indirect blocks and the inode table's rounding to whole groups; where
 that would leave the tree without room (a small ``density``, ``minfree=0``), NetBSD's makefs
-fails part-way with ENOSPC. p2k checks the planned file system against the tree's real needs
-first and grows the image by what is missing, unless ``-s``/``-m`` forbid it.
+fails part-way with ENOSPC, and for a tree smaller than one group's metadata its mkfs exits. p2k
+checks the planned file system against the tree's real needs first and grows the image by what
+is missing, unless ``-s``/``-m`` forbid it.
 
 Population goes through the kernel's vnode operations on a read-write mount of the new file
 system, so the image gets exactly the allocation policy, accounting and ordering of the write
@@ -220,7 +221,15 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
     for _ in range(64):
         if maxsize and sz.size > maxsize:
             raise OSError(errno.EFBIG, f"size of {sz.size} is larger than the maxsize of {maxsize}")
-        fs = plan(newfs_options(o, sz))
+        try:
+            fs = plan(newfs_options(o, sz))
+        except OSError as e:  # smaller than one group's metadata: makefs's mkfs exits here
+            if e.errno != errno.ENOSPC or o.size:
+                raise
+            sz.size += max(sz.size // 4, 16 * block_sizes(o)[0])
+            if not o.density:
+                sz.density = sz.size // sz.inodes + 1
+            continue
         # root writes the image, so the minfree reserve is usable; one block per group kept spare
         short_frags = need + fs.fs_ncg * fs.fs_frag - fs.fs_dsize
         short_inodes = sz.inodes - fs.fs_ncg * fs.fs_ipg
