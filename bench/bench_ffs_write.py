@@ -30,10 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import p2k  # noqa: E402
-from p2k.cli.makefs import build_image  # noqa: E402
-from p2k.cli.newfs import newfs_image  # noqa: E402
-from p2k.fs.ffs.makefs import MakefsOptions, choose_size, scan  # noqa: E402
-from p2k.fs.ffs.newfs import NewfsOptions  # noqa: E402
+from p2k.cli.makefs import build_image, scan  # noqa: E402
+from p2k.fs.ffs.makefs import MakefsOptions, choose_size  # noqa: E402
+from p2k.fs.ffs.newfs import (
+    NewfsOptions,  # noqa: E402
+    newfs_image,  # noqa: E402
+)
 
 CHUNK = 1 << 20
 

@@ -16,6 +16,37 @@ from typing import Any
 from p2k.cli.imagearg import MountedImage, open_image
 
 
+class NamingSys:
+    """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
+    the path they typed. This wraps a ``sys`` so that a failing call's OSError carries the image
+    path of its first path argument and the plain strerror, as a BSD tool prints them."""
+
+    def __init__(self, sys: Any, root: str) -> None:
+        self._sys = sys
+        self._root = root
+
+    def _user_path(self, p: str) -> str:
+        if self._root and (p == self._root or p.startswith(self._root + "/")):
+            return p[len(self._root):] or "/"
+        return p
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._sys, name)
+        if not callable(fn):
+            return fn
+
+        def call(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except OSError as e:
+                if e.filename is not None or e.errno is None or not a or not isinstance(a[0], str):
+                    raise
+                raise OSError(e.errno, os.strerror(e.errno), self._user_path(a[0])) from None
+
+        setattr(self, name, call)
+        return call
+
+
 class FsView:
     """Plain class (no dataclass) so that importing the commands does not import ``inspect``."""
 
@@ -82,10 +113,15 @@ def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:
     if server and not getattr(args, "image", None) and not getattr(args, "drivespec", None):
         from p2k.client import connect  # issue 7
 
-        c = connect(server)
-        return FsView(c.sys, "", c.close)
+        try:
+            c = connect(server)
+        except OSError as e:
+            if e.filename is not None or e.errno is None:
+                raise
+            raise OSError(e.errno, f"RUMP_SERVER: {os.strerror(e.errno)}", server) from None
+        return FsView(NamingSys(c.sys, ""), "", c.close)
     m: MountedImage = open_image(args, write=write)
-    return FsView(m.kernel.sys, m.mountpoint, m.close)
+    return FsView(NamingSys(m.kernel.sys, m.mountpoint), m.mountpoint, m.close)
 
 
 def mode_string(mode: int) -> str:

@@ -13,12 +13,15 @@ bound the size; ``-s`` fixes it (minimum and maximum at once, as in makefs).
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
+import stat as st
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
-from p2k.cli.newfs import newfs_image, parse_newfs_size
+from p2k.cli.newfs import parse_newfs_size
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.makefs import MakefsOptions, Node, Sizing
@@ -35,12 +38,13 @@ def register(sub: Any) -> None:
     p.add_argument("-s", dest="size", default=None, help="image size (bytes; k/m/g suffix)")
     p.add_argument("-M", dest="minsize", default=None, help="minimum image size")
     p.add_argument("-m", dest="maxsize", default=None, help="maximum image size")
-    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None)
+    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None,
+                   help="byte order of the image (le)")
     p.add_argument("-o", dest="options", action="append", default=[], help="ffs options, comma-separated")
     p.add_argument("-b", dest="free_blocks", default=None, help="free space to leave: bytes, or N%%")
     p.add_argument("-f", dest="free_files", default=None, help="free inodes to leave: a count, or N%%")
-    p.add_argument("image")
-    p.add_argument("directory")
+    p.add_argument("image", metavar="IMAGE", help="image file to create (replaced if it exists)")
+    p.add_argument("directory", metavar="DIRECTORY", help="host directory whose tree goes into the image")
     p.set_defaults(func=cmd_makefs)
 
 
@@ -93,7 +97,7 @@ def _slack(text: str | None, what: str, *, nbytes: bool) -> tuple[int, int]:
 
 
 def cmd_makefs(args: argparse.Namespace) -> int:
-    from p2k.fs.ffs.makefs import MakefsOptions, choose_size, scan  # not at every command's start-up
+    from p2k.fs.ffs.makefs import MakefsOptions, choose_size  # not at every command's start-up
 
     if not os.path.isdir(args.directory):
         raise OSError(20, "Not a directory", args.directory)
@@ -118,8 +122,8 @@ def build_image(image: str, directory: str, o: MakefsOptions, nodes: list[Node] 
                 sz: Sizing | None = None) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
     from p2k.etfs import ETFS_BLK
-    from p2k.fs.ffs.makefs import choose_size, newfs_options, populate, scan
-    from p2k.fs.ffs.newfs import plan
+    from p2k.fs.ffs.makefs import choose_size, newfs_options, populate
+    from p2k.fs.ffs.newfs import newfs_image, plan
     from p2k.kernel import Kernel
     from p2k.vfs.mount import MNT_ASYNC
 
@@ -136,6 +140,54 @@ def build_image(image: str, directory: str, o: MakefsOptions, nodes: list[Node] 
         k.etfs_register("/dev/makefs", image, ETFS_BLK)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
-        populate(k, k.mounts[0], directory, nodes)
+        populate(k, k.mounts[0], nodes, lambda n: read_host_file(os.path.join(directory, n.rel)))
     finally:
         k.halt()
+
+
+# ---- the host side: the tree is walked and read here, the file system only sees Nodes and bytes --
+CHUNK = 1 << 20
+
+
+def scan(root: str) -> list[Node]:
+    """Every node under host directory ``root``, parents before children, in the host directory's
+    own order (as makefs walks it: entries pack into directory chunks in that order, so the sizes
+    agree), with what sizing and population need: attributes, symlink targets, and for a
+    directory the bytes its entries will take."""
+    from p2k.fs.ffs.makefs import Node, dirsize
+
+    out: list[Node] = []
+    stack = [("", root)]
+    while stack:
+        rel, path = stack.pop()
+        s = os.lstat(path)
+        node = Node(rel, s)
+        out.append(node)
+        if st.S_ISLNK(s.st_mode):
+            node.target = os.readlink(os.fsencode(path))
+        elif st.S_ISDIR(s.st_mode):
+            names = os.listdir(path)
+            node.children = len(names)
+            node.dirsize = dirsize([1, 2, *(len(os.fsencode(n)) for n in names)])
+            for n in reversed(names):
+                stack.append((f"{rel}/{n}" if rel else n, os.path.join(path, n)))
+    return out
+
+
+def read_host_file(path: str) -> Iterator[bytes | memoryview]:
+    """The bytes of host file ``path`` in pieces of at most CHUNK; a big file is mapped, so its
+    pieces are views into the page cache rather than copies."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < CHUNK:
+            data = f.read()
+            if data:
+                yield data
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            for off in range(0, len(view), CHUNK):
+                piece = view[off:off + CHUNK]
+                yield piece
+                piece.release()
+            view.release()

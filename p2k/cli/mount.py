@@ -49,10 +49,10 @@ def register(sub: Any) -> None:
     p.add_argument("-f", dest="foreground", action="store_true", help="stay in the foreground")
     p.add_argument("--server", metavar="URL", default=None,
                    help="export PATH of the rump_server at URL instead of an image: --server URL PATH MOUNTPOINT")
-    p.add_argument("mountpoint", nargs="?", help="host directory to mount on")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?", help="host directory to mount on")
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="unmount a p2k mount and wait until its image is synced")
-    u.add_argument("mountpoint")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT", help="host directory a p2k mount is on")
     u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (120)")
     u.set_defaults(func=cmd_umount)
 

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from p2k.puffs import kernelops as ko
+import p2k.puffs.kernelops as ko
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, Dirent, Vattr

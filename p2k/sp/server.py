@@ -433,14 +433,10 @@ class Server:
             state: dict[str, Any] = {"state": self.state(), "url": self.url,
                                      "mounts": [(type(m).__name__, m.mountpoint_path, m.flags) for m in k.mounts],
                                      "etfs": sorted(k.etfs.keys())}
+        # Returned to the client (rump.halt -d prints it) and logged; never written into the
+        # working directory, which may be anybody's and is not the server's to litter.
         text = json.dumps(state, indent=1, default=str)
-        path = os.path.abspath(f"rumpdump.{os.getpid()}.json")
-        try:
-            with open(path, "w") as f:
-                f.write(text + "\n")
-            log.warning("state dumped to %s", path)
-        except OSError as e:
-            log.error("cannot write %s: %s", path, e.strerror)
+        log.warning("state dump:\n%s", text)
         return text
 
 

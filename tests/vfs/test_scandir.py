@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import p2k
-from p2k.cli.newfs import newfs_image
-from p2k.fs.ffs.newfs import NewfsOptions
+from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
 from p2k.vfs.lwproc import Cred
 
 

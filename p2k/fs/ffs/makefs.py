@@ -27,9 +27,9 @@ Unlike newfs, makefs makes no ``lost+found`` (fsck creates it when needed), matc
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import stat as st
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,6 @@ from p2k.fs.ffs.fs import SBLOCK_UFS1, SBLOCKSIZE
 from p2k.fs.ffs.newfs import AFPDIR, AVFILESIZ, FS_OPTTIME, MINFREE, NewfsOptions, plan
 from p2k.vfs.vattr import SetAttr
 
-CHUNK = 1 << 20
 DFL_FRAGSIZE = 1024  # makefs's defaults, whatever the size (newfs's depend on it)
 DFL_BLKSIZE = 8192
 ROOTINO = 2
@@ -69,6 +68,9 @@ class MakefsOptions:
 
 @dataclass
 class Node:
+    """One file of the tree to build: its path inside the new file system and its attributes
+    (``p2k.cli.makefs.scan`` makes these from a host directory)."""
+
     rel: str  # "" for the root
     st: os.stat_result
     target: bytes | None = None
@@ -83,28 +85,7 @@ class Sizing:
     density: int  # bytes per inode given to mkfs
 
 
-def scan(root: str) -> list[Node]:
-    """Every node under ``root``, parents before children, in the host directory's own order
-    (as makefs walks it: entries pack into directory chunks in that order, so the sizes agree)."""
-    out: list[Node] = []
-    stack = [("", root)]
-    while stack:
-        rel, path = stack.pop()
-        s = os.lstat(path)
-        node = Node(rel, s)
-        out.append(node)
-        if st.S_ISLNK(s.st_mode):
-            node.target = os.readlink(os.fsencode(path))
-        elif st.S_ISDIR(s.st_mode):
-            names = os.listdir(path)
-            node.children = len(names)
-            node.dirsize = _dirsize([1, 2, *(len(os.fsencode(n)) for n in names)])
-            for n in reversed(names):
-                stack.append((f"{rel}/{n}" if rel else n, os.path.join(path, n)))
-    return out
-
-
-def _dirsize(namelens: list[int]) -> int:
+def dirsize(namelens: list[int]) -> int:
     """makefs's ADDDIRENT: entries never straddle a DIRBLKSIZ chunk."""
     cur = 0
     for n in namelens:
@@ -244,14 +225,16 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
-def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
-    """Recreate ``nodes`` (read from host ``root``) in the file system of mount ``mp`` of kernel
-    ``k``, through its vnode operations: the write path's allocation, accounting and ordering,
-    without the path walks and permission checks of the syscall layer (makefs acts as root, and
-    knows every parent directory's vnode already). Everything is made owned by root, so that
-    its blocks may come out of the minfree reserve that makefs's size counts on (the write path
-    lets only root-owned inodes dip into it); owners, modes and all three times are then set in
-    one setattr per node; directories get theirs last, deepest first."""
+def populate(k: Any, mp: Any, nodes: list[Node], content: Callable[[Node], Iterable[bytes | memoryview]]) -> None:
+    """Recreate ``nodes`` in the file system of mount ``mp`` of kernel ``k``, a regular file's
+    bytes coming from ``content(node)`` in order (the caller walks and reads the host tree: the
+    file system never sees a host path). It goes through the vnode operations: the write path's
+    allocation, accounting and ordering, without the path walks and permission checks of the
+    syscall layer (makefs acts as root, and knows every parent directory's vnode already).
+    Everything is made owned by root, so that its blocks may come out of the minfree reserve
+    that makefs's size counts on (the write path lets only root-owned inodes dip into it);
+    owners, modes and all three times are then set in one setattr per node; directories get
+    theirs last, deepest first."""
     vc = k.vcache
     with k.lock:
         rootvp = vc.vget(mp, mp.vfs_root_ino())
@@ -291,7 +274,10 @@ def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
                 vp = vc.vget(mp, ino)
                 try:
                     if st.S_ISREG(m) and s.st_size:
-                        _copy_in(mp, vp, os.path.join(root, n.rel))
+                        off = 0
+                        for piece in content(n):
+                            mp.vop_write(vp, off, piece)
+                            off += len(piece)
                     mp.vop_setattr(vp, _attrs(n))
                 finally:
                     vc.vrele(vp)
@@ -306,21 +292,3 @@ def _attrs(n: Node) -> SetAttr:
     mode = None if st.S_ISLNK(n.st.st_mode) else st.S_IMODE(n.st.st_mode)
     return SetAttr(mode=mode, uid=n.st.st_uid, gid=n.st.st_gid, atime_ns=n.st.st_atime_ns,
                    mtime_ns=n.st.st_mtime_ns, ctime_ns=n.st.st_ctime_ns)
-
-
-def _copy_in(mp: Any, vp: Any, path: str) -> None:
-    """Write host file ``path`` into ``vp``; a big file is mapped so its pieces are never copied."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < CHUNK:
-            data = f.read()
-            if data:
-                mp.vop_write(vp, 0, data)
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            for off in range(0, len(view), CHUNK):
-                piece = view[off:off + CHUNK]
-                mp.vop_write(vp, off, piece)
-                piece.release()
-            view.release()

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.bitmap import set_bits
-from p2k.fs.ffs.cg import CG_MAGIC, Cg
+from p2k.fs.ffs.cg import CG_MAGIC, Cg, CgHeader
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.dir import DIRBLKSIZ
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT
 from p2k.fs.ffs.dirops import dir_template
 from p2k.fs.ffs.fs import (
     FS_44INODEFMT,
@@ -35,7 +35,6 @@ from p2k.fs.ffs.fs import (
     FS_UFS2_MAGIC,
     MAXBSIZE,
     MINBSIZE,
-    SB_FIELDS,
     SBLOCK_STRUCT_SIZE,
     SBLOCK_UFS1,
     SBLOCK_UFS2,
@@ -46,12 +45,14 @@ from p2k.fs.ffs.fs import (
     cgimin,
     cgsblock,
     cgtod,
+    encode_csums,
     ino_to_fsba,
     ino_to_fsbo,
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, Inode
 from p2k.hyper import MemAccount, now_ns, random_bytes, random_u32
+from p2k.hyper.hostio import HostFile, create_host_file, host_path_exists
 from p2k.vfs.bufcache import BufCache
 
 FS_OPTTIME = 0
@@ -231,15 +232,9 @@ def plan(o: NewfsOptions) -> Superblock:
     cssize = _roundup(ncg * 16, fsize)
     if dblkno + _ceil(cssize, fsize) + 3 * frag > min(fpg, total):
         raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")
-    fs = Superblock()
-    for name, fmt in SB_FIELDS:
-        n = int(fmt[:-1] or 1) if fmt[-1] == "s" else 0
-        setattr(fs, name, bytes(n) if fmt.endswith("s") else 0)
-    fs.endian = o.endian
+    fs = Superblock.new(o.endian)
     fs.ufs2 = ufs2
-    fs.ea = False
     fs.loc = o.sblockloc
-    fs.dirty = False
     t = now_ns() // 1_000_000_000
     sbsize = min(_roundup(SBLOCK_STRUCT_SIZE, fsize), SBLOCKSIZE)
     fs.raw_tail = bytes(sbsize - SBLOCK_STRUCT_SIZE)
@@ -306,7 +301,7 @@ def _init_cg(fs: Superblock, c: int, t: int) -> bytes:
     else:
         clustersumoff = clusteroff = 0
         nextfreeoff = freeoff + _ceil(fpg, 8)
-    struct.pack_into(fs.endian + "ii", buf, 0, 0, CG_MAGIC)
+    CgHeader.field("cg_magic", fs.endian).pack_into(buf, CgHeader.OFFSETS["cg_magic"], CG_MAGIC)
     cg = Cg(buf, fs.endian)
     cg.cg_cgx = c
     cg.cg_ndblk = ndblk
@@ -401,19 +396,18 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
         nblk = _ceil(n_init, fs.fs_inopb)
         table = b"".join(_inode_block(fs, fs.fs_inopb) if k < 4 else inoblk for k in range(nblk))
         pwrite(cgimin(fs, c) * fsize, table)
-    csum0 = struct.pack(f"{fs.endian}{4 * fs.fs_ncg}i", *[0] * (4 * fs.fs_ncg))
-    pwrite(fs.fs_csaddr * fsize, csum0.ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, bytes(fs.fs_cssize))
     # the summary of the empty fs comes from the cg headers just written
     ndir = nbfree = nifree = nffree = 0
-    csum: list[int] = []
+    csum: list[list[int]] = []
     for c in range(fs.fs_ncg):
         cg = Cg(pread(cgtod(fs, c) * fsize, fs.fs_cgsize), fs.endian)
-        csum += [cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree]
+        csum.append([cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree])
         ndir += cg.cg_cs_ndir
         nbfree += cg.cg_cs_nbfree
         nifree += cg.cg_cs_nifree
         nffree += cg.cg_cs_nffree
-    pwrite(fs.fs_csaddr * fsize, struct.pack(f"{fs.endian}{len(csum)}i", *csum).ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, encode_csums(csum, fs.endian, fs.fs_cssize))
     fs.fs_cs_ndir, fs.fs_cs_nbfree, fs.fs_cs_nifree, fs.fs_cs_nffree = ndir, nbfree, nifree, nffree
     dev = _MemDev(pread, pwrite, fs.fs_size * fsize, fsync)
     bc = BufCache(MemAccount(None))
@@ -445,7 +439,7 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
     _put_inode(fs, codec, dev, 2, IFDIR | 0o755, root_nlink, DIRBLKSIZ, [raddr], rfr * fsize, t)
     if lost_found:
         laddr, _ = alloc.alloc_blocks(0, 0, 1, True)
-        empty = struct.pack(f"{endian}IHBB", 0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
+        empty = DIRECT[endian].pack(0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
         body = dir_template(endian, 3, 2) + empty * (bsize // DIRBLKSIZ - 1)
         dev.pwrite(laddr * fsize, body)
         _put_inode(fs, codec, dev, 3, IFDIR | 0o700, 2, bsize, [laddr], bsize, t)
@@ -499,3 +493,27 @@ def summary_lines(fs: Superblock, name: str, verbosity: int = 3) -> list[str]:
         for i in range(0, len(nums), per):
             out.append(" " + ", ".join(f"{n:>{width}}" for n in nums[i:i + per]) + ",")
     return out
+
+
+def newfs_image(path: str, opts: NewfsOptions, fs: Superblock | None = None, *, zero: bool = False,
+                lost_found: bool = True) -> Superblock:
+    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
+
+    The library entry of ``p2k newfs`` (and of makefs and the crash runner, which need an empty
+    file system first); the host file is reached only through p2k.hyper."""
+    if fs is None:
+        fs = plan(opts)
+    nbytes = fs.fs_size * fs.fs_fsize
+    if not host_path_exists(path):
+        create_host_file(path)
+    host = HostFile(path, size=max(nbytes, opts.size))
+    try:
+        host.extend_to_window()
+        if zero:
+            chunk = bytes(1 << 20)
+            for off in range(0, nbytes, len(chunk)):
+                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
+        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
+    finally:
+        host.close()
+    return fs

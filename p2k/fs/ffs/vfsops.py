@@ -9,8 +9,7 @@ mount of such a file system fails with EROFS and that reason.
 from __future__ import annotations
 
 import errno
-import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
@@ -42,6 +41,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
 from p2k.fs.ffs.vnops import FfsVnops
+from p2k.ondisk import I32, I64, U32, U64, Fmt, Record
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS
 
@@ -50,7 +50,27 @@ if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice
 
 ST_RDONLY = 1
-WAPBL_WC_HEADER = 0x5741424C
+WAPBL_WC_HEADER = 0x5741424C  # "WABL"
+
+
+class WapblWcHeader(Record):
+    """``struct wapbl_wc_header``: the WAPBL log's header, two copies (one per journal block)."""
+
+    wc_type: U32
+    wc_len: I32
+    wc_checksum: U32
+    wc_generation: U32  # the copy with the higher generation is current
+    wc_fsid: Annotated[bytes, Fmt("8s")]
+    wc_time: U64
+    wc_timensec: U32
+    wc_version: U32
+    wc_log_dev_bshift: U32
+    wc_fs_dev_bshift: U32
+    wc_head: I64  # the log is empty iff head == tail == 0
+    wc_tail: I64
+    wc_circ_off: I64
+    wc_circ_size: I64
+
 _KNOWN_FLAGS = (FS_UNCLEAN | FS_DOSOFTDEP | FS_NEEDSFSCK | FS_SUJ | FS_POSIX1EACLS | FS_MULTILABEL
                 | FS_GJOURNAL | FS_FLAGS_UPDATED | FS_DOWAPBL | FS_DOQUOTA2 | FS_TRIM | FS_NFS4ACLS)
 
@@ -67,12 +87,11 @@ def wapbl_log_state(fs: Superblock, pread: Any, devsize: int) -> str:
     if off + 2 * blksz > devsize:
         return "unreadable"
     buf = pread(off, 2 * blksz)
-    hdr = struct.Struct(fs.endian + "IiII8xQIIIIqq")
     best = None
     for slot in (0, blksz):
-        wc_type, _, _, gen, _, _, _, _, _, head, tail = hdr.unpack_from(buf, slot)
-        if wc_type == WAPBL_WC_HEADER and (best is None or gen > best[0]):
-            best = (gen, head, tail)
+        wc = WapblWcHeader.decode(buf, slot, fs.endian)
+        if wc.wc_type == WAPBL_WC_HEADER and (best is None or wc.wc_generation > best[0]):
+            best = (wc.wc_generation, wc.wc_head, wc.wc_tail)
     if best is None:
         return "unreadable"
     return "empty" if best[1] == 0 and best[2] == 0 else "busy"

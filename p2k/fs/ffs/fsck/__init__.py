@@ -7,8 +7,9 @@ module, the in-core state is flat arrays (``state.py``), all device access goes 
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
+from io import StringIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
 from p2k.fs.ffs.fsck.ctx import Ctx, Options
@@ -27,8 +28,42 @@ from p2k.fs.ffs.fsck.report import (
     Reporter,
 )
 from p2k.fs.ffs.fsck.setup import check_fields, read_csum, read_superblock, skip_clean, write_superblock
+from p2k.hyper import now_ns
 
-__all__ = ["FsckIO", "Options", "Reporter", "checkfilesys"]
+if TYPE_CHECKING:
+    from p2k.etfs import Device
+
+__all__ = ["FsckIO", "FsckResult", "Options", "Reporter", "checkfilesys", "fsck_device"]
+
+
+@dataclass
+class FsckResult:
+    """One check's outcome as values: the crash runner and tests read these, never fsck's text."""
+
+    code: int  # fsck_ffs's exit status (FSCK_EXIT_*)
+    summary: dict[str, Any]  # files, used, free, frags, blocks, fragmentation
+    modified: bool  # something was written to the device
+    resolved: bool  # no inconsistency was left unrepaired
+    findings: list[dict[str, Any]]  # every message, question and answer, as --json lists them
+    lines: list[str]  # what fsck printed (or would have), one line each
+    report: Reporter
+
+    def json(self) -> str:
+        return self.report.json_report(self.summary, self.code, self.modified)
+
+
+def fsck_device(dev: Device, opts: Options, name: str, out: TextIO | None = None) -> FsckResult:
+    """Check (and with -y/-p repair) the file system on ``dev`` — fsck_ffs on one device. ``out``
+    receives the running text (``p2k fsck`` passes stdout); None keeps it only in the result."""
+    rep = Reporter(name, opts.mode, as_json=opts.as_json, out=out if out is not None else StringIO(),
+                   progress=None if out is not None else False)
+    io = FsckIO(dev, opts.mode == "n")
+    try:
+        code, summary = checkfilesys(io, rep, opts)
+    except OSError as e:
+        rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
+        code, summary = FSCK_EXIT_CHECK_FAILED, {}
+    return FsckResult(code, summary, io.modified, rep.resolved, rep.findings, rep.lines, rep)
 
 
 def checkfilesys(io: FsckIO, rep: Reporter, opts: Options) -> tuple[int, dict[str, Any]]:
@@ -107,7 +142,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
     if alternate and (rep.preen or rep.reply("UPDATE STANDARD SUPERBLOCK")):
         ctx.sbdirty = True
     if io.modified or ctx.sbdirty:
-        fs.fs_time = int(time.time())
+        fs.fs_time = now_ns() // 1_000_000_000
         ctx.sbdirty = True
     if rep.resolved and not fs.fs_clean & FS_ISCLEAN:
         if rep.preen:

@@ -319,7 +319,7 @@ def test_dinode_codec_roundtrip_with_nanoseconds() -> None:
             assert out == buf
 
 
-IMAGES = Path(__file__).resolve().parent.parent / "images"
+from paths import IMAGES  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in IMAGES.glob("*.img.gz")))
@@ -371,7 +371,7 @@ def test_bmap_triple_indirect_and_huge_offsets(ufs2: bool, endian: str) -> None:
     from p2k.fs.ffs.bmap import BlockMap
     from p2k.fs.ffs.dinode import DinodeCodec
 
-    fs = ffs_fs.Superblock()
+    fs = ffs_fs.Superblock.new(endian)
     fs.fs_bsize, fs.fs_fsize, fs.fs_frag, fs.fs_bshift, fs.fs_fshift = 4096, 512, 8, 12, 9
     fs.fs_qbmask, fs.fs_qfmask, fs.fs_size = 4095, 511, 1 << 40
     fs.fs_nindir = 4096 // (8 if ufs2 else 4)
