@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ENVIRONMENT = {
     "RUMP_SERVER": "URL of a rump_server (unix://PATH, tcp://HOST:PORT). When set, the command works in "
@@ -30,8 +30,10 @@ OK_OR_ERROR = ((0, "success."),
                (1, "an error; one line on stderr per failure: 'p2k CMD: PATH: message (ENAME)'."))
 
 
-@dataclass(frozen=True)
-class Manual:
+class Manual(NamedTuple):
+    """A NamedTuple, not a dataclass: every command builds its parser from this table at start-up,
+    and ``dataclasses`` would import ``inspect`` (and ``ast``) for it."""
+
     env: tuple[str, ...]
     exits: tuple[tuple[int, str], ...] = OK_OR_ERROR
     env_note: str = ""
