@@ -14,8 +14,6 @@ import argparse
 import sys
 from typing import Any
 
-import shtab
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("completion", help="print a bash or zsh completion script for p2k",
@@ -24,20 +22,22 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_completion)
 
 
-def _files_for_positionals(parser: argparse.ArgumentParser) -> None:
+def _files_for_positionals(parser: argparse.ArgumentParser, shtab: Any) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in set(action.choices.values()):
-                _files_for_positionals(child)
+                _files_for_positionals(child, shtab)
         elif not action.option_strings and action.choices is None:
             action.complete = shtab.FILE  # type: ignore[attr-defined]
 
 
 def completion_script(shell: str) -> str:
+    import shtab  # imported here, not at the top: ``p2k`` imports every command module
+
     from p2k.cli.main import build_parser
 
     parser, _ = build_parser()
-    _files_for_positionals(parser)
+    _files_for_positionals(parser, shtab)
     return shtab.complete(parser, shell=shell)
 
 

@@ -11,10 +11,7 @@ import argparse
 import sys
 
 from p2k.cli.errors import UsageError
-from p2k.cli.imagearg import register_image
 from p2k.cli.progress import Bars, add_quiet_arg, wanted
-from p2k.fs.ffs.fsck import Options, fsck_device
-from p2k.kernel import Kernel
 
 FSCK_STEPS = ["Phase 1", "Phase 1b", "Phase 2", "Phase 3", "Phase 4", "Phase 5"]
 FSCK_UNITS = {"Phase 1": "inodes", "Phase 1b": "inodes", "Phase 2": "dirs", "Phase 5": "cg"}
@@ -39,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.fsck import Options, fsck_device
+    from p2k.kernel import Kernel
+
     try:
         lfmode = int(args.lfmode, 8)
     except ValueError:

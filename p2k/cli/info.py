@@ -9,33 +9,9 @@ facts to scripts. When the disks work adds containers and MBR/GPT maps, they bel
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
-
-from p2k.etfs.attach import attach_path, split_partition
-from p2k.etfs.disklabel import FS_BSDFFS, FS_SWAP, LABEL_SCAN_BYTES, scan_disklabel
-from p2k.fs.ffs.fs import (
-    FS_DOQUOTA2,
-    FS_DOSOFTDEP,
-    FS_DOWAPBL,
-    FS_ISCLEAN,
-    FS_MULTILABEL,
-    FS_NEEDSFSCK,
-    FS_POSIX1EACLS,
-    FS_SUJ,
-    FS_TRIM,
-    FS_UNCLEAN,
-    FS_WASCLEAN,
-    find_superblock,
-)
-from p2k.kernel import Kernel
-
-FLAG_NAMES = {FS_UNCLEAN: "unclean", FS_DOSOFTDEP: "softdep", FS_NEEDSFSCK: "needsfsck", FS_SUJ: "suj",
-              FS_POSIX1EACLS: "posix1eacls", FS_MULTILABEL: "multilabel", FS_DOWAPBL: "wapbl",
-              FS_DOQUOTA2: "quota2", FS_TRIM: "trim"}
-FSTYPE_NAMES = {0: "unused", FS_SWAP: "swap", FS_BSDFFS: "4.2BSD"}
 
 
 def register(sub: Any) -> None:
@@ -56,11 +32,29 @@ def _human(n: int) -> str:
 
 def fs_facts(pread: Any, size: int) -> dict[str, Any]:
     """The superblock's answer to 'what is this file system', or why there is none."""
+    from p2k.fs.ffs.fs import (
+        FS_DOQUOTA2,
+        FS_DOSOFTDEP,
+        FS_DOWAPBL,
+        FS_ISCLEAN,
+        FS_MULTILABEL,
+        FS_NEEDSFSCK,
+        FS_POSIX1EACLS,
+        FS_SUJ,
+        FS_TRIM,
+        FS_UNCLEAN,
+        FS_WASCLEAN,
+        find_superblock,
+    )
+
+    flag_names = {FS_UNCLEAN: "unclean", FS_DOSOFTDEP: "softdep", FS_NEEDSFSCK: "needsfsck", FS_SUJ: "suj",
+                  FS_POSIX1EACLS: "posix1eacls", FS_MULTILABEL: "multilabel", FS_DOWAPBL: "wapbl",
+                  FS_DOQUOTA2: "quota2", FS_TRIM: "trim"}
     try:
         fs = find_superblock(pread, size)
     except OSError as e:
         return {"type": None, "error": e.strerror or str(e)}
-    flags = [name for bit, name in FLAG_NAMES.items() if fs.fs_flags & bit]
+    flags = [name for bit, name in flag_names.items() if fs.fs_flags & bit]
     # A read-write mount shifts FS_ISCLEAN to FS_WASCLEAN on disk; only ISCLEAN means clean now.
     clean = bool(fs.fs_clean & FS_ISCLEAN)
     return {
@@ -78,6 +72,12 @@ def fs_facts(pread: Any, size: int) -> dict[str, Any]:
 
 
 def gather(image: str) -> dict[str, Any]:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.etfs.attach import attach_path, split_partition
+    from p2k.etfs.disklabel import FS_BSDFFS, FS_SWAP, LABEL_SCAN_BYTES, scan_disklabel
+    from p2k.kernel import Kernel
+
+    fstype_names = {0: "unused", FS_SWAP: "swap", FS_BSDFFS: "4.2BSD"}
     path, only = split_partition(image)
     k = Kernel(env={})
     try:
@@ -96,7 +96,7 @@ def gather(image: str) -> dict[str, Any]:
                 continue
             offset, size = label.window(letter)
             entry = {"name": letter, "offset": offset, "size": size,
-                     "fstype": FSTYPE_NAMES.get(p.p_fstype, str(p.p_fstype))}
+                     "fstype": fstype_names.get(p.p_fstype, str(p.p_fstype))}
             facts["partitions"]["entries"].append(entry)
             if p.p_fstype == FS_BSDFFS and offset + size <= whole.size:
                 def pread(off: int, n: int, base: int = offset) -> bytes:
@@ -146,6 +146,8 @@ def _state(f: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
     facts = gather(args.image)
     if args.as_json:
         sys.stdout.write(json.dumps(facts, indent=1) + "\n")

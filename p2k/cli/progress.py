@@ -17,8 +17,6 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", dest="quiet", action="store_true", help="no progress display")
@@ -42,6 +40,8 @@ class _AboveBars:
         self._out = out
 
     def write(self, text: str) -> int:
+        from tqdm import tqdm
+
         with tqdm.external_write_mode(file=sys.stderr):
             self._out.write(text)
             self._out.flush()
@@ -69,8 +69,13 @@ class Bars:
         self.bar: Any = None
         self._what: str | None = None
         self.out: TextIO = _AboveBars(sys.stdout) if enabled else sys.stdout  # type: ignore[assignment]
-        if enabled and self.steps:
-            self.overall = tqdm(total=len(self.steps), desc=title, unit="step", file=sys.stderr, leave=False,
+        if not enabled:
+            return
+        from tqdm import tqdm  # only when a terminal will show it: every command imports this module
+
+        self._tqdm = tqdm
+        if self.steps:
+            self.overall = self._tqdm(total=len(self.steps), desc=title, unit="step", file=sys.stderr, leave=False,
                                 position=0, dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} {bar}")
 
     def __call__(self, what: str, done: int, total: int) -> None:
@@ -84,7 +89,7 @@ class Bars:
                 self.overall.set_description_str(f"{self.title} {what}")
             unit = self.units.get(what, self.unit)
             scale = unit == "B"
-            self.bar = tqdm(total=total or None, desc=f"{what}" if self.overall else f"{self.title} {what}",
+            self.bar = self._tqdm(total=total or None, desc=f"{what}" if self.overall else f"{self.title} {what}",
                             unit=unit, unit_scale=scale, file=sys.stderr, leave=False,
                             position=1 if self.overall is not None else 0, dynamic_ncols=True)
         bar = self.bar

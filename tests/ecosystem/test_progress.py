@@ -72,10 +72,11 @@ def test_cp_newfs_makefs_crashtest_bars(image: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "data").iterdir())) == 201
     code, out = run_pty([*P2K, "newfs", "-F", "-O", "2", "-s", "32m", str(tmp_path / "n.img")], tmp_path)
     assert code == 0 and b"newfs cylinder groups" in out and b"cg/s" in out, out[-1000:]
-    code, out = run_pty([*P2K, "makefs", "-t", "ffs", str(tmp_path / "m.img"), str(tmp_path / "data")], tmp_path)
+    code, out = run_pty([*P2K, "makefs", "-t", "ffs", "-s", "8m", str(tmp_path / "m.img"), str(tmp_path / "data")],
+                        tmp_path)
     assert code == 0 and b"makefs files" in out and b"files/s" in out, out[-1000:]
     code, out = run_pty([*P2K, "crashtest", "--workload", "smallfiles", "--cuts", "2"], tmp_path)
     assert code == 0 and b"cuts/s" in out, out[-1000:]
-    piped = subprocess.run([*P2K, "makefs", "-t", "ffs", str(tmp_path / "m2.img"), str(tmp_path / "data")],
+    piped = subprocess.run([*P2K, "makefs", "-t", "ffs", "-s", "8m", str(tmp_path / "m2.img"), str(tmp_path / "data")],
                            capture_output=True, cwd=tmp_path)
     assert piped.returncode == 0 and not BAR.search(piped.stdout + piped.stderr)
