@@ -64,11 +64,44 @@ def fs_facts(pread: Any, size: int) -> dict[str, Any]:
         "bsize": fs.fs_bsize, "fsize": fs.fs_fsize, "ncg": fs.fs_ncg, "inodes": fs.fs_ncg * fs.fs_ipg,
         "superblock": fs.loc, "flags": flags, "clean": clean and not fs.fs_flags & (FS_UNCLEAN | FS_NEEDSFSCK),
         "was_clean": bool(fs.fs_clean & FS_WASCLEAN),
-        "journal": "wapbl" if fs.fs_flags & FS_DOWAPBL else None,
+        "journal": journal_facts(fs, pread, size),
         "last_mounted": fs.fs_fsmnt.split(b"\0", 1)[0].decode("utf-8", "replace"),
         "volname": fs.fs_volname.split(b"\0", 1)[0].decode("utf-8", "replace"),
         "written": fs.fs_time,
     }
+
+
+def journal_facts(fs: Any, pread: Any, size: int) -> dict[str, Any] | None:
+    """The journal the superblock describes: NetBSD's WAPBL log (where, how big, what a mount or
+    fsck would replay) or FreeBSD's SU+J; None when there is none."""
+    from p2k.fs.ffs.fs import FS_SUJ
+    from p2k.fs.ffs.wapbl import JOURNALLOC_IN_FILESYSTEM, LogError, find_log, has_log, log_state
+
+    if not has_log(fs):
+        return {"kind": "su+j"} if fs.fs_flags & FS_SUJ else None
+    out: dict[str, Any] = {"kind": "wapbl"}
+    try:
+        loc = find_log(fs, size)
+        out.update(offset=loc.offset, size=loc.size,
+                   where=f"in inode {loc.ino}" if loc.location == JOURNALLOC_IN_FILESYSTEM else "after the file system")
+        rp = log_state(fs, pread, size, fs.fs_ncg * fs.fs_ipg)
+        out.update(transactions=rp.transactions, blocks=len(rp.blocks))
+    except LogError as e:
+        out["error"] = str(e)
+    return out
+
+
+def _journal_line(j: dict[str, Any] | None) -> str:
+    if j is None:
+        return "none"
+    if j["kind"] == "su+j":
+        return "FreeBSD soft updates journal (SU+J)"
+    where = f", {_human(j['size'])} {j['where']}" if "size" in j else ""
+    if "error" in j:
+        return f"WAPBL log{where}: cannot be replayed ({j['error']})"
+    if not j["transactions"]:
+        return f"WAPBL log{where}: empty"
+    return f"WAPBL log{where}: {j['transactions']} transaction(s), {j['blocks']} block(s) to replay"
 
 
 def gather(image: str) -> dict[str, Any]:
@@ -130,7 +163,7 @@ def render(facts: dict[str, Any]) -> list[str]:
             f"{f['ncg']} cylinder groups, {f['inodes']} inodes",
             f"  state     {_state(f)}; "
             f"flags {', '.join(f['flags']) or 'none'}",
-            f"  journal   {'WAPBL (log present)' if f['journal'] else 'none'}",
+            f"  journal   {_journal_line(f['journal'])}",
             f"  mounted   last on {f['last_mounted'] or '-'}, written {written}"
             + (f", volume {f['volname']}" if f["volname"] else ""),
         ]

@@ -90,3 +90,30 @@ def test_zsh_completion_parses(tmp_path: Path) -> None:
     (tmp_path / "_p2k").write_text(script)
     r = subprocess.run(["zsh", "-n", str(tmp_path / "_p2k")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+WAPBL = ROOT.parent / "shared" / "fixtures" / "wapbl"
+
+
+@pytest.mark.skipif(not (WAPBL / "d10.img.gz").exists(), reason="NetBSD WAPBL fixtures (../shared/fixtures) absent")
+def test_info_reports_a_netbsd_journal(tmp_path: Path) -> None:
+    img = tmp_path / "d10.img"
+    img.write_bytes(gzip.decompress((WAPBL / "d10.img.gz").read_bytes()))
+    before = img.read_bytes()
+    from p2k.fs.ffs.fs import find_superblock
+    from p2k.fs.ffs.wapbl import log_state
+
+    def pread(off: int, n: int) -> bytes:
+        return before[off:off + n]
+
+    sb = find_superblock(pread, len(before))
+    replay = log_state(sb, pread, len(before), sb.fs_ncg * sb.fs_ipg)  # what a mount would replay
+    assert replay.transactions >= 1  # the fixture is dirty (its README)
+    r = run("info", str(img))
+    assert r.returncode == 0, r.stderr
+    assert (f"journal   WAPBL log, 1.0 MiB in inode 233: {replay.transactions} transaction(s), "
+            f"{len(replay.blocks)} block(s) to replay") in r.stdout
+    assert "flags wapbl" in r.stdout and "NOT CLEAN" in r.stdout
+    (fs,) = json.loads(run("info", "--json", str(img)).stdout)["filesystems"]
+    assert (fs["journal"]["kind"], fs["journal"]["size"], fs["journal"]["where"]) == ("wapbl", 1 << 20, "in inode 233")
+    assert img.read_bytes() == before  # info only reads
