@@ -108,7 +108,7 @@ class P2KFileSystem(AbstractFileSystem):
         if birth:
             info["created"] = birth
         if fmt == st.S_IFLNK:
-            info["destination"] = self.image.sys.readlink(self._k(name))
+            info["destination"] = os.fsdecode(self.image.sys.readlink(self._k(name)))
         return info
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -127,7 +127,7 @@ class P2KFileSystem(AbstractFileSystem):
         else:
             kdir = self._k(name)
             entries = []
-            for n in sorted(self.image.sys.listdir(kdir)):
+            for n in self.image.names(kdir):
                 child = f"{name}/{n}" if name else n
                 entries.append(self._info_of(child, self.image.sys.lstat(kdir + "/" + n)))
         return entries if detail else [e["name"] for e in entries]

@@ -85,10 +85,15 @@ class ImageFS:
         """The root directory's entries."""
         return self.path("/").iterdir()
 
+    def names(self, kpath: str) -> list[str]:
+        """The sorted entry names of kernel directory ``kpath`` (a str path gives str names)."""
+        return sorted(os.fsdecode(n) for n in self.sys.listdir(kpath))
+
     def walk(self, top: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
         """Like ``os.walk`` (top-down, symlinks to directories not followed)."""
-        names = sorted(self.sys.listdir(self.kpath(top)))
-        dirs, files = [], []
+        names = self.names(self.kpath(top))
+        dirs: list[str] = []
+        files: list[str] = []
         for n in names:
             s = self.sys.lstat(self.kpath(top) + "/" + n)
             (dirs if st.S_ISDIR(s.st_mode) else files).append(n)
@@ -211,10 +216,10 @@ class ImagePath:
 
     def readlink(self) -> str:
         """The link's target as stored (a relative target stays relative to the link's folder)."""
-        return self.fs.sys.readlink(self.fs.kpath(self._p))
+        return os.fsdecode(self.fs.sys.readlink(self.fs.kpath(self._p)))
 
     def iterdir(self) -> Iterator[ImagePath]:
-        for n in sorted(self.fs.sys.listdir(self.fs.kpath(self._p))):
+        for n in self.fs.names(self.fs.kpath(self._p)):
             yield self / n
 
     def __iter__(self) -> Iterator[ImagePath]:
