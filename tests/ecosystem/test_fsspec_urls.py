@@ -171,3 +171,21 @@ def test_errors_name_what_is_wrong(image: Path, tmp_path: Path) -> None:
     fs.close()
     with pytest.raises(ValueError, match="no image"):
         fsspec.filesystem("p2k", skip_instance_cache=True)
+
+
+def test_pickled_and_threaded_as_dask_uses_it(image: Path) -> None:
+    """Dask ships a file system to workers by pickling it (fsspec rebuilds it from its arguments)
+    and reads partitions from several threads at once."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    fs = fsspec.filesystem("p2k", fo=str(image), skip_instance_cache=True)
+    clone = pickle.loads(pickle.dumps(fs))
+    assert clone.cat_file("data/x.csv") == CSV.encode()
+    step = BIG // 16
+    expected = (bytes(range(256)) * (BIG // 256))
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(pool.map(lambda i: fs.cat_file("data/big.bin", start=i * step, end=(i + 1) * step), range(16)))
+    assert b"".join(parts) == expected
+    fs.close()
+    clone.close()
