@@ -22,6 +22,7 @@ import datetime as _dt
 import errno
 import os
 import stat as st
+import threading
 import weakref
 from typing import Any
 
@@ -59,18 +60,20 @@ class P2KFileSystem(AbstractFileSystem):
         self.auto_mkdir = auto_mkdir  # writing a/b/c creates a/b, as object stores (and fsspec's suite) expect
         self.image = self._open_image(fo, mode, target_protocol, target_options or {}, partition, fstype,
                                       memlimit, remote_block_size)
-        self._finalizer = weakref.finalize(self, _close_quietly, self.image)
+        self._finalizer = weakref.finalize(self, _release, self.image)
 
     @staticmethod
     def _open_image(fo: Any, mode: str, target_protocol: str | None, target_options: dict[str, Any],
                     partition: str | None, fstype: str, memlimit: int | str | None, block_size: int) -> ImageFS:
+        if hasattr(fo, "open") and not hasattr(fo, "read"):
+            fo = fo.open()  # an fsspec OpenFile: the file object it stands for
         if not isinstance(fo, str | os.PathLike):
             return open_image(fo, mode, fstype=fstype, partition=partition, memlimit=memlimit)
         url = os.fspath(fo)
         protocol = target_protocol or split_protocol(url)[0] or "file"
         if protocol in ("file", "local"):
             path = LocalFileSystem._strip_protocol(url)
-            return open_image(path, mode, fstype=fstype, partition=partition, memlimit=memlimit)
+            return _shared(path, mode, fstype, partition, memlimit)
         if mode != "r":
             raise ValueError(f"p2k: {protocol}:// images are read-only (mode='r')")
         import fsspec
@@ -262,7 +265,33 @@ class P2KFileSystem(AbstractFileSystem):
         type(self)._cache.pop(getattr(self, "_fs_token_", None), None)
 
 
-def _close_quietly(image: ImageFS) -> None:
+# One mount per local image (and partition and mode) in this process, shared by every instance
+# that names it: ``fsspec.open("p2k://f::disk.img")`` and ``fsspec.filesystem("p2k", fo="disk.img")``
+# are different fsspec instances (different arguments), and mounting one image twice read-write
+# would be two kernels writing one file — the second mount is rightly refused as not clean.
+_SHARED: dict[tuple[str, str, str, str], list[Any]] = {}  # key -> [ImageFS, users]
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(path: str, mode: str, fstype: str, partition: str | None, memlimit: int | str | None) -> ImageFS:
+    key = (os.path.realpath(path), partition or "", mode, fstype)
+    with _SHARED_LOCK:
+        entry = _SHARED.get(key)
+        if entry is None or entry[0].closed:
+            entry = _SHARED[key] = [open_image(path, mode, fstype=fstype, partition=partition, memlimit=memlimit), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release(image: ImageFS) -> None:
+    """One user fewer; the last unmounts (a shared mount stays until every instance lets go)."""
+    with _SHARED_LOCK:
+        for key, entry in list(_SHARED.items()):
+            if entry[0] is image:
+                entry[1] -= 1
+                if entry[1] > 0:
+                    return
+                del _SHARED[key]
     if not image.closed:
         image.close()
 

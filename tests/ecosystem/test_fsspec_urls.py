@@ -189,3 +189,30 @@ def test_pickled_and_threaded_as_dask_uses_it(image: Path) -> None:
     assert b"".join(parts) == expected
     fs.close()
     clone.close()
+
+
+def test_one_mount_per_local_image(image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write through a chained URL and a file system made by arguments share one read-write
+    mount (two would be two kernels writing one file); the last to let go unmounts it clean."""
+    import shutil
+
+    from p2k.cli.main import main as p2k_main
+
+    rw = tmp_path / "rw.img"
+    shutil.copyfile(image, rw)
+    monkeypatch.chdir(tmp_path)
+    with fsspec.open("p2k://notes/a.txt::rw.img", "wt", p2k={"mode": "rw"}) as f:
+        f.write("through the URL\n")
+    fs = fsspec.filesystem("p2k", fo=str(rw), mode="rw", skip_instance_cache=True)
+    assert fs.cat_file("notes/a.txt") == b"through the URL\n"
+    fs.pipe_file("notes/b.txt", b"through the instance\n")
+    url_fs, _ = fsspec.core.url_to_fs("p2k://notes::rw.img", p2k={"mode": "rw"})
+    assert url_fs.image is fs.image
+    assert url_fs.cat_file("notes/b.txt") == b"through the instance\n"
+    fs.close()
+    assert not url_fs.image.closed  # still in use by the URL's instance
+    url_fs.close()
+    assert p2k_main(["fsck", "-fn", str(rw)]) == 0
+    ro = fsspec.filesystem("p2k", fo=str(rw), skip_instance_cache=True)
+    assert sorted(ro.ls("notes", detail=False)) == ["notes/a.txt", "notes/b.txt"]
+    ro.close()
