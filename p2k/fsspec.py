@@ -243,10 +243,10 @@ class P2KFileSystem(AbstractFileSystem):
 
     def mv(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None,
            **kwargs: Any) -> None:
-        """One rename inside the image when that is what was asked; fsspec's copy-and-delete for
-        lists and globs."""
+        """One rename inside the image, directories included, as LocalFileSystem's mv (and mv(1))
+        does; fsspec's copy-and-delete only for lists and globs."""
         simple = isinstance(path1, str) and isinstance(path2, str) and not any(c in path1 for c in "*?[")
-        if not simple or (self.isdir(path1) and not recursive):
+        if not simple:
             super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
             return
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
