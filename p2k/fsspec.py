@@ -132,7 +132,7 @@ class P2KFileSystem(AbstractFileSystem):
             entries = []
             for n in self.image.names(kdir):
                 child = f"{name}/{n}" if name else n
-                entries.append(self._info_of(child, self.image.sys.lstat(kdir + "/" + n)))
+                entries.append(self._info_of(child, self.image.sys.lstat(self._k(child))))
         return entries if detail else [e["name"] for e in entries]
 
     def created(self, path: str) -> _dt.datetime:

@@ -60,23 +60,31 @@ def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fs
 
 
 class ImageFS:
-    """A mounted image. Paths are the image's own (``/etc/motd``); ``sys`` is the kernel's syscall
-    object for anything this layer does not wrap."""
+    """A mounted image. Paths are the image's own (``/etc/motd``): ``sys`` is the syscall object of
+    a process chrooted to the image's root, so the image's absolute symlinks and ``..`` resolve
+    inside it, as they would on the system it came from; use it for anything this layer does not
+    wrap."""
 
     def __init__(self, kernel: Kernel, readonly: bool, source: str) -> None:
         self.kernel = kernel
-        self.sys = kernel.sys
         self.readonly = readonly
         self.source = source
+        self.sys = kernel.newproc()
+        try:
+            self.sys.chdir(MOUNTPOINT)
+            self.sys.chroot(MOUNTPOINT)
+        except BaseException:
+            kernel.release_proc(self.sys)
+            raise
 
     def __repr__(self) -> str:
         return f"<ImageFS {self.source!r} {'ro' if self.readonly else 'rw'}{' closed' if self.closed else ''}>"
 
     def kpath(self, p: str | ImagePath) -> str:
-        """Image path → the kernel's path under the mount point."""
-        p = str(p)
-        parts = [c for c in p.split("/") if c and c != "."]
-        return MOUNTPOINT + "".join("/" + c for c in parts)
+        """Image path → the path ``sys`` takes: always absolute (relative paths start at the
+        image's root too), ``..`` left to the kernel, which stops it at the root."""
+        parts = [c for c in str(p).split("/") if c and c != "."]
+        return "/" + "/".join(parts)
 
     def path(self, p: str = "/") -> ImagePath:
         return ImagePath(self, p)
@@ -95,7 +103,7 @@ class ImageFS:
         dirs: list[str] = []
         files: list[str] = []
         for n in names:
-            s = self.sys.lstat(self.kpath(top) + "/" + n)
+            s = self.sys.lstat(self.kpath(f"{top}/{n}"))
             (dirs if st.S_ISDIR(s.st_mode) else files).append(n)
         yield top, dirs, files
         for d in dirs:
@@ -108,7 +116,7 @@ class ImageFS:
         return self.sys.lstat(self.kpath(p))
 
     def statvfs(self) -> os.statvfs_result:
-        return self.sys.statvfs(MOUNTPOINT)
+        return self.sys.statvfs("/")
 
     def copy_out(self, src: str, dest: str | os.PathLike[str], *, preserve: bool = True) -> None:
         """Copy ``src`` (a file, or a directory with everything below it) to host path ``dest``."""
@@ -128,7 +136,10 @@ class ImageFS:
         return self.kernel.halted
 
     def close(self, sync: bool = True) -> None:
-        """Unmount (syncing a read-write image, which marks it clean) and halt the kernel."""
+        """Unmount (syncing a read-write image, which marks it clean) and halt the kernel; the
+        process exits first, so that its open files and directories hold nothing up."""
+        if not self.kernel.halted:
+            self.kernel.release_proc(self.sys)
         self.kernel.halt(sync=sync)
 
     def __enter__(self) -> ImageFS:

@@ -78,6 +78,11 @@ class Proc:
         self.cwd = self.vcache.vref(vp)
         self.vcache.vrele(old)
 
+    def set_root(self, vp: Vnode) -> None:
+        old = self.root
+        self.root = self.vcache.vref(vp)
+        self.vcache.vrele(old)
+
     def exit(self) -> None:
         """Release everything the process holds: fds (closing files last referenced here), dirs."""
         if self.exited:

@@ -435,6 +435,23 @@ class PathCalls(SysBase):
             self._rele(vp)
 
     @syscall
+    def chroot(self, path: str | bytes) -> None:
+        """chroot(2): absolute paths, absolute symlinks and ``..`` stop at ``path`` from now on
+        (the current directory is left alone, as in NetBSD). ``open_image`` uses it so that an
+        image's own absolute symlinks (``/etc/localtime -> /usr/share/zoneinfo/...``) resolve
+        inside the image."""
+        if self.proc.cred.uid != 0:
+            raise OSError(errno.EPERM, "chroot: not the superuser")
+        vp = self._lookup(path)
+        try:
+            if vp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            check_access(self.proc.cred, self._getattr(vp), X_OK, "chroot")
+            self.proc.set_root(vp)
+        finally:
+            self._rele(vp)
+
+    @syscall
     def getcwd(self) -> str:
         return self._path_of(self.proc.cwd).decode("utf-8", "surrogateescape")
 

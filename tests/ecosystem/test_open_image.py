@@ -95,3 +95,25 @@ def test_copy_in_then_out_round_trip(demo: Path, tmp_path: Path) -> None:
         fs.path("/imported").copy_out(tmp_path / "back")
     assert (tmp_path / "back/sub/data.bin").read_bytes() == (src / "sub/data.bin").read_bytes()
     assert (tmp_path / "back/link").readlink() == Path("sub/data.bin")
+
+
+@needs_makefs
+def test_absolute_symlinks_and_dotdot_stay_inside_the_image(tmp_path: Path) -> None:
+    """An image's /etc/localtime -> /usr/share/zoneinfo/UTC means its own /usr, as on the system
+    it came from; '..' above the image's root stays at the root (the process is chrooted)."""
+    import fsspec
+
+    tree = data_tree(tmp_path / "tree")
+    (tree / "usr/share/zoneinfo").mkdir(parents=True)
+    (tree / "usr/share/zoneinfo/UTC").write_bytes(b"TZif2 UTC")
+    (tree / "etc/localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    img = makefs(tmp_path / "disk.img", tree)
+    with p2k.open_image(img) as fs:
+        assert fs.path("/etc/localtime").read_bytes() == b"TZif2 UTC"
+        assert fs.path("/etc/localtime").readlink() == "/usr/share/zoneinfo/UTC"
+        assert fs.path("/../../etc/motd").read_text() == "Welcome to NetBSD.\n"
+        assert [p.name for p in fs.path("/..")] == ["data", "etc", "motd", "usr"]
+    pfs = fsspec.filesystem("p2k", fo=str(img), skip_instance_cache=True)
+    assert pfs.cat_file("etc/localtime") == b"TZif2 UTC"
+    assert pfs.info("etc/localtime")["destination"] == "/usr/share/zoneinfo/UTC"
+    pfs.close()
