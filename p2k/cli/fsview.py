@@ -121,7 +121,21 @@ def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:
             raise OSError(e.errno, f"RUMP_SERVER: {os.strerror(e.errno)}", server) from None
         return FsView(NamingSys(c.sys, ""), "", c.close)
     m: MountedImage = open_image(args, write=write)
-    return FsView(NamingSys(m.kernel.sys, m.mountpoint), m.mountpoint, m.close)
+    # A process chrooted to the image's root, as fs-utils' tools see an image: its own absolute
+    # symlinks (/etc/localtime -> /usr/share/zoneinfo/...) resolve inside it, and '..' cannot leave.
+    sys = m.kernel.newproc()
+
+    def close() -> None:
+        m.kernel.release_proc(sys)
+        m.close()
+
+    try:
+        sys.chdir(m.mountpoint)
+        sys.chroot(m.mountpoint)
+    except BaseException:
+        close()
+        raise
+    return FsView(NamingSys(sys, ""), "", close)
 
 
 def mode_string(mode: int) -> str:

@@ -117,3 +117,18 @@ def test_info_reports_a_netbsd_journal(tmp_path: Path) -> None:
     (fs,) = json.loads(run("info", "--json", str(img)).stdout)["filesystems"]
     assert (fs["journal"]["kind"], fs["journal"]["size"], fs["journal"]["where"]) == ("wapbl", 1 << 20, "in inode 233")
     assert img.read_bytes() == before  # info only reads
+
+
+@needs_makefs
+def test_fsutils_resolve_absolute_links_inside_the_image(tmp_path: Path) -> None:
+    tree = data_tree(tmp_path / "tree")
+    (tree / "usr/share/zoneinfo").mkdir(parents=True)
+    (tree / "usr/share/zoneinfo/UTC").write_bytes(b"TZif2 UTC")
+    (tree / "etc/localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    img = makefs(tmp_path / "disk.img", tree)
+    r = run("cat", str(img), "/etc/localtime")
+    assert (r.returncode, r.stdout) == (0, "TZif2 UTC"), r.stderr
+    r = run("ls", str(img), "/../..")
+    assert r.stdout.split() == ["data", "etc", "motd", "usr"], r.stderr
+    r = run("cat", str(img), "/nope")
+    assert r.returncode == 1 and r.stderr.strip() == "p2k cat: /nope: No such file or directory (ENOENT)", r.stderr
