@@ -66,16 +66,24 @@ class FileObjectBackend:
 
     def pread(self, off: int, n: int) -> bytes:
         self._check(off, n)
+        parts: list[bytes] = []
         with self._lock:
-            self.fileobj.seek(self.offset + off)
-            parts: list[bytes] = []
-            got = 0
-            while got < n:
-                chunk = self.fileobj.read(n - got)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                got += len(chunk)
+            try:
+                self.fileobj.seek(self.offset + off)
+                got = 0
+                while got < n:
+                    chunk = self.fileobj.read(n - got)
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    got += len(chunk)
+            except OSError:
+                raise
+            except Exception as e:
+                # A network client's own error (aiohttp, botocore...) is, to the kernel above, a
+                # failed read of its disk: EIO, which every layer knows how to report.
+                raise OSError(errno.EIO, f"{self.path}: read at byte {self.offset + off} failed "
+                                         f"({type(e).__name__}: {e})") from None
         data = b"".join(parts)
         self.reads += 1
         self.bytes_read += len(data)

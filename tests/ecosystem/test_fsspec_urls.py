@@ -79,11 +79,15 @@ class RangeHandler(SimpleHTTPRequestHandler):
 
     served = 0
     requests: list[str] = []
+    fail = False  # answer every request with 500, as a server that has gone wrong
 
     def log_message(self, *args: object) -> None:
         pass
 
     def send_head(self):  # type: ignore[no-untyped-def]
+        if self.fail:
+            self.send_error(500)
+            return None
         path = Path(self.translate_path(self.path))
         rng = self.headers.get("Range")
         if not path.is_file():
@@ -216,3 +220,19 @@ def test_one_mount_per_local_image(image: Path, tmp_path: Path, monkeypatch: pyt
     ro = fsspec.filesystem("p2k", fo=str(rw), skip_instance_cache=True)
     assert sorted(ro.ls("notes", detail=False)) == ["notes/a.txt", "notes/b.txt"]
     ro.close()
+
+
+def test_server_gone_is_an_io_error(image: Path, http: tuple[str, type[RangeHandler]]) -> None:
+    """The transport failing under a mounted remote image is EIO from the read, as a dying disk
+    is; nothing hangs and the file system can still be closed."""
+    import time
+
+    url, handler = http
+    fs = fsspec.filesystem("p2k", fo=f"{url}/disk.img", skip_instance_cache=True, remote_block_size=64 << 10)
+    assert fs.cat_file("etc/motd") == b"Welcome to NetBSD.\n"
+    handler.fail = True
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        fs.cat_file("data/big.bin", start=5 << 20, end=(5 << 20) + 100)
+    assert e.value.errno == errno.EIO and time.monotonic() - t0 < 30
+    fs.close()
