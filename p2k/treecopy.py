@@ -101,6 +101,24 @@ class KernelSide:
         self.sys.utimensat(self.path(p), ns[0], ns[1], follow_symlinks=False)
 
 
+def tree_bytes(side: Side, p: str) -> int:
+    """Bytes of the regular files at and below ``p`` (0 if it cannot be read: the copy will say
+    why)."""
+    try:
+        s = side.lstat(p)
+    except OSError:
+        return 0
+    if st.S_ISREG(s.st_mode):
+        return s.st_size
+    if not st.S_ISDIR(s.st_mode):
+        return 0
+    try:
+        names = side.listdir(p)
+    except OSError:
+        return 0
+    return sum(tree_bytes(side, p.rstrip("/") + "/" + n) for n in names)
+
+
 def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool,
              tally: Callable[[int], None] | None = None) -> None:
     s = ss.lstat(sp)

@@ -9,7 +9,7 @@ import stat as st
 from collections.abc import Callable
 
 from p2k.cli.fsview import FsView
-from p2k.treecopy import HostSide, KernelSide, Side, copy_one
+from p2k.treecopy import HostSide, KernelSide, Side, copy_one, tree_bytes
 
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:
@@ -20,13 +20,15 @@ def _split(v: FsView, p: str) -> tuple[Side, str]:
 
 def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool,
                progress: Callable[[str, int, int], None] | None = None) -> None:
-    """``progress("copied", bytes so far, 0)`` after each chunk (the total is not known ahead)."""
+    """``progress("copied", bytes so far, total)`` after each chunk; with a display to feed, the
+    sources are walked first (metadata only) so that the total is known."""
     copied = [0]
+    total = sum(tree_bytes(*_split(v, s)) for s in srcs) if progress is not None and recursive else 0
 
     def tally(n: int) -> None:
         copied[0] += n
         if progress is not None:
-            progress("copied", copied[0], 0)
+            progress("copied", copied[0], max(total, copied[0]))
 
     dside, dpath = _split(v, dst)
     try:
