@@ -119,3 +119,23 @@ def test_every_command_documents_its_operands_environment_and_exit_status() -> N
         text = p.format_help()
         assert "\nenvironment:\n" in text and "\nexit status:\n" in text, name
         assert "  0 " in text.split("exit status:")[1], name
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    """``p2k ls -l IMG /many | head -1``: the closed pipe ends the command quietly, as ls does. The
+    listing is made larger than a pipe's buffer, so the command really meets the closed pipe."""
+    tree = tmp_path / "tree" / "many"
+    tree.mkdir(parents=True)
+    for i in range(2000):
+        (tree / f"file-with-a-longish-name-{i:05d}").touch()
+    img = tmp_path / "many.img"
+    subprocess.run(["makefs", "-t", "ffs", "-s", "8m", str(img), str(tree.parent)], check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from p2k.cli.main import main; sys.exit(main())",
+                             "ls", "-l", str(img), "/many"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert err == ""
