@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from p2k.cli.errors import UsageError
+from p2k.cli.errors import UsageError, describe
 from p2k.cli.imagearg import register_image
 from p2k.fs.ffs.fsck import Options, fsck_device
+from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
 from p2k.kernel import Kernel
 
 
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     args.fstype = "ffs"
     k = Kernel(env={})
     try:
-        key = register_image(k, args, readonly)
+        try:
+            key = register_image(k, args, readonly)
+        except OSError as e:  # fsck_ffs: "Can't open ..." is a failed check (8), not a usage error
+            print(f"p2k fsck: {describe(e)}", file=sys.stderr)
+            return FSCK_EXIT_CHECK_FAILED
         dev = k.etfs.lookup(key)
         assert dev is not None
         res = fsck_device(dev, opts, args.image or key, out=sys.stdout)

@@ -59,6 +59,12 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, demo: Path, args: tu
     assert r.stderr.startswith(f"p2k {args[0]}: ")
 
 
+def test_fsck_of_a_missing_image_is_a_failed_check(tmp_path: Path) -> None:
+    r = p2k("fsck", "-n", str(tmp_path / "missing.img"))
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert r.stderr == f"p2k fsck: {tmp_path / 'missing.img'}: No such file or directory (ENOENT)\n"
+
+
 def test_fsck_of_garbage_exits_8_without_writing(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.img"
     data = os.urandom(200_000)
