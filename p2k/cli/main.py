@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             settle_operands(sub, args, extra)
         elif extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
-        return args.func(args)
+        rc: int | None = args.func(args)
+        return rc
 
     return run_main(lambda: prog[0], run)
 

@@ -231,9 +231,9 @@ class _MemDev:
         self.dev_id = id(self)
         self.size = size
         self.readonly = False
-        self.pread = pread  # type: ignore[method-assign]
-        self.pwrite = pwrite  # type: ignore[method-assign]
-        self.fsync = fsync  # type: ignore[method-assign]
+        self.pread = pread
+        self.pwrite = pwrite
+        self.fsync = fsync
 
 
 def _init_cg(fs: Superblock, c: int, t: int) -> bytes:
