@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from p2k.cli.errors import UsageError, describe
-from p2k.cli.imagearg import register_image
-from p2k.fs.ffs.fsck import Options, fsck_device
-from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
-from p2k.kernel import Kernel
+from p2k.cli.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.errors import describe
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.fsck import Options, fsck_device
+    from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
+    from p2k.kernel import Kernel
+
     try:
         lfmode = int(args.lfmode, 8)
     except ValueError:

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import errno
-import gzip
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -126,6 +123,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if rc == 0 and demo:
         print(f"Mounted {args.image} at {args.mountpoint}:")
         sys.stdout.flush()
+        import subprocess
+
         subprocess.run(["ls", "-la", args.mountpoint], check=False)
         print(f"\nUnmount with: p2k umount {args.mountpoint}")
     return rc
@@ -133,6 +132,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 def demo_image() -> Path:
     """images/demo.img, decompressed from images/demo.img.gz when missing or older."""
+    import gzip
+    import shutil
+
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         gz, img = base / "images" / "demo.img.gz", base / "images" / "demo.img"
         if gz.exists():
@@ -282,6 +284,9 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
 
 # ---- umount --------------------------------------------------------------------------------------
 def cmd_umount(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
     from p2k.puffs.daemon import RunDir
 
     mnt = args.mountpoint

@@ -321,12 +321,19 @@ def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, byt
             off = addrs[i] << fshift
             if not all(fresh[i:j]):
                 bc.invalidate(dev, off, total, bsize)
+            # the longest run of blocks that are consecutive pieces of the caller's buffer goes
+            # out without a copy; only the rest (typically a padded last block) is joined
             src0 = contents[i][0]
-            if src0 >= 0 and all(contents[q][0] == src0 + (q - i) * bsize for q in range(i + 1, j)):
-                payload: bytes | memoryview = view[src0:src0 + total]
-            else:
-                payload = b"".join(c for _, c in contents[i:j])
-            dev.pwrite(off, payload)
+            k = i
+            if src0 >= 0:
+                k = i + 1
+                while k < j and contents[k][0] == src0 + (k - i) * bsize:
+                    k += 1
+                head = sum(len(c) for _, c in contents[i:k])
+                dev.pwrite(off, view[src0:src0 + head])
+                off += head
+            if k < j:
+                dev.pwrite(off, b"".join(c for _, c in contents[k:j]))
         else:
             for q in range(i, j):
                 c = contents[q][1]

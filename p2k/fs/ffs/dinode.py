@@ -124,6 +124,10 @@ def _compile(rec: type[Record], endian: str, old_inodefmt: bool) -> tuple[Callab
     return scope["decode"], scope["encode_into"]
 
 
+_TIME_FIELDS = (("atime", "atimensec"), ("mtime", "mtimensec"), ("ctime", "ctimensec"),
+                ("birthtime", "birthnsec"))
+
+
 class DinodeCodec:
     """Decode/encode the dinodes of one file system (version and byte order fixed at mount)."""
 
@@ -136,9 +140,33 @@ class DinodeCodec:
         self.size = rec.SIZE
         self.decode: Callable[[bytes | bytearray | memoryview, int, int], Inode]
         self.encode_into: Callable[[Inode, bytearray | memoryview, int], None]
-        self.decode, self.encode_into = _compile(rec, endian, old_inodefmt)
+        self.decode, encode_into = _compile(rec, endian, old_inodefmt)
         fmts = dict(rec.FIELDS)
         self._addrs = struct.Struct(endian + fmts["db"] + fmts["ib"])  # where a short symlink lives
+        bits = 64 if ufs2 else 32
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        self._time_range = (lo, hi)
+        clamp = self.clamp_times
+
+        def encode_clamped(ip: Inode, buf: bytearray | memoryview, off: int) -> None:
+            if not (lo <= ip.atime <= hi and lo <= ip.mtime <= hi and lo <= ip.ctime <= hi
+                    and lo <= ip.birthtime <= hi):
+                clamp(ip)
+            encode_into(ip, buf, off)
+
+        self.encode_into = encode_clamped
+
+    def clamp_times(self, ip: Inode) -> None:
+        """Bring the in-core times into the dinode's range, as Linux does for file systems with
+        narrower times: a second outside it becomes the nearest limit with zero nanoseconds.
+        UFS1 stores 32-bit signed seconds, UFS2 64-bit. Done where times are set, so that
+        ``stat`` reports what is stored, and again before encoding, so no write can fail."""
+        lo, hi = self._time_range
+        for sec, nsec in _TIME_FIELDS:
+            v = getattr(ip, sec)
+            if v > hi or v < lo:
+                setattr(ip, sec, hi if v > hi else lo)
+                setattr(ip, nsec, 0)
 
     def shortlink(self, ip: Inode) -> bytes:
         """The bytes of di_db[]+di_ib[], where a fast symlink keeps its target (60 or 120 bytes)."""

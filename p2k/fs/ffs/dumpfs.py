@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from p2k.fs.ffs.cg import Cg, cg_magic_ok
 from p2k.fs.ffs.fs import Csum, Superblock, cgbase, cgtod, decode_csums
+from p2k.fs.ffs.wapbl import LogError, find_log, journal_locations, open_log
 
 Pread = Callable[[int, int], bytes]
 
@@ -85,6 +86,36 @@ def superblock_lines(fs: Superblock, devname: str) -> Iterator[str]:
     yield f"volname\t{vol}\tswuid\t{fs.fs_swuid}"
 
 
+def wapbl_lines(fs: Superblock, pread: Pread, devsize: int) -> Iterator[str]:
+    """NetBSD dumpfs's two journal lines, then what the log itself holds: where it is, its
+    commit header, and what a replay would do (or why it cannot be replayed)."""
+    if not (fs.fs_journal_version or fs.fs_journal_location):
+        return
+    j = journal_locations(fs)[0]
+    try:
+        j = find_log(fs, devsize)
+    except LogError:
+        pass
+    yield _cols([("wapbl version", f"0x{fs.fs_journal_version:x}"), ("location", fs.fs_journal_location),
+                 ("flags", f"0x{j.flags:x}")])
+    yield _cols([("wapbl loc0", j.addr), ("loc1", j.count), ("loc2", j.blksz), ("loc3", j.ino)])
+    try:
+        rp = open_log(fs, pread, devsize, fs.fs_ncg * fs.fs_ipg)
+    except (LogError, OSError) as e:
+        yield f"wapbl log\tunreadable: {e}"
+        return
+    h = rp.header
+    yield _cols([("wapbl log offset", rp.loc.offset), ("size", rp.loc.size),
+                 ("endian", "little" if rp.endian == "<" else "big")])
+    yield _cols([("generation", h.wc_generation), ("head", h.wc_head), ("tail", h.wc_tail),
+                 ("circ_off", h.wc_circ_off), ("circ_size", h.wc_circ_size)])
+    if rp.empty:
+        yield "wapbl log\tempty"
+    else:
+        yield _cols([("pending transactions", rp.transactions), ("records", rp.records),
+                     ("blocks", len(rp.blocks)), ("inodes", len(rp.inodes))])
+
+
 @dataclass
 class FsDump:
     """What dumpfs reads, as values rather than text, so that a test or a tool asks for a field
@@ -148,9 +179,11 @@ def cg_lines(fs: Superblock, c: int, off: int, cg: Cg | None) -> Iterator[str]:
     yield f"blks free:\t{ranges(bytes(cg.blksfree(fs.fs_fpg)), cg.cg_ndblk, cgbase(fs, c))}"
 
 
-def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False) -> Iterator[str]:
-    """dumpfs(8)'s text, line by line, from ``read_fs``."""
+def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False,
+           devsize: int = 0) -> Iterator[str]:
+    """dumpfs(8)'s text, line by line, from ``read_fs``; ``devsize`` lets the journal be found."""
     yield from superblock_lines(fs, devname)
+    yield from wapbl_lines(fs, pread, devsize)
     if superblock_only:
         return
     d = read_fs(fs, pread)

@@ -165,8 +165,12 @@ class Fs(Record):
     fs_avgfilesize: I32
     fs_avgfpdir: I32
     fs_save_cgsize: I32
-    fs_sparecon32: Annotated[bytes, Fmt("96s")]
-    fs_ckhash: U32  # this and the next: FreeBSD only
+    # FreeBSD only (NetBSD keeps them spare): the last mount or fsck time, whose change makes an
+    # SU+J journal stale; the SU+J free list; the check-hashes
+    fs_mtime: I64
+    fs_sujfree: I32
+    fs_sparecon32: Annotated[bytes, Fmt("84s")]
+    fs_ckhash: U32
     fs_metackhash: U32
     fs_flags: U32
     fs_contigsumsize: I32

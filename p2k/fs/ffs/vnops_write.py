@@ -314,6 +314,7 @@ class FfsWriteVnops:
         _changed(ip)
         if sa.ctime_ns is not None:
             set_times(ip, c=sa.ctime_ns)
+        self.codec.clamp_times(ip)
         self.mark_dirty(ip)
 
     # ---- data ------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import TYPE_CHECKING, Any, TextIO
 
-from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
+from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN, FS_NEEDSFSCK, FS_UNCLEAN
 from p2k.fs.ffs.fsck.ctx import Ctx, Options
 from p2k.fs.ffs.fsck.io import FsckIO
+from p2k.fs.ffs.fsck.journal import replay_journal, suj_full_check
 from p2k.fs.ffs.fsck.pass1 import pass1
 from p2k.fs.ffs.fsck.pass1b import pass1b
 from p2k.fs.ffs.fsck.pass2 import pass2
@@ -83,21 +84,19 @@ def _check(io: FsckIO, rep: Reporter, opts: Options, summary: dict[str, Any]) ->
     else:
         rep.banner(f"** {rep.devname}")
     fs, alternate = read_superblock(io, rep, opts.sblock)
-    if fs.fs_flags & FS_DOWAPBL and rep.preen:
+    force = opts.force or opts.sblock is not None
+    if fs.fs_flags & FS_DOWAPBL and rep.preen and not force:
         rep.pwarn("file system is journaled; not checking")
         return FSCK_EXIT_OK
-    skip_clean(fs, rep, opts.force or opts.sblock is not None, alternate)
+    fs, replayed = replay_journal(io, rep, fs)
+    skip_clean(fs, rep, force or replayed, alternate)
+    replayed = suj_full_check(io, rep, fs) or replayed
     if opts.endian and opts.endian != fs.endian:
         rep.say("p2k fsck: byte-order conversion (-B) is not supported")
         return FSCK_EXIT_CHECK_FAILED
     ctx = Ctx(fs, io, rep, opts)
-    ctx.sbdirty = check_fields(fs, rep)
+    ctx.sbdirty = check_fields(fs, rep) or replayed
     ctx.csum = read_csum(io, fs)
-    if fs.fs_flags & FS_DOWAPBL:
-        if rep.ask("FILE SYSTEM IS JOURNALED (WAPBL); THE JOURNAL IS NOT REPLAYED", "CLEAR JOURNAL FLAG",
-                   kind="wapbl"):
-            fs.fs_flags &= ~FS_DOWAPBL
-            ctx.sbdirty = True
     mnt = fs.fs_fsmnt.split(b"\0", 1)[0].decode("utf-8", "replace")
     rep.banner(f"** Last Mounted on {mnt}")
     rep.banner("** Phase 1 - Check Blocks and Sizes")
@@ -152,6 +151,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
             ok = rep.reply("MARK FILE SYSTEM CLEAN")
         if ok:
             fs.fs_clean = FS_ISCLEAN
+            fs.fs_flags &= ~(FS_UNCLEAN | FS_NEEDSFSCK)  # FreeBSD's ckfini clears them with it
             fs.fs_pendingblocks = fs.fs_pendinginodes = 0
             ctx.sbdirty = True
     if ctx.sbdirty:

@@ -34,8 +34,10 @@ from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FSCK_EXIT_OK, FsckExi
 _MAGICS = (FS_UFS1_MAGIC, FS_UFS2_MAGIC, FS_UFS2EA_MAGIC)
 FS_OPTTIME, FS_OPTSPACE = 0, 1
 MINFREE_DEFAULT = 10
-# NetBSD's FS_KNOWN_FLAGS plus the flags this checker understands and leaves alone.
-KNOWN_FLAGS = 0x002 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
+# NetBSD's FS_KNOWN_FLAGS plus the flags this checker understands and leaves alone: FreeBSD's
+# FS_UNCLEAN and FS_NEEDSFSCK (cleared when the file system is marked clean) and FS_SUJ (kept
+# after a full check, as FreeBSD's fsck_ffs keeps it; see fsck/journal.py).
+KNOWN_FLAGS = 0x001 | 0x002 | 0x004 | 0x008 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
 # Fields that must agree between the primary and an alternate (the geometry; counts, times, the
 # clean flag and the mount point legitimately differ).
 GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
