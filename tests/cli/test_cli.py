@@ -145,3 +145,45 @@ def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert err == ""
+
+
+@pytest.mark.parametrize(("argv", "server", "want"), [
+    (["chmod", "IMG", "644", "/a", "/b"], False, {"image": "IMG", "mode": "644", "paths": ["/a", "/b"]}),
+    (["chmod", "644", "/a", "/b"], True, {"image": None, "mode": "644", "paths": ["/a", "/b"]}),
+    (["ls", "-d", "key=/dev/dk,hostpath=x", "/a", "-l", "/b"], False, {"image": None, "paths": ["/a", "/b"]}),
+    (["ls", "IMG", "-l", "/a", "/b"], False, {"image": "IMG", "paths": ["/a", "/b"]}),
+    (["ls", "IMG"], False, {"image": "IMG", "paths": ["/"]}),
+    (["ls"], True, {"image": None, "paths": ["/"]}),
+    (["ls", "/"], True, {"image": None, "paths": ["/"]}),
+    (["ln", "-s", "t", "l"], True, {"image": None, "target": "t", "link": "l"}),
+    (["find", "IMG", "/etc", "-name", "x"], False, {"image": "IMG", "path": "/etc", "name": "x"}),
+    (["mount", "-t", "tmpfs", "none", "/mnt"], True, {"image": "none", "mountpoint": "/mnt"}),
+])
+def test_operands_are_dealt_after_parsing(monkeypatch: pytest.MonkeyPatch, argv: list[str], server: bool,
+                                         want: dict[str, object]) -> None:
+    """The same parser serves every mode; only the dealing of the words differs (RUMP_SERVER and
+    -d take the IMAGE's place, options may come between operands)."""
+    from p2k.cli.imagearg import settle_operands
+    from p2k.cli.main import build_parser
+
+    if server:
+        monkeypatch.setenv("RUMP_SERVER", "unix:///nonexistent/p2k.sock")
+    else:
+        monkeypatch.delenv("RUMP_SERVER", raising=False)
+    parser, commands = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    settle_operands(commands[argv[0]], args, extra)
+    assert {k: getattr(args, k) for k in want} == want
+
+
+def test_too_many_or_too_few_operands_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2k.cli.errors import UsageError
+    from p2k.cli.imagearg import settle_operands
+    from p2k.cli.main import build_parser
+
+    monkeypatch.delenv("RUMP_SERVER", raising=False)
+    parser, commands = build_parser()
+    for argv in (["ln", "IMG", "a", "b", "c"], ["cat", "IMG"], ["chmod", "IMG", "644"]):
+        args, extra = parser.parse_known_args(argv)
+        with pytest.raises(UsageError):
+            settle_operands(commands[argv[0]], args, extra)
