@@ -6,7 +6,7 @@ The public surface is this short list; everything else is internal and may chang
 from p2k.etfs import ETFS_BLK, ETFS_CHR, ETFS_REG
 from p2k.hyper import ParamError
 from p2k.kernel import Kernel, rump_init
-from p2k.vfs.mount import MNT_ASYNC, MNT_FORCE, MNT_NOATIME, MNT_RDONLY, MNT_SYNCHRONOUS
+from p2k.vfs.mount import MNT_ASYNC, MNT_FORCE, MNT_LOG, MNT_NOATIME, MNT_RDONLY, MNT_SYNCHRONOUS
 from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE
 from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT
 
@@ -18,6 +18,7 @@ __all__ = [
     "ETFS_REG",
     "MNT_ASYNC",
     "MNT_FORCE",
+    "MNT_LOG",
     "MNT_NOATIME",
     "MNT_RDONLY",
     "MNT_SYNCHRONOUS",
