@@ -11,9 +11,6 @@ import argparse
 import sys
 
 from p2k.cli.errors import UsageError
-from p2k.cli.imagearg import register_image
-from p2k.fs.ffs.fsck import Options, fsck_device
-from p2k.kernel import Kernel
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.fsck import Options, fsck_device
+    from p2k.kernel import Kernel
+
     try:
         lfmode = int(args.lfmode, 8)
     except ValueError:

@@ -89,19 +89,20 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
     first = not gap
     while dirs:
         d = dirs.pop(0)
-        names = sorted(v.sys.listdir(v.path(d)))
+        listing = v.entries(d)
         if args.a:
-            names = [".", "..", *names]
+            listing = [(".", v.sys.lstat(v.path(d))), ("..", v.sys.lstat(v.path(d.rstrip("/") + "/.."))),
+                       *listing]
         else:
-            names = [n for n in names if not n.startswith(".")]
+            listing = [(n, es) for n, es in listing if not n.startswith(".")]
         if header:
             print(("" if first else "\n") + f"{d}:")
         first = False
         sub = []
         entries = []
-        for n in names:
-            full = d.rstrip("/") + "/" + n
-            es = v.sys.lstat(v.path(full))
+        base = d.rstrip("/") + "/"
+        for n, es in listing:
+            full = base + n
             entries.append((n, full, es))
             if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
                 sub.append(full)

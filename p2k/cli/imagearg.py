@@ -10,12 +10,10 @@ import argparse
 import errno
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
-from p2k.kernel import Kernel
-from p2k.vfs.mount import MNT_RDONLY
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
@@ -23,12 +21,15 @@ MOUNTPOINT = "/mnt"
 _PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
 
-@dataclass
 class MountedImage:
-    kernel: Kernel
-    mountpoint: str
-    readonly: bool
-    notice: str | None = None  # e.g. why read-write was refused
+    """A plain class, not a dataclass: ``dataclasses`` pulls in ``inspect``, a cost every command
+    would pay at start-up for one four-field record."""
+
+    def __init__(self, kernel: Kernel, mountpoint: str, readonly: bool, notice: str | None = None) -> None:
+        self.kernel = kernel
+        self.mountpoint = mountpoint
+        self.readonly = readonly
+        self.notice = notice  # e.g. why read-write was refused
 
     def path(self, p: str) -> str:
         """Image path → kernel path under the mount point."""
@@ -107,8 +108,8 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         if a.dest == "image":
             low, high = (0 if image_optional else 1), 1
         else:
-            low = {None: 1, "?": 0, "*": 0, "+": 1}.get(a.nargs, a.nargs if isinstance(a.nargs, int) else 1)
-            high = {None: 1, "?": 1}.get(a.nargs, a.nargs if isinstance(a.nargs, int) else left)
+            low = _least(a)
+            high = 1 if a.nargs in (None, "?") else a.nargs if isinstance(a.nargs, int) else left
         rest = sum(_least(b) for b in actions[i + 1:])
         take = min(high, left - rest)
         if take < low:
@@ -141,6 +142,9 @@ def parse_mount_options(text: str) -> dict[str, str]:
 
 def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel | None = None) -> MountedImage:
     """Mount the image named by ``args`` at /mnt of a fresh kernel (or ``kernel``)."""
+    from p2k.kernel import Kernel  # imported here so that parsing the command line stays cheap
+    from p2k.vfs.mount import MNT_RDONLY
+
     opts = parse_mount_options(getattr(args, "options", "") or "")
     readonly = "ro" in opts or (not write and "rw" not in opts)
     k = kernel or Kernel(memlimit=opts.pop("memlimit", None) or None, nvnodes=opts.pop("nvnodes", None) or None)
@@ -179,6 +183,8 @@ def check_fstype(args: argparse.Namespace) -> None:
 
 def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
     """Register the image (or drivespec) with etfs; returns the device key."""
+    from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+
     if args.drivespec:
         spec = parse_drivespec(args.drivespec)
         if readonly:

@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.fsck",
     "p2k.cli.dumpfs",
     "p2k.cli.crashtest",
+    "p2k.cli.sysctl",
 )
 
 
@@ -46,7 +47,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     commands: dict[str, argparse.ArgumentParser] = dict(sub.choices)
     for name, p in commands.items():
         document(p, name)
-        hide_operand_defaults(p)
+        if p.get_default("_image_operand") is not None:  # only where settle_operands deals them
+            hide_operand_defaults(p)
     document(parser, None)
     return parser, commands
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ENVIRONMENT = {
     "RUMP_SERVER": "URL of a rump_server (unix://PATH, tcp://HOST:PORT). When set, the command works in "
                    "that server's namespace: it takes no IMAGE, and -t/-o do not apply.",
+    "RUMP_AUTHFILE": "file holding the shared secret of a server started with -a (read when "
+                     "RUMP_SERVER is used).",
     "RUMP_MEMLIMIT": "bytes (k/m/g suffix) the private kernel's buffer and vnode caches may hold.",
     "RUMP_NVNODES": "vnodes the private kernel keeps cached (default 1024).",
     "RUMP_NCPU": "virtual CPUs of the private kernel: a number or 'host' (default 2).",
@@ -22,14 +24,16 @@ ENVIRONMENT = {
     "RUMP_THREADS": "checked (a bad value is an error); nothing in p2k's kernel depends on it.",
 }
 KERNEL_ENV = ("RUMP_MEMLIMIT", "RUMP_NVNODES", "RUMP_NCPU", "RUMP_VERBOSE", "RUMP_THREADS")
-SERVER_ENV = ("RUMP_SERVER", *KERNEL_ENV)
+SERVER_ENV = ("RUMP_SERVER", "RUMP_AUTHFILE", *KERNEL_ENV)
 
 OK_OR_ERROR = ((0, "success."),
                (1, "an error; one line on stderr per failure: 'p2k CMD: PATH: message (ENAME)'."))
 
 
-@dataclass(frozen=True)
-class Manual:
+class Manual(NamedTuple):
+    """A NamedTuple, not a dataclass: every command builds its parser from this table at start-up,
+    and ``dataclasses`` would import ``inspect`` (and ``ast``) for it."""
+
     env: tuple[str, ...]
     exits: tuple[tuple[int, str], ...] = OK_OR_ERROR
     env_note: str = ""

@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from p2k.cli.errors import UsageError
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -57,6 +56,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_newfs(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
+
     if args.size is not None:
         size = parse_newfs_size(args.size)
     elif os.path.exists(args.image):

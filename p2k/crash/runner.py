@@ -179,7 +179,7 @@ def _walk(k: Kernel, top: str) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         d = stack.pop()
         for name in k.sys.listdir(d):
-            p = f"{d}/{name}"
+            p = f"{d}/{os.fsdecode(name)}"
             s = k.sys.lstat(p)
             yield p, s
             if st.S_ISDIR(s.st_mode):

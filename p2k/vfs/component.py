@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import importlib
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +40,9 @@ def load_builtin() -> None:
 
 def load(spec: str) -> Component:
     """Load a component by entry-point name (``ffs``) or module path (``pkg.mod``/``pkg.mod:attr``)."""
+    # importlib.metadata scans every installed distribution (~15 ms): only rump_server -l/-m pays it.
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group="p2k.components"):
         if ep.name == spec:
             obj = ep.load()

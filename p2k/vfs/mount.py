@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr
 
@@ -38,7 +38,7 @@ MNT_FORCE = 0x00080000  # unmount flag
 MNT_UPDATE = 0x00010000
 
 
-def _eopnotsupp(*_: object, **__: object) -> Any:
+def _eopnotsupp(*_: object, **__: object) -> NoReturn:
     raise OSError(errno.EOPNOTSUPP, "operation not supported by this file system")
 
 
@@ -150,7 +150,7 @@ class Mount:
     def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
         raise NotImplementedError
 
-    def vop_write(self, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         _eopnotsupp()
 
     def vop_fsync(self, vp: Vnode, dataonly: bool = False) -> None:

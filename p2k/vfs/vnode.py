@@ -204,7 +204,7 @@ class _DeadMount:
     def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
         raise OSError(errno.EIO, "file system was forcibly unmounted")
 
-    vop_write = vop_read  # type: ignore[assignment]
+    vop_write = vop_read
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("vop_", "vfs_")):

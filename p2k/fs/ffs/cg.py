@@ -70,7 +70,8 @@ class Cg(CgHeader):
     def __init__(self, buf: bytearray | bytes, endian: str) -> None:
         vals = CG_STRUCTS[endian].unpack_from(buf, 0)
         tail = _FRSUM_AT + _NFRSUM
-        super().__init__(*vals[:_FRSUM_AT], list(vals[_FRSUM_AT:tail]), *vals[tail:])
+        args: list[object] = [*vals[:_FRSUM_AT], list(vals[_FRSUM_AT:tail]), *vals[tail:]]
+        super().__init__(*args)  # type: ignore[arg-type]  # the values are the fields', in order
         self.endian = endian
         self.buf = buf
 

@@ -109,6 +109,22 @@ def _chunk_entries(m: FfsMountRW, data: bytearray, coff: int) -> list[tuple[int,
     return parse_dirblock(memoryview(data)[coff:coff + DIRBLKSIZ], 0, m.fs.endian, False)
 
 
+def _chunk_slots(data: bytearray, coff: int, endian: str) -> list[tuple[int, int, int, int]]:
+    """(offset in chunk, ino, reclen, slack) of each entry of one chunk, from the entry headers
+    alone: what an insert needs, without slicing out every name (the create profile's largest
+    item was parsing the chunk per insert)."""
+    hdr = DIRECT[endian].unpack_from
+    out = []
+    pos, end = coff, coff + DIRBLKSIZ
+    while pos < end:
+        ino, reclen, _dtype, namlen = hdr(data, pos)
+        if reclen & 3 or reclen > end - pos or reclen < 8 + ((namlen + 4) & ~3):
+            break  # damaged: the insert finds no room and the index is rebuilt (EIO below)
+        out.append((pos - coff, ino, reclen, reclen - 8 - ((namlen + 4) & ~3) if ino else reclen))
+        pos += reclen
+    return out
+
+
 def _refresh_free(idx: DirIndex, chunk: int, ents: list[tuple[int, int, int, bytes, int]]) -> None:
     slacks = [_slack(ino, name, reclen) for _, ino, _, name, reclen in ents]
     idx.chunk_free[chunk] = min(max(slacks, default=0) >> 2, 255)
@@ -158,10 +174,10 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
         return
     base = chunk * DIRBLKSIZ
     bp, coff = _chunk_buf(m, dip, base)
-    ents = _chunk_entries(m, bp.data, coff)
-    slacks = [_slack(eino, ename, reclen) for _, eino, _, ename, reclen in ents]
-    for k, (eoff, eino, _etype, ename, reclen) in enumerate(ents):
-        if slacks[k] < need:
+    ents = _chunk_slots(bp.data, coff, endian)
+    slacks = [e[3] for e in ents]
+    for k, (eoff, eino, reclen, slack) in enumerate(ents):
+        if slack < need:
             continue
         pos = coff + eoff
         if eino == 0:
@@ -169,7 +185,7 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
             newoff = eoff
             slacks[k] = reclen - need
         else:
-            keep = DIRSIZ(len(ename))
+            keep = reclen - slack
             set_d_reclen(bp.data, pos, endian, keep)
             bp.data[pos + keep:pos + keep + need] = pack_entry(endian, ino, dtype, name, reclen - keep)
             newoff = eoff + keep

@@ -51,7 +51,7 @@ FS_42INODEFMT = -1
 FS_ISCLEAN = 0x01
 FS_WASCLEAN = 0x02
 
-# fs_flags (NetBSD names; FreeBSD disagrees above 0x80, see reference §8)
+# fs_flags (NetBSD names; FreeBSD disagrees above 0x80, see docs/ffs-format.md §8)
 FS_UNCLEAN = 0x001
 FS_DOSOFTDEP = 0x002
 FS_NEEDSFSCK = 0x004
@@ -408,7 +408,7 @@ def oldfscompat_read(fs: Superblock) -> None:
     """A 4.4BSD-layout UFS1 superblock (no FS_FLAGS_UPDATED) keeps its sizes only in the fs_old_*
     fields; copy them into the 64-bit fields as NetBSD's ffs_oldfscompat_read does, so that the rest
     of the driver reads one set of names. The write path must copy them back (and keep both in step
-    on updated UFS1, reference §3)."""
+    on updated UFS1, docs/ffs-format.md §3)."""
     if fs.ufs2 or fs.fs_old_flags & FS_FLAGS_UPDATED:
         return
     fs.fs_flags = fs.fs_old_flags & ~FS_FLAGS_UPDATED
@@ -507,7 +507,7 @@ def superblock_candidates(pread: Callable[[int, int], bytes], devsize: int) -> I
 def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superblock:
     """Search SBLOCKSEARCH in NetBSD's order and return the first acceptable, validated superblock.
 
-    ``pread(off, n)`` reads the device (through the buffer cache). Rules (reference §2): a UFS1
+    ``pread(off, n)`` reads the device (through the buffer cache). Rules (docs/ffs-format.md §2): a UFS1
     magic at 65536 is the first alternate of a 64 KiB-block UFS1 and is skipped; a UFS2 (or updated
     UFS1) superblock whose ``fs_sblockloc`` is not where it was found is an alternate and is skipped.
     """

@@ -82,6 +82,7 @@ class NewfsOptions:
     avgfilesize: int = AVFILESIZ
     avgfpdir: int = AFPDIR
     sblockloc: int = 0  # 0: the version's standard location
+    layout: str = "newfs"  # "makefs": makefs's cylinder groups (see _Geometry)
     lost_found: bool = True
     volname: bytes = b""
 
@@ -132,8 +133,87 @@ def _cgsize(ufs2: bool, contig: int, frag: int, ipg: int, fpg: int) -> int:
     return size
 
 
+class _Geometry:
+    """Blocks and inodes per cylinder group, the two ways NetBSD chooses them.
+
+    newfs (sbin/newfs/mkfs.c) keeps at least MINCYLGRPS groups and drops a last group too small
+    to be useful; makefs (usr.sbin/makefs/ffs/mkfs.c) packs each group until its maps fill one
+    block, whatever the group count, and shrinks the groups until the last one is viable, so
+    that an image sized to its tree keeps every byte it was given.
+    """
+
+    def __init__(self, ufs2: bool, bsize: int, frag: int, inopb: int, inopf: int, iblkno: int,
+                 contig: int, total: int, fragsperinode: int, ninodes: int) -> None:
+        self.ufs2, self.bsize, self.frag, self.inopb, self.inopf = ufs2, bsize, frag, inopb, inopf
+        self.iblkno, self.contig, self.total = iblkno, contig, total
+        self.fragsperinode, self.ninodes = fragsperinode, ninodes
+
+    def ipg(self, fpg: int) -> int:
+        # -n asks for a number of inodes, which may exceed one per fragment
+        want = _ceil(fpg * self.ninodes, self.total) if self.ninodes else _ceil(fpg, self.fragsperinode)
+        return max(_roundup(want, self.inopb), self.inopb)
+
+    def cgsize(self, fpg: int) -> int:
+        return _cgsize(self.ufs2, self.contig, self.frag, self.ipg(fpg), fpg)
+
+    def newfs(self) -> tuple[int, int, int, int]:
+        frag, total = self.frag, self.total
+
+        def fits(fpg: int) -> bool:
+            """The cg header with its maps fits in one block (monotonic in fpg)."""
+            if not self.ufs2 and self.ipg(fpg) > 0x7FFF:
+                return False
+            return self.cgsize(fpg) <= self.bsize
+
+        lo, hi = 1, max(1, min(self.bsize * 8, _ceil(total, frag) * frag) // frag)
+        if total // MINCYLGRPS >= 16 * frag:  # MINCYLGRPS: prefer at least four groups
+            hi = max(1, min(hi, total // MINCYLGRPS // frag))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid * frag):
+                lo = mid
+            else:
+                hi = mid - 1
+        fpg = lo * frag
+        ipg = self.ipg(fpg)
+        if self.iblkno + ipg // self.inopf + frag > fpg:
+            raise OSError(errno.ENOSPC, f"file system of {total * (self.bsize // frag)} bytes is too small")
+        ncg = _ceil(total, fpg)
+        if ncg > 1 and total - (ncg - 1) * fpg < self.iblkno + ipg // self.inopf + frag:
+            ncg -= 1
+            total = ncg * fpg
+        return fpg, ipg, ncg, total
+
+    def makefs(self) -> tuple[int, int, int, int]:
+        frag, total = self.frag, self.total
+        minfpg = min(self.fragsperinode * self.inopb, total)
+        fpg = max(_roundup(self.iblkno + self.inopb // self.inopf, frag), minfpg)
+        fpg = max(_roundup(self.iblkno + self.ipg(fpg) // self.inopf, frag), minfpg)
+        # grow by whole blocks while the maps still fit in one block, up to the whole size
+        lo, hi = 0, max(0, _ceil(total - 1 - fpg, frag))
+        if self.cgsize(fpg) > self.bsize:
+            raise OSError(errno.EINVAL, "bytes per inode too large for one cylinder group map")
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.cgsize(fpg + mid * frag) <= self.bsize:
+                lo = mid
+            else:
+                hi = mid - 1
+        fpg += lo * frag
+        while True:  # the last group must hold its own metadata
+            ipg = self.ipg(fpg)
+            lastmin = _roundup(self.iblkno + ipg // self.inopf, frag)
+            if total < lastmin:
+                raise OSError(errno.ENOSPC, f"file system size {total} < minimum size of {lastmin}")
+            if total % fpg >= lastmin or total % fpg == 0:
+                return fpg, ipg, _ceil(total, fpg), total
+            fpg -= frag
+
+
 def plan(o: NewfsOptions) -> Superblock:
-    """The superblock of the new file system (all geometry; summary counts of the empty fs)."""
+    """The superblock of the new file system (all geometry; summary counts of the empty fs).
+    One function because it follows newfs's mkfs() step by step, each value from the ones before
+    it; split up, the order that makes it right would be spread over several places."""
     o = defaults(o)
     ufs2 = o.version == 2
     bsize, fsize = o.bsize, o.fsize
@@ -146,39 +226,11 @@ def plan(o: NewfsOptions) -> Superblock:
     sblkno = _roundup(_ceil(o.sblockloc + SBLOCKSIZE, fsize), frag)
     cblkno = sblkno + _roundup(_ceil(SBLOCKSIZE, fsize), frag)
     iblkno = cblkno + frag
-    fragsperinode = max(1, _ceil(o.density, fsize))
-
-    def ipg_for(fpg: int) -> int:
-        # -n asks for a number of inodes, which may exceed one per fragment
-        want = _ceil(fpg * o.ninodes, total) if o.ninodes else _ceil(fpg, fragsperinode)
-        return max(_roundup(want, inopb), inopb)
-
-    def fits(fpg: int) -> bool:
-        """The cg header with its maps fits in one block (monotonic in fpg)."""
-        ipg = ipg_for(fpg)
-        if not ufs2 and ipg > 0x7FFF:
-            return False
-        return _cgsize(ufs2, contig, frag, ipg, fpg) <= bsize
-
-    lo, hi = 1, max(1, min(bsize * 8, _ceil(total, frag) * frag) // frag)
-    if total // MINCYLGRPS >= 16 * frag:  # MINCYLGRPS: prefer at least four groups
-        hi = max(1, min(hi, total // MINCYLGRPS // frag))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid * frag):
-            lo = mid
-        else:
-            hi = mid - 1
-    fpg = lo * frag
-    ipg = ipg_for(fpg)
+    fragsperinode = max(1, o.density // fsize)  # mkfs: numfrags(density), rounded down
     inopf = max(inopb // frag, 1)
+    geo = _Geometry(ufs2, bsize, frag, inopb, inopf, iblkno, contig, total, fragsperinode, o.ninodes)
+    fpg, ipg, ncg, total = geo.makefs() if o.layout == "makefs" else geo.newfs()
     dblkno = iblkno + ipg // inopf
-    if dblkno + frag > fpg:
-        raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")
-    ncg = _ceil(total, fpg)
-    if ncg > 1 and total - (ncg - 1) * fpg < dblkno + frag:
-        ncg -= 1
-        total = ncg * fpg
     cssize = _roundup(ncg * 16, fsize)
     if dblkno + _ceil(cssize, fsize) + 3 * frag > min(fpg, total):
         raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")

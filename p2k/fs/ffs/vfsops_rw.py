@@ -1,7 +1,7 @@
 """Read-write FFS mounts (NetBSD ``ffs_vfsops.c``: ffs_mountfs for rw, ffs_sync, ffs_unmount,
 ffs_sbupdate, ffs_cgupdate) on top of the read-only ``FfsMount``.
 
-The clean-flag protocol (reference §8): a read-write mount first clears what p2k does not
+The clean-flag protocol (docs/ffs-format.md §8): a read-write mount first clears what p2k does not
 maintain — an *empty* WAPBL log's ``FS_DOWAPBL`` (a busy one is refused by ``rw_refusal``),
 ``FS_DOSOFTDEP``/``FS_SUJ`` — then shifts ``fs_clean`` (ISCLEAN becomes WASCLEAN) and writes the
 superblock synchronously *before any other metadata write*, so a crash leaves an unclean file

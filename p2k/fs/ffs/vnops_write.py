@@ -318,7 +318,7 @@ class FfsWriteVnops:
         self.mark_dirty(ip)
 
     # ---- data ------------------------------------------------------------------------------------
-    def vop_write(self: FfsMountRW, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self: FfsMountRW, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         self._rw()
         ip = _ip(vp)
         kind = ip.mode & IFMT
