@@ -150,7 +150,7 @@ class HandleCalls(SysBase):
             self.vlink(link, name, dvp)  # type: ignore[attr-defined]
         else:
             raise OSError(errno.EINVAL, f"vmake: no kind {kind!r}")
-        return self.vlookup(dvp, name)  # type: ignore[no-any-return]
+        return self.vlookup(dvp, name)
 
     @syscall
     def vsetattr(self, vp: Vnode, *, uid: int | None = None, gid: int | None = None, size: int | None = None,
