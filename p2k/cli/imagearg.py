@@ -1,24 +1,28 @@
-"""The image argument every image command shares: ``IMAGE``, ``IMAGE:a`` or ``-d drivespec``.
+"""The image argument every image command shares: ``IMAGE``, ``IMAGE:NAME`` or ``-d drivespec``.
 
 fs-utils tools take an image and mount it in a private rump kernel for the one command; so do we.
-``IMAGE:a`` means partition *a* of a NetBSD disklabel in the image, as ``disklabel=a`` would.
+``IMAGE:NAME`` names a partition as ``p2k parts IMAGE`` lists it (``p2``, ``s1a``, ``a``) or a byte
+window ``@OFFSET[,SIZE]``; ``IMAGE`` alone is the image if it is an FFS, else its only FFS
+partition (``p2k.etfs.resolve``). Images in qcow2, VMDK, VHD(X), gzip or xz containers are
+recognised by content and opened read-only.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
-import re
+import sys
 from dataclasses import dataclass
 
-from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+from p2k.etfs import ETFS_BLK, parse_drivespec, parse_size
+from p2k.etfs.resolve import Target, resolve, split_image_arg
+from p2k.fs.ffs.fs import probe
 from p2k.kernel import Kernel
 from p2k.vfs.mount import MNT_RDONLY
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
-
-_PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
 
 @dataclass
@@ -111,19 +115,17 @@ def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
         return spec.register(k.etfs).key
     if not args.image:
         raise OSError(2, "no image given (IMAGE or -d drivespec)")
-    path, part = split_image(args.image)
-    if part:
-        # Built directly, not as text: a host path may hold commas that a drivespec cannot.
-        spec = DriveSpec(key=DEVKEY, hostpath=path, disklabel=part, readonly=readonly)
-        return spec.register(k.etfs).key
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such file or directory", path)
-    k.etfs_register(DEVKEY, path, ETFS_BLK, readonly=readonly)
+    target = resolve_image(args.image, readonly)
+    k.etfs_register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
     return DEVKEY
 
 
-def split_image(text: str) -> tuple[str, str | None]:
-    m = _PART.match(text)
-    if m and not os.path.exists(text):
-        return m.group("path"), m.group("part")
-    return text, None
+def resolve_image(text: str, readonly: bool) -> Target:
+    """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr."""
+    path, name = split_image_arg(text)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size)
+    for w in target.warnings:
+        print(f"p2k: {path}: warning: {w}", file=sys.stderr)
+    return target

@@ -410,3 +410,14 @@ def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superbl
         return fs
     why = "; ".join(reasons) if reasons else "bad magic number"
     raise OSError(errno.EINVAL, f"no valid FFS superblock found ({why})")
+
+
+def probe(pread: Callable[[int, int], bytes], devsize: int) -> str | None:
+    """``"FFSv2 LE"`` (version and byte order) if a valid FFS superblock is where the kernel looks,
+    else None: what ``p2k parts`` shows, and how an image argument without a partition name picks
+    its file system."""
+    try:
+        fs = find_superblock(pread, devsize)
+    except (OSError, ValueError, ArithmeticError):
+        return None
+    return f"FFSv{2 if fs.ufs2 else 1} {'LE' if fs.endian == '<' else 'BE'}"
