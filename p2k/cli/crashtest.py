@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from p2k.cli.imagearg import resolve_image
 from p2k.crash.runner import count_writes, make_image, run_cut
 from p2k.crash.workloads import WORKLOADS
 
@@ -26,7 +27,8 @@ def register(sub: Any) -> None:
     p.add_argument("--only-cut", type=int, default=None, help="run just this cut point (to reproduce)")
     p.add_argument("-O", dest="version", type=int, choices=[1, 2], default=2, help="FFS version of a fresh image")
     p.add_argument("-k", "--keep", action="store_true", help="keep the images of failed cut points")
-    p.add_argument("image", nargs="?", help="start from a copy of this image instead of a fresh one")
+    p.add_argument("image", nargs="?",
+                   help="start from a copy of this image (IMAGE or IMAGE:NAME) instead of a fresh one")
     p.set_defaults(func=cmd_crashtest)
 
 
@@ -40,6 +42,19 @@ def cut_points(total: int, cuts: int) -> list[int]:
     return sorted({max(1, round(step * (i + 1))) for i in range(cuts)})
 
 
+def copy_out(image: str, dest: Path) -> None:
+    """The file system ``IMAGE[:NAME]`` designates (a partition, inside any container), copied to
+    ``dest``: the cut points then work on a plain image and the original is never written."""
+    target = resolve_image(image, True)
+    try:
+        with open(dest, "wb") as out:
+            for off in range(0, target.size, 1 << 20):
+                out.write(target.backend.pread(target.offset + off, min(1 << 20, target.size - off)))
+            out.truncate(target.size)
+    finally:
+        target.backend.close()
+
+
 def cmd_crashtest(args: argparse.Namespace) -> int:
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     tmp = Path(tempfile.mkdtemp(prefix="p2k-crash-"))
@@ -48,7 +63,7 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
     try:
         template = tmp / "template.img"
         if args.image:
-            shutil.copyfile(args.image, template)
+            copy_out(args.image, template)
         else:
             make_image(template, args.version)
         for name in names:
