@@ -1,0 +1,115 @@
+"""Disks inside containers made by qemu-img, gzip and xz: found by content, read right, never written.
+
+One whole disk (a NetBSD label in an MBR slice, around a real makefs FFS) goes into every container
+p2k reads; each must list the same map as the raw disk and give back the source files. A qcow2
+with compressed clusters and a qcow2 overlay on a backing file are among them. Asking to write
+into any container is refused with one line naming the conversion to run, and the file is not
+touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import diskimg as d
+import pytest
+
+from p2k.hyper import open_backend
+
+pytestmark = pytest.mark.skipif(not (d.HAVE_TOOLS and shutil.which("qemu-img") and shutil.which("xz")),
+                                reason="needs makefs, sfdisk, sgdisk, mmls, qemu-img and xz")
+P2K = str(Path(sys.executable).with_name("p2k"))
+
+
+def qemu(src: Path, dst: Path, fmt: str, *opts: str) -> Path:
+    subprocess.run(["qemu-img", "convert", "-O", fmt, *opts, str(src), str(dst)], check=True, capture_output=True)
+    return dst
+
+
+def _gzip(src: Path, dst: Path) -> Path:
+    with open(dst, "wb") as out:
+        subprocess.run(["gzip", "-c", str(src)], stdout=out, check=True)
+    return dst
+
+
+def _xz(src: Path, dst: Path) -> Path:
+    with open(dst, "wb") as out:  # -T2: several blocks, so reads seek by the block index
+        subprocess.run(["xz", "-T2", "--block-size=1MiB", "-c", str(src)], stdout=out, check=True)
+    return dst
+
+
+def _overlay(src: Path, dst: Path) -> Path:
+    base = qemu(src, dst.with_name("base.qcow2"), "qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base.name, "-F", "qcow2", str(dst)],
+                   check=True, cwd=dst.parent)
+    return dst
+
+
+MAKERS = {
+    "qcow2-compressed": lambda s, t: qemu(s, t / "c.qcow2", "qcow2", "-c"),
+    "qcow2-v2": lambda s, t: qemu(s, t / "v2.qcow2", "qcow2", "-o", "compat=0.10"),
+    "qcow2-backing": lambda s, t: _overlay(s, t / "overlay.qcow2"),
+    "vmdk-sparse": lambda s, t: qemu(s, t / "s.vmdk", "vmdk", "-o", "subformat=monolithicSparse"),
+    "vmdk-stream": lambda s, t: qemu(s, t / "so.vmdk", "vmdk", "-o", "subformat=streamOptimized"),
+    "vhd-fixed": lambda s, t: qemu(s, t / "f.vhd", "vpc", "-o", "subformat=fixed,force_size=on"),
+    "vhd-dynamic": lambda s, t: qemu(s, t / "d.vhd", "vpc", "-o", "subformat=dynamic,force_size=on"),
+    "vhdx": lambda s, t: qemu(s, t / "x.vhdx", "vhdx"),
+    "gzip": lambda s, t: _gzip(s, t / "disk.img.gz"),
+    "xz": lambda s, t: _xz(s, t / "disk.img.xz"),
+}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> d.Disk:
+    return d.netbsd_mbr(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="module", params=list(MAKERS))
+def container(request: pytest.FixtureRequest, raw: d.Disk, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return MAKERS[request.param](raw.path, tmp_path_factory.mktemp(request.param))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+    r = subprocess.run([P2K, *args], capture_output=True, timeout=120)
+    assert b"Traceback" not in r.stderr
+    return r
+
+
+def test_same_bytes_as_the_raw_disk(container: Path, raw: d.Disk) -> None:
+    backend = open_backend(str(container), readonly=True)
+    try:
+        assert backend.kind != "raw"
+        size = backend.size()
+        assert size == raw.path.stat().st_size
+        digest = hashlib.sha256()
+        for off in range(0, size, 1 << 20):
+            digest.update(backend.pread(off, 1 << 20))
+        assert digest.digest() == hashlib.sha256(raw.path.read_bytes()).digest()
+    finally:
+        backend.close()
+
+
+def test_parts_and_cat_through_the_container(container: Path, raw: d.Disk) -> None:
+    listing = run("parts", str(container))
+    assert listing.returncode == 0, listing.stderr
+    body = [line for line in listing.stdout.decode().splitlines()[1:]]
+    assert body == run("parts", str(raw.path)).stdout.decode().splitlines()[1:]
+    fs = raw.filesystems[0]
+    files = d.tree_files(fs.tree)
+    r = run("cat", str(container), *("/" + f for f in files))  # no suffix: the one FFS, s1a
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"".join(files.values())
+
+
+def test_writing_is_refused_with_the_conversion(container: Path) -> None:
+    before = hashlib.sha256(container.read_bytes()).digest()
+    r = run("mkdir", str(container), "/newdir")
+    err = r.stderr.decode().strip()
+    assert r.returncode != 0
+    assert len(err.splitlines()) == 1
+    assert "read-only" in err and ("qemu-img convert -O raw" in err or "gunzip -k" in err or "unxz -k" in err)
+    assert hashlib.sha256(container.read_bytes()).digest() == before
