@@ -1,15 +1,19 @@
 """Disk images stored in containers — qcow2, VMDK, VHD, VHDX, gzip, xz — opened read-only.
 
 ``open_backend(path)`` looks at the file's bytes (never its name) and returns the backend that
-reads the disk inside: a ``RawFileBackend`` for a plain image, a read-only ``FileObjBackend``
-over the library that decodes the container otherwise. The VM formats go through
-``dissect.hypervisor`` (qcow2 v2/v3 with backing files and compressed clusters, VMDK monolithic
-sparse and stream-optimized, VHD fixed and dynamic, VHDX); gzip through ``indexed_gzip`` and xz
-through ``python-xz``, both of which seek by an index of restart points, so a read in the middle of
-a large compressed disk decompresses one stretch, never the whole disk into memory or a
-temporary file. (A gzip stream's index is built by one streaming pass the first time the end is
-needed; an xz file is random-access per block, so ``xz -T0`` or ``--block-size`` output seeks
-fast, a single-block file only forwards.)
+reads the disk inside: a ``RawFileBackend`` for a plain image, a read-only backend that decodes
+the container otherwise.
+
+- qcow2 (v2/v3, backing files, compressed clusters) has p2k's own reader on the fast path
+  (``p2k.hyper.qcow2``, which says why), with ``dissect.hypervisor`` for the variants it leaves out.
+- VMDK (monolithic sparse, stream-optimized), VHD (fixed, dynamic) and VHDX go through
+  ``dissect.hypervisor``.
+- gzip goes through ``indexed_gzip`` and xz through ``python-xz``: both seek by an index of restart
+  points, so a read in the middle of a large compressed disk decompresses one stretch, never the
+  whole disk into memory or a temporary file. A gzip stream's index is built by one streaming pass
+  when the image is opened (its size is known only at the end); an xz file is random-access per
+  block, so ``xz -T0`` or ``--block-size`` output seeks fast, while a single-block file only
+  streams forward (every backward seek restarts it).
 
 Writing into a container is refused with a one-line message naming the conversion to run: p2k's
 data path writes raw bytes at offsets, which a container cannot take in place.
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
+from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
 
 MAX_BACKING_DEPTH = 16
 """A longer qcow2 backing chain is taken for a loop."""
@@ -55,6 +60,19 @@ def refusal(kind: str, path: str) -> str:
     stem = os.path.splitext(path)[0]
     how = _CONVERT.get(kind, "qemu-img convert -O raw {path} {stem}.img").format(path=path, stem=stem)
     return f"{path}: {kind} image, read-only in p2k (use -o ro); to write, convert it: {how}"
+
+
+def container_kind(path: str) -> str | None:
+    """The container format of the host file at ``path`` (None for a raw image or no file)."""
+    try:
+        raw = RawFileBackend(path, readonly=True)
+    except OSError:
+        return None
+    try:
+        size = raw.size()
+        return sniff(raw.pread(0, 512), raw.pread(max(0, size - 512), 512)) if size else None
+    finally:
+        raw.close()
 
 
 def open_backend(path: str, *, readonly: bool = False, create: bool = False, _depth: int = 0) -> Backend:
@@ -100,6 +118,22 @@ def _wrap(raw: RawFileBackend, kind: str, fn: Callable[[BinaryIO], tuple[BinaryI
 
 
 def _open_qcow2(raw: RawFileBackend, depth: int) -> Backend:
+    found = read_header(raw)
+    if found is not None:
+        hdr = found[0]
+        name = backing_name(raw, hdr)
+        backing = open_backend(backing_path(raw.name, name), readonly=True, _depth=depth + 1) if name else None
+        try:
+            return Qcow2Backend(raw, hdr, backing)
+        except BaseException:
+            if backing is not None:
+                backing.close()
+            raise
+    return _open_qcow2_dissect(raw, depth)
+
+
+def _open_qcow2_dissect(raw: RawFileBackend, depth: int) -> Backend:
+    """qcow2 variants the fast reader leaves alone (subclusters, zstd, external data file)."""
     from dissect.hypervisor.disk.qcow2 import QCow2
 
     backing: Backend | None = None
