@@ -57,7 +57,8 @@ def cmd_parts(args: argparse.Namespace) -> int:
             print(f"p2k parts: {args.image}: warning: {w}", file=sys.stderr)
         kind = "" if backend.kind == "raw" else f" in a {backend.kind} container"
         whole = detect_in(backend, 0, size)
-        print(f"{args.image}: {vm.scheme} partition map, {vm.sector_size}-byte sectors, {size} bytes{kind}"
+        scheme = "no partition map" if vm.scheme == "none" else f"{vm.scheme} partition map"
+        print(f"{args.image}: {scheme}, {vm.sector_size}-byte sectors, {size} bytes{kind}"
               + (f"; the whole image is {whole}" if whole != "unknown" else ""))
         if not vm.volumes:
             return 0 if whole != "unknown" or vm.scheme != "none" else 1

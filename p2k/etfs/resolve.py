@@ -11,12 +11,12 @@ the file system's own message ("no valid FFS superblock found") reaches the user
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from p2k.etfs.volumes import Volume, VolumeMap, is_volume_name, parse_window, scan_volumes
 from p2k.hyper import Backend, open_backend
+from p2k.hyper.hostio import host_path_exists
 
 Detect = Callable[[Callable[[int, int], bytes], int], str | None]
 """``detect(pread, size)`` names the file system in a window (``"FFSv2 LE"``) or returns None."""
@@ -39,7 +39,7 @@ def split_image_arg(text: str) -> tuple[str, str | None]:
     """``disk.img:p2`` → (``disk.img``, ``p2``). A path that exists as given is never split, and
     only a suffix of a volume name's form counts (so ``a:b/c.img`` stays a path)."""
     path, sep, name = text.rpartition(":")
-    if sep and path and is_volume_name(name) and not os.path.exists(text):
+    if sep and path and is_volume_name(name) and not host_path_exists(text):
         return path, name
     return text, None
 

@@ -143,14 +143,20 @@ class FileObjBackend(Backend):
         if n == 0:
             return b""
         with self._lock:
-            self.fileobj.seek(off)
-            parts = []
-            while n > 0:
-                chunk = self.fileobj.read(n)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                n -= len(chunk)
+            try:
+                self.fileobj.seek(off)
+                parts = []
+                while n > 0:
+                    chunk = self.fileobj.read(n)
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    n -= len(chunk)
+            except OSError:
+                raise
+            except Exception as e:  # a decoder's own error on a damaged container is an I/O error here
+                raise OSError(errno.EIO, f"{self.name}: damaged {self.kind} image at byte {off} "
+                                         f"({type(e).__name__}: {e})") from None
         return b"".join(parts)
 
     def pwrite(self, off: int, data: bytes | bytearray | memoryview) -> None:
