@@ -59,7 +59,7 @@ def refusal(kind: str, path: str) -> str:
     """The one line that says how to make a writable raw image out of a container."""
     stem = os.path.splitext(path)[0]
     how = _CONVERT.get(kind, "qemu-img convert -O raw {path} {stem}.img").format(path=path, stem=stem)
-    return f"{path}: {kind} image, read-only in p2k (use -o ro); to write, convert it: {how}"
+    return f"{path}: {kind} image, which p2k opens read-only; to write, convert it: {how}"
 
 
 def container_kind(path: str) -> str | None:
