@@ -133,3 +133,20 @@ def test_writing_is_refused_with_the_conversion(container: Path) -> None:
     assert len(err.splitlines()) == 1
     assert "read-only" in err and ("qemu-img convert -O raw" in err or "gunzip -k" in err or "unxz -k" in err)
     assert hashlib.sha256(container.read_bytes()).digest() == before
+
+
+@pytest.mark.fuse
+@pytest.mark.skipif(not (Path("/dev/fuse").exists() and shutil.which("fusermount3")), reason="no FUSE")
+def test_mount_a_partition_of_a_vm_image(raw: d.Disk, tmp_path: Path) -> None:
+    """The README's example: mount -o ro of partition s1a inside a compressed qcow2 disk."""
+    image = MAKERS["qcow2-compressed"](raw.path, tmp_path)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run("mount", "-o", "ro", f"{image}:s1a", str(mnt))
+    assert r.returncode == 0, r.stderr
+    try:
+        diff = subprocess.run(["diff", "-r", "--no-dereference", str(raw.filesystems[0].tree), str(mnt)],
+                              capture_output=True, text=True)
+        assert diff.returncode == 0, diff.stdout + diff.stderr
+    finally:
+        assert run("umount", str(mnt)).returncode == 0
