@@ -173,3 +173,29 @@ def test_mount_ro_equals_the_source_tree(disk: d.Disk, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
     finally:
         p2k("umount", str(mnt))
+
+
+@pytest.fixture(scope="module")
+def netbsd(tmp_path_factory: pytest.TempPathFactory) -> d.Disk:
+    return d.netbsd_mbr(tmp_path_factory.mktemp("names"))
+
+
+@pytest.mark.parametrize("suffix", ["s1a", "a", "@{start}", "@{start},{size}"])
+def test_every_name_form_reaches_the_partition(netbsd: d.Disk, suffix: str) -> None:
+    fs = netbsd.filesystems[0]
+    name = suffix.format(start=fs.start, size=fs.size)
+    r = p2k("cat", f"{netbsd.path}:{name}", "/README")
+    assert r.stdout == (fs.tree / "README").read_text()
+
+
+@pytest.mark.parametrize("command", [["fsck", "-n", "-f"], ["dumpfs", "-s"], ["df"]])
+def test_commands_take_a_partition(netbsd: d.Disk, command: list[str]) -> None:
+    r = p2k(*command, f"{netbsd.path}:s1a")
+    assert r.stdout
+
+
+def test_unknown_name_lists_the_partitions(netbsd: d.Disk) -> None:
+    r = p2k("ls", f"{netbsd.path}:p4", "/", check=False)
+    assert r.returncode != 0
+    assert r.stderr.strip() == (f"p2k: {netbsd.path}: no partition p4 (mbr map; partitions: "
+                                "p1, s1a, s1b, s1c, s1d) (ENOENT)")
