@@ -35,7 +35,8 @@ OFFSET_MASK = 0x00FFFFFFFFFFFE00
 L2_COMPRESSED = 1 << 62
 L2_ZERO = 1
 MAX_L1_BYTES = 32 << 20
-L2_CACHE_TABLES = 64
+L2_CACHE_BYTES = 4 << 20
+"""Cached L2 tables, at most this many bytes (a table is one cluster: 64 KiB by default, up to 2 MiB)."""
 
 
 class Qcow2Header(Record):
@@ -105,6 +106,7 @@ class Qcow2Backend(Backend):
         self._size = hdr.size
         self._lock = threading.Lock()
         self._l2: dict[int, array] = {}
+        self._l2_max = max(1, L2_CACHE_BYTES // self.csize)
         self.l1 = self._table(hdr.l1_table_offset, hdr.l1_size, MAX_L1_BYTES)
         self.compressed_shift = 62 - (hdr.cluster_bits - 8)
 
@@ -131,7 +133,7 @@ class Qcow2Backend(Backend):
         with self._lock:
             table = self._l2.get(l2_off)
             if table is None:
-                if len(self._l2) >= L2_CACHE_TABLES:
+                if len(self._l2) >= self._l2_max:
                     self._l2.pop(next(iter(self._l2)))
                 table = self._l2[l2_off] = self._table(l2_off, self.l2_entries, self.csize)
         return table[l2_index]
