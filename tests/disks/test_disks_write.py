@@ -104,3 +104,13 @@ def test_newfs_larger_than_the_partition_is_refused(gpt: d.Disk) -> None:
     assert r.returncode != 0 and "larger than the partition" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert gpt.path.read_bytes() == before
+
+
+def test_crashtest_starts_from_a_partition(gpt: d.Disk) -> None:
+    assert main(["newfs", "-V", "0", "-O", "2", f"{gpt.path}:p2"]) == 0
+    before = gpt.path.read_bytes()
+    r = subprocess.run([P2K, "crashtest", "--workload", "smallfiles", "--cuts", "1", f"{gpt.path}:p2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout
+    assert gpt.path.read_bytes() == before  # crashtest works on a copy
