@@ -57,11 +57,13 @@ def cmd_parts(args: argparse.Namespace) -> int:
             print(f"p2k parts: {args.image}: warning: {w}", file=sys.stderr)
         kind = "" if backend.kind == "raw" else f" in a {backend.kind} container"
         whole = detect_in(backend, 0, size)
+        if not vm.volumes and whole == "unknown" and vm.scheme == "none":
+            raise OSError(errno.EINVAL, "no partition map and no FFS found", args.image)
         scheme = "no partition map" if vm.scheme == "none" else f"{vm.scheme} partition map"
         print(f"{args.image}: {scheme}, {vm.sector_size}-byte sectors, {size} bytes{kind}"
               + (f"; the whole image is {whole}" if whole != "unknown" else ""))
         if not vm.volumes:
-            return 0 if whole != "unknown" or vm.scheme != "none" else 1
+            return 0
         print(f"{'':6}{'Name':<6} {'Start':>12} {'End':>12} {'Sectors':>12} {'Size':>7}  {'Type':<20} File system")
         for i, v in enumerate(vm.volumes):
             fs = "-" if v.container and v.scheme == "mbr" else detect_in(backend, v.start, v.size)
