@@ -3,8 +3,9 @@
 ``scan_volumes`` reads whatever map the image holds and lists its volumes as byte windows with the
 names every command accepts after ``IMAGE:`` (``p1``…``pN`` as Linux and FreeBSD number MBR and GPT
 entries, logical MBR partitions from ``p5``; ``s1a``… for a BSD label inside MBR slice 1, as FreeBSD
-names them, with the bare letter ``a`` as an alias when the image holds one label; ``a``…``p`` for a
-label at the start of the image). It never raises on a damaged or hostile map: what cannot be
+names them, with the bare letter ``a`` as an alias when the image holds one label; ``p1a``… for a
+bsdlabel inside a GPT partition of FreeBSD's ``freebsd`` type; ``a``…``p`` for a label at the start
+of the image). It never raises on a damaged or hostile map: what cannot be
 trusted — entries past the end of the image, entries overlapping an earlier one, labels with a bad
 checksum, a loop of extended partitions — is left out with a warning in ``VolumeMap.warnings``.
 
@@ -26,7 +27,9 @@ from p2k.etfs.gpt import read_gpt
 from p2k.etfs.mbr import is_protective, looks_like_mbr, read_mbr, type_name
 
 SECTOR = 512
-NAME_RE = re.compile(r"^(?:p[1-9][0-9]*|s[1-9][0-9]*[a-z]?|[a-z])$")
+NAME_RE = re.compile(r"^(?:[ps][1-9][0-9]*[a-z]?|[a-z])$")
+GPT_FREEBSD_LABEL = "516e7cb4-6ecf-11d6-8ff8-00022d09712b"
+"""FreeBSD's GPT type for a partition holding a bsdlabel (``ada0p1a``...)."""
 WINDOW_RE = re.compile(r"^@(?P<off>[^,]+)(?:,(?P<size>.+))?$")
 RAW_LETTERS = {"netbsd": "cd", "freebsd": "c", "openbsd": "c", "disklabel": "cd"}
 """Label partitions that stand for the whole slice or disk: listed, never chosen by default, and
@@ -86,9 +89,13 @@ def scan_volumes(read: Callable[[int, int], bytes], disk_size: int) -> VolumeMap
     table = read_gpt(read, disk_size, warn)
     if table is not None:
         vm.scheme, vm.sector_size = "gpt", table.secsize
+        labelled: list[Volume] = []
         for p in table.partitions:
             vm.volumes.append(Volume(f"p{p.number}", p.start * table.secsize, (p.end - p.start + 1) * table.secsize,
                                      p.type_name, "gpt"))
+            if p.type_guid == GPT_FREEBSD_LABEL and table.secsize == SECTOR and p.start * SECTOR < disk_size:
+                labelled += _label_volumes(read, 0xA5, p.start, f"p{p.number}", warn)
+        _add_labelled(vm, labelled)
     else:
         first = read(0, SECTOR)
         if looks_like_mbr(first) and not is_protective(first):
@@ -100,19 +107,28 @@ def scan_volumes(read: Callable[[int, int], bytes], disk_size: int) -> VolumeMap
     return vm
 
 
+def _label_volumes(read: Callable[[int, int], bytes], ptype: int, start: int, prefix: str,
+                   warn: Callable[[str], None]) -> list[Volume]:
+    """The partitions of the BSD label in the slice at sector ``start``, named ``prefix`` + letter."""
+    label = read_slice_label(read, ptype, start, SECTOR, warn)
+    if label is None:
+        return []
+    return [Volume(f"{prefix}{p.letter}", p.start * SECTOR, p.size * SECTOR, p.type_name, label.flavor,
+                   container=p.letter in RAW_LETTERS[label.flavor]) for p in label.partitions]
+
+
 def _mbr_volumes(read: Callable[[int, int], bytes], vm: VolumeMap) -> None:
     labelled: list[Volume] = []
     for e in read_mbr(read, SECTOR, vm.warnings.append):
         vm.volumes.append(Volume(f"p{e.number}", e.start * SECTOR, e.size * SECTOR, type_name(e.ptype), "mbr",
                                  container=e.extended, aliases=(f"s{e.number}",)))
-        if e.extended or e.ptype not in FLAVOR_BY_PTYPE or e.start * SECTOR >= vm.disk_size:
-            continue
-        label = read_slice_label(read, e.ptype, e.start, SECTOR, vm.warnings.append)
-        if label is None:
-            continue
-        for p in label.partitions:
-            labelled.append(Volume(f"s{e.number}{p.letter}", p.start * SECTOR, p.size * SECTOR, p.type_name,
-                                   label.flavor, container=p.letter in RAW_LETTERS[label.flavor]))
+        if not e.extended and e.ptype in FLAVOR_BY_PTYPE and e.start * SECTOR < vm.disk_size:
+            labelled += _label_volumes(read, e.ptype, e.start, f"s{e.number}", vm.warnings.append)
+    _add_labelled(vm, labelled)
+
+
+def _add_labelled(vm: VolumeMap, labelled: list[Volume]) -> None:
+    """Label partitions after the table's own; the bare letter is an alias when there is one label."""
     letters_unique = len({v.name[:-1] for v in labelled}) == 1
     for v in labelled:
         aliases = (v.name[-1],) if letters_unique else ()

@@ -185,6 +185,18 @@ def openbsd_mbr(tmp: Path) -> Disk:
     return disk
 
 
+def gpt_freebsd(tmp: Path) -> Disk:
+    """A GPT partition of FreeBSD's ``freebsd`` type (a500) holding a bsdlabel, ``a`` 16 sectors in."""
+    disk = gpt_disk(tmp, "gptbsd", [("8300", 1, None), ("a500", 8, None)], total=16 * MiB)
+    out = subprocess.run(["sgdisk", "-i2", str(disk.path)], check=True, capture_output=True, text=True).stdout
+    first = int(out.split("First sector: ")[1].split()[0])
+    last = int(out.split("Last sector: ")[1].split()[0])
+    parts = [(8192, 16, FS_BSDFFS), (0, 0, 0), (last - first + 1, 0, FS_UNUSED)]
+    put(disk.path, (first + 1) * SECTOR, bsd_label(parts, nparts=8, secperunit=last - first + 1))
+    _place(disk, tmp, "p2a", (first + 16) * SECTOR, 2, "be", 15)
+    return disk
+
+
 def logical_mbr(tmp: Path) -> Disk:
     """Primary p1, extended p2 holding logicals p5 (Linux, no FFS) and p6 (FFS, big-endian UFS1)."""
     disk = Disk(tmp / "logical.img")

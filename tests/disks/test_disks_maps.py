@@ -74,6 +74,7 @@ CASES: dict[str, Callable[[Path], d.Disk]] = {
     "freebsd": d.freebsd_mbr,
     "openbsd": d.openbsd_mbr,
     "logical": d.logical_mbr,
+    "gpt-freebsd": d.gpt_freebsd,
     "gpt-two": lambda t: d.gpt_disk(t, "gpttwo", [("8300", 2, None), ("a503", 5, "v1le"), ("a902", 5, "v2be")]),
     "gpt-zeroed": _gpt_zeroed,
     "gpt-4096": _loop_gpt4k,
@@ -112,13 +113,13 @@ def test_parts_agrees_with_the_reference(disk: d.Disk) -> None:
 def test_bsd_labels_agree_with_mmls(disk: d.Disk) -> None:
     listed = parts(disk.path)
     slices = {name[1:]: s for name, (s, _, _) in listed.items() if re.fullmatch(r"p\d+", name)}
-    for num in sorted({name[1:-1] for name in listed if re.fullmatch(r"s\d+[a-z]", name)}):
-        base = slices[num]
+    for prefix in sorted({name[:-1] for name in listed if re.fullmatch(r"[sp]\d+[a-z]", name)}):
+        base = slices[prefix[1:]]
         rows = set(d.mmls(disk.path, "-t", "bsd", "-o", str(base)))
         rows.discard((1, 1))  # mmls lists the label sector itself
         # mmls prints the raw p_offset: absolute for NetBSD and OpenBSD, relative to 'c' (0 here) for FreeBSD
-        shift = base if disk.path.name.startswith("freebsd") else 0
-        ours = {(s - shift, n) for name, (s, n, _) in listed.items() if name.startswith(f"s{num}")}
+        shift = base if disk.path.name.startswith(("freebsd", "gptbsd")) else 0
+        ours = {(s - shift, n) for name, (s, n, _) in listed.items() if re.fullmatch(prefix + "[a-z]", name)}
         assert ours == {r for r in rows if r[1] > 0}
 
 
