@@ -27,11 +27,13 @@ def register(sub: Any) -> None:
 
 
 def human(n: int) -> str:
-    for unit in ("", "K", "M", "G", "T"):
-        if n < 1024 or unit == "T":
-            return f"{n}{unit}" if unit == "" or n == int(n) else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+    """Bytes as mmls -B would round them for a person: 512, 4.0M, 1.5G."""
+    value = float(n)
+    for unit in ("", "K", "M", "G"):
+        if value < 1024:
+            return f"{n}" if not unit else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
 
 
 def detect_in(backend: Backend, start: int, size: int) -> str:

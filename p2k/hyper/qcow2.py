@@ -79,7 +79,8 @@ def read_header(raw: RawFileBackend) -> tuple[Qcow2Header, int] | None:
             return None
         feats = Qcow2Features.decode(head, Qcow2Header.SIZE, ">")
         incompat = feats.incompatible_features
-        if feats.header_length > 104 and len(head) > 104 and head[104] != 0:  # compression type: zlib only
+        ext = Qcow2Header.SIZE + Qcow2Features.SIZE  # the compression-type byte follows, when the header has it
+        if feats.header_length > ext and len(head) > ext and head[ext] != 0:  # zlib (0) only
             return None
     if hdr.magic != QCOW2_MAGIC or hdr.version not in (2, 3) or hdr.crypt_method != 0:
         return None
