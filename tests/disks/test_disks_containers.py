@@ -150,3 +150,15 @@ def test_mount_a_partition_of_a_vm_image(raw: d.Disk, tmp_path: Path) -> None:
         assert diff.returncode == 0, diff.stdout + diff.stderr
     finally:
         assert run("umount", str(mnt)).returncode == 0
+
+
+def test_backing_file_loop_is_a_one_line_error(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.qcow2", tmp_path / "b.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(b), "1M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", str(a)], check=True,
+                   cwd=tmp_path)
+    subprocess.run(["qemu-img", "rebase", "-u", "-b", "a.qcow2", "-F", "qcow2", str(b)], check=True, cwd=tmp_path)
+    r = run("parts", str(a))
+    assert r.returncode != 0
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "backing-file chain deeper than 16 (ELOOP)" in lines[0], lines
