@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import p2k, pyfuse3, trio, construct, pytest, hypothesis, dissect.ffs, \
+if ! .venv/bin/python -c "import p2k, pyfuse3, trio, pytest, hypothesis, dissect.ffs, mypy, ruff, \
         dissect.hypervisor, dissect.volume, indexed_gzip, xz" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.p2k-installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null

@@ -13,14 +13,12 @@ import argparse
 import errno
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
-from p2k.etfs import parse_size
-from p2k.etfs.resolve import resolve, split_image_arg
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
-from p2k.hyper import Window
-from p2k.hyper.hostio import HostFile
+
+if TYPE_CHECKING:
+    from p2k.hyper import Window
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -64,6 +62,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_newfs(args: argparse.Namespace) -> int:
+    from p2k.etfs.resolve import split_image_arg
+
     path, name = split_image_arg(args.image)
     window: Window | None = None
     if name is not None:
@@ -77,6 +77,10 @@ def cmd_newfs(args: argparse.Namespace) -> int:
 
 def partition_window(path: str, name: str, args: argparse.Namespace) -> Window:
     """``IMAGE:NAME``: the existing partition is the whole target; ``-s`` may only shrink it."""
+    from p2k.etfs import parse_size
+    from p2k.etfs.resolve import resolve
+    from p2k.hyper import Window
+
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
     target = resolve(path, name, readonly=args.dry_run, parse_size=parse_size)
@@ -88,6 +92,9 @@ def partition_window(path: str, name: str, args: argparse.Namespace) -> Window:
 
 
 def _newfs(args: argparse.Namespace, window: Window | None) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
+
     if args.size is not None:
         size = parse_newfs_size(args.size)
     elif window is not None:
@@ -111,28 +118,3 @@ def _newfs(args: argparse.Namespace, window: Window | None) -> int:
         return 0
     newfs_image(args.image, opts, fs, zero=args.zero, window=window)
     return 0
-
-
-def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
-                lost_found: bool = True, window: Window | None = None) -> Any:
-    """Create (or overwrite) the image at ``path`` — or, given ``window``, the partition it
-    confines writes to (the caller closes it) — with a new file system; returns its superblock."""
-    if fs is None:
-        fs = plan(opts)
-    nbytes = fs.fs_size * fs.fs_fsize
-    if window is not None:
-        write_fs(fs, window.pread, window.pwrite, window.fsync, lost_found=lost_found)
-        return fs
-    if not os.path.exists(path):
-        open(path, "wb").close()  # noqa: SIM115 - create only; HostFile does the I/O
-    host = HostFile(path, size=max(nbytes, opts.size))
-    try:
-        host.extend_to_window()
-        if zero:
-            chunk = bytes(1 << 20)
-            for off in range(0, nbytes, len(chunk)):
-                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
-        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
-    finally:
-        host.close()
-    return fs

@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from damage import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ffs_corrupt import deadline
 
 from p2k.hyper import open_backend
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import diskimg as d
 import pytest
+from damage import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ffs_corrupt import deadline
 
 from p2k.etfs.volumes import scan_volumes
 
@@ -121,7 +121,7 @@ def _regions(size: int) -> list[tuple[int, int]]:
             (1024 * 512, 1024), (size - 17 * 1024, 17 * 1024)]
 
 
-damage = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1 << 20),
+map_damage = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1 << 20),
                             st.sampled_from([1, 2, 4, 8]),
                             st.sampled_from([0, 1, 0x05, 0x0F, 0x80, 0xA5, 0xA6, 0xA9, 0xEE, 0xFF, 0xFFFF,
                                              0x7FFFFFFF, 0xFFFFFFFF, 0x82564557, 1 << 40, (1 << 64) - 1])),
@@ -129,7 +129,7 @@ damage = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1 << 20),
 
 
 @settings(max_examples=FUZZ_CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(which=st.integers(0, 2), hits=damage)
+@given(which=st.integers(0, 2), hits=map_damage)
 def test_fuzz_scan_volumes(seeds: list[bytes], which: int, hits: list[tuple[int, int, int, int]]) -> None:
     buf = bytearray(seeds[which])
     regions = _regions(len(buf))

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import diskimg as d
 import pytest
-from test_server_harness import ServerProc, run, start
+from server_harness import ServerProc, run, start
 
 import p2k
 
-pytest_plugins = ["test_server_harness"]
 pytestmark = pytest.mark.skipif(not d.HAVE_TOOLS, reason="needs makefs, sfdisk, sgdisk and mmls")
 
 
