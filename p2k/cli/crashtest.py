@@ -45,7 +45,7 @@ def copy_out(image: str, dest: Path) -> None:
     ``dest``: the cut points then work on a plain image and the original is never written."""
     from p2k.cli.imagearg import resolve_image
 
-    target = resolve_image(image, True)
+    target = resolve_image(image, True, prog="p2k crashtest")
     try:
         with open(dest, "wb") as out:
             for off in range(0, target.size, 1 << 20):

@@ -196,13 +196,14 @@ def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
         return spec.register(k.etfs).key
     if not args.image:
         raise OSError(errno.EINVAL, "no image given (IMAGE or -d drivespec)")
-    target = resolve_image(args.image, readonly)
+    target = resolve_image(args.image, readonly, prog=f"p2k {getattr(args, 'command', None) or ''}".rstrip())
     k.etfs_register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
     return DEVKEY
 
 
-def resolve_image(text: str, readonly: bool) -> Target:
-    """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr."""
+def resolve_image(text: str, readonly: bool, prog: str = "p2k") -> Target:
+    """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr as
+    ``PROG: IMAGE: warning: ...``."""
     from p2k.etfs import parse_size
     from p2k.etfs.resolve import resolve, split_image_arg
     from p2k.fs.ffs.fs import probe
@@ -212,5 +213,5 @@ def resolve_image(text: str, readonly: bool) -> Target:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
     target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size)
     for w in target.warnings:
-        print(f"p2k: {path}: warning: {w}", file=sys.stderr)
+        print(f"{prog}: {path}: warning: {w}", file=sys.stderr)
     return target

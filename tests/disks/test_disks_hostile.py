@@ -74,7 +74,7 @@ def test_hostile_map_warns_and_skips(case: str, tmp_path: Path) -> None:
     ls = run("ls", str(img), "/")
     assert ls.returncode != 0
     errors = [line for line in ls.stderr.strip().splitlines() if "warning:" not in line]
-    assert len(errors) == 1 and errors[0].startswith("p2k: ")
+    assert len(errors) == 1 and errors[0].startswith(f"p2k ls: {img}: ")
 
 
 def test_bad_label_partition_is_a_one_line_error(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_bad_label_partition_is_a_one_line_error(tmp_path: Path) -> None:
     img = image(tmp_path, "bad.img", pieces)
     r = run("ls", f"{img}:s1a", "/")
     assert r.returncode != 0
-    assert r.stderr.strip().splitlines()[-1] == f"p2k: {img}: no partition s1a (mbr map; partitions: p1) (ENOENT)"
+    assert r.stderr.strip().splitlines()[-1] == f"p2k ls: {img}: no partition s1a (mbr map; partitions: p1) (ENOENT)"
 
 
 def test_window_outside_the_image_is_refused(tmp_path: Path) -> None:

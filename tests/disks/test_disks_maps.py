@@ -198,5 +198,5 @@ def test_commands_take_a_partition(netbsd: d.Disk, command: list[str]) -> None:
 def test_unknown_name_lists_the_partitions(netbsd: d.Disk) -> None:
     r = p2k("ls", f"{netbsd.path}:p4", "/", check=False)
     assert r.returncode != 0
-    assert r.stderr.strip() == (f"p2k: {netbsd.path}: no partition p4 (mbr map; partitions: "
+    assert r.stderr.strip() == (f"p2k ls: {netbsd.path}: no partition p4 (mbr map; partitions: "
                                 "p1, s1a, s1b, s1c, s1d) (ENOENT)")
