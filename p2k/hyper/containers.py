@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
 from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
@@ -209,7 +209,7 @@ def _open_xz(raw: RawFileBackend, depth: int) -> Backend:
 
     def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
         stream = xz.open(fh, "rb")
-        return stream, len(stream)
+        return cast(BinaryIO, stream), len(stream)
 
     return _wrap(raw, "xz", make)
 

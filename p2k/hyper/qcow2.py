@@ -106,12 +106,12 @@ class Qcow2Backend(Backend):
         self.file_size = raw.size()
         self._size = hdr.size
         self._lock = threading.Lock()
-        self._l2: dict[int, array] = {}
+        self._l2: dict[int, array[int]] = {}
         self._l2_max = max(1, L2_CACHE_BYTES // self.csize)
         self.l1 = self._table(hdr.l1_table_offset, hdr.l1_size, MAX_L1_BYTES)
         self.compressed_shift = 62 - (hdr.cluster_bits - 8)
 
-    def _table(self, offset: int, count: int, limit: int) -> array:
+    def _table(self, offset: int, count: int, limit: int) -> array[int]:
         nbytes = count * 8
         if nbytes > limit or offset % 8 or offset + nbytes > self.file_size:
             raise OSError(errno.EINVAL, f"{self.name}: qcow2 table at {offset} ({count} entries) is not in the file")
@@ -137,7 +137,7 @@ class Qcow2Backend(Backend):
                 if len(self._l2) >= self._l2_max:
                     self._l2.pop(next(iter(self._l2)))
                 table = self._l2[l2_off] = self._table(l2_off, self.l2_entries, self.csize)
-        return table[l2_index]
+        return int(table[l2_index])
 
     def pread(self, off: int, n: int) -> bytes:
         n = max(0, min(n, self._size - off))
