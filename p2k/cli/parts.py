@@ -12,12 +12,11 @@ import argparse
 import errno
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from p2k.etfs.resolve import open_source
-from p2k.etfs.volumes import Volume, scan_volumes
-from p2k.fs.ffs.fs import probe
-from p2k.hyper import Backend
+if TYPE_CHECKING:
+    from p2k.etfs.volumes import Volume
+    from p2k.hyper import Backend
 
 
 def register(sub: Any) -> None:
@@ -37,6 +36,8 @@ def human(n: int) -> str:
 
 
 def detect_in(backend: Backend, start: int, size: int) -> str:
+    from p2k.fs.ffs.fs import probe
+
     def pread(off: int, n: int) -> bytes:
         return backend.pread(start + off, max(0, min(n, size - off)))
     return probe(pread, size) or "unknown"
@@ -49,6 +50,10 @@ def row(index: int, v: Volume, secsize: int, fs: str) -> str:
 
 
 def cmd_parts(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.etfs.resolve import open_source
+    from p2k.etfs.volumes import scan_volumes
+
     if not os.path.exists(args.image):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", args.image)
     backend = open_source(args.image, True)
