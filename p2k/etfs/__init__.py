@@ -2,7 +2,7 @@
 
 A driver never sees a host path: it asks the registry for a key such as ``/dev/dk`` and does its
 I/O through the ``Device``, whose window on the host file is enforced below it, in ``p2k.hyper``.
-Partition maps (``volumes``: MBR, GPT, BSD labels) name the windows of a whole disk, and
+Partition maps (``p2k.etfs.volumes``: MBR, GPT, BSD labels) name the windows of a whole disk, and
 ``resolve`` turns ``IMAGE[:NAME]`` into the backend and window to register.
 """
 
@@ -12,7 +12,6 @@ from p2k.etfs.drivespec import DriveSpec, DriveSpecError, parse_drivespec, parse
 from p2k.etfs.fault import FaultInjector, FaultPlan
 from p2k.etfs.registry import EtfsRegistry, normalize_key
 from p2k.etfs.resolve import Target, resolve, split_image_arg
-from p2k.etfs.volumes import Volume, VolumeMap, scan_volumes
 
 __all__ = [
     "ETFS_BLK",
@@ -26,14 +25,11 @@ __all__ = [
     "FaultInjector",
     "FaultPlan",
     "Target",
-    "Volume",
-    "VolumeMap",
     "build_disklabel",
     "normalize_key",
     "parse_drivespec",
     "parse_size",
     "resolve",
     "scan_disklabel",
-    "scan_volumes",
     "split_image_arg",
 ]

@@ -28,8 +28,7 @@ from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.etfs.disklabel import LABEL_SCAN_BYTES, scan_disklabel
 from p2k.etfs.fault import FAULT_TOKENS, FaultPlan, parse_fault_option
 from p2k.etfs.registry import EtfsRegistry
-from p2k.etfs.resolve import resolve
-from p2k.etfs.volumes import is_volume_name
+from p2k.etfs.resolve import is_volume_name, resolve
 from p2k.hyper import HostFile, container_kind
 from p2k.hyper.hostio import create_host_file, host_path_exists
 

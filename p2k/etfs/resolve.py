@@ -11,16 +11,37 @@ the file system's own message ("no valid FFS superblock found") reaches the user
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from p2k.etfs.volumes import Volume, VolumeMap, is_volume_name, parse_window, scan_volumes
 from p2k.hyper import Backend, open_backend
 from p2k.hyper.hostio import host_path_exists
+
+if TYPE_CHECKING:
+    from p2k.etfs.volumes import Volume, VolumeMap
 
 Detect = Callable[[Callable[[int, int], bytes], int], str | None]
 """``detect(pread, size)`` names the file system in a window (``"FFSv2 LE"``) or returns None."""
 _READONLY_FALLBACK = (errno.EACCES, errno.EPERM, errno.EROFS)
+NAME_RE = re.compile(r"^(?:[ps][1-9][0-9]*[a-z]?|[a-z])$")
+WINDOW_RE = re.compile(r"^@(?P<off>[^,]+)(?:,(?P<size>.+))?$")
+
+
+def is_volume_name(text: str) -> bool:
+    """Whether ``text`` has the form of a volume name or a ``@OFFSET[,SIZE]`` window."""
+    return bool(NAME_RE.match(text) or WINDOW_RE.match(text))
+
+
+def parse_window(text: str, parse_size: Callable[[str, str], int]) -> tuple[int, int | None] | None:
+    """``@OFFSET[,SIZE]`` → (offset, size or None); None if ``text`` is not of that form."""
+    m = WINDOW_RE.match(text)
+    if not m:
+        return None
+    off = parse_size(m.group("off"), "offset")
+    size = parse_size(m.group("size"), "size") if m.group("size") else None
+    return off, size
 
 
 @dataclass
@@ -90,6 +111,8 @@ def _resolve(backend: Backend, name: str | None, detect: Detect | None,
         return Target(backend, off, size, None)
     if name is None and detect is not None and detect(_window_reader(backend, 0, disk_size), disk_size):
         return Target(backend, 0, disk_size, None)
+    from p2k.etfs.volumes import scan_volumes  # here: an image that is itself an FFS never needs it
+
     vm = scan_volumes(backend.pread, disk_size)
     if name is not None:
         v = vm.find(name)

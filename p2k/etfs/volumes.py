@@ -17,7 +17,6 @@ an MBR has no labelled slice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,10 +26,8 @@ from p2k.etfs.gpt import read_gpt
 from p2k.etfs.mbr import is_protective, looks_like_mbr, read_mbr, type_name
 
 SECTOR = 512
-NAME_RE = re.compile(r"^(?:[ps][1-9][0-9]*[a-z]?|[a-z])$")
 GPT_FREEBSD_LABEL = "516e7cb4-6ecf-11d6-8ff8-00022d09712b"
 """FreeBSD's GPT type for a partition holding a bsdlabel (``ada0p1a``...)."""
-WINDOW_RE = re.compile(r"^@(?P<off>[^,]+)(?:,(?P<size>.+))?$")
 RAW_LETTERS = {"netbsd": "cd", "freebsd": "c", "openbsd": "c", "disklabel": "cd"}
 """Label partitions that stand for the whole slice or disk: listed, never chosen by default, and
 exempt from the overlap check (they contain the others by design)."""
@@ -176,18 +173,3 @@ def _siblings(a: Volume, b: Volume) -> bool:
     if a.scheme in ("mbr", "gpt") or b.scheme in ("mbr", "gpt"):
         return a.scheme == b.scheme
     return a.scheme == b.scheme and a.name[:-1] == b.name[:-1]
-
-
-def parse_window(text: str, parse_size: Callable[[str, str], int]) -> tuple[int, int | None] | None:
-    """``@OFFSET[,SIZE]`` → (offset, size or None); None if ``text`` is not of that form."""
-    m = WINDOW_RE.match(text)
-    if not m:
-        return None
-    off = parse_size(m.group("off"), "offset")
-    size = parse_size(m.group("size"), "size") if m.group("size") else None
-    return off, size
-
-
-def is_volume_name(text: str) -> bool:
-    """Whether ``text`` has the form of a volume name or a ``@OFFSET[,SIZE]`` window."""
-    return bool(NAME_RE.match(text) or WINDOW_RE.match(text))
