@@ -9,6 +9,7 @@ volumes that all lie inside the image.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import subprocess
@@ -21,7 +22,10 @@ from damage import deadline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from p2k.etfs.resolve import resolve
 from p2k.etfs.volumes import scan_volumes
+from p2k.fs.ffs.fs import probe
+from p2k.hyper import FileObjBackend
 
 P2K = str(Path(sys.executable).with_name("p2k"))
 FUZZ_CASES = int(os.environ.get("P2K_FUZZ_CASES", "300"))
@@ -143,3 +147,13 @@ def test_fuzz_scan_volumes(seeds: list[bytes], which: int, hits: list[tuple[int,
     for v in vm.volumes:
         assert 0 <= v.start and v.size > 0 and v.end <= len(data), v
         assert vm.find(v.name) is v
+    # the whole resolver, through a file-like object as fsspec would hand it one: a window or OSError
+    for name in (None, "p1", "s1a", "a", "p5"):
+        backend = FileObjBackend(io.BytesIO(data), "fuzz.img")
+        with deadline(10):
+            try:
+                target = resolve(backend, name, readonly=True, detect=probe)
+            except OSError:
+                continue
+        assert 0 <= target.offset and target.offset + target.size <= len(data)
+        target.backend.close()
