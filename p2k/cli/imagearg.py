@@ -61,11 +61,12 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
                    help="file system type of the image (ffs); tmpfs has no image and is for p2k mount only")
     p.add_argument("-o", dest="options", default="", help="mount options, e.g. ro")
     p.add_argument("-d", dest="drivespec", default=None,
-                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a; "
+                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,part=p2; "
                         "takes the place of IMAGE")
     where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
     p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
-                   help="image file, or IMAGE:a for partition a of its disklabel" + where)
+                   help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or IMAGE:NAME for "
+                        "a partition as 'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
     p.set_defaults(_image_operand=(image_optional, server_ok))
 
 
