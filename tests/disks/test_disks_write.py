@@ -3,7 +3,8 @@
 A GPT disk from sgdisk holds makefs file systems in p1 and p3; ``p2k newfs disk.img:p2`` makes one in
 p2, and a random workload (creates, overwrites, truncates, links, renames, removals) runs on it
 through rump_server's drivespec with p2k's ``part=p2``. Afterwards every byte outside p2's window
-equals what it was before newfs, p2 passes ``fsck -n`` and p2k reads the workload's files back.
+equals what it was before newfs, p2 passes ``fsck -n`` and p2k reads the workload's files back. The
+same holds for partition ``a`` of a NetBSD label inside an MBR slice (``s1a``).
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ def window(img: Path, name: str) -> tuple[int, int]:
     raise AssertionError(f"{name} not listed:\n{out}")
 
 
-def test_workload_in_p2_leaves_everything_else_alone(gpt: d.Disk) -> None:
-    img = gpt.path
-    start, size = window(img, "p2")
+@pytest.mark.parametrize("part", ["p2", "s1a"])
+def test_workload_in_a_partition_leaves_everything_else_alone(gpt: d.Disk, tmp_path: Path, part: str) -> None:
+    """p2 of the GPT disk; s1a of a NetBSD label in an MBR slice (label, swap and the MBR around it)."""
+    img = gpt.path if part == "p2" else d.netbsd_mbr(tmp_path).path
+    start, size = window(img, part)
     before = img.read_bytes()
-    assert main(["newfs", "-V", "0", "-O", "2", f"{img}:p2"]) == 0
+    assert main(["newfs", "-V", "0", "-O", "2", f"{img}:{part}"]) == 0
     k = p2k.Kernel(env={})
     try:
-        parse_drivespec(f"key=/dev/dk,hostpath={img},part=p2").register(k.etfs)
+        parse_drivespec(f"key=/dev/dk,hostpath={img},part={part}").register(k.etfs)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
         work = Workload(k, seed=7, maxsize=200_000)
@@ -57,14 +60,14 @@ def test_workload_in_p2_leaves_everything_else_alone(gpt: d.Disk) -> None:
         k.halt()
     after = img.read_bytes()
     assert len(after) == len(before)
-    assert after[:start] == before[:start]  # protective MBR, primary GPT, p1
-    assert after[start + size:] == before[start + size:]  # p3 and the backup GPT at the end
+    assert after[:start] == before[:start]  # (protective) MBR, primary GPT or the label, p1
+    assert after[start + size:] == before[start + size:]  # p3 and the backup GPT at the end, or swap
     assert after[start:start + size] != before[start:start + size]
-    r = subprocess.run([P2K, "fsck", "-n", "-f", f"{img}:p2"], capture_output=True, text=True)
+    r = subprocess.run([P2K, "fsck", "-n", "-f", f"{img}:{part}"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     k = p2k.Kernel(env={})
     try:
-        parse_drivespec(f"key=/dev/dk,hostpath={img},part=p2").register(k.etfs)
+        parse_drivespec(f"key=/dev/dk,hostpath={img},part={part}").register(k.etfs)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", p2k.MNT_RDONLY, {"fspec": "/dev/dk"})
         tree = p2k_tree(k)
