@@ -20,7 +20,7 @@ import os
 import stat as stat_mod
 import threading
 from abc import ABC, abstractmethod
-from typing import BinaryIO
+from typing import IO
 
 
 class Backend(ABC):
@@ -122,14 +122,15 @@ class FileObjBackend(Backend):
     object is writable.
     """
 
-    def __init__(self, fileobj: BinaryIO, name: str, *, kind: str = "fileobj", readonly: bool = True,
-                 size: int | None = None, closers: tuple[object, ...] = ()) -> None:
+    def __init__(self, fileobj: IO[bytes], name: str, *, kind: str = "fileobj", readonly: bool = True,
+                 size: int | None = None, closers: tuple[object, ...] = (), close_fileobj: bool = True) -> None:
         self.fileobj = fileobj
         self.name = name
         self.kind = kind
         self.readonly = readonly or not _writable(fileobj)
-        self._size = size
-        self._closers = list(closers or (fileobj,))
+        known = getattr(fileobj, "size", None)  # fsspec files know their size without a seek
+        self._size = size if size is not None else known if isinstance(known, int) else None
+        self._closers = list(closers or ((fileobj,) if close_fileobj else ()))
         self._lock = threading.Lock()
 
     def size(self) -> int:
