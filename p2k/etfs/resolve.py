@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from p2k.hyper import Backend, open_backend
+from p2k.hyper.containers import ContainerReadOnly
 from p2k.hyper.hostio import host_path_exists
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def open_source(path: str, readonly: bool) -> Backend:
     try:
         return open_backend(path, readonly=readonly)
     except OSError as e:
-        if readonly or e.errno not in _READONLY_FALLBACK or "convert" in (e.strerror or ""):
+        if readonly or e.errno not in _READONLY_FALLBACK or isinstance(e, ContainerReadOnly):
             raise
     return open_backend(path, readonly=True)
 

@@ -38,6 +38,10 @@ _CONVERT = {
 }
 
 
+class ContainerReadOnly(OSError):
+    """EROFS for a write asked of a container; its message names the conversion to run."""
+
+
 def sniff(head: bytes, tail: bytes) -> str | None:
     """The container format of a file starting with ``head`` and ending with ``tail``, or None."""
     if head.startswith(b"QFI\xfb"):
@@ -87,7 +91,7 @@ def open_backend(path: str, *, readonly: bool = False, create: bool = False, _de
         if kind is None:
             return raw
         if not readonly:
-            raise OSError(errno.EROFS, refusal(kind, path))
+            raise ContainerReadOnly(errno.EROFS, refusal(kind, path))
         if _depth > MAX_BACKING_DEPTH:
             raise OSError(errno.ELOOP, f"{path}: backing-file chain deeper than {MAX_BACKING_DEPTH}")
         return _OPENERS[kind](raw, _depth)
