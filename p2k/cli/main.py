@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.fsck",
     "p2k.cli.dumpfs",
     "p2k.cli.crashtest",
+    "p2k.cli.parts",
     "p2k.cli.sysctl",
 )
 

@@ -51,7 +51,7 @@ from p2k.fs.ffs.fs import (
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, Inode
-from p2k.hyper import MemAccount, now_ns, random_bytes, random_u32
+from p2k.hyper import MemAccount, Window, now_ns, random_bytes, random_u32
 from p2k.hyper.hostio import HostFile, create_host_file, host_path_exists
 from p2k.vfs.bufcache import BufCache
 
@@ -497,14 +497,19 @@ def summary_lines(fs: Superblock, name: str, verbosity: int = 3) -> list[str]:
 
 
 def newfs_image(path: str, opts: NewfsOptions, fs: Superblock | None = None, *, zero: bool = False,
-                lost_found: bool = True) -> Superblock:
+                lost_found: bool = True, window: Window | None = None) -> Superblock:
     """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
 
     The library entry of ``p2k newfs`` (and of makefs and the crash runner, which need an empty
-    file system first); the host file is reached only through p2k.hyper."""
+    file system first); the host file is reached only through p2k.hyper. Given ``window`` (an
+    existing partition, ``p2k newfs IMAGE:NAME``), the file system is written through it and can
+    touch nothing outside; the caller closes it."""
     if fs is None:
         fs = plan(opts)
     nbytes = fs.fs_size * fs.fs_fsize
+    if window is not None:
+        write_fs(fs, window.pread, window.pwrite, window.fsync, lost_found=lost_found)
+        return fs
     if not host_path_exists(path):
         create_host_file(path)
     host = HostFile(path, size=max(nbytes, opts.size))
