@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import IO, Any
 
 from p2k.etfs.attach import attach_fileobj, attach_path
+from p2k.fs.ffs.fs import probe
 from p2k.kernel import Kernel
 from p2k.kfile import open_kernel_file
 from p2k.treecopy import HostSide, KernelSide, copy_one
@@ -42,14 +43,14 @@ def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fs
     k = Kernel(memlimit=memlimit, nvnodes=nvnodes, env={})
     try:
         if isinstance(image, str | os.PathLike):
-            dev = attach_path(k.etfs, DEVKEY, image, readonly=readonly, partition=partition)
+            dev = attach_path(k.etfs, DEVKEY, image, readonly=readonly, partition=partition, detect=probe)
         else:
             writable = bool(getattr(image, "writable", lambda: False)())
             if not readonly and not writable:
                 raise OSError(errno.EROFS, "the image's file object is not writable")
             label = name or str(getattr(image, "path", None) or getattr(image, "name", None) or "<file object>")
             dev = attach_fileobj(k.etfs, DEVKEY, image, name=label, readonly=readonly, partition=partition,
-                                 close_fileobj=close_fileobj)
+                                 close_fileobj=close_fileobj, detect=probe)
         readonly = readonly or dev.readonly
         k.sys.mkdir(MOUNTPOINT, 0o755)
         k.sys.mount(fstype, MOUNTPOINT, MNT_RDONLY if readonly else 0, {"fspec": dev.key, **(options or {})})

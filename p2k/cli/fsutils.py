@@ -76,6 +76,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for i, p in enumerate(args.paths):
             try:
                 rc |= _ls_one(v, args, p, multi, i > 0)
+            except BrokenPipeError:
+                raise  # the reader went away: not an error of this path (run_main exits quietly)
             except OSError as e:
                 print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1

@@ -1,9 +1,9 @@
 """``p2k info IMAGE``: what p2k sees in an image, on one screen.
 
-The container, the partition map (a NetBSD disklabel today), and for each file system its FFS
+The container (qcow2, VMDK, ...), the partition map (MBR, GPT, BSD labels), and for each file system its FFS
 version, byte order, size and geometry, flags, clean state and journal. Everything is read
 through a read-only etfs device, so ``info`` never changes an image; ``--json`` gives the same
-facts to scripts. When the disks work adds containers and MBR/GPT maps, they belong here too.
+facts to scripts. Containers and maps are read by ``p2k.etfs.resolve``, as every command reads them.
 """
 
 from __future__ import annotations
@@ -106,50 +106,62 @@ def _journal_line(j: dict[str, Any] | None) -> str:
 
 def gather(image: str) -> dict[str, Any]:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
-    from p2k.etfs.attach import attach_path, split_partition
-    from p2k.etfs.disklabel import FS_BSDFFS, FS_SWAP, LABEL_SCAN_BYTES, scan_disklabel
-    from p2k.kernel import Kernel
+    import errno
+    import os
 
-    fstype_names = {0: "unused", FS_SWAP: "swap", FS_BSDFFS: "4.2BSD"}
-    path, only = split_partition(image)
-    k = Kernel(env={})
+    from p2k.etfs.resolve import open_source, split_image_arg
+    from p2k.etfs.volumes import scan_volumes
+
+    path, only = split_image_arg(image)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    backend = open_source(path, True)
     try:
-        whole = attach_path(k.etfs, "/dev/info", path, readonly=True, partition="")
-        facts: dict[str, Any] = {"image": path, "container": "raw", "size": whole.size, "partitions": None,
-                                 "filesystems": []}
-        label = scan_disklabel(whole.pread(0, min(LABEL_SCAN_BYTES, whole.size)))
-        if label is None:
-            facts["filesystems"].append({"name": None, **fs_facts(whole.pread, whole.size)})
-            return facts
-        facts["partitions"] = {"scheme": "disklabel", "byteorder": label.byteorder, "at": label.position,
-                               "entries": []}
-        for i, p in enumerate(label.partitions):
-            letter = chr(ord("a") + i)
-            if p.p_size == 0 or (only and letter != only):
+        size = backend.size()
+
+        def window(start: int, length: int) -> Any:
+            def pread(off: int, n: int) -> bytes:
+                data = backend.pread(start + off, max(0, min(n, length - off)))
+                return data + bytes(n - len(data))
+            return pread
+
+        vm = scan_volumes(backend.pread, size)
+        facts: dict[str, Any] = {"image": path, "container": backend.kind, "size": size, "partitions": None,
+                                 "filesystems": [], "warnings": list(vm.warnings)}
+        whole = fs_facts(window(0, size), size)
+        if not vm.volumes or (whole["type"] and only is None):
+            facts["filesystems"].append({"name": None, **whole})
+            if not vm.volumes:
+                return facts
+        facts["partitions"] = {"scheme": vm.scheme, "sector_size": vm.sector_size, "entries": []}
+        for v in vm.volumes:
+            if only and only not in (v.name, *v.aliases):
                 continue
-            offset, size = label.window(letter)
-            entry = {"name": letter, "offset": offset, "size": size,
-                     "fstype": fstype_names.get(p.p_fstype, str(p.p_fstype))}
-            facts["partitions"]["entries"].append(entry)
-            if p.p_fstype == FS_BSDFFS and offset + size <= whole.size:
-                def pread(off: int, n: int, base: int = offset) -> bytes:
-                    return whole.pread(base + off, n)
-                facts["filesystems"].append({"name": letter, **fs_facts(pread, size)})
+            facts["partitions"]["entries"].append({"name": v.name, "offset": v.start, "size": v.size,
+                                                   "fstype": v.type})
+            if v.container:
+                continue
+            f = fs_facts(window(v.start, v.size), v.size)
+            if f["type"] or only:
+                facts["filesystems"].append({"name": v.name, **f})
         return facts
     finally:
-        k.halt(sync=False)
+        backend.close()
 
 
 def render(facts: dict[str, Any]) -> list[str]:
+    kind = facts["container"]
     out = [f"image       {facts['image']}  ({_human(facts['size'])}, {facts['size']} bytes)",
-           f"container   {facts['container']}"]
+           f"container   {'none (raw image)' if kind == 'raw' else kind + ' (read-only)'}"]
     parts = facts["partitions"]
     if parts is None:
         out.append("partitions  none found (the image is read as one file system)")
     else:
-        out.append(f"partitions  NetBSD disklabel ({parts['byteorder']}-endian, at byte {parts['at']})")
+        out.append(f"partitions  {parts['scheme']} map, {parts['sector_size']}-byte sectors")
         for e in parts["entries"]:
-            out.append(f"  {e['name']}: {e['fstype']:<8} offset {e['offset']:>12}  size {_human(e['size']):>10}")
+            out.append(f"  {e['name']:<5} {e['fstype']:<20} offset {e['offset']:>12}  size {_human(e['size']):>10}")
+    for w in facts["warnings"]:
+        out.append(f"warning     {w}")
     for f in facts["filesystems"]:
         where = f"{facts['image']}:{f['name']}" if f["name"] else facts["image"]
         if f["type"] is None:
@@ -161,12 +173,13 @@ def render(facts: dict[str, Any]) -> list[str]:
             f"  format    FFSv{f['version']} ({f['format']}), {f['byteorder']}-endian, superblock at {f['superblock']}",
             f"  size      {_human(f['size'])}  block {f['bsize']}, fragment {f['fsize']}, "
             f"{f['ncg']} cylinder groups, {f['inodes']} inodes",
-            f"  state     {_state(f)}; "
-            f"flags {', '.join(f['flags']) or 'none'}",
+            f"  state     {_state(f)}; flags {', '.join(f['flags']) or 'none'}",
             f"  journal   {_journal_line(f['journal'])}",
             f"  mounted   last on {f['last_mounted'] or '-'}, written {written}"
             + (f", volume {f['volname']}" if f["volname"] else ""),
         ]
+    if not facts["filesystems"]:
+        out.append("no FFS file system found in the image or its partitions")
     return out
 
 
@@ -186,4 +199,5 @@ def cmd_info(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(facts, indent=1) + "\n")
     else:
         sys.stdout.write("\n".join(render(facts)) + "\n")
-    return 0 if all(f["type"] for f in facts["filesystems"]) else 1
+    found = facts["filesystems"]
+    return 0 if found and all(f["type"] for f in found) else 1

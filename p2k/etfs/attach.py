@@ -1,68 +1,57 @@
-"""``IMAGE[:NAME]`` to a registered device: the one resolver the commands, ``open_image`` and the
-fsspec file system share.
+"""Register ``IMAGE[:NAME]`` — a host path or an open file object — as a device, in one call.
 
-An image is a host path or an already opened file object (what fsspec gives for a remote URL).
-``NAME`` picks a partition of a NetBSD disklabel found in the image; a trailing ``:x`` is a
-partition only when the whole text does not name an existing file, so an image file whose name ends
-in ``:a`` still opens as itself.
+Thin glue over ``p2k.etfs.resolve`` for the callers that want a registered device rather than a
+window: the commands, ``open_image`` and the fsspec file system. ``NAME`` is anything ``p2k parts``
+prints (``p2``, ``s1a``, ``a``, ``@OFFSET[,SIZE]``); a trailing ``:NAME`` is split off only when the
+whole text does not name an existing file, so an image whose file name ends in ``:a`` opens as
+itself. ``partition=""`` asks for the whole image; ``detect`` (e.g. ``p2k.fs.ffs.fs.probe``)
+enables the no-name rule (the image if it is a file system, else its only one).
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import re
+from collections.abc import Callable
 from typing import IO, Any
 
 from p2k.etfs.device import ETFS_BLK, Device
-from p2k.etfs.disklabel import LABEL_SCAN_BYTES, scan_disklabel
-from p2k.etfs.drivespec import DriveSpec
 from p2k.etfs.registry import EtfsRegistry
-from p2k.hyper import FileObjectBackend
+from p2k.etfs.resolve import Detect, Target, is_volume_name, resolve
+from p2k.hyper import Backend, FileObjBackend
 from p2k.hyper.hostio import host_path_exists
 
-_PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
-
-def split_partition(text: str, exists: Any = host_path_exists) -> tuple[str, str | None]:
-    """``disk.img:a`` → (``disk.img``, ``a``) unless ``exists(text)``; ``exists`` lets a remote
+def split_partition(text: str, exists: Callable[[str], bool] = host_path_exists) -> tuple[str, str | None]:
+    """``disk.img:p2`` → (``disk.img``, ``p2``) unless ``exists(text)``; ``exists`` lets a remote
     file system answer for a URL."""
-    m = _PART.match(text)
-    if m and not exists(text):
-        return m.group("path"), m.group("part")
+    path, sep, name = text.rpartition(":")
+    if sep and path and is_volume_name(name) and not exists(text):
+        return path, name
     return text, None
 
 
+def _register(registry: EtfsRegistry, key: str, target: Target, readonly: bool) -> Device:
+    return registry.register(key, target.backend, ETFS_BLK, size=target.size, offset=target.offset,
+                             readonly=readonly)
+
+
 def attach_path(registry: EtfsRegistry, key: str, path: str | os.PathLike[str], *, readonly: bool,
-                partition: str | None = None) -> Device:
-    """Register host image ``path`` (``IMAGE`` or ``IMAGE:a``) as ``key``."""
+                partition: str | None = None, detect: Detect | None = None) -> Device:
+    """Register host image ``path`` (``IMAGE`` or ``IMAGE:NAME``, any container) as ``key``."""
     text = os.fspath(path)
     if partition is None:
         text, partition = split_partition(text)
-    if partition:
-        # Built directly, not as text: a host path may hold commas that a drivespec cannot.
-        return DriveSpec(key=key, hostpath=text, disklabel=partition, readonly=readonly).register(registry)
     if not host_path_exists(text):
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", text)
-    return registry.register(key, text, ETFS_BLK, readonly=readonly)
+        raise FileNotFoundError(2, "No such file or directory", text)
+    target = resolve(text, partition or None, readonly=readonly, detect=None if partition == "" else detect)
+    return _register(registry, key, target, readonly)
 
 
 def attach_fileobj(registry: EtfsRegistry, key: str, fileobj: IO[bytes] | Any, *, name: str = "<file object>",
-                   readonly: bool = True, partition: str | None = None, close_fileobj: bool = True) -> Device:
-    """Register an open binary file object as ``key``; with ``partition``, only that disklabel
-    partition's window of it. With ``close_fileobj`` the file object is closed with the device."""
-    backend = FileObjectBackend(fileobj, name=name, readonly=readonly, close_fileobj=close_fileobj)
-    if partition:
-        try:
-            label = scan_disklabel(backend.pread(0, min(LABEL_SCAN_BYTES, backend.size)))
-            if label is None:
-                raise OSError(errno.ENOENT, "disklabel not found", name)
-            offset, size = label.window(partition)
-            if offset + size > backend.size:
-                raise OSError(errno.EINVAL, f"partition {partition} reaches past the image's end", name)
-        except BaseException:
-            if close_fileobj:
-                backend.close()
-            raise
-        backend = backend.window(offset, size, close_fileobj=close_fileobj)
-    return registry.register_backend(key, backend, ETFS_BLK)
+                   readonly: bool = True, partition: str | None = None, close_fileobj: bool = True,
+                   detect: Detect | None = None) -> Device:
+    """Register an open binary file object as ``key``; with ``partition``, only that partition's
+    window of it. With ``close_fileobj`` the file object is closed with the device."""
+    backend: Backend = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
+    target = resolve(backend, partition or None, readonly=readonly, detect=None if partition == "" else detect)
+    return _register(registry, key, target, readonly)

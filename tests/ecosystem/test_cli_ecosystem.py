@@ -36,13 +36,21 @@ def test_info_labelled_image(tmp_path: Path) -> None:
                    tmp_path / "disk.img")
     r = run("info", str(img))
     assert r.returncode == 0, r.stderr
-    assert "NetBSD disklabel (little-endian, at byte 512)" in r.stdout
-    assert "a: 4.2BSD" in r.stdout and f"file system {img}:a" in r.stdout
+    assert "container   none (raw image)" in r.stdout
+    assert "partitions  disklabel map, 512-byte sectors" in r.stdout
+    assert "  a     4.2BSD " in r.stdout and f"file system {img}:a" in r.stdout
     assert "FFSv2 (UFS2), big-endian, superblock at 8192" in r.stdout
     assert "state     clean" in r.stdout and "journal   none" in r.stdout
     facts = json.loads(run("info", "--json", str(img)).stdout)
     (fs,) = facts["filesystems"]
     assert (fs["name"], fs["version"], fs["byteorder"], fs["size"], fs["clean"]) == ("a", 2, "big", 8 << 20, True)
+
+
+def test_info_container(tmp_path: Path) -> None:
+    r = run("info", str(ROOT / "images/demo.img.gz"))
+    assert r.returncode == 0, r.stderr
+    assert "container   gzip (read-only)" in r.stdout and "size      2.0 MiB" in r.stdout
+    assert "FFSv2 (UFS2), little-endian" in r.stdout
 
 
 def test_info_dirty_and_not_ffs(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = {"pyfuse3", "trio", "tqdm", "shtab"}
-EXTRAS_ONLY = {"fsspec", "pandas", "pytest", "hypothesis", "aiohttp", "dissect-ffs", "ruff"}
+EXTRAS_ONLY = {"fsspec", "pandas", "pytest", "hypothesis", "aiohttp", "dissect-ffs", "ruff",
+               "dissect-hypervisor", "indexed-gzip", "python-xz"}
 
 
 def test_wheel_installs_without_extras(tmp_path: Path) -> None:
@@ -46,3 +47,7 @@ def test_wheel_installs_without_extras(tmp_path: Path) -> None:
     cat = subprocess.run([str(venv / "bin/python"), "-m", "p2k", "cat", "demo.img", "/hello.txt"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert cat.stdout == "Hello from FFS.\n", cat.stderr
+    # A container without the [containers] extra: one line naming the extra, no traceback.
+    gz = subprocess.run([str(venv / "bin/p2k"), "ls", str(ROOT / "images/demo.img.gz"), "/"], capture_output=True,
+                        text=True, timeout=120)
+    assert gz.returncode == 1 and "p2k[containers]" in gz.stderr and len(gz.stderr.splitlines()) == 1, gz.stderr

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
+from p2k.fs.ffs.dir import D_INO, DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR, DirectHeader
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
@@ -78,7 +78,7 @@ def changeino(ctx: Ctx, dirino: int, name: bytes, newino: int) -> bool:
     ip = ctx.ginode(dirino)
     for off, _ino, _reclen, _t, n in iter_entries(ctx, ip):
         if n == name:
-            ctx.io.write(off, struct.pack(ctx.fs.endian + "I", newino))
+            ctx.io.write(off + D_INO, DirectHeader.field("d_ino", ctx.fs.endian).pack(newino))
             return True
     return False
 
