@@ -2,7 +2,7 @@
 
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend, Window
 from p2k.hyper.clock import monotonic_ns, now_ns, random_bytes, random_u32
-from p2k.hyper.containers import container_kind, open_backend
+from p2k.hyper.containers import container_kind, open_backend, open_fileobj
 from p2k.hyper.hostio import HostFile
 from p2k.hyper.mem import MemAccount
 from p2k.hyper.params import DEFAULT_NCPU, DEFAULT_NVNODES, KernelParams, ParamError, parse_memsize
@@ -23,6 +23,7 @@ __all__ = [
     "monotonic_ns",
     "now_ns",
     "open_backend",
+    "open_fileobj",
     "parse_memsize",
     "random_bytes",
     "random_u32",

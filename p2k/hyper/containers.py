@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
 from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
@@ -170,64 +170,88 @@ def _open_qcow2_dissect(raw: RawFileBackend, depth: int) -> Backend:
     return backend
 
 
-def _open_vmdk(raw: RawFileBackend, depth: int) -> Backend:
+def _vmdk(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vmdk import VMDK
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
-        disk = VMDK(fh)
-        return disk, disk.size
-
-    return _wrap(raw, "vmdk", make)
+    disk = VMDK(fh)
+    return disk, disk.size
 
 
-def _open_vhd(raw: RawFileBackend, depth: int) -> Backend:
+def _vhd(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vhd import VHD
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
-        disk = VHD(fh)
-        return disk, disk.size
-
-    return _wrap(raw, "vhd", make)
+    disk = VHD(fh)
+    return disk, disk.size
 
 
-def _open_vhdx(raw: RawFileBackend, depth: int) -> Backend:
+def _vhdx(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vhdx import VHDX
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
-        disk = VHDX(fh)
-        return disk, disk.size
-
-    return _wrap(raw, "vhdx", make)
+    disk = VHDX(fh)
+    return disk, disk.size
 
 
-def _open_gzip(raw: RawFileBackend, depth: int) -> Backend:
+def _gzip(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
     import indexed_gzip
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
-        # 4 MiB between restart points: each costs a 32 KiB window, so 8 MiB of index per GiB. The
-        # size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass.
-        stream = indexed_gzip.IndexedGzipFile(fileobj=fh, spacing=4 << 20)
-        stream.build_full_index()
-        return stream, stream.seek(0, os.SEEK_END)
-
-    return _wrap(raw, "gzip", make)
+    # 4 MiB between restart points: each costs a 32 KiB window, so 8 MiB of index per GiB. The
+    # size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass.
+    stream = indexed_gzip.IndexedGzipFile(fileobj=fh, spacing=4 << 20)
+    stream.build_full_index()
+    return stream, stream.seek(0, os.SEEK_END)
 
 
-def _open_xz(raw: RawFileBackend, depth: int) -> Backend:
+def _xz(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
     import xz
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
-        stream = xz.open(fh, "rb")
-        return cast(BinaryIO, stream), len(stream)
+    stream = xz.open(fh, "rb")
+    return cast(BinaryIO, stream), len(stream)
 
-    return _wrap(raw, "xz", make)
+
+_STREAMS: dict[str, Callable[[BinaryIO], tuple[BinaryIO, int | None]]] = {
+    "vmdk": _vmdk, "vhd": _vhd, "vhdx": _vhdx, "gzip": _gzip, "xz": _xz,
+}
+"""The containers whose library decodes a Python file object: one maker each, for host files and
+file objects alike."""
+
+def _stream_opener(kind: str) -> Callable[[RawFileBackend, int], Backend]:
+    def opener(raw: RawFileBackend, depth: int) -> Backend:
+        return _wrap(raw, kind, _STREAMS[kind])
+    return opener
 
 
 _OPENERS: dict[str, Callable[[RawFileBackend, int], Backend]] = {
-    "qcow2": _open_qcow2,
-    "vmdk": _open_vmdk,
-    "vhd": _open_vhd,
-    "vhdx": _open_vhdx,
-    "gzip": _open_gzip,
-    "xz": _open_xz,
+    "qcow2": _open_qcow2, **{kind: _stream_opener(kind) for kind in _STREAMS},
 }
+
+
+def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_fileobj: bool = True) -> Backend:
+    """The image behind a file object (an fsspec remote file, a BytesIO): raw, or a container
+    decoded as ``open_backend`` decodes a host file's — a gzip'd release image over https reads in
+    place. A qcow2 backing file or a VMDK's extent files would be other URLs: not followed."""
+    outer = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
+    try:
+        size = outer.size()
+        kind = sniff(outer.pread(0, 512), outer.pread(max(0, size - 512), 512)) if size else None
+        if kind is None:
+            return outer
+        if not readonly:
+            raise ContainerReadOnly(errno.EROFS, refusal(kind, name))
+        if kind == "qcow2":
+            found = read_header(outer)
+            if found is None or backing_name(outer, found[0]):
+                raise OSError(errno.ENOTSUP, "a qcow2 image with a backing file (or a variant p2k's own "
+                                             "reader leaves out) cannot be read through a file object", name)
+            return Qcow2Backend(outer, found[0], None)
+        stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj))
+        return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
+    except ModuleNotFoundError as e:
+        outer.close()
+        raise OSError(errno.ENOTSUP, f"a {kind} image: its reader ({e.name}) is not installed; "
+                                     "pip install 'p2k[containers]'", name) from None
+    except OSError:
+        outer.close()
+        raise
+    except Exception as e:  # the libraries raise their own types on damaged containers
+        outer.close()
+        raise OSError(errno.EINVAL, f"{name}: damaged {kind} image ({e})") from None

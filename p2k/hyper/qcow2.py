@@ -24,7 +24,7 @@ import threading
 import zlib
 from array import array
 
-from p2k.hyper.backend import Backend, RawFileBackend
+from p2k.hyper.backend import Backend
 from p2k.ondisk import U32, U64, Record
 
 QCOW2_MAGIC = 0x514649FB
@@ -67,7 +67,7 @@ class Qcow2Features(Record):
     header_length: U32
 
 
-def read_header(raw: RawFileBackend) -> tuple[Qcow2Header, int] | None:
+def read_header(raw: Backend) -> tuple[Qcow2Header, int] | None:
     """The header and its incompatible-feature word, or None if this reader cannot take the image."""
     head = raw.pread(0, Qcow2Header.SIZE + Qcow2Features.SIZE + 1)
     if len(head) < Qcow2Header.SIZE:
@@ -95,7 +95,7 @@ class Qcow2Backend(Backend):
     kind = "qcow2"
     readonly = True
 
-    def __init__(self, raw: RawFileBackend, hdr: Qcow2Header, backing: Backend | None) -> None:
+    def __init__(self, raw: Backend, hdr: Qcow2Header, backing: Backend | None) -> None:
         self.raw = raw
         self.name = raw.name
         self.backing = backing
@@ -211,7 +211,7 @@ class Qcow2Backend(Backend):
             self.backing = None
 
 
-def backing_name(raw: RawFileBackend, hdr: Qcow2Header) -> str | None:
+def backing_name(raw: Backend, hdr: Qcow2Header) -> str | None:
     """The backing file's name as stored in the image, or None."""
     if not hdr.backing_file_offset:
         return None

@@ -236,3 +236,23 @@ def test_server_gone_is_an_io_error(image: Path, http: tuple[str, type[RangeHand
         fs.cat_file("data/big.bin", start=5 << 20, end=(5 << 20) + 100)
     assert e.value.errno == errno.EIO and time.monotonic() - t0 < 30
     fs.close()
+
+
+def test_compressed_image_over_http(image: Path, http: tuple[str, type[RangeHandler]]) -> None:
+    """``p2k://...::https://host/release.img.gz``: the container is decoded in place (indexed_gzip
+    builds its restart points in one streaming pass over the compressed bytes), never unpacked
+    to disk."""
+    pytest.importorskip("indexed_gzip")
+    import gzip
+
+    url, handler = http
+    gz = image.with_name("disk.img.gz")
+    gz.write_bytes(gzip.compress(image.read_bytes(), compresslevel=1))
+    with fsspec.open(f"p2k://etc/motd::{url}/disk.img.gz", "rt") as f:
+        assert f.read() == "Welcome to NetBSD.\n"
+    fs = fsspec.filesystem("p2k", fo=f"{url}/disk.img.gz", skip_instance_cache=True)
+    assert fs.cat_file("data/big.bin", start=3 << 20, end=(3 << 20) + 4) == bytes([0, 1, 2, 3])
+    fs.close()
+    assert "whole" not in handler.requests
+    with pytest.raises(ValueError, match="read-only"):
+        fsspec.filesystem("p2k", fo=f"{url}/disk.img.gz", mode="rw", skip_instance_cache=True)
