@@ -197,9 +197,13 @@ def allocdir(ctx: Ctx, parent: int, mode: int, ino: int = 0) -> int:
     ctx.inodirty(ip)
     st.statemap[ino] = DFOUND
     st.typemap[ino] = DT_DIR
-    st.lncnt[ino] = 0
+    # A re-created root is scanned by phase 2 like any directory, which subtracts its "." and
+    # ".." from the count (fsck_ffs allocdir sets ino_linkcnt = di_nlink for the root); a
+    # directory made later (lost+found, phase 3) is never scanned: nothing left to count.
+    st.lncnt[ino] = 2 if ino == parent else 0
     st.parent[ino] = st.dotdot[ino] = parent
-    st.dirs.append(ino)
+    if ino not in st.dirs:
+        st.dirs.append(ino)
     return ino
 
 
