@@ -101,6 +101,8 @@ def _bad_size(ctx: Ctx, ip: Inode, maxsize: int) -> str | None:
     t = ip.mode & IFMT
     if ip.size > maxsize:
         return f"size {ip.size} beyond the largest file"
+    if t == IFDIR and ip.size and not ip.db[0]:
+        return "directory without its first block"  # no "." or "..": nothing phase 2 could repair
     if not has_blocks(ctx, ip):
         if t == IFLNK:
             return None  # a fast symlink keeps its target in the address fields
@@ -152,8 +154,11 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
     dup = 0
     maxf = st.maxfsblock
 
+    calls = 0
+
     def check(frag: int, n: int, lbn: int, level: int) -> int:
-        nonlocal counted, bad, dup
+        nonlocal counted, bad, dup, calls
+        calls += 1
         if frag < 0 or frag + n > maxf or (frag % fs.fs_frag + n > fs.fs_frag):
             rep.warn(f"{frag} BAD I={ino}", ino=ino, kind="bad block", block=frag)
             _blkerror(ctx, ino)
@@ -178,7 +183,8 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
             return _excessive(rep, f"EXCESSIVE DUP BLKS I={ino}", ino, "excessive dup")
         return KEEPON
 
-    ckinode(ctx, ip, check)
+    if ckinode(ctx, ip, check) == STOP:
+        st.stopped[ino] = calls  # clri may give back only what this scan claimed
     if t in (IFBLK, IFCHR):
         counted = 0
     sectors = counted * (fs.fs_fsize // 512) + (_ext_sectors(ctx, ip) if fs.ufs2 else 0)

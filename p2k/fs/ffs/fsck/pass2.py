@@ -13,10 +13,10 @@ from __future__ import annotations
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR, DT_WHT, MAXNAMLEN
 from p2k.fs.ffs.fs import UFS_ROOTINO, UFS_WINO
 from p2k.fs.ffs.fsck.ctx import Ctx
-from p2k.fs.ffs.fsck.dir import allocdir, changeino, dir_blocks, getpathname, hdr, makeentry, pack_entry
+from p2k.fs.ffs.fsck.dir import allocdir, changeino, dir_blocks, fix_dotdot, getpathname, hdr, pack_entry
 from p2k.fs.ffs.fsck.inode import clri
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit
-from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE, USTATE
+from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE, NO_DOTDOT, USTATE
 
 
 def check_root(ctx: Ctx) -> None:
@@ -82,12 +82,16 @@ def pass2(ctx: Ctx) -> None:
         par, dd = st.parent[d], st.dotdot[d]
         if dd == par:
             continue
+        if dd == NO_DOTDOT:
+            continue
         if dd == 0:
             st.dotdot[d] = par
             if fileerror(ctx, par, d, b"..", "MISSING '..'", "FIX", kind="missing dotdot"):
-                ok = changeino(ctx, d, b"..", par) or makeentry(ctx, d, par, b"..")
-                if ok:
+                if fix_dotdot(ctx, d, par):
                     st.lncnt[par] -= 1
+                else:
+                    rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '..'")
+                    rep.resolved = False
             continue
         if fileerror(ctx, par, d, b"..", "BAD INODE NUMBER FOR '..'", "FIX", kind="bad dotdot"):
             if dd < st.maxino:
@@ -141,63 +145,100 @@ def _entry_ok(data: bytearray, pos: int, end: int, ino: int, reclen: int, dtype:
     return b"\0" not in name and b"/" not in name and data[pos + 8 + namlen] == 0
 
 
+def _check_dot(ctx: Ctx, d: int, data: bytearray, pos: int, ino: int, name: bytes) -> tuple[bool, int, bool]:
+    """The first entry must be "." naming the directory; (changed, next entry number, done with
+    this entry). Where fsck_ffs gives up ("CANNOT FIX, FIRST ENTRY IN DIRECTORY CONTAINS"), the
+    entry is overwritten with "." instead: its inode, now unnamed, is reconnected by phase 3 or 4,
+    so a second run finds nothing left to fix."""
+    st, rep = ctx.st, ctx.rep
+    h = hdr(ctx)
+    _ino, reclen, dtype, _n = h.unpack_from(data, pos)
+    if ino and name == b".":
+        changed = False
+        if ino != d:
+            if direrror(ctx, d, "BAD INODE NUMBER FOR '.'", "FIX", kind="bad dot", field="d_ino"):
+                h.pack_into(data, pos, d, reclen, DT_DIR, 1)
+                changed = True
+            ino = d
+        if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '.'", "FIX", kind="bad type", field="d_type"):
+            h.pack_into(data, pos, ino, reclen, DT_DIR, 1)
+            changed = True
+        st.lncnt[d] -= 1 if ino == d else 0
+        return changed, 1, True
+    if reclen < 12:
+        direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot", field="d_reclen")
+        rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '.'")
+        rep.resolved = False
+        return False, 1, False
+    other = ino and name != b".." and ino != d
+    if not direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot", field="d_name",
+                    lost=ino if other else None):
+        return False, 1, ino and name != b".."
+    if other:
+        rep.pwarn(f"FIRST ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')} (I={ino}); "
+                  "IT IS REPLACED, ITS INODE RECONNECTED")
+    if reclen < 24:
+        data[pos:pos + 12] = pack_entry(ctx, d, reclen, DT_DIR, b".")
+    else:
+        data[pos:pos + 12] = pack_entry(ctx, d, 12, DT_DIR, b".")
+        h.pack_into(data, pos + 12, 0, reclen - 12, 0, 0)
+    st.lncnt[d] -= 1
+    return True, 1, True
+
+
+def _check_dotdot(ctx: Ctx, d: int, data: bytearray, pos: int, changed: bool) -> tuple[bool, int]:
+    """The second entry must be ".."; what it names is checked against the parent after the scan.
+    Any other entry here is emptied (its inode is reconnected later) so that the ".." fix after
+    the scan has its slot: fsck_ffs would stop at "CANNOT FIX, SECOND ENTRY ... CONTAINS"."""
+    st, rep = ctx.st, ctx.rep
+    h = hdr(ctx)
+    ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+    name = bytes(data[pos + 8:pos + 8 + namlen])
+    if ino and name == b"..":
+        st.dotdot[d] = ino
+        if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '..'", "FIX", kind="bad type", field="d_type"):
+            h.pack_into(data, pos, ino, reclen, DT_DIR, 2)
+            changed = True
+        if ino >= st.maxino or st.statemap[ino] == USTATE:
+            st.dotdot[d] = 0
+            return changed, 2
+        st.lncnt[ino] -= 1
+        return changed, 2
+    st.dotdot[d] = 0
+    if ino == 0 and reclen >= 12:
+        return changed, 2  # an empty slot: the ".." check after the scan rewrites it
+    if reclen < 12:
+        direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot", field="d_reclen")
+        rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '..'")
+        rep.resolved = False
+        st.dotdot[d] = NO_DOTDOT
+        return changed, 2
+    if direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot", field="d_name", lost=ino):
+        rep.pwarn(f"SECOND ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')} (I={ino}); "
+                  "IT IS REPLACED, ITS INODE RECONNECTED")
+        h.pack_into(data, pos, 0, reclen, 0, 0)
+        return True, 2
+    st.dotdot[d] = NO_DOTDOT
+    if ino < st.maxino and st.statemap[ino] != USTATE:
+        st.lncnt[ino] -= 1
+    return changed, 2
+
+
 def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> tuple[bool, int]:
     """pass2check for one well-formed entry; returns (entry changed, next entry number)."""
-    st, rep = ctx.st, ctx.rep
+    st = ctx.st
     h = hdr(ctx)
     ino, reclen, dtype, namlen = h.unpack_from(data, pos)
     name = bytes(data[pos + 8:pos + 8 + namlen])
     changed = False
     if entryno == 0:
-        if ino and name == b".":
-            if ino != d:
-                if direrror(ctx, d, "BAD INODE NUMBER FOR '.'", "FIX", kind="bad dot"):
-                    h.pack_into(data, pos, d, reclen, DT_DIR, 1)
-                    changed = True
-                ino = d
-            if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '.'", "FIX", kind="bad type"):
-                h.pack_into(data, pos, ino, reclen, DT_DIR, 1)
-                changed = True
-            st.lncnt[d] -= 1 if ino == d else 0
-            return changed, 1
-        if ino and name != b"..":
-            direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot")
-            rep.fatal(f"CANNOT FIX, FIRST ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')}")
-            rep.resolved = False
-        elif reclen < 12:
-            direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot")
-            rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '.'")
-            rep.resolved = False
-        else:
-            if direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot"):
-                if reclen < 24:
-                    data[pos:pos + 12] = pack_entry(ctx, d, reclen, DT_DIR, b".")
-                else:
-                    data[pos:pos + 12] = pack_entry(ctx, d, 12, DT_DIR, b".")
-                    h.pack_into(data, pos + 12, 0, reclen - 12, 0, 0)
-                changed = True
-                st.lncnt[d] -= 1
-            return changed, 1
-        entryno = 1
+        changed, entryno, stop = _check_dot(ctx, d, data, pos, ino, name)
+        if stop:
+            return changed, entryno
+        ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+        name = bytes(data[pos + 8:pos + 8 + namlen])
     if entryno == 1:
-        if ino and name == b"..":
-            st.dotdot[d] = ino
-            if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '..'", "FIX", kind="bad type"):
-                h.pack_into(data, pos, ino, reclen, DT_DIR, 2)
-                changed = True
-                dtype = DT_DIR
-            if ino >= st.maxino or st.statemap[ino] == USTATE:
-                st.dotdot[d] = 0
-                return changed, 2
-            st.lncnt[ino] -= 1
-            return changed, 2
-        st.dotdot[d] = 0
-        if ino == 0 and reclen >= 12:
-            return changed, 2  # an empty slot: the ".." check after the scan rewrites it
-        direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot")
-        rep.fatal(f"CANNOT FIX, SECOND ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')}")
-        rep.resolved = False
-        entryno = 2
+        return _check_dotdot(ctx, d, data, pos, changed)
     entryno += 1
     if ino == 0:
         return changed, entryno

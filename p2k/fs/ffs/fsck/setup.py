@@ -18,6 +18,8 @@ from p2k.fs.ffs.fs import (
     FS_UFS2_MAGIC,
     FS_UFS2EA_MAGIC,
     SBLOCK_STRUCT_SIZE,
+    SBLOCK_UFS1,
+    SBLOCK_UFS2,
     SBLOCKSEARCH,
     SBLOCKSIZE,
     Superblock,
@@ -91,6 +93,10 @@ def disagrees_with_alternate(io: FsckIO, fs: Superblock) -> bool:
     return any(getattr(alt, f) != getattr(fs, f) for f in GEOMETRY)
 
 
+def _is_primary_slot(fs: Superblock, loc: int) -> bool:
+    return (loc == SBLOCK_UFS2 and fs.ufs2) or (loc == SBLOCK_UFS1 and not fs.ufs2)
+
+
 def search_alternates(io: FsckIO, after: int) -> Superblock | None:
     """Scan the device for a superblock copy that validates (on a DEV_BSIZE boundary)."""
     pats = [struct.pack(e + "I", m) for e in "<>" for m in _MAGICS]
@@ -111,6 +117,8 @@ def search_alternates(io: FsckIO, after: int) -> Superblock | None:
             if loc <= after:
                 continue
             fs = decode_at(io.read(loc, min(SBLOCKSIZE, io.size - loc)), loc)
+            if fs is not None and _is_primary_slot(fs, loc):
+                continue  # the primary just rejected (UFS2 at 65536), not an alternate
             if fs is not None and _checked(fs, io.size) is None:
                 return fs
         pos += chunk
