@@ -13,6 +13,7 @@ import struct
 
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
+    FS_FLAGS_UPDATED,
     FS_ISCLEAN,
     FS_UFS1_MAGIC,
     FS_UFS2_MAGIC,
@@ -41,7 +42,8 @@ KNOWN_FLAGS = 0x002 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
 GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
             "fs_frag", "fs_bshift", "fs_fshift", "fs_fragshift", "fs_fsbtodb", "fs_nindir",
             "fs_inopb", "fs_cssize", "fs_cgsize", "fs_ipg", "fs_fpg", "fs_size", "fs_dsize",
-            "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen")
+            "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen", "fs_old_cpg",
+            "fs_old_nrpos", "fs_old_inodefmt", "fs_sbsize")
 
 
 def decode_at(buf: bytes, loc: int) -> Superblock | None:
@@ -174,6 +176,8 @@ def check_fields(fs: Superblock, rep: Reporter) -> bool:
     if unknown:
         if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock"):
             fs.fs_flags &= ~unknown
+            if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
+                fs.fs_old_flags &= ~unknown  # where an old UFS1 keeps its flags (oldfscompat_read)
             changed = True
     return changed
 
