@@ -253,7 +253,17 @@ Patch = tuple[int, bytes]
 def random_case(base: Base, rng: random.Random) -> tuple[str, list[Patch]]:
     """Either random byte edits in one kind of metadata, or one field set to a hostile value."""
     e = base.endian
-    if rng.random() < 0.4:
+    roll = rng.random()
+    if roll < 0.05:
+        kind = rng.choice([k for k, v in base.regions.items() if v])
+        start, length = rng.choice(base.regions[kind])
+        fill = rng.choice((bytes(length), b"\xff" * length, rng.randbytes(length)))
+        return f"whole {kind} block at {start} smashed", [(start, fill)]
+    if roll < 0.15:
+        picks = rng.sample(base.fields, 3)
+        patches = [(off, rng.getrandbits(8 * w).to_bytes(w, "little")) for _d, off, w in picks]
+        return "fields " + ", ".join(d for d, _o, _w in picks) + " randomised", patches
+    if roll < 0.45:
         kind = rng.choice([k for k, v in base.regions.items() if v])
         patches = []
         for _ in range(rng.choice((1, 1, 2, 4, 16))):
@@ -381,7 +391,8 @@ def run_case(base: Base, patches: list[Patch], work: Path, *, readers: bool = Tr
         code2, rep2, modified = run_fsck(work, "n")
         out2 = "\n".join(rep2.lines)
         if code2 != 0 or modified or any("question" in f for f in rep2.findings):
-            raise CaseFailure(f"fsck -y exit {code1} then -fn exit {code2}:\n{out2[-3000:]}\n--- -y said:\n{out[-3000:]}")
+            raise CaseFailure(f"fsck -y exit {code1} then -fn exit {code2}:\n{out2[-3000:]}\n"
+                              f"--- -y said:\n{out[-3000:]}")
         if readers:
             _check_files(base, work, hit, named, out)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from p2k.fs.ffs.cg import CG_STRUCTS, cg_magic_ok
+from p2k.fs.ffs.cg import CG_STRUCTS, Cg, cg_layout_sane, cg_magic_ok
 from p2k.fs.ffs.fs import (
     UFS_NDADDR,
     UFS_NIADDR,
@@ -54,8 +54,16 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = struct.unpack_from(fs.endian + "I", buf, _INITEDIBLK)[0]
-    return min(n, fs.fs_ipg)
+    n = min(struct.unpack_from(fs.endian + "I", buf, _INITEDIBLK)[0], fs.fs_ipg)
+    # A cg_initediblk damaged low would hide allocated inodes (the root among them): trust the
+    # inode map as far as it shows inodes in use, when the header's offsets can be trusted.
+    cg = Cg(buf, fs.endian)
+    if n < fs.fs_ipg and cg_layout_sane(cg, fs):
+        imap = bytes(cg.inosused()[:(fs.fs_ipg + 7) // 8]).rstrip(b"\0")
+        if imap:
+            top = (len(imap) - 1) * 8 + imap[-1].bit_length()
+            n = max(n, min(fs.fs_ipg, -(-top // fs.fs_inopb) * fs.fs_inopb))
+    return n
 
 
 def pass1(ctx: Ctx) -> None:
@@ -91,7 +99,7 @@ def pass1(ctx: Ctx) -> None:
 
 
 def _partially_allocated(ctx: Ctx, ino: int) -> None:
-    if ctx.rep.ask(f"PARTIALLY ALLOCATED INODE I={ino}", "CLEAR", ino=ino, kind="partially allocated"):
+    if ctx.rep.ask(f"PARTIALLY ALLOCATED INODE I={ino}", "CLEAR", ino=ino, kind="partially allocated", field="di_mode"):
         ctx.io.write(ctx.inode_offset(ino), bytes(ctx.isize))
 
 
@@ -135,7 +143,8 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
     if why is not None:
         st.statemap[ino] = FCLEAR
         if rep.ask(f"UNKNOWN FILE TYPE I={ino}" + ("" if why == "type" else f" ({why})"), "CLEAR",
-                   ino=ino, kind="unknown file type", reason=why):
+                   ino=ino, kind="unknown file type", reason=why,
+                   field="di_mode" if why == "type" else "di_size"):
             st.statemap[ino] = USTATE
             ctx.io.write(ctx.inode_offset(ino), bytes(ctx.isize))
         return
@@ -160,7 +169,8 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
         nonlocal counted, bad, dup, calls
         calls += 1
         if frag < 0 or frag + n > maxf or (frag % fs.fs_frag + n > fs.fs_frag):
-            rep.warn(f"{frag} BAD I={ino}", ino=ino, kind="bad block", block=frag)
+            rep.warn(f"{frag} BAD I={ino}", ino=ino, kind="bad block", block=frag,
+                     field=_addr_field(lbn, level))
             _blkerror(ctx, ino)
             bad += 1
             if bad >= MAXBAD:
@@ -175,7 +185,7 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
         for k in range(n):
             if already >> ((frag + k) & 7) & 1:
                 f = frag + k
-                rep.warn(f"{f} DUP I={ino}", ino=ino, kind="dup block", block=f)
+                rep.warn(f"{f} DUP I={ino}", ino=ino, kind="dup block", block=f, field=_addr_field(lbn, level))
                 st.dups[f] = st.dups.get(f, 0) + 1
                 dup += 1
         _blkerror(ctx, ino)
@@ -190,9 +200,17 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
     sectors = counted * (fs.fs_fsize // 512) + (_ext_sectors(ctx, ip) if fs.ufs2 else 0)
     if ip.blocks != sectors and st.statemap[ino] not in (FCLEAR, DCLEAR):
         if rep.ask(f"INCORRECT BLOCK COUNT I={ino} ({ip.blocks} should be {sectors})", "CORRECT",
-                   preen_action="CORRECTED", ino=ino, kind="incorrect block count"):
+                   preen_action="CORRECTED", ino=ino, kind="incorrect block count",
+                   field="di_blocks"):
             ip.blocks = sectors
             ctx.inodirty(ip)
+
+
+def _addr_field(lbn: int, level: int) -> str:
+    """Which pointer held a bad or duplicate address, for --json."""
+    if level >= 0:
+        return f"address of a level-{level + 1} indirect block (logical block {lbn})"
+    return f"di_db[{lbn}]" if lbn < UFS_NDADDR else f"indirect pointer for logical block {lbn}"
 
 
 def _excessive(rep: Reporter, msg: str, ino: int, kind: str) -> int:

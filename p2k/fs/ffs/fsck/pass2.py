@@ -71,7 +71,8 @@ def pass2(ctx: Ctx) -> None:
             path = getpathname(ctx, d)
             newsize = ip.size + DIRBLKSIZ - ip.size % DIRBLKSIZ
             if rep.ask(f"DIRECTORY {path}: LENGTH {ip.size} NOT MULTIPLE OF {DIRBLKSIZ}", "ADJUST",
-                       preen_action="ADJUSTED", ino=d, kind="directory length"):
+                       preen_action="ADJUSTED", ino=d, kind="directory length",
+                       field="di_size"):
                 ip.size = newsize
                 ctx.inodirty(ip)
         check_dir(ctx, d, ip)
@@ -86,14 +87,14 @@ def pass2(ctx: Ctx) -> None:
             continue
         if dd == 0:
             st.dotdot[d] = par
-            if fileerror(ctx, par, d, b"..", "MISSING '..'", "FIX", kind="missing dotdot"):
+            if fileerror(ctx, par, d, b"..", "MISSING '..'", "FIX", kind="missing dotdot", field="d_ino"):
                 if fix_dotdot(ctx, d, par):
                     st.lncnt[par] -= 1
                 else:
                     rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '..'")
                     rep.resolved = False
             continue
-        if fileerror(ctx, par, d, b"..", "BAD INODE NUMBER FOR '..'", "FIX", kind="bad dotdot"):
+        if fileerror(ctx, par, d, b"..", "BAD INODE NUMBER FOR '..'", "FIX", kind="bad dotdot", field="d_ino"):
             if dd < st.maxino:
                 st.lncnt[dd] += 1
             st.lncnt[par] -= 1
@@ -116,7 +117,8 @@ def check_dir(ctx: Ctx, d: int, ip: object) -> None:
                 ino, reclen, dtype, namlen = h.unpack_from(data, pos)
                 if not _entry_ok(data, pos, end, ino, reclen, dtype, namlen):
                     if direrror(ctx, d, "DIRECTORY CORRUPTED", "SALVAGE", preen_action="SALVAGED",
-                                kind="directory corrupted", offset=off + pos):
+                                kind="directory corrupted", offset=off + pos,
+                                field="d_reclen/d_namlen"):
                         dirty = True
                         if prev < 0:
                             # The chunk's first record now spans it: check it like any other, so a
@@ -251,13 +253,13 @@ def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> t
     if ino == UFS_WINO and dtype == DT_WHT:
         return changed, entryno
     if ino < UFS_ROOTINO or ino >= st.maxino:
-        if fileerror(ctx, d, ino, name, "I OUT OF RANGE", "REMOVE", kind="inode out of range"):
+        if fileerror(ctx, d, ino, name, "I OUT OF RANGE", "REMOVE", kind="inode out of range", field="d_ino"):
             h.pack_into(data, pos, 0, reclen, 0, 0)
             return True, entryno
         return changed, entryno
     s = st.statemap[ino]
     if s == USTATE:
-        if fileerror(ctx, d, ino, name, "UNALLOCATED", "REMOVE", kind="unallocated"):
+        if fileerror(ctx, d, ino, name, "UNALLOCATED", "REMOVE", kind="unallocated", field="d_ino"):
             h.pack_into(data, pos, 0, reclen, 0, 0)
             return True, entryno
         return changed, entryno
@@ -276,14 +278,14 @@ def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> t
     if s in (DSTATE, DFOUND):
         if st.parent[ino]:
             if fileerror(ctx, d, ino, name, "IS AN EXTRANEOUS HARD LINK TO DIRECTORY", "REMOVE",
-                         kind="extraneous hard link"):
+                         kind="extraneous hard link", field="d_ino"):
                 h.pack_into(data, pos, 0, reclen, 0, 0)
                 return True, entryno
         else:
             st.parent[ino] = d
     want = st.typemap[ino]
     if dtype != want:
-        if fileerror(ctx, d, ino, name, "BAD TYPE VALUE", "FIX", kind="bad type"):
+        if fileerror(ctx, d, ino, name, "BAD TYPE VALUE", "FIX", kind="bad type", field="d_type"):
             h.pack_into(data, pos, ino, reclen, want, namlen)
             changed = True
     st.lncnt[ino] -= 1

@@ -90,13 +90,13 @@ def pass5(ctx: Ctx) -> list[int]:
         cs_new = _check_cg(ctx, c, tables, fix)
         for i in range(4):
             total[i] += cs_new[i]
-        if ctx.csum[c] != cs_new and fix("FREE BLK COUNT(S) WRONG IN SUPERBLK", cg=c):
+        if ctx.csum[c] != cs_new and fix("FREE BLK COUNT(S) WRONG IN SUPERBLK", cg=c, field="cs_*"):
             ctx.csum[c] = cs_new
             csum_dirty = True
     rep.progress_done()
     if csum_dirty:
         write_csum(io, fs, ctx.csum)
-    if list(fs.cstotal) != total and fix("FREE BLK COUNT(S) WRONG IN SUPERBLK"):
+    if list(fs.cstotal) != total and fix("FREE BLK COUNT(S) WRONG IN SUPERBLK", field="fs_cstotal"):
         fs.fs_cs_ndir, fs.fs_cs_nbfree, fs.fs_cs_nifree, fs.fs_cs_nffree = total
         ctx.sbdirty = True
     return total
@@ -129,8 +129,10 @@ def _read_cg(ctx: Ctx, c: int) -> tuple[bytearray, Cg, Cg, bool]:
             new.cg_old_ncyl = old.cg_old_ncyl if 0 < old.cg_old_ncyl <= max(fs.fs_old_cpg, 1) else 1
         return buf, old, new, True
     new = Cg(bytes(buf), fs.endian)
-    if fs.ufs2 and not 0 < old.cg_initediblk <= fs.fs_ipg:
-        new.cg_initediblk = fs.fs_ipg if old.cg_initediblk > fs.fs_ipg else ctx.st.inosused_limit[c]
+    if fs.ufs2:
+        # phase 1 read as far as the inode map showed inodes in use: all of those are initialised
+        scanned = ctx.st.inosused_limit[c]
+        new.cg_initediblk = fs.fs_ipg if old.cg_initediblk > fs.fs_ipg else max(old.cg_initediblk, scanned)
     return buf, old, new, False
 
 
@@ -195,14 +197,15 @@ def _check_cg(ctx: Ctx, c: int, tables: tuple[list[int], list[list[int]], list[b
         cluster = (csum, pack01(blk01, (fpg // frag + 7) // 8))
     write = False
     if rebuild or any(getattr(old, f) != getattr(new, f) for f in _HDR_FIELDS):
-        if fix("SUMMARY INFORMATION BAD", cg=c):
+        if fix("SUMMARY INFORMATION BAD", cg=c, field="cg header"):
             new.encode_into(buf)
             write = True
     if rebuild:
         # a rebuilt header only makes sense with its maps: both or neither
         if write:
             _store_maps(ctx, new, buf, ino_map, free_map, cluster)
-    elif not _compare_maps(ctx, c, old, buf, ino_map, free_map, cluster) and fix("BLK(S) MISSING IN BIT MAPS", cg=c):
+    elif (not _compare_maps(ctx, c, old, buf, ino_map, free_map, cluster)
+          and fix("BLK(S) MISSING IN BIT MAPS", cg=c, field="cg maps")):
         _store_maps(ctx, new, buf, ino_map, free_map, cluster)
         write = True
     if write:

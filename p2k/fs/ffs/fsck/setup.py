@@ -165,16 +165,18 @@ def check_fields(fs: Superblock, rep: Reporter) -> bool:
     """The superblock fields fsck_ffs repairs in place; returns True if any was changed."""
     changed = False
     if fs.fs_optim not in (FS_OPTTIME, FS_OPTSPACE):
-        if rep.ask("UNDEFINED OPTIMIZATION IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+        if rep.ask("UNDEFINED OPTIMIZATION IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock",
+                   field="fs_optim"):
             fs.fs_optim = FS_OPTTIME
             changed = True
     if not 0 <= fs.fs_minfree <= 99:
-        if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+        if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock",
+                   field="fs_minfree"):
             fs.fs_minfree = MINFREE_DEFAULT
             changed = True
     unknown = fs.fs_flags & ~KNOWN_FLAGS & 0x7FFFFFFF
     if unknown:
-        if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock"):
+        if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock", field="fs_flags"):
             fs.fs_flags &= ~unknown
             if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
                 fs.fs_old_flags &= ~unknown  # where an old UFS1 keeps its flags (oldfscompat_read)
