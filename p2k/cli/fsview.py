@@ -10,7 +10,7 @@ import argparse
 import os
 import stat as st
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +40,26 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
-    def walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Depth-first (path, lstat) of ``top`` and everything below it, image paths."""
+    def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+             ) -> Iterator[tuple[str, os.stat_result]]:
+        """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
+        ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
+        and a directory met twice (a damaged image's cycle) is not entered again."""
         stack = [top]
+        seen: set[tuple[int, int]] = set()
         while stack:
             p = stack.pop()
-            s = self.sys.lstat(self.path(p))
-            yield p, s
-            if st.S_ISDIR(s.st_mode):
-                names = sorted(self.sys.listdir(self.path(p)), reverse=True)
-                stack.extend(p.rstrip("/") + "/" + n for n in names)
+            try:
+                s = self.sys.lstat(self.path(p))
+                yield p, s
+                if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                    seen.add((s.st_dev, s.st_ino))
+                    names = sorted(self.sys.listdir(self.path(p)), reverse=True)
+                    stack.extend(p.rstrip("/") + "/" + n for n in names)
+            except OSError as e:
+                if onerror is None:
+                    raise
+                onerror(p, e)
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)

@@ -24,6 +24,7 @@ import argparse
 import errno
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,23 @@ def is_stale(mountpoint: str) -> bool:
             os.statvfs(mountpoint)
     except OSError as e:
         return e.errno == errno.ENOTCONN
+    return False
+
+
+def in_mount_table(mountpoint: str) -> bool:
+    """Whether a FUSE file system is mounted on ``mountpoint`` by the host's mount table — the
+    answer when the mount point itself cannot be stat'ed (a daemon gone, a root it cannot read)."""
+    want = os.path.abspath(mountpoint)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                f = line.split()
+                if len(f) >= 3 and f[2].startswith("fuse"):
+                    path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[1])
+                    if path == want:
+                        return True
+    except OSError:
+        return False
     return False
 
 
@@ -284,7 +302,7 @@ def cmd_umount(args: argparse.Namespace) -> int:
     rundir = RunDir()
     pid = rundir.owner(mnt)
     stale = is_stale(mnt)
-    if not stale and not os.path.ismount(mnt):
+    if not stale and not os.path.ismount(mnt) and not in_mount_table(mnt):
         if not os.path.exists(mnt):
             raise OSError(errno.ENOENT, "No such file or directory", mnt)
         raise OSError(errno.EINVAL, "not a mount point", mnt)

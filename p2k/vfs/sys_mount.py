@@ -48,6 +48,7 @@ class MountCalls(SysBase):
             mp: Mount = comp.mount_class(self.kernel, flags, data)
             mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")
             mp.vfs_start()
+            _check_root(mp)
         except BaseException:
             if dev is not None:
                 dev.release()
@@ -80,3 +81,22 @@ class MountCalls(SysBase):
     def reboot(self, howto: int = RB_AUTOBOOT) -> None:
         """Sync (unless RB_NOSYNC) and unmount everything, as rump.halt needs."""
         self.kernel.shutdown(sync=not howto & RB_NOSYNC)
+
+
+def _check_root(mp: Mount) -> None:
+    """Refuse a file system whose root is not a readable directory: mounted, it would make the
+    mount point itself fail (stat EIO), and even unmounting it by path would need that root."""
+    ino = mp.vfs_root_ino()
+    try:
+        _data, vtype = mp.vfs_loadvnode(ino)
+        why = None if vtype == VDIR else "is not a directory"
+    except OSError as e:
+        why = f"cannot be read ({e.strerror})"
+    if why is None:
+        return
+    try:
+        mp.vfs_unmount(force=True)
+    except OSError:
+        pass
+    raise OSError(errno.ENOTDIR if why.startswith("is not") else errno.EIO,
+                  f"root inode {ino} {why}; run fsck")
