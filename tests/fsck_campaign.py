@@ -54,7 +54,7 @@ class CaseFailure(AssertionError):
     pass
 
 
-class Hang(Exception):
+class Hang(BaseException):  # not an Exception: the VOP boundary must not turn it into EIO
     pass
 
 

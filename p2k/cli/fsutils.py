@@ -119,10 +119,12 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
             print(f"total {sum(e[2].st_blocks for e in entries) // 2}")
         for n, full, es in entries:
             try:
-                print(_ls_entry(v, args, full, n, es))
-            except OSError as e:
+                line = _ls_entry(v, args, full, n, es)
+            except OSError as e:  # a symlink whose target cannot be read
                 _complain("ls", full, e)
                 rc = 1
+                continue
+            print(line)  # (an error writing the listing itself, EPIPE say, ends the command)
         dirs[0:0] = sub
     return rc
 

@@ -24,6 +24,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, STOP, ckinode, has_blocks
+from p2k.fs.ffs.fsck.pass1fast import FastScan
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
 from p2k.fs.ffs.fsck.state import DCLEAR, DSTATE, FCLEAR, FSTATE, USTATE
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inode
@@ -71,10 +72,9 @@ def pass1(ctx: Ctx) -> None:
     rep.phase = "Phase 1"
     mark_metadata(ctx)
     isize = ctx.isize
-    modefmt = struct.Struct(f"{fs.endian}H{isize - 2}x")
     maxsize = maxfilesize(fs)
-    addr_lo, addr_hi = (112, 232) if fs.ufs2 else (40, 100)
-    zero_addrs = bytes(addr_hi - addr_lo)
+    fast = FastScan(ctx, maxsize, lambda buf, off, ino: check_inode(ctx, ctx.codec.decode(buf, off, ino), maxsize),
+                    lambda ino: _partially_allocated(ctx, ino))
     for c in range(fs.fs_ncg):
         rep.progress(c, fs.fs_ncg)
         limit = cg_inode_limit(ctx, c)
@@ -84,17 +84,7 @@ def pass1(ctx: Ctx) -> None:
         for first in range(0, limit, per_read):
             n = min(per_read, limit - first)
             buf = ctx.io.read(cgimin(fs, c) * fs.fs_fsize + first * isize, n * isize)
-            for i, (mode,) in enumerate(modefmt.iter_unpack(buf)):
-                ino = base_ino + first + i
-                if ino < 2:
-                    continue
-                off = i * isize
-                if mode == 0:
-                    if (buf[off + addr_lo:off + addr_hi] != zero_addrs
-                            or buf[off + 8 + 8 * fs.ufs2:off + 16 + 8 * fs.ufs2] != bytes(8)):
-                        _partially_allocated(ctx, ino)
-                    continue
-                check_inode(ctx, ctx.codec.decode(buf, off, ino), maxsize)
+            fast.scan(buf, base_ino + first)
     rep.progress_done()
 
 
