@@ -21,7 +21,10 @@ from p2k.fs.ffs.inode import IFDIR, Inode
 
 
 def hdr(ctx: Ctx) -> struct.Struct:
-    return struct.Struct(ctx.fs.endian + "IHBB")
+    return _HDR[ctx.fs.endian]
+
+
+_HDR = {e: struct.Struct(e + "IHBB") for e in "<>"}
 
 
 def dir_blocks(ctx: Ctx, ip: Inode) -> list[tuple[int, int, int]]:

@@ -105,6 +105,9 @@ def pass2(ctx: Ctx) -> None:
 def check_dir(ctx: Ctx, d: int, ip: object) -> None:
     """Check every entry of directory ``d`` (pass2check over fsck_readdir)."""
     h = hdr(ctx)
+    unpack = h.unpack_from
+    st = ctx.st
+    statemap, typemap, lncnt, maxino = st.statemap, st.typemap, st.lncnt, st.maxino
     entryno = 0
     for _lbn, off, n in dir_blocks(ctx, ip):  # type: ignore[arg-type]
         data = bytearray(ctx.io.read(off, n))
@@ -114,7 +117,19 @@ def check_dir(ctx: Ctx, d: int, ip: object) -> None:
             prev = -1
             end = chunk + DIRBLKSIZ
             while pos < end:
-                ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+                ino, reclen, dtype, namlen = unpack(data, pos)
+                # The common entry — a well-formed name of an allocated file of the right type —
+                # costs one reference; everything else goes through the full pass2check below.
+                if (entryno >= 2 and 2 <= ino < maxino and statemap[ino] == FSTATE and dtype == typemap[ino]
+                        and reclen >= 8 + ((namlen + 4) & ~3) and not reclen & 3 and pos + reclen <= end
+                        and data[pos + 8 + namlen] == 0 and 0 < namlen):
+                    name = data[pos + 8:pos + 8 + namlen]
+                    if b"\0" not in name and b"/" not in name and name != b"." and name != b"..":
+                        lncnt[ino] -= 1
+                        entryno += 1
+                        prev = pos
+                        pos += reclen
+                        continue
                 if not _entry_ok(data, pos, end, ino, reclen, dtype, namlen):
                     if direrror(ctx, d, "DIRECTORY CORRUPTED", "SALVAGE", preen_action="SALVAGED",
                                 kind="directory corrupted", offset=off + pos,
