@@ -37,9 +37,11 @@ def main() -> int:
         if args.case:
             seed, i = (int(x) for x in args.case.split(":"))
             base = bases[sorted(bases)[i % len(bases)]]
-            what, patches = fc.random_case(base, random.Random(f"{seed}:{i}"))
-            print(base.name, what)
-            out = fc.run_case(base, patches, work, readers=not args.no_readers)
+            rng = random.Random(f"{seed}:{i}")
+            what, patches = fc.random_case(base, rng)
+            kernel = rng.choice(("", "", "read", "write"))
+            print(base.name, what, f"(kernel {kernel} first)" if kernel else "")
+            out = fc.run_case(base, patches, work, readers=not args.no_readers, kernel=kernel)
             print(out.out)
             return 0
         t = time.monotonic()

@@ -371,14 +371,58 @@ def _dissect_digest(path: Path, ino: int) -> str | None:
             return None
 
 
-def run_case(base: Base, patches: list[Patch], work: Path, *, readers: bool = True) -> Outcome:
-    """Apply ``patches`` to a copy of ``base`` and check every promise (CaseFailure if one fails)."""
+def kernel_on_damaged(path: Path, files: list[FileInfo], write: bool) -> None:
+    """What a user does with a damaged image before fsck: walk and read it all (read-only), or
+    (``write``) remove a file and write a new one. Only OSError may come out of the kernel; a
+    write must not make the image worse, which the fsck run after it checks."""
+    import p2k
+    if not write:
+        _reachable(path, {fi.ino for fi in files})
+        return
+    k = p2k.Kernel(env={})
+    try:
+        k.etfs_register("/dev/dk", str(path), p2k.ETFS_BLK)
+        k.sys.mkdir("/mnt", 0o755)
+        try:
+            k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+        except OSError:
+            return
+        for op in (lambda: k.sys.unlink("/mnt/" + files[len(files) // 2].path),
+                   lambda: k.sys.unlink("/mnt/" + files[-1].path),
+                   lambda: _write_new(k)):
+            try:
+                op()
+            except OSError:
+                pass
+    finally:
+        try:
+            k.halt()
+        except OSError:
+            pass
+
+
+def _write_new(k: Any) -> None:
+    fd = k.sys.open("/mnt/new-after-damage", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        k.sys.write(fd, b"n" * 20000)
+    finally:
+        k.sys.close(fd)
+
+
+def run_case(base: Base, patches: list[Patch], work: Path, *, readers: bool = True,
+             kernel: str = "") -> Outcome:
+    """Apply ``patches`` to a copy of ``base`` and check every promise (CaseFailure if one fails).
+    ``kernel`` "read" or "write": first let the kernel loose on the damaged image (then, after a
+    write, the contents check is skipped: a wrong free map lets a write land on any block)."""
     data = bytearray(base.raw)
     for off, b in patches:
         data[off:off + len(b)] = b
     work.write_bytes(data)
     hit = sorted(off for off, _ in patches)
     with deadline(TIMEOUT_S):
+        if kernel:
+            kernel_on_damaged(work, base.files, kernel == "write")
+            readers = readers and kernel != "write"
         code1, rep1, _ = run_fsck(work, "y")
         if code1 == 8 and not rep1.findings and "BAD SUPER BLOCK" not in "\n".join(rep1.lines):
             raise CaseFailure("fsck -y failed without saying why:\n" + "\n".join(rep1.lines[-5:]))
@@ -425,8 +469,10 @@ def campaign(bases: dict[str, Base], n: int, seed: int, work: Path, *, readers: 
         base = bases[names[i % len(names)]]
         rng = random.Random(f"{seed}:{i}")
         what, patches = random_case(base, rng)
+        kernel = rng.choice(("", "", "read", "write"))
+        what += f" (kernel {kernel} first)" if kernel else ""
         try:
-            run_case(base, patches, work, readers=readers)
+            run_case(base, patches, work, readers=readers, kernel=kernel)
         except (CaseFailure, Hang) as e:
             failures.append(f"case {seed}:{i} {base.name}: {what}\n{e}")
         except Exception as e:  # noqa: BLE001 - a traceback is a finding, kept with its case
