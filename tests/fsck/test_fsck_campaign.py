@@ -1,6 +1,6 @@
 """The hostile-image campaign (tests/fsck_campaign.py) and the repair cases issue 14 lists.
 
-CI runs ``P2K_FSCK_CASES`` (default 240) seeded cases over twelve bases (makefs two-group and
+CI runs ``P2K_FSCK_CASES`` (default 500) seeded cases over twelve bases (makefs two-group and
 one-group, p2k newfs + p2k's write path; UFS1/UFS2; both byte orders); ``P2K_FULL=1`` runs 100,000
 (about 45 minutes on one core). Each case asserts no traceback, no hang, peak RSS under 256 MiB,
 ``fsck -y`` then ``fsck -fn`` clean, nothing written outside the image, and every file the damage
@@ -27,7 +27,7 @@ from p2k.fs.ffs.fs import DEV_BSIZE, cgsblock, cgtod
 
 pytestmark = pytest.mark.skipif(shutil.which("makefs") is None, reason="NetBSD makefs not installed")
 FULL = os.environ.get("P2K_FULL") == "1"
-CASES = int(os.environ.get("P2K_FSCK_CASES", "100000" if FULL else "240"))
+CASES = int(os.environ.get("P2K_FSCK_CASES", "100000" if FULL else "500"))
 
 
 @pytest.fixture(scope="module")
