@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from p2k.cli.imagearg import register_image
-from p2k.fs.ffs.dumpfs import dumpfs
-from p2k.fs.ffs.fs import find_superblock
-from p2k.kernel import Kernel
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("dumpfs", help="dump FFS superblock and cylinder groups (dumpfs)",
@@ -21,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.dumpfs import dumpfs
+    from p2k.fs.ffs.fs import find_superblock
+    from p2k.kernel import Kernel
+
     k = Kernel(env={})
     try:
         key = register_image(k, args, True)
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         assert dev is not None
         fs = find_superblock(dev.pread, dev.size)
         out = sys.stdout
-        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only):
+        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only, dev.size):
             out.write(line + "\n")
         return 0
     finally:

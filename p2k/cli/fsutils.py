@@ -14,6 +14,7 @@ import stat as st
 import sys
 from typing import Any
 
+from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import FsView, ls_line, open_view
 from p2k.cli.imagearg import add_image_args
 
@@ -25,22 +26,22 @@ def register(sub: Any) -> None:
     p.add_argument("-R", action="store_true", help="recursive")
     p.add_argument("-a", action="store_true", help="include entries starting with a dot")
     p.add_argument("-i", action="store_true", help="print inode numbers")
-    p.add_argument("paths", nargs="*", default=["/"])
+    p.add_argument("paths", metavar="PATH", nargs="*", default=["/"], help="image paths to list (/)")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("cat", help="print files from an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image files to print")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser("stat", help="show inode attributes of files in an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image paths to describe (links not followed)")
     p.set_defaults(func=cmd_stat)
 
     p = sub.add_parser("find", help="walk a tree in an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("path", nargs="?", default="/")
+    p.add_argument("path", metavar="PATH", nargs="?", default="/", help="where the walk starts (/)")
     p.add_argument("-name", dest="name", help="shell pattern for the last path component")
     p.add_argument("-type", dest="type", choices=list("fdlpscb"), help="file type")
     p.set_defaults(func=cmd_find)
@@ -48,20 +49,20 @@ def register(sub: Any) -> None:
     p = sub.add_parser("du", help="disk usage of a tree in an image (1 KiB units)")
     add_image_args(p, server_ok=True)
     p.add_argument("-s", action="store_true", help="summary only")
-    p.add_argument("paths", nargs="*", default=["/"])
+    p.add_argument("paths", metavar="PATH", nargs="*", default=["/"], help="trees to measure (/)")
     p.set_defaults(func=cmd_du)
 
     p = sub.add_parser("df", help="free space of an image's file system")
     add_image_args(p, server_ok=True)
     p.add_argument("-i", action="store_true", help="inode counts too")
-    p.add_argument("path", nargs="?", default="/", help="a path on the file system (/)")
+    p.add_argument("path", nargs="?", default="/", metavar="PATH", help="a path on the file system (/)")
     p.set_defaults(func=cmd_df)
 
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
     add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
     p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
-    p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
+    p.add_argument("paths", metavar="SRC... DST", nargs="+", help="sources then target; ':/path' is inside the image")
     p.set_defaults(func=cmd_cp)
 
 
@@ -74,7 +75,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             try:
                 rc |= _ls_one(v, args, p, multi, i > 0)
             except OSError as e:
-                print(f"p2k ls: {p}: {e.strerror}", file=sys.stderr)
+                print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1
     return rc
 
@@ -86,32 +87,32 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
         return 0
     dirs = [p]
     first = not gap
-    rc = 0
+    failed: list[str] = []
+
+    def onerror(path: str, e: OSError) -> None:
+        _complain("ls", path, e)  # BSD ls: say so, list the rest, exit 1 at the end
+        failed.append(path)
+
     while dirs:
         d = dirs.pop(0)
         try:
-            names = sorted(v.sys.listdir(v.path(d)))
+            listing = v.entries(d, onerror)
         except OSError as e:
-            _complain("ls", d, e)
-            rc = 1
+            onerror(d, e)
             continue
         if args.a:
-            names = [".", "..", *names]
+            listing = [(".", v.sys.lstat(v.path(d))), ("..", v.sys.lstat(v.path(d.rstrip("/") + "/.."))),
+                       *listing]
         else:
-            names = [n for n in names if not n.startswith(".")]
+            listing = [(n, es) for n, es in listing if not n.startswith(".")]
         if header:
             print(("" if first else "\n") + f"{d}:")
         first = False
         sub = []
         entries = []
-        for n in names:
-            full = d.rstrip("/") + "/" + n
-            try:
-                es = v.sys.lstat(v.path(full))
-            except OSError as e:  # BSD ls: say so, list the rest, exit 1 at the end
-                _complain("ls", full, e)
-                rc = 1
-                continue
+        base = d.rstrip("/") + "/"
+        for n, es in listing:
+            full = base + n
             entries.append((n, full, es))
             if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
                 sub.append(full)
@@ -121,12 +122,11 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
             try:
                 line = _ls_entry(v, args, full, n, es)
             except OSError as e:  # a symlink whose target cannot be read
-                _complain("ls", full, e)
-                rc = 1
+                onerror(full, e)
                 continue
             print(line)  # (an error writing the listing itself, EPIPE say, ends the command)
         dirs[0:0] = sub
-    return rc
+    return 1 if failed else 0
 
 
 def _complain(cmd: str, path: str, e: OSError) -> None:
@@ -260,7 +260,7 @@ def cmd_cp(args: argparse.Namespace) -> int:
 
     *srcs, dst = args.paths
     if not srcs:
-        raise OSError(22, "cp needs SRC... DST")
+        raise UsageError("cp needs SRC... DST")
     into = dst.startswith(":")
     with open_view(args, write=into) as v:
         return copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)

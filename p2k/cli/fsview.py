@@ -11,17 +11,49 @@ import os
 import stat as st
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from p2k.cli.imagearg import MountedImage, open_image
 
 
-@dataclass
+class NamingSys:
+    """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
+    the path they typed. This wraps a ``sys`` so that a failing call's OSError carries the image
+    path of its first path argument and the plain strerror, as a BSD tool prints them."""
+
+    def __init__(self, sys: Any, root: str) -> None:
+        self._sys = sys
+        self._root = root
+
+    def _user_path(self, p: str) -> str:
+        if self._root and (p == self._root or p.startswith(self._root + "/")):
+            return p[len(self._root):] or "/"
+        return p
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._sys, name)
+        if not callable(fn):
+            return fn
+
+        def call(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except OSError as e:
+                if e.filename is not None or e.errno is None or not a or not isinstance(a[0], str):
+                    raise
+                raise OSError(e.errno, os.strerror(e.errno), self._user_path(a[0])) from None
+
+        setattr(self, name, call)
+        return call
+
+
 class FsView:
-    sys: Any  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
-    root: str  # where image paths start in the sys namespace ("/mnt", or "" for a server)
-    closer: Any = None
+    """Plain class (no dataclass) so that importing the commands does not import ``inspect``."""
+
+    def __init__(self, sys: Any, root: str, closer: Any = None) -> None:
+        self.sys = sys  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
+        self.root = root  # where image paths start in the sys namespace ("/mnt", or "" for a server)
+        self.closer = closer
 
     def path(self, p: str) -> str:
         p = p or "/"
@@ -40,26 +72,57 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
+    def entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+                ) -> list[tuple[str, os.stat_result]]:
+        """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
+        the kernel offers it (a lookup for the directory, not one per entry); a server's client
+        without one gets listdir plus lstat per name. With ``onerror``, an entry that cannot be
+        stat'ed is reported to it and left out (BSD ls goes on with the rest)."""
+        base = d.rstrip("/") + "/"
+        out = []
+        scandir = getattr(self.sys, "scandir", None)
+        if scandir is not None:
+            pairs = [(e.name, e.stat) for e in scandir(self.path(d))]
+        else:
+            pairs = [(n, lambda n=n, **_: self.sys.lstat(self.path(base + n)))
+                     for n in self.sys.listdir(self.path(d))]
+        for name, stat in pairs:
+            try:
+                out.append((name, stat(follow_symlinks=False)))
+            except OSError as e:
+                if onerror is None:
+                    raise
+                onerror(base + name, e)
+        out.sort(key=lambda e: e[0])
+        return out
+
     def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
              ) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
-        stack = [top]
+        try:
+            stack = [(top, self.sys.lstat(self.path(top)))]
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(top, e)
+            return
         seen: set[tuple[int, int]] = set()
         while stack:
-            p = stack.pop()
-            try:
-                s = self.sys.lstat(self.path(p))
-                yield p, s
-                if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
-                    seen.add((s.st_dev, s.st_ino))
-                    names = sorted(self.sys.listdir(self.path(p)), reverse=True)
-                    stack.extend(p.rstrip("/") + "/" + n for n in names)
-            except OSError as e:
-                if onerror is None:
-                    raise
-                onerror(p, e)
+            p, s = stack.pop()
+            yield p, s
+            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                seen.add((s.st_dev, s.st_ino))
+                try:
+                    ents = self.entries(p, onerror)
+                except OSError as e:
+                    if onerror is None:
+                        raise
+                    onerror(p, e)
+                    continue
+                base = p.rstrip("/") + "/"
+                stack.extend((base + n, es) for n, es in reversed(ents))
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)
@@ -79,10 +142,15 @@ def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:
     if server and not getattr(args, "image", None) and not getattr(args, "drivespec", None):
         from p2k.client import connect  # issue 7
 
-        c = connect(server)
-        return FsView(c.sys, "", c.close)
+        try:
+            c = connect(server)
+        except OSError as e:
+            if e.filename is not None or e.errno is None:
+                raise
+            raise OSError(e.errno, f"RUMP_SERVER: {os.strerror(e.errno)}", server) from None
+        return FsView(NamingSys(c.sys, ""), "", c.close)
     m: MountedImage = open_image(args, write=write)
-    return FsView(m.kernel.sys, m.mountpoint, m.close)
+    return FsView(NamingSys(m.kernel.sys, m.mountpoint), m.mountpoint, m.close)
 
 
 def mode_string(mode: int) -> str:

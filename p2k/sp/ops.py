@@ -15,6 +15,9 @@ OP_STATS = 3
 OP_PING = 4
 OP_SYSCTL = 5
 FIRST_SYSCALL = 16
+CONNECTION = 0
+"""Request number of a frame about the connection rather than a call: the server's refusal of a
+client it cannot take ("server busy"), sent right after the banner, before any handshake."""
 
 SYSCALLS: tuple[str, ...] = (
     # files and descriptors
@@ -31,16 +34,17 @@ SYSCALLS: tuple[str, ...] = (
     "vreadlink", "vchmod", "vchown", "vutimens", "vtruncate", "vfsync",
     # appended later (numbers above never move)
     "vlink",
-    # the FUSE bridge as a remote client (p2k/sp/bridgeops.py)
+    # the FUSE bridge as a remote client (p2k/vfs/sys_handle.py; vrelev: p2k/sp/handles.py)
     "vlookup", "vreaddirplus", "vcreate", "vrelev",
+    # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
+    "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
 NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
 
-RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref"})
-# (vlookup, vreaddirplus and vcreate return handles inside their results; bridgeops makes them.)
-"""Calls whose result is a vnode: the server gives the client a new handle for it instead."""
+RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus"})
+"""Calls whose result is or holds vnodes: the server gives the client a new handle for each."""
 
 # Flags of reboot(2) as rump.halt sends them (NetBSD's values).
 RB_NOSYNC = 0x04

@@ -9,9 +9,7 @@ claimed twice is a DUP), and ``di_blocks`` against what was counted.
 
 from __future__ import annotations
 
-import struct
-
-from p2k.fs.ffs.cg import CG_STRUCTS, Cg, cg_layout_sane, cg_magic_ok
+from p2k.fs.ffs.cg import Cg, CgHeader, cg_layout_sane, cg_magic_ok
 from p2k.fs.ffs.fs import (
     UFS_NDADDR,
     UFS_NIADDR,
@@ -32,7 +30,7 @@ from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inod
 MAXBAD = 10
 MAXDUP = 10
 READ_CHUNK = 4 << 20
-_INITEDIBLK = CG_STRUCTS["<"].size - 48  # offset 120, cg_initediblk
+_INITEDIBLK = CgHeader.OFFSETS["cg_initediblk"]
 
 
 def mark_metadata(ctx: Ctx) -> None:
@@ -55,7 +53,7 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = min(struct.unpack_from(fs.endian + "I", buf, _INITEDIBLK)[0], fs.fs_ipg)
+    n = min(CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0], fs.fs_ipg)
     # A cg_initediblk damaged low would hide allocated inodes (the root among them): trust the
     # inode map as far as it shows inodes in use, when the header's offsets can be trusted.
     cg = Cg(buf, fs.endian)
