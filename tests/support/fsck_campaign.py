@@ -118,15 +118,24 @@ def _inode_fields(img: Img) -> list[tuple[str, int, int]]:
 
 
 def _blocks(img: Img, ino: int) -> tuple[list[int], list[int]]:
-    """(data fragment addresses, indirect block addresses) of a file (single indirect only)."""
+    """(data fragment addresses, indirect block addresses) of a file, in logical order."""
     ip = img.inode(ino)
     fs = img.fs
+    fmt = img.e + ("q" if fs.ufs2 else "i") * fs.fs_nindir
     data = [a for a in ip.db if a]
-    ind = []
-    if ip.ib[0]:
-        ind.append(ip.ib[0])
-        fmt = img.e + ("q" if fs.ufs2 else "i") * fs.fs_nindir
-        data += [a for a in struct.unpack(fmt, img.pread(ip.ib[0] * fs.fs_fsize, fs.fs_bsize)) if a]
+    ind: list[int] = []
+
+    def walk(addr: int, level: int) -> None:
+        ind.append(addr)
+        for a in struct.unpack(fmt, img.pread(addr * fs.fs_fsize, fs.fs_bsize)):
+            if a and level:
+                walk(a, level - 1)
+            elif a:
+                data.append(a)
+
+    for level, addr in enumerate(ip.ib):
+        if addr:
+            walk(addr, level)
     return data, ind
 
 
@@ -226,7 +235,18 @@ def _newfs_populated(img: Path, tree: Path, version: int, endian: str) -> None:
 
 
 BASE_NAMES = tuple(f"{maker}-ufs{v}-{e}" for maker in ("makefs", "makefs1cg", "newfs")
-                   for v in (1, 2) for e in ("le", "be"))
+                   for v in (1, 2) for e in ("le", "be")) + ("makefsbig-ufs1-be", "makefsbig-ufs2-le")
+
+
+def _big_tree(root: Path) -> Path:
+    """The small tree plus a file with double-indirect blocks (4 KiB blocks: past 12 + 1024
+    blocks on UFS1) and a directory of several blocks."""
+    make_small_tree(root)
+    (root / "dind").write_bytes(random.Random(7).randbytes((12 + 1024 + 40) * 4096))
+    (root / "many").mkdir()
+    for i in range(300):
+        (root / "many" / f"entry-with-a-longer-name-{i:04d}").write_bytes(bytes([i & 0xFF]) * (i % 7))
+    return root
 
 
 def make_bases(workdir: Path, names: tuple[str, ...] = BASE_NAMES) -> dict[str, Base]:
@@ -240,6 +260,11 @@ def make_bases(workdir: Path, names: tuple[str, ...] = BASE_NAMES) -> dict[str, 
         img = workdir / f"{name}.img"
         if maker == "newfs":
             _newfs_populated(img, tree, version, endian)
+        elif maker == "makefsbig":
+            big = workdir / "bigtree"
+            if not big.exists():
+                _big_tree(big)
+            _makefs(img, big, version, endian, "16m")
         else:
             _makefs(img, tree, version, endian, "8m" if maker == "makefs" else None)
         out[name] = survey(img, name)
