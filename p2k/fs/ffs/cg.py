@@ -159,4 +159,4 @@ def cg_layout_sane(cg: Cg, fs: object) -> bool:
         if off < end or off + n > cgsize:
             return False
         end = off + n
-    return end <= cg.cg_nextfreeoff <= cgsize
+    return bool(end <= cg.cg_nextfreeoff <= cgsize)

@@ -48,6 +48,8 @@ class FfsVnops:
     fsid: int
     oldfmt_dir: bool
     dir_errors: list[str]
+    maxino: int
+    mountpoint_path: str
 
     # ---- data ------------------------------------------------------------------------------------
     def read_range(self, ip: Inode, offset: int, end: int) -> bytes:

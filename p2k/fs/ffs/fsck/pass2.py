@@ -189,10 +189,10 @@ def _check_dot(ctx: Ctx, d: int, data: bytearray, pos: int, ino: int, name: byte
         rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '.'")
         rep.resolved = False
         return False, 1, False
-    other = ino and name != b".." and ino != d
+    other = bool(ino) and name != b".." and ino != d
     if not direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot", field="d_name",
                     lost=ino if other else None):
-        return False, 1, ino and name != b".."
+        return False, 1, bool(ino) and name != b".."
     if other:
         rep.pwarn(f"FIRST ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')} (I={ino}); "
                   "IT IS REPLACED, ITS INODE RECONNECTED")
