@@ -44,6 +44,7 @@ class BlockMap:
         self.spans = [self.nindir ** (k + 1) for k in range(UFS_NIADDR)]
         self.meta: list[tuple[int, int]] | None = None  # per cg, the fragments that are metadata
         self.csum_span = (0, 0)
+        self.reported: set[tuple[int, int]] = set()
 
     def _metadata(self) -> list[tuple[int, int]]:
         """Per cg, the fragments [lo, hi) that are never file data (cg 0 from fragment 0: the boot
@@ -77,7 +78,9 @@ class BlockMap:
         if why is not None:
             where = f"logical block {lbn}" if lbn is not None else "an indirect block"
             msg = f"inode {ip.ino}: {where} at {addr} {why}"
-            log.warning("ffs: %s", msg)
+            if (ip.ino, addr) not in self.reported and len(self.reported) < 1000:
+                self.reported.add((ip.ino, addr))
+                log.warning("ffs: %s", msg)  # the console line, once per bad pointer
             raise OSError(errno.EIO, msg)
 
     def check_all(self, ip: Inode, lbn: int, addrs: list[int]) -> None:
