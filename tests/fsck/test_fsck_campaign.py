@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fsck_campaign import Base, campaign, make_bases, run_case, run_fsck
+from fsck_campaign import Base, campaign, make_bases, reachable_digests, run_case, run_fsck
 
 from p2k.cli.main import main
 from p2k.fs.ffs.cg import Cg
@@ -189,3 +189,17 @@ def test_cg_layout_is_what_makers_write(bases: dict[str, Base]) -> None:
             cg = Cg(raw[cgtod(fs, c) * fs.fs_fsize:][:fs.fs_cgsize], fs.endian)
             for k, v in cg_layout(fs).items():
                 assert getattr(cg, k) == v, (name, c, k)
+
+
+def test_lost_found_grows_for_many_orphans(bases: dict[str, Base], tmp_path: Path) -> None:
+    """300 names lost at once: lost+found (one fragment from makefs) grows block by block, every
+    orphan is reconnected with its contents, and the second run is clean."""
+    base = bases["makefsbig-ufs2-le"]
+    patches = [(off, bytes(w)) for d, off, w in base.fields
+               if d.startswith("dirent many/entry-") and d.endswith(".d_ino")]
+    assert len(patches) == 300
+    out = run_case(base, patches, tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0
+    assert out.out.count("RECONNECT? yes") == 300 and "NO SPACE" not in out.out
+    orphans = {fi.ino: fi.digest for fi in base.files if fi.path.startswith("many/")}
+    assert reachable_digests(tmp_path / "w.img", set(orphans)) == orphans  # all in lost+found, intact

@@ -347,7 +347,7 @@ def run_fsck(path: Path, mode: str, force: bool = True) -> tuple[int, Any, bool]
         k.halt(sync=False)
 
 
-def _reachable(path: Path, want: set[int]) -> dict[int, str]:
+def reachable_digests(path: Path, want: set[int]) -> dict[int, str]:
     """ino -> sha256 of the files of ``want`` reachable from the root through p2k's mount (others
     are only looked up: a damaged size can make a file terabytes long); only OSError may come out
     of the kernel."""
@@ -402,7 +402,7 @@ def kernel_on_damaged(path: Path, files: list[FileInfo], write: bool) -> None:
     write must not make the image worse, which the fsck run after it checks."""
     import p2k
     if not write:
-        _reachable(path, {fi.ino for fi in files})
+        reachable_digests(path, {fi.ino for fi in files})
         return
     k = p2k.Kernel(env={})
     try:
@@ -473,7 +473,7 @@ def run_case(base: Base, patches: list[Patch], work: Path, *, readers: bool = Tr
 def _check_files(base: Base, work: Path, hit: list[int], named: set[int], out: str) -> None:
     intact = [fi for fi in base.files
               if fi.ino not in named and not any(s <= h < e for h in hit for s, e in fi.footprint)]
-    reach = _reachable(work, {fi.ino for fi in intact})
+    reach = reachable_digests(work, {fi.ino for fi in intact})
     for fi in intact:
         if base.endian == "<":
             got = _dissect_digest(work, fi.ino)
