@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from p2k.vfs.sys_attr import AttrCalls
+from p2k.vfs.sys_extattr import ExtattrCalls
 from p2k.vfs.sys_file import FileCalls
 from p2k.vfs.sys_mount import MountCalls
 from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE, PathCalls
 from p2k.vfs.sys_vnode import VnodeCalls
 
 
-class Syscalls(PathCalls, FileCalls, AttrCalls, MountCalls, VnodeCalls):
+class Syscalls(PathCalls, FileCalls, AttrCalls, ExtattrCalls, MountCalls, VnodeCalls):
     """Every syscall the kernel offers, acting as ``self.proc``."""
 
 

@@ -50,6 +50,7 @@ class DinodeCodec:
         ip.ino = ino
         ip.dirty = False
         ip.dircache = None
+        ip.ea = None
         if self.ufs2:
             (ip.mode, ip.nlink, ip.uid, ip.gid, ip.blksize, ip.size, ip.blocks,
              ip.atime, ip.mtime, ip.ctime, ip.birthtime,

@@ -42,6 +42,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
 from p2k.fs.ffs.vnops import FfsVnops
+from p2k.fs.ffs.vnops_extattr import FfsExtattrVnops
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS
 
@@ -112,7 +113,7 @@ def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
     return None
 
 
-class FfsMount(FfsVnops, Mount):
+class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
     """A mounted FFS (UFS1, UFS2, UFS2EA; either byte order). ``data["device"]`` is the device."""
 
     fstype = "ffs"

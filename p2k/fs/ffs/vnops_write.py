@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.balloc import write_range
 from p2k.fs.ffs.dirops import dir_index, dir_isempty, dir_template, direnter, dirremove, dirrewrite
+from p2k.fs.ffs.extattr import free_area
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
 from p2k.fs.ffs.itrunc import truncate
@@ -380,6 +381,7 @@ class FfsWriteVnops:
             return False
         kind = ip.mode & IFMT
         isdir = kind == IFDIR
+        free_area(self, ip)  # first: a fast symlink's blocks must read 0 below
         fast_link = kind == IFLNK and ip.size < self.fs.fs_maxsymlinklen and ip.blocks == 0
         if kind in (IFREG, IFDIR, IFLNK) and not fast_link and (ip.size or ip.blocks):
             truncate(self, ip, 0, True)

@@ -1,0 +1,81 @@
+"""FFS extended-attribute VOPs (FreeBSD/NetBSD ``ffs_getextattr`` … ``ffs_deleteextattr``).
+
+Mixed into ``FfsMount`` (reading works on read-only mounts too). The parsed area is kept on the
+in-core inode (``ip.ea``) from the first call on, so a run of getxattr calls costs a dict lookup
+each; every write builds the whole area again and writes it copy-on-write (``extattr.write_area``),
+as FreeBSD rewrites the whole area on each commit. Permission checks are the syscall layer's
+(``p2k.vfs.extattr``); here only the storage rules: UFS1 has no area (EOPNOTSUPP, as FreeBSD
+and NetBSD without the old backing-file scheme), device nodes neither, names are unique per
+namespace, and the area holds at most two blocks.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, parse_area, read_area, write_area
+from p2k.fs.ffs.inode import IFBLK, IFCHR, IFMT
+from p2k.hyper import now_ns
+from p2k.vfs.extattr import ENOATTR, check_name
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.inode import Inode
+    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.fs.ffs.vnops import FfsVnops
+    from p2k.vfs.vnode import Vnode
+
+
+def _ip(vp: Vnode) -> Inode:
+    return vp.data  # type: ignore[return-value]
+
+
+class FfsExtattrVnops:
+    def _ea(self: FfsVnops, ip: Inode) -> Attrs:
+        if not self.fs.ufs2:
+            raise OSError(errno.EOPNOTSUPP, "UFS1 has no extended attribute area")
+        if ip.mode & IFMT in (IFCHR, IFBLK):
+            raise OSError(errno.EOPNOTSUPP, "no extended attributes on device nodes")
+        if ip.ea is None:
+            ip.ea = parse_area(read_area(self, ip), self.fs.endian)[0] if ip.extsize else {}
+        return ip.ea
+
+    def vop_getextattr(self: FfsVnops, vp: Vnode, ns: int, name: bytes) -> bytes:
+        value = FfsExtattrVnops._ea(self, _ip(vp)).get((ns, name))
+        if value is None:
+            raise OSError(ENOATTR, "no such attribute")
+        return value
+
+    def vop_listextattr(self: FfsVnops, vp: Vnode, ns: int) -> list[bytes]:
+        return [n for (s, n) in FfsExtattrVnops._ea(self, _ip(vp)) if s == ns]
+
+    def _commit(self: FfsMountRW, ip: Inode, attrs: Attrs) -> None:
+        data = build_area(attrs, self.fs.endian)
+        if len(data) > UFS_NXADDR * self.fs.fs_bsize:
+            raise OSError(errno.ENOSPC, "extended attribute area full")
+        write_area(self, ip, data, ip.uid == 0)
+        ip.ea = attrs
+        ip.ctime, ip.ctimensec = divmod(now_ns(), 1_000_000_000)
+        self.mark_dirty(ip)
+
+    def _writable(self: FfsMountRW) -> None:
+        if self.readonly or getattr(self, "alloc", None) is None:
+            raise OSError(errno.EROFS, "read-only file system")
+
+    def vop_setextattr(self: FfsMountRW, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
+        check_name(ns, name)
+        FfsExtattrVnops._writable(self)
+        ip = _ip(vp)
+        attrs = dict(FfsExtattrVnops._ea(self, ip))
+        if len(value) > UFS_NXADDR * self.fs.fs_bsize:
+            raise OSError(errno.EINVAL, "attribute value larger than the area")  # ffs_setextattr
+        attrs[(ns, name)] = bytes(value)
+        FfsExtattrVnops._commit(self, ip, attrs)
+
+    def vop_deleteextattr(self: FfsMountRW, vp: Vnode, ns: int, name: bytes) -> None:
+        FfsExtattrVnops._writable(self)
+        ip = _ip(vp)
+        attrs = dict(FfsExtattrVnops._ea(self, ip))
+        if attrs.pop((ns, name), None) is None:
+            raise OSError(ENOATTR, "no such attribute")
+        FfsExtattrVnops._commit(self, ip, attrs)
