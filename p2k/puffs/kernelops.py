@@ -13,6 +13,7 @@ import stat as stat_mod
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from p2k.puffs.xattrnames import getxattr, listxattr, removexattr, setxattr
 from p2k.vfs.perm import W_OK, X_OK, can_access, check_access
 from p2k.vfs.vattr import VDIR, Dirent, SetAttr, Vattr
 
@@ -117,10 +118,12 @@ def access_vp(s: Syscalls, vp: Vnode, mode: int) -> None:
             raise OSError(errno.EROFS, "read-only file system")
 
 
-def xattr_call(k: Kernel, vp: Vnode, op: str, *args: bytes) -> object:
-    """Extended attributes go straight to the driver, whose default answer is ENOTSUP."""
-    with k.lock:
-        return getattr(vp.mount, f"vop_{op}extattr")(vp, *args)
+def xattr_call(s: Syscalls, vp: Vnode, op: str, *args: bytes) -> object:
+    """A Linux xattr call on ``vp`` as ``s``'s process: the extattr and ACL syscalls do the checks."""
+    if op == "list":
+        return listxattr(s, vp, s.proc.cred.is_root)
+    fn = {"get": getxattr, "set": setxattr, "remove": removexattr}[op]
+    return fn(s, vp, *args)
 
 
 def lookup_attr(s: Syscalls, dvp: Vnode, name: bytes) -> Vattr:

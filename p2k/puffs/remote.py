@@ -325,7 +325,7 @@ class RemotePort:
             if self.s.vstatvfs(self._h(fino)).f_flag & os.ST_RDONLY:
                 raise OSError(errno.EROFS, "read-only file system")
 
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
+    def xattr(self, who: Cred, fino: int, op: str, *args: bytes) -> Any:
         raise OSError(errno.ENOTSUP, "extended attributes are not served remotely")
 
     def sync(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from p2k.vfs.sys_acl import AclCalls
 from p2k.vfs.sys_attr import AttrCalls
 from p2k.vfs.sys_extattr import ExtattrCalls
 from p2k.vfs.sys_file import FileCalls
@@ -10,7 +11,7 @@ from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE, PathCalls
 from p2k.vfs.sys_vnode import VnodeCalls
 
 
-class Syscalls(PathCalls, FileCalls, AttrCalls, ExtattrCalls, MountCalls, VnodeCalls):
+class Syscalls(PathCalls, FileCalls, AttrCalls, ExtattrCalls, AclCalls, MountCalls, VnodeCalls):
     """Every syscall the kernel offers, acting as ``self.proc``."""
 
 

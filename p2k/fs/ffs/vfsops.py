@@ -96,8 +96,10 @@ def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
                        "replay it with NetBSD's fsck_ffs or kernel first"
         else:  # FreeBSD's meaning of 0x100
             return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
-    if flags & (FS_POSIX1EACLS | FS_NFS4ACLS):
-        return "ACLs (FS_POSIX1EACLS/FS_NFS4ACLS) are not maintained"
+    if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (vnops_extattr, p2k.vfs.acl); NFSv4 ones not
+        return "NFSv4 ACLs (FS_NFS4ACLS) are not maintained"
+    if flags & FS_POSIX1EACLS and not fs.ufs2:
+        return "ACLs on UFS1 (kept in backing-file extended attributes) are not maintained"
     if flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN:
         return "soft-updates journal on an unclean file system; run FreeBSD's fsck_ffs first"
     if flags & FS_GJOURNAL:
@@ -137,6 +139,7 @@ class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
         self.codec = DinodeCodec(fs.ufs2, fs.endian, not fs.ufs2 and fs.fs_old_inodefmt < FS_44INODEFMT)
         self.bmapper = BlockMap(fs, self.dev, self.bufcache)
         self.oldfmt_dir = fs.fs_maxsymlinklen <= 0
+        self.acls = fs.ufs2 and (bool(fs.fs_flags & FS_POSIX1EACLS) or bool({"acls", "posix1eacls"} & set(self.data)))
         self.maxfilesize = maxfilesize(fs)
         self.maxino = fs.fs_ncg * fs.fs_ipg
         self.isize = fs.inode_size

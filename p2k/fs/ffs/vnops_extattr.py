@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, parse_area, read_area, write_area
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFMT
 from p2k.hyper import now_ns
-from p2k.vfs.extattr import ENOATTR, check_name
+from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, AclVattr, decode_oldacl, with_mode
+from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
     from p2k.fs.ffs.vnops import FfsVnops
+    from p2k.vfs.vattr import Vattr
     from p2k.vfs.vnode import Vnode
 
 
@@ -79,3 +81,15 @@ class FfsExtattrVnops:
         if attrs.pop((ns, name), None) is None:
             raise OSError(ENOATTR, "no such attribute")
         FfsExtattrVnops._commit(self, ip, attrs)
+
+    def acl_vattr(self: FfsVnops, ip: Inode, va: Vattr) -> Vattr:
+        """``va`` carrying the stored access ACL, for the permission checks (ACLs enforced).
+        An unreadable ACL is ignored here — the mode still applies — and reported by getfacl."""
+        try:
+            raw = FfsExtattrVnops._ea(self, ip).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS]))
+            if raw is None:
+                return va
+            acl = with_mode(decode_oldacl(raw, self.fs.endian), ip.mode)
+        except OSError:
+            return va
+        return AclVattr(*(getattr(va, f) for f in va.__slots__), acl=acl)  # type: ignore[attr-defined]

@@ -1,0 +1,93 @@
+"""Linux xattr names onto BSD extended attributes and ACLs, for the FUSE bridge.
+
+Linux names carry their namespace as a prefix; BSD passes it as a number. ``user.NAME`` is the
+user namespace, ``system.NAME`` the system namespace (root only, as on BSD), except for the two
+POSIX ACL names, which Linux programs (getfacl, setfacl, cp -a, tar --acls) read and write in
+Linux's binary format: ``system.posix_acl_access`` / ``_default`` are converted to and from
+FreeBSD's ``posix1e.acl_access`` / ``posix1e.acl_default`` through the ACL syscalls, which also
+keep the mode in step. FreeBSD's NFSv4 ACL is visible (to root) as the raw ``system.nfs4.acl``.
+``security.*`` and ``trusted.*`` have no BSD counterpart: EOPNOTSUPP, as a Linux file system
+without them answers.
+
+``sys`` is anything with the ``k.sys`` extattr and ACL calls (the caller's ``Syscalls``), and
+``target`` what their fd argument takes (a held vnode), so the one mapping serves every port.
+The XATTR_CREATE/REPLACE flags, the size probe and ERANGE are pyfuse3's (it checks the flags
+with a getxattr first and slices the reply to the size the host asked).
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from p2k.vfs.acl import ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, EA_NAMES, decode_linux, encode_linux
+from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
+
+LINUX_ACL = {b"system.posix_acl_access": ACL_TYPE_ACCESS, b"system.posix_acl_default": ACL_TYPE_DEFAULT}
+BSD_ACL_NAMES = {v: k for k, v in EA_NAMES.items()}  # posix1e.acl_access → ACL_TYPE_ACCESS
+_LINUX_BY_TYPE = {v: k for k, v in LINUX_ACL.items()}
+
+
+def split(name: bytes) -> tuple[int, bytes]:
+    """(namespace, BSD name) of a Linux name; EOPNOTSUPP for a prefix BSD does not have."""
+    prefix, dot, rest = name.partition(b".")
+    if dot and rest:
+        if prefix == b"user":
+            return EXTATTR_NAMESPACE_USER, rest
+        if prefix == b"system":
+            return EXTATTR_NAMESPACE_SYSTEM, rest
+    raise OSError(errno.EOPNOTSUPP, f"unsupported attribute name {name!r}")
+
+
+def getxattr(sys: Any, target: Any, name: bytes) -> bytes:
+    acltype = LINUX_ACL.get(name)
+    if acltype is not None:
+        entries = sys.acl_get_file(target, acltype)
+        if entries is None:
+            raise OSError(ENOATTR, "no ACL")
+        return encode_linux(entries)
+    ns, bsd = split(name)
+    return sys.extattr_get_fd(target, ns, bsd)  # type: ignore[no-any-return]
+
+
+def setxattr(sys: Any, target: Any, name: bytes, value: bytes) -> None:
+    acltype = LINUX_ACL.get(name)
+    if acltype is not None:
+        sys.acl_set_file(target, acltype, decode_linux(value))
+        return
+    ns, bsd = split(name)
+    sys.extattr_set_fd(target, ns, bsd, value)
+
+
+def removexattr(sys: Any, target: Any, name: bytes) -> None:
+    acltype = LINUX_ACL.get(name)
+    if acltype is not None:
+        if sys.acl_get_file(target, acltype) is None:
+            raise OSError(ENOATTR, "no ACL")
+        sys.acl_set_file(target, acltype, None)
+        return
+    ns, bsd = split(name)
+    sys.extattr_delete_fd(target, ns, bsd)
+
+
+def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
+    """Every name the caller may see: user names when it may read them, system names for root
+    (ACLs under their Linux names), and the ACL names for anyone when the file has them."""
+    out: list[bytes] = []
+    try:
+        out += [b"user." + n for n in sys.extattr_list_fd(target, EXTATTR_NAMESPACE_USER)]
+    except OSError as e:
+        if e.errno == errno.EOPNOTSUPP:
+            raise
+    if is_root:
+        for n in sys.extattr_list_fd(target, EXTATTR_NAMESPACE_SYSTEM):
+            t = BSD_ACL_NAMES.get(n)
+            out.append(_LINUX_BY_TYPE[t] if t is not None else b"system." + n)
+        return out
+    for acltype, lname in _LINUX_BY_TYPE.items():
+        try:
+            if sys.acl_get_file(target, acltype) is not None:
+                out.append(lname)
+        except OSError:
+            pass
+    return out
