@@ -1,0 +1,128 @@
+"""Extended attributes and ACLs through the mount, with the host's own tools: getfattr/setfattr
+(attr), getfacl/setfacl (acl), Python's os.*xattr for the flags and the size probe; ACLs enforced
+for a non-owner (setpriv) and still there after a remount; fsck clean afterwards."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from test_fuse import Mount, fsmount, make_ffs, start_mount, stop, work  # noqa: F401 - fixtures used by name
+
+from p2k.cli.main import main
+
+pytestmark = [pytest.mark.fuse, pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("getfattr") is None or shutil.which("getfacl") is None
+    or shutil.which("setpriv") is None, reason="needs root, attr, acl and setpriv")]
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _run(*cmd: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(cmd), capture_output=True, text=True)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_xattr_round_trip(work: Path) -> None:  # noqa: F811
+    f = work / "f"
+    f.write_bytes(b"contents")
+    assert os.listxattr(f) == []
+    _run("setfattr", "-n", "user.color", "-v", "blue", str(f))
+    assert _run("getfattr", "--only-values", "-n", "user.color", str(f)).stdout == "blue"
+    os.setxattr(f, "user.empty", b"")
+    os.setxattr(f, "user.bin", bytes(range(256)) * 16)
+    assert sorted(os.listxattr(f)) == ["user.bin", "user.color", "user.empty"]
+    assert os.getxattr(f, "user.empty") == b""
+    assert os.getxattr(f, "user.bin") == bytes(range(256)) * 16
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.color", b"red", os.XATTR_CREATE)
+    assert ei.value.errno == errno.EEXIST
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "user.none", b"red", os.XATTR_REPLACE)
+    assert ei.value.errno == errno.ENODATA
+    os.setxattr(f, "user.color", b"red", os.XATTR_REPLACE)
+    assert os.getxattr(f, "user.color") == b"red"
+    os.removexattr(f, "user.color")
+    with pytest.raises(OSError) as ei:
+        os.getxattr(f, "user.color")
+    assert ei.value.errno == errno.ENODATA
+    with pytest.raises(OSError) as ei:
+        os.setxattr(f, "trusted.x", b"1")
+    assert ei.value.errno == errno.EOPNOTSUPP
+    # size probe and ERANGE (the C API: getfattr asks with size 0 first)
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    n = libc.getxattr(str(f).encode(), b"user.bin", None, 0)
+    assert n == 4096
+    buf = ctypes.create_string_buffer(10)
+    assert libc.getxattr(str(f).encode(), b"user.bin", buf, 10) == -1 and ctypes.get_errno() == errno.ERANGE
+    # many names, listed and read back by getfattr -d
+    for i in range(300):
+        os.setxattr(f, f"user.n{i}", f"v{i}".encode())
+    dump = _run("getfattr", "-d", str(f)).stdout
+    assert 'user.n299="v299"' in dump and 'user.n0="v0"' in dump
+    assert f.read_bytes() == b"contents"
+
+
+def test_acl_round_trip(work: Path) -> None:  # noqa: F811
+    d = work / "d"
+    d.mkdir()
+    f = work / "f"
+    f.write_text("x")
+    os.chmod(f, 0o640)
+    _run("setfacl", "-m", "u:65534:rw,g:65534:r", str(f))
+    out = _run("getfacl", "-n", "-p", str(f)).stdout
+    assert "user:65534:rw-" in out and "group:65534:r--" in out and "mask::rw-" in out
+    assert oct(os.stat(f).st_mode & 0o777) == "0o660"  # the mask is the group class
+    _run("setfacl", "-d", "-m", "u:65534:rx", str(d))
+    assert "default:user:65534:r-x" in _run("getfacl", "-n", "-p", str(d)).stdout
+    _run("setfacl", "-b", str(f))
+    out = _run("getfacl", "-n", "-p", str(f)).stdout
+    assert "user:65534" not in out and "mask" not in out
+
+
+@pytest.fixture
+def acl_mount() -> Mount:  # type: ignore[misc]
+    base = Path(tempfile.mkdtemp(prefix="p2k-acl-"))
+    os.chmod(base, 0o755)
+    img = make_ffs(base / "fs.img", size="32m")
+    m = start_mount(base / "mnt", "-t", "ffs", "-o", "allow_other,rw,acls", str(img))
+    os.chmod(m.path, 0o755)
+    try:
+        yield m
+    finally:
+        stop(m)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_acl_enforced_and_kept(acl_mount: Mount, capsys: pytest.CaptureFixture[str]) -> None:
+    f = acl_mount.path / "f"
+    f.write_text("secret\n")
+    os.chmod(f, 0o644)
+    assert _run(*NOBODY, "cat", str(f)).stdout == "secret\n"
+    _run("setfacl", "-m", "u:65534:---", str(f))
+    r = _run(*NOBODY, "cat", str(f), ok=False)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = _run(*NOBODY, "setfacl", "-m", "u:65534:rw", str(f), ok=False)
+    assert r.returncode != 0  # only the owner sets ACLs
+    os.setxattr(f, "user.keep", b"me")
+    img = acl_mount.path.parent / "fs.img"
+    acl_mount.umount()
+    assert main(["fsck", "-fn", str(img)]) == 0
+    assert "INCORRECT" not in capsys.readouterr().out
+    m = start_mount(acl_mount.path, "-t", "ffs", "-o", "allow_other,rw,acls", str(img))
+    try:
+        assert "user:65534:---" in _run("getfacl", "-n", "-p", str(f)).stdout
+        assert os.getxattr(f, "user.keep") == b"me"
+        assert _run(*NOBODY, "cat", str(f), ok=False).returncode != 0
+        _run("setfacl", "-x", "u:65534", str(f))
+        assert _run(*NOBODY, "cat", str(f)).stdout == "secret\n"
+    finally:
+        m.umount()
