@@ -1,14 +1,25 @@
-"""Fixtures shared by the test modules: kernels that are halted afterwards, and a tmpfs mount."""
+"""Fixtures shared by the test modules: kernels that are halted afterwards, and a tmpfs mount.
+
+Tests live in one folder per layer (tests/vfs, tests/ffs, ...); what several of them share lives in
+tests/support, which is put on the import path here so test modules never import each other.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
-from hypothesis import settings
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
-import p2k
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import p2k  # noqa: E402
+
+# fixtures shared across folders: live servers (server, servers) and FUSE mounts (fsmount, work)
+pytest_plugins = ["server_harness", "fuse_harness"]
 
 # CI is deterministic: every property and fuzz test replays the same examples, so a red run means a
 # change broke something, not that the dice found an old bug. P2K_FULL=1 explores at random.
@@ -33,31 +44,3 @@ def tmpfs(kernel: p2k.Kernel) -> p2k.Kernel:
     kernel.sys.mkdir("/mnt", 0o755)
     kernel.sys.mount("tmpfs", "/mnt")
     return kernel
-
-
-def errno_of(fn, *args, **kwargs) -> int:  # type: ignore[no-untyped-def]
-    """The errno ``fn(*args)`` fails with; fails the test if the call succeeds."""
-    try:
-        fn(*args, **kwargs)
-    except OSError as e:
-        return e.errno
-    raise AssertionError(f"{getattr(fn, '__name__', fn)}{args} succeeded")
-
-
-def write_file(k: p2k.Kernel, path: str, data: bytes, mode: int = 0o644) -> None:
-    fd = k.sys.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        assert k.sys.write(fd, data) == len(data)
-    finally:
-        k.sys.close(fd)
-
-
-def read_file(k: p2k.Kernel, path: str) -> bytes:
-    fd = k.sys.open(path, os.O_RDONLY)
-    try:
-        out = []
-        while chunk := k.sys.read(fd, 1 << 20):
-            out.append(chunk)
-        return b"".join(out)
-    finally:
-        k.sys.close(fd)

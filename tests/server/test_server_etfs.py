@@ -10,13 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, start
+from server_harness import ServerProc, start
 
 import p2k
 from p2k.etfs import build_disklabel
 from p2k.etfs.disklabel import FS_BSDFFS, FS_OTHER, LABEL_BYTE_OFFSET
-
-pytest_plugins = ["test_server_harness"]
 
 MiB = 1 << 20
 

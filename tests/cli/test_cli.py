@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from paths import REPO  # noqa: E402
 
 
 def p2k(*args: str) -> subprocess.CompletedProcess[str]:

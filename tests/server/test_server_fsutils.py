@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from test_server_harness import ServerProc, command, run
-
-pytest_plugins = ["test_server_harness"]
+from server_harness import ServerProc, command, run
 
 
 def test_write_commands_with_RUMP_SERVER(server: ServerProc) -> None:

@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_fuse import Mount, fsmount, work  # noqa: F401 - fixtures used by name
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")]
@@ -99,7 +98,7 @@ def prepare(d: Path) -> None:
     os.chmod(d / "noexec.sh", 0o644)
 
 
-def test_permission_rules_as_nobody(work: Path) -> None:  # noqa: F811
+def test_permission_rules_as_nobody(work: Path) -> None:
     os.chmod(work, 0o755)
     prepare(work)
     r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
@@ -135,7 +134,7 @@ def test_permission_rules_as_nobody(work: Path) -> None:  # noqa: F811
     assert (work / "sticky/rootfile").exists()
 
 
-def test_setgid_directory_and_groups(work: Path) -> None:  # noqa: F811
+def test_setgid_directory_and_groups(work: Path) -> None:
     """A new file takes the group of a set-gid directory; supplementary groups grant access."""
     d = work / "sgid"
     d.mkdir()

@@ -17,23 +17,21 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_fuse import P2K, diff, make_tree, start_mount, stop
-from test_server_harness import (
+from fuse_harness import P2K, diff, make_tree, start_mount, stop
+from server_harness import (
     ServerProc,
     ffs_rw_unavailable,
     make_ffs_image,
     run,
-    servers,  # noqa: F401 - the fixture server depends on
     start,
     wait_gone,
 )
-from test_server_harness import server as server  # noqa: PLC0414 - re-exported fixture
 
 import p2k
 
 pytestmark = pytest.mark.fuse
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import REPO  # noqa: E402
 
 
 def _server_handles(s: ServerProc) -> int:
@@ -198,7 +196,7 @@ def test_remote_mount_other_users(tmp_path: Path, server: ServerProc) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def test_remote_mount_of_ffs_then_fsck(tmp_path: Path, servers: list[ServerProc]) -> None:  # noqa: F811
+def test_remote_mount_of_ffs_then_fsck(tmp_path: Path, servers: list[ServerProc]) -> None:
     """A server with an FFS image: a tree copied in through the mount, unmounted, the server
     halted; the image is clean for ``p2k fsck -n`` and holds the tree."""
     reason = ffs_rw_unavailable(tmp_path)

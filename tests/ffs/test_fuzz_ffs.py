@@ -19,10 +19,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from damage import deadline, regions, tolerant_walk
 from ffs_tree import make_tree, makefs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_ffs_corrupt import deadline, regions, tolerant_walk
 
 pytestmark = pytest.mark.skipif(shutil.which("makefs") is None, reason="NetBSD makefs not installed")
 

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from test_fuse import HAVE_MAKEFS, P2K, diff, ffs_rw_missing, make_ffs, make_tree, start_mount, stop
+from fuse_harness import HAVE_MAKEFS, P2K, diff, ffs_rw_missing, make_ffs, make_tree, start_mount, stop
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(not HAVE_MAKEFS, reason="makefs not installed")]
 

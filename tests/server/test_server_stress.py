@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, ffs_rw_unavailable, free_port, make_ffs_image, run, start, wait_gone
-
-pytest_plugins = ["test_server_harness"]
+from server_harness import ServerProc, ffs_rw_unavailable, free_port, make_ffs_image, run, start, wait_gone
 
 WORKER = r"""
 import hashlib, os, random, sys

@@ -16,13 +16,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server_harness import ServerProc, start
+from server_harness import ServerProc, start
 
 from p2k.client import Client
 from p2k.sp import protocol as P
 from p2k.sp.ops import OP_HALT, OP_HANDSHAKE, OP_OF
-
-pytest_plugins = ["test_server_harness"]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.binary(max_size=64) | st.text(max_size=32)
            | st.floats(allow_nan=False) | st.builds(P.Handle, st.integers(0, (1 << 64) - 1)))

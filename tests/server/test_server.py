@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server_harness import ServerProc, free_port, pid_alive, run, start, wait_gone
+from server_harness import ServerProc, free_port, pid_alive, run, start, wait_gone
 
 import p2k
 from p2k.client import Handle, connect
-
-pytest_plugins = ["test_server_harness"]  # the server fixtures
 
 
 def _workload(sys: object) -> list[object]:

@@ -14,82 +14,20 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import stat
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from ffs_tree import make_tree, makefs, mount_image
 
-from p2k.fs.ffs.fs import cgtod, ino_to_fsba, ino_to_fsbo
+from p2k.fs.ffs.fs import ino_to_fsba, ino_to_fsbo
 
 pytestmark = pytest.mark.skipif(shutil.which("makefs") is None, reason="NetBSD makefs not installed")
 TRIALS = 60 if os.environ.get("P2K_FULL") == "1" else 12
 TIMEOUT_S = 10
 
 
-class Hang(Exception):
-    pass
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def fire(*_: object) -> None:
-        raise Hang(f"no result after {seconds} s")
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def tolerant_walk(img: Path) -> tuple[int, int]:
-    """Mount and visit everything; returns (nodes visited, OSErrors seen). Anything that is not an
-    OSError propagates and fails the test."""
-    errors = 0
-    try:
-        k = mount_image(img)
-    except OSError:
-        return 0, 1
-    sys_ = k.sys
-    visited = 0
-    seen: set[int] = set()
-    stack = [b"/mnt"]
-    try:
-        while stack:
-            path = stack.pop()
-            try:
-                st = sys_.lstat(path)
-            except OSError:
-                errors += 1
-                continue
-            visited += 1
-            try:
-                if stat.S_ISLNK(st.st_mode):
-                    sys_.readlink(path)
-                elif stat.S_ISREG(st.st_mode):
-                    fd = sys_.open(path, os.O_RDONLY)
-                    try:
-                        for off in (0, 1 << 20, max(st.st_size - 4096, 0)):
-                            sys_.pread(fd, 1 << 20, off)
-                    finally:
-                        sys_.close(fd)
-                elif stat.S_ISDIR(st.st_mode) and st.st_ino not in seen:
-                    seen.add(st.st_ino)
-                    stack.extend(path + b"/" + n for n in sys_.listdir(path) if b"/" not in n)
-            except OSError:
-                errors += 1
-    finally:
-        try:
-            k.halt()
-        except OSError:
-            pass
-    return visited, errors
+from damage import Hang, deadline, regions, tolerant_walk  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -100,34 +38,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "ufs1-le": makefs(d / "u1.img", tree, version=1, endian="le", bsize=4096, fsize=512),
         "ufs2-be": makefs(d / "u2.img", tree, version=2, endian="be", bsize=8192, fsize=1024),
     }
-
-
-def regions(img: Path) -> dict[str, list[tuple[int, int]]]:
-    """Byte ranges of each kind of metadata in a pristine image, found with p2k itself."""
-    k = mount_image(img)
-    try:
-        mp = k.mounts[0]
-        fs = mp.fs
-        f = fs.fs_fsize
-
-        def ip_of(path: str):  # noqa: ANN202
-            return mp.vfs_loadvnode(k.sys.lstat(path).st_ino)[0]
-
-        inode_blocks = []
-        for p in ("/mnt", "/mnt/sub", "/mnt/f1m", "/mnt/link1000"):
-            ino = k.sys.lstat(p).st_ino
-            inode_blocks.append((ino_to_fsba(fs, ino) * f + ino_to_fsbo(fs, ino) * fs.inode_size,
-                                 fs.inode_size))
-        dirs = [(ip_of(p).db[0] * f, fs.fs_bsize) for p in ("/mnt", "/mnt/sub", "/mnt/bigdir")]
-        return {
-            "superblock": [(fs.loc, 1376)],
-            "cg": [(cgtod(fs, c) * f, fs.fs_cgsize) for c in range(fs.fs_ncg)],
-            "inode": inode_blocks,
-            "indirect": [(ip_of("/mnt/f1m").ib[0] * f, fs.fs_bsize)],
-            "directory": dirs,
-        }
-    finally:
-        k.halt()
 
 
 def run_damaged(tmp: Path, src: Path, patches: list[tuple[int, bytes]]) -> tuple[int, int]:

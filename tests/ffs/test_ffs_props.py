@@ -10,7 +10,7 @@ import tempfile
 
 from ffs_check import assert_consistent
 from hypothesis import settings
-from test_props import SyscallComparison
+from syscall_model import SyscallComparison
 
 import p2k
 from p2k.cli.newfs import newfs_image

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import errno_of, read_file, write_file
+from kernel_io import errno_of, read_file, write_file
 
 import p2k
 

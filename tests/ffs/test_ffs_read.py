@@ -319,7 +319,7 @@ def test_dinode_codec_roundtrip_with_nanoseconds() -> None:
             assert out == buf
 
 
-IMAGES = Path(__file__).resolve().parent.parent / "images"
+from paths import IMAGES  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in IMAGES.glob("*.img.gz")))

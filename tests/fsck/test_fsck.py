@@ -32,7 +32,8 @@ HAVE_MAKEFS = shutil.which("makefs") is not None
 HAVE_TSK = shutil.which("fls") is not None
 FULL = os.environ.get("P2K_FULL") == "1"
 pytestmark = pytest.mark.skipif(not HAVE_MAKEFS, reason="NetBSD makefs not installed")
-ROOT = Path(__file__).resolve().parent.parent
+from paths import REPO as ROOT  # noqa: E402
+
 CONFIGS = [(1, "be"), (2, "le")] + ([(1, "le"), (2, "be")] if FULL else [])
 
 
