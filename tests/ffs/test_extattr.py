@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from ffs_check import assert_consistent
 from ffs_work import HAVE_TSK, check_dissect, check_tsk, mount_rw, newfs, p2k_tree
+from paths import SHARED
 
 import p2k
 from p2k.cli.main import main
@@ -22,7 +23,7 @@ from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE
 from p2k.vfs.lwproc import Cred
 
 U, S = EXTATTR_NAMESPACE_USER, EXTATTR_NAMESPACE_SYSTEM
-FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "freebsd" / "ufs-little.img.zst"
+FIXTURE = SHARED / "fixtures" / "freebsd" / "ufs-little.img.zst"
 
 
 def _errno(fn, *a):  # type: ignore[no-untyped-def]

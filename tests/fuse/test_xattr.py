@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_fuse import Mount, fsmount, make_ffs, start_mount, stop, work  # noqa: F401 - fixtures used by name
+from fuse_harness import Mount, make_ffs, start_mount, stop
 
 from p2k.cli.main import main
 
@@ -30,7 +30,7 @@ def _run(*cmd: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def test_xattr_round_trip(work: Path) -> None:  # noqa: F811
+def test_xattr_round_trip(work: Path) -> None:
     f = work / "f"
     f.write_bytes(b"contents")
     assert os.listxattr(f) == []
@@ -71,7 +71,7 @@ def test_xattr_round_trip(work: Path) -> None:  # noqa: F811
     assert f.read_bytes() == b"contents"
 
 
-def test_acl_round_trip(work: Path) -> None:  # noqa: F811
+def test_acl_round_trip(work: Path) -> None:
     d = work / "d"
     d.mkdir()
     f = work / "f"
