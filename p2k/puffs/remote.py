@@ -33,8 +33,9 @@ from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import proc_groups
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.port import AttrChange
+from p2k.puffs.xattrnames import getxattr, listxattr, removexattr, setxattr
 from p2k.vfs.lwproc import Cred
-from p2k.vfs.perm import W_OK, can_access
+from p2k.vfs.perm import R_OK, W_OK, can_access
 from p2k.vfs.vattr import Dirent, Vattr
 
 FOREIGN_BASE = 1 << 56
@@ -326,7 +327,26 @@ class RemotePort:
                 raise OSError(errno.EROFS, "read-only file system")
 
     def xattr(self, who: Cred, fino: int, op: str, *args: bytes) -> Any:
-        raise OSError(errno.ENOTSUP, "extended attributes are not served remotely")
+        """Linux names mapped here, the calls made by handle on the server (as the server's
+        process: the permission rules that need the caller are the host kernel's, as for access)."""
+        h = self._h(fino)
+        if not who.is_root:
+            self._xattr_allowed(who, h, op, args[0] if args else b"")
+        if op == "list":
+            return listxattr(self.s, h, who.is_root)
+        return {"get": getxattr, "set": setxattr, "remove": removexattr}[op](self.s, h, *args)
+
+    def _xattr_allowed(self, who: Cred, h: Handle, op: str, name: bytes) -> None:
+        """The caller's rights, checked here because the server's process is not the caller:
+        system names are root's, ACLs are set by the owner, user names need read/write access."""
+        va = self.s.vgetattr(h)
+        if name.startswith(b"system.posix_acl_"):
+            if op in ("set", "remove") and who.uid != va.uid:
+                raise OSError(errno.EPERM, "only the owner sets ACLs")
+        elif name.startswith(b"system."):
+            raise OSError(errno.EPERM, "system attributes are root's")
+        elif not can_access(who, va, W_OK if op in ("set", "remove") else R_OK):
+            raise OSError(errno.EACCES, "permission denied")
 
     def sync(self) -> None:
         """Nothing to do periodically: the data lives in the server, not in this daemon."""
