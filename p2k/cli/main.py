@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.fsck",
     "p2k.cli.dumpfs",
     "p2k.cli.crashtest",
+    "p2k.cli.xattr",
 )
 
 

@@ -9,8 +9,9 @@ keep the mode in step. FreeBSD's NFSv4 ACL is visible (to root) as the raw ``sys
 ``security.*`` and ``trusted.*`` have no BSD counterpart: EOPNOTSUPP, as a Linux file system
 without them answers.
 
-``sys`` is anything with the ``k.sys`` extattr and ACL calls (the caller's ``Syscalls``), and
-``target`` what their fd argument takes (a held vnode), so the one mapping serves every port.
+``sys`` is anything with the ``k.sys`` extattr and ACL calls (the caller's ``Syscalls``, a server
+client's), and ``target`` what their fd argument takes (a held vnode, a handle) or a path, so the
+one mapping serves every port and the ``p2k getfattr``/``setfattr`` commands.
 The XATTR_CREATE/REPLACE flags, the size probe and ERANGE are pyfuse3's (it checks the flags
 with a getxattr first and slices the reply to the size the host asked).
 """
@@ -39,6 +40,16 @@ def split(name: bytes) -> tuple[int, bytes]:
     raise OSError(errno.EOPNOTSUPP, f"unsupported attribute name {name!r}")
 
 
+class LinkPath(str):
+    """A path whose final symbolic link is not followed (the ``_link`` calls, getfattr -h)."""
+
+
+def _ea(sys: Any, op: str, target: Any) -> Any:
+    """The ``_link`` form for a LinkPath, ``_file`` for another path, else the ``_fd`` form."""
+    form = "link" if isinstance(target, LinkPath) else "file" if isinstance(target, str | bytes) else "fd"
+    return getattr(sys, f"extattr_{op}_{form}")
+
+
 def getxattr(sys: Any, target: Any, name: bytes) -> bytes:
     acltype = LINUX_ACL.get(name)
     if acltype is not None:
@@ -47,7 +58,7 @@ def getxattr(sys: Any, target: Any, name: bytes) -> bytes:
             raise OSError(ENOATTR, "no ACL")
         return encode_linux(entries)
     ns, bsd = split(name)
-    return sys.extattr_get_fd(target, ns, bsd)  # type: ignore[no-any-return]
+    return _ea(sys, "get", target)(target, ns, bsd)  # type: ignore[no-any-return]
 
 
 def setxattr(sys: Any, target: Any, name: bytes, value: bytes) -> None:
@@ -56,7 +67,7 @@ def setxattr(sys: Any, target: Any, name: bytes, value: bytes) -> None:
         sys.acl_set_file(target, acltype, decode_linux(value))
         return
     ns, bsd = split(name)
-    sys.extattr_set_fd(target, ns, bsd, value)
+    _ea(sys, "set", target)(target, ns, bsd, value)
 
 
 def removexattr(sys: Any, target: Any, name: bytes) -> None:
@@ -67,7 +78,7 @@ def removexattr(sys: Any, target: Any, name: bytes) -> None:
         sys.acl_set_file(target, acltype, None)
         return
     ns, bsd = split(name)
-    sys.extattr_delete_fd(target, ns, bsd)
+    _ea(sys, "delete", target)(target, ns, bsd)
 
 
 def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
@@ -75,12 +86,12 @@ def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
     (ACLs under their Linux names), and the ACL names for anyone when the file has them."""
     out: list[bytes] = []
     try:
-        out += [b"user." + n for n in sys.extattr_list_fd(target, EXTATTR_NAMESPACE_USER)]
+        out += [b"user." + n for n in _ea(sys, "list", target)(target, EXTATTR_NAMESPACE_USER)]
     except OSError as e:
         if e.errno == errno.EOPNOTSUPP:
             raise
     if is_root:
-        for n in sys.extattr_list_fd(target, EXTATTR_NAMESPACE_SYSTEM):
+        for n in _ea(sys, "list", target)(target, EXTATTR_NAMESPACE_SYSTEM):
             t = BSD_ACL_NAMES.get(n)
             out.append(_LINUX_BY_TYPE[t] if t is not None else b"system." + n)
         return out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import start_mount, stop
-from server_harness import ServerProc
+from server_harness import ServerProc, run
 
 from p2k.vfs.acl import ACL_TYPE_ACCESS, ACL_UNDEFINED_ID
 from p2k.vfs.extattr import EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
@@ -65,3 +65,14 @@ def test_remote_mount_xattrs(tmp_path: Path, server: ServerProc) -> None:
     with server.connect() as c:
         assert c.sys.extattr_get_file("/mnt/f", U, b"k") == b"v"
         assert (2, 4321, 4) in [tuple(e) for e in c.sys.acl_get_file("/mnt/f", ACL_TYPE_ACCESS)]
+
+
+def test_getfattr_setfattr_with_RUMP_SERVER(server: ServerProc) -> None:
+    env = {"RUMP_SERVER": server.url}
+    with server.connect() as c:
+        c.sys.close(c.sys.open("/mnt/g", os.O_CREAT | os.O_RDWR, 0o644))
+    assert run("p2k", "setfattr", "-n", "user.via", "-v", "server", "/mnt/g", env=env).returncode == 0
+    r = run("p2k", "getfattr", "/mnt/g", env=env)
+    assert r.returncode == 0 and 'user.via="server"' in r.stdout, r.stderr
+    with server.connect() as c:
+        assert c.sys.extattr_get_file("/mnt/g", U, b"via") == b"server"

@@ -1,0 +1,55 @@
+"""``p2k getfattr`` / ``p2k setfattr`` on images of both byte orders: round trip in getfattr's
+format and encodings, removal, -h on a symlink, one-line errors and exit codes on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ffs_work import newfs
+
+from p2k.cli.main import main
+
+
+@pytest.mark.parametrize("endian", ["le", "be"])
+def test_round_trip(tmp_path: Path, endian: str, capsys: pytest.CaptureFixture[str]) -> None:
+    img = str(newfs(tmp_path / "x.img", "16m", "-O", "2", "-B", endian))
+    assert main(["touch", img, "/f"]) == 0
+    assert main(["setfattr", "-n", "user.text", "-v", "hello world", img, "/f"]) == 0
+    assert main(["setfattr", "-n", "user.bin", "-v", "0x00ff10", img, "/f"]) == 0
+    assert main(["setfattr", "-n", "user.b64", "-v", "0sAAEC", img, "/f"]) == 0
+    assert main(["setfattr", "-n", "system.sys", "-v", '"q"', img, "/f"]) == 0
+    capsys.readouterr()
+    assert main(["getfattr", img, "/f"]) == 0
+    assert capsys.readouterr().out == '# file: f\nuser.b64=0sAAEC\nuser.bin=0sAP8Q\nuser.text="hello world"\n\n'
+    assert main(["getfattr", "-m", "-", "-e", "hex", img, "/f"]) == 0
+    out = capsys.readouterr().out
+    assert "system.sys=0x71\n" in out and "user.bin=0x00ff10\n" in out
+    assert main(["setfattr", "-x", "user.bin", img, "/f"]) == 0
+    assert main(["getfattr", "-n", "user.bin", img, "/f"]) == 1
+    assert "p2k getfattr: /f:" in capsys.readouterr().err
+    assert main(["ln", "-s", img, "f", "/l"]) == 0
+    assert main(["setfattr", "-h", "-n", "user.own", "-v", "1", img, "/l"]) == 0
+    capsys.readouterr()
+    assert main(["getfattr", "-h", img, "/l"]) == 0
+    assert capsys.readouterr().out == '# file: l\nuser.own="1"\n\n'
+    assert main(["fsck", "-fn", img]) == 0
+
+
+def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = str(newfs(tmp_path / "y.img", "8m", "-O", "2"))
+    assert main(["touch", img, "/f"]) == 0
+    capsys.readouterr()
+    for argv in (["setfattr", "-n", "user.x", "-v", "0xzz", img, "/f"],
+                 ["setfattr", "-n", "trusted.x", img, "/f"],
+                 ["getfattr", "-m", "(", img, "/f"],
+                 ["getfattr", img, "/missing"],
+                 ["setfattr", img, "/f"]):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc != 0 and "Traceback" not in err and err.startswith("p2k"), (argv, err)
+        assert len(err.strip().splitlines()) == 1 or "usage:" in err, err
+    u1 = str(newfs(tmp_path / "u1.img", "8m", "-O", "1"))
+    assert main(["touch", u1, "/f"]) == 0
+    assert main(["setfattr", "-n", "user.x", u1, "/f"]) == 1
+    assert "not supported" in capsys.readouterr().err
