@@ -70,32 +70,40 @@ Attrs = dict[tuple[int, bytes], bytes]
 
 def parse_area(buf: bytes | bytearray | memoryview, endian: str) -> tuple[Attrs, str | None]:
     """The attributes of an area, in on-disk order, and the first problem found (None if the
-    records chain exactly to the end). Parsing stops at a problem, keeping what came before,
-    as FreeBSD's readers do."""
+    records chain exactly to the end, or to a zeroed tail). Parsing stops at a problem, keeping
+    what came before, as FreeBSD's readers do."""
+    attrs, problem, _ = walk_area(buf, endian)
+    return attrs, problem
+
+
+def walk_area(buf: bytes | bytearray | memoryview, endian: str) -> tuple[Attrs, str | None, int]:
+    """``parse_area`` plus the length of the well-formed prefix (what fsck truncates to)."""
     attrs: Attrs = {}
     st = ExtattrHeader.STRUCTS[endian]
     end = len(buf)
     off = 0
     while off < end:
         if end - off < HDR:
-            return attrs, f"truncated record header at offset {off}"
+            return attrs, f"truncated record header at offset {off}", off
         length, ns, pad, nlen = st.unpack_from(buf, off)
         if length == 0:
             if any(bytes(buf[off:end])):
-                return attrs, f"zero record length at offset {off} before non-zero bytes"
-            return attrs, None if off == 0 else f"zeroed tail from offset {off}"
+                return attrs, f"zero record length at offset {off} before non-zero bytes", off
+            return attrs, None, off  # a zeroed tail (FreeBSD's ffs_open_ea drops it too)
         base = _round8(HDR + nlen)
         if length & 7 or length < base or off + length > end:
-            return attrs, f"bad record length {length} at offset {off}"
+            return attrs, f"bad record length {length} at offset {off}", off
         csize = length - base - pad
         if csize < 0 or pad > 7:
-            return attrs, f"bad content padding {pad} at offset {off}"
+            return attrs, f"bad content padding {pad} at offset {off}", off
         if nlen == 0:
-            return attrs, f"empty attribute name at offset {off}"
+            return attrs, f"empty attribute name at offset {off}", off
+        if ns not in (1, 2):
+            return attrs, f"unknown namespace {ns} at offset {off}", off
         name = bytes(buf[off + HDR:off + HDR + nlen])
         attrs[(ns, name)] = bytes(buf[off + base:off + base + csize])
         off += length
-    return attrs, None
+    return attrs, None, off
 
 
 def build_area(attrs: Attrs, endian: str) -> bytes:
@@ -203,4 +211,4 @@ def free_area(m: FfsMountRW, ip: Inode) -> None:
 
 
 __all__ = ["HDR", "UFS_NXADDR", "Attrs", "ExtattrHeader", "area_runs", "build_area", "free_area",
-           "max_value", "parse_area", "read_area", "record_size", "write_area"]
+           "max_value", "parse_area", "read_area", "record_size", "walk_area", "write_area"]
