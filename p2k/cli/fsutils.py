@@ -16,6 +16,7 @@ from typing import Any
 
 from p2k.cli.fsview import FsView, ls_line, open_view
 from p2k.cli.imagearg import add_image_args
+from p2k.cli.xattr import xattr_summary
 
 
 def register(sub: Any) -> None:
@@ -144,6 +145,9 @@ def cmd_stat(args: argparse.Namespace) -> int:
                      if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode) else ""))
             for label, ns in (("Access", s.st_atime_ns), ("Modify", s.st_mtime_ns), ("Change", s.st_ctime_ns)):
                 print(f"{label}: {_fmt_ns(ns)}")
+            ext = xattr_summary(v, p)
+            if ext:
+                print(ext)
     return 0
 
 

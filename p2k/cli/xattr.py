@@ -21,7 +21,9 @@ from typing import Any
 from p2k.cli.errors import UsageError
 from p2k.cli.fsview import FsView, open_view
 from p2k.cli.imagearg import add_image_args
+from p2k.fs.ffs.extattr import record_size
 from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, removexattr, setxattr
+from p2k.vfs.extattr import EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
 
 
 def register(sub: Any) -> None:
@@ -129,3 +131,20 @@ def cmd_setfattr(args: argparse.Namespace) -> int:
                 _report("setfattr", p, e)
                 rc = 1
     return rc
+
+
+def xattr_summary(v: FsView, p: str) -> str | None:
+    """``p2k stat``'s line for the attributes: how many, and the ext-area size they take on UFS2
+    (di_extsize: the records' total, as FreeBSD and p2k write them). None when there are none."""
+    path = LinkPath(v.path(p))
+    counts, size = [], 0
+    for ns in (EXTATTR_NAMESPACE_USER, EXTATTR_NAMESPACE_SYSTEM):
+        try:
+            names = v.sys.extattr_list_link(path, ns)
+            size += sum(record_size(n, len(v.sys.extattr_get_link(path, ns, n))) for n in names)
+        except OSError:
+            names = []
+        counts.append(len(names))
+    if not any(counts):
+        return None
+    return f" Xattr: user {counts[0]}  system {counts[1]}  ExtSize: {size}"

@@ -33,6 +33,13 @@ def test_round_trip(tmp_path: Path, endian: str, capsys: pytest.CaptureFixture[s
     capsys.readouterr()
     assert main(["getfattr", "-h", img, "/l"]) == 0
     assert capsys.readouterr().out == '# file: l\nuser.own="1"\n\n'
+    assert main(["stat", img, "/f"]) == 0
+    # records: text 16+16, b64 16+8, sys 16+8 (name padded to 8 after the 7-byte header, then content)
+    assert " Xattr: user 2  system 1  ExtSize: 80\n" in capsys.readouterr().out
+    assert main(["dumpfs", "-i", img]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("ino ")]
+    f_line = next(ln for ln in lines if "\tmode 100644" in ln)
+    assert "\textsize 80\textb " in f_line and not f_line.endswith("extb 0,0")
     assert main(["fsck", "-fn", img]) == 0
 
 
