@@ -1,10 +1,11 @@
 """getxattr through the mount: p2k (FFS, attributes in the UFS2 ext area) against fuse2fs (ext4,
 attributes in the inode) in the same run.
 
-One file on each with 20 user attributes of 17 bytes (all inside the 1 KiB ext4 inode); the timed loop is N ``os.getxattr`` calls cycling over
-them (each a FUSE GETXATTR round trip: the host kernel caches no xattrs without FUSE_POSIX_ACL),
-then N ``os.listxattr``. Printed: seconds each and ratio = fuse2fs time / p2k time (p2k's speed
-relative to fuse2fs; 1.00 = equal). Run as root: ``python bench/bench_xattr.py [N]`` (N = 10000).
+One file on each with 20 user attributes of 17 bytes (all inside the 1 KiB ext4 inode); the timed
+loop is N ``os.getxattr`` calls cycling over them (each a FUSE GETXATTR round trip: the host
+kernel caches no xattrs), then N/10 ``os.listxattr``. Printed: seconds each and ratio = fuse2fs
+time / p2k time (p2k's speed relative to fuse2fs; 1.00 = equal).
+Run as root: ``python bench/bench_xattr.py [N]`` (N = 10000).
 
 Where p2k's time goes (measured 2026-11-29): the kernel's part of a getxattr — port, vnode, the
 permission check, the dict lookup in the parsed area — is about 8 us; a name that fails at once
