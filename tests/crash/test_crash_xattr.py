@@ -5,6 +5,7 @@ is missing or different is reported, one of a file the cut call was writing is n
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ffs_work import mount_rw, newfs
@@ -21,6 +22,7 @@ def test_verifier_catches_lost_and_wrong_attributes(tmp_path: Path) -> None:
     k.sys.extattr_set_file("/mnt/a", 1, b"x", b"kept")
     k.sys.extattr_set_file("/mnt/b", 1, b"x", b"changed")
     k.halt()
+    shutil.copyfile(img, tmp_path / "again.img")  # verify writes a file of its own
     model = Model()
     model.durable = {p: (i, b"") for i, p in enumerate(("/a", "/b", "/c"))}
     model.xattrs_durable = {"/a": {b"x": b"kept"}, "/b": {b"x": b"as fsynced"}, "/c": {b"y": b"lost"}}
@@ -29,4 +31,4 @@ def test_verifier_catches_lost_and_wrong_attributes(tmp_path: Path) -> None:
     assert "attributes of fsync'ed /b" in problems and "attributes of fsync'ed /c" in problems
     assert "/a" not in problems
     model.inflight = {"/b", "/c"}
-    assert not verify(img, model)
+    assert not verify(tmp_path / "again.img", model)
