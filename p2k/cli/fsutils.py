@@ -61,7 +61,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
     add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
-    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
+    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode, times and extended attributes")
+    p.add_argument("-a", dest="archive", action="store_true", help="-R -p")
     p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
     p.set_defaults(func=cmd_cp)
 
@@ -233,5 +234,5 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise OSError(22, "cp needs SRC... DST")
     into = dst.startswith(":")
     with open_view(args, write=into) as v:
-        copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)
+        copy_paths(v, srcs, dst, recursive=args.recursive or args.archive, preserve=args.preserve or args.archive)
     return 0

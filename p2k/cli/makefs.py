@@ -1,8 +1,10 @@
 """``p2k makefs -t ffs [-s size] [-B be|le] [-o opt=val,...] IMAGE DIRECTORY`` (NetBSD makefs).
 
 ``-o`` takes makefs's FFS options ``version=1|2``, ``bsize=``, ``fsize=``, ``density=``,
-``minfree=`` (others are refused by name). Without ``-s`` the size is computed from the tree with
-10 % slack (``-b`` / ``-f`` change the free-block / free-inode percentage, as in makefs).
+``minfree=`` (others are refused by name), and p2k's ``xattr`` (UFS2 only): the host files'
+extended attributes and ACLs go into the image too, as ``p2k cp -a`` carries them. Without
+``-s`` the size is computed from the tree with 10 % slack (``-b`` / ``-f`` change the free-block /
+free-inode percentage, as in makefs).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from p2k.fs.ffs.makefs import MakefsOptions, choose_size, populate, scan
 from p2k.fs.ffs.newfs import NewfsOptions, plan
 from p2k.vfs.mount import MNT_ASYNC
 
-_KNOWN = {"version", "bsize", "fsize", "density", "minfree"}
+_KNOWN = {"version", "bsize", "fsize", "density", "minfree", "xattr"}
 
 
 def register(sub: Any) -> None:
@@ -39,8 +41,10 @@ def parse_options(items: list[str]) -> dict[str, int]:
     for item in ",".join(items).split(","):
         if not item.strip():
             continue
-        k, _, v = item.partition("=")
+        k, eq, v = item.partition("=")
         k = k.strip()
+        if k == "xattr" and not eq:
+            v = "1"
         if k not in _KNOWN:
             raise UsageError(f"unknown ffs option `{k}' (known: {', '.join(sorted(_KNOWN))})")
         try:
@@ -72,13 +76,17 @@ def cmd_makefs(args: argparse.Namespace) -> int:
     else:
         opts.size, ninodes = choose_size(nodes, opts)
         print(f"Calculated size of `{args.image}': {opts.size} bytes, {len(nodes)} inodes")
-    build_image(args.image, args.directory, opts, nodes, ninodes)
+    if o.get("xattr"):
+        if opts.version != 2:
+            raise UsageError("ffs option xattr needs version=2 (UFS1 has no extended attribute area)")
+        opts.size += _xattr_room(args.directory, nodes) if not args.size else 0
+    build_image(args.image, args.directory, opts, nodes, ninodes, xattrs=bool(o.get("xattr")))
     print(f"Image `{args.image}' complete ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 
 def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any] | None = None,
-                ninodes: int = 0) -> None:
+                ninodes: int = 0, *, xattrs: bool = False) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
     import p2k
 
@@ -95,5 +103,32 @@ def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
         populate(k, k.mounts[0], directory, nodes)
+        if xattrs:
+            _copy_tree_xattrs(k, directory, nodes)
     finally:
         k.halt()
+
+
+def _xattr_room(directory: str, nodes: list[Any]) -> int:
+    """Bytes to add to a computed size for the ext areas: each node's attributes, rounded up to
+    4 KiB (the largest fragment makefs picks), at most two 64 KiB blocks."""
+    extra = 0
+    for n in nodes:
+        try:
+            path = os.path.join(directory, n.rel)
+            size = sum(len(nm) + len(os.getxattr(path, nm, follow_symlinks=False)) + 16
+                       for nm in os.listxattr(path, follow_symlinks=False))
+        except OSError:
+            continue
+        extra += min(-(-size // 4096) * 4096, 128 * 1024) if size else 0
+    return extra
+
+
+def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Any]) -> None:
+    from p2k.cli.fscopy import HostSide, ImageSide, copy_xattrs
+    from p2k.cli.fsview import FsView
+
+    image = ImageSide(FsView(k.sys, "/mnt"))
+    host = HostSide()
+    for n in nodes:
+        copy_xattrs(host, os.path.join(directory, n.rel), image, "/" + n.rel)

@@ -3,6 +3,9 @@ format and encodings, removal, -h on a symlink, one-line errors and exit codes o
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,46 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["touch", u1, "/f"]) == 0
     assert main(["setfattr", "-n", "user.x", u1, "/f"]) == 1
     assert "UFS1 has no extended attribute area" in capsys.readouterr().err
+
+
+def _host_tree(root: Path) -> Path:
+    (root / "d").mkdir(parents=True)
+    (root / "f").write_text("data\n")
+    (root / "d" / "g").write_bytes(b"\0" * 5000)
+    try:
+        os.setxattr(root / "f", "user.k", b"v1")
+        os.setxattr(root / "d", "user.dir", b"on a directory")
+        os.setxattr(root / "d" / "g", "user.big", bytes(range(256)) * 12)
+    except OSError as e:
+        pytest.skip(f"host file system without user xattrs ({e.strerror})")
+    if shutil.which("setfacl"):
+        subprocess.run(["setfacl", "-m", "u:4321:r", str(root / "f")], check=True)
+    os.symlink("f", root / "l")
+    return root
+
+
+def _host_xattrs(root: Path) -> dict[str, dict[str, bytes]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_symlink():
+            out[str(p.relative_to(root))] = {n: os.getxattr(p, n) for n in os.listxattr(p)}
+    return out
+
+
+def test_cp_a_and_makefs_carry_xattrs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _host_tree(tmp_path / "src")
+    want = _host_xattrs(src)
+    img = str(newfs(tmp_path / "cp.img", "16m", "-O", "2"))
+    assert main(["cp", "-a", img, str(src), ":/in"]) == 0
+    assert main(["cp", "-a", img, ":/in", str(tmp_path / "out")]) == 0
+    assert _host_xattrs(tmp_path / "out") == want
+    mk = str(tmp_path / "mk.img")
+    assert main(["makefs", "-o", "version=2,xattr", mk, str(src)]) == 0
+    assert main(["cp", "-a", mk, ":/", str(tmp_path / "out2")]) == 0
+    assert _host_xattrs(tmp_path / "out2") == want
+    capsys.readouterr()
+    for image in (img, mk):
+        assert main(["fsck", "-fn", image]) == 0
+        assert "INCORRECT" not in capsys.readouterr().out
+    assert main(["makefs", "-o", "xattr", str(tmp_path / "v1.img"), str(src)]) == 1
+    assert "needs version=2" in capsys.readouterr().err
