@@ -126,3 +126,55 @@ def test_acl_enforced_and_kept(acl_mount: Mount, capsys: pytest.CaptureFixture[s
         assert _run(*NOBODY, "cat", str(f)).stdout == "secret\n"
     finally:
         m.umount()
+
+
+@pytest.mark.parametrize("endian", ["le", "be"])
+def test_fill_both_ext_blocks_through_the_mount(tmp_path: Path, endian: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Over a thousand names on one file until the area (two 16 KiB blocks) is full, values from
+    empty to the largest that fits on another; after unmounting, fsck is clean and TSK (and
+    dissect.ffs, little-endian only) read every file's data unchanged."""
+    from ffs_work import HAVE_TSK, check_dissect, check_tsk, mount_rw, p2k_tree
+
+    img = tmp_path / "x.img"
+    assert main(["newfs", "-O", "2", "-B", endian, "-b", "16384", "-f", "2048", "-s", "32m", str(img)]) == 0
+    m = start_mount(tmp_path / "m", "-t", "ffs", "-o", "rw", str(img))
+    try:
+        f, g = m.path / "many", m.path / "big"
+        f.write_bytes(b"many names\n" * 100)
+        g.write_bytes(b"one big value\n")
+        n = 0
+        while True:
+            try:
+                os.setxattr(f, f"user.n{n}", f"v{n}".encode())
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                break
+            n += 1
+        assert n > 1000
+        names = os.listxattr(f)
+        assert len(names) == n and names[0] == "user.n0" and names[-1] == f"user.n{n - 1}"
+        assert os.getxattr(f, f"user.n{n // 2}") == f"v{n // 2}".encode()
+        os.setxattr(g, "user.empty", b"")
+        most = 32768 - 16 - 8  # the area less the empty record (16) and the big one's header (8)
+        big = os.urandom(most)
+        with pytest.raises(OSError) as ei:
+            os.setxattr(g, "user.b", big + os.urandom(8))
+        assert ei.value.errno == errno.ENOSPC
+        os.setxattr(g, "user.b", big)
+        assert os.getxattr(g, "user.b") == big and os.getxattr(g, "user.empty") == b""
+        os.setxattr(g, "user.b", b"smaller now", os.XATTR_REPLACE)
+        os.removexattr(g, "user.empty")
+    finally:
+        m.umount()
+    assert main(["fsck", "-fn", str(img)]) == 0
+    assert "INCORRECT" not in capsys.readouterr().out
+    k = mount_rw(img, ro=True)
+    assert len(k.sys.extattr_list_file("/mnt/many", 1)) == n
+    assert k.sys.extattr_get_file("/mnt/big", 1, b"b") == b"smaller now"
+    tree = p2k_tree(k)
+    k.halt()
+    if HAVE_TSK:
+        check_tsk(img, tree)
+    if endian == "le":
+        check_dissect(img, tree)

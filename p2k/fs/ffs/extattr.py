@@ -16,10 +16,11 @@ in the file system's byte order. FreeBSD stops at the first record that would ru
 (``EXTATTR_NEXT(eap) > eaend``); a zero length marks a zeroed tail. Both are tolerated when
 reading and reported by ``check_area`` (fsck).
 
-Writing follows the crash rule of the rest of the write path: the new area goes to freshly
-allocated blocks first, the inode is pointed at them (synchronously, in NetBSD's terms), and
-only then are the old blocks freed — a crash leaves the old area or the new one, at worst a
-leaked block for fsck to reclaim, never a pointer to a block someone else owns.
+Writing follows the crash rule of the rest of the write path when the area changes shape: the
+new area goes to freshly allocated blocks first, the inode is pointed at them (synchronously, in
+NetBSD's terms), and only then are the old blocks freed — a crash leaves the old area or the new
+one, at worst a leaked block for fsck to reclaim, never a pointer to a block someone else owns.
+An area that keeps its blocks and fragments is overwritten in place (``_write_in_place``).
 """
 
 from __future__ import annotations
@@ -106,17 +107,18 @@ def walk_area(buf: bytes | bytearray | memoryview, endian: str) -> tuple[Attrs, 
     return attrs, None, off
 
 
+def encode_record(ns: int, name: bytes, value: bytes, endian: str) -> bytes:
+    """One record: header, name padded to 8, content padded to 8."""
+    base = _round8(HDR + len(name))
+    vlen = len(value)
+    pad = _round8(vlen) - vlen
+    return (ExtattrHeader.STRUCTS[endian].pack(base + vlen + pad, ns, pad, len(name)) + name
+            + bytes(base - HDR - len(name)) + value + bytes(pad))
+
+
 def build_area(attrs: Attrs, endian: str) -> bytes:
     """The area holding ``attrs`` in their order (the inverse of ``parse_area``)."""
-    st = ExtattrHeader.STRUCTS[endian]
-    parts = []
-    for (ns, name), value in attrs.items():
-        base = _round8(HDR + len(name))
-        vlen = len(value)
-        pad = _round8(vlen) - vlen
-        parts.append(st.pack(base + vlen + pad, ns, pad, len(name)) + name + bytes(base - HDR - len(name))
-                     + value + bytes(pad))
-    return b"".join(parts)
+    return b"".join([encode_record(ns, name, value, endian) for (ns, name), value in attrs.items()])
 
 
 def area_runs(fs: Superblock, extsize: int) -> list[int]:
@@ -168,6 +170,9 @@ def write_area(m: FfsMountRW, ip: Inode, data: bytes, root: bool) -> None:
     if len(data) > UFS_NXADDR * fs.fs_bsize:
         raise OSError(errno.ENOSPC, "extended attribute area full")
     sizes = area_runs(fs, len(data))
+    if sizes and sizes == area_runs(fs, ip.extsize) and all(ip.extb[:len(sizes)]):
+        _write_in_place(m, ip, data, sizes)
+        return
     cgpref = ino_to_cg(fs, ip.ino)
     new: list[tuple[int, int]] = []
     try:
@@ -197,6 +202,24 @@ def write_area(m: FfsMountRW, ip: Inode, data: bytes, root: bool) -> None:
     _free_runs(m, old)
 
 
+def _write_in_place(m: FfsMountRW, ip: Inode, data: bytes, sizes: list[int]) -> None:
+    """The same blocks and fragments hold the new area: overwrite them, as FreeBSD's ffs_extwrite
+    does. Allocating anew each time would free the old blocks, and the next set would find them
+    again and need a full sync first (``reuse_check``): a thousand sets, a thousand syncs. The
+    price is FreeBSD's: a crash between the two blocks' writes can leave a chain that breaks
+    where the blocks meet, which fsck truncates there (``fsck/extattr.py``)."""
+    fs = m.fs
+    pos = 0
+    for addr, size in zip(ip.extb, sizes, strict=False):
+        bp = m.bufcache.getblk(m.dev, addr << fs.fs_fshift, size)
+        chunk = data[pos:pos + size]
+        bp.data[:] = chunk + bytes(size - len(chunk))
+        m.bufcache.bwrite(bp)
+        pos += size
+    ip.extsize = len(data)
+    m.iupdate(ip, sync=True)
+
+
 def free_area(m: FfsMountRW, ip: Inode) -> None:
     """Give back the area's blocks (inode being freed): pointers cleared on disk first."""
     old = _old_runs(m, ip)
@@ -211,4 +234,4 @@ def free_area(m: FfsMountRW, ip: Inode) -> None:
 
 
 __all__ = ["HDR", "UFS_NXADDR", "Attrs", "ExtattrHeader", "area_runs", "build_area", "free_area",
-           "max_value", "parse_area", "read_area", "record_size", "walk_area", "write_area"]
+           "encode_record", "max_value", "parse_area", "read_area", "record_size", "walk_area", "write_area"]

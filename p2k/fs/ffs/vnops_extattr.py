@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, parse_area, read_area, write_area
+from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, encode_record, read_area, walk_area, write_area
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFMT
 from p2k.hyper import now_ns
 from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, AclVattr, decode_oldacl, with_mode
@@ -39,7 +39,9 @@ class FfsExtattrVnops:
         if ip.mode & IFMT in (IFCHR, IFBLK):
             raise OSError(errno.EOPNOTSUPP, "no extended attributes on device nodes")
         if ip.ea is None:
-            ip.ea = parse_area(read_area(self, ip), self.fs.endian)[0] if ip.extsize else {}
+            attrs, problem, end = walk_area(read_area(self, ip), self.fs.endian) if ip.extsize else ({}, None, 0)
+            ip.ea = attrs
+            ip.ea_clean = problem is None and end == ip.extsize
         return ip.ea
 
     def vop_getextattr(self: FfsVnops, vp: Vnode, ns: int, name: bytes) -> bytes:
@@ -51,12 +53,15 @@ class FfsExtattrVnops:
     def vop_listextattr(self: FfsVnops, vp: Vnode, ns: int) -> list[bytes]:
         return [n for (s, n) in FfsExtattrVnops._ea(self, _ip(vp)) if s == ns]
 
-    def _commit(self: FfsMountRW, ip: Inode, attrs: Attrs) -> None:
-        data = build_area(attrs, self.fs.endian)
+    def _commit(self: FfsMountRW, ip: Inode, attrs: Attrs, data: bytes | None = None) -> None:
+        """Write ``attrs`` (``data``: their area, when the caller made it by appending)."""
+        if data is None:
+            data = build_area(attrs, self.fs.endian)
         if len(data) > UFS_NXADDR * self.fs.fs_bsize:
             raise OSError(errno.ENOSPC, "extended attribute area full")
         write_area(self, ip, data, ip.uid == 0)
         ip.ea = attrs
+        ip.ea_clean = True
         ip.ctime, ip.ctimensec = divmod(now_ns(), 1_000_000_000)
         self.mark_dirty(ip)
 
@@ -71,8 +76,12 @@ class FfsExtattrVnops:
         attrs = dict(FfsExtattrVnops._ea(self, ip))
         if len(value) > UFS_NXADDR * self.fs.fs_bsize:
             raise OSError(errno.EINVAL, "attribute value larger than the area")  # ffs_setextattr
+        data = None
+        if (ns, name) not in attrs and ip.ea_clean:
+            # a new name goes at the end (FreeBSD appends too): no need to encode the others again
+            data = read_area(self, ip) + encode_record(ns, name, bytes(value), self.fs.endian)
         attrs[(ns, name)] = bytes(value)
-        FfsExtattrVnops._commit(self, ip, attrs)
+        FfsExtattrVnops._commit(self, ip, attrs, data)
 
     def vop_deleteextattr(self: FfsMountRW, vp: Vnode, ns: int, name: bytes) -> None:
         FfsExtattrVnops._writable(self)
