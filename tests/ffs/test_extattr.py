@@ -176,3 +176,23 @@ def test_freebsd_fixture_attributes(freebsd_img: Path) -> None:
     assert s.extattr_list_file("/mnt/file1", U) == []
     assert s.extattr_list_file("/mnt/xattrs", S) == []
     k.halt()
+
+
+def test_parsed_big_areas_are_bounded(tmp_path: Path) -> None:
+    """Parsed areas beyond 4 KiB stay cached for the last 16 files only (memory stays bounded);
+    the others read the same after being parsed again."""
+    from p2k.fs.ffs.vnops_extattr import BIG_AREAS
+
+    k = mount_rw(newfs(tmp_path / "m.img", "32m", "-O", "2"))
+    s = k.sys
+    fds = []
+    for i in range(BIG_AREAS + 8):
+        fd = s.open(f"/mnt/f{i}", os.O_CREAT | os.O_RDWR, 0o644)
+        s.extattr_set_fd(fd, U, b"big", bytes([i]) * 6000)
+        fds.append(fd)
+    parsed = [s.proc.fdt.get(fd).vp.data.ea is not None for fd in fds]
+    assert sum(parsed) == BIG_AREAS and parsed[-1] and not parsed[0]
+    for i, fd in enumerate(fds):
+        assert s.extattr_get_fd(fd, U, b"big") == bytes([i]) * 6000
+        s.close(fd)
+    k.halt()

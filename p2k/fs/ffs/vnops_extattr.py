@@ -12,6 +12,7 @@ namespace, and the area holds at most two blocks.
 from __future__ import annotations
 
 import errno
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, encode_record, read_area, walk_area, write_area
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from p2k.vfs.vnode import Vnode
 
 
+SMALL_AREA = 4096  # bytes of ext area kept parsed on any in-core inode
+BIG_AREAS = 16  # bigger areas kept parsed at once per mount (each at most 2 blocks)
+
+
 def _ip(vp: Vnode) -> Inode:
     return vp.data  # type: ignore[return-value]
 
@@ -42,7 +47,22 @@ class FfsExtattrVnops:
             attrs, problem, end = walk_area(read_area(self, ip), self.fs.endian) if ip.extsize else ({}, None, 0)
             ip.ea = attrs
             ip.ea_clean = problem is None and end == ip.extsize
+        if ip.extsize > SMALL_AREA:
+            FfsExtattrVnops._keep_big(self, ip)
         return ip.ea
+
+    def _keep_big(self: FfsVnops, ip: Inode) -> None:
+        """Bound the memory the parsed areas take: a small one stays with its in-core inode (as
+        big as the inode's own block share), a big one only while among the last BIG_AREAS used;
+        the others are parsed again from the buffer cache, which RUMP_MEMLIMIT bounds."""
+        lru: OrderedDict[int, Inode] | None = self.__dict__.get("_ea_lru")
+        if lru is None:
+            lru = self.__dict__["_ea_lru"] = OrderedDict()
+        lru[ip.ino] = ip
+        lru.move_to_end(ip.ino)
+        while len(lru) > BIG_AREAS:
+            _, old = lru.popitem(last=False)
+            old.ea = None
 
     def vop_getextattr(self: FfsVnops, vp: Vnode, ns: int, name: bytes) -> bytes:
         value = FfsExtattrVnops._ea(self, _ip(vp)).get((ns, name))
