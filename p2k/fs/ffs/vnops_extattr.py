@@ -82,6 +82,8 @@ class FfsExtattrVnops:
         write_area(self, ip, data, ip.uid == 0)
         ip.ea = attrs
         ip.ea_clean = True
+        if ip.extsize > SMALL_AREA:
+            FfsExtattrVnops._keep_big(self, ip)
         ip.ctime, ip.ctimensec = divmod(now_ns(), 1_000_000_000)
         self.mark_dirty(ip)
 
