@@ -178,3 +178,27 @@ def test_fill_both_ext_blocks_through_the_mount(tmp_path: Path, endian: str,
         check_tsk(img, tree)
     if endian == "le":
         check_dissect(img, tree)
+
+
+def test_freebsd_fixture_through_the_mount(tmp_path: Path) -> None:
+    """getfattr on a mounted FreeBSD-written image shows the attributes its README lists."""
+    from paths import SHARED
+
+    fixture = SHARED / "fixtures" / "freebsd" / "ufs-little.img.zst"
+    if not fixture.exists() or shutil.which("zstd") is None:
+        pytest.skip("FreeBSD fixture or zstd not present")
+    img = tmp_path / "fbsd.img"
+    subprocess.run(["zstd", "-q", "-d", "-o", str(img), str(fixture)], check=True)
+    m = start_mount(tmp_path / "m", "-t", "ffs", "-o", "ro", str(img))
+    try:
+        assert _run("getfattr", "--only-values", "-n", "user.test", str(m.path / "xattrs")).stdout == "testvalue"
+        dump = _run("getfattr", "-d", str(m.path / "xattrs2")).stdout
+        assert dump.count("\nuser.attr") == 2297 and 'user.attr2297="value2297"' in dump
+        big = os.getxattr(m.path / "xattrs3", "user.big")
+        assert big == "\n".join(f"{i:015x}" for i in range(4000)).encode()
+        assert os.listxattr(m.path / "file1") == []
+        with pytest.raises(OSError) as ei:
+            os.setxattr(m.path / "file1", "user.x", b"1")
+        assert ei.value.errno == errno.EROFS
+    finally:
+        stop(m)
