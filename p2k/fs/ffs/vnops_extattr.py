@@ -16,9 +16,19 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, encode_record, read_area, walk_area, write_area
-from p2k.fs.ffs.inode import IFBLK, IFCHR, IFMT
+from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFMT
 from p2k.hyper import now_ns
-from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, AclVattr, decode_oldacl, with_mode
+from p2k.vfs.acl import (
+    ACL_TYPE_ACCESS,
+    ACL_TYPE_DEFAULT,
+    EA_NAMES,
+    AclVattr,
+    decode_oldacl,
+    encode_oldacl,
+    is_minimal,
+    mode_of,
+    with_mode,
+)
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
@@ -124,3 +134,33 @@ class FfsExtattrVnops:
         except OSError:
             return va
         return AclVattr(*(getattr(va, f) for f in va.__slots__), acl=acl)  # type: ignore[attr-defined]
+
+    def inherit_acl(self: FfsMountRW, dip: Inode, ip: Inode) -> None:
+        """POSIX.1e inheritance (FreeBSD ``ufs_do_posix1e_acl_inheritance_{dir,file}``), for a
+        node just made in ``dip`` and not yet named: with ACLs enforced and a default ACL on the
+        parent, the new mode is the requested one limited by that ACL's owner, group-class and
+        other entries, the access ACL is the default one with that mode merged in (stored unless
+        minimal), and a directory inherits the default ACL itself. The requested mode arrives
+        with the umask already applied (the syscall layer, or the host kernel before a FUSE
+        request), where POSIX.1e would let the default ACL replace the umask."""
+        if not self.acls or not dip.extsize:
+            return
+        raw = FfsExtattrVnops._ea(self, dip).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_DEFAULT]))
+        if raw is None:
+            return
+        try:
+            default = decode_oldacl(raw, self.fs.endian)
+        except OSError:
+            return  # a damaged default ACL is not inherited; getfacl on the parent reports it
+        limit = mode_of(default, 0o777)
+        ip.mode = (ip.mode & ~0o777) | (ip.mode & limit & 0o777)
+        access = with_mode(default, ip.mode)
+        attrs: Attrs = {}
+        if not is_minimal(access):
+            attrs[(EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS])] = encode_oldacl(access, self.fs.endian)
+        if ip.mode & IFMT == IFDIR:
+            attrs[(EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_DEFAULT])] = raw
+        if attrs:
+            write_area(self, ip, build_area(attrs, self.fs.endian), True)
+            ip.ea = attrs
+            ip.ea_clean = True

@@ -115,6 +115,7 @@ class FfsWriteVnops:
         """Give back an inode whose creation failed before any name pointed at it."""
         assert self.alloc is not None
         isdir = ip.mode & IFMT == IFDIR
+        free_area(self, ip)
         if ip.blocks:
             truncate(self, ip, 0, True)
         ip.mode = 0
@@ -153,6 +154,8 @@ class FfsWriteVnops:
                     ip.size = len(body)
                 else:
                     write_range(self, ip, 0, body, self._root(dip))
+            if kind != IFLNK:
+                self.inherit_acl(dip, ip)  # vnops_extattr: the parent's default ACL, if any
             self.iupdate(ip, sync=True)  # the inode is on disk before a name points to it
             self._enter(dip, name, ip)
         except BaseException:
@@ -182,6 +185,7 @@ class FfsWriteVnops:
         try:
             ip.nlink = 2
             write_range(self, ip, 0, dir_template(self.fs.endian, ip.ino, dip.ino), self._root(dip))
+            self.inherit_acl(dip, ip)
             self.iupdate(ip, sync=True)
         except BaseException:
             self._undo_inode(ip)
