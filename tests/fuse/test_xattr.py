@@ -113,6 +113,13 @@ def test_acl_enforced_and_kept(acl_mount: Mount, capsys: pytest.CaptureFixture[s
     r = _run(*NOBODY, "setfacl", "-m", "u:65534:rw", str(f), ok=False)
     assert r.returncode != 0  # only the owner sets ACLs
     os.setxattr(f, "user.keep", b"me")
+    d = acl_mount.path / "inherit"
+    d.mkdir()
+    _run("setfacl", "-d", "-m", "u:65534:rwx", str(d))
+    (d / "new").write_text("x")
+    (d / "sub").mkdir()
+    assert "user:65534:rw" in _run("getfacl", "-n", "-p", str(d / "new")).stdout
+    assert "default:user:65534:rwx" in _run("getfacl", "-n", "-p", str(d / "sub")).stdout
     img = acl_mount.path.parent / "fs.img"
     acl_mount.umount()
     assert main(["fsck", "-fn", str(img)]) == 0
