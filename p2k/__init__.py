@@ -1,32 +1,64 @@
 """p2k: NetBSD's rump anykernel file-system stack in Python.
 
 The public surface is this short list; everything else is internal and may change.
+
+The names are resolved on first use (PEP 562): ``p2k --version`` and every command that does not
+need a kernel must not pay for importing one, the way a C tool pays nothing for code it never calls.
 """
 
-from p2k.etfs import ETFS_BLK, ETFS_CHR, ETFS_REG
-from p2k.hyper import ParamError
-from p2k.kernel import Kernel, rump_init
-from p2k.vfs.mount import MNT_ASYNC, MNT_FORCE, MNT_NOATIME, MNT_RDONLY, MNT_SYNCHRONOUS
-from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE
-from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ETFS_BLK",
-    "ETFS_CHR",
-    "ETFS_REG",
-    "MNT_ASYNC",
-    "MNT_FORCE",
-    "MNT_NOATIME",
-    "MNT_RDONLY",
-    "MNT_SYNCHRONOUS",
-    "RENAME_EXCHANGE",
-    "RENAME_NOREPLACE",
-    "UTIME_NOW",
-    "UTIME_OMIT",
-    "Kernel",
-    "ParamError",
-    "__version__",
-    "rump_init",
-]
+_WHERE = {
+    "ETFS_BLK": "p2k.etfs",
+    "ETFS_CHR": "p2k.etfs",
+    "ETFS_REG": "p2k.etfs",
+    "ParamError": "p2k.hyper",
+    "Kernel": "p2k.kernel",
+    "rump_init": "p2k.kernel",
+    "MNT_ASYNC": "p2k.vfs.mount",
+    "MNT_FORCE": "p2k.vfs.mount",
+    "MNT_NOATIME": "p2k.vfs.mount",
+    "MNT_RDONLY": "p2k.vfs.mount",
+    "MNT_SYNCHRONOUS": "p2k.vfs.mount",
+    "RENAME_EXCHANGE": "p2k.vfs.sys_path",
+    "RENAME_NOREPLACE": "p2k.vfs.sys_path",
+    "UTIME_NOW": "p2k.vfs.vattr",
+    "UTIME_OMIT": "p2k.vfs.vattr",
+}
+
+__all__ = sorted([*_WHERE, "__version__"])
+
+if TYPE_CHECKING:
+    from p2k.etfs import ETFS_BLK as ETFS_BLK
+    from p2k.etfs import ETFS_CHR as ETFS_CHR
+    from p2k.etfs import ETFS_REG as ETFS_REG
+    from p2k.hyper import ParamError as ParamError
+    from p2k.kernel import Kernel as Kernel
+    from p2k.kernel import rump_init as rump_init
+    from p2k.vfs.mount import MNT_ASYNC as MNT_ASYNC
+    from p2k.vfs.mount import MNT_FORCE as MNT_FORCE
+    from p2k.vfs.mount import MNT_NOATIME as MNT_NOATIME
+    from p2k.vfs.mount import MNT_RDONLY as MNT_RDONLY
+    from p2k.vfs.mount import MNT_SYNCHRONOUS as MNT_SYNCHRONOUS
+    from p2k.vfs.sys_path import RENAME_EXCHANGE as RENAME_EXCHANGE
+    from p2k.vfs.sys_path import RENAME_NOREPLACE as RENAME_NOREPLACE
+    from p2k.vfs.vattr import UTIME_NOW as UTIME_NOW
+    from p2k.vfs.vattr import UTIME_OMIT as UTIME_OMIT
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'p2k' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,9 +10,10 @@ system (rumpfs in NetBSD; here tmpfs, which is the same thing with hashed direct
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import p2k.vfs.sysctl as sysctl_tree
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
 from p2k.hyper import KernelParams, MemAccount
@@ -40,6 +41,10 @@ class Kernel:
         self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})
         self.rootmount.mountpoint_path = "/"
         self.mounts: list[Mount] = []
+        # Called when an outermost system call has completed (no operation is half done): where a
+        # journaling mount may commit a transaction without splitting one operation over two.
+        self.op_end_hooks: list[Callable[[], None]] = []
+        self.sysdepth = 0
         self.halted = False
         root = self.vcache.vget(self.rootmount, self.rootmount.vfs_root_ino())
         self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed
@@ -86,16 +91,11 @@ class Kernel:
 
     # ---- sysctl and statistics -------------------------------------------------------------------
     def sysctl(self, name: str, value: int | None = None) -> int:
+        """Read (or, as the kernel itself, write) a node of ``p2k.vfs.sysctl``; the new value."""
         with self.lock:
-            if name == "kern.maxvnodes":
-                if value is not None:
-                    self.vcache.set_maxvnodes(int(value))
-                return self.vcache.maxvnodes
-            if name == "hw.ncpu":
-                return self.params.ncpu
-            if name == "hw.usermem" or name == "kern.memlimit":
-                return self.mem.limit or 0
-            raise OSError(2, f"sysctl {name}: unknown name")
+            if value is not None:
+                sysctl_tree.write(self, name, int(value))
+            return sysctl_tree.read(self, name)
 
     def stats(self) -> dict[str, int]:
         with self.lock:

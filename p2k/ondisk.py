@@ -15,8 +15,10 @@ From that one text the class gets a ``struct.Struct`` per byte order (``STRUCTS[
 Why not construct, the library the project was first specified with: construct's fields are
 invisible to editors and type checkers (the record is a dict-like ``Container``), and even its
 compiled parsers are several times slower than one ``unpack_from``, which matters on the inode and
-directory hot paths. A field list that *is* the class gives both: typed attribute access, and the
-precompiled ``struct.Struct`` that hot paths use directly (``STRUCTS[endian].unpack_from``).
+directory hot paths: ``bench/bench_ondisk.py`` measured construct 2.10's compiled parser at 7.5 µs
+per UFS2 dinode, 8× the driver's ``DinodeCodec.decode`` (0.9 µs) and 16× a bare ``unpack_from``.
+A field list that *is* the class gives both: typed attribute access, and the precompiled
+``struct.Struct`` that hot paths use directly (``STRUCTS[endian].unpack_from``).
 Repeated fields (``"12q"``) become lists; ``Ns`` fields are bytes.
 """
 
@@ -47,6 +49,7 @@ I16 = Annotated[int, Fmt("h")]
 I32 = Annotated[int, Fmt("i")]
 I64 = Annotated[int, Fmt("q")]
 
+_FIELD_STRUCTS: dict[tuple[type, str, str], struct.Struct] = {}
 _COUNTED = re.compile(r"^(\d+)([a-zA-Z?])$")
 
 
@@ -70,6 +73,10 @@ class Record:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if any("FIELDS" in vars(base) for base in cls.__mro__[1:]):
+            # A subclass of a declared record adds in-core state (the superblock's byte order, where
+            # it was found): its own annotations are not on disk, and the layout is inherited.
+            return
         module = sys.modules.get(cls.__module__)
         names = {**globals(), **(vars(module) if module else {})}
         hints = {n: eval(a, names) if isinstance(a, str) else a  # noqa: S307 - our own annotations
@@ -107,6 +114,21 @@ class Record:
                 args.append(vals[i])
                 i += 1
         return cls(*args)
+
+    @classmethod
+    def field(cls, name: str, endian: str = "<") -> struct.Struct:
+        """The ``struct.Struct`` of field ``name`` alone, for patching one field in place:
+        ``X.field("d_reclen", e).pack_into(buf, off + X.OFFSETS["d_reclen"], value)``."""
+        key = (cls, name, endian)
+        st = _FIELD_STRUCTS.get(key)
+        if st is None:
+            st = _FIELD_STRUCTS[key] = struct.Struct(endian + dict(cls.FIELDS)[name])
+        return st
+
+    @classmethod
+    def zeroed(cls) -> Self:
+        """A record whose every byte is zero (what a new structure starts from)."""
+        return cls.decode(bytes(cls.SIZE))
 
     def values(self) -> list[Any]:
         """The flat value list ``struct`` packs, in declaration order."""

@@ -24,7 +24,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import p2k, pyfuse3, trio, construct, pytest, hypothesis, dissect.ffs" 2>/dev/null \
+if ! .venv/bin/python -c "import p2k, pyfuse3, trio, pytest, hypothesis, dissect.ffs, mypy, ruff" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.p2k-installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Style and types first: a minute of pytest is not spent on a tree that does not pass them.
+.venv/bin/ruff check p2k tests
+.venv/bin/mypy          # configured in pyproject.toml ([tool.mypy]: strict on vfs, hyper, etfs, structures)
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?

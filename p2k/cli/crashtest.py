@@ -7,25 +7,24 @@ seed and cut point that reproduce it: ``p2k crashtest --workload W --seed S --on
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from p2k.crash.runner import count_writes, make_image, run_cut
-from p2k.crash.workloads import WORKLOADS
+from p2k.cli.errors import UsageError
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("crashtest", help="cut power during seeded workloads, fsck, verify what survived")
-    p.add_argument("--workload", default="all", choices=["all", *WORKLOADS], help="workload (all)")
+    p.add_argument("--workload", default="all", help="workload: all, or one by name (all)")
     p.add_argument("--cuts", type=int, default=50, help="cut points per workload and seed (50)")
     p.add_argument("--seed", type=int, default=1, help="first seed (1)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds, from --seed on (1)")
     p.add_argument("--only-cut", type=int, default=None, help="run just this cut point (to reproduce)")
     p.add_argument("-O", dest="version", type=int, choices=[1, 2], default=2, help="FFS version of a fresh image")
     p.add_argument("-k", "--keep", action="store_true", help="keep the images of failed cut points")
+    p.add_argument("-o", dest="options", default="", help="mount options: 'log' journals metadata "
+                   "(WAPBL) and checks that replay, not fsck, makes each survivor consistent")
     p.add_argument("image", nargs="?", help="start from a copy of this image instead of a fresh one")
     p.set_defaults(func=cmd_crashtest)
 
@@ -41,30 +40,43 @@ def cut_points(total: int, cuts: int) -> list[int]:
 
 
 def cmd_crashtest(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.crash.runner import count_writes, make_image, run_cut
+    from p2k.crash.workloads import WORKLOADS
+
+    if args.workload != "all" and args.workload not in WORKLOADS:
+        raise UsageError(f"argument --workload: invalid choice: '{args.workload}' "
+                         f"(choose from 'all', {', '.join(repr(w) for w in WORKLOADS)})")
+
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     tmp = Path(tempfile.mkdtemp(prefix="p2k-crash-"))
     total = passed = 0
     failed: list[str] = []
     try:
         template = tmp / "template.img"
+        log = "log" in args.options.split(",")
         if args.image:
             shutil.copyfile(args.image, template)
         else:
-            make_image(template, args.version)
+            make_image(template, args.version, log=log)
         for name in names:
             for seed in range(args.seed, args.seed + args.seeds):
-                writes = count_writes(template, tmp, name, seed)
+                writes = count_writes(template, tmp, name, seed, log)
                 points = [args.only_cut] if args.only_cut else cut_points(writes, args.cuts)
                 ok_here = 0
                 for cut in points:
-                    res = run_cut(template, tmp, name, seed, cut)
+                    res = run_cut(template, tmp, name, seed, cut, log=log)
                     total += 1
                     if res.ok:
                         passed += 1
                         ok_here += 1
                     else:
                         line = (f"FAIL workload={name} seed={seed} cut={cut}: " + "; ".join(res.problems[:3])
-                                + f"  (reproduce: p2k crashtest --workload {name} --seed {seed} --only-cut {cut})")
+                                + f"  (reproduce: p2k crashtest{' -o log' if log else ''} --workload {name} "
+                                f"--seed {seed} --only-cut {cut})")
                         failed.append(line)
                         print(line, file=sys.stderr)
                         if args.keep:

@@ -6,8 +6,6 @@ import argparse
 import os
 from typing import Any
 
-import p2k
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="boot a kernel, use tmpfs through k.sys, print what happened")
@@ -15,7 +13,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    with p2k.Kernel() as k:
+    import p2k.kernel
+
+    with p2k.kernel.Kernel() as k:
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("tmpfs", "/mnt", 0, {"size": "16m"})
         k.sys.mkdir("/mnt/etc", 0o755)

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from p2k.cli.imagearg import register_image
-from p2k.fs.ffs.dumpfs import dumpfs, inode_lines
-from p2k.fs.ffs.fs import find_superblock
-from p2k.kernel import Kernel
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("dumpfs", help="dump FFS superblock and cylinder groups (dumpfs)",
@@ -22,6 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.dumpfs import dumpfs, inode_lines
+    from p2k.fs.ffs.fs import find_superblock
+    from p2k.kernel import Kernel
+
     k = Kernel(env={})
     try:
         key = register_image(k, args, True)
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         assert dev is not None
         fs = find_superblock(dev.pread, dev.size)
         out = sys.stdout
-        lines = inode_lines(fs, dev.pread) if args.inodes else dumpfs(fs, dev.pread, args.image or key, args.sb_only)
+        lines = (inode_lines(fs, dev.pread) if args.inodes
+                 else dumpfs(fs, dev.pread, args.image or key, args.sb_only, dev.size))
         for line in lines:
             out.write(line + "\n")
         return 0

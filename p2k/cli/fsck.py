@@ -11,10 +11,6 @@ import argparse
 import sys
 
 from p2k.cli.errors import UsageError
-from p2k.cli.imagearg import register_image
-from p2k.fs.ffs.fsck import FsckIO, Options, Reporter, checkfilesys
-from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
-from p2k.kernel import Kernel
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import register_image
+    from p2k.fs.ffs.fsck import Options, fsck_device
+    from p2k.kernel import Kernel
+
     try:
         lfmode = int(args.lfmode, 8)
     except ValueError:
@@ -55,16 +56,9 @@ def run(args: argparse.Namespace) -> int:
         key = register_image(k, args, readonly)
         dev = k.etfs.lookup(key)
         assert dev is not None
-        name = args.image or key
-        rep = Reporter(name, opts.mode, as_json=opts.as_json)
-        io = FsckIO(dev, readonly)
-        try:
-            code, summary = checkfilesys(io, rep, opts)
-        except OSError as e:
-            rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
-            code, summary = FSCK_EXIT_CHECK_FAILED, {}
+        res = fsck_device(dev, opts, args.image or key, out=sys.stdout)
         if opts.as_json:
-            sys.stdout.write(rep.json_report(summary, code, io.modified) + "\n")
-        return code
+            sys.stdout.write(res.json() + "\n")
+        return res.code
     finally:
         k.halt(sync=False)

@@ -14,9 +14,9 @@ import stat as st
 import sys
 from typing import Any
 
+from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import FsView, ls_line, open_view
 from p2k.cli.imagearg import add_image_args
-from p2k.cli.xattr import xattr_summary
 
 
 def register(sub: Any) -> None:
@@ -26,22 +26,22 @@ def register(sub: Any) -> None:
     p.add_argument("-R", action="store_true", help="recursive")
     p.add_argument("-a", action="store_true", help="include entries starting with a dot")
     p.add_argument("-i", action="store_true", help="print inode numbers")
-    p.add_argument("paths", nargs="*", default=["/"])
+    p.add_argument("paths", metavar="PATH", nargs="*", default=["/"], help="image paths to list (/)")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("cat", help="print files from an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image files to print")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser("stat", help="show inode attributes of files in an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="image paths to describe (links not followed)")
     p.set_defaults(func=cmd_stat)
 
     p = sub.add_parser("find", help="walk a tree in an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("path", nargs="?", default="/")
+    p.add_argument("path", metavar="PATH", nargs="?", default="/", help="where the walk starts (/)")
     p.add_argument("-name", dest="name", help="shell pattern for the last path component")
     p.add_argument("-type", dest="type", choices=list("fdlpscb"), help="file type")
     p.set_defaults(func=cmd_find)
@@ -49,13 +49,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("du", help="disk usage of a tree in an image (1 KiB units)")
     add_image_args(p, server_ok=True)
     p.add_argument("-s", action="store_true", help="summary only")
-    p.add_argument("paths", nargs="*", default=["/"])
+    p.add_argument("paths", metavar="PATH", nargs="*", default=["/"], help="trees to measure (/)")
     p.set_defaults(func=cmd_du)
 
     p = sub.add_parser("df", help="free space of an image's file system")
     add_image_args(p, server_ok=True)
     p.add_argument("-i", action="store_true", help="inode counts too")
-    p.add_argument("path", nargs="?", default="/", help="a path on the file system (/)")
+    p.add_argument("path", nargs="?", default="/", metavar="PATH", help="a path on the file system (/)")
     p.set_defaults(func=cmd_df)
 
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
     p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode, times and extended attributes")
     p.add_argument("-a", dest="archive", action="store_true", help="-R -p")
-    p.add_argument("paths", nargs="+", help="SRC... DST (':/path' = inside the image)")
+    p.add_argument("paths", metavar="SRC... DST", nargs="+", help="sources then target; ':/path' is inside the image")
     p.set_defaults(func=cmd_cp)
 
 
@@ -76,7 +76,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             try:
                 rc |= _ls_one(v, args, p, multi, i > 0)
             except OSError as e:
-                print(f"p2k ls: {p}: {e.strerror}", file=sys.stderr)
+                print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1
     return rc
 
@@ -90,19 +90,20 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
     first = not gap
     while dirs:
         d = dirs.pop(0)
-        names = sorted(v.sys.listdir(v.path(d)))
+        listing = v.entries(d)
         if args.a:
-            names = [".", "..", *names]
+            listing = [(".", v.sys.lstat(v.path(d))), ("..", v.sys.lstat(v.path(d.rstrip("/") + "/.."))),
+                       *listing]
         else:
-            names = [n for n in names if not n.startswith(".")]
+            listing = [(n, es) for n, es in listing if not n.startswith(".")]
         if header:
             print(("" if first else "\n") + f"{d}:")
         first = False
         sub = []
         entries = []
-        for n in names:
-            full = d.rstrip("/") + "/" + n
-            es = v.sys.lstat(v.path(full))
+        base = d.rstrip("/") + "/"
+        for n, es in listing:
+            full = base + n
             entries.append((n, full, es))
             if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
                 sub.append(full)
@@ -146,6 +147,8 @@ def cmd_stat(args: argparse.Namespace) -> int:
                      if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode) else ""))
             for label, ns in (("Access", s.st_atime_ns), ("Modify", s.st_mtime_ns), ("Change", s.st_ctime_ns)):
                 print(f"{label}: {_fmt_ns(ns)}")
+            from p2k.cli.xattr import xattr_summary
+
             ext = xattr_summary(v, p)
             if ext:
                 print(ext)
@@ -231,7 +234,7 @@ def cmd_cp(args: argparse.Namespace) -> int:
 
     *srcs, dst = args.paths
     if not srcs:
-        raise OSError(22, "cp needs SRC... DST")
+        raise UsageError("cp needs SRC... DST")
     into = dst.startswith(":")
     with open_view(args, write=into) as v:
         copy_paths(v, srcs, dst, recursive=args.recursive or args.archive, preserve=args.preserve or args.archive)

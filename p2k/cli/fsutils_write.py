@@ -12,7 +12,7 @@ import stat as st
 import sys
 from typing import Any
 
-from p2k.cli.errors import UsageError
+from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import FsView, open_view
 from p2k.cli.imagearg import add_image_args
 
@@ -22,38 +22,39 @@ def register(sub: Any) -> None:
     add_image_args(p, server_ok=True)
     p.add_argument("-p", dest="parents", action="store_true", help="make parents as needed, no error if existing")
     p.add_argument("-m", dest="mode", default="755", help="mode (octal)")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="directories to make")
     p.set_defaults(func=cmd_mkdir)
 
     p = sub.add_parser("rm", help="remove files (and with -r, trees) from an image")
     add_image_args(p, server_ok=True)
     p.add_argument("-r", "-R", dest="recursive", action="store_true", help="remove directories and their contents")
     p.add_argument("-f", dest="force", action="store_true", help="ignore missing files")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="what to remove")
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("rmdir", help="remove empty directories from an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="empty directories to remove")
     p.set_defaults(func=cmd_rmdir)
 
     p = sub.add_parser("mv", help="rename or move within an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("paths", nargs="+", help="SOURCE... TARGET")
+    p.add_argument("paths", metavar="SOURCE... TARGET", nargs="+",
+                   help="what to move, then the new name (or an existing directory to move into)")
     p.set_defaults(func=cmd_mv)
 
     p = sub.add_parser("ln", help="make hard or (-s) symbolic links in an image")
     add_image_args(p, server_ok=True)
     p.add_argument("-s", dest="symbolic", action="store_true", help="symbolic link")
     p.add_argument("-f", dest="force", action="store_true", help="replace an existing target")
-    p.add_argument("target")
-    p.add_argument("link")
+    p.add_argument("target", metavar="TARGET", help="what the link points at")
+    p.add_argument("link", metavar="LINK", help="the new name (inside LINK if it is a directory)")
     p.set_defaults(func=cmd_ln)
 
     p = sub.add_parser("chmod", help="change modes in an image")
     add_image_args(p, server_ok=True)
-    p.add_argument("mode", help="octal mode")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("mode", metavar="MODE", help="octal mode")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files to change")
     p.set_defaults(func=cmd_chmod)
 
     # -h is chown's "the link itself", so help is --help only
@@ -61,20 +62,20 @@ def register(sub: Any) -> None:
     p.add_argument("--help", action="help", help="show this help message and exit")
     add_image_args(p, server_ok=True)
     p.add_argument("-h", dest="nofollow", action="store_true", help="change a symbolic link itself")
-    p.add_argument("owner", help="uid[:gid] or :gid")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("owner", metavar="OWNER", help="uid[:gid] or :gid")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files to change")
     p.set_defaults(func=cmd_chown)
 
     p = sub.add_parser("touch", help="create files or set their times to now in an image")
     add_image_args(p, server_ok=True)
     p.add_argument("-c", dest="nocreate", action="store_true", help="do not create missing files")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files to create or touch")
     p.set_defaults(func=cmd_touch)
 
     p = sub.add_parser("write", help="write standard input to a file in an image")
     add_image_args(p, server_ok=True)
     p.add_argument("-a", dest="append", action="store_true", help="append instead of replacing")
-    p.add_argument("path")
+    p.add_argument("path", metavar="PATH", help="image file to write")
     p.set_defaults(func=cmd_write)
 
 
@@ -85,14 +86,16 @@ def _mode(text: str) -> int:
         raise UsageError(f"invalid mode `{text}' (octal expected)") from None
 
 
-def _each(paths: list[str], fn: Any) -> int:
+def _each(paths: list[str], fn: Any, command: str = "") -> int:
     """Apply ``fn`` to every path; report failures one line each and go on, like the BSD tools."""
     rc = 0
     for p in paths:
         try:
             fn(p)
         except OSError as e:
-            print(f"p2k: {p}: {e.strerror or e}", file=sys.stderr)
+            if e.filename is None:
+                e.filename = p
+            print(f"p2k {command}: {describe(e)}" if command else f"p2k: {describe(e)}", file=sys.stderr)
             rc = 1
     return rc
 
@@ -113,7 +116,7 @@ def cmd_mkdir(args: argparse.Namespace) -> int:
                     if not st.S_ISDIR(v.sys.stat(v.path(cur)).st_mode):
                         raise
 
-        return _each(args.paths, mk)
+        return _each(args.paths, mk, args.command)
 
 
 def _remove_tree(v: FsView, p: str) -> None:
@@ -138,12 +141,12 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 if not args.force:
                     raise
 
-        return _each(args.paths, rm)
+        return _each(args.paths, rm, args.command)
 
 
 def cmd_rmdir(args: argparse.Namespace) -> int:
     with open_view(args, write=True) as v:
-        return _each(args.paths, lambda p: v.sys.rmdir(v.path(p)))
+        return _each(args.paths, lambda p: v.sys.rmdir(v.path(p)), args.command)
 
 
 def cmd_mv(args: argparse.Namespace) -> int:
@@ -162,7 +165,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
             target = dst.rstrip("/") + "/" + os.path.basename(src.rstrip("/")) if dst_dir else dst
             v.sys.rename(v.path(src), v.path(target))
 
-        return _each(srcs, mv)
+        return _each(srcs, mv, args.command)
 
 
 def cmd_ln(args: argparse.Namespace) -> int:
@@ -188,7 +191,7 @@ def cmd_ln(args: argparse.Namespace) -> int:
 def cmd_chmod(args: argparse.Namespace) -> int:
     mode = _mode(args.mode)
     with open_view(args, write=True) as v:
-        return _each(args.paths, lambda p: v.sys.chmod(v.path(p), mode))
+        return _each(args.paths, lambda p: v.sys.chmod(v.path(p), mode), args.command)
 
 
 def _owner(text: str) -> tuple[int, int]:
@@ -202,7 +205,8 @@ def _owner(text: str) -> tuple[int, int]:
 def cmd_chown(args: argparse.Namespace) -> int:
     uid, gid = _owner(args.owner)
     with open_view(args, write=True) as v:
-        return _each(args.paths, lambda p: v.sys.chown(v.path(p), uid, gid, follow_symlinks=not args.nofollow))
+        return _each(args.paths, lambda p: v.sys.chown(v.path(p), uid, gid, follow_symlinks=not args.nofollow),
+                     args.command)
 
 
 def cmd_touch(args: argparse.Namespace) -> int:
@@ -215,7 +219,7 @@ def cmd_touch(args: argparse.Namespace) -> int:
                     return
                 v.sys.close(v.sys.open(v.path(p), os.O_WRONLY | os.O_CREAT, 0o644))
 
-        return _each(args.paths, touch)
+        return _each(args.paths, touch, args.command)
 
 
 def cmd_write(args: argparse.Namespace) -> int:

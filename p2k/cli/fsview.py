@@ -11,17 +11,49 @@ import os
 import stat as st
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from p2k.cli.imagearg import MountedImage, open_image
 
 
-@dataclass
+class NamingSys:
+    """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
+    the path they typed. This wraps a ``sys`` so that a failing call's OSError carries the image
+    path of its first path argument and the plain strerror, as a BSD tool prints them."""
+
+    def __init__(self, sys: Any, root: str) -> None:
+        self._sys = sys
+        self._root = root
+
+    def _user_path(self, p: str) -> str:
+        if self._root and (p == self._root or p.startswith(self._root + "/")):
+            return p[len(self._root):] or "/"
+        return p
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._sys, name)
+        if not callable(fn):
+            return fn
+
+        def call(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except OSError as e:
+                if e.filename is not None or e.errno is None or not a or not isinstance(a[0], str):
+                    raise
+                raise OSError(e.errno, os.strerror(e.errno), self._user_path(a[0])) from None
+
+        setattr(self, name, call)
+        return call
+
+
 class FsView:
-    sys: Any  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
-    root: str  # where image paths start in the sys namespace ("/mnt", or "" for a server)
-    closer: Any = None
+    """Plain class (no dataclass) so that importing the commands does not import ``inspect``."""
+
+    def __init__(self, sys: Any, root: str, closer: Any = None) -> None:
+        self.sys = sys  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
+        self.root = root  # where image paths start in the sys namespace ("/mnt", or "" for a server)
+        self.closer = closer
 
     def path(self, p: str) -> str:
         p = p or "/"
@@ -40,16 +72,28 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
+    def entries(self, d: str) -> list[tuple[str, os.stat_result]]:
+        """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
+        the kernel offers it (a lookup for the directory, not one per entry); a server's client
+        without one gets listdir plus lstat per name."""
+        scandir = getattr(self.sys, "scandir", None)
+        if scandir is not None:
+            out = [(e.name, e.stat(follow_symlinks=False)) for e in scandir(self.path(d))]
+        else:
+            base = d.rstrip("/") + "/"
+            out = [(n, self.sys.lstat(self.path(base + n))) for n in self.sys.listdir(self.path(d))]
+        out.sort(key=lambda e: e[0])
+        return out
+
     def walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths."""
-        stack = [top]
+        stack = [(top, self.sys.lstat(self.path(top)))]
         while stack:
-            p = stack.pop()
-            s = self.sys.lstat(self.path(p))
+            p, s = stack.pop()
             yield p, s
             if st.S_ISDIR(s.st_mode):
-                names = sorted(self.sys.listdir(self.path(p)), reverse=True)
-                stack.extend(p.rstrip("/") + "/" + n for n in names)
+                base = p.rstrip("/") + "/"
+                stack.extend((base + n, es) for n, es in reversed(self.entries(p)))
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)
@@ -69,10 +113,15 @@ def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:
     if server and not getattr(args, "image", None) and not getattr(args, "drivespec", None):
         from p2k.client import connect  # issue 7
 
-        c = connect(server)
-        return FsView(c.sys, "", c.close)
+        try:
+            c = connect(server)
+        except OSError as e:
+            if e.filename is not None or e.errno is None:
+                raise
+            raise OSError(e.errno, f"RUMP_SERVER: {os.strerror(e.errno)}", server) from None
+        return FsView(NamingSys(c.sys, ""), "", c.close)
     m: MountedImage = open_image(args, write=write)
-    return FsView(m.kernel.sys, m.mountpoint, m.close)
+    return FsView(NamingSys(m.kernel.sys, m.mountpoint), m.mountpoint, m.close)
 
 
 def mode_string(mode: int) -> str:

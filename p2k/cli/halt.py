@@ -2,8 +2,8 @@
 
 By default the server syncs its file systems, unmounts them and exits. ``-n`` skips the sync
 (data not yet written is lost, as on a real machine); ``-h`` halts the kernel but leaves the server
-process alive; ``-d`` has the server write its state (``rumpdump.<pid>.json`` in its working
-directory, also printed here) instead of NetBSD's core dump, and — like RB_DUMP — exit unsynced.
+process alive; ``-d`` has the server send its state (printed here, and in the server's log)
+instead of NetBSD's core dump, and — like RB_DUMP — exit unsynced.
 Errors read like rump.halt's: ``init failed: <reason>`` when the server cannot be reached,
 ``reboot: <reason>`` when it refuses.
 """

@@ -7,13 +7,13 @@ fs-utils tools take an image and mount it in a private rump kernel for the one c
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
-from p2k.kernel import Kernel
-from p2k.vfs.mount import MNT_RDONLY
+if TYPE_CHECKING:
+    from p2k.kernel import Kernel
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
@@ -21,12 +21,15 @@ MOUNTPOINT = "/mnt"
 _PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
 
-@dataclass
 class MountedImage:
-    kernel: Kernel
-    mountpoint: str
-    readonly: bool
-    notice: str | None = None  # e.g. why read-write was refused
+    """A plain class, not a dataclass: ``dataclasses`` pulls in ``inspect``, a cost every command
+    would pay at start-up for one four-field record."""
+
+    def __init__(self, kernel: Kernel, mountpoint: str, readonly: bool, notice: str | None = None) -> None:
+        self.kernel = kernel
+        self.mountpoint = mountpoint
+        self.readonly = readonly
+        self.notice = notice  # e.g. why read-write was refused
 
     def path(self, p: str) -> str:
         """Image path → kernel path under the mount point."""
@@ -43,34 +46,90 @@ class MountedImage:
         self.close()
 
 
-_argv: list[str] = []
-
-
-def set_argv(argv: list[str]) -> None:
-    """The command line being parsed (``p2k.cli.main`` sets it before building the parser)."""
-    _argv[:] = argv
-
-
-def drivespec_given() -> bool:
-    return any(a == "-d" or (a.startswith("-d") and not a.startswith("--")) for a in _argv)
+_NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
 
 
 def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, server_ok: bool = False) -> None:
-    """The image options. With ``server_ok`` and RUMP_SERVER set, the command works on the server's
-    namespace and takes no IMAGE argument (fs-utils' commands against a rump_server)."""
-    p.add_argument("-t", dest="fstype", default="ffs", choices=["ffs", "tmpfs"], help="file system type (ffs)")
+    """The image options and the IMAGE operand; call before the command's own operands.
+
+    The parser is the same whatever the environment, so that ``--help`` never changes with it; who
+    gets the operands (IMAGE first, or no IMAGE with ``-d`` or, when ``server_ok``, with RUMP_SERVER
+    set) is decided after parsing, by ``settle_operands``."""
+    p.add_argument("-t", dest="fstype", default="ffs", choices=["ffs", "tmpfs"],
+                   help="file system type of the image (ffs); tmpfs has no image and is for p2k mount only")
     p.add_argument("-o", dest="options", default="", help="mount options, e.g. ro")
     p.add_argument("-d", dest="drivespec", default=None,
-                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a")
-    if (server_ok and os.environ.get("RUMP_SERVER")) or drivespec_given():
-        # The device comes from the server or from -d: no IMAGE positional, so that the command's
-        # own paths are not taken for one.
-        p.set_defaults(image=None)
-        return
-    if image_optional:
-        p.add_argument("image", nargs="?", help="image file (IMAGE or IMAGE:a)")
-    else:
-        p.add_argument("image", help="image file (IMAGE or IMAGE:a for disklabel partition a)")
+                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a; "
+                        "takes the place of IMAGE")
+    where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
+    p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
+                   help="image file, or IMAGE:a for partition a of its disklabel" + where)
+    p.set_defaults(_image_operand=(image_optional, server_ok))
+
+
+def _positionals(p: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in p._actions if not a.option_strings]  # noqa: SLF001 - argparse has no public list
+
+
+def hide_operand_defaults(p: argparse.ArgumentParser) -> None:
+    """Mark the operands argparse saw no word for, so that settle_operands can tell "not given"
+    from "given the default's value"; the real defaults are applied there."""
+    for a in _positionals(p):
+        if a.nargs in ("?", "*") and a.dest != "image":
+            p.set_defaults(**{"_default_" + a.dest: a.default})
+            a.default = _NOT_GIVEN
+
+
+def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Hand the operand words to IMAGE and the command's operands, now that the mode is known.
+
+    argparse fills IMAGE first whatever the mode, and stops at an option between operands
+    (``ls IMG -l /a`` leaves ``/a`` over); so the words are gathered in order and dealt again: to
+    IMAGE first unless ``-d`` or RUMP_SERVER takes its place, then greedily left to right, as
+    argparse itself would."""
+    image_optional, server_ok = args._image_operand
+    words: list[str] = []
+    actions = _positionals(p)
+    for a in actions:
+        v = getattr(args, a.dest)
+        if v is _NOT_GIVEN or v is None:
+            continue
+        words += v if isinstance(v, list) else [v]
+    for w in extra:
+        if w.startswith("-") and w != "-":
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        words.append(w)
+    no_image = args.drivespec is not None or (server_ok and bool(os.environ.get("RUMP_SERVER")))
+    if no_image:
+        actions = [a for a in actions if a.dest != "image"]
+        args.image = None
+    left = len(words)
+    for i, a in enumerate(actions):
+        if a.dest == "image":
+            low, high = (0 if image_optional else 1), 1
+        else:
+            low = _least(a)
+            high = 1 if a.nargs in (None, "?") else a.nargs if isinstance(a.nargs, int) else left
+        rest = sum(_least(b) for b in actions[i + 1:])
+        take = min(high, left - rest)
+        if take < low:
+            missing = [b.metavar or b.dest for b in actions[i:] if _least(b)]
+            p.error(f"the following arguments are required: {', '.join(map(str, missing))}")
+        got, words = words[:take], words[take:]
+        left -= take
+        if a.nargs in ("*", "+") or isinstance(a.nargs, int):
+            value: Any = got if got else getattr(args, "_default_" + a.dest, None)
+        else:
+            value = got[0] if got else getattr(args, "_default_" + a.dest, None)
+        setattr(args, a.dest, value)
+    if words:
+        p.error(f"unrecognized arguments: {' '.join(words)}")
+
+
+def _least(a: argparse.Action) -> int:
+    if a.nargs in ("?", "*"):
+        return 0
+    return a.nargs if isinstance(a.nargs, int) else 1
 
 
 def parse_mount_options(text: str) -> dict[str, str]:
@@ -83,9 +142,13 @@ def parse_mount_options(text: str) -> dict[str, str]:
 
 def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel | None = None) -> MountedImage:
     """Mount the image named by ``args`` at /mnt of a fresh kernel (or ``kernel``)."""
+    from p2k.kernel import Kernel  # imported here so that parsing the command line stays cheap
+    from p2k.vfs.mount import MNT_RDONLY
+
     opts = parse_mount_options(getattr(args, "options", "") or "")
     readonly = "ro" in opts or (not write and "rw" not in opts)
     k = kernel or Kernel(memlimit=opts.pop("memlimit", None) or None, nvnodes=opts.pop("nvnodes", None) or None)
+    check_fstype(args)
     try:
         if args.fstype == "tmpfs":
             k.sys.mkdir(MOUNTPOINT, 0o755)
@@ -95,29 +158,47 @@ def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel 
         k.sys.mkdir(MOUNTPOINT, 0o755)
         flags = MNT_RDONLY if readonly else 0
         data: dict[str, object] = {"fspec": key, **{o: v for o, v in opts.items() if o not in ("ro", "rw")}}
-        k.sys.mount(args.fstype, MOUNTPOINT, flags, data)
+        try:
+            k.sys.mount(args.fstype, MOUNTPOINT, flags, data)
+        except OSError as e:
+            if e.filename is None and e.errno is not None:
+                raise OSError(e.errno, e.strerror, args.image or args.drivespec) from None
+            raise
         return MountedImage(k, MOUNTPOINT, readonly)
     except BaseException:
         k.halt(sync=False)
         raise
 
 
+def check_fstype(args: argparse.Namespace) -> None:
+    """``-t`` names the image's file system. tmpfs keeps nothing on disk: its "special" is only a
+    name (``mount -t tmpfs none /mnt``), so a real file or drivespec given with ``-t tmpfs`` would
+    be silently ignored — that is a mistake to report, not an empty file system to list."""
+    if args.fstype != "tmpfs":
+        return
+    if args.drivespec or (args.image and os.path.exists(split_image(args.image)[0])):
+        raise OSError(errno.EINVAL, "-t tmpfs: tmpfs has no on-disk image; this one would be ignored",
+                      args.image or args.drivespec)
+
+
 def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
     """Register the image (or drivespec) with etfs; returns the device key."""
+    from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+
     if args.drivespec:
         spec = parse_drivespec(args.drivespec)
         if readonly:
             spec.readonly = True
         return spec.register(k.etfs).key
     if not args.image:
-        raise OSError(2, "no image given (IMAGE or -d drivespec)")
+        raise OSError(errno.EINVAL, "no image given (IMAGE or -d drivespec)")
     path, part = split_image(args.image)
     if part:
         # Built directly, not as text: a host path may hold commas that a drivespec cannot.
         spec = DriveSpec(key=DEVKEY, hostpath=path, disklabel=part, readonly=readonly)
         return spec.register(k.etfs).key
     if not os.path.exists(path):
-        raise FileNotFoundError(2, "No such file or directory", path)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
     k.etfs_register(DEVKEY, path, ETFS_BLK, readonly=readonly)
     return DEVKEY
 

@@ -1,121 +1,172 @@
-"""``p2k makefs -t ffs [-s size] [-B be|le] [-o opt=val,...] IMAGE DIRECTORY`` (NetBSD makefs).
+"""``p2k makefs -t ffs [-s size] [-M min] [-m max] [-b free] [-f free] [-B be|le] [-o opt=val,...]
+IMAGE DIRECTORY`` (NetBSD makefs).
 
-``-o`` takes makefs's FFS options ``version=1|2``, ``bsize=``, ``fsize=``, ``density=``,
-``minfree=`` (others are refused by name), and p2k's ``xattr`` (UFS2 only): the host files'
-extended attributes and ACLs go into the image too, as ``p2k cp -a`` carries them. Without
-``-s`` the size is computed from the tree with 10 % slack (``-b`` / ``-f`` change the free-block /
-free-inode percentage, as in makefs).
+``-o`` takes makefs's FFS options ``version=1|2``, ``bsize``, ``fsize``, ``density``, ``minfree``,
+``maxbpf``, ``avgfilesize``, ``avgfpdir``, ``optimization=time|space``, ``label``, plus p2k's
+``sblockloc=8192|65536`` (where the superblock goes; makefs's 8192 by default, 65536 for readers
+such as The Sleuth Kit that look for a UFS2 superblock only at newfs's place), and p2k's ``xattr``
+(UFS2 only: the host files' extended attributes and ACLs go into the image too, as ``p2k cp -a``
+carries them, with room for them added to the computed size). Without ``-s`` the
+size is computed from the tree as makefs computes it (see p2k.fs.ffs.makefs); ``-b``/``-f`` add
+free space (bytes, or a percentage with ``%``) and free inodes (a count or ``%``); ``-M``/``-m``
+bound the size; ``-s`` fixes it (minimum and maximum at once, as in makefs).
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
+import stat as st
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
-from p2k.cli.newfs import newfs_image, parse_newfs_size
-from p2k.fs.ffs.makefs import MakefsOptions, choose_size, populate, scan
-from p2k.fs.ffs.newfs import NewfsOptions, plan
-from p2k.vfs.mount import MNT_ASYNC
+from p2k.cli.newfs import parse_newfs_size
 
-_KNOWN = {"version", "bsize", "fsize", "density", "minfree", "xattr"}
+if TYPE_CHECKING:
+    from p2k.fs.ffs.makefs import MakefsOptions, Node, Sizing
+
+_INT_OPTS = {"version": "version", "bsize": "bsize", "fsize": "fsize", "density": "density",
+             "minfree": "minfree", "maxbpf": "maxbpg", "avgfilesize": "avgfilesize",
+             "avgfpdir": "avgfpdir", "sblockloc": "sblockloc"}
+_KNOWN = {*_INT_OPTS, "optimization", "label", "xattr"}
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("makefs", help="build an FFS image from a directory tree (NetBSD makefs)")
     p.add_argument("-t", dest="fstype", default="ffs", choices=["ffs"], help="file system type")
     p.add_argument("-s", dest="size", default=None, help="image size (bytes; k/m/g suffix)")
-    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None)
+    p.add_argument("-M", dest="minsize", default=None, help="minimum image size")
+    p.add_argument("-m", dest="maxsize", default=None, help="maximum image size")
+    p.add_argument("-B", dest="endian", choices=["be", "le", "big", "little"], default=None,
+                   help="byte order of the image (le)")
     p.add_argument("-o", dest="options", action="append", default=[], help="ffs options, comma-separated")
-    p.add_argument("-b", dest="free_blocks", default=None, help="free blocks to leave, e.g. 10%%")
-    p.add_argument("-f", dest="free_files", default=None, help="free inodes to leave, e.g. 10%%")
-    p.add_argument("image")
-    p.add_argument("directory")
+    p.add_argument("-b", dest="free_blocks", default=None, help="free space to leave: bytes, or N%%")
+    p.add_argument("-f", dest="free_files", default=None, help="free inodes to leave: a count, or N%%")
+    p.add_argument("image", metavar="IMAGE", help="image file to create (replaced if it exists)")
+    p.add_argument("directory", metavar="DIRECTORY", help="host directory whose tree goes into the image")
     p.set_defaults(func=cmd_makefs)
 
 
-def parse_options(items: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def apply_options(o: MakefsOptions, items: list[str]) -> None:
+    """makefs's ``-o`` list onto ``o``; a usage error names an unknown or malformed option."""
     for item in ",".join(items).split(","):
         if not item.strip():
             continue
-        k, eq, v = item.partition("=")
+        k, _, v = item.partition("=")
         k = k.strip()
-        if k == "xattr" and not eq:
-            v = "1"
+        if k == "xattr":
+            continue  # taken by cmd_makefs (wants_xattr)
         if k not in _KNOWN:
             raise UsageError(f"unknown ffs option `{k}' (known: {', '.join(sorted(_KNOWN))})")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            raise UsageError(f"ffs option {k}: `{v}' is not a number") from None
-    return out
+        if k == "optimization":
+            if v not in ("time", "space"):
+                raise UsageError(f"Invalid optimization `{v}'")
+            o.optim = 0 if v == "time" else 1
+        elif k == "label":
+            o.label = os.fsencode(v)[:31]
+        else:
+            try:
+                setattr(o, _INT_OPTS[k], int(v))
+            except ValueError:
+                raise UsageError(f"ffs option {k}: `{v}' is not a number") from None
+    if o.version not in (1, 2):
+        raise UsageError(f"ffs option version: {o.version} (1 or 2)")
+    if o.sblockloc not in (8192, 65536):
+        raise UsageError(f"ffs option sblockloc: {o.sblockloc} (8192 or 65536)")
 
 
-def _pct(text: str | None) -> int:
+def _size(text: str | None) -> int:
     if text is None:
-        return 10
-    return int(text.rstrip("%"))
+        return 0
+    return parse_newfs_size(text if not text.isdigit() else text + "b")
+
+
+def _slack(text: str | None, what: str, *, nbytes: bool) -> tuple[int, int]:
+    """(absolute, percent) from ``-b``/``-f``: ``N%`` or a plain amount."""
+    if text is None:
+        return 0, 0
+    if text.endswith("%"):
+        try:
+            return 0, int(text[:-1])
+        except ValueError:
+            raise UsageError(f"{what} `{text}' is not a percentage") from None
+    if nbytes:
+        return _size(text), 0
+    if not text.isdigit():
+        raise UsageError(f"{what} `{text}' is not a number")
+    return int(text), 0
 
 
 def cmd_makefs(args: argparse.Namespace) -> int:
+    from p2k.fs.ffs.makefs import MakefsOptions, choose_size  # not at every command's start-up
+
     if not os.path.isdir(args.directory):
         raise OSError(20, "Not a directory", args.directory)
-    o = parse_options(args.options)
-    opts = MakefsOptions(version=o.get("version", 1), bsize=o.get("bsize", 0), fsize=o.get("fsize", 0),
-                         density=o.get("density", 0), minfree=o.get("minfree", 5),
-                         endian=">" if args.endian in ("be", "big") else "<",
-                         free_pct=max(_pct(args.free_blocks), _pct(args.free_files)))
+    o = MakefsOptions(endian=">" if args.endian in ("be", "big") else "<", size=_size(args.size),
+                      minsize=_size(args.minsize), maxsize=_size(args.maxsize))
+    apply_options(o, args.options)
+    o.freeblocks, o.freeblockpc = _slack(args.free_blocks, "free blocks", nbytes=True)
+    o.freefiles, o.freefilepc = _slack(args.free_files, "free files", nbytes=False)
     t0 = time.perf_counter()
     nodes = scan(args.directory)
-    ninodes = 0
-    if args.size:
-        opts.size = parse_newfs_size(args.size if not args.size.isdigit() else args.size + "b")
-    else:
-        opts.size, ninodes = choose_size(nodes, opts)
-        print(f"Calculated size of `{args.image}': {opts.size} bytes, {len(nodes)} inodes")
-    if o.get("xattr"):
-        if opts.version != 2:
+    xattrs = wants_xattr(args.options)
+    if xattrs:
+        if o.version != 2:
             raise UsageError("ffs option xattr needs version=2 (UFS1 has no extended attribute area)")
-        opts.size += _xattr_room(args.directory, nodes) if not args.size else 0
-    build_image(args.image, args.directory, opts, nodes, ninodes, xattrs=bool(o.get("xattr")))
+        o.freeblocks += _xattr_room(args.directory, nodes)
+    try:
+        sz = choose_size(nodes, o)
+    except OSError as e:
+        raise OSError(e.errno, f"`{args.directory}' {e.strerror}") from None
+    print(f"Calculated size of `{args.image}': {sz.size} bytes, {sz.inodes} inodes")
+    build_image(args.image, args.directory, o, nodes, sz, xattrs=xattrs)
     print(f"Image `{args.image}' complete ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 
-def build_image(image: str, directory: str, opts: MakefsOptions, nodes: list[Any] | None = None,
-                ninodes: int = 0, *, xattrs: bool = False) -> None:
+def build_image(image: str, directory: str, o: MakefsOptions, nodes: list[Node] | None = None,
+                sz: Sizing | None = None, *, xattrs: bool = False) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
-    import p2k
+    from p2k.etfs import ETFS_BLK
+    from p2k.fs.ffs.makefs import choose_size, newfs_options, populate
+    from p2k.fs.ffs.newfs import newfs_image, plan
+    from p2k.kernel import Kernel
+    from p2k.vfs.mount import MNT_ASYNC
 
     if nodes is None:
         nodes = scan(directory)
-    no = NewfsOptions(size=opts.size, version=opts.version, bsize=opts.bsize, fsize=opts.fsize,
-                      density=opts.density, ninodes=ninodes, minfree=opts.minfree, endian=opts.endian)
+    if sz is None:
+        sz = choose_size(nodes, o)
+    no = newfs_options(o, sz)
     if os.path.exists(image):
         os.truncate(image, 0)
     newfs_image(image, no, plan(no), lost_found=False)
-    k = p2k.Kernel(env={})
+    k = Kernel(env={})
     try:
-        k.etfs_register("/dev/makefs", image, p2k.ETFS_BLK)
+        k.etfs_register("/dev/makefs", image, ETFS_BLK)
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
-        populate(k, k.mounts[0], directory, nodes)
+        populate(k, k.mounts[0], nodes, lambda n: read_host_file(os.path.join(directory, n.rel)))
         if xattrs:
             _copy_tree_xattrs(k, directory, nodes)
     finally:
         k.halt()
 
 
-def _xattr_room(directory: str, nodes: list[Any]) -> int:
-    """Bytes to add to a computed size for the ext areas: each node's attributes, rounded up to
-    4 KiB (the largest fragment makefs picks), at most two 64 KiB blocks."""
+def wants_xattr(items: list[str]) -> bool:
+    return any(i.strip() in ("xattr", "xattr=1") for i in ",".join(items).split(","))
+
+
+def _xattr_room(directory: str, nodes: list[Node]) -> int:
+    """Bytes of free space to add for the ext areas: each node's attributes rounded up to 4 KiB
+    (the largest fragment makefs picks), at most two 64 KiB blocks."""
     extra = 0
     for n in nodes:
+        path = os.path.join(directory, n.rel)
         try:
-            path = os.path.join(directory, n.rel)
             size = sum(len(nm) + len(os.getxattr(path, nm, follow_symlinks=False)) + 16
                        for nm in os.listxattr(path, follow_symlinks=False))
         except OSError:
@@ -124,7 +175,7 @@ def _xattr_room(directory: str, nodes: list[Any]) -> int:
     return extra
 
 
-def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Any]) -> None:
+def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Node]) -> None:
     from p2k.cli.fscopy import HostSide, ImageSide, copy_xattrs
     from p2k.cli.fsview import FsView
 
@@ -132,3 +183,51 @@ def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Any]) -> None:
     host = HostSide()
     for n in nodes:
         copy_xattrs(host, os.path.join(directory, n.rel), image, "/" + n.rel)
+
+
+# ---- the host side: the tree is walked and read here, the file system only sees Nodes and bytes --
+CHUNK = 1 << 20
+
+
+def scan(root: str) -> list[Node]:
+    """Every node under host directory ``root``, parents before children, in the host directory's
+    own order (as makefs walks it: entries pack into directory chunks in that order, so the sizes
+    agree), with what sizing and population need: attributes, symlink targets, and for a
+    directory the bytes its entries will take."""
+    from p2k.fs.ffs.makefs import Node, dirsize
+
+    out: list[Node] = []
+    stack = [("", root)]
+    while stack:
+        rel, path = stack.pop()
+        s = os.lstat(path)
+        node = Node(rel, s)
+        out.append(node)
+        if st.S_ISLNK(s.st_mode):
+            node.target = os.readlink(os.fsencode(path))
+        elif st.S_ISDIR(s.st_mode):
+            names = os.listdir(path)
+            node.children = len(names)
+            node.dirsize = dirsize([1, 2, *(len(os.fsencode(n)) for n in names)])
+            for n in reversed(names):
+                stack.append((f"{rel}/{n}" if rel else n, os.path.join(path, n)))
+    return out
+
+
+def read_host_file(path: str) -> Iterator[bytes | memoryview]:
+    """The bytes of host file ``path`` in pieces of at most CHUNK; a big file is mapped, so its
+    pieces are views into the page cache rather than copies."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < CHUNK:
+            data = f.read()
+            if data:
+                yield data
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            for off in range(0, len(view), CHUNK):
+                piece = view[off:off + CHUNK]
+                yield piece
+                piece.release()
+            view.release()

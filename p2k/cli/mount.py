@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import argparse
 import errno
-import gzip
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from p2k.cli.errors import describe
 from p2k.cli.imagearg import MOUNTPOINT, add_image_args, open_image, parse_mount_options
+
+if TYPE_CHECKING:
+    from p2k.puffs.port import KernelPort
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
 KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
@@ -52,10 +52,10 @@ def register(sub: Any) -> None:
     p.add_argument("-f", dest="foreground", action="store_true", help="stay in the foreground")
     p.add_argument("--server", metavar="URL", default=None,
                    help="export PATH of the rump_server at URL instead of an image: --server URL PATH MOUNTPOINT")
-    p.add_argument("mountpoint", nargs="?", help="host directory to mount on")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?", help="host directory to mount on")
     p.set_defaults(func=cmd_mount)
     u = sub.add_parser("umount", help="unmount a p2k mount and wait until its image is synced")
-    u.add_argument("mountpoint")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT", help="host directory a p2k mount is on")
     u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (120)")
     u.set_defaults(func=cmd_umount)
 
@@ -123,6 +123,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if rc == 0 and demo:
         print(f"Mounted {args.image} at {args.mountpoint}:")
         sys.stdout.flush()
+        import subprocess
+
         subprocess.run(["ls", "-la", args.mountpoint], check=False)
         print(f"\nUnmount with: p2k umount {args.mountpoint}")
     return rc
@@ -130,6 +132,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 def demo_image() -> Path:
     """images/demo.img, decompressed from images/demo.img.gz when missing or older."""
+    import gzip
+    import shutil
+
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         gz, img = base / "images" / "demo.img.gz", base / "images" / "demo.img"
         if gz.exists():
@@ -224,7 +229,8 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         client.close()
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0), make_port=lambda: port)
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
         daemon.run(lambda: ready(None))
     except RuntimeError as e:
@@ -278,6 +284,9 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
 
 # ---- umount --------------------------------------------------------------------------------------
 def cmd_umount(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
     from p2k.puffs.daemon import RunDir
 
     mnt = args.mountpoint

@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 from p2k.cli.errors import UsageError
-from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, plan, summary_lines, write_fs
-from p2k.hyper.hostio import HostFile
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -58,6 +56,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_newfs(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
+
     if args.size is not None:
         size = parse_newfs_size(args.size)
     elif os.path.exists(args.image):
@@ -79,24 +80,3 @@ def cmd_newfs(args: argparse.Namespace) -> int:
         return 0
     newfs_image(args.image, opts, fs, zero=args.zero)
     return 0
-
-
-def newfs_image(path: str, opts: NewfsOptions, fs: Any = None, *, zero: bool = False,
-                lost_found: bool = True) -> Any:
-    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock."""
-    if fs is None:
-        fs = plan(opts)
-    nbytes = fs.fs_size * fs.fs_fsize
-    if not os.path.exists(path):
-        open(path, "wb").close()  # noqa: SIM115 - create only; HostFile does the I/O
-    host = HostFile(path, size=max(nbytes, opts.size))
-    try:
-        host.extend_to_window()
-        if zero:
-            chunk = bytes(1 << 20)
-            for off in range(0, nbytes, len(chunk)):
-                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
-        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
-    finally:
-        host.close()
-    return fs

@@ -1,6 +1,15 @@
 """``rump_server`` and ``rump_allserver``: a kernel served at a URL, as rump_server(1).
 
-    rump_server [-sv] [-c ncpu] [-d drivespec] [-l library] [-m module] [-r total_ram] url
+    rump_server [-sv] [-a secretfile] [-c ncpu] [-d drivespec] [-l library] [-m module] [-r total_ram]
+                [--peer-creds] [--socket-mode MODE] [--socket-group GROUP] url
+
+p2k's additions to rump_server(1), for the access control of docs/protocol.md ("Credentials"):
+``-a FILE`` makes clients prove they hold the secret in FILE (challenge-response; clients read it
+from the file named by ``RUMP_AUTHFILE``); ``--peer-creds`` makes a non-root unix:// client start
+as its own host uid/gid in the kernel instead of root; ``--socket-mode``/``--socket-group`` share a
+unix:// socket with a group on purpose (default 0600, the owner only). A tcp:// URL on an address
+other than loopback without ``-a`` gets a one-line warning: anyone who can connect is root in the
+kernel.
 
 The order of work is rump_server's, because its error behaviour follows from it: options and
 drivespecs are checked first (a bad one prints rump_server's message and the usage, exit 1, before
@@ -19,12 +28,13 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from p2k.etfs import DriveSpec, DriveSpecError, parse_drivespec
 from p2k.hyper.params import ParamError, parse_memsize
 
-USAGE = "[-sv] [-c ncpu] [-d drivespec] [-l library] [-m module] [-r total_ram] url"
+USAGE = ("[-sv] [-a secretfile] [-c ncpu] [-d drivespec] [-l library] [-m module] [-r total_ram]\n"
+         "       [--peer-creds] [--socket-mode mode] [--socket-group group] url")
 
 
 @dataclass
@@ -37,6 +47,10 @@ class Options:
     drives: list[DriveSpec] = field(default_factory=list)
     libraries: list[str] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
+    secret: bytes | None = None
+    peer_creds: bool = False
+    socket_mode: int = 0o600
+    socket_group: int | None = None
 
 
 class _Exit(Exception):
@@ -53,12 +67,14 @@ def parse_args(prog: str, argv: list[str]) -> Options:
         raise _Exit(1)
 
     try:
-        opts, rest = getopt.getopt(argv, "c:d:l:m:r:sv")
+        opts, rest = getopt.getopt(argv, "a:c:d:l:m:r:sv", ["peer-creds", "socket-mode=", "socket-group="])
     except getopt.GetoptError as e:
         usage(e.msg)
     o = Options()
     for flag, value in opts:
-        if flag == "-c":
+        if flag in ("-a", "--peer-creds", "--socket-mode", "--socket-group"):
+            _access_option(o, flag, value, usage)
+        elif flag == "-c":
             o.ncpu = value
         elif flag == "-d":
             try:
@@ -83,6 +99,32 @@ def parse_args(prog: str, argv: list[str]) -> Options:
         usage()
     o.url = rest[0]
     return o
+
+
+def _access_option(o: Options, flag: str, value: str, usage: Any) -> None:
+    if flag == "-a":
+        from p2k.sp.auth import read_secret
+
+        try:
+            o.secret = read_secret(value)
+        except OSError as e:
+            usage(f"-a {value}: {e.strerror or os.strerror(e.errno or 5)}")
+    elif flag == "--peer-creds":
+        o.peer_creds = True
+    elif flag == "--socket-mode":
+        try:
+            o.socket_mode = int(value, 8)
+        except ValueError:
+            usage(f"--socket-mode {value}: not an octal mode")
+        if not 0 <= o.socket_mode <= 0o777:
+            usage(f"--socket-mode {value}: not a permission mode")
+    else:
+        import grp
+
+        try:
+            o.socket_group = int(value) if value.isdigit() else grp.getgrnam(value).gr_gid
+        except KeyError:
+            usage(f"--socket-group {value}: no such group")
 
 
 def _load_libraries(prog: str, libs: list[str]) -> None:
@@ -160,7 +202,7 @@ def serve(prog: str, argv: list[str], allserver: bool) -> int:
         raise _Exit(1)
 
     from p2k.kernel import Kernel
-    from p2k.sp.server import Server
+    from p2k.sp.server import Server, ServerConfig, is_loopback
 
     try:
         k = Kernel(ncpu=o.ncpu, memlimit=o.memlimit, verbose=o.verbose or None)
@@ -181,10 +223,15 @@ def serve(prog: str, argv: list[str], allserver: bool) -> int:
             die(e.strerror or "etfs register", e)
         log.info("%s: %s, %d bytes at offset %d", spec.key, spec.hostpath, dev.size, dev.offset)
     try:
-        server = Server(k, o.url)
+        config = ServerConfig(secret=o.secret, peer_creds=o.peer_creds, socket_mode=o.socket_mode,
+                              socket_group=o.socket_group)
+        server = Server(k, o.url, config)
         server.bind()
     except OSError as e:
         die("rump server init failed", e)
+    if not is_loopback(server.address) and o.secret is None:
+        print(f"{prog}: warning: {o.url} is reachable from other hosts and has no -a secret: "
+              "whoever connects is root in the kernel", file=sys.stderr)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.request_stop())
     log.info("serving %s", o.url)

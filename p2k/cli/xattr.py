@@ -16,14 +16,13 @@ import base64
 import binascii
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
-from p2k.cli.fsview import FsView, open_view
 from p2k.cli.imagearg import add_image_args
-from p2k.fs.ffs.extattr import record_size
-from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, removexattr, setxattr
-from p2k.vfs.extattr import EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
+
+if TYPE_CHECKING:
+    from p2k.cli.fsview import FsView
 
 
 def register(sub: Any) -> None:
@@ -77,6 +76,8 @@ def decode_value(text: str) -> bytes:
 
 
 def _target(v: FsView, p: str, nofollow: bool) -> str:
+    from p2k.puffs.xattrnames import LinkPath
+
     return LinkPath(v.path(p)) if nofollow else v.path(p)
 
 
@@ -85,6 +86,10 @@ def _report(cmd: str, p: str, e: OSError) -> None:
 
 
 def cmd_getfattr(args: argparse.Namespace) -> int:
+    # imported here, not at the top: ``p2k`` imports every command module to build its parser
+    from p2k.cli.fsview import open_view
+    from p2k.puffs.xattrnames import getxattr, listxattr
+
     try:
         pattern = re.compile("" if args.match == "-" else args.match)
     except re.error as e:
@@ -117,6 +122,9 @@ def cmd_getfattr(args: argparse.Namespace) -> int:
 
 
 def cmd_setfattr(args: argparse.Namespace) -> int:
+    from p2k.cli.fsview import open_view
+    from p2k.puffs.xattrnames import removexattr, setxattr
+
     value = decode_value(args.value)
     rc = 0
     with open_view(args, write=True) as v:
@@ -136,6 +144,10 @@ def cmd_setfattr(args: argparse.Namespace) -> int:
 def xattr_summary(v: FsView, p: str) -> str | None:
     """``p2k stat``'s line for the attributes: how many, and the ext-area size they take on UFS2
     (di_extsize: the records' total, as FreeBSD and p2k write them). None when there are none."""
+    from p2k.fs.ffs.extattr import record_size
+    from p2k.puffs.xattrnames import LinkPath
+    from p2k.vfs.extattr import EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
+
     path = LinkPath(v.path(p))
     counts, size = [], 0
     for ns in (EXTATTR_NAMESPACE_USER, EXTATTR_NAMESPACE_SYSTEM):

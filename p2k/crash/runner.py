@@ -2,15 +2,13 @@
 
 For each cut point: a fresh copy of the image; the workload runs in a kernel whose device holds
 unflushed writes back like a disk's volatile cache and, at the cut, lets an arbitrary seeded subset
-of them through; then ``p2k fsck -y`` repairs, a second ``fsck -n`` must find nothing, and the
+of them through; then fsck -y (``p2k.fs.ffs.fsck.fsck_device``) repairs, a second fsck -n must find nothing, and the
 survivor must hold every file whose fsync returned with exactly its fsync'ed bytes, no file may show
 another file's bytes, and the file system must mount read-write and take new writes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import random
 import shutil
@@ -23,6 +21,9 @@ from p2k.crash.model import Model
 from p2k.crash.stamp import foreign_units
 from p2k.crash.workloads import WORKLOADS
 from p2k.etfs import ETFS_BLK, FaultPlan
+from p2k.fs.ffs.fsck import FsckResult, Options, fsck_device
+from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
+from p2k.hyper.params import parse_memsize
 from p2k.kernel import Kernel
 
 KEY = "/dev/crash0"
@@ -39,23 +40,27 @@ class CutResult:
     fsck_rc: int = 0
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    """Run a p2k subcommand in-process, capturing what it prints."""
-    from p2k.cli.main import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        rc = main(list(argv))
-    return rc, out.getvalue()
-
-
-def make_image(path: Path, version: int, size: str = "16m") -> None:
-    rc, out = run_cli("newfs", "-F", "-O", str(version), "-s", size, str(path))
-    if rc != 0:
-        raise OSError(5, f"p2k newfs failed: {out.strip()}")
+def make_image(path: Path, version: int, size: str = "16m", log: bool = False) -> None:
+    """A fresh file system of FFS ``version`` in ``path`` (what ``p2k newfs -O version -s size`` makes);
+    for ``log``, with 1 MiB after the file system, where a ``-o log`` mount puts its journal."""
+    newfs_image(str(path), NewfsOptions(size=parse_memsize(size, "size"), version=version))
+    if log:
+        with open(path, "r+b") as f:
+            f.truncate(f.seek(0, os.SEEK_END) + (1 << 20))
 
 
-def _run_workload(image: Path, name: str, seed: int, plan: FaultPlan) -> tuple[Model, int, bool]:
+def fsck_image(image: Path, mode: str) -> FsckResult:
+    """``fsck -f`` with answers ``mode`` ('y' or 'n') on ``image``, as values."""
+    k = Kernel(env={})
+    try:
+        dev = k.etfs_register(KEY, str(image), ETFS_BLK, readonly=mode == "n")
+        return fsck_device(dev, Options(mode=mode, force=True), str(image))
+    finally:
+        k.halt(sync=False)
+
+
+def _run_workload(image: Path, name: str, seed: int, plan: FaultPlan,
+                  log: bool = False) -> tuple[Model, int, bool]:
     """Run the workload; returns (model, writes the device saw, whether it finished)."""
     model = Model()
     k = Kernel()
@@ -64,7 +69,7 @@ def _run_workload(image: Path, name: str, seed: int, plan: FaultPlan) -> tuple[M
     finished = False
     try:
         k.sys.mkdir(MNT, 0o755)
-        k.sys.mount("ffs", MNT, 0, {"fspec": KEY})
+        k.sys.mount("ffs", MNT, 0, {"fspec": KEY, **({"log": ""} if log else {})})
         WORKLOADS[name](k.sys, random.Random(seed), model, MNT)
         k.halt()
         finished = True
@@ -78,25 +83,44 @@ def _run_workload(image: Path, name: str, seed: int, plan: FaultPlan) -> tuple[M
     return model, writes, finished
 
 
-def count_writes(template: Path, workdir: Path, name: str, seed: int) -> int:
+def count_writes(template: Path, workdir: Path, name: str, seed: int, log: bool = False) -> int:
     image = workdir / "count.img"
     shutil.copyfile(template, image)
-    _, writes, _ = _run_workload(image, name, seed, FaultPlan(hold_writes=True, seed=seed))
+    _, writes, _ = _run_workload(image, name, seed, FaultPlan(hold_writes=True, seed=seed), log)
     return writes
 
 
-def run_cut(template: Path, workdir: Path, name: str, seed: int, cut: int) -> CutResult:
+def run_cut(template: Path, workdir: Path, name: str, seed: int, cut: int, log: bool = False) -> CutResult:
+    """One power cut. With ``log`` (a ``-o log`` workload) the journal must do fsck's work: the
+    survivor, replayed (in memory by ``fsck -n``, then to disk by the read-write mount of the
+    verification), must be clean with no repair at all."""
     image = workdir / f"{name}-{cut}.img"
     shutil.copyfile(template, image)
     res = CutResult(name, seed, cut, ok=False)
-    model, _, _ = _run_workload(image, name, seed, FaultPlan(power_cut=cut, seed=seed * 100_003 + cut))
-    rc, out = run_cli("fsck", "-y", "-f", str(image))
-    res.fsck_rc = rc
-    if rc not in (0, 4):
-        res.problems.append(f"fsck -y exited {rc}: {out.strip().splitlines()[-1:] or ''}")
-    rc2, out2 = run_cli("fsck", "-n", "-f", str(image))
-    if rc2 != 0:
-        res.problems.append(f"second fsck -n not clean (exit {rc2}): {_last_lines(out2)}")
+    model, _, _ = _run_workload(image, name, seed, FaultPlan(power_cut=cut, seed=seed * 100_003 + cut), log)
+    if log:
+        # replay alone: in memory by fsck -n, then to disk by the verification's read-write mount
+        check = fsck_image(image, "n")
+        res.fsck_rc = check.code
+        if check.code != 0:
+            res.problems.append(f"replayed image not clean (fsck -n exit {check.code}): "
+                                f"{_last_lines(check.lines)}")
+        res.problems += verify(image, model)
+        again = fsck_image(image, "n")
+        if again.code != 0:
+            res.problems.append(f"not clean after the replaying mount (exit {again.code}): "
+                                f"{_last_lines(again.lines)}")
+        res.ok = not res.problems
+        if res.ok:
+            image.unlink()
+        return res
+    fixed = fsck_image(image, "y")
+    res.fsck_rc = fixed.code
+    if fixed.code not in (0, 4):
+        res.problems.append(f"fsck -y exited {fixed.code}: {fixed.lines[-1:] or ''}")
+    check = fsck_image(image, "n")
+    if check.code != 0:
+        res.problems.append(f"second fsck -n not clean (exit {check.code}): {_last_lines(check.lines)}")
     res.problems += verify(image, model)
     res.ok = not res.problems
     if res.ok:
@@ -104,8 +128,8 @@ def run_cut(template: Path, workdir: Path, name: str, seed: int, cut: int) -> Cu
     return res
 
 
-def _last_lines(text: str, n: int = 3) -> str:
-    return " | ".join(text.strip().splitlines()[-n:])
+def _last_lines(lines: list[str], n: int = 3) -> str:
+    return " | ".join(line.strip() for line in lines[-n:])
 
 
 def verify(image: Path, model: Model) -> list[str]:
@@ -173,7 +197,7 @@ def _walk(k: Kernel, top: str) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         d = stack.pop()
         for name in k.sys.listdir(d):
-            p = f"{d}/{name}"
+            p = f"{d}/{os.fsdecode(name)}"
             s = k.sys.lstat(p)
             yield p, s
             if st.S_ISDIR(s.st_mode):

@@ -1,7 +1,7 @@
 """NetBSD disklabels, as rump_server's ``-d ...,disklabel=X`` finds them.
 
-The layout is in the reference (ffs-format.md §12); this module declares it once, as field lists
-from which a ``struct.Struct`` per byte order is generated. rump_server reads the first 64 KiB of the
+The layout (docs/ffs-format.md, "Disklabels") is declared once here, as ``Record`` classes from
+which a ``struct.Struct`` per byte order is generated. rump_server reads the first 64 KiB of the
 host file and slides a label-sized window over it in 4-byte steps; the first position where
 ``d_magic`` and ``d_magic2`` both hold DISKMAGIC (in either byte order) is *the* label: if that one
 has too many partitions or a bad checksum, the search fails instead of looking further.
@@ -17,7 +17,9 @@ from __future__ import annotations
 import errno
 import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from p2k.ondisk import U8, U16, U32, Fmt, Record
 
 ByteOrder = Literal["little", "big"]
 
@@ -40,79 +42,62 @@ FS_MSDOS = 8
 FS_OTHER = 10
 DKTYPE_VND = 12
 
-_HEADER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("d_magic", "I"),
-    ("d_type", "H"),
-    ("d_subtype", "H"),
-    ("d_typename", "16s"),
-    ("d_packname", "16s"),
-    ("d_secsize", "I"),
-    ("d_nsectors", "I"),
-    ("d_ntracks", "I"),
-    ("d_ncylinders", "I"),
-    ("d_secpercyl", "I"),
-    ("d_secperunit", "I"),
-    ("d_sparespertrack", "H"),
-    ("d_sparespercyl", "H"),
-    ("d_acylinders", "I"),
-    ("d_rpm", "H"),
-    ("d_interleave", "H"),
-    ("d_trackskew", "H"),
-    ("d_cylskew", "H"),
-    ("d_headswitch", "I"),
-    ("d_trkseek", "I"),
-    ("d_flags", "I"),
-    ("d_drivedata", "20s"),
-    ("d_spare", "20s"),
-    ("d_magic2", "I"),
-    ("d_checksum", "H"),
-    ("d_npartitions", "H"),
-    ("d_bbsize", "I"),
-    ("d_sbsize", "I"),
-)
-_PARTITION_FIELDS: tuple[tuple[str, str], ...] = (
-    ("p_size", "I"),
-    ("p_offset", "I"),
-    ("p_fsize", "I"),
-    ("p_fstype", "B"),
-    ("p_frag", "B"),
-    ("p_cpg", "H"),
-)
+class DiskLabelHeader(Record):
+    """``struct disklabel`` up to its partition table (``d_partitions[]`` follows it)."""
+
+    d_magic: U32
+    d_type: U16
+    d_subtype: U16
+    d_typename: Annotated[bytes, Fmt("16s")]
+    d_packname: Annotated[bytes, Fmt("16s")]
+    d_secsize: U32
+    d_nsectors: U32
+    d_ntracks: U32
+    d_ncylinders: U32
+    d_secpercyl: U32
+    d_secperunit: U32
+    d_sparespertrack: U16
+    d_sparespercyl: U16
+    d_acylinders: U32
+    d_rpm: U16
+    d_interleave: U16
+    d_trackskew: U16
+    d_cylskew: U16
+    d_headswitch: U32
+    d_trkseek: U32
+    d_flags: U32
+    d_drivedata: Annotated[bytes, Fmt("20s")]
+    d_spare: Annotated[bytes, Fmt("20s")]
+    d_magic2: U32
+    d_checksum: U16
+    d_npartitions: U16
+    d_bbsize: U32
+    d_sbsize: U32
+
+
+class Partition(Record):
+    """One ``struct partition`` entry; sizes and offsets in 512-byte sectors."""
+
+    p_size: U32
+    p_offset: U32
+    p_fsize: U32
+    p_fstype: U8
+    p_frag: U8
+    p_cpg: U16
+
+
 _ORDER_CHAR: dict[ByteOrder, str] = {"little": "<", "big": ">"}
-
-
-def _codec(fields: tuple[tuple[str, str], ...], order: ByteOrder) -> struct.Struct:
-    return struct.Struct(_ORDER_CHAR[order] + "".join(fmt for _, fmt in fields))
-
-
-HEADER = {order: _codec(_HEADER_FIELDS, order) for order in _ORDER_CHAR}
-PARTITION = {order: _codec(_PARTITION_FIELDS, order) for order in _ORDER_CHAR}
-HEADER_SIZE = HEADER["little"].size  # 148
-PARTITION_SIZE = PARTITION["little"].size  # 16
-
-
-def _offset_of(name: str) -> int:
-    names = [field for field, _ in _HEADER_FIELDS]
-    return struct.calcsize("<" + "".join(fmt for _, fmt in _HEADER_FIELDS[:names.index(name)]))
-
-
-D_MAGIC2_OFFSET = _offset_of("d_magic2")  # 132
-D_CHECKSUM_OFFSET = _offset_of("d_checksum")  # 136
-D_NPARTITIONS_OFFSET = _offset_of("d_npartitions")  # 138
+HEADER = {order: DiskLabelHeader.STRUCTS[c] for order, c in _ORDER_CHAR.items()}
+PARTITION = {order: Partition.STRUCTS[c] for order, c in _ORDER_CHAR.items()}
+HEADER_SIZE = DiskLabelHeader.SIZE  # 148
+PARTITION_SIZE = Partition.SIZE  # 16
+D_MAGIC2_OFFSET = DiskLabelHeader.OFFSETS["d_magic2"]  # 132
+D_CHECKSUM_OFFSET = DiskLabelHeader.OFFSETS["d_checksum"]  # 136
+D_NPARTITIONS_OFFSET = DiskLabelHeader.OFFSETS["d_npartitions"]  # 138
 LABEL_STRUCT_SIZE = HEADER_SIZE + MAXPARTITIONS * PARTITION_SIZE
 """sizeof(struct rumpserver_disklabel): the scan never starts a candidate closer than this to the
 end of the 64 KiB buffer."""
 assert (HEADER_SIZE, PARTITION_SIZE, D_MAGIC2_OFFSET, D_NPARTITIONS_OFFSET) == (148, 16, 132, 138)
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    p_size: int
-    p_offset: int
-    p_fsize: int
-    p_fstype: int
-    p_frag: int
-    p_cpg: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +106,7 @@ class DiskLabel:
 
     position: int
     byteorder: ByteOrder
-    header: dict[str, int | bytes]
+    header: DiskLabelHeader
     partitions: tuple[Partition, ...]
 
     @property
@@ -152,13 +137,10 @@ def dkcksum(label: bytes, npartitions: int, order: ByteOrder) -> int:
 
 def decode_disklabel(buf: bytes | memoryview, position: int, order: ByteOrder) -> DiskLabel:
     """Decode the label at ``position`` (which the caller has found by its magics)."""
-    values = HEADER[order].unpack_from(buf, position)
-    header = {name: value for (name, _), value in zip(_HEADER_FIELDS, values, strict=True)}
-    npart = int(header["d_npartitions"])
-    codec = PARTITION[order]
-    parts = tuple(
-        Partition(*codec.unpack_from(buf, position + HEADER_SIZE + i * PARTITION_SIZE)) for i in range(npart)
-    )
+    e = _ORDER_CHAR[order]
+    header = DiskLabelHeader.decode(buf, position, e)
+    parts = tuple(Partition.decode(buf, position + HEADER_SIZE + i * PARTITION_SIZE, e)
+                  for i in range(header.d_npartitions))
     return DiskLabel(position, order, header, parts)
 
 
@@ -215,18 +197,17 @@ def build_disklabel(
         raise ValueError(f"npartitions {npart} < {len(partitions)} partitions given")
     if secperunit is None:
         secperunit = max((size + off for size, off, _ in partitions), default=0)
-    fields: dict[str, int | bytes] = {name: (b"" if fmt.endswith("s") else 0) for name, fmt in _HEADER_FIELDS}
-    fields.update(
-        d_magic=DISKMAGIC, d_magic2=DISKMAGIC, d_type=DKTYPE_VND, d_typename=typename, d_packname=packname,
-        d_secsize=1 << DEV_BSHIFT, d_nsectors=32, d_ntracks=64, d_secpercyl=2048,
-        d_ncylinders=secperunit // 2048, d_secperunit=secperunit, d_rpm=3600, d_interleave=1,
-        d_npartitions=npart, d_bbsize=8192, d_sbsize=8192,
-    )
-    out = bytearray(HEADER[byteorder].pack(*(fields[name] for name, _ in _HEADER_FIELDS)))
-    codec = PARTITION[byteorder]
+    h = DiskLabelHeader.zeroed()
+    h.d_magic = h.d_magic2 = DISKMAGIC
+    h.d_type, h.d_typename, h.d_packname = DKTYPE_VND, typename, packname
+    h.d_secsize, h.d_nsectors, h.d_ntracks, h.d_secpercyl = 1 << DEV_BSHIFT, 32, 64, 2048
+    h.d_ncylinders, h.d_secperunit, h.d_rpm, h.d_interleave = secperunit // 2048, secperunit, 3600, 1
+    h.d_npartitions, h.d_bbsize, h.d_sbsize = npart, 8192, 8192
+    e = _ORDER_CHAR[byteorder]
+    out = bytearray(h.encode(e))
     for size, off, fstype in partitions:
-        frag = 8 if fstype == FS_BSDFFS else 0
-        out += codec.pack(size, off, 2048 if fstype == FS_BSDFFS else 0, fstype, frag, 0)
+        ffs = fstype == FS_BSDFFS
+        out += Partition(size, off, 2048 if ffs else 0, fstype, 8 if ffs else 0, 0).encode(e)
     out += bytes((npart - len(partitions)) * PARTITION_SIZE)
     if checksum is None:
         checksum = dkcksum(bytes(out), npart, byteorder)

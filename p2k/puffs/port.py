@@ -2,7 +2,7 @@
 
 The bridge (``bridge.py``) speaks FUSE: node ids, entry replies, negative entries, readdir
 buffers, errno. Everything that touches a kernel goes through a port, so the same bridge serves a
-kernel in this process (``LocalPort``, vnodes by inode number through ``kernelops``) and a kernel
+kernel in this process (``LocalPort``, vnodes by inode number) and a kernel
 in a ``rump_server`` (``p2k.puffs.remote.RemotePort``, vnode handles over ``p2k.client``).
 
 Ports name files by FUSE node id (``fino``) and count the host's lookups themselves, inside the
@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from p2k.puffs import kernelops as ko
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
-from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, Dirent, Vattr
+from p2k.puffs.xattrnames import xattr_call
+from p2k.vfs.vattr import Dirent, Vattr
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class AttrChange:
-    """One FUSE setattr: None leaves a field alone. ``fh`` is the file handle it came with, if any;
-    ``caller_uid`` decides how times are set (see ``times``)."""
+    """One FUSE setattr: None leaves a field alone. ``fh`` is the file handle it came with, if any.
+    The fields are ``Syscalls.vsetattr``'s keywords (``fh`` is its ``fd``); it applies the rules."""
 
     caller_uid: int
     uid: int | None = None
@@ -41,17 +41,10 @@ class AttrChange:
     mtime_ns: int | None = None
     fh: int | None = None
 
-    def times(self, owner_uid: int) -> tuple[int, int] | None:
-        """(atime, mtime) for utimens, or None if neither changes. pyfuse3 turns UTIME_NOW into
-        the time of day; the host kernel lets a non-owner set times only to now, so that is what
-        reached us when the caller is neither root nor the owner."""
-        if self.atime_ns is None and self.mtime_ns is None:
-            return None
-        if self.caller_uid not in (0, owner_uid):
-            return (UTIME_NOW if self.atime_ns is not None else UTIME_OMIT,
-                    UTIME_NOW if self.mtime_ns is not None else UTIME_OMIT)
-        return (self.atime_ns if self.atime_ns is not None else UTIME_OMIT,
-                self.mtime_ns if self.mtime_ns is not None else UTIME_OMIT)
+    def kwargs(self) -> dict[str, Any]:
+        """``vsetattr``'s keywords: the times are pyfuse3's (UTIME_NOW already a time of day)."""
+        return {"uid": self.uid, "gid": self.gid, "size": self.size, "mode": self.mode,
+                "atime_ns": self.atime_ns, "mtime_ns": self.mtime_ns, "fd": self.fh, "host_times": True}
 
 
 class KernelPort(Protocol):
@@ -103,18 +96,19 @@ _OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 class LocalPort:
     """A kernel in this process, the file system mounted at ``mountpath``. Node ids are inode
     numbers (``InodeMap``) and no vnode is held between requests: each call gets its vnode from
-    the cache by number (``kernelops.vget``), so the kernel's vnode cache stays bounded however
+    the cache by number (``Syscalls.vget_ino``), so the kernel's vnode cache stays bounded however
     many names the host remembers. Requests act as their caller, one kernel process per
-    credential (``CredCache``), so the kernel applies every permission rule itself."""
+    credential (``CredCache``), so the kernel applies every permission rule itself; every rule is
+    in ``p2k.vfs`` (``sys_handle``), this only marshals."""
 
     def __init__(self, kernel: Kernel, mountpath: str = "/mnt") -> None:
         self.k = kernel
         self.lock = kernel.lock
         self.ncpu = kernel.params.ncpu
         self.rootvp: Any = kernel.sys.lookup(mountpath, follow=True)
-        self.mp = self.rootvp.mount
-        self.inodes = InodeMap(self.mp.vfs_root_ino())
+        self.inodes = InodeMap(self.rootvp.mount.vfs_root_ino())
         self.creds = CredCache(kernel)
+        self.root = self.creds.root
         self.openers: dict[int, Any] = {}  # fh → Syscalls of the process that opened it
 
     # ---- plumbing --------------------------------------------------------------------------------
@@ -123,59 +117,43 @@ class LocalPort:
 
     def _with_vnode(self, fino: int, fn: Any, *args: Any) -> Any:
         """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call."""
-        vp = ko.vget(self.k, self.mp, self.inodes.to_fs(fino))
+        root = self.root
+        vp = root.vget_ino(self.rootvp, self.inodes.to_fs(fino))
         try:
             return fn(vp, *args)
         finally:
-            with self.k.lock:
-                self.k.vcache.vrele(vp)
+            root.vrele(vp)
 
     def _counted(self, va: Vattr) -> Vattr:
         self.inodes.remember(self.inodes.to_fuse(va.ino))
         return va
 
+    def _held(self, got: tuple[Any, Vattr]) -> Vattr:
+        """The attributes of a (vnode, attributes) answer, counted; the vnode given back."""
+        vp, va = got
+        self.root.vrele(vp)
+        return self._counted(va)
+
     def _create_then_stat(self, parent: int, name: bytes, make: Any) -> Vattr:
         def run(dvp: Any) -> Vattr:
             with self.k.lock:
                 make(dvp)
-                s = self.creds.root
-                vp = s.lookup(name, dir_fd=dvp, follow=False)
-                try:
-                    return self._counted(s.vgetattr(vp))
-                finally:
-                    s.vrele(vp)
+                return self._held(self.root.vlookup(dvp, name))
 
         return self._with_vnode(parent, run)  # type: ignore[no-any-return]
 
     # ---- names -----------------------------------------------------------------------------------
     def getattr(self, fino: int) -> Vattr:
-        return ko.getattr_ino(self.k, self.mp, self.inodes.to_fs(fino))
+        return self._with_vnode(fino, self.root.vgetattr)  # type: ignore[no-any-return]
 
     def lookup(self, who: Any, parent: int, name: bytes) -> Vattr:
-        return self._counted(self._with_vnode(parent, lambda dvp: ko.lookup_attr(who, dvp, name)))
+        return self._held(self._with_vnode(parent, who.vlookup, name))
 
     def forget(self, fino: int, n: int, *, undo: bool = False) -> None:
         self.inodes.forget(fino, n, undo=undo)
 
     def setattr(self, who: Any, fino: int, change: AttrChange) -> Vattr:
-        s = who
-
-        def run(vp: Any) -> Vattr:
-            with self.k.lock:
-                if change.uid is not None or change.gid is not None:
-                    s.vchown(vp, -1 if change.uid is None else change.uid, -1 if change.gid is None else change.gid)
-                if change.size is not None:
-                    through_fd = change.fh is not None and ko.fd_writable(self.k, change.fh)
-                    s.vtruncate(vp, change.size, fd=change.fh if through_fd else None)
-                if change.mode is not None:
-                    if not ko.clear_setid(s, vp, change.mode):
-                        s.vchmod(vp, change.mode)
-                times = change.times(s.vgetattr(vp).uid)
-                if times is not None:
-                    s.vutimens(vp, *times)
-                return s.vgetattr(vp)  # type: ignore[no-any-return]
-
-        return self._with_vnode(fino, run)  # type: ignore[no-any-return]
+        return self._with_vnode(fino, lambda vp: who.vsetattr(vp, **change.kwargs()))  # type: ignore[no-any-return]
 
     def readlink(self, who: Any, fino: int) -> bytes:
         return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
@@ -215,66 +193,62 @@ class LocalPort:
         return fd
 
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
-        def run(dvp: Any) -> tuple[int, Vattr]:
-            with self.k.lock:
-                fd = who.open(name, (flags & ~os.O_NOCTTY) | os.O_CREAT, mode, dir_fd=dvp)
-                return fd, self._counted(who.vgetattr(ko.fd_vnode(self.k, fd)))
-
-        fd, va = self._with_vnode(parent, run)
+        fd, vp, va = self._with_vnode(parent, who.vcreate, name, flags & ~os.O_NOCTTY, mode)
+        self.root.vrele(vp)
         self.openers[fd] = who
-        return fd, va
+        return fd, self._counted(va)
 
     def read(self, fh: int, off: int, size: int) -> bytes:
-        return self.creds.root.pread(fh, size, off)  # type: ignore[no-any-return]
+        return self.root.pread(fh, size, off)  # type: ignore[no-any-return]
 
     def write(self, fh: int, off: int, buf: bytes) -> int:
         # As the opener, so that a write by anyone but root clears set-uid/set-gid.
-        s = self.openers.get(fh, self.creds.root)
-        with self.k.lock:
-            if ko.fd_append(self.k, fh):
-                return s.write(fh, buf)  # type: ignore[no-any-return]  # O_APPEND: at the end, atomically
-            return s.pwrite(fh, buf, off)  # type: ignore[no-any-return]
+        return self.openers.get(fh, self.root).fwrite(fh, buf, off)  # type: ignore[no-any-return]
 
     def release(self, fh: int) -> None:
         self.openers.pop(fh, None)
-        self.creds.root.close(fh)
+        self.root.close(fh)
 
     def fsync(self, fh: int, datasync: bool) -> None:
-        (self.creds.root.fdatasync if datasync else self.creds.root.fsync)(fh)
+        (self.root.fdatasync if datasync else self.root.fsync)(fh)
 
     # ---- directories -----------------------------------------------------------------------------
     def opendir(self, who: Any, fino: int) -> int:
         return self._with_vnode(fino, lambda vp: who.vopen(vp, os.O_RDONLY | os.O_DIRECTORY))  # type: ignore[no-any-return]
 
     def dir_node(self, fh: int) -> int:
-        return self.inodes.to_fuse(ko.fd_vnode(self.k, fh).ino)
+        return self.inodes.to_fuse(self.root.fvnode_ino(fh))
 
     def readdir(self, fh: int, cookie: int, limit: int) -> list[tuple[Dirent, Vattr | None, int | None]]:
         out: list[tuple[Dirent, Vattr | None, int | None]] = []
-        for d, va in ko.readdir_plus(self.k, fh, cookie, limit):
-            fino = None
-            if d.name not in (b".", b".."):
-                fino = self.inodes.to_fuse(d.ino)
-                self.inodes.remember(fino)
-            out.append((d, va, fino))
+        root = self.root
+        with self.k.lock:
+            for d, vp, va in root.vreaddirplus(fh, cookie, limit):
+                fino = None
+                if vp is not None:
+                    root.vrele(vp)
+                if d.name not in (b".", b".."):
+                    fino = self.inodes.to_fuse(d.ino)
+                    self.inodes.remember(fino)
+                out.append((d, va, fino))
         return out
 
     def releasedir(self, fh: int) -> None:
-        self.creds.root.close(fh)
+        self.root.close(fh)
 
     def fsyncdir(self, fh: int) -> None:
-        self.creds.root.fsync(fh)
+        self.root.fsync(fh)
 
     # ---- the file system -------------------------------------------------------------------------
     def statfs(self) -> os.statvfs_result:
-        return self.creds.root.vstatvfs(self.rootvp)  # type: ignore[no-any-return]
+        return self.root.vstatvfs(self.rootvp)  # type: ignore[no-any-return]
 
     def access(self, who: Any, fino: int, mode: int) -> None:
-        self._with_vnode(fino, lambda vp: ko.access_vp(who, vp, mode))
+        self._with_vnode(fino, who.vaccess, mode)
 
     def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
         """``op`` is get, set, list or remove, with Linux names (``xattrnames``), as the caller."""
-        return self._with_vnode(fino, lambda vp: ko.xattr_call(who, vp, op, *args))
+        return self._with_vnode(fino, lambda vp: xattr_call(who, vp, op, who.proc.cred.is_root, *args))
 
     def sync(self) -> None:
         self.k.sync_all()

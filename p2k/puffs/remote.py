@@ -7,18 +7,17 @@ could not load them by inode number. Node ids are the server's inode numbers (ro
 1, as locally); a file of another file system mounted below PATH gets a node id of its own above
 ``FOREIGN_BASE``, since its inode number may repeat one of the exported file system's.
 
-Round trips: FUSE's lookup, READDIRPLUS and create each map to one server call (``vlookup``,
-``vreaddirplus``, ``vcreate`` of p2k/sp/bridgeops.py) that returns handles and attributes
-together; a duplicate handle (a name looked up again while its node is remembered) and the handles
-of forgotten nodes are given back in batches with ``vrelev`` rather than one call each. Calls run
-in worker threads, several at once: the client pipelines them over the one connection.
+Round trips: FUSE's lookup, READDIRPLUS, create and setattr each map to one server call
+(``vlookup``, ``vreaddirplus``, ``vcreate``, ``vsetattr`` of p2k/vfs/sys_handle.py, the same calls
+the local port makes) that returns handles and attributes together; a duplicate handle (a name
+looked up again while its node is remembered) and the handles of forgotten nodes are given back in
+batches with ``vrelev`` rather than one call each. Calls run in worker threads, several at once: the
+client pipelines them over the one connection.
 
-Credentials: the protocol sets a connection's credentials once, at the handshake, so every call
-runs as the connection's server process — root unless ``uid``/``gid`` were asked for. The host
-kernel applies the permission rules (the bridge always mounts with ``default_permissions``), and a
-file made by a non-root caller is given to that caller (and to its group unless the directory is
-set-gid), as a kernel acting with the caller's credentials would. What root-on-the-server does not
-reproduce: a write by a non-owner does not clear set-uid/set-gid bits.
+Credentials: every request that acts for the host caller carries the caller's uid, gid and groups
+(the protocol's per-call credentials), so the server's kernel applies exactly the local mount's
+rules: permissions, set-uid/set-gid clearing on a non-owner's write, and a new file owned by its
+maker from the moment it exists (its group the directory's when that is set-gid).
 """
 
 from __future__ import annotations
@@ -30,12 +29,10 @@ import threading
 from typing import Any
 
 from p2k.client import Client, Handle, ServerGone
-from p2k.puffs.creds import proc_groups
+from p2k.puffs.creds import host_cred
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.port import AttrChange
-from p2k.puffs.xattrnames import getxattr, listxattr, removexattr, setxattr
-from p2k.vfs.lwproc import Cred
-from p2k.vfs.perm import R_OK, W_OK, can_access
+from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
 FOREIGN_BASE = 1 << 56
@@ -105,7 +102,8 @@ class RemotePort:
         self.handles: dict[int, Handle] = {FUSE_ROOT: self.root}  # node id → the handle behind it
         self.spare: list[Handle] = []  # handles to give back to the server
         self.spare_lock = threading.Lock()
-        self.files: dict[int, int] = {}  # open file fh (a server fd) → open flags
+        self.files: dict[int, Any] = {}  # open file fh (a server fd) → the caller that opened it
+        self.callers: dict[tuple[int, int, tuple[int, ...]], Any] = {}
         self.dirs: dict[int, int] = {}  # open directory fh → its node id
         self.released = 0
 
@@ -154,124 +152,92 @@ class RemotePort:
             pass  # a handle the server already dropped: nothing left to give back
 
     # ---- credentials ------------------------------------------------------------------------------
-    def caller(self, uid: int, gid: int, pid: int) -> Cred:
-        return Cred(uid, gid, () if uid == 0 else proc_groups(pid))
-
-    def _give_to(self, who: Cred, parent: int, h: Handle, va: Vattr) -> Vattr:
-        """A file made by a non-root caller belongs to the caller (its group: the directory's if
-        that is set-gid, as the server's own rule for new files has already chosen)."""
-        if who.uid == 0 and who.gid == 0:
-            return va
-        gid = who.gid
-        if gid != va.gid and self.s.vgetattr(self._h(parent)).mode & stat_mod.S_ISGID:
-            gid = -1
-        if va.uid == who.uid and gid in (-1, va.gid):
-            return va
-        self.s.vchown(h, who.uid, gid)
-        return self.s.vgetattr(h)  # type: ignore[no-any-return]
+    def caller(self, uid: int, gid: int, pid: int) -> Any:
+        """The connection's calls, made with the host caller's credentials (one view per
+        credential, kept: they cost nothing on the server until used)."""
+        cred = host_cred(uid, gid, pid)
+        key = (cred.uid, cred.gid, cred.groups)
+        who = self.callers.get(key)
+        if who is None:
+            if len(self.callers) > 1024:
+                self.callers.clear()
+            who = self.callers[key] = _Calls(self.c.sys_as(cred.uid, cred.gid, cred.groups))
+        return who
 
     # ---- names -----------------------------------------------------------------------------------
     def getattr(self, fino: int) -> Vattr:
         return self.s.vgetattr(self._h(fino))  # type: ignore[no-any-return]
 
-    def lookup(self, who: Cred, parent: int, name: bytes) -> Vattr:
+    def lookup(self, who: Any, parent: int, name: bytes) -> Vattr:
         try:
-            h, va = self.s.vlookup(self._h(parent), name)
+            h, va = who.vlookup(self._h(parent), name)
             self._adopt(h, va)
         finally:
             self._give_back()  # misses too: a walk of missing names must not let the queue grow
         return va  # type: ignore[no-any-return]
 
-    def setattr(self, who: Cred, fino: int, change: AttrChange) -> Vattr:
-        h = self._h(fino)
-        if change.uid is not None or change.gid is not None:
-            self.s.vchown(h, -1 if change.uid is None else change.uid, -1 if change.gid is None else change.gid)
-        if change.size is not None:
-            through_fd = change.fh is not None and self.files.get(change.fh, os.O_RDONLY) & os.O_ACCMODE != os.O_RDONLY
-            self.s.vtruncate(h, change.size, fd=change.fh if through_fd else None)
-        if change.mode is not None:
-            self.s.vchmod(h, change.mode)
-        if change.atime_ns is not None or change.mtime_ns is not None:
-            times = change.times(self.s.vgetattr(h).uid)
-            if times is not None:
-                self.s.vutimens(h, *times)
-        return self.s.vgetattr(h)  # type: ignore[no-any-return]
+    def setattr(self, who: Any, fino: int, change: AttrChange) -> Vattr:
+        return who.vsetattr(self._h(fino), **change.kwargs())  # type: ignore[no-any-return]
 
-    def readlink(self, who: Cred, fino: int) -> bytes:
-        return self.s.vreadlink(self._h(fino))  # type: ignore[no-any-return]
+    def readlink(self, who: Any, fino: int) -> bytes:
+        return who.vreadlink(self._h(fino))  # type: ignore[no-any-return]
 
-    def _made(self, who: Cred, parent: int, name: bytes) -> Vattr:
-        h, va = self.s.vlookup(self._h(parent), name)
-        try:
-            va = self._give_to(who, parent, h, va)
-        except BaseException:
-            self.s.vrele(h)
-            raise
-        self._adopt(h, va)
-        return va  # type: ignore[no-any-return]
-
-    def mknod(self, who: Cred, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        self._give_back(force=True)
-        self.s.mknod(name, mode, rdev, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
-
-    def mkdir(self, who: Cred, parent: int, name: bytes, mode: int) -> Vattr:
-        self._give_back(force=True)
-        self.s.mkdir(name, mode, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
-
-    def symlink(self, who: Cred, parent: int, name: bytes, target: bytes) -> Vattr:
-        self._give_back(force=True)
-        self.s.symlink(target, name, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
-
-    def link(self, who: Cred, fino: int, parent: int, name: bytes) -> Vattr:
-        self._give_back(force=True)
-        self.s.vlink(self._h(fino), name, self._h(parent))
+    def _made(self, who: Any, parent: int, name: bytes) -> Vattr:
         h, va = self.s.vlookup(self._h(parent), name)
         self._adopt(h, va)
         return va  # type: ignore[no-any-return]
 
-    def unlink(self, who: Cred, parent: int, name: bytes) -> None:
+    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
         self._give_back(force=True)
-        self.s.unlink(name, dir_fd=self._h(parent))
+        who.mknod(name, mode, rdev, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
 
-    def rmdir(self, who: Cred, parent: int, name: bytes) -> None:
+    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
         self._give_back(force=True)
-        self.s.rmdir(name, dir_fd=self._h(parent))
+        who.mkdir(name, mode, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
 
-    def rename(self, who: Cred, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None:
+    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
         self._give_back(force=True)
-        self.s.rename(name, new_name, flags, src_dir_fd=self._h(parent), dst_dir_fd=self._h(new_parent))
+        who.symlink(target, name, dir_fd=self._h(parent))
+        return self._made(who, parent, name)
+
+    def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
+        self._give_back(force=True)
+        who.vlink(self._h(fino), name, self._h(parent))
+        return self._made(who, parent, name)
+
+    def unlink(self, who: Any, parent: int, name: bytes) -> None:
+        self._give_back(force=True)
+        who.unlink(name, dir_fd=self._h(parent))
+
+    def rmdir(self, who: Any, parent: int, name: bytes) -> None:
+        self._give_back(force=True)
+        who.rmdir(name, dir_fd=self._h(parent))
+
+    def rename(self, who: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None:
+        self._give_back(force=True)
+        who.rename(name, new_name, flags, src_dir_fd=self._h(parent), dst_dir_fd=self._h(new_parent))
 
     # ---- files -----------------------------------------------------------------------------------
-    def open(self, who: Cred, fino: int, flags: int) -> int:
-        flags &= ~_OPEN_IGNORED
-        fd: int = self.s.vopen(self._h(fino), flags)
-        self.files[fd] = flags
+    def open(self, who: Any, fino: int, flags: int) -> int:
+        fd: int = who.vopen(self._h(fino), flags & ~_OPEN_IGNORED)
+        self.files[fd] = who
         return fd
 
-    def create(self, who: Cred, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
+    def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
         self._give_back(force=True)
-        flags &= ~os.O_NOCTTY
-        fd, h, va = self.s.vcreate(self._h(parent), name, flags, mode)
-        try:
-            va = self._give_to(who, parent, h, va)
-        except BaseException:
-            self.s.vrele(h)
-            self.s.close(fd)
-            raise
+        fd, h, va = who.vcreate(self._h(parent), name, flags & ~os.O_NOCTTY, mode)
         self._adopt(h, va)
-        self.files[fd] = flags
+        self.files[fd] = who
         return fd, va
 
     def read(self, fh: int, off: int, size: int) -> bytes:
         return self.s.pread(fh, size, off)  # type: ignore[no-any-return]
 
     def write(self, fh: int, off: int, buf: bytes) -> int:
-        if self.files.get(fh, 0) & os.O_APPEND:
-            return self.s.write(fh, buf)  # type: ignore[no-any-return]  # at the end as the server sees it
-        return self.s.pwrite(fh, buf, off)  # type: ignore[no-any-return]
+        # As the opener, so that a write by anyone but root clears set-uid/set-gid.
+        return self.files.get(fh, self.s).fwrite(fh, buf, off)  # type: ignore[no-any-return]
 
     def release(self, fh: int) -> None:
         self.files.pop(fh, None)
@@ -281,8 +247,8 @@ class RemotePort:
         (self.s.fdatasync if datasync else self.s.fsync)(fh)
 
     # ---- directories -----------------------------------------------------------------------------
-    def opendir(self, who: Cred, fino: int) -> int:
-        fd: int = self.s.vopen(self._h(fino), os.O_RDONLY | os.O_DIRECTORY)
+    def opendir(self, who: Any, fino: int) -> int:
+        fd: int = who.vopen(self._h(fino), os.O_RDONLY | os.O_DIRECTORY)
         self.dirs[fd] = fino
         return fd
 
@@ -317,36 +283,13 @@ class RemotePort:
     def statfs(self) -> os.statvfs_result:
         return self.s.vstatvfs(self.root)  # type: ignore[no-any-return]
 
-    def access(self, who: Cred, fino: int, mode: int) -> None:
-        """access(2) as the caller, from the attributes (the server process is not the caller)."""
-        va = self.s.vgetattr(self._h(fino))
-        if mode & 7 and not can_access(who, va, mode & 7):
-            raise OSError(errno.EACCES, "permission denied")
-        if mode & W_OK and stat_mod.S_IFMT(va.mode) in (stat_mod.S_IFREG, stat_mod.S_IFDIR):
-            if self.s.vstatvfs(self._h(fino)).f_flag & os.ST_RDONLY:
-                raise OSError(errno.EROFS, "read-only file system")
+    def access(self, who: Any, fino: int, mode: int) -> None:
+        who.vaccess(self._h(fino), mode)
 
-    def xattr(self, who: Cred, fino: int, op: str, *args: bytes) -> Any:
-        """Linux names mapped here, the calls made by handle on the server (as the server's
-        process: the permission rules that need the caller are the host kernel's, as for access)."""
-        h = self._h(fino)
-        if not who.is_root:
-            self._xattr_allowed(who, h, op, args[0] if args else b"")
-        if op == "list":
-            return listxattr(self.s, h, who.is_root)
-        return {"get": getxattr, "set": setxattr, "remove": removexattr}[op](self.s, h, *args)
-
-    def _xattr_allowed(self, who: Cred, h: Handle, op: str, name: bytes) -> None:
-        """The caller's rights, checked here because the server's process is not the caller:
-        system names are root's, ACLs are set by the owner, user names need read/write access."""
-        va = self.s.vgetattr(h)
-        if name.startswith(b"system.posix_acl_"):
-            if op in ("set", "remove") and who.uid != va.uid:
-                raise OSError(errno.EPERM, "only the owner sets ACLs")
-        elif name.startswith(b"system."):
-            raise OSError(errno.EPERM, "system attributes are root's")
-        elif not can_access(who, va, W_OK if op in ("set", "remove") else R_OK):
-            raise OSError(errno.EACCES, "permission denied")
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
+        """Linux names mapped here, the extattr and ACL calls made by handle as the caller (the
+        server applies the rules; a list tries the system names and falls back when refused)."""
+        return xattr_call(who, self._h(fino), op, True, *args)
 
     def sync(self) -> None:
         """Nothing to do periodically: the data lives in the server, not in this daemon."""

@@ -20,8 +20,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from p2k.sp import protocol as P
-from p2k.sp.ops import OP_HALT, OP_HANDSHAKE, OP_OF, OP_PING, OP_STATS, OP_SYSCTL, RB_DUMP, RB_HALT, RB_NOSYNC
+import p2k.sp.auth as auth
+import p2k.sp.protocol as P
+from p2k.sp.ops import (
+    CONNECTION,
+    OP_HALT,
+    OP_HANDSHAKE,
+    OP_OF,
+    OP_PING,
+    OP_STATS,
+    OP_SYSCTL,
+    RB_DUMP,
+    RB_HALT,
+    RB_NOSYNC,
+)
 from p2k.sp.url import parse_url
 
 _RAW = 0  # not a wire class: marks a reply already reduced to its bytes payload
@@ -35,9 +47,13 @@ class ServerGone(ConnectionError):
     """The server closed the connection or broke the protocol; the client cannot be used again."""
 
 
+class ServerRefused(ServerGone):
+    """The server turned the connection away before the handshake (errno EBUSY: server busy)."""
+
+
 class Client:
     def __init__(self, sock: socket.socket, *, name: str = "p2k", uid: int | None = None,
-                 gid: int | None = None, groups: tuple[int, ...] = ()) -> None:
+                 gid: int | None = None, groups: tuple[int, ...] = (), secret: bytes | None = None) -> None:
         self._sock = sock
         self._rfile = sock.makefile("rb", buffering=1 << 16)
         self._send_lock = threading.Lock()
@@ -52,7 +68,16 @@ class Client:
         hello: dict[str, Any] = {"version": [P.PROTOCOL_MAJOR, P.PROTOCOL_MINOR], "name": name}
         if uid is not None or gid is not None:
             hello.update(uid=uid or 0, gid=gid or 0, groups=list(groups))
+        challenge = auth.banner_challenge(line)
+        nonce = auth.new_nonce()
+        if challenge is not None:
+            if secret is None:
+                raise OSError(errno.EACCES, "the server wants a secret (-a): set RUMP_AUTHFILE")
+            hello.update(nonce=nonce.decode(), auth=auth.proof(secret, b"client", challenge, nonce))
         info = self._call(OP_HANDSHAKE, hello)
+        if secret is not None and (challenge is None
+                                   or not auth.check(secret, b"server", challenge, nonce, info.get("auth"))):
+            raise OSError(errno.EACCES, "the server did not prove it holds the secret")
         self.pid: int = info["pid"]
         self.max_frame = info["max_frame"]
         self.max_io: int = info["max_io"]
@@ -66,6 +91,18 @@ class Client:
             raise OSError(errno.ENOSYS, f"{name}: not a remote call")
         return self._call(op, [args, kwargs])
 
+    def call_as(self, cred: list[Any], name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``name`` with credentials ``[uid, gid, groups]`` (lower than or equal to the
+        connection's, or EPERM): puffs's per-request credentials, over the wire."""
+        op = OP_OF.get(name)
+        if op is None:
+            raise OSError(errno.ENOSYS, f"{name}: not a remote call")
+        return self._call(op, [args, kwargs, cred])
+
+    def sys_as(self, uid: int, gid: int, groups: tuple[int, ...] = ()) -> RemoteSys:
+        """A ``sys`` whose every call runs as ``uid``/``gid``/``groups`` in the server."""
+        return RemoteSys(self, [uid, gid, list(groups)])
+
     def _call(self, op: int, payload: Any) -> Any:
         reqno = next(self._reqnos)
         body = P.encode(payload)
@@ -76,6 +113,8 @@ class Client:
             with self._send_lock:
                 self._sock.sendall(data)
         except OSError as e:
+            if op == OP_HANDSHAKE:
+                self._read_frame()  # a server that refused us said why before it closed: ServerRefused
             self._fail(ServerGone(errno.EPIPE, f"server connection lost: {os.strerror(e.errno or errno.EPIPE)}"))
         cls, code, reply = self._wait(reqno)
         if cls == P.ERROR:
@@ -124,6 +163,9 @@ class Client:
         if len(hdr) < P.HEADER_SIZE:
             raise ServerGone(errno.EPIPE, "server closed the connection")
         length, reqno, cls, code = P.parse_header(hdr, self.max_frame + 64)
+        if reqno == CONNECTION and cls == P.ERROR:
+            msg, _ = _error_parts(self._rfile.read(length))
+            raise ServerRefused(code, msg)
         if cls == P.RESP and length > _RAW_MIN:
             # A read's payload (a lone bytes value) is read straight into the bytes object handed
             # to the caller: no second copy of what may be megabytes.
@@ -155,6 +197,7 @@ class Client:
         return self._call(OP_STATS, [[], {}])  # type: ignore[no-any-return]
 
     def sysctl(self, name: str, value: int | None = None) -> int:
+        """Read a node of the server's sysctl tree, or set it (root in the kernel only)."""
         return self._call(OP_SYSCTL, [[name] if value is None else [name, value], {}])  # type: ignore[no-any-return]
 
     def halt(self, sync: bool = True, keep_process: bool = False, dump: bool = False) -> str | None:
@@ -191,8 +234,10 @@ def _error_parts(body: bytes) -> tuple[str, Any]:
 
 
 def _method(name: str) -> Callable[..., Any]:
+    op = OP_OF[name]
+
     def call(self: RemoteSys, *args: Any, **kwargs: Any) -> Any:
-        return self._client.call(name, *args, **kwargs)
+        return self._client._call(op, [args, kwargs] if self._cred is None else [args, kwargs, self._cred])
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"``{name}`` run in the server, with the local ``Syscalls.{name}``'s arguments and result."
@@ -203,29 +248,35 @@ class RemoteSys:
     """The ``k.sys`` of a remote process. Vnode results are opaque ``Handle`` objects, usable
     wherever the local call takes a vnode (``dir_fd=``, ``vstat``, ``vopen``, ``vrele``)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, cred: list[Any] | None = None) -> None:
         self._client = client
+        self._cred = cred
+
+    def _do(self, name: str, *args: Any) -> Any:
+        if self._cred is None:
+            return self._client.call(name, *args)
+        return self._client.call_as(self._cred, name, *args)
 
     def read(self, fd: int, n: int) -> bytes:
         """At most ``max_io`` bytes per call: a short read, which callers of read(2) expect."""
-        return self._client.call("read", fd, min(n, self._client.max_io))  # type: ignore[no-any-return]
+        return self._do("read", fd, min(n, self._client.max_io))  # type: ignore[no-any-return]
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        return self._client.call("pread", fd, min(n, self._client.max_io), offset)  # type: ignore[no-any-return]
+        return self._do("pread", fd, min(n, self._client.max_io), offset)  # type: ignore[no-any-return]
 
     def reboot(self, howto: int = 0) -> None:
         """reboot(2) from a remote process halts the server's kernel, as rump_sys_reboot from a
         rump_sp client does (this is what rump.halt sends); the connection ends with it."""
-        self._client._call(OP_HALT, [[howto], {}])
+        self._client._call(OP_HALT, [[howto], {}] if self._cred is None else [[howto], {}, self._cred])
 
     def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         mv = memoryview(data).cast("B")
         step = self._client.max_io
         if len(mv) <= step:
-            return self._client.call("write", fd, mv)  # type: ignore[no-any-return]
+            return self._do("write", fd, mv)  # type: ignore[no-any-return]
         done = 0
         while done < len(mv):
-            n = self._client.call("write", fd, mv[done:done + step])
+            n = self._do("write", fd, mv[done:done + step])
             done += n
             if n == 0:
                 break
@@ -236,7 +287,7 @@ class RemoteSys:
         step = self._client.max_io
         done = 0
         while True:
-            n = self._client.call("pwrite", fd, mv[done:done + step], offset + done)
+            n = self._do("pwrite", fd, mv[done:done + step], offset + done)
             done += n
             if n == 0 or done >= len(mv):
                 return done
@@ -248,16 +299,21 @@ for _name in OP_OF:
 
 
 def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None, gid: int | None = None,
-            groups: tuple[int, ...] = (), timeout: float | None = 30.0) -> Client:
+            groups: tuple[int, ...] = (), timeout: float | None = 30.0, secret: bytes | None = None) -> Client:
     """Connect to the server at ``url`` (default: ``$RUMP_SERVER``) and say hello.
 
-    ``uid``/``gid`` ask for a process with those credentials instead of root's (a server only ever
-    lowers privileges on request). ``timeout`` bounds the connect and the handshake only.
+    ``uid``/``gid`` ask for a process with those credentials instead of the connection's starting
+    ones (a server only ever lowers privileges). ``secret`` (default: the contents of the file
+    ``$RUMP_AUTHFILE``, if set) answers a server started with ``-a``. ``timeout`` bounds the
+    connect and the handshake only. A server that cannot take another client says so:
+    OSError(EBUSY, "server busy").
     """
     if url is None:
         url = os.environ.get("RUMP_SERVER")
         if not url:
             raise OSError(errno.ENOENT, "RUMP_SERVER not set")
+    if secret is None and os.environ.get("RUMP_AUTHFILE"):
+        secret = auth.read_secret(os.environ["RUMP_AUTHFILE"])
     a = parse_url(url)
     sock = socket.socket(a.family, socket.SOCK_STREAM)
     try:
@@ -271,10 +327,13 @@ def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        client = Client(sock, name=name, uid=uid, gid=gid, groups=groups)
+        client = Client(sock, name=name, uid=uid, gid=gid, groups=groups, secret=secret)
     except P.ProtocolError as e:
         sock.close()
         raise OSError(errno.EPROTO, str(e)) from None
+    except ServerRefused as e:
+        sock.close()
+        raise OSError(e.errno, e.strerror) from None
     except BaseException:
         sock.close()
         raise

@@ -15,6 +15,9 @@ OP_STATS = 3
 OP_PING = 4
 OP_SYSCTL = 5
 FIRST_SYSCALL = 16
+CONNECTION = 0
+"""Request number of a frame about the connection rather than a call: the server's refusal of a
+client it cannot take ("server busy"), sent right after the banner, before any handshake."""
 
 SYSCALLS: tuple[str, ...] = (
     # files and descriptors
@@ -31,8 +34,10 @@ SYSCALLS: tuple[str, ...] = (
     "vreadlink", "vchmod", "vchown", "vutimens", "vtruncate", "vfsync",
     # appended later (numbers above never move)
     "vlink",
-    # the FUSE bridge as a remote client (p2k/sp/bridgeops.py)
+    # the FUSE bridge as a remote client (p2k/vfs/sys_handle.py; vrelev: p2k/sp/handles.py)
     "vlookup", "vreaddirplus", "vcreate", "vrelev",
+    # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
+    "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
     # extended attributes and POSIX.1e ACLs (the _fd forms also take a vnode handle)
     "extattr_get_file", "extattr_get_link", "extattr_get_fd", "extattr_set_file", "extattr_set_link",
     "extattr_set_fd", "extattr_delete_file", "extattr_delete_link", "extattr_delete_fd",
@@ -42,9 +47,8 @@ SYSCALLS: tuple[str, ...] = (
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
 NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
 
-RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref"})
-# (vlookup, vreaddirplus and vcreate return handles inside their results; bridgeops makes them.)
-"""Calls whose result is a vnode: the server gives the client a new handle for it instead."""
+RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus"})
+"""Calls whose result is or holds vnodes: the server gives the client a new handle for each."""
 
 # Flags of reboot(2) as rump.halt sends them (NetBSD's values).
 RB_NOSYNC = 0x04

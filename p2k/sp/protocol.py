@@ -78,8 +78,12 @@ class Handle:
         return hash(("Handle", self.id))
 
 
-def banner(version: str) -> bytes:
-    return b"%s%d.%d-p2k-%s\n" % (BANNER_PREFIX, PROTOCOL_MAJOR, PROTOCOL_MINOR, version.encode()[:40])
+def banner(version: str, challenge: bytes | None = None) -> bytes:
+    """The server's first line; with ``challenge`` (``p2k.sp.auth``) the client must prove it
+    holds the server's secret."""
+    tail = b" challenge=" + challenge if challenge else b""
+    return b"%s%d.%d-p2k-%s%s\n" % (BANNER_PREFIX, PROTOCOL_MAJOR, PROTOCOL_MINOR,
+                                     version.encode()[:40].replace(b" ", b"_"), tail)
 
 
 def check_banner(line: bytes) -> tuple[int, int]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class ServerAddress:
     family: int  # AF_UNIX, AF_INET or AF_INET6
-    address: str | tuple[str, int] | tuple[str, int, int, int]
+    address: str | tuple[Any, ...]  # what socket.bind/connect take for the family
     url: str
     any_address: bool = False  # tcp://0:port/: bind every address, IPv6 and IPv4
 

@@ -235,9 +235,14 @@ class BufCache:
         return data
 
     # ---- write-back and invalidation -------------------------------------------------------------
-    def flush_dev(self, dev: BlockDevice, *, barrier: bool = True) -> None:
+    def flush_dev(self, dev: BlockDevice, *, barrier: bool = True,
+                  journal: Callable[[list[Buf]], bool] | None = None) -> None:
         """Write every dirty buffer of ``dev``: data, flush, metadata, flush (each in address order,
-        one sweep of the disk). Without ``barrier`` the device is not flushed (read-only checks)."""
+        one sweep of the disk). Without ``barrier`` the device is not flushed (read-only checks).
+
+        A journaling driver passes ``journal``: it gets the metadata after the data is written and
+        makes it durable in its log (its own flush covers the data too) before any of it goes
+        home; it returns False when it could not, and the data barrier is then done here."""
         new = self._new.pop(dev.dev_id, set())
         mine = [bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev]
         if not mine:
@@ -248,9 +253,10 @@ class BufCache:
         failed: list[Buf] = []
         for bp in data:
             self._write_or_lose(bp, failed)
+        logged = bool(meta) and journal is not None and journal(meta)
         # Before metadata: a barrier, also for data the driver wrote straight through (ordered
         # devices), so that no pointer reaches the disk before what it points at.
-        if meta and barrier and (data or dev.dev_id in self._checkpoint):
+        if meta and barrier and not logged and (data or dev.dev_id in self._checkpoint):
             dev.fsync()
         for bp in meta:
             self._write_or_lose(bp, failed)

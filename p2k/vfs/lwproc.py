@@ -39,6 +39,14 @@ class Cred:
     def in_group(self, gid: int) -> bool:
         return gid == self.gid or gid in self.groups
 
+    def may_become(self, other: Cred) -> bool:
+        """Whether a process with these credentials may act as ``other``: root may be anyone;
+        anyone else may only keep its uid and gid and drop supplementary groups (privileges are
+        only ever lowered, as setuid(2) by a non-root process allows nothing else)."""
+        if self.uid == 0:
+            return True
+        return other.uid == self.uid and other.gid == self.gid and set(other.groups) <= set(self.groups)
+
 
 ROOT_CRED = Cred()
 

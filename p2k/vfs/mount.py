@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr
 
@@ -32,12 +32,13 @@ MNT_NOEXEC = 0x00000004
 MNT_NOSUID = 0x00000008
 MNT_NODEV = 0x00000010
 MNT_ASYNC = 0x00000040
+MNT_LOG = 0x02000000  # NetBSD: journal metadata (WAPBL)
 MNT_NOATIME = 0x04000000
 MNT_FORCE = 0x00080000  # unmount flag
 MNT_UPDATE = 0x00010000
 
 
-def _eopnotsupp(*_: object, **__: object) -> Any:
+def _eopnotsupp(*_: object, **__: object) -> NoReturn:
     raise OSError(errno.EOPNOTSUPP, "operation not supported by this file system")
 
 
@@ -149,7 +150,7 @@ class Mount:
     def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
         raise NotImplementedError
 
-    def vop_write(self, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         _eopnotsupp()
 
     def vop_fsync(self, vp: Vnode, dataonly: bool = False) -> None:

@@ -53,7 +53,7 @@ def fspath(path: str | bytes | object) -> bytes:
         return path.encode("utf-8", "surrogateescape")
     import os
 
-    return fspath(os.fspath(path))  # type: ignore[arg-type]
+    return fspath(os.fspath(path))  # type: ignore[call-overload]
 
 
 def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
@@ -63,7 +63,9 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
 
     The walk holds no references on the directories it passes through: the vnode cache defers
     its trimming until the walk ends (the kernel lock keeps everything else out), so a cached
-    path costs a dict lookup per component and only the result is referenced."""
+    path costs a dict lookup per component and only the result is referenced. The per-component
+    step is written out in the loop rather than called, which is why this function is long: it is
+    the hot path of every path system call, and a call per component is measurable there."""
     p = path.encode("utf-8", "surrogateescape") if type(path) is str else fspath(path)
     if not p:
         raise OSError(errno.ENOENT, "empty path")
@@ -75,6 +77,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
     cred = proc.cred
     root_cred = cred.uid == 0
     links = 0
+    vp: Vnode | None
     absolute = p[:1] == b"/"
     if absolute and kernel.etfs_keys and proc.root is kernel.rootvnode:
         # rumpfs answers a registered key at the root, whole, before walking (rump_etfs(3)).

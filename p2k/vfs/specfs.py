@@ -52,7 +52,7 @@ class SpecMount(Mount):
             return b""
         return dev.pread(offset, min(size, dev.size - offset))
 
-    def vop_write(self, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         dev: Device = vp.data  # type: ignore[assignment]
         if offset + len(data) > dev.size:
             if offset >= dev.size:
@@ -63,7 +63,7 @@ class SpecMount(Mount):
         return len(data)
 
     def vop_fsync(self, vp: Vnode, dataonly: bool = False) -> None:
-        vp.data.fsync()  # type: ignore[union-attr]
+        vp.data.fsync()  # type: ignore[attr-defined]
 
     def vfs_statvfs(self) -> StatVFS:
         return StatVFS(512, 512, 0, 0, 0, 0, 0, 0, self.fsid, 0, 255)

@@ -160,7 +160,7 @@ class AttrCalls(SysBase):
         """access(2) with its errno: raises instead of returning False."""
         self._access(path, mode, None, True)
 
-    def _access(self, path: str | bytes, mode: int, dir_fd: int | None, follow: bool) -> None:
+    def _access(self, path: str | bytes, mode: int, dir_fd: int | Vnode | None, follow: bool) -> None:
         if mode & ~(R_OK | W_OK | X_OK):
             raise OSError(errno.EINVAL, "bad access mode")
         vp = self._lookup(path, follow=follow, dir_fd=dir_fd)

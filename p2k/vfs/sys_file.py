@@ -6,6 +6,7 @@ import errno
 import os
 
 from p2k.vfs.file import File
+from p2k.vfs.lwproc import Cred
 from p2k.vfs.perm import X_OK, check_access, killpriv_mode
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
 from p2k.vfs.vattr import VDIR, Dirent, SetAttr
@@ -146,3 +147,15 @@ class FileCalls(SysBase):
         old = self.proc.umask
         self.proc.umask = mask & 0o777
         return old
+
+    @syscall
+    def setcred(self, uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
+        """setuid/setgid/setgroups in one: the process becomes ``uid``/``gid``/``groups`` if its
+        credentials allow (``Cred.may_become``: root may become anyone, others may only drop
+        supplementary groups), else EPERM. Privileges only ever go down."""
+        want = Cred(uid, gid, tuple(sorted(set(groups))))
+        if not all(0 <= x < 1 << 32 for x in (uid, gid, *groups)):
+            raise OSError(errno.EINVAL, "credentials out of range")
+        if not self.proc.cred.may_become(want):
+            raise OSError(errno.EPERM, "credentials may only be lowered")
+        self.proc.cred = want

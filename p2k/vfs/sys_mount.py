@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+import p2k.vfs.sysctl as sysctl_tree
 from p2k.vfs.component import lookup as lookup_component
 from p2k.vfs.mount import MNT_FORCE, MNT_RDONLY, Mount
 from p2k.vfs.sysbase import SysBase, syscall
@@ -21,12 +22,12 @@ class MountCalls(SysBase):
     def mount(self, fstype: str, path: str | bytes, flags: int = 0, data: dict[str, Any] | None = None) -> None:
         """Mount a ``fstype`` file system on directory ``path``. ``data["fspec"]`` names the etfs
         key of the device for disk file systems; the rest of ``data`` are the driver's options."""
-        if not self.proc.cred.is_root:
-            raise OSError(errno.EPERM, "only root may mount")
+        self.check_privilege("mount")
         comp = lookup_component(fstype)
         data = dict(data or {})
         vp = self._lookup(path)
         dev = None
+        mp: Mount | None = None
         try:
             if vp.type != VDIR:
                 raise OSError(errno.ENOTDIR, "mount point is not a directory")
@@ -35,32 +36,41 @@ class MountCalls(SysBase):
                 raise OSError(errno.EBUSY, "mount point busy")
             fspec = data.get("fspec")
             if fspec is not None:
-                dev = self.kernel.etfs.lookup(str(fspec))
-                if dev is None:
+                found = self.kernel.etfs.lookup(str(fspec))
+                if found is None:
                     raise OSError(errno.ENOENT, f"{fspec}: no such device (not registered with etfs)")
-                if any(getattr(m.data.get("device"), "dev_id", None) == dev.dev_id for m in self.kernel.mounts):
+                if any(getattr(m.data.get("device"), "dev_id", None) == found.dev_id for m in self.kernel.mounts):
                     raise OSError(errno.EBUSY, f"{fspec} is already mounted")
-                if dev.readonly and not flags & MNT_RDONLY:
+                if found.readonly and not flags & MNT_RDONLY:
                     raise OSError(errno.EROFS, f"{fspec} is read-only")
-                data["device"] = dev
-                dev.acquire()
+                data["device"] = found
+                found.acquire()
+                dev = found  # released below if the mount fails; not before it was acquired
             assert comp.mount_class is not None
-            mp: Mount = comp.mount_class(self.kernel, flags, data)
+            mp = comp.mount_class(self.kernel, flags, data)
             mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")
             mp.vfs_start()
         except BaseException:
-            if dev is not None:
-                dev.release()
+            self._undo_mount(mp, dev)
             self._rele(vp)
             raise
         mp.covered = vp  # keeps the reference namei gave us
         vp.mountedhere = mp
         self.kernel.mounts.append(mp)
 
+    def _undo_mount(self, mp: Mount | None, dev: Any) -> None:
+        """A failed mount leaves nothing behind: no vnode of the half-made file system in the
+        cache, no buffer of its device, the device free for the next mount."""
+        k = self.kernel
+        if mp is not None:
+            k.vcache.vflush(mp, force=True)
+        if dev is not None:
+            k.bufcache.invalidate_dev(dev)
+            dev.release()
+
     @syscall
     def unmount(self, path: str | bytes, flags: int = 0) -> None:
-        if not self.proc.cred.is_root:
-            raise OSError(errno.EPERM, "only root may unmount")
+        self.check_privilege("unmount")
         vp = self._lookup(path)
         mp = vp.mount
         try:
@@ -78,5 +88,27 @@ class MountCalls(SysBase):
 
     @syscall
     def reboot(self, howto: int = RB_AUTOBOOT) -> None:
-        """Sync (unless RB_NOSYNC) and unmount everything, as rump.halt needs."""
+        """Sync (unless RB_NOSYNC) and unmount everything, as rump.halt needs. Root only, as
+        reboot(2) (kauth's KAUTH_SYSTEM_REBOOT)."""
+        self.check_privilege("reboot")
         self.kernel.shutdown(sync=not howto & RB_NOSYNC)
+
+    @syscall
+    def sysctl(self, name: str, value: int | None = None) -> int:
+        """Read node ``name`` of the kernel's sysctl tree, or set it first (root only); returns
+        the value it has afterwards."""
+        if value is not None:
+            self.check_privilege(f"set {name}")
+            sysctl_tree.write(self.kernel, name, value)
+        return sysctl_tree.read(self.kernel, name)
+
+    @syscall
+    def sysctl_list(self, prefix: str = "") -> list[tuple[str, int]]:
+        """(name, value) of every node at or below ``prefix`` (sysctl -a for "")."""
+        return sysctl_tree.listing(self.kernel, prefix)
+
+    def check_privilege(self, what: str) -> None:
+        """EPERM unless the caller is root in the kernel: the one check behind every privileged
+        call (mount, unmount, reboot, sysctl writes, device nodes), local or remote alike."""
+        if not self.proc.cred.is_root:
+            raise OSError(errno.EPERM, f"{what}: operation not permitted (not root)")

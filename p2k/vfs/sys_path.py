@@ -138,8 +138,8 @@ class PathCalls(SysBase):
         fp = File(vp, flags)
         if vp.mount is self.kernel.specmount:
             dev = vp.data
-            dev.acquire()  # type: ignore[union-attr]
-            fp.on_close = dev.release  # type: ignore[union-attr]
+            dev.acquire()  # type: ignore[attr-defined]
+            fp.on_close = dev.release  # type: ignore[attr-defined]
         # O_TRUNC truncates whatever the access mode once write permission was granted, as in
         # NetBSD's vn_open and Linux.
         if flags & os.O_TRUNC and vp.type == VREG:

@@ -56,7 +56,7 @@ class VnodeCalls(SysBase):
         self._alive(vp)
         self.kernel.vcache.vref(vp)
         try:
-            return self._open_vp(vp, flags)  # type: ignore[attr-defined]
+            return int(self._open_vp(vp, flags))  # type: ignore[attr-defined]
         except BaseException:
             self.kernel.vcache.vrele(vp)
             raise

@@ -32,9 +32,17 @@ def syscall(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        self = args[0]
-        with self.kernel.lock:  # type: ignore[attr-defined]
-            return fn(*args, **kwargs)
+        k = args[0].kernel  # type: ignore[attr-defined]
+        with k.lock:
+            k.sysdepth += 1
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                k.sysdepth -= 1
+            if k.op_end_hooks and not k.sysdepth:
+                for hook in list(k.op_end_hooks):
+                    hook()
+            return result
 
     return wrapper
 

@@ -150,6 +150,10 @@ class VnodeCache:
         if not self.defer:
             self.reclaim_lru()
 
+    def vnodes_of(self, mp: Mount) -> list[Vnode]:
+        """Every cached vnode of ``mp`` (in use or not)."""
+        return [v for v in self._table.values() if v.mount is mp]
+
     def lookup_cached(self, mp: Mount, ino: int) -> Vnode | None:
         return self._table.get((id(mp), ino))
 
@@ -200,7 +204,7 @@ class _DeadMount:
     def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
         raise OSError(errno.EIO, "file system was forcibly unmounted")
 
-    vop_write = vop_read  # type: ignore[assignment]
+    vop_write = vop_read
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("vop_", "vfs_")):

@@ -62,7 +62,8 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     u1 = str(newfs(tmp_path / "u1.img", "8m", "-O", "1"))
     assert main(["touch", u1, "/f"]) == 0
     assert main(["setfattr", "-n", "user.x", u1, "/f"]) == 1
-    assert "UFS1 has no extended attribute area" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "UFS1 has no extended attribute area" in err or "Operation not supported" in err, err
 
 
 def _host_tree(root: Path) -> Path:

@@ -81,13 +81,13 @@ def test_verifier_catches_lost_fsynced_data_and_foreign_bytes(tmp_path: Path) ->
 
 
 def test_crashtest_failure_names_seed_and_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from p2k.cli import crashtest
+    from p2k.crash import runner
     from p2k.crash.runner import CutResult
 
-    def failing(template: Path, workdir: Path, name: str, seed: int, cut: int) -> CutResult:
+    def failing(template: Path, workdir: Path, name: str, seed: int, cut: int, log: bool = False) -> CutResult:
         return CutResult(name, seed, cut, ok=False, problems=["fsync'ed /a lost"])
 
-    monkeypatch.setattr(crashtest, "run_cut", failing)
+    monkeypatch.setattr(runner, "run_cut", failing)  # p2k crashtest imports it per run
     rc, out = run_p2k("crashtest", "--workload", "mixed", "--seed", "7", "--only-cut", "5")
     assert rc == 1
     assert "FAIL workload=mixed seed=7 cut=5: fsync'ed /a lost" in out

@@ -263,7 +263,7 @@ def test_disklabel_partition_window(tmp_path: Path, reg: EtfsRegistry, order: st
     label = scan_disklabel(path.read_bytes()[:65536])
     assert label is not None
     assert (label.position, label.byteorder, label.npartitions) == (512, order, 3)
-    assert label.header["d_secperunit"] == 2048
+    assert label.header.d_secperunit == 2048
     assert [p.p_fstype for p in label.partitions] == [FS_BSDFFS, FS_SWAP, 0]
 
 

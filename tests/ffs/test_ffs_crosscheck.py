@@ -1,7 +1,7 @@
 """Independent readers agree with p2k on the same makefs images.
 
 - The Sleuth Kit (``fls -r -p``, ``icat``) for UFS1 in either byte order (it cannot find UFS2 at
-  byte 8192, where makefs puts it — reference §13).
+  byte 8192, where makefs puts it — docs/ffs-format.md §11).
 - ``dissect.ffs`` for little-endian UFS1 and UFS2 (it reads no big-endian images): inode numbers,
   modes, owners, sizes, all timestamps with nanoseconds (birthtime on UFS2), link targets, contents.
 """

@@ -43,8 +43,8 @@ def _same_as_host(img: Path, tree: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [("-o", "version=1", "-B", "le"), ("-o", "version=1", "-B", "be"),
-                                  ("-o", "version=2", "-B", "le"), ("-o", "version=2,bsize=4096,fsize=512",
-                                                                    "-B", "be")])
+                                  ("-o", "version=2", "-B", "le"),
+                                  ("-o", "version=2,bsize=4096,fsize=512,sblockloc=65536", "-B", "be")])
 def test_makefs_tree(tmp_path: Path, tree: Path, args: tuple[str, ...]) -> None:
     img = tmp_path / "p.img"
     assert main(["makefs", "-t", "ffs", *args, str(img), str(tree)]) == 0
@@ -53,10 +53,12 @@ def test_makefs_tree(tmp_path: Path, tree: Path, args: tuple[str, ...]) -> None:
     k = mount_rw(img, ro=True)
     try:
         t = p2k_tree(k)
+        # makefs puts even a UFS2 superblock at 8192; sblockloc=65536 asks for newfs's place
+        assert k.mounts[0].fs.fs_sblockloc == (65536 if "sblockloc=65536" in args[1] else 8192)
     finally:
         k.halt()
-    if HAVE_TSK:
-        check_tsk(img, t, max_icat=25)
+    if HAVE_TSK and ("version=1" in args[1] or "sblockloc=65536" in args[1]):
+        check_tsk(img, t, max_icat=25)  # TSK looks for a UFS2 superblock only at 65536
     if "le" in args:
         check_dissect(img, t)
 
@@ -69,7 +71,7 @@ def test_makefs_size_and_options(tmp_path: Path, tree: Path) -> None:
     k = mount_rw(img)
     try:
         fs = k.mounts[0].fs
-        assert (fs.fs_bsize, fs.fs_fsize, fs.fs_minfree, fs.fs_sblockloc) == (16384, 2048, 8, 65536)
+        assert (fs.fs_bsize, fs.fs_fsize, fs.fs_minfree, fs.fs_sblockloc) == (16384, 2048, 8, 8192)
         # the computed or given size leaves room: a further 1 MiB file fits
         fd = k.sys.open("/mnt/more", os.O_WRONLY | os.O_CREAT, 0o644)
         assert k.sys.write(fd, os.urandom(1 << 20)) == 1 << 20
@@ -81,8 +83,10 @@ def test_makefs_size_and_options(tmp_path: Path, tree: Path) -> None:
     assert main(["makefs", "-t", "ffs", str(img2), str(tree)]) == 0
     k = mount_rw(img2)
     try:
+        # sized as NetBSD makefs sizes it (tests/ffs/test_makefs_netbsd.py compares the two): the
+        # minfree reserve is what is left over, usable by root only, and a few inodes
         sv = k.sys.statvfs("/mnt")
-        assert sv.f_bavail > 0 and sv.f_favail > 10
+        assert sv.f_bfree > 0 and sv.f_ffree > 0
     finally:
         k.halt()
 

@@ -13,8 +13,7 @@ from hypothesis import settings
 from syscall_model import SyscallComparison
 
 import p2k
-from p2k.cli.newfs import newfs_image
-from p2k.fs.ffs.newfs import NewfsOptions
+from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
 
 FULL = os.environ.get("P2K_FULL") == "1"
 _VARIANTS = [dict(version=1, endian="<"), dict(version=2, endian=">", bsize=4096, fsize=512)]

@@ -1,5 +1,8 @@
 """Non-root access through the mount: the kernel's permission rules, now reached from the host.
 
+The suite runs against the local mounts (tmpfs, FFS) and the remote one (``p2k mount --server``),
+which sends each request's caller credentials to the server: both must give the same answers.
+
 The tree is prepared as root; each check runs as nobody (uid/gid 65534, no groups) through
 ``setpriv`` in a small Python program that prints the errno of each step, so one process covers
 many rules. The mount uses ``allow_other`` so that another user may enter it at all.
@@ -12,12 +15,22 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fuse_harness import FS_KINDS, Mount, mounted
 
 pytestmark = [pytest.mark.fuse, pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")]
+
+
+
+@pytest.fixture(scope="module", params=[*FS_KINDS, "remote"])
+def fsmount(request: pytest.FixtureRequest) -> Iterator[Mount]:
+    with mounted(request.param) as m:
+        yield m
+
 
 NOBODY = 65534
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -125,26 +126,47 @@ def ffs_rw_missing() -> str | None:
 FS_KINDS = ["tmpfs", "ffs"]
 
 
-@pytest.fixture(scope="module", params=FS_KINDS)
-def fsmount(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
-    """A writable mount shared by a module's tests (each test works in a directory of its own)."""
+@contextlib.contextmanager
+def mounted(kind: str) -> Iterator[Mount]:
+    """A writable mount of ``kind``: "tmpfs", "ffs" (an image), or "remote" (``p2k mount --server``
+    exporting the tmpfs of a rump_server, every request sent with its caller's credentials)."""
     # Under /tmp itself, not pytest's private (0700) directory, so that other users can reach it.
-    base = Path(tempfile.mkdtemp(prefix=f"p2k-fuse-{request.param}-"))
+    base = Path(tempfile.mkdtemp(prefix=f"p2k-fuse-{kind}-"))
     os.chmod(base, 0o755)
-    if request.param == "ffs":
-        why = ffs_rw_missing()
-        if why:
-            pytest.skip(why)
-        args = ["-t", "ffs", "-o", "allow_other,rw", str(make_ffs(base / "fs.img", size="256m", free_inodes=30000))]
-    else:
-        args = ["-t", "tmpfs", "-o", "allow_other", "none"]
-    m = start_mount(base / "mnt", *args)
-    os.chmod(m.path, 0o755)
+    server = None
     try:
-        yield m
+        if kind == "ffs":
+            why = ffs_rw_missing()
+            if why:
+                pytest.skip(why)
+            args = ["-t", "ffs", "-o", "allow_other,rw", str(make_ffs(base / "fs.img", size="256m", free_inodes=30000))]
+        elif kind == "remote":
+            from server_harness import start
+
+            server = start(base, "unix://sock")
+            with server.connect() as c:
+                c.sys.mkdir("/mnt", 0o755)
+                c.sys.mount("tmpfs", "/mnt")
+            args = ["-o", "allow_other", "--server", server.url, "/mnt"]
+        else:
+            args = ["-t", "tmpfs", "-o", "allow_other", "none"]
+        m = start_mount(base / "mnt", *args)
+        os.chmod(m.path, 0o755)
+        try:
+            yield m
+        finally:
+            stop(m)
     finally:
-        stop(m)
+        if server is not None:
+            server.kill()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=FS_KINDS)
+def fsmount(request: pytest.FixtureRequest) -> Iterator[Mount]:
+    """A writable mount shared by a module's tests (each test works in a directory of its own)."""
+    with mounted(request.param) as m:
+        yield m
 
 
 @pytest.fixture

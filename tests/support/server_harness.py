@@ -26,6 +26,7 @@ ENTRY = {
     "rump_server": "from p2k.cli.server import main_server as m",
     "rump_allserver": "from p2k.cli.server import main_allserver as m",
     "rump.halt": "from p2k.cli.halt import main as m",
+    "rump.sysctl": "from p2k.cli.sysctl import main as m",
     "p2k": "from p2k.cli.main import main as m",
     # fsck alone, so that another subcommand being broken in the tree cannot hide its verdict.
     "p2k fsck": ("import argparse, p2k.cli.fsck as f; a = argparse.ArgumentParser(); f.register(a.add_subparsers());"

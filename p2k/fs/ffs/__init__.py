@@ -1,7 +1,8 @@
 """The Berkeley Fast File System (UFS1, UFS2, NetBSD's UFS2EA), both byte orders.
 
-Public surface: ``FfsMount`` (the VOP/VFS vector the kernel mounts), ``Superblock`` and
-``find_superblock`` (for dumpfs-style tools), ``Inode`` (the in-core inode the write path extends).
+Public surface: ``FfsMountRW`` (the VOP/VFS vector the kernel mounts, read-only under MNT_RDONLY;
+``FfsMount`` is its read-only base), ``Superblock`` and ``find_superblock`` (for dumpfs-style
+tools), ``Inode`` (the in-core inode the write path extends).
 """
 
 from p2k.fs.ffs.fs import Superblock, find_superblock
@@ -13,4 +14,4 @@ from p2k.vfs.component import Component, register
 component = register(Component(name="ffs", mount_class=FfsMountRW,
                                description="Berkeley FFS: UFS1, UFS2, UFS2EA, either byte order"))
 
-__all__ = ["FfsMount", "Inode", "Superblock", "component", "find_superblock"]
+__all__ = ["FfsMount", "FfsMountRW", "Inode", "Superblock", "component", "find_superblock"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
 from p2k.fs.ffs.cg import Cg
-from p2k.fs.ffs.fs import Superblock, cgbase, cgtod, dtog, dtogd, freespace
+from p2k.fs.ffs.fs import Superblock, cgbase, cgtod, decode_csums, dtog, dtogd, encode_csums, freespace
 from p2k.fs.ffs.ialloc import InodeAlloc
 from p2k.hyper import now_ns
 
@@ -46,8 +46,7 @@ class Allocator(InodeAlloc):
         self.t = frag_tables(fs.fs_frag)
         self.ncg = fs.fs_ncg
         raw = bufcache.read(dev, fs.fs_csaddr << fs.fs_fshift, fs.fs_cssize)
-        vals = struct.unpack_from(f"{fs.endian}{4 * self.ncg}i", raw, 0)
-        self.csum = [list(vals[4 * c:4 * c + 4]) for c in range(self.ncg)]  # ndir, nbfree, nifree, nffree
+        self.csum = decode_csums(raw, self.ncg, fs.endian)  # ndir, nbfree, nifree, nffree per cg
         self.csum_dirty = False
         self.contigdirs = [0] * self.ncg
         self.cluster = fs.fs_contigsumsize > 0
@@ -101,9 +100,7 @@ class Allocator(InodeAlloc):
         self.csum_dirty = True
 
     def csum_bytes(self) -> bytes:
-        flat = [v for cs in self.csum for v in cs]
-        body = struct.pack(f"{self.fs.endian}{len(flat)}i", *flat)
-        return body.ljust(self.fs.fs_cssize, b"\0")
+        return encode_csums(self.csum, self.fs.endian, self.fs.fs_cssize)
 
     # ---- accounting of one block's fragment pattern ----------------------------------------------
     def _blk_acct(self, c: int, cg: Cg, pattern: int, sign: int) -> None:

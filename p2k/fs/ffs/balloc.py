@@ -149,12 +149,12 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
     if 0 <= olast < l0 and olast < UFS_NDADDR and ip.db[olast]:
         osz = sblksize(fs, osize, olast)
         if osz < bsize:
-            old = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
+            tail = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
             new, moved = _grow_partial(m, ip, olast, ip.db[olast], osz, bsize, root, to_free)
             if moved:
                 m.reuse_check([new])
             bp = m.bufcache.getblk(m.dev, new << fshift, bsize, meta=not _regular(ip))
-            bp.data[:osz] = old
+            bp.data[:osz] = tail
             bp.data[osz:] = bytes(bsize - osz)
             m.note_new(new)  # (moved or grown in place) its contents before the pointer
             m.bufcache.bwrite(bp)
@@ -321,12 +321,19 @@ def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, byt
             off = addrs[i] << fshift
             if not all(fresh[i:j]):
                 bc.invalidate(dev, off, total, bsize)
+            # the longest run of blocks that are consecutive pieces of the caller's buffer goes
+            # out without a copy; only the rest (typically a padded last block) is joined
             src0 = contents[i][0]
-            if src0 >= 0 and all(contents[q][0] == src0 + (q - i) * bsize for q in range(i + 1, j)):
-                payload: bytes | memoryview = view[src0:src0 + total]
-            else:
-                payload = b"".join(c for _, c in contents[i:j])
-            dev.pwrite(off, payload)
+            k = i
+            if src0 >= 0:
+                k = i + 1
+                while k < j and contents[k][0] == src0 + (k - i) * bsize:
+                    k += 1
+                head = sum(len(c) for _, c in contents[i:k])
+                dev.pwrite(off, view[src0:src0 + head])
+                off += head
+            if k < j:
+                dev.pwrite(off, b"".join(c for _, c in contents[k:j]))
         else:
             for q in range(i, j):
                 c = contents[q][1]

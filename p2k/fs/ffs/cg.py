@@ -11,50 +11,75 @@ from __future__ import annotations
 
 import errno
 import operator
-import struct
+from typing import Annotated
+
+from p2k.ondisk import I16, I32, I64, U32, Fmt, Record
 
 CG_MAGIC = 0x00090255
 
-CG_FIELDS: tuple[tuple[str, str], ...] = (
-    ("cg_firstfield", "i"), ("cg_magic", "i"), ("cg_old_time", "i"), ("cg_cgx", "I"),
-    ("cg_old_ncyl", "h"), ("cg_old_niblk", "h"), ("cg_ndblk", "I"),
-    ("cg_cs_ndir", "i"), ("cg_cs_nbfree", "i"), ("cg_cs_nifree", "i"), ("cg_cs_nffree", "i"),
-    ("cg_rotor", "I"), ("cg_frotor", "I"), ("cg_irotor", "I"), ("cg_frsum", "8i"),
-    ("cg_old_btotoff", "i"), ("cg_old_boff", "i"), ("cg_iusedoff", "I"), ("cg_freeoff", "I"),
-    ("cg_nextfreeoff", "I"), ("cg_clustersumoff", "I"), ("cg_clusteroff", "I"),
-    ("cg_nclusterblks", "I"), ("cg_niblk", "I"), ("cg_initediblk", "I"),
-    ("cg_sparecon32", "12s"), ("cg_time", "q"), ("cg_sparecon64", "24s"),
-)
-CG_STRUCTS = {e: struct.Struct(e + "".join(f for _, f in CG_FIELDS)) for e in "<>"}
-_FRSUM_AT = [n for n, _ in CG_FIELDS].index("cg_frsum")
+class CgHeader(Record):
+    """The fixed 168 bytes of ``struct cg``; the maps follow at the offsets it stores."""
+
+    cg_firstfield: I32
+    cg_magic: I32
+    cg_old_time: I32
+    cg_cgx: U32
+    cg_old_ncyl: I16
+    cg_old_niblk: I16
+    cg_ndblk: U32
+    cg_cs_ndir: I32
+    cg_cs_nbfree: I32
+    cg_cs_nifree: I32
+    cg_cs_nffree: I32
+    cg_rotor: U32
+    cg_frotor: U32
+    cg_irotor: U32
+    cg_frsum: Annotated[list[int], Fmt("8i")]  # free runs of each length 1..frag-1, by length
+    cg_old_btotoff: I32
+    cg_old_boff: I32
+    cg_iusedoff: U32
+    cg_freeoff: U32
+    cg_nextfreeoff: U32
+    cg_clustersumoff: U32
+    cg_clusteroff: U32
+    cg_nclusterblks: U32
+    cg_niblk: U32
+    cg_initediblk: U32
+    cg_sparecon32: Annotated[bytes, Fmt("12s")]
+    cg_time: I64
+    cg_sparecon64: Annotated[bytes, Fmt("24s")]
+
+
+CG_FIELDS = CgHeader.FIELDS
+CG_STRUCTS = CgHeader.STRUCTS
+_FRSUM_AT = [n for n, _ in CG_FIELDS].index("cg_frsum")  # the one repeated field
 _HEAD = operator.attrgetter(*(n for n, _ in CG_FIELDS[:_FRSUM_AT]))
 _TAIL = operator.attrgetter(*(n for n, _ in CG_FIELDS[_FRSUM_AT + 1:]))
-assert CG_STRUCTS["<"].size == 168
-_INITEDIBLK_OFF = 120
-_MAGIC_OFF = 4
+_NFRSUM = 8
+assert CgHeader.SIZE == 168
+_INITEDIBLK_OFF = CgHeader.OFFSETS["cg_initediblk"]
+_MAGIC_OFF = CgHeader.OFFSETS["cg_magic"]
 
 
-class Cg:
+class Cg(CgHeader):
     """A decoded cg header over its buffer; ``buf`` is the whole cg block (maps included)."""
+
+    endian: str
+    buf: bytearray | bytes
 
     def __init__(self, buf: bytearray | bytes, endian: str) -> None:
         vals = CG_STRUCTS[endian].unpack_from(buf, 0)
-        i = 0
-        for name, fmt in CG_FIELDS:
-            if fmt == "8i":
-                setattr(self, name, list(vals[i:i + 8]))
-                i += 8
-            else:
-                setattr(self, name, vals[i])
-                i += 1
+        tail = _FRSUM_AT + _NFRSUM
+        args: list[object] = [*vals[:_FRSUM_AT], list(vals[_FRSUM_AT:tail]), *vals[tail:]]
+        super().__init__(*args)  # type: ignore[arg-type]  # the values are the fields', in order
         self.endian = endian
         self.buf = buf
 
-    def encode_into(self, buf: bytearray) -> None:
+    def encode_into(self, buf: bytearray | memoryview, off: int = 0, endian: str | None = None) -> None:
         """Pack the header back into ``buf`` (the allocator does this on every cg change, so it
         is one attrgetter call and one pack_into, not a loop over the fields)."""
         vals = _HEAD(self)
-        CG_STRUCTS[self.endian].pack_into(buf, 0, *vals, *self.cg_frsum, *_TAIL(self))
+        CG_STRUCTS[endian or self.endian].pack_into(buf, off, *vals, *self.cg_frsum, *_TAIL(self))
 
     def check(self, cgx: int, ipg: int, fpg: int, cgsize: int) -> None:
         """EIO unless the header is this group's and its map offsets fit inside the cg block."""
@@ -76,12 +101,12 @@ class Cg:
 
 
 def cg_magic_ok(buf: bytes | bytearray, endian: str) -> bool:
-    return struct.unpack_from(endian + "i", buf, _MAGIC_OFF)[0] == CG_MAGIC
+    return bool(CgHeader.field("cg_magic", endian).unpack_from(buf, _MAGIC_OFF)[0] == CG_MAGIC)
 
 
 def cg_initediblk(buf: bytes | bytearray, endian: str) -> int:
     """``cg_initediblk`` without decoding the whole header: the per-inode-load check uses it."""
-    return struct.unpack_from(endian + "I", buf, _INITEDIBLK_OFF)[0]
+    return int(CgHeader.field("cg_initediblk", endian).unpack_from(buf, _INITEDIBLK_OFF)[0])
 
 
 def isset(bitmap: bytes | bytearray | memoryview, i: int) -> bool:

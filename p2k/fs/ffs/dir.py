@@ -10,8 +10,9 @@ it. The 4.2BSD format (``fs_maxsymlinklen <= 0``) has a 16-bit d_namlen and no d
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
+
+from p2k.ondisk import U8, U16, U32, Record
 
 DIRBLKSIZ = 512
 DT_UNKNOWN = 0
@@ -19,13 +20,46 @@ DT_DIR = 4
 DT_WHT = 14
 MAXNAMLEN = 255
 
-_HDR = {e: struct.Struct(e + "IHBB") for e in "<>"}
-_HDR_OLD = {e: struct.Struct(e + "IHH") for e in "<>"}
+
+
+class DirectHeader(Record):
+    """The fixed part of ``struct direct``; the name follows, NUL-padded to a multiple of 4."""
+
+    d_ino: U32
+    d_reclen: U16  # bytes from this entry to the next (the last one of a chunk runs to its end)
+    d_type: U8
+    d_namlen: U8
+
+
+class OldDirectHeader(Record):
+    """The 4.2BSD ``struct direct`` (``fs_maxsymlinklen <= 0``): a 16-bit d_namlen, no d_type."""
+
+    d_ino: U32
+    d_reclen: U16
+    d_namlen: U16
+
+
+DIRECT = DirectHeader.STRUCTS
+D_INO = DirectHeader.OFFSETS["d_ino"]
+D_RECLEN = DirectHeader.OFFSETS["d_reclen"]
+D_TYPE = DirectHeader.OFFSETS["d_type"]
+_HDR = DirectHeader.STRUCTS
+_HDR_OLD = OldDirectHeader.STRUCTS
+assert DirectHeader.SIZE == OldDirectHeader.SIZE == 8
+
+
+def set_d_ino(buf: bytearray | memoryview, pos: int, endian: str, ino: int) -> None:
+    """Point the entry at ``pos`` at ``ino`` (0 frees it)."""
+    DirectHeader.field("d_ino", endian).pack_into(buf, pos + D_INO, ino)
+
+
+def set_d_reclen(buf: bytearray | memoryview, pos: int, endian: str, reclen: int) -> None:
+    DirectHeader.field("d_reclen", endian).pack_into(buf, pos + D_RECLEN, reclen)
 
 
 def DIRSIZ(namlen: int) -> int:  # noqa: N802 - the C macro's name
     """Minimal record size of an entry with a ``namlen``-byte name."""
-    return 8 + ((namlen + 1 + 3) & ~3)
+    return DirectHeader.SIZE + ((namlen + 1 + 3) & ~3)
 
 
 def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str, oldfmt: bool,

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import errno
 import re
-import struct
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, parse_dirblock
+from p2k.fs.ffs.dir import D_TYPE, DIRBLKSIZ, DIRECT, DIRSIZ, DirectHeader, parse_dirblock, set_d_ino, set_d_reclen
 from p2k.fs.ffs.fs import sblksize
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ def _slack(ino: int, name: bytes, reclen: int) -> int:
 
 
 def pack_entry(endian: str, ino: int, dtype: int, name: bytes, reclen: int) -> bytes:
-    return struct.pack(f"{endian}IHBB", ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - 8, b"\0")
+    return DIRECT[endian].pack(ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - DirectHeader.SIZE, b"\0")
 
 
 def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
@@ -108,6 +107,22 @@ def _chunk_buf(m: FfsMountRW, ip: Inode, off: int) -> tuple[Buf, int]:
 def _chunk_entries(m: FfsMountRW, data: bytearray, coff: int) -> list[tuple[int, int, int, bytes, int]]:
     """Entries of one chunk as (offset in chunk, ino, type, name, reclen)."""
     return parse_dirblock(memoryview(data)[coff:coff + DIRBLKSIZ], 0, m.fs.endian, False)
+
+
+def _chunk_slots(data: bytearray, coff: int, endian: str) -> list[tuple[int, int, int, int]]:
+    """(offset in chunk, ino, reclen, slack) of each entry of one chunk, from the entry headers
+    alone: what an insert needs, without slicing out every name (the create profile's largest
+    item was parsing the chunk per insert)."""
+    hdr = DIRECT[endian].unpack_from
+    out = []
+    pos, end = coff, coff + DIRBLKSIZ
+    while pos < end:
+        ino, reclen, _dtype, namlen = hdr(data, pos)
+        if reclen & 3 or reclen > end - pos or reclen < 8 + ((namlen + 4) & ~3):
+            break  # damaged: the insert finds no room and the index is rebuilt (EIO below)
+        out.append((pos - coff, ino, reclen, reclen - 8 - ((namlen + 4) & ~3) if ino else reclen))
+        pos += reclen
+    return out
 
 
 def _refresh_free(idx: DirIndex, chunk: int, ents: list[tuple[int, int, int, bytes, int]]) -> None:
@@ -159,10 +174,10 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
         return
     base = chunk * DIRBLKSIZ
     bp, coff = _chunk_buf(m, dip, base)
-    ents = _chunk_entries(m, bp.data, coff)
-    slacks = [_slack(eino, ename, reclen) for _, eino, _, ename, reclen in ents]
-    for k, (eoff, eino, _etype, ename, reclen) in enumerate(ents):
-        if slacks[k] < need:
+    ents = _chunk_slots(bp.data, coff, endian)
+    slacks = [e[3] for e in ents]
+    for k, (eoff, eino, reclen, slack) in enumerate(ents):
+        if slack < need:
             continue
         pos = coff + eoff
         if eino == 0:
@@ -170,8 +185,8 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
             newoff = eoff
             slacks[k] = reclen - need
         else:
-            keep = DIRSIZ(len(ename))
-            struct.pack_into(endian + "H", bp.data, pos + 4, keep)
+            keep = reclen - slack
+            set_d_reclen(bp.data, pos, endian, keep)
             bp.data[pos + keep:pos + keep + need] = pack_entry(endian, ino, dtype, name, reclen - keep)
             newoff = eoff + keep
             slacks[k] = 0
@@ -212,9 +227,9 @@ def dirremove(m: FfsMountRW, dip: Inode, name: bytes) -> int:
         dip.dircache = None
         raise OSError(errno.EIO, f"directory {dip.ino}: entry {name!r} not at offset {off}")
     if prev is None:
-        struct.pack_into(endian + "I", bp.data, coff + rel, 0)
+        set_d_ino(bp.data, coff + rel, endian, 0)
     else:
-        struct.pack_into(endian + "H", bp.data, coff + prev[0] + 4, prev[4] + target[4])
+        set_d_reclen(bp.data, coff + prev[0], endian, prev[4] + target[4])
     m.meta_write(bp, coff, coff + DIRBLKSIZ)
     del idx.offsets[name]
     assert dip.dircache is not None
@@ -231,9 +246,9 @@ def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> 
         raise OSError(errno.ENOENT, "no such entry")
     bp, coff = _chunk_buf(m, dip, off)
     pos = coff + (off & (DIRBLKSIZ - 1))
-    struct.pack_into(m.fs.endian + "I", bp.data, pos, ino)
-    bp.data[pos + 6] = dtype
-    m.meta_write(bp, pos, pos + 8)
+    set_d_ino(bp.data, pos, m.fs.endian, ino)
+    bp.data[pos + D_TYPE] = dtype
+    m.meta_write(bp, pos, pos + DirectHeader.SIZE)
     assert dip.dircache is not None
     dip.dircache[name] = ino
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from p2k.fs.ffs.cg import Cg, cg_magic_ok
-from p2k.fs.ffs.fs import Superblock, cgbase, cgtod
+from p2k.fs.ffs.fs import Csum, Superblock, cgbase, cgtod, decode_csums
+from p2k.fs.ffs.wapbl import LogError, find_log, journal_locations, open_log
 
 Pread = Callable[[int, int], bytes]
 
@@ -84,14 +86,65 @@ def superblock_lines(fs: Superblock, devname: str) -> Iterator[str]:
     yield f"volname\t{vol}\tswuid\t{fs.fs_swuid}"
 
 
-def csum_lines(fs: Superblock, pread: Pread) -> Iterator[str]:
+def wapbl_lines(fs: Superblock, pread: Pread, devsize: int) -> Iterator[str]:
+    """NetBSD dumpfs's two journal lines, then what the log itself holds: where it is, its
+    commit header, and what a replay would do (or why it cannot be replayed)."""
+    if not (fs.fs_journal_version or fs.fs_journal_location):
+        return
+    j = journal_locations(fs)[0]
+    try:
+        j = find_log(fs, devsize)
+    except LogError:
+        pass
+    yield _cols([("wapbl version", f"0x{fs.fs_journal_version:x}"), ("location", fs.fs_journal_location),
+                 ("flags", f"0x{j.flags:x}")])
+    yield _cols([("wapbl loc0", j.addr), ("loc1", j.count), ("loc2", j.blksz), ("loc3", j.ino)])
+    try:
+        rp = open_log(fs, pread, devsize, fs.fs_ncg * fs.fs_ipg)
+    except (LogError, OSError) as e:
+        yield f"wapbl log\tunreadable: {e}"
+        return
+    h = rp.header
+    yield _cols([("wapbl log offset", rp.loc.offset), ("size", rp.loc.size),
+                 ("endian", "little" if rp.endian == "<" else "big")])
+    yield _cols([("generation", h.wc_generation), ("head", h.wc_head), ("tail", h.wc_tail),
+                 ("circ_off", h.wc_circ_off), ("circ_size", h.wc_circ_size)])
+    if rp.empty:
+        yield "wapbl log\tempty"
+    else:
+        yield _cols([("pending transactions", rp.transactions), ("records", rp.records),
+                     ("blocks", len(rp.blocks)), ("inodes", len(rp.inodes))])
+
+
+@dataclass
+class FsDump:
+    """What dumpfs reads, as values rather than text, so that a test or a tool asks for a field
+    instead of parsing a line. The cylinder groups are read one at a time, on iteration, so a
+    large file system is never held in memory at once."""
+
+    fs: Superblock
+    pread: Pread
+    csums: list[list[int]]  # [ndir, nbfree, nifree, nffree] per cg, from the summary area
+
+    def cgs(self) -> Iterator[tuple[int, int, Cg | None]]:
+        """(cg number, byte offset of its header, decoded header or None for a bad magic)."""
+        fs = self.fs
+        for c in range(fs.fs_ncg):
+            off = cgtod(fs, c) * fs.fs_fsize
+            buf = self.pread(off, fs.fs_cgsize)
+            yield c, off, Cg(buf, fs.endian) if cg_magic_ok(buf, fs.endian) else None
+
+
+def read_fs(fs: Superblock, pread: Pread) -> FsDump:
     raw = pread(fs.fs_csaddr * fs.fs_fsize, fs.fs_cssize)
-    n = min(fs.fs_ncg, len(raw) // 16)
-    vals = struct.unpack_from(f"{fs.endian}{4 * n}i", raw, 0)
+    n = min(fs.fs_ncg, len(raw) // Csum.SIZE)
+    return FsDump(fs, pread, decode_csums(raw, n, fs.endian))
+
+
+def csum_lines(d: FsDump) -> Iterator[str]:
     yield "cs[].cs_(nbfree,ndir,nifree,nffree):"
     row = []
-    for c in range(n):
-        ndir, nbfree, nifree, nffree = vals[4 * c:4 * c + 4]
+    for ndir, nbfree, nifree, nffree in d.csums:
         row.append(f"({nbfree},{ndir},{nifree},{nffree})")
         if len(row) == 8:
             yield "\t" + " ".join(row)
@@ -100,15 +153,13 @@ def csum_lines(fs: Superblock, pread: Pread) -> Iterator[str]:
         yield "\t" + " ".join(row)
 
 
-def cg_lines(fs: Superblock, pread: Pread, c: int) -> Iterator[str]:
-    off = cgtod(fs, c) * fs.fs_fsize
-    buf = pread(off, fs.fs_cgsize)
+def cg_lines(fs: Superblock, c: int, off: int, cg: Cg | None) -> Iterator[str]:
     yield ""
     yield f"cg {c}:"
-    if not cg_magic_ok(buf, fs.endian):
+    if cg is None:
         yield f"dumpfs: cg {c}: bad magic number"
         return
-    cg = Cg(buf, fs.endian)
+    buf = cg.buf
     yield _cols([("magic", f"{cg.cg_magic:x}"), ("tell", f"{off:x}"),
                  ("time", _t(cg.cg_time if fs.ufs2 else cg.cg_old_time))])
     yield _cols([("cgx", cg.cg_cgx), ("ndblk", cg.cg_ndblk), ("niblk", cg.cg_niblk if fs.ufs2 else cg.cg_old_niblk),
@@ -123,19 +174,23 @@ def cg_lines(fs: Superblock, pread: Pread, c: int) -> Iterator[str]:
         yield f"clusters 1-{fs.fs_contigsumsize}:\t" + "\t".join(str(v) for v in sums)
         nblk = cg.cg_nclusterblks
         cmap = buf[cg.cg_clusteroff:cg.cg_clusteroff + (nblk + 7) // 8]
-        yield f"clusters free:\t{ranges(cmap, nblk)}"
+        yield f"clusters free:\t{ranges(bytes(cmap), nblk)}"
     yield f"inodes used:\t{ranges(bytes(cg.inosused()), fs.fs_ipg, c * fs.fs_ipg)}"
     yield f"blks free:\t{ranges(bytes(cg.blksfree(fs.fs_fpg)), cg.cg_ndblk, cgbase(fs, c))}"
 
 
-def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False) -> Iterator[str]:
+def dumpfs(fs: Superblock, pread: Pread, devname: str, superblock_only: bool = False,
+           devsize: int = 0) -> Iterator[str]:
+    """dumpfs(8)'s text, line by line, from ``read_fs``; ``devsize`` lets the journal be found."""
     yield from superblock_lines(fs, devname)
+    yield from wapbl_lines(fs, pread, devsize)
     if superblock_only:
         return
+    d = read_fs(fs, pread)
     yield ""
-    yield from csum_lines(fs, pread)
-    for c in range(fs.fs_ncg):
-        yield from cg_lines(fs, pread, c)
+    yield from csum_lines(d)
+    for c, off, cg in d.cgs():
+        yield from cg_lines(fs, c, off, cg)
 
 
 def inode_lines(fs: Superblock, pread: Pread) -> Iterator[str]:

@@ -12,9 +12,10 @@ take the superblock as first argument, so they can be checked against fs.h side 
 from __future__ import annotations
 
 import errno
-import struct
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
+
+from p2k.ondisk import I32, I64, U8, U32, U64, Fmt, Record
 
 # ---- constants (fs.h) ----------------------------------------------------------------------------
 SBLOCK_FLOPPY = 0
@@ -50,7 +51,7 @@ FS_42INODEFMT = -1
 FS_ISCLEAN = 0x01
 FS_WASCLEAN = 0x02
 
-# fs_flags (NetBSD names; FreeBSD disagrees above 0x80, see reference §8)
+# fs_flags (NetBSD names; FreeBSD disagrees above 0x80, see docs/ffs-format.md §8)
 FS_UNCLEAN = 0x001
 FS_DOSOFTDEP = 0x002
 FS_NEEDSFSCK = 0x004
@@ -66,58 +67,167 @@ FS_NFS4ACLS = 0x800
 FS_SWAPPED = 0x80000000  # in-core only
 
 # ---- the declaration -------------------------------------------------------------------------------
-# (name, struct format) in on-disk order, covering all 1376 bytes with no gaps. Fields the kernel
-# keeps only in core (fs_incore) and spares are byte strings so that encode() round-trips.
-SB_FIELDS: tuple[tuple[str, str], ...] = (
-    ("fs_firstfield", "i"), ("fs_unused_1", "i"),
-    ("fs_sblkno", "i"), ("fs_cblkno", "i"), ("fs_iblkno", "i"), ("fs_dblkno", "i"),
-    ("fs_old_cgoffset", "i"), ("fs_old_cgmask", "i"), ("fs_old_time", "i"),
-    ("fs_old_size", "i"), ("fs_old_dsize", "i"), ("fs_ncg", "I"),
-    ("fs_bsize", "i"), ("fs_fsize", "i"), ("fs_frag", "i"), ("fs_minfree", "i"),
-    ("fs_old_rotdelay", "i"), ("fs_old_rps", "i"), ("fs_bmask", "i"), ("fs_fmask", "i"),
-    ("fs_bshift", "i"), ("fs_fshift", "i"), ("fs_maxcontig", "i"), ("fs_maxbpg", "i"),
-    ("fs_fragshift", "i"), ("fs_fsbtodb", "i"), ("fs_sbsize", "i"), ("fs_spare1", "8s"),
-    ("fs_nindir", "i"), ("fs_inopb", "i"), ("fs_old_nspf", "i"), ("fs_optim", "i"),
-    ("fs_old_npsect", "i"), ("fs_old_interleave", "i"), ("fs_old_trackskew", "i"),
-    ("fs_id0", "i"), ("fs_id1", "i"), ("fs_old_csaddr", "i"), ("fs_cssize", "i"), ("fs_cgsize", "i"),
-    ("fs_spare2", "i"), ("fs_old_nsect", "i"), ("fs_old_spc", "i"), ("fs_old_ncyl", "i"),
-    ("fs_old_cpg", "i"), ("fs_ipg", "I"), ("fs_fpg", "i"),
-    ("fs_old_cs_ndir", "i"), ("fs_old_cs_nbfree", "i"), ("fs_old_cs_nifree", "i"), ("fs_old_cs_nffree", "i"),
-    ("fs_fmod", "B"), ("fs_clean", "B"), ("fs_ronly", "B"), ("fs_old_flags", "B"),
-    ("fs_fsmnt", "468s"), ("fs_volname", "32s"), ("fs_swuid", "Q"), ("fs_pad", "i"), ("fs_cgrotor", "i"),
-    ("fs_incore", "128s"), ("fs_old_cpc", "i"), ("fs_maxbsize", "i"),
-    ("fs_journal_version", "B"), ("fs_journal_location", "B"), ("fs_journal_reserved", "2s"),
-    ("fs_journal_flags", "I"),
-    ("fs_journal_addr", "Q"), ("fs_journal_count", "Q"), ("fs_journal_blksz", "Q"), ("fs_journal_ino", "Q"),
-    ("fs_quota_magic", "I"), ("fs_quota_flags", "B"), ("fs_quota_reserved", "3s"),
-    ("fs_quotafile0", "Q"), ("fs_quotafile1", "Q"), ("fs_sparecon64", "72s"),
-    ("fs_sblockloc", "q"),
-    ("fs_cs_ndir", "q"), ("fs_cs_nbfree", "q"), ("fs_cs_nifree", "q"), ("fs_cs_nffree", "q"),
-    ("fs_cs_spare", "32s"),
-    ("fs_time", "q"), ("fs_size", "q"), ("fs_dsize", "q"), ("fs_csaddr", "q"),
-    ("fs_pendingblocks", "q"), ("fs_pendinginodes", "I"), ("fs_snapinum", "80s"),
-    ("fs_avgfilesize", "i"), ("fs_avgfpdir", "i"), ("fs_save_cgsize", "i"),
-    ("fs_sparecon32", "96s"), ("fs_ckhash", "I"), ("fs_metackhash", "I"),  # last two: FreeBSD only
-    ("fs_flags", "I"), ("fs_contigsumsize", "i"), ("fs_maxsymlinklen", "i"), ("fs_old_inodefmt", "i"),
-    ("fs_maxfilesize", "Q"), ("fs_qbmask", "Q"), ("fs_qfmask", "Q"), ("fs_state", "i"),
-    ("fs_old_postblformat", "i"), ("fs_old_nrpos", "i"), ("fs_spare5", "8s"), ("fs_magic", "I"),
-)
+class Fs(Record):
+    """``struct fs`` as it lies on disk: every one of its 1376 bytes belongs to a field, in order.
+    Fields the kernel keeps only in core (``fs_incore``) and spares are byte strings, so that
+    ``encode()`` gives back exactly the bytes that were read."""
+
+    fs_firstfield: I32
+    fs_unused_1: I32
+    fs_sblkno: I32
+    fs_cblkno: I32
+    fs_iblkno: I32
+    fs_dblkno: I32
+    fs_old_cgoffset: I32
+    fs_old_cgmask: I32
+    fs_old_time: I32
+    fs_old_size: I32
+    fs_old_dsize: I32
+    fs_ncg: U32
+    fs_bsize: I32
+    fs_fsize: I32
+    fs_frag: I32
+    fs_minfree: I32
+    fs_old_rotdelay: I32
+    fs_old_rps: I32
+    fs_bmask: I32
+    fs_fmask: I32
+    fs_bshift: I32
+    fs_fshift: I32
+    fs_maxcontig: I32
+    fs_maxbpg: I32
+    fs_fragshift: I32
+    fs_fsbtodb: I32
+    fs_sbsize: I32
+    fs_spare1: Annotated[bytes, Fmt("8s")]
+    fs_nindir: I32
+    fs_inopb: I32
+    fs_old_nspf: I32
+    fs_optim: I32
+    fs_old_npsect: I32
+    fs_old_interleave: I32
+    fs_old_trackskew: I32
+    fs_id0: I32
+    fs_id1: I32
+    fs_old_csaddr: I32
+    fs_cssize: I32
+    fs_cgsize: I32
+    fs_spare2: I32
+    fs_old_nsect: I32
+    fs_old_spc: I32
+    fs_old_ncyl: I32
+    fs_old_cpg: I32
+    fs_ipg: U32
+    fs_fpg: I32
+    fs_old_cs_ndir: I32
+    fs_old_cs_nbfree: I32
+    fs_old_cs_nifree: I32
+    fs_old_cs_nffree: I32
+    fs_fmod: U8
+    fs_clean: U8
+    fs_ronly: U8
+    fs_old_flags: U8
+    fs_fsmnt: Annotated[bytes, Fmt("468s")]
+    fs_volname: Annotated[bytes, Fmt("32s")]
+    fs_swuid: U64
+    fs_pad: I32
+    fs_cgrotor: I32
+    fs_incore: Annotated[bytes, Fmt("128s")]
+    fs_old_cpc: I32
+    fs_maxbsize: I32
+    fs_journal_version: U8
+    fs_journal_location: U8
+    fs_journal_reserved: Annotated[bytes, Fmt("2s")]
+    fs_journal_flags: U32
+    fs_journal_addr: U64
+    fs_journal_count: U64
+    fs_journal_blksz: U64
+    fs_journal_ino: U64
+    fs_quota_magic: U32
+    fs_quota_flags: U8
+    fs_quota_reserved: Annotated[bytes, Fmt("3s")]
+    fs_quotafile0: U64
+    fs_quotafile1: U64
+    fs_sparecon64: Annotated[bytes, Fmt("72s")]
+    fs_sblockloc: I64
+    fs_cs_ndir: I64
+    fs_cs_nbfree: I64
+    fs_cs_nifree: I64
+    fs_cs_nffree: I64
+    fs_cs_spare: Annotated[bytes, Fmt("32s")]
+    fs_time: I64
+    fs_size: I64
+    fs_dsize: I64
+    fs_csaddr: I64
+    fs_pendingblocks: I64
+    fs_pendinginodes: U32
+    fs_snapinum: Annotated[bytes, Fmt("80s")]
+    fs_avgfilesize: I32
+    fs_avgfpdir: I32
+    fs_save_cgsize: I32
+    # FreeBSD only (NetBSD keeps them spare): the last mount or fsck time, whose change makes an
+    # SU+J journal stale; the SU+J free list; the check-hashes
+    fs_mtime: I64
+    fs_sujfree: I32
+    fs_sparecon32: Annotated[bytes, Fmt("84s")]
+    fs_ckhash: U32
+    fs_metackhash: U32
+    fs_flags: U32
+    fs_contigsumsize: I32
+    fs_maxsymlinklen: I32
+    fs_old_inodefmt: I32
+    fs_maxfilesize: U64
+    fs_qbmask: U64
+    fs_qfmask: U64
+    fs_state: I32
+    fs_old_postblformat: I32
+    fs_old_nrpos: I32
+    fs_spare5: Annotated[bytes, Fmt("8s")]
+    fs_magic: U32
+
+
+SB_FIELDS = Fs.FIELDS
 SB_NAMES = tuple(name for name, _ in SB_FIELDS)
-SB_STRUCTS = {e: struct.Struct(e + "".join(f for _, f in SB_FIELDS)) for e in "<>"}
-assert SB_STRUCTS["<"].size == SBLOCK_STRUCT_SIZE
+SB_STRUCTS = Fs.STRUCTS
+FS_MAGIC_OFFSET = Fs.OFFSETS["fs_magic"]
+assert Fs.SIZE == SBLOCK_STRUCT_SIZE
+_FLAGS_AT = SB_NAMES.index("fs_flags")  # no repeated field precedes it, so it is also its value index
+
+
+class Csum(Record):
+    """``struct csum``: one per cylinder group, in the summary area at ``fs_csaddr``
+    (``fs_cssize`` bytes, rounded up to a fragment)."""
+
+    cs_ndir: I32
+    cs_nbfree: I32
+    cs_nifree: I32
+    cs_nffree: I32
+
+
+def decode_csums(raw: bytes | bytearray | memoryview, ncg: int, endian: str) -> list[list[int]]:
+    """``[ndir, nbfree, nifree, nffree]`` per cg; groups past the end of ``raw`` read as zero."""
+    n = min(ncg, len(raw) // Csum.SIZE)
+    st = Csum.STRUCTS[endian]
+    return [list(st.unpack_from(raw, i * Csum.SIZE)) for i in range(n)] + [[0, 0, 0, 0] for _ in range(ncg - n)]
+
+
+def encode_csums(csum: list[list[int]], endian: str, cssize: int = 0) -> bytes:
+    """The summary area's bytes, zero-padded to ``cssize``."""
+    st = Csum.STRUCTS[endian]
+    return b"".join(st.pack(*cs) for cs in csum).ljust(cssize, b"\0")
 
 
 def _ilog2(n: int) -> int:
     return n.bit_length() - 1
 
 
-class Superblock:
+class Superblock(Fs):
     """The decoded superblock plus what the kernel derives from it at mount time.
 
-    Attributes named ``fs_*`` are the on-disk fields (see ``SB_FIELDS``). Derived, in-core only:
-    ``endian`` ('<' or '>'), ``ufs2`` (UFS2 or UFS2EA), ``ea`` (the FFSv2ea magic), ``loc`` (byte offset
-    where it was found), ``raw_tail`` (the bytes after the struct up to ``fs_sbsize``, kept for a
-    faithful write-back), ``dirty`` (the write path sets it; vfs_sync writes the superblock).
+    The ``fs_*`` attributes are the on-disk fields (``Fs``). Derived, in-core only: ``endian``
+    ('<' or '>'), ``ufs2`` (UFS2 or UFS2EA), ``ea`` (the FFSv2ea magic), ``loc`` (byte offset where it
+    was found), ``raw_tail`` (the bytes after the struct up to ``fs_sbsize``, kept for a faithful
+    write-back), ``dirty`` (the write path sets it; vfs_sync writes the superblock).
     """
 
     endian: str
@@ -127,13 +237,12 @@ class Superblock:
     raw_tail: bytes
     dirty: bool
 
-    def __getattr__(self, name: str) -> Any:  # only reached for names not set: a typo, not a field
-        raise AttributeError(name)
-
     @classmethod
-    def decode(cls, buf: bytes, endian: str, loc: int) -> Superblock:
-        sb = cls()
-        sb.__dict__.update(zip(SB_NAMES, SB_STRUCTS[endian].unpack_from(buf, 0), strict=True))
+    def decode(cls, buf: bytes | bytearray | memoryview, endian: str = "<",  # type: ignore[override]
+               loc: int = 0) -> Superblock:
+        """The superblock at the start of ``buf``; its call sites name a byte order and a location,
+        not an offset into ``buf``, hence the signature that differs from ``Record.decode``."""
+        sb = super().decode(buf, 0, endian)
         sb.endian = endian
         sb.loc = loc
         sb.raw_tail = bytes(buf[SBLOCK_STRUCT_SIZE:])
@@ -142,11 +251,16 @@ class Superblock:
         sb.ufs2 = sb.fs_magic in (FS_UFS2_MAGIC, FS_UFS2EA_MAGIC)
         return sb
 
-    def encode(self) -> bytes:
+    @classmethod
+    def new(cls, endian: str) -> Superblock:
+        """An all-zero superblock of byte order ``endian`` (newfs fills it in)."""
+        return cls.decode(bytes(SBLOCK_STRUCT_SIZE), endian)
+
+    def encode(self, endian: str | None = None) -> bytes:
         """The on-disk bytes (``fs_sbsize`` of them); in-core-only state is masked out as NetBSD does."""
-        vals = [getattr(self, n) for n in SB_NAMES]
-        vals[SB_NAMES.index("fs_flags")] &= ~FS_SWAPPED
-        body = SB_STRUCTS[self.endian].pack(*vals)
+        vals = self.values()
+        vals[_FLAGS_AT] &= ~FS_SWAPPED
+        body = SB_STRUCTS[endian or self.endian].pack(*vals)
         return (body + self.raw_tail)[: max(self.fs_sbsize, SBLOCK_STRUCT_SIZE)]
 
     @property
@@ -294,7 +408,7 @@ def oldfscompat_read(fs: Superblock) -> None:
     """A 4.4BSD-layout UFS1 superblock (no FS_FLAGS_UPDATED) keeps its sizes only in the fs_old_*
     fields; copy them into the 64-bit fields as NetBSD's ffs_oldfscompat_read does, so that the rest
     of the driver reads one set of names. The write path must copy them back (and keep both in step
-    on updated UFS1, reference §3)."""
+    on updated UFS1, docs/ffs-format.md §3)."""
     if fs.ufs2 or fs.fs_old_flags & FS_FLAGS_UPDATED:
         return
     fs.fs_flags = fs.fs_old_flags & ~FS_FLAGS_UPDATED
@@ -363,7 +477,7 @@ def _candidate(buf: bytes, loc: int) -> Superblock | None:
     if len(buf) < SBLOCK_STRUCT_SIZE:
         return None
     for endian in "<>":
-        magic = int.from_bytes(buf[1372:1376], "little" if endian == "<" else "big")
+        magic = int.from_bytes(buf[FS_MAGIC_OFFSET:FS_MAGIC_OFFSET + 4], "little" if endian == "<" else "big")
         if magic in _MAGICS:
             return Superblock.decode(buf, endian, loc)
     return None
@@ -393,7 +507,7 @@ def superblock_candidates(pread: Callable[[int, int], bytes], devsize: int) -> I
 def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superblock:
     """Search SBLOCKSEARCH in NetBSD's order and return the first acceptable, validated superblock.
 
-    ``pread(off, n)`` reads the device (through the buffer cache). Rules (reference §2): a UFS1
+    ``pread(off, n)`` reads the device (through the buffer cache). Rules (docs/ffs-format.md §2): a UFS1
     magic at 65536 is the first alternate of a 64 KiB-block UFS1 and is skipped; a UFS2 (or updated
     UFS1) superblock whose ``fs_sblockloc`` is not where it was found is an alternate and is skipped.
     """

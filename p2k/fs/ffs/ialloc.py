@@ -34,10 +34,17 @@ class InodeAlloc:
     contigdirs: list[int]
     note_new: Callable[[int], None]
 
-    def cg(self, c: int) -> tuple[Buf, Cg]: ...  # provided by Allocator
-    def put(self, bp: Buf, cg: Cg) -> None: ...
-    def _cs(self, c: int, cg: Cg, ndir: int = 0, nbfree: int = 0, nifree: int = 0, nffree: int = 0) -> None: ...
-    def _cg_order(self, start: int) -> list[int]: ...
+    def cg(self, c: int) -> tuple[Buf, Cg]:  # provided by Allocator
+        raise NotImplementedError
+
+    def put(self, bp: Buf, cg: Cg) -> None:
+        raise NotImplementedError
+
+    def _cs(self, c: int, cg: Cg, ndir: int = 0, nbfree: int = 0, nifree: int = 0, nffree: int = 0) -> None:
+        raise NotImplementedError
+
+    def _cg_order(self, start: int) -> list[int]:
+        raise NotImplementedError
 
     # ---- inodes ----------------------------------------------------------------------------------
     def dirpref(self, pino: int) -> int:

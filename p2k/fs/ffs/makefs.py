@@ -1,12 +1,25 @@
 """Building an FFS image from a host directory tree (NetBSD ``usr.sbin/makefs``, ``-t ffs``).
 
-makefs = newfs + populate. The size, when not given, is computed from the tree the way makefs
-does it — every file's blocks and fragments, indirect blocks, directory chunks, slow symlinks,
-one inode per node — plus slack so that the image is usable afterwards (10 % more blocks and
-inodes, the minfree reserve, cg metadata). Population goes through the kernel's syscalls on a
-read-write mount of the new file system, so the image gets exactly the allocation policy,
-accounting and ordering of the write path; hard links stay hard links, times (atime, mtime and
-ctime) and owners are copied, directories get their times last.
+makefs = newfs + populate. Without ``-s`` the size is computed from the tree exactly as makefs's
+``ffs_validate`` does: every regular file and long symlink rounded up to fragments, every
+directory's entries packed into 512-byte chunks, one inode per distinct node plus the two
+reserved ones; then ``-b``/``-f`` slack (bytes or %, inodes or %), the boot area and superblock,
+the inode table, the minfree percentage on top, ``-M`` as a floor, rounded to a block, and the
+bytes per inode chosen so that the tree's inode count comes out. The cylinder groups are laid
+out as makefs's mkfs does (see ``p2k.fs.ffs.newfs._Geometry``), and the superblock goes at
+8192 for UFS2 too, as makefs puts it ("makefs is used for small filesystems"); ``sblockloc=65536``
+puts it where newfs would (The Sleuth Kit looks for a UFS2 superblock only there).
+
+makefs's estimate ignores indirect blocks and the inode table's rounding to whole groups; where
+that would leave the tree without room (a small ``density``, ``minfree=0``), NetBSD's makefs
+fails part-way with ENOSPC, and for a tree smaller than one group's metadata its mkfs exits. p2k
+checks the planned file system against the tree's real needs first and grows the image by what
+is missing, unless ``-s``/``-m`` forbid it.
+
+Population goes through the kernel's vnode operations on a read-write mount of the new file
+system, so the image gets exactly the allocation policy, accounting and ordering of the write
+path; hard links stay hard links, times (atime, mtime and ctime) and owners are copied,
+directories get their times last.
 
 Unlike newfs, makefs makes no ``lost+found`` (fsck creates it when needed), matching NetBSD.
 """
@@ -14,63 +27,127 @@ Unlike newfs, makefs makes no ``lost+found`` (fsck creates it when needed), matc
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import stat as st
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ
-from p2k.fs.ffs.newfs import NewfsOptions, defaults, plan
+from p2k.fs.ffs.fs import SBLOCK_UFS1, SBLOCKSIZE
+from p2k.fs.ffs.newfs import AFPDIR, AVFILESIZ, FS_OPTTIME, MINFREE, NewfsOptions, plan
 from p2k.vfs.vattr import SetAttr
 
-CHUNK = 1 << 20
+DFL_FRAGSIZE = 1024  # makefs's defaults, whatever the size (newfs's depend on it)
+DFL_BLKSIZE = 8192
+ROOTINO = 2
 
 
 @dataclass
 class MakefsOptions:
-    size: int = 0  # bytes; 0 = computed from the tree
+    size: int = 0  # -s: bytes; the image is exactly this big (minimum and maximum at once)
+    minsize: int = 0  # -M
+    maxsize: int = 0  # -m
     version: int = 1
     endian: str = "<"
     bsize: int = 0
     fsize: int = 0
-    density: int = 0
-    minfree: int = 5
-    free_pct: int = 10  # slack added to a computed size (blocks and inodes)
-    extra: dict[str, str] = field(default_factory=dict)
+    density: int = 0  # bytes per inode; 0: from the computed size and the tree's inode count
+    minfree: int = MINFREE
+    optim: int = FS_OPTTIME
+    maxbpg: int = 0  # maxbpf; 0: a UFS1 indirect block's worth (makefs: bsize / 4, any version)
+    avgfilesize: int = AVFILESIZ
+    avgfpdir: int = AFPDIR
+    label: bytes = b""
+    freeblocks: int = 0  # -b N: bytes of slack
+    freeblockpc: int = 0  # -b N%
+    freefiles: int = 0  # -f N: inodes of slack
+    freefilepc: int = 0  # -f N%
+    sblockloc: int = SBLOCK_UFS1
 
 
 @dataclass
 class Node:
+    """One file of the tree to build: its path inside the new file system and its attributes
+    (``p2k.cli.makefs.scan`` makes these from a host directory)."""
+
     rel: str  # "" for the root
     st: os.stat_result
     target: bytes | None = None
     children: int = 0
-    namebytes: int = 0  # sum of DIRSIZ of the entries (directories)
+    dirsize: int = 0  # bytes of the directory's entries, packed into DIRBLKSIZ chunks (makefs)
 
 
-def scan(root: str) -> list[Node]:
-    """Every node under ``root``, parents before children (os.scandir order within a directory)."""
-    out: list[Node] = []
-    stack = [("", root)]
-    while stack:
-        rel, path = stack.pop()
-        s = os.lstat(path)
-        node = Node(rel, s)
-        out.append(node)
-        if st.S_ISLNK(s.st_mode):
-            node.target = os.readlink(os.fsencode(path))
-        elif st.S_ISDIR(s.st_mode):
-            names = sorted(os.listdir(path))
-            node.children = len(names)
-            node.namebytes = DIRSIZ(1) + DIRSIZ(2) + sum(DIRSIZ(len(os.fsencode(n))) for n in names)
-            for n in reversed(names):
-                stack.append((f"{rel}/{n}" if rel else n, os.path.join(path, n)))
+@dataclass
+class Sizing:
+    size: int  # bytes
+    inodes: int  # what the tree needs, slack included (makefs prints this)
+    density: int  # bytes per inode given to mkfs
+
+
+def dirsize(namelens: list[int]) -> int:
+    """makefs's ADDDIRENT: entries never straddle a DIRBLKSIZ chunk."""
+    cur = 0
+    for n in namelens:
+        this = DIRSIZ(n)
+        if this + cur > -(-cur // DIRBLKSIZ) * DIRBLKSIZ:
+            cur = -(-cur // DIRBLKSIZ) * DIRBLKSIZ
+        cur += this
+    return cur
+
+
+def block_sizes(o: MakefsOptions) -> tuple[int, int]:
+    fsize = o.fsize or DFL_FRAGSIZE
+    return o.bsize or min(DFL_BLKSIZE, 8 * fsize), fsize
+
+
+def _distinct(nodes: list[Node]) -> list[Node]:
+    """One node per inode (the first name of a hard-linked file), the root left out."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for n in nodes[1:]:
+        s = n.st
+        if not st.S_ISDIR(s.st_mode) and s.st_nlink > 1:
+            key = (s.st_dev, s.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(n)
     return out
 
 
+def makefs_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
+    """makefs's ffs_validate: the image size and inode count for the tree, before any check."""
+    bsize, fsize = block_sizes(o)
+    msl = 120 if o.version == 2 else 60
+    size = 0
+    distinct = _distinct(nodes)
+    for n in distinct:
+        m = n.st.st_mode
+        if st.S_ISREG(m):
+            size += -(-n.st.st_size // fsize) * fsize
+        elif st.S_ISLNK(m) and n.target is not None and len(n.target) + 1 >= msl:
+            size += -(-(len(n.target) + 1) // fsize) * fsize
+    size += sum(-(-n.dirsize // fsize) * fsize for n in nodes if st.S_ISDIR(n.st.st_mode))
+    inodes = len(distinct) + ROOTINO
+    size += o.freeblocks
+    inodes += o.freefiles
+    if o.freefilepc > 0:
+        inodes = inodes * (100 + o.freefilepc) // 100
+    if o.freeblockpc > 0:
+        size = size * (100 + o.freeblockpc) // 100
+    size += SBLOCK_UFS1 + SBLOCKSIZE  # boot area and superblock, one group's worth
+    isize = 256 if o.version == 2 else 128
+    size += isize * -(-inodes // (bsize // isize)) * (bsize // isize)
+    if o.minfree > 0:
+        size = size * (100 + o.minfree) // 100
+    size = max(size, o.minsize, o.size)
+    size = -(-size // bsize) * bsize
+    return Sizing(size, inodes, o.density or size // inodes + 1)
+
+
 def _file_frags(size: int, bsize: int, fsize: int, nindir: int) -> int:
-    """Fragments a file of ``size`` bytes needs, indirect blocks included."""
+    """Fragments a file of ``size`` bytes really takes, indirect blocks included."""
     if size <= 0:
         return 0
     frag = bsize // fsize
@@ -91,62 +168,73 @@ def _file_frags(size: int, bsize: int, fsize: int, nindir: int) -> int:
     return frags + ind * frag
 
 
-def estimate(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
-    """(bytes, inodes) the tree needs on a file system with these options."""
-    no = defaults(NewfsOptions(size=64 << 20, version=o.version, bsize=o.bsize, fsize=o.fsize))
-    bsize, fsize = no.bsize, no.fsize
+def needed_frags(nodes: list[Node], o: MakefsOptions) -> int:
+    """Fragments the tree's data, directories and long symlinks really take."""
+    bsize, fsize = block_sizes(o)
     nindir = bsize // (8 if o.version == 2 else 4)
     msl = 120 if o.version == 2 else 60
     frags = 0
-    seen: set[tuple[int, int]] = set()
-    for n in nodes:
-        s = n.st
-        if st.S_ISREG(s.st_mode):
-            key = (s.st_dev, s.st_ino)
-            if s.st_nlink > 1:
-                if key in seen:
-                    continue
-                seen.add(key)
-            frags += _file_frags(s.st_size, bsize, fsize, nindir)
-        elif st.S_ISDIR(s.st_mode):
-            frags += _file_frags(-(-n.namebytes // (DIRBLKSIZ - 16)) * DIRBLKSIZ, bsize, fsize, nindir)
-        elif st.S_ISLNK(s.st_mode) and n.target is not None and len(n.target) >= msl:
+    for n in _distinct(nodes) + nodes[:1]:
+        m = n.st.st_mode
+        if st.S_ISREG(m):
+            frags += _file_frags(n.st.st_size, bsize, fsize, nindir)
+        elif st.S_ISDIR(m):
+            frags += _file_frags(-(-n.dirsize // DIRBLKSIZ) * DIRBLKSIZ, bsize, fsize, nindir)
+        elif st.S_ISLNK(m) and n.target is not None and len(n.target) >= msl:
             frags += _file_frags(len(n.target), bsize, fsize, nindir)
-    return frags * fsize, len(nodes) + 2
+    return frags
 
 
-def choose_size(nodes: list[Node], o: MakefsOptions) -> tuple[int, int]:
-    """Image size and inode count: the tree's needs plus ``free_pct`` slack and the minfree
-    reserve, grown until the planned file system really holds them."""
-    need, inodes = estimate(nodes, o)
-    inodes = inodes + inodes * o.free_pct // 100 + 16
-    data = need + need * o.free_pct // 100
-    size = int(data / (1 - max(o.minfree, 0) / 100)) + (1 << 20)
+def newfs_options(o: MakefsOptions, sz: Sizing) -> NewfsOptions:
+    bsize, fsize = block_sizes(o)
+    return NewfsOptions(size=sz.size, version=o.version, bsize=bsize, fsize=fsize, density=sz.density,
+                        minfree=o.minfree, optim=o.optim, endian=o.endian, maxbpg=o.maxbpg or bsize // 4,
+                        avgfilesize=o.avgfilesize, avgfpdir=o.avgfpdir, sblockloc=o.sblockloc,
+                        lost_found=False, volname=o.label, layout="makefs")
+
+
+def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
+    """makefs's size, grown where the planned file system would not hold the tree (makefs
+    itself would fail with ENOSPC there); an error naming the maxsize when it may not grow."""
+    sz = makefs_size(nodes, o)
+    need = needed_frags(nodes, o)
+    maxsize = o.size or o.maxsize
     for _ in range(64):
-        no = NewfsOptions(size=size, version=o.version, bsize=o.bsize, fsize=o.fsize,
-                          density=o.density, minfree=o.minfree, endian=o.endian)
-        if not o.density:
-            no.ninodes = inodes
+        if maxsize and sz.size > maxsize:
+            raise OSError(errno.EFBIG, f"size of {sz.size} is larger than the maxsize of {maxsize}")
         try:
-            fs = plan(no)
-        except OSError:
-            size += size // 4 + (1 << 20)
+            fs = plan(newfs_options(o, sz))
+        except OSError as e:  # smaller than one group's metadata: makefs's mkfs exits here
+            if e.errno != errno.ENOSPC or o.size:
+                raise
+            sz.size += max(sz.size // 4, 16 * block_sizes(o)[0])
+            if not o.density:
+                sz.density = sz.size // sz.inodes + 1
             continue
-        # every cg's inode table and metadata come out of the size; check what is left
-        free_frags = fs.fs_dsize - fs.fs_dsize * fs.fs_minfree // 100
-        ninodes = fs.fs_ncg * fs.fs_ipg
-        if free_frags * fs.fs_fsize >= data + fs.fs_ncg * fs.fs_bsize and ninodes >= inodes:
-            return -(-size // 65536) * 65536, (0 if o.density else inodes)
-        size += size // 8 + (1 << 20)
+        # root writes the image, so the minfree reserve is usable; one block per group kept spare
+        short_frags = need + fs.fs_ncg * fs.fs_frag - fs.fs_dsize
+        short_inodes = sz.inodes - fs.fs_ncg * fs.fs_ipg
+        if short_frags <= 0 and short_inodes <= 0:
+            return sz
+        if o.size:
+            raise OSError(errno.ENOSPC, f"the tree does not fit in {o.size} bytes")
+        grow = max(short_frags, 0) * fs.fs_fsize + max(short_inodes, 0) * sz.density
+        sz.size = -(-(sz.size + max(grow, sz.size // 64)) // fs.fs_bsize) * fs.fs_bsize
+        if not o.density:
+            sz.density = sz.size // sz.inodes + 1
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
-def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
-    """Recreate ``nodes`` (read from host ``root``) in the file system of mount ``mp`` of kernel
-    ``k``, through its vnode operations: the write path's allocation, accounting and ordering,
-    without the path walks and permission checks of the syscall layer (makefs acts as root, and
-    knows every parent directory's vnode already). Owners, modes and all three times are set in
-    one setattr per node; directories get theirs last, deepest first."""
+def populate(k: Any, mp: Any, nodes: list[Node], content: Callable[[Node], Iterable[bytes | memoryview]]) -> None:
+    """Recreate ``nodes`` in the file system of mount ``mp`` of kernel ``k``, a regular file's
+    bytes coming from ``content(node)`` in order (the caller walks and reads the host tree: the
+    file system never sees a host path). It goes through the vnode operations: the write path's
+    allocation, accounting and ordering, without the path walks and permission checks of the
+    syscall layer (makefs acts as root, and knows every parent directory's vnode already).
+    Everything is made owned by root, so that its blocks may come out of the minfree reserve
+    that makefs's size counts on (the write path lets only root-owned inodes dip into it);
+    owners, modes and all three times are then set in one setattr per node; directories get
+    theirs last, deepest first."""
     vc = k.vcache
     with k.lock:
         rootvp = vc.vget(mp, mp.vfs_root_ino())
@@ -163,7 +251,7 @@ def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
                 m = s.st_mode
                 perm = st.S_IMODE(m)
                 if st.S_ISDIR(m):
-                    ino = mp.vop_mkdir(dvp, bname, perm, s.st_uid, s.st_gid)
+                    ino = mp.vop_mkdir(dvp, bname, perm, 0, 0)
                     dirs[n.rel] = vc.vget(mp, ino)
                     continue
                 if st.S_ISREG(m) and s.st_nlink > 1:
@@ -178,15 +266,18 @@ def populate(k: Any, mp: Any, root: str, nodes: list[Node]) -> None:
                         continue
                 if st.S_ISLNK(m):
                     assert n.target is not None
-                    ino = mp.vop_symlink(dvp, bname, n.target, 0o777, s.st_uid, s.st_gid)
+                    ino = mp.vop_symlink(dvp, bname, n.target, 0o777, 0, 0)
                 else:
-                    ino = mp.vop_create(dvp, bname, m, s.st_uid, s.st_gid, s.st_rdev)
+                    ino = mp.vop_create(dvp, bname, m, 0, 0, s.st_rdev)
                 if st.S_ISREG(m) and s.st_nlink > 1:
                     links[(s.st_dev, s.st_ino)] = ino
                 vp = vc.vget(mp, ino)
                 try:
                     if st.S_ISREG(m) and s.st_size:
-                        _copy_in(mp, vp, os.path.join(root, n.rel))
+                        off = 0
+                        for piece in content(n):
+                            mp.vop_write(vp, off, piece)
+                            off += len(piece)
                     mp.vop_setattr(vp, _attrs(n))
                 finally:
                     vc.vrele(vp)
@@ -201,21 +292,3 @@ def _attrs(n: Node) -> SetAttr:
     mode = None if st.S_ISLNK(n.st.st_mode) else st.S_IMODE(n.st.st_mode)
     return SetAttr(mode=mode, uid=n.st.st_uid, gid=n.st.st_gid, atime_ns=n.st.st_atime_ns,
                    mtime_ns=n.st.st_mtime_ns, ctime_ns=n.st.st_ctime_ns)
-
-
-def _copy_in(mp: Any, vp: Any, path: str) -> None:
-    """Write host file ``path`` into ``vp``; a big file is mapped so its pieces are never copied."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < CHUNK:
-            data = f.read()
-            if data:
-                mp.vop_write(vp, 0, data)
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            for off in range(0, len(view), CHUNK):
-                piece = view[off:off + CHUNK]
-                mp.vop_write(vp, off, piece)
-                piece.release()
-            view.release()

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.bitmap import set_bits
-from p2k.fs.ffs.cg import CG_MAGIC, Cg
+from p2k.fs.ffs.cg import CG_MAGIC, Cg, CgHeader
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.dir import DIRBLKSIZ
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT
 from p2k.fs.ffs.dirops import dir_template
 from p2k.fs.ffs.fs import (
     FS_44INODEFMT,
@@ -35,7 +35,6 @@ from p2k.fs.ffs.fs import (
     FS_UFS2_MAGIC,
     MAXBSIZE,
     MINBSIZE,
-    SB_FIELDS,
     SBLOCK_STRUCT_SIZE,
     SBLOCK_UFS1,
     SBLOCK_UFS2,
@@ -46,12 +45,14 @@ from p2k.fs.ffs.fs import (
     cgimin,
     cgsblock,
     cgtod,
+    encode_csums,
     ino_to_fsba,
     ino_to_fsbo,
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, Inode
 from p2k.hyper import MemAccount, now_ns, random_bytes, random_u32
+from p2k.hyper.hostio import HostFile, create_host_file, host_path_exists
 from p2k.vfs.bufcache import BufCache
 
 FS_OPTTIME = 0
@@ -81,6 +82,7 @@ class NewfsOptions:
     avgfilesize: int = AVFILESIZ
     avgfpdir: int = AFPDIR
     sblockloc: int = 0  # 0: the version's standard location
+    layout: str = "newfs"  # "makefs": makefs's cylinder groups (see _Geometry)
     lost_found: bool = True
     volname: bytes = b""
 
@@ -131,8 +133,87 @@ def _cgsize(ufs2: bool, contig: int, frag: int, ipg: int, fpg: int) -> int:
     return size
 
 
+class _Geometry:
+    """Blocks and inodes per cylinder group, the two ways NetBSD chooses them.
+
+    newfs (sbin/newfs/mkfs.c) keeps at least MINCYLGRPS groups and drops a last group too small
+    to be useful; makefs (usr.sbin/makefs/ffs/mkfs.c) packs each group until its maps fill one
+    block, whatever the group count, and shrinks the groups until the last one is viable, so
+    that an image sized to its tree keeps every byte it was given.
+    """
+
+    def __init__(self, ufs2: bool, bsize: int, frag: int, inopb: int, inopf: int, iblkno: int,
+                 contig: int, total: int, fragsperinode: int, ninodes: int) -> None:
+        self.ufs2, self.bsize, self.frag, self.inopb, self.inopf = ufs2, bsize, frag, inopb, inopf
+        self.iblkno, self.contig, self.total = iblkno, contig, total
+        self.fragsperinode, self.ninodes = fragsperinode, ninodes
+
+    def ipg(self, fpg: int) -> int:
+        # -n asks for a number of inodes, which may exceed one per fragment
+        want = _ceil(fpg * self.ninodes, self.total) if self.ninodes else _ceil(fpg, self.fragsperinode)
+        return max(_roundup(want, self.inopb), self.inopb)
+
+    def cgsize(self, fpg: int) -> int:
+        return _cgsize(self.ufs2, self.contig, self.frag, self.ipg(fpg), fpg)
+
+    def newfs(self) -> tuple[int, int, int, int]:
+        frag, total = self.frag, self.total
+
+        def fits(fpg: int) -> bool:
+            """The cg header with its maps fits in one block (monotonic in fpg)."""
+            if not self.ufs2 and self.ipg(fpg) > 0x7FFF:
+                return False
+            return self.cgsize(fpg) <= self.bsize
+
+        lo, hi = 1, max(1, min(self.bsize * 8, _ceil(total, frag) * frag) // frag)
+        if total // MINCYLGRPS >= 16 * frag:  # MINCYLGRPS: prefer at least four groups
+            hi = max(1, min(hi, total // MINCYLGRPS // frag))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid * frag):
+                lo = mid
+            else:
+                hi = mid - 1
+        fpg = lo * frag
+        ipg = self.ipg(fpg)
+        if self.iblkno + ipg // self.inopf + frag > fpg:
+            raise OSError(errno.ENOSPC, f"file system of {total * (self.bsize // frag)} bytes is too small")
+        ncg = _ceil(total, fpg)
+        if ncg > 1 and total - (ncg - 1) * fpg < self.iblkno + ipg // self.inopf + frag:
+            ncg -= 1
+            total = ncg * fpg
+        return fpg, ipg, ncg, total
+
+    def makefs(self) -> tuple[int, int, int, int]:
+        frag, total = self.frag, self.total
+        minfpg = min(self.fragsperinode * self.inopb, total)
+        fpg = max(_roundup(self.iblkno + self.inopb // self.inopf, frag), minfpg)
+        fpg = max(_roundup(self.iblkno + self.ipg(fpg) // self.inopf, frag), minfpg)
+        # grow by whole blocks while the maps still fit in one block, up to the whole size
+        lo, hi = 0, max(0, _ceil(total - 1 - fpg, frag))
+        if self.cgsize(fpg) > self.bsize:
+            raise OSError(errno.EINVAL, "bytes per inode too large for one cylinder group map")
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.cgsize(fpg + mid * frag) <= self.bsize:
+                lo = mid
+            else:
+                hi = mid - 1
+        fpg += lo * frag
+        while True:  # the last group must hold its own metadata
+            ipg = self.ipg(fpg)
+            lastmin = _roundup(self.iblkno + ipg // self.inopf, frag)
+            if total < lastmin:
+                raise OSError(errno.ENOSPC, f"file system size {total} < minimum size of {lastmin}")
+            if total % fpg >= lastmin or total % fpg == 0:
+                return fpg, ipg, _ceil(total, fpg), total
+            fpg -= frag
+
+
 def plan(o: NewfsOptions) -> Superblock:
-    """The superblock of the new file system (all geometry; summary counts of the empty fs)."""
+    """The superblock of the new file system (all geometry; summary counts of the empty fs).
+    One function because it follows newfs's mkfs() step by step, each value from the ones before
+    it; split up, the order that makes it right would be spread over several places."""
     o = defaults(o)
     ufs2 = o.version == 2
     bsize, fsize = o.bsize, o.fsize
@@ -145,51 +226,17 @@ def plan(o: NewfsOptions) -> Superblock:
     sblkno = _roundup(_ceil(o.sblockloc + SBLOCKSIZE, fsize), frag)
     cblkno = sblkno + _roundup(_ceil(SBLOCKSIZE, fsize), frag)
     iblkno = cblkno + frag
-    fragsperinode = max(1, _ceil(o.density, fsize))
-
-    def ipg_for(fpg: int) -> int:
-        # -n asks for a number of inodes, which may exceed one per fragment
-        want = _ceil(fpg * o.ninodes, total) if o.ninodes else _ceil(fpg, fragsperinode)
-        return max(_roundup(want, inopb), inopb)
-
-    def fits(fpg: int) -> bool:
-        """The cg header with its maps fits in one block (monotonic in fpg)."""
-        ipg = ipg_for(fpg)
-        if not ufs2 and ipg > 0x7FFF:
-            return False
-        return _cgsize(ufs2, contig, frag, ipg, fpg) <= bsize
-
-    lo, hi = 1, max(1, min(bsize * 8, _ceil(total, frag) * frag) // frag)
-    if total // MINCYLGRPS >= 16 * frag:  # MINCYLGRPS: prefer at least four groups
-        hi = max(1, min(hi, total // MINCYLGRPS // frag))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid * frag):
-            lo = mid
-        else:
-            hi = mid - 1
-    fpg = lo * frag
-    ipg = ipg_for(fpg)
+    fragsperinode = max(1, o.density // fsize)  # mkfs: numfrags(density), rounded down
     inopf = max(inopb // frag, 1)
+    geo = _Geometry(ufs2, bsize, frag, inopb, inopf, iblkno, contig, total, fragsperinode, o.ninodes)
+    fpg, ipg, ncg, total = geo.makefs() if o.layout == "makefs" else geo.newfs()
     dblkno = iblkno + ipg // inopf
-    if dblkno + frag > fpg:
-        raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")
-    ncg = _ceil(total, fpg)
-    if ncg > 1 and total - (ncg - 1) * fpg < dblkno + frag:
-        ncg -= 1
-        total = ncg * fpg
     cssize = _roundup(ncg * 16, fsize)
     if dblkno + _ceil(cssize, fsize) + 3 * frag > min(fpg, total):
         raise OSError(errno.ENOSPC, f"file system of {o.size} bytes is too small")
-    fs = Superblock()
-    for name, fmt in SB_FIELDS:
-        n = int(fmt[:-1] or 1) if fmt[-1] == "s" else 0
-        setattr(fs, name, bytes(n) if fmt.endswith("s") else 0)
-    fs.endian = o.endian
+    fs = Superblock.new(o.endian)
     fs.ufs2 = ufs2
-    fs.ea = False
     fs.loc = o.sblockloc
-    fs.dirty = False
     t = now_ns() // 1_000_000_000
     sbsize = min(_roundup(SBLOCK_STRUCT_SIZE, fsize), SBLOCKSIZE)
     fs.raw_tail = bytes(sbsize - SBLOCK_STRUCT_SIZE)
@@ -256,7 +303,7 @@ def _init_cg(fs: Superblock, c: int, t: int) -> bytes:
     else:
         clustersumoff = clusteroff = 0
         nextfreeoff = freeoff + _ceil(fpg, 8)
-    struct.pack_into(fs.endian + "ii", buf, 0, 0, CG_MAGIC)
+    CgHeader.field("cg_magic", fs.endian).pack_into(buf, CgHeader.OFFSETS["cg_magic"], CG_MAGIC)
     cg = Cg(buf, fs.endian)
     cg.cg_cgx = c
     cg.cg_ndblk = ndblk
@@ -351,19 +398,18 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
         nblk = _ceil(n_init, fs.fs_inopb)
         table = b"".join(_inode_block(fs, fs.fs_inopb) if k < 4 else inoblk for k in range(nblk))
         pwrite(cgimin(fs, c) * fsize, table)
-    csum0 = struct.pack(f"{fs.endian}{4 * fs.fs_ncg}i", *[0] * (4 * fs.fs_ncg))
-    pwrite(fs.fs_csaddr * fsize, csum0.ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, bytes(fs.fs_cssize))
     # the summary of the empty fs comes from the cg headers just written
     ndir = nbfree = nifree = nffree = 0
-    csum: list[int] = []
+    csum: list[list[int]] = []
     for c in range(fs.fs_ncg):
         cg = Cg(pread(cgtod(fs, c) * fsize, fs.fs_cgsize), fs.endian)
-        csum += [cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree]
+        csum.append([cg.cg_cs_ndir, cg.cg_cs_nbfree, cg.cg_cs_nifree, cg.cg_cs_nffree])
         ndir += cg.cg_cs_ndir
         nbfree += cg.cg_cs_nbfree
         nifree += cg.cg_cs_nifree
         nffree += cg.cg_cs_nffree
-    pwrite(fs.fs_csaddr * fsize, struct.pack(f"{fs.endian}{len(csum)}i", *csum).ljust(fs.fs_cssize, b"\0"))
+    pwrite(fs.fs_csaddr * fsize, encode_csums(csum, fs.endian, fs.fs_cssize))
     fs.fs_cs_ndir, fs.fs_cs_nbfree, fs.fs_cs_nifree, fs.fs_cs_nffree = ndir, nbfree, nifree, nffree
     dev = _MemDev(pread, pwrite, fs.fs_size * fsize, fsync)
     bc = BufCache(MemAccount(None))
@@ -395,7 +441,7 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
     _put_inode(fs, codec, dev, 2, IFDIR | 0o755, root_nlink, DIRBLKSIZ, [raddr], rfr * fsize, t)
     if lost_found:
         laddr, _ = alloc.alloc_blocks(0, 0, 1, True)
-        empty = struct.pack(f"{endian}IHBB", 0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
+        empty = DIRECT[endian].pack(0, DIRBLKSIZ, 0, 0).ljust(DIRBLKSIZ, b"\0")
         body = dir_template(endian, 3, 2) + empty * (bsize // DIRBLKSIZ - 1)
         dev.pwrite(laddr * fsize, body)
         _put_inode(fs, codec, dev, 3, IFDIR | 0o700, 2, bsize, [laddr], bsize, t)
@@ -449,3 +495,27 @@ def summary_lines(fs: Superblock, name: str, verbosity: int = 3) -> list[str]:
         for i in range(0, len(nums), per):
             out.append(" " + ", ".join(f"{n:>{width}}" for n in nums[i:i + per]) + ",")
     return out
+
+
+def newfs_image(path: str, opts: NewfsOptions, fs: Superblock | None = None, *, zero: bool = False,
+                lost_found: bool = True) -> Superblock:
+    """Create (or overwrite) the image at ``path`` with a new file system; returns its superblock.
+
+    The library entry of ``p2k newfs`` (and of makefs and the crash runner, which need an empty
+    file system first); the host file is reached only through p2k.hyper."""
+    if fs is None:
+        fs = plan(opts)
+    nbytes = fs.fs_size * fs.fs_fsize
+    if not host_path_exists(path):
+        create_host_file(path)
+    host = HostFile(path, size=max(nbytes, opts.size))
+    try:
+        host.extend_to_window()
+        if zero:
+            chunk = bytes(1 << 20)
+            for off in range(0, nbytes, len(chunk)):
+                host.pwrite(off, chunk[:min(len(chunk), nbytes - off)])
+        write_fs(fs, host.pread, host.pwrite, host.fsync, lost_found=lost_found)
+    finally:
+        host.close()
+    return fs

@@ -9,7 +9,7 @@ mount of such a file system fails with EROFS and that reason.
 from __future__ import annotations
 
 import errno
-import struct
+import logging
 from typing import TYPE_CHECKING, Any
 
 from p2k.fs.ffs.bmap import BlockMap
@@ -31,6 +31,7 @@ from p2k.fs.ffs.fs import (
     FS_SUJ,
     FS_TRIM,
     FS_UNCLEAN,
+    FS_WASCLEAN,
     UFS_ROOTINO,
     Superblock,
     blkstofrags,
@@ -43,6 +44,7 @@ from p2k.fs.ffs.fs import (
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
 from p2k.fs.ffs.vnops import FfsVnops
 from p2k.fs.ffs.vnops_extattr import FfsExtattrVnops
+from p2k.fs.ffs.wapbl import LogError, Replay, ReplayedDevice, has_log, log_state
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS
 
@@ -51,36 +53,16 @@ if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice
 
 ST_RDONLY = 1
-WAPBL_WC_HEADER = 0x5741424C
+log = logging.getLogger("p2k.ffs")
 _KNOWN_FLAGS = (FS_UNCLEAN | FS_DOSOFTDEP | FS_NEEDSFSCK | FS_SUJ | FS_POSIX1EACLS | FS_MULTILABEL
                 | FS_GJOURNAL | FS_FLAGS_UPDATED | FS_DOWAPBL | FS_DOQUOTA2 | FS_TRIM | FS_NFS4ACLS)
 
 
-def wapbl_log_state(fs: Superblock, pread: Any, devsize: int) -> str:
-    """'empty', 'busy' or 'unreadable' for the WAPBL journal the superblock describes.
+def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | None:
+    """Why p2k must not mount this file system read-write, in one line, or None.
 
-    The journal header pair sits at ``fs_journallocs[ADDR] × BLKSZ`` (both layouts); the newer
-    generation wins, and the log is empty iff its ``wc_head == wc_tail == 0``."""
-    blksz = fs.fs_journal_blksz
-    if fs.fs_journal_location not in (1, 2) or not (DEV_BSIZE <= blksz <= 65536) or blksz & (blksz - 1):
-        return "unreadable"
-    off = fs.fs_journal_addr * blksz
-    if off + 2 * blksz > devsize:
-        return "unreadable"
-    buf = pread(off, 2 * blksz)
-    hdr = struct.Struct(fs.endian + "IiII8xQIIIIqq")
-    best = None
-    for slot in (0, blksz):
-        wc_type, _, _, gen, _, _, _, _, _, head, tail = hdr.unpack_from(buf, slot)
-        if wc_type == WAPBL_WC_HEADER and (best is None or gen > best[0]):
-            best = (gen, head, tail)
-    if best is None:
-        return "unreadable"
-    return "empty" if best[1] == 0 and best[2] == 0 else "busy"
-
-
-def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
-    """Why p2k must not mount this file system read-write, in one line, or None."""
+    ``journal`` is the WAPBL log when the superblock has one (parsed, so replayable), or the
+    reason it cannot be replayed."""
     flags = fs.fs_flags
     # FreeBSD's FS_METACKHASH shares 0x200 with NetBSD's FS_DOQUOTA2; a non-zero fs_metackhash
     # tells them apart. Check-hashes are not a refusal: FreeBSD's own rule is that a kernel that
@@ -89,19 +71,16 @@ def compute_rw_refusal(fs: Superblock, pread: Any, devsize: int) -> str | None:
     if flags & FS_DOQUOTA2 and not freebsd_ckhash:
         return "in-file-system quotas (FS_DOQUOTA2) are not maintained"
     if flags & FS_DOWAPBL:
-        if fs.fs_journal_version or fs.fs_journal_location:
-            state = wapbl_log_state(fs, pread, devsize)
-            if state != "empty":
-                return f"WAPBL journal is {'not empty' if state == 'busy' else 'unreadable'}; " \
-                       "replay it with NetBSD's fsck_ffs or kernel first"
-        else:  # FreeBSD's meaning of 0x100
+        if isinstance(journal, str):
+            return f"WAPBL journal cannot be replayed ({journal}); run fsck -y"
+        if journal is None and not has_log(fs):  # FreeBSD's meaning of 0x100
             return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
     if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (vnops_extattr, p2k.vfs.acl); NFSv4 ones not
         return "NFSv4 ACLs (FS_NFS4ACLS) are not maintained"
     if flags & FS_POSIX1EACLS and not fs.ufs2:
         return "ACLs on UFS1 (kept in backing-file extended attributes) are not maintained"
     if flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN:
-        return "soft-updates journal on an unclean file system; run FreeBSD's fsck_ffs first"
+        return "unclean file system with a soft-updates journal, which p2k does not replay; run fsck -y"
     if flags & FS_GJOURNAL:
         return "gjournal (FS_GJOURNAL) is not supported"
     if flags & ~_KNOWN_FLAGS:
@@ -127,6 +106,7 @@ class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
         self.bufcache = kernel.bufcache
         self.rw_refusal: str | None = None
         self.dir_errors: list[str] = []
+        self.notes: list[str] = []  # one-line remarks of the mount (a journal replayed or not)
 
     def _pread(self, off: int, n: int) -> bytes:
         return self.bufcache.read(self.dev, off, n)
@@ -134,7 +114,7 @@ class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
     # ---- VFS operations --------------------------------------------------------------------------
     def vfs_start(self) -> None:
         devsize = self.dev.size
-        fs = find_superblock(self._pread, devsize)
+        fs = self._open_journal(find_superblock(self._pread, devsize))
         self.fs = fs
         self.codec = DinodeCodec(fs.ufs2, fs.endian, not fs.ufs2 and fs.fs_old_inodefmt < FS_44INODEFMT)
         self.bmapper = BlockMap(fs, self.dev, self.bufcache)
@@ -146,15 +126,64 @@ class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
         self.maxsectors = fs.fs_size << fs.fs_fsbtodb
         self._itable = [cgimin(fs, c) << fs.fs_fshift for c in range(fs.fs_ncg)]
         assert all(ino_to_fsba(fs, c * fs.fs_ipg) << fs.fs_fshift == self._itable[c] for c in (0, fs.fs_ncg - 1))
-        try:
-            self.rw_refusal = compute_rw_refusal(fs, self._pread, devsize)
-        except OSError as e:
-            self.rw_refusal = f"journal unreadable ({e.strerror})"
+        self.rw_refusal = compute_rw_refusal(fs, self.journal)
+        if fs.fs_flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN and self.readonly:
+            self.notes.append("file system is unclean; its soft-updates journal is not replayed")
+            log.warning("%s: file system is unclean; its soft-updates journal is not replayed",
+                        self.mountpoint_path)
         if not self.readonly:
             if self.rw_refusal is not None:
                 raise OSError(errno.EROFS, f"read-write mount refused: {self.rw_refusal}")
-            if self.dev.readonly:
+            if self.dev.readonly and not isinstance(self.dev, ReplayedDevice):
                 raise OSError(errno.EROFS, "device is read-only")
+
+    def _open_journal(self, fs: Superblock) -> Superblock:
+        """ffs_mountfs's WAPBL step: a superblock with a journal gets it parsed; a non-empty one
+        is laid over every read from here on (``ReplayedDevice``) and the superblock read again
+        through it, as NetBSD re-reads it after starting replay. A read-write mount writes it
+        home later (``replay_to_disk``), once nothing else refuses the mount. A log that cannot
+        be replayed is noted in one line and the file system is read without it."""
+        self.journal: Replay | str | None = None
+        if not has_log(fs):
+            return fs
+        try:
+            rp = log_state(fs, self.dev.pread, self.dev.size, fs.fs_ncg * fs.fs_ipg)
+        except LogError as e:
+            self.journal = str(e)
+            self.notes.append(f"WAPBL journal not replayed: {e}")
+            log.warning("%s: WAPBL journal not replayed: %s", self.mountpoint_path, e)
+            return fs
+        self.journal = rp
+        if not rp.empty:
+            self.bufcache.invalidate_dev(self.dev)
+            self.dev = ReplayedDevice(self.dev, rp)
+            fs = find_superblock(self._pread, self.dev.size)
+            if self.readonly:
+                self.notes.append(f"replaying log to memory ({len(rp.blocks)} blocks)")
+                log.info("%s: replaying log to memory", self.mountpoint_path)
+        if fs.fs_clean & FS_WASCLEAN:
+            # The log made the file system consistent: it was clean when the log mount began.
+            fs.fs_clean = FS_ISCLEAN
+        return fs
+
+    def replay_to_disk(self) -> None:
+        """``wapbl_replay_write``, then the log emptied (a new commit header, head = tail = 0), each
+        step synced before the next: a crash in between leaves a log that replays again."""
+        overlay = self.dev
+        if not isinstance(overlay, ReplayedDevice):
+            return
+        rp = overlay.replay
+        real = overlay.dev
+        self.bufcache.invalidate_dev(overlay)
+        rp.write_home(real.pwrite)
+        real.fsync()
+        off, raw = rp.empty_header()
+        real.pwrite(off, raw)
+        real.fsync()
+        self.dev = real
+        self.bmapper = BlockMap(self.fs, real, self.bufcache)
+        self.notes.append(f"replaying log to disk ({len(rp.blocks)} blocks)")
+        log.info("%s: replaying log to disk", self.mountpoint_path)
 
     def vfs_root_ino(self) -> int:
         return UFS_ROOTINO

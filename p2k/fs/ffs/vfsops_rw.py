@@ -1,7 +1,7 @@
 """Read-write FFS mounts (NetBSD ``ffs_vfsops.c``: ffs_mountfs for rw, ffs_sync, ffs_unmount,
 ffs_sbupdate, ffs_cgupdate) on top of the read-only ``FfsMount``.
 
-The clean-flag protocol (reference §8): a read-write mount first clears what p2k does not
+The clean-flag protocol (docs/ffs-format.md §8): a read-write mount first clears what p2k does not
 maintain — an *empty* WAPBL log's ``FS_DOWAPBL`` (a busy one is refused by ``rw_refusal``),
 ``FS_DOSOFTDEP``/``FS_SUJ`` — then shifts ``fs_clean`` (ISCLEAN becomes WASCLEAN) and writes the
 superblock synchronously *before any other metadata write*, so a crash leaves an unclean file
@@ -28,10 +28,13 @@ from p2k.fs.ffs.fs import (
     ino_to_fsba,
     ino_to_fsbo,
 )
+from p2k.fs.ffs.suj import release_sujournal
 from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vnops_write import FfsWriteVnops
+from p2k.fs.ffs.wapbl_finish import replay_finish
+from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
 from p2k.hyper import now_ns
-from p2k.vfs.mount import MNT_ASYNC
+from p2k.vfs.mount import MNT_ASYNC, MNT_LOG
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
@@ -54,6 +57,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         self.freed_blocks: set[int] = set()
         self.freed_inos: set[int] = set()
         self._in_checkpoint = False
+        self.wapbl: LogWriter | None = None  # the journal of a -o log mount
+        self.deferred: DeferredFrees | None = None  # its frees, applied at the next commit
 
     def vfs_start(self) -> None:
         super().vfs_start()
@@ -66,10 +71,18 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
             raise OSError(errno.EROFS, "read-write mount refused: 4.4BSD-layout UFS1 superblock "
                           "(no FS_FLAGS_UPDATED) is not maintained")
+        self.replay_to_disk()
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         self.alloc.note_new = self.note_new
+        if self.flags & MNT_LOG or "log" in self.data:
+            self.flags = (self.flags | MNT_LOG) & ~MNT_ASYNC  # NetBSD ignores async on a log mount
+            self.wapbl = LogWriter(self)
+            self.deferred = DeferredFrees(self.alloc)
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
+        had_suj = fs.fs_flags & FS_SUJ
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
+        if self.wapbl is not None:
+            fs.fs_flags |= FS_DOWAPBL
         if fs.fs_metackhash:  # FreeBSD check-hashes (0x200 = FS_METACKHASH there): not maintained
             fs.fs_flags &= ~FS_DOQUOTA2
             fs.fs_metackhash = 0
@@ -86,6 +99,12 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             # between; memory pressure goes through our full sync.
             self.ordered = True
             self.bufcache.set_checkpoint(self.dev, self._checkpoint)
+        if not isinstance(self.journal, str) and self.journal is not None:
+            replay_finish(self, self.journal.inodes)
+        if had_suj:
+            release_sujournal(self)
+        if self.wapbl is not None:
+            self.kernel.op_end_hooks.append(self._log_op_end)  # last: the mount is complete
 
     def _checkpoint(self) -> None:
         """A full, ordered sync on behalf of the buffer cache (memory pressure) or of ``barrier``;
@@ -98,11 +117,20 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         finally:
             self._in_checkpoint = False
 
+    def _log_op_end(self) -> None:
+        """Between system calls: commit before the dirty buffers could outgrow the log (NetBSD
+        flushes when a transaction nears the log's free space), so that a sync never has to
+        write metadata unjournaled. Dirty data counts too: an early commit costs only time."""
+        wapbl = self.wapbl
+        if wapbl is not None and self.bufcache.dirty_bytes > wapbl.circ_size // 2:
+            self._checkpoint()
+
     def barrier(self) -> None:
         """Everything so far on disk, in order, before the next write: used before a block or an
         inode freed since the last one is written again, because the last pointer to it (or the
-        name of it) may still be waiting in the cache behind the new contents."""
-        if self.ordered:
+        name of it) may still be waiting in the cache behind the new contents. A log mount needs
+        none (its frees wait for the commit) and must not commit in mid-operation."""
+        if self.ordered and self.wapbl is None:
             self._checkpoint()
         self.freed_blocks.clear()
         self.freed_inos.clear()
@@ -149,6 +177,16 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         the buffer cache's epochs (``lo``/``hi`` name the changed bytes, for the record)."""
         self.bufcache.bdwrite(bp)
 
+    def unlinked_open_inodes(self) -> list[tuple[int, int]]:
+        """(inode, mode) of the inodes still open with no name left: a journal lists them, so
+        that a replay completes their deletion."""
+        out = []
+        for vp in self.kernel.vcache.vnodes_of(self):
+            ip: Inode | None = vp.data  # type: ignore[assignment]
+            if ip is not None and ip.nlink == 0 and ip.mode != 0:
+                out.append((ip.ino, ip.mode))
+        return out
+
     def mark_dirty(self, ip: Inode) -> None:
         ip.dirty = True
         self.dirty_inodes[ip.ino] = ip
@@ -187,13 +225,20 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         if self.readonly or self.alloc is None:
             super().vfs_sync(wait)
             return
+        if self.deferred is not None:
+            self.deferred.apply()
         for ip in list(self.dirty_inodes.values()):
             self.iupdate(ip)
         if self.alloc.csum_dirty or self.fs.dirty:
             self._write_summary()
             self.write_superblock()
-        # data first, a device flush, then metadata and another flush (the cache's epochs)
-        self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC)
+        # data first, a device flush, then metadata and another flush (the cache's epochs); on a
+        # log mount the metadata is committed to the journal in between, emptied after
+        wapbl = self.wapbl
+        self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC,
+                                journal=wapbl.commit if wapbl is not None else None)
+        if wapbl is not None and wapbl.pending:
+            wapbl.truncate()
         self.freed_blocks.clear()
         self.freed_inos.clear()
 
@@ -205,6 +250,9 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         fs = self.fs
         if fs.fs_clean & FS_WASCLEAN:
             fs.fs_clean = FS_ISCLEAN
+        fs.fs_flags &= ~FS_DOWAPBL  # ffs_wapbl_stop: the log is empty, the mount ends
+        if self._log_op_end in self.kernel.op_end_hooks:
+            self.kernel.op_end_hooks.remove(self._log_op_end)
         self.bufcache.set_checkpoint(self.dev, None)  # (writes anything still deferred)
         self.ordered = False
         self._write_summary()

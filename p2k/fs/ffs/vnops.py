@@ -174,7 +174,8 @@ class FfsVnops:
                     if ino and dtype != DT_WHT and ename not in cache:
                         cache[ename] = ino
             ip.dircache = cache
-        ino = cache.get(name)
-        if ino is None:
+        found = cache.get(name)
+        if found is None:
             raise OSError(errno.ENOENT, f"{name.decode(errors='replace')}: no such entry")
+        ino = found
         return ino

@@ -319,10 +319,11 @@ class FfsWriteVnops:
         _changed(ip)
         if sa.ctime_ns is not None:
             set_times(ip, c=sa.ctime_ns)
+        self.codec.clamp_times(ip)
         self.mark_dirty(ip)
 
     # ---- data ------------------------------------------------------------------------------------
-    def vop_write(self: FfsMountRW, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self: FfsMountRW, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         self._rw()
         ip = _ip(vp)
         kind = ip.mode & IFMT

@@ -237,7 +237,7 @@ class TmpfsVnops:
             n.atime_ns = now_ns()
         return read_pages(n.pages, n.size, offset, size)
 
-    def vop_write(self: TmpfsMount, vp: Vnode, offset: int, data: bytes | memoryview) -> int:
+    def vop_write(self: TmpfsMount, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         n = _node(vp)
         if n.pages is None:
             raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")

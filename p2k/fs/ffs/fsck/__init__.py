@@ -7,12 +7,14 @@ module, the in-core state is flat arrays (``state.py``), all device access goes 
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass
+from io import StringIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN
+from p2k.fs.ffs.fs import FS_DOWAPBL, FS_ISCLEAN, FS_NEEDSFSCK, FS_UNCLEAN
 from p2k.fs.ffs.fsck.ctx import Ctx, Options
 from p2k.fs.ffs.fsck.io import FsckIO
+from p2k.fs.ffs.fsck.journal import replay_journal, suj_full_check
 from p2k.fs.ffs.fsck.pass1 import pass1
 from p2k.fs.ffs.fsck.pass1b import pass1b
 from p2k.fs.ffs.fsck.pass2 import pass2
@@ -27,8 +29,42 @@ from p2k.fs.ffs.fsck.report import (
     Reporter,
 )
 from p2k.fs.ffs.fsck.setup import check_fields, read_csum, read_superblock, skip_clean, write_superblock
+from p2k.hyper import now_ns
 
-__all__ = ["FsckIO", "Options", "Reporter", "checkfilesys"]
+if TYPE_CHECKING:
+    from p2k.etfs import Device
+
+__all__ = ["FsckIO", "FsckResult", "Options", "Reporter", "checkfilesys", "fsck_device"]
+
+
+@dataclass
+class FsckResult:
+    """One check's outcome as values: the crash runner and tests read these, never fsck's text."""
+
+    code: int  # fsck_ffs's exit status (FSCK_EXIT_*)
+    summary: dict[str, Any]  # files, used, free, frags, blocks, fragmentation
+    modified: bool  # something was written to the device
+    resolved: bool  # no inconsistency was left unrepaired
+    findings: list[dict[str, Any]]  # every message, question and answer, as --json lists them
+    lines: list[str]  # what fsck printed (or would have), one line each
+    report: Reporter
+
+    def json(self) -> str:
+        return self.report.json_report(self.summary, self.code, self.modified)
+
+
+def fsck_device(dev: Device, opts: Options, name: str, out: TextIO | None = None) -> FsckResult:
+    """Check (and with -y/-p repair) the file system on ``dev`` — fsck_ffs on one device. ``out``
+    receives the running text (``p2k fsck`` passes stdout); None keeps it only in the result."""
+    rep = Reporter(name, opts.mode, as_json=opts.as_json, out=out if out is not None else StringIO(),
+                   progress=None if out is not None else False)
+    io = FsckIO(dev, opts.mode == "n")
+    try:
+        code, summary = checkfilesys(io, rep, opts)
+    except OSError as e:
+        rep.say(f"{name}: CANNOT READ: {e.strerror or e}")
+        code, summary = FSCK_EXIT_CHECK_FAILED, {}
+    return FsckResult(code, summary, io.modified, rep.resolved, rep.findings, rep.lines, rep)
 
 
 def checkfilesys(io: FsckIO, rep: Reporter, opts: Options) -> tuple[int, dict[str, Any]]:
@@ -48,21 +84,19 @@ def _check(io: FsckIO, rep: Reporter, opts: Options, summary: dict[str, Any]) ->
     else:
         rep.banner(f"** {rep.devname}")
     fs, alternate = read_superblock(io, rep, opts.sblock)
-    if fs.fs_flags & FS_DOWAPBL and rep.preen:
+    force = opts.force or opts.sblock is not None
+    if fs.fs_flags & FS_DOWAPBL and rep.preen and not force:
         rep.pwarn("file system is journaled; not checking")
         return FSCK_EXIT_OK
-    skip_clean(fs, rep, opts.force or opts.sblock is not None, alternate)
+    fs, replayed = replay_journal(io, rep, fs)
+    skip_clean(fs, rep, force or replayed, alternate)
+    replayed = suj_full_check(io, rep, fs) or replayed
     if opts.endian and opts.endian != fs.endian:
         rep.say("p2k fsck: byte-order conversion (-B) is not supported")
         return FSCK_EXIT_CHECK_FAILED
     ctx = Ctx(fs, io, rep, opts)
-    ctx.sbdirty = check_fields(fs, rep)
+    ctx.sbdirty = check_fields(fs, rep) or replayed
     ctx.csum = read_csum(io, fs)
-    if fs.fs_flags & FS_DOWAPBL:
-        if rep.ask("FILE SYSTEM IS JOURNALED (WAPBL); THE JOURNAL IS NOT REPLAYED", "CLEAR JOURNAL FLAG",
-                   kind="wapbl"):
-            fs.fs_flags &= ~FS_DOWAPBL
-            ctx.sbdirty = True
     mnt = fs.fs_fsmnt.split(b"\0", 1)[0].decode("utf-8", "replace")
     rep.banner(f"** Last Mounted on {mnt}")
     rep.banner("** Phase 1 - Check Blocks and Sizes")
@@ -107,7 +141,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
     if alternate and (rep.preen or rep.reply("UPDATE STANDARD SUPERBLOCK")):
         ctx.sbdirty = True
     if io.modified or ctx.sbdirty:
-        fs.fs_time = int(time.time())
+        fs.fs_time = now_ns() // 1_000_000_000
         ctx.sbdirty = True
     if rep.resolved and not fs.fs_clean & FS_ISCLEAN:
         if rep.preen:
@@ -117,6 +151,7 @@ def _finish(ctx: Ctx, alternate: bool) -> None:
             ok = rep.reply("MARK FILE SYSTEM CLEAN")
         if ok:
             fs.fs_clean = FS_ISCLEAN
+            fs.fs_flags &= ~(FS_UNCLEAN | FS_NEEDSFSCK)  # FreeBSD's ckfini clears them with it
             fs.fs_pendingblocks = fs.fs_pendinginodes = 0
             ctx.sbdirty = True
     if ctx.sbdirty:

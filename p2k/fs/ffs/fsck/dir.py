@@ -9,19 +9,19 @@ happen in a repairing run.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
 from p2k.fs.ffs.fsck.state import DFOUND, USTATE
 from p2k.fs.ffs.inode import IFDIR, Inode
+from p2k.hyper import now_ns
 
 
 def hdr(ctx: Ctx) -> struct.Struct:
-    return struct.Struct(ctx.fs.endian + "IHBB")
+    return DIRECT[ctx.fs.endian]
 
 
 def dir_blocks(ctx: Ctx, ip: Inode) -> list[tuple[int, int, int]]:
@@ -183,7 +183,7 @@ def allocdir(ctx: Ctx, parent: int, mode: int, ino: int = 0) -> int:
         hdr(ctx).pack_into(data, c, 0, DIRBLKSIZ, 0, 0)
     ctx.io.write(frag * fs.fs_fsize, data)
     ip = ctx.codec.decode(bytes(ctx.isize), 0, ino)
-    now = int(time.time())
+    now = now_ns() // 1_000_000_000
     ip.mode = IFDIR | mode
     ip.nlink = 2
     ip.size = fs.fs_fsize

@@ -58,6 +58,10 @@ class FsckIO:
             for key in [k for k in self._cache if k[0] < end and off < k[0] + k[1]]:
                 del self._cache[key]
 
+    def invalidate(self) -> None:
+        """Forget cached blocks (the device's contents changed under us: a journal replay)."""
+        self._cache.clear()
+
     def flush(self) -> None:
         if not self.readonly:
             self.device.fsync()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from p2k.fs.ffs.cg import CG_STRUCTS, cg_magic_ok
+from p2k.fs.ffs.cg import CgHeader, cg_magic_ok
 from p2k.fs.ffs.fs import (
     UFS_NDADDR,
     UFS_NIADDR,
@@ -32,7 +32,7 @@ from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inod
 MAXBAD = 10
 MAXDUP = 10
 READ_CHUNK = 4 << 20
-_INITEDIBLK = CG_STRUCTS["<"].size - 48  # offset 120, cg_initediblk
+_INITEDIBLK = CgHeader.OFFSETS["cg_initediblk"]
 
 
 def mark_metadata(ctx: Ctx) -> None:
@@ -55,7 +55,7 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = struct.unpack_from(fs.endian + "I", buf, _INITEDIBLK)[0]
+    n = CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0]
     return min(n, fs.fs_ipg)
 
 

@@ -10,6 +10,8 @@ directory's parent is recorded for phase 3. Last, each ".." is compared with the
 
 from __future__ import annotations
 
+from typing import Any
+
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR, DT_WHT, MAXNAMLEN
 from p2k.fs.ffs.fs import UFS_ROOTINO, UFS_WINO
 from p2k.fs.ffs.fsck.ctx import Ctx
@@ -43,7 +45,7 @@ def check_root(ctx: Ctx) -> None:
     st.parent[UFS_ROOTINO] = UFS_ROOTINO
 
 
-def fileerror(ctx: Ctx, cwd: int, ino: int, name: bytes, msg: str, question: str, **info: object) -> bool:
+def fileerror(ctx: Ctx, cwd: int, ino: int, name: bytes, msg: str, question: str, **info: Any) -> bool:
     path = getpathname(ctx, cwd).rstrip("/") + "/" + name.decode("utf-8", "replace")
     st = ctx.st
     what = "NAME"
@@ -52,7 +54,7 @@ def fileerror(ctx: Ctx, cwd: int, ino: int, name: bytes, msg: str, question: str
     return ctx.rep.ask(f"{msg} I={ino}\n{what}={path}", question, ino=ino, dir=cwd, name=path, **info)
 
 
-def direrror(ctx: Ctx, dirino: int, msg: str, question: str, **info: object) -> bool:
+def direrror(ctx: Ctx, dirino: int, msg: str, question: str, **info: Any) -> bool:
     path = getpathname(ctx, dirino)
     return ctx.rep.ask(f"{msg} I={dirino}\nDIR={path}", question, ino=dirino, name=path, **info)
 

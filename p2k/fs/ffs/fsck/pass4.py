@@ -15,6 +15,7 @@ from p2k.fs.ffs.fsck.inode import clri, pinode
 from p2k.fs.ffs.fsck.pass3 import linkup
 from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE
 from p2k.fs.ffs.inode import IFDIR, IFMT
+from p2k.fs.ffs.wapbl import SF_LOG, journal_inode
 
 _NONZERO = re.compile(rb"[^\x00]")
 
@@ -37,11 +38,14 @@ def pass4(ctx: Ctx) -> None:
     st, rep = ctx.st, ctx.rep
     rep.phase = "Phase 4"
     zln = set(st.zlnlist)
+    jino = journal_inode(ctx.fs, ctx.io.size)
     for ino in candidates(ctx):
         s = st.statemap[ino]
         if s in (FSTATE, DFOUND):
             n = st.lncnt[ino]
             if n:
+                if ino == jino and ctx.ginode(ino).flags & SF_LOG:
+                    continue  # the WAPBL journal: in no directory, and left alone (is_journal_inode)
                 adjust(ctx, ino, n)
             elif ino in zln:
                 clri(ctx, ino, "UNREF", True)

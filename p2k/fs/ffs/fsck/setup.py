@@ -14,6 +14,7 @@ import struct
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_ISCLEAN,
+    FS_MAGIC_OFFSET,
     FS_UFS1_MAGIC,
     FS_UFS2_MAGIC,
     FS_UFS2EA_MAGIC,
@@ -22,6 +23,8 @@ from p2k.fs.ffs.fs import (
     SBLOCKSIZE,
     Superblock,
     cgsblock,
+    decode_csums,
+    encode_csums,
     oldfscompat_read,
     superblock_candidates,
     validate,
@@ -32,8 +35,10 @@ from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FSCK_EXIT_OK, FsckExi
 _MAGICS = (FS_UFS1_MAGIC, FS_UFS2_MAGIC, FS_UFS2EA_MAGIC)
 FS_OPTTIME, FS_OPTSPACE = 0, 1
 MINFREE_DEFAULT = 10
-# NetBSD's FS_KNOWN_FLAGS plus the flags this checker understands and leaves alone.
-KNOWN_FLAGS = 0x002 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
+# NetBSD's FS_KNOWN_FLAGS plus the flags this checker understands and leaves alone: FreeBSD's
+# FS_UNCLEAN and FS_NEEDSFSCK (cleared when the file system is marked clean) and FS_SUJ (kept
+# after a full check, as FreeBSD's fsck_ffs keeps it; see fsck/journal.py).
+KNOWN_FLAGS = 0x001 | 0x002 | 0x004 | 0x008 | 0x080 | 0x100 | 0x200 | 0x010 | 0x800 | 0x400
 # Fields that must agree between the primary and an alternate (the geometry; counts, times, the
 # clean flag and the mount point legitimately differ).
 GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
@@ -47,7 +52,7 @@ def decode_at(buf: bytes, loc: int) -> Superblock | None:
     if len(buf) < SBLOCK_STRUCT_SIZE:
         return None
     for endian in "<>":
-        magic = struct.unpack_from(endian + "I", buf, 1372)[0]
+        magic = struct.unpack_from(endian + "I", buf, FS_MAGIC_OFFSET)[0]
         if magic in _MAGICS:
             fs = Superblock.decode(buf, endian, loc)
             oldfscompat_read(fs)
@@ -103,7 +108,7 @@ def search_alternates(io: FsckIO, after: int) -> Superblock | None:
         for p in pats:
             i = buf.find(p)
             while i != -1:
-                start = i - 1372
+                start = i - FS_MAGIC_OFFSET
                 if start >= 0 and (pos + start) % DEV_BSIZE == 0 and start < chunk:
                     hits.append(pos + start)
                 i = buf.find(p, i + 1)
@@ -183,15 +188,14 @@ def skip_clean(fs: Superblock, rep: Reporter, force: bool, alternate: bool) -> N
 def read_csum(io: FsckIO, fs: Superblock) -> list[list[int]]:
     """The per-cg summaries (``struct csum``: ndir, nbfree, nifree, nffree) of the csum area."""
     raw = io.read(fs.fs_csaddr * fs.fs_fsize, fs.fs_cssize)
-    n = min(fs.fs_ncg, len(raw) // 16)
-    vals = struct.unpack_from(f"{fs.endian}{4 * n}i", raw, 0)
-    return [list(vals[4 * i:4 * i + 4]) for i in range(n)] + [[0, 0, 0, 0]] * (fs.fs_ncg - n)
+    return decode_csums(raw, fs.fs_ncg, fs.endian)
 
 
 def write_csum(io: FsckIO, fs: Superblock, csum: list[list[int]]) -> None:
     off = fs.fs_csaddr * fs.fs_fsize
     raw = bytearray(io.read(off, fs.fs_cssize))
-    struct.pack_into(f"{fs.endian}{4 * fs.fs_ncg}i", raw, 0, *(v for c in csum for v in c))
+    body = encode_csums(csum, fs.endian)
+    raw[:len(body)] = body
     io.write(off, raw)
 
 

@@ -1,0 +1,95 @@
+"""``p2k ls -lR`` and ``p2k find`` on a 10,000-file image against the host's tools, in one run.
+
+NetBSD's fs-utils (``fsu_ls``, ``fsu_find``: a rump kernel in the tool's own process, the peer
+issue 16 names) are not built on this machine. The peers here are, honestly stated:
+
+* the host's ``ls -lR`` / ``find`` over the same tree on the host's own file system (kernel code,
+  warm page cache: a stricter peer than fsu_ls, which also runs a file system in user space);
+* the host's ``ls -lR`` / ``find`` through a fuse2fs mount of an ext4 image of the tree, when
+  fuse2fs is installed (mounting not timed).
+
+Every figure is a whole process, start-up included (what a user waits for), median of
+``--repeat`` runs, output to /dev/null. Aim (issue 16): p2k within 2x of the fs-utils peer.
+
+    .venv/bin/python bench/bench_fsutils.py [--files 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AIM = 2.0
+
+
+def timed(argv: list[str], repeat: int, env: dict[str, str]) -> float:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def make_tree(root: Path, nfiles: int) -> None:
+    ndirs = max(1, nfiles // 100)
+    for d in range(ndirs):
+        sub = root / f"d{d:03d}"
+        sub.mkdir(parents=True)
+        for i in range(nfiles // ndirs):
+            (sub / f"file{i:03d}").write_bytes(b"x" * (i * 37 % 3000))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    if shutil.which("makefs") is None:
+        raise SystemExit("NetBSD makefs not installed (scripts/setup.sh)")
+    p2k = str(Path(sys.executable).with_name("p2k"))
+    work = Path(tempfile.mkdtemp(prefix="p2k-bench-fsu-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "RUMP_SERVER")}
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pyc")
+    mnt = work / "mnt"
+    mounted = False
+    try:
+        tree = work / "tree"
+        make_tree(tree, a.files)
+        img = work / "tree.img"  # UFS1: Debian's makefs leaves UFS2 images with unwritten inodes
+        subprocess.run(["makefs", "-t", "ffs", "-o", "version=1", str(img), str(tree)], check=True,
+                       capture_output=True)
+        subprocess.run([p2k, "ls", str(img), "/"], env=env, capture_output=True, check=True)  # warm
+        peers: dict[str, Path] = {"host fs": tree}
+        if shutil.which("fuse2fs") and shutil.which("mkfs.ext4") and os.geteuid() == 0:
+            ext4 = work / "tree.ext4"
+            subprocess.run(["mkfs.ext4", "-q", "-d", str(tree), str(ext4), "128m"], check=True, capture_output=True)
+            mnt.mkdir()
+            subprocess.run(["fuse2fs", "-o", "ro", str(ext4), str(mnt)], check=True, capture_output=True)
+            mounted = True
+            peers["fuse2fs"] = mnt
+        print(f"{a.files} files in {a.files // 100} directories; NetBSD fs-utils not built here "
+              f"(peers: {', '.join(peers)}); median of {a.repeat}")
+        for label, pargv, hargv in (("ls -lR", ["ls", "-lR"], ["ls", "-lR"]), ("find", ["find"], ["find"])):
+            t_p2k = timed([p2k, *pargv, str(img), "/"], a.repeat, env)
+            row = f"  {label:<7} p2k {t_p2k:6.3f} s"
+            for name, where in peers.items():
+                t_peer = timed([*hargv, str(where)], a.repeat, env)
+                row += f"   {name} {t_peer:6.3f} s (p2k/peer {t_p2k / t_peer:5.2f}x)"
+            print(row + f"   aim <= {AIM:.0f}x fs-utils")
+    finally:
+        if mounted:
+            subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

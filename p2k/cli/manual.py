@@ -1,0 +1,97 @@
+"""The ENVIRONMENT and EXIT STATUS sections of every command's ``--help``, from one table.
+
+NetBSD's manual pages end with what a command reads from the environment and what its exit status
+means; a script author needs both and should not have to read the source for them. The sections
+are generated here rather than written into each command's epilog, so that two commands with the
+same behaviour say it in the same words and a new command gets a correct default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import NamedTuple
+
+ENVIRONMENT = {
+    "RUMP_SERVER": "URL of a rump_server (unix://PATH, tcp://HOST:PORT). When set, the command works in "
+                   "that server's namespace: it takes no IMAGE, and -t/-o do not apply.",
+    "RUMP_AUTHFILE": "file holding the shared secret of a server started with -a (read when "
+                     "RUMP_SERVER is used).",
+    "RUMP_MEMLIMIT": "bytes (k/m/g suffix) the private kernel's buffer and vnode caches may hold.",
+    "RUMP_NVNODES": "vnodes the private kernel keeps cached (default 1024).",
+    "RUMP_NCPU": "virtual CPUs of the private kernel: a number or 'host' (default 2).",
+    "RUMP_VERBOSE": "checked (a bad value is an error); p2k mount's daemon logs its steps when it is true.",
+    "RUMP_THREADS": "checked (a bad value is an error); nothing in p2k's kernel depends on it.",
+}
+KERNEL_ENV = ("RUMP_MEMLIMIT", "RUMP_NVNODES", "RUMP_NCPU", "RUMP_VERBOSE", "RUMP_THREADS")
+SERVER_ENV = ("RUMP_SERVER", "RUMP_AUTHFILE", *KERNEL_ENV)
+
+OK_OR_ERROR = ((0, "success."),
+               (1, "an error; one line on stderr per failure: 'p2k CMD: PATH: message (ENAME)'."))
+
+
+class Manual(NamedTuple):
+    """A NamedTuple, not a dataclass: every command builds its parser from this table at start-up,
+    and ``dataclasses`` would import ``inspect`` (and ``ast``) for it."""
+
+    env: tuple[str, ...]
+    exits: tuple[tuple[int, str], ...] = OK_OR_ERROR
+    env_note: str = ""
+
+
+_FSUTILS = Manual(SERVER_ENV)
+_OWN_KERNEL = Manual((), env_note="No RUMP_* variable applies: the command's kernel takes its settings "
+                                  "from the options alone, so the environment cannot change the result.")
+
+COMMANDS: dict[str, Manual] = {
+    **{name: _FSUTILS for name in ("ls", "cat", "stat", "find", "du", "df", "cp", "mkdir", "rm", "rmdir",
+                                   "mv", "ln", "chmod", "chown", "touch", "write")},
+    "mount": Manual(KERNEL_ENV, ((0, "mounted; the daemon serving it has detached (or, with -f, it was "
+                                     "unmounted cleanly)."),
+                                 (1, "not mounted; the reason is one line on stderr.")),
+                    env_note="P2K_MOUNT_LOG names a file for the daemon's log; P2K_STATS_FILE where "
+                             "kill -USR1 writes its counters."),
+    "umount": Manual(()),
+    "newfs": _OWN_KERNEL,
+    "makefs": _OWN_KERNEL,
+    "dumpfs": _OWN_KERNEL,
+    "demo": Manual(KERNEL_ENV),
+    "fsck": Manual((), ((0, "the file system is clean, or was made clean."),
+                        (1, "usage error."),
+                        (2, "inconsistencies remain (answered no, or -p met one it may not fix)."),
+                        (8, "the check failed: no usable superblock, or the image cannot be read.")),
+                   env_note=_OWN_KERNEL.env_note),
+    "crashtest": Manual((), ((0, "every cut point passed."),
+                             (1, "a cut point failed (its reproduce line is on stderr), or none ran.")),
+                        env_note=_OWN_KERNEL.env_note),
+}
+DEFAULT = Manual(KERNEL_ENV)
+
+
+def _section(title: str, items: list[tuple[str, str]]) -> list[str]:
+    lines = [title + ":"]
+    for key, text in items:
+        head = f"  {key:<14} "
+        lines += textwrap.wrap(text, 96, initial_indent=head, subsequent_indent=" " * len(head))
+    return lines
+
+
+def epilog(command: str | None, extra: str | None = None) -> str:
+    """The sections for ``command`` (the whole program's when None), after the command's own epilog."""
+    m = COMMANDS.get(command, DEFAULT) if command else Manual(SERVER_ENV)
+    out = [extra.rstrip(), ""] if extra else []
+    env = [(name, ENVIRONMENT[name]) for name in m.env]
+    if env:
+        out += _section("environment", env)
+    else:
+        out += ["environment:"]
+    if m.env_note:
+        out += textwrap.wrap(m.env_note, 110, initial_indent="  ", subsequent_indent="  ")
+    out += [""] + _section("exit status", [(str(code), text) for code, text in m.exits])
+    return "\n".join(out)
+
+
+def document(parser: argparse.ArgumentParser, command: str | None) -> None:
+    """Give ``parser`` its ENVIRONMENT and EXIT STATUS sections (kept verbatim, not re-wrapped)."""
+    parser.epilog = epilog(command, parser.epilog)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -1,0 +1,50 @@
+"""``ffs_wapbl_replay_finish``: after a log is replayed to disk, free the inodes it lists.
+
+The inode list of a WAPBL log names inodes that were allocated but had no name when the log was
+written: files unlinked while still open, and inodes caught between allocation and
+initialisation. The replaying read-write mount completes their deletion — through the ordinary
+last-reference path (truncate, then free) for an inode with zero links, and with a plain
+``ffs_vfree`` for one whose mode is still zero — so the file system is left as if the files had
+been closed. Runs once the mount is writable, as NetBSD runs it from ffs_wapbl_start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from p2k.fs.ffs.inode import IFDIR, IFMT
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+
+log = logging.getLogger("p2k.ffs")
+
+
+def replay_finish(m: FfsMountRW, inodes: list[tuple[int, int]]) -> None:
+    for ino, imode in inodes:
+        try:
+            _finish_one(m, ino, imode)
+        except OSError as e:
+            log.warning("%s: unable to clean up inode %d after replay: %s", m.mountpoint_path, ino, e.strerror)
+
+
+def _finish_one(m: FfsMountRW, ino: int, imode: int) -> None:
+    ip = m.read_dinode(ino)
+    if ip.mode == 0:
+        if _in_use(m, ino):
+            assert m.alloc is not None
+            m.alloc.free_inode(ino, imode & IFMT == IFDIR)
+        return
+    if ip.nlink != 0:
+        return  # NetBSD asserts this cannot happen; a named inode is left alone
+    vc = m.kernel.vcache
+    vp = vc.vget(m, ino)
+    vc.vrele(vp)  # the last reference to an unlinked inode: vop_inactive frees it
+
+
+def _in_use(m: FfsMountRW, ino: int) -> bool:
+    assert m.alloc is not None
+    c, i = divmod(ino, m.fs.fs_ipg)
+    bp, cg = m.alloc.cg(c)
+    return bool(bp.data[cg.cg_iusedoff + i // 8] >> (i % 8) & 1)

@@ -1,0 +1,195 @@
+"""Writing a WAPBL journal (``-o log``, MNT_LOG): metadata goes to the log before it goes home.
+
+The record format is NetBSD's (``wapbl.py``); what a p2k transaction is, is simpler than
+NetBSD's. At every sync the buffer cache, having written the data and flushed, hands the dirty
+metadata to ``commit`` before writing it home: the blocks go into the log as block lists
+(``wapbl_write_blocks``), followed by an inode list naming the inodes that are open but unlinked
+(``wapbl_write_inodes``), the device is flushed, the commit header is written (generation ``g``
+in slot ``g % 2``) and flushed. Then the metadata is written home, flushed, and ``truncate``
+writes the next header with head = tail = 0. A power cut before the commit header leaves the
+previous state; after it, NetBSD's replay and p2k's (``wapbl.py``) write the transaction home.
+
+Because the log is empty again after every sync, no older copy of a block can outlive its
+freeing, so no revocation records are needed. The price is two more device flushes per sync
+than an unjournaled ordered sync; NetBSD's lazier home writes and truncation are not done. A
+sync whose metadata does not fit the log is written the unjournaled, ordered way and counted
+(``overflows``); fsck still repairs what a power cut then leaves.
+
+Where the log is: the one the superblock already names (NetBSD's, in the file system or after
+it), else — as ``wapbl_log_position`` prefers — the space after the file system, if the device
+has room for one of NetBSD's size (1 MiB of log per GiB, 1 MiB to 64 MiB). p2k does not create
+an in-file-system journal file: without room after the file system, ``-o log`` is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from p2k.fs.ffs.fs import FS_FLAGS_UPDATED
+from p2k.fs.ffs.wapbl import (
+    DEV_BSIZE,
+    JOURNALLOC_END_PARTITION,
+    UFS_WAPBL_VERSION,
+    WAPBL_WC_BLOCKS,
+    WAPBL_WC_HEADER,
+    WAPBL_WC_INODES,
+    JournalLoc,
+    LogError,
+    WcBlock,
+    WcHeader,
+    WcInode,
+    WcList,
+    find_log,
+    read_header,
+)
+from p2k.hyper import now_ns
+
+if TYPE_CHECKING:
+    from p2k.fs.ffs.alloc import Allocator
+    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.vfs.bufcache import Buf
+
+log = logging.getLogger("p2k.ffs")
+
+JOURNAL_SCALE = 1024  # UFS_WAPBL_JOURNAL_SCALE: 1 MiB of log per GiB of file system
+MIN_JOURNAL = 1 << 20
+MAX_JOURNAL = 64 << 20
+MAXPHYS = 64 * 1024  # wapbl_start refuses a smaller log
+
+
+def _position(m: FfsMountRW) -> JournalLoc:
+    """The existing log, or a new end-of-partition one (recorded in the in-core superblock)."""
+    fs = m.fs
+    devsize = m.dev.size
+    if fs.fs_journal_version == UFS_WAPBL_VERSION:
+        try:
+            return find_log(fs, devsize)
+        except LogError:
+            pass
+    start = fs.fs_size * fs.fs_fsize
+    desired = min(max(start // JOURNAL_SCALE, MIN_JOURNAL), MAX_JOURNAL)
+    if devsize - start < desired:
+        raise OSError(errno.ENOSPC, f"-o log: no room for a {desired >> 20} MiB journal after the file "
+                      "system, and p2k does not create in-file-system journals")
+    fs.fs_journal_version = UFS_WAPBL_VERSION
+    fs.fs_journal_location = JOURNALLOC_END_PARTITION
+    fs.fs_journal_flags = 0
+    fs.fs_journal_addr = start // DEV_BSIZE
+    fs.fs_journal_count = (devsize - start) // DEV_BSIZE
+    fs.fs_journal_blksz = DEV_BSIZE
+    fs.fs_journal_ino = 0
+    return find_log(fs, devsize)
+
+
+class LogWriter:
+    """The journal of one ``-o log`` mount."""
+
+    def __init__(self, m: FfsMountRW) -> None:
+        fs = m.fs
+        if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
+            raise OSError(errno.EINVAL, "-o log: superblock in the old format, not journaling")
+        self.m = m
+        self.loc = _position(m)
+        self.blk = self.loc.blksz
+        if self.loc.size < MAXPHYS:
+            raise OSError(errno.ENOSPC, f"-o log: journal of {self.loc.size} bytes is too small")
+        self.circ_off = 2 * self.blk
+        self.circ_size = (self.loc.size - self.circ_off) // self.blk * self.blk
+        self.endian = "<"
+        self.gen = 0
+        self.commits = 0
+        self.overflows = 0
+        self.pending = False  # a committed transaction not yet truncated
+        try:
+            h, self.endian = read_header(self.loc, m.dev.pread)
+            self.gen = (h.wc_generation + 1) & 0xFFFFFFFF
+        except (LogError, OSError):
+            pass
+        self._header(0, 0)
+        if self.gen == 1:  # a new log: both slots hold a valid header (wapbl_write_commit)
+            self._header(0, 0)
+        m.dev.fsync()
+
+    def _header(self, head: int, tail: int) -> None:
+        now = now_ns()
+        h = WcHeader(WAPBL_WC_HEADER, self.blk, 0, self.gen, [0, 0], now // 1_000_000_000,
+                     now % 1_000_000_000, 1, self.blk.bit_length() - 1, 9, head, tail,
+                     self.circ_off, self.circ_size)
+        self.m.dev.pwrite(self.loc.offset + (self.gen % 2) * self.blk,
+                          h.encode(self.endian).ljust(self.blk, b"\0"))
+        self.gen = (self.gen + 1) & 0xFFFFFFFF
+
+    def _records(self, bufs: list[Buf], inodes: list[tuple[int, int]]) -> bytes | None:
+        e = self.endian
+        blk = self.blk
+        out: list[bytes] = []
+        bph = (blk - WcList.SIZE) // WcBlock.SIZE
+        for i in range(0, len(bufs), bph):
+            chunk = bufs[i:i + bph]
+            if any(bp.size % DEV_BSIZE or bp.offset % DEV_BSIZE for bp in chunk):
+                return None
+            body = b"".join(bytes(bp.data) for bp in chunk)
+            pad = -len(body) % blk
+            entries = b"".join(WcBlock(bp.offset // DEV_BSIZE, 0, bp.size).encode(e) for bp in chunk)
+            out.append((WcList(WAPBL_WC_BLOCKS, blk + len(body) + pad, len(chunk), 0).encode(e)
+                        + entries).ljust(blk, b"\0") + body + b"\0" * pad)
+        iph = (blk - WcList.SIZE) // WcInode.SIZE
+        for i in range(0, max(len(inodes), 1), iph):
+            part = inodes[i:i + iph]
+            entries = b"".join(WcInode(ino, mode).encode(e) for ino, mode in part)
+            out.append((WcList(WAPBL_WC_INODES, blk, len(part), int(i == 0)).encode(e)
+                        + entries).ljust(blk, b"\0"))
+        return b"".join(out)
+
+    def commit(self, bufs: list[Buf]) -> bool:
+        """Log ``bufs`` (the metadata about to go home) as one transaction, durable on return;
+        False if it does not fit (the caller then writes home unjournaled)."""
+        recs = self._records(bufs, self.m.unlinked_open_inodes())
+        if recs is None or len(recs) >= self.circ_size:
+            self.overflows += 1
+            log.warning("%s: sync of %d metadata bytes does not fit the %d-byte journal; written "
+                        "unjournaled", self.m.mountpoint_path, sum(bp.size for bp in bufs), self.circ_size)
+            return False
+        dev = self.m.dev
+        dev.pwrite(self.loc.offset + self.circ_off, recs)
+        dev.fsync()
+        self._header(self.circ_off + len(recs), self.circ_off)
+        dev.fsync()
+        self.commits += 1
+        self.pending = True
+        return True
+
+    def truncate(self) -> None:
+        """Everything logged is home (and flushed): the log is empty again, durably, before any
+        later write can land on a block an older copy in the log would overwrite on replay."""
+        self._header(0, 0)
+        self.m.dev.fsync()
+        self.pending = False
+
+
+class DeferredFrees:
+    """On a log mount, blocks and inodes freed by an operation stay allocated in the maps until
+    the next commit, where the frees are applied first and so go into the same transaction as
+    the changes that freed them (NetBSD registers deallocations and applies them at its flush,
+    ``ffs_wapbl_sync_metadata``). Nothing freed can be reused before that commit is durable: a
+    power cut can never leave the old tree pointing at a block that already holds new contents,
+    and no commit has to be forced in the middle of an operation to make reuse safe."""
+
+    def __init__(self, alloc: Allocator) -> None:
+        self.pending: list[tuple[Callable[..., None], tuple[object, ...]]] = []
+        for name in ("free", "free_blocks", "free_inode"):
+            real = getattr(alloc, name)
+            setattr(alloc, name, self._deferring(real))
+
+    def _deferring(self, real: Callable[..., None]) -> Callable[..., None]:
+        def defer(*args: object) -> None:
+            self.pending.append((real, args))
+        return defer
+
+    def apply(self) -> None:
+        pending, self.pending = self.pending, []
+        for fn, args in pending:
+            fn(*args)

@@ -1,0 +1,120 @@
+"""``scandir``: a directory's entries with their attributes in one call (getdents plus stat, what
+NetBSD's fts and Linux's readdirplus give a tree walker).
+
+A walk that lstat()s every name pays a whole path lookup per entry; here the directory is looked
+up once, its search permission checked once, and each entry's attributes come from its inode
+through the vnode cache, as the kernel's own readdirplus would. The results are a snapshot taken
+under the kernel lock: like ``os.DirEntry.stat()``'s cache, they do not follow later changes.
+Inodes not in the vnode cache are read without entering it (see ``_entry_stat``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+from typing import TYPE_CHECKING
+
+from p2k.vfs.perm import R_OK, X_OK, check_access
+from p2k.vfs.sysbase import SysBase, stat_result, syscall
+
+if TYPE_CHECKING:
+    from p2k.vfs.mount import Mount
+from p2k.vfs.vattr import VDIR
+from p2k.vfs.vnode import Vnode
+
+
+class DirEntry:
+    """``os.DirEntry``'s interface over a stat taken with the listing. ``stat()`` never follows a
+    symlink (a link's ``stat(follow_symlinks=True)`` is refused rather than answered wrongly);
+    without search permission on the directory only the name and type are known, as with
+    ``os.scandir`` (whose ``stat()`` then fails with EACCES)."""
+
+    __slots__ = ("name", "path", "_st", "_dtype")
+
+    def __init__(self, name: str | bytes, path: str | bytes, st: os.stat_result | None, dtype: int) -> None:
+        self.name = name
+        self.path = path
+        self._st = st
+        self._dtype = dtype
+
+    def _mode(self) -> int:
+        return self._st.st_mode if self._st is not None else self._dtype << 12
+
+    def inode(self) -> int:
+        return self.stat(follow_symlinks=False).st_ino
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+        return stat_mod.S_ISDIR(self._mode())
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
+        return stat_mod.S_ISREG(self._mode())
+
+    def is_symlink(self) -> bool:
+        return stat_mod.S_ISLNK(self._mode())
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if self._st is None:
+            raise PermissionError(errno.EACCES, "search permission denied", self.path)
+        if follow_symlinks and stat_mod.S_ISLNK(self._st.st_mode):
+            raise OSError(errno.EOPNOTSUPP, "scandir entries carry lstat results only", self.path)
+        return self._st
+
+    def __repr__(self) -> str:
+        return f"<DirEntry {self.name!r}>"
+
+
+class DirCalls(SysBase):
+    @syscall
+    def scandir(self, path: str | bytes = ".") -> list[DirEntry]:
+        """The entries of ``path`` (without ``.`` and ``..``), each with its lstat result."""
+        vc = self.kernel.vcache
+        cred = self.proc.cred
+        vp = self._lookup(path)
+        try:
+            if vp.type != VDIR:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            va = self._getattr(vp)
+            check_access(cred, va, R_OK, "read directory")
+            try:
+                check_access(cred, va, X_OK, "search")  # what lstat(dir/name) would check
+                searchable = True
+            except PermissionError:
+                searchable = False
+            mp = vp.mount
+            text = not isinstance(path, bytes)
+            sep = "/" if text else b"/"
+            base = path if path[-1:] == sep else path + sep  # type: ignore[operator]
+            out: list[DirEntry] = []
+            table = vc._table
+            vc.defer += 1
+            try:
+                for d in mp.vop_readdir(vp, 0):
+                    if d.name in (b".", b".."):
+                        continue
+                    st = None
+                    if searchable:
+                        st = self._entry_stat(mp, d.ino, table)
+                    name = d.name.decode("utf-8", "surrogateescape") if text else d.name
+                    out.append(DirEntry(name, base + name, st, d.type))  # type: ignore[operator]
+            finally:
+                vc.end_deferral()
+            return out
+        finally:
+            self._rele(vp)
+
+    def _entry_stat(self, mp: Mount, ino: int, table: dict[tuple[int, int], Vnode]) -> os.stat_result:
+        """lstat of inode ``ino`` of ``mp``. A cached vnode answers (it may hold changes not yet
+        written); an uncached inode is read into a transient vnode that never enters the cache,
+        so a walk over a big tree neither evicts what is in use nor pays a reclaim per entry.
+        Only a cached vnode can be a mount point (the covered vnode stays referenced)."""
+        vp = table.get((id(mp), ino))
+        if vp is None:
+            data, vtype = mp.vfs_loadvnode(ino)
+            vp = Vnode(mp, ino, data, vtype)
+        else:
+            vc = self.kernel.vcache
+            while vp.mountedhere is not None:  # a mount point shows the mounted root
+                emp = vp.mountedhere
+                vp = vc.peek(emp, emp.vfs_root_ino())
+        return stat_result(vp.mount.vop_getattr(vp), vp.mount.fsid)

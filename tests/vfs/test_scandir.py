@@ -1,0 +1,137 @@
+"""``k.sys.scandir``: each entry's stat is what ``lstat`` of its path says, mount points show the
+mounted root, and the permission rules are lstat's (search) and listdir's (read)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import p2k
+from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
+from p2k.vfs.lwproc import Cred
+
+
+@pytest.fixture(params=["tmpfs", "ffs"])
+def k(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[p2k.Kernel]:
+    kern = p2k.Kernel()
+    kern.sys.mkdir("/mnt", 0o755)
+    if request.param == "tmpfs":
+        kern.sys.mount("tmpfs", "/mnt", 0, {})
+    else:
+        img = tmp_path / "s.img"
+        newfs_image(str(img), NewfsOptions(size=8 << 20, version=2))
+        kern.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+        kern.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+    yield kern
+    kern.halt()
+
+
+def _populate(s: p2k.Kernel) -> None:
+    sys = s.sys
+    sys.mkdir("/mnt/d", 0o750)
+    sys.symlink("target", "/mnt/d/link")
+    fd = sys.open("/mnt/d/file", os.O_CREAT | os.O_WRONLY, 0o640)
+    sys.write(fd, b"x" * 5000)
+    sys.close(fd)
+    sys.mkfifo("/mnt/d/fifo", 0o600)
+    sys.mkdir("/mnt/d/sub", 0o700)
+    sys.link("/mnt/d/file", "/mnt/d/hard")
+
+
+def test_entries_are_lstat(k: p2k.Kernel) -> None:
+    _populate(k)
+    got = {e.name: e for e in k.sys.scandir("/mnt/d")}
+    assert sorted(got) == sorted(k.sys.listdir("/mnt/d"))
+    for name, e in got.items():
+        assert e.path == f"/mnt/d/{name}"
+        assert e.stat(follow_symlinks=False) == k.sys.lstat(e.path)
+        assert e.is_dir() == (name == "sub") and e.is_symlink() == (name == "link")
+    assert got["file"].inode() == got["hard"].inode() and got["file"].stat().st_nlink == 2
+    with pytest.raises(OSError):
+        got["link"].stat()  # would need to follow the link
+    assert [e.name for e in k.sys.scandir(b"/mnt/d/")] == [os.fsencode(n) for n in k.sys.listdir("/mnt/d")]
+
+
+def test_snapshot_then_fresh(k: p2k.Kernel) -> None:
+    """A later scandir sees changes made since the last (nothing is cached between calls)."""
+    _populate(k)
+    before = {e.name: e.stat(follow_symlinks=False) for e in k.sys.scandir("/mnt/d")}
+    k.sys.chmod("/mnt/d/file", 0o600)
+    fd = k.sys.open("/mnt/d/file", os.O_WRONLY | os.O_APPEND)
+    k.sys.write(fd, b"more")
+    k.sys.close(fd)
+    k.sys.unlink("/mnt/d/fifo")
+    after = {e.name: e.stat(follow_symlinks=False) for e in k.sys.scandir("/mnt/d")}
+    assert "fifo" in before and "fifo" not in after
+    assert after["file"].st_size == before["file"].st_size + 4 == 5004
+    assert after["file"].st_mode & 0o777 == 0o600 and after["hard"] == after["file"]
+
+
+def test_mount_point_shows_mounted_root(k: p2k.Kernel) -> None:
+    k.sys.mkdir("/mnt/mp", 0o755)
+    k.sys.mount("tmpfs", "/mnt/mp", 0, {})
+    k.sys.chmod("/mnt/mp", 0o711)
+    (e,) = [e for e in k.sys.scandir("/mnt") if e.name == "mp"]
+    assert e.stat() == k.sys.lstat("/mnt/mp")
+    assert e.stat().st_dev != k.sys.lstat("/mnt").st_dev and e.stat().st_mode & 0o777 == 0o711
+
+
+def test_permissions(k: p2k.Kernel) -> None:
+    _populate(k)
+    k.sys.chmod("/mnt/d", 0o744)  # others: read, no search
+    user = k.newproc(cred=Cred(1000, 1000, ()))
+    ents = {e.name: e for e in user.scandir("/mnt/d")}
+    assert ents["sub"].is_dir() and ents["link"].is_symlink()  # names and types: readable
+    with pytest.raises(PermissionError):
+        ents["file"].stat(follow_symlinks=False)  # lstat("/mnt/d/file") would need search
+    with pytest.raises(PermissionError):
+        user.lstat("/mnt/d/file")
+    k.sys.chmod("/mnt/d", 0o711)  # search, no read
+    with pytest.raises(PermissionError):
+        user.scandir("/mnt/d")
+    with pytest.raises(OSError) as ei:
+        k.sys.scandir("/mnt/d/file")
+    assert ei.value.errno == errno.ENOTDIR
+
+
+def _ffs_kernel(img: Path) -> p2k.Kernel:
+    kern = p2k.Kernel()
+    kern.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+    kern.sys.mkdir("/mnt", 0o755)
+    kern.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+    return kern
+
+
+def test_uncached_and_cached_inodes_ffs(tmp_path: Path) -> None:
+    """Entries whose inodes are not in the vnode cache are read from the inode table without
+    entering the cache; entries that are cached answer from the cache, including changes not yet
+    written back (a stale on-disk copy must not be served)."""
+    img = tmp_path / "u.img"
+    newfs_image(str(img), NewfsOptions(size=8 << 20, version=1))
+    k1 = _ffs_kernel(img)
+    _populate(k1)
+    for i in range(40):
+        k1.sys.close(k1.sys.open(f"/mnt/d/n{i}", os.O_CREAT | os.O_WRONLY, 0o600 + i % 8))
+    k1.halt()
+    k2 = _ffs_kernel(img)
+    try:
+        k2.sys.listdir("/mnt/d")  # the directory itself (and the path to it) are cached
+        before = k2.stats()["vnodes"]
+        got = {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")}
+        assert k2.stats()["vnodes"] == before  # nothing entered the cache
+        assert {n: k2.sys.lstat(f"/mnt/d/{n}") for n in got} == got
+        # now cached and changed in core: scandir must show the change, not the disk's copy
+        k2.sys.chmod("/mnt/d/n3", 0o640)
+        k2.sys.utime("/mnt/d/n4", ns=(5_000_000_000, 7_000_000_000))
+        again = {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")}
+        assert again["n3"].st_mode & 0o777 == 0o640
+        assert again["n4"].st_mtime_ns == 7_000_000_000
+        assert again == {n: k2.sys.lstat(f"/mnt/d/{n}") for n in got}
+        k2.sysctl("kern.maxvnodes", 8)  # evict: written back, then read again uncached
+        assert {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")} == again
+    finally:
+        k2.halt()
