@@ -114,4 +114,10 @@ def xattr_call(sys: Any, target: Any, op: str, is_root: bool, *args: bytes) -> A
     """One FUSE xattr request (``op``: get, set, list, remove) — what every port does."""
     if op == "list":
         return listxattr(sys, target, is_root)
-    return {"get": getxattr, "set": setxattr, "remove": removexattr}[op](sys, target, *args)
+    if op == "get":
+        return getxattr(sys, target, args[0])
+    if op == "set":
+        return setxattr(sys, target, args[0], args[1])
+    if op == "remove":
+        return removexattr(sys, target, args[0])
+    raise OSError(errno.EINVAL, f"no xattr operation {op!r}")

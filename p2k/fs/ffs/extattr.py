@@ -123,7 +123,7 @@ def build_area(attrs: Attrs, endian: str) -> bytes:
 
 def area_runs(fs: Superblock, extsize: int) -> list[int]:
     """Bytes held by each ext block for an area of ``extsize`` bytes (sblksize of the area)."""
-    out = []
+    out: list[int] = []
     left = extsize
     while left > 0 and len(out) < UFS_NXADDR:
         out.append(fs.fs_bsize if left >= fs.fs_bsize else fragroundup(fs, left))

@@ -133,7 +133,8 @@ class FfsExtattrVnops:
             acl = with_mode(decode_oldacl(raw, self.fs.endian), ip.mode)
         except OSError:
             return va
-        return AclVattr(*(getattr(va, f) for f in va.__slots__), acl=acl)  # type: ignore[attr-defined]
+        return AclVattr(va.mode, va.nlink, va.uid, va.gid, va.size, va.ino, va.rdev, va.atime_ns, va.mtime_ns,
+                        va.ctime_ns, va.birthtime_ns, va.blocks, va.blksize, va.flags, va.gen, va.fsid, acl)
 
     def inherit_acl(self: FfsMountRW, dip: Inode, ip: Inode) -> None:
         """POSIX.1e inheritance (FreeBSD ``ufs_do_posix1e_acl_inheritance_{dir,file}``), for a
