@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("-e", dest="encoding", choices=["text", "hex", "base64"], help="value encoding")
     p.add_argument("--only-values", action="store_true", help="print the raw values only")
     p.add_argument("-h", dest="nofollow", action="store_true", help="do not follow symbolic links")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files in the image whose attributes to print")
     p.set_defaults(func=cmd_getfattr)
 
     p = sub.add_parser("setfattr", help="set or remove extended attributes of files in an image", add_help=False)
@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
     g.add_argument("-x", dest="remove", help="attribute to remove")
     p.add_argument("-v", dest="value", default="", help="value (text, 0x hex, 0s base64)")
     p.add_argument("-h", dest="nofollow", action="store_true", help="do not follow symbolic links")
-    p.add_argument("paths", nargs="+")
+    p.add_argument("paths", metavar="PATH", nargs="+", help="files in the image to change")
     p.set_defaults(func=cmd_setfattr)
 
 
@@ -145,10 +145,9 @@ def xattr_summary(v: FsView, p: str) -> str | None:
     """``p2k stat``'s line for the attributes: how many, and the ext-area size they take on UFS2
     (di_extsize: the records' total, as FreeBSD and p2k write them). None when there are none."""
     from p2k.fs.ffs.extattr import record_size
-    from p2k.puffs.xattrnames import LinkPath
     from p2k.vfs.extattr import EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
 
-    path = LinkPath(v.path(p))
+    path = v.path(p)
     counts, size = [], 0
     for ns in (EXTATTR_NAMESPACE_USER, EXTATTR_NAMESPACE_SYSTEM):
         try:

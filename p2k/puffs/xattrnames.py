@@ -45,40 +45,49 @@ class LinkPath(str):
 
 
 def _ea(sys: Any, op: str, target: Any) -> Any:
-    """The ``_link`` form for a LinkPath, ``_file`` for another path, else the ``_fd`` form."""
-    form = "link" if isinstance(target, LinkPath) else "file" if isinstance(target, str | bytes) else "fd"
-    return getattr(sys, f"extattr_{op}_{form}")
+    """``extattr_{op}`` bound to ``target``: the ``_link`` form for a LinkPath, ``_file`` for
+    another path, else the ``_fd`` form (a LinkPath travels as a plain str: the server's
+    encoder takes exact types)."""
+    if isinstance(target, LinkPath):
+        fn, arg = getattr(sys, f"extattr_{op}_link"), str(target)
+    else:
+        fn, arg = getattr(sys, f"extattr_{op}_{'file' if isinstance(target, str | bytes) else 'fd'}"), target
+    return lambda *rest: fn(arg, *rest)
+
+
+def _plain(target: Any) -> Any:
+    return str(target) if isinstance(target, LinkPath) else target
 
 
 def getxattr(sys: Any, target: Any, name: bytes) -> bytes:
     acltype = LINUX_ACL.get(name)
     if acltype is not None:
-        entries = sys.acl_get_file(target, acltype)
+        entries = sys.acl_get_file(_plain(target), acltype)
         if entries is None:
             raise OSError(ENOATTR, "no ACL")
         return encode_linux(entries)
     ns, bsd = split(name)
-    return _ea(sys, "get", target)(target, ns, bsd)  # type: ignore[no-any-return]
+    return _ea(sys, "get", target)(ns, bsd)  # type: ignore[no-any-return]
 
 
 def setxattr(sys: Any, target: Any, name: bytes, value: bytes) -> None:
     acltype = LINUX_ACL.get(name)
     if acltype is not None:
-        sys.acl_set_file(target, acltype, decode_linux(value))
+        sys.acl_set_file(_plain(target), acltype, decode_linux(value))
         return
     ns, bsd = split(name)
-    _ea(sys, "set", target)(target, ns, bsd, value)
+    _ea(sys, "set", target)(ns, bsd, value)
 
 
 def removexattr(sys: Any, target: Any, name: bytes) -> None:
     acltype = LINUX_ACL.get(name)
     if acltype is not None:
-        if sys.acl_get_file(target, acltype) is None:
+        if sys.acl_get_file(_plain(target), acltype) is None:
             raise OSError(ENOATTR, "no ACL")
-        sys.acl_set_file(target, acltype, None)
+        sys.acl_set_file(_plain(target), acltype, None)
         return
     ns, bsd = split(name)
-    _ea(sys, "delete", target)(target, ns, bsd)
+    _ea(sys, "delete", target)(ns, bsd)
 
 
 def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
@@ -86,13 +95,13 @@ def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
     (ACLs under their Linux names), and the ACL names for anyone when the file has them."""
     out: list[bytes] = []
     try:
-        out += [b"user." + n for n in _ea(sys, "list", target)(target, EXTATTR_NAMESPACE_USER)]
+        out += [b"user." + n for n in _ea(sys, "list", target)(EXTATTR_NAMESPACE_USER)]
     except OSError as e:
         if e.errno == errno.EOPNOTSUPP:
             raise
     if is_root:
         try:
-            system = _ea(sys, "list", target)(target, EXTATTR_NAMESPACE_SYSTEM)
+            system = _ea(sys, "list", target)(EXTATTR_NAMESPACE_SYSTEM)
         except OSError as e:
             if e.errno != errno.EPERM:  # not root after all (a remote caller): the ACL names only
                 raise
@@ -103,7 +112,7 @@ def listxattr(sys: Any, target: Any, is_root: bool) -> list[bytes]:
             return out
     for acltype, lname in _LINUX_BY_TYPE.items():
         try:
-            if sys.acl_get_file(target, acltype) is not None:
+            if sys.acl_get_file(_plain(target), acltype) is not None:
                 out.append(lname)
         except OSError:
             pass
