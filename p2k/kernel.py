@@ -29,13 +29,13 @@ class Kernel:
     def __init__(self, *, ncpu: int | str | None = None, memlimit: int | str | None = None,
                  nvnodes: int | str | None = None, verbose: bool | int | str | None = None,
                  threads: bool | int | str | None = None, env: Mapping[str, str] | None = None) -> None:
-        self.params = KernelParams.from_env(env, ncpu=ncpu, memlimit=memlimit, nvnodes=nvnodes,
+        self.params: KernelParams = KernelParams.from_env(env, ncpu=ncpu, memlimit=memlimit, nvnodes=nvnodes,
                                             verbose=verbose, threads=threads)
         self.lock = threading.RLock()
         self.cpus = threading.BoundedSemaphore(self.params.ncpu)
-        self.mem = MemAccount(self.params.memlimit)
-        self.bufcache = BufCache(self.mem)
-        self.vcache = VnodeCache(self.params.nvnodes)
+        self.mem: MemAccount = MemAccount(self.params.memlimit)
+        self.bufcache: BufCache = BufCache(self.mem)
+        self.vcache: VnodeCache = VnodeCache(self.params.nvnodes)
         self.etfs = EtfsRegistry()
         self.specmount = SpecMount(self)
         self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})

@@ -234,7 +234,7 @@ class Connection:
             else:
                 raise OSError(errno.ENOSYS, f"no such call ({op})")
             # Encoded here, so that a result the codec cannot carry is an error reply, not a crash.
-            body = None if type(result) is bytes else P.frame(reqno, P.RESP, 0, P.encode(result))
+            reply = None if type(result) is bytes else P.frame(reqno, P.RESP, 0, P.encode(result))
         except OSError as e:
             self._send_error(reqno, e.errno or errno.EIO, e.strerror or str(e), e.filename)
             return
@@ -245,12 +245,12 @@ class Connection:
             log.exception("connection %d: %s failed", self.cid, NAME_OF.get(op, op))
             self._send_error(reqno, errno.EIO, f"internal error: {type(e).__name__}")
             return
-        if body is None:
+        if reply is None:
             # The bulk of read traffic: header and payload go out without being copied together.
             prefix = P.HEADER.pack(5 + len(result), reqno, P.RESP, 0) + b"b" + len(result).to_bytes(4, "big")
             self._send(prefix, result)
         else:
-            self._send(body)
+            self._send(reply)
 
     def _syscall(self, s: Syscalls, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         handles = self.handles

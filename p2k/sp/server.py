@@ -122,7 +122,7 @@ class Server:
         assert self.listener is not None
         lsock = self.listener
         while not self.stopping:
-            ready, _, _ = select.select([lsock, self._wake_r], [], [])
+            ready, _, _ = select.select([lsock.fileno(), self._wake_r], [], [])
             if self._wake_r in ready or self.stopping:
                 break
             try:

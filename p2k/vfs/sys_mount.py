@@ -48,7 +48,7 @@ class MountCalls(SysBase):
                 dev = found  # released below if the mount fails; not before it was acquired
             assert comp.mount_class is not None
             mp = comp.mount_class(self.kernel, flags, data)
-            mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")
+            mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
             mp.vfs_start()
         except BaseException:
             self._undo_mount(mp, dev)

@@ -10,10 +10,10 @@ requires before it makes a new journal. The file's blocks are not touched.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from p2k.fs.ffs.fs import UFS_ROOTINO
-from p2k.fs.ffs.inode import IFMT, IFREG
+from p2k.fs.ffs.inode import IFMT, IFREG, Inode
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
@@ -38,10 +38,10 @@ def release_sujournal(m: FfsMountRW) -> int:
         vc.vrele(root)
     vp = vc.vget(m, ino)
     try:
-        ip = vp.data
-        if ip.mode & IFMT == IFREG and ip.flags & SUJ_FLAGS == SUJ_FLAGS:  # type: ignore[union-attr]
-            ip.flags = 0  # type: ignore[union-attr]
-            m.iupdate(ip)  # type: ignore[arg-type]
+        ip = cast(Inode, vp.data)
+        if ip.mode & IFMT == IFREG and ip.flags & SUJ_FLAGS == SUJ_FLAGS:
+            ip.flags = 0
+            m.iupdate(ip)
             return ino
         return 0
     finally:

@@ -135,8 +135,9 @@ def journal_locations(fs: Superblock) -> list[JournalLoc]:
     loc = fs.fs_journal_location
     mine = JournalLoc(loc, vals["fs_journal_addr"], vals["fs_journal_count"], vals["fs_journal_blksz"],
                       vals["fs_journal_ino"], vals["fs_journal_flags"], endian)
-    other = JournalLoc(loc, *(_swapped(vals[n], 8) for n in _JFIELDS[1:]),
-                       _swapped(vals["fs_journal_flags"], 4), ">" if endian == "<" else "<")
+    addr, count, blksz, ino = (_swapped(vals[n], 8) for n in _JFIELDS[1:])
+    other = JournalLoc(loc, addr, count, blksz, ino, _swapped(vals["fs_journal_flags"], 4),
+                       ">" if endian == "<" else "<")
     return [mine, other]
 
 
@@ -348,10 +349,10 @@ def _walk(rp: Replay, devsize: int, maxino: int) -> None:
                 rp.inodes.clear()
                 rp.transactions += 1
             for i in range(rec.wc_count):
-                e = WcInode.decode(raw, WcList.SIZE + i * WcInode.SIZE, endian)
-                if not 2 <= e.wc_inumber < maxino:
-                    raise LogError(f"{where}: inode {e.wc_inumber} out of range")
-                rp.inodes.append((e.wc_inumber, e.wc_imode))
+                ie = WcInode.decode(raw, WcList.SIZE + i * WcInode.SIZE, endian)
+                if not 2 <= ie.wc_inumber < maxino:
+                    raise LogError(f"{where}: inode {ie.wc_inumber} out of range")
+                rp.inodes.append((ie.wc_inumber, ie.wc_imode))
         else:
             raise LogError(f"{where}: unknown record type {rec.wc_type:#x}")
         off = rp.advance(start, rec.wc_len)
