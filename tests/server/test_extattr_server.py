@@ -76,3 +76,15 @@ def test_getfattr_setfattr_with_RUMP_SERVER(server: ServerProc) -> None:
     assert r.returncode == 0 and 'user.via="server"' in r.stdout, r.stderr
     with server.connect() as c:
         assert c.sys.extattr_get_file("/mnt/g", U, b"via") == b"server"
+
+
+def test_attributes_of_a_file_with_an_enforced_acl_travel(tmp_path: Path) -> None:
+    """On a mount that enforces ACLs the driver's attributes carry the ACL (AclVattr); what a
+    server sends for them is the plain attributes."""
+    from p2k.sp.protocol import decode, encode
+    from p2k.vfs.acl import AclVattr
+    from p2k.vfs.vattr import Vattr
+
+    va = AclVattr(0o100640, 1, 0, 0, 5, 12, acl=[(1, X, 6), (4, X, 4), (0x20, X, 0)])
+    back = decode(encode(va))
+    assert type(back) is Vattr and back.mode == 0o100640 and back.ino == 12
