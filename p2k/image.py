@@ -21,7 +21,6 @@ from p2k.etfs.attach import attach_fileobj, attach_path
 from p2k.fs.ffs.fs import probe
 from p2k.kernel import Kernel
 from p2k.kfile import open_kernel_file
-from p2k.treecopy import HostSide, KernelSide, copy_one
 from p2k.vfs.mount import MNT_RDONLY
 
 DEVKEY = "/dev/image0"
@@ -121,13 +120,25 @@ class ImageFS:
 
     def copy_out(self, src: str, dest: str | os.PathLike[str], *, preserve: bool = True) -> None:
         """Copy ``src`` (a file, or a directory with everything below it) to host path ``dest``."""
-        copy_one(KernelSide(self.sys, self.kpath), str(src), HostSide(), os.fspath(dest), recursive=True,
+        from p2k.cli.fscopy import HostSide, copy_one
+
+        copy_one(self._side(), self.kpath(str(src)), HostSide(), os.fspath(dest), recursive=True,
                  preserve=preserve)
 
     def copy_in(self, src: str | os.PathLike[str], dest: str, *, preserve: bool = True) -> None:
         """Copy host path ``src`` (recursively) to image path ``dest``; needs ``mode="rw"``."""
-        copy_one(HostSide(), os.fspath(src), KernelSide(self.sys, self.kpath), str(dest), recursive=True,
+        from p2k.cli.fscopy import HostSide, copy_one
+
+        copy_one(HostSide(), os.fspath(src), self._side(), self.kpath(str(dest)), recursive=True,
                  preserve=preserve)
+
+    def _side(self) -> Any:
+        """This image as one end of ``p2k cp``'s copy loop (modes, times, links, extended
+        attributes), so ``copy_out``/``copy_in`` copy exactly what the command does."""
+        from p2k.cli.fscopy import ImageSide
+        from p2k.cli.fsview import FsView
+
+        return ImageSide(FsView(self.sys, ""))
 
     def sync(self) -> None:
         self.sys.sync()

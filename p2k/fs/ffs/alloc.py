@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
-from p2k.fs.ffs.cg import Cg
+from p2k.fs.ffs.cg import Cg, cg_layout_sane
 from p2k.fs.ffs.fs import Superblock, cgbase, cgtod, decode_csums, dtog, dtogd, encode_csums, freespace
 from p2k.fs.ffs.ialloc import InodeAlloc
 from p2k.hyper import now_ns
@@ -65,6 +65,8 @@ class Allocator(InodeAlloc):
             return bp, hit[1]
         cg = Cg(bp.data, fs.endian)
         cg.check(c, fs.fs_ipg, fs.fs_fpg, fs.fs_cgsize)
+        if not cg_layout_sane(cg, fs):  # the cluster map too: a bad offset must not be written through
+            raise OSError(errno.EIO, f"cg {c}: map offsets overlap or leave the cylinder group block")
         self._cgs[c] = (bp, cg)
         return bp, cg
 
