@@ -115,7 +115,7 @@ def _wrap(raw: RawFileBackend, kind: str, fn: Callable[[BinaryIO], tuple[BinaryI
     fh = _hostfile(raw)
     try:
         stream, size = fn(fh)
-    except OSError:
+    except (OSError, ModuleNotFoundError):  # a missing reader is the [containers] extra, not damage
         fh.close()
         raise
     except Exception as e:  # the libraries raise their own types on damaged containers

@@ -38,7 +38,7 @@ class Reporter:
     """Output and answers for one check. ``mode`` is 'n', 'y', 'p' or '' (ask the terminal)."""
 
     def __init__(self, devname: str, mode: str, *, as_json: bool = False, out: TextIO | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> None:
+                 progress: Callable[[str, int, int], None] | bool | None = None) -> None:
         self.devname = devname
         self.mode = mode
         self.preen = mode == "p"
@@ -48,7 +48,9 @@ class Reporter:
         self.phase = "setup"
         self.findings: list[dict[str, Any]] = []
         self.lines: list[str] = []
-        self._progress = progress  # the caller's display (the CLI's progress bars), if any
+        # The caller's display (the CLI's progress bars), if any; a bool is the older "draw it
+        # yourself or not" switch, and fsck no longer draws: the caller owns the display.
+        self._progress = progress if callable(progress) else None
         self._progress_total = 0
 
     # ---- plain output ----
