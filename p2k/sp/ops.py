@@ -38,12 +38,13 @@ SYSCALLS: tuple[str, ...] = (
     "vlookup", "vreaddirplus", "vcreate", "vrelev",
     # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
     "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
+    "vmake",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
 NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
 
-RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus"})
+RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus", "vmake"})
 """Calls whose result is or holds vnodes: the server gives the client a new handle for each."""
 
 # Flags of reboot(2) as rump.halt sends them (NetBSD's values).
