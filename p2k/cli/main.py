@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.crashtest",
     "p2k.cli.parts",
     "p2k.cli.sysctl",
+    "p2k.cli.xattr",
 )
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class KernelPort(Protocol):
     def fsyncdir(self, fh: int) -> None: ...
     def statfs(self) -> os.statvfs_result: ...
     def access(self, who: Any, fino: int, mode: int) -> None: ...
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any: ...
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any: ...
     def sync(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
     def close(self) -> None: ...
@@ -237,8 +238,9 @@ class LocalPort:
     def access(self, who: Any, fino: int, mode: int) -> None:
         self._with_vnode(fino, who.vaccess, mode)
 
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
-        return self._with_vnode(fino, self.root.vextattr, op, *args)
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
+        """``op`` is get, set, list or remove, with Linux names (``xattrnames``), as the caller."""
+        return self._with_vnode(fino, lambda vp: xattr_call(who, vp, op, who.proc.cred.is_root, *args))
 
     def sync(self) -> None:
         self.k.sync_all()

@@ -32,6 +32,7 @@ from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import host_cred
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.port import AttrChange
+from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
 FOREIGN_BASE = 1 << 56
@@ -278,8 +279,10 @@ class RemotePort:
     def access(self, who: Any, fino: int, mode: int) -> None:
         who.vaccess(self._h(fino), mode)
 
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
-        raise OSError(errno.ENOTSUP, "extended attributes are not served remotely")
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
+        """Linux names mapped here, the extattr and ACL calls made by handle as the caller (the
+        server applies the rules; a list tries the system names and falls back when refused)."""
+        return xattr_call(who, self._h(fino), op, True, *args)
 
     def sync(self) -> None:
         """Nothing to do periodically: the data lives in the server, not in this daemon."""

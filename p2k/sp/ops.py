@@ -39,6 +39,10 @@ SYSCALLS: tuple[str, ...] = (
     # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
     "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
     "vmake",
+    # extended attributes and POSIX.1e ACLs (the _fd forms also take a vnode handle)
+    "extattr_get_file", "extattr_get_link", "extattr_get_fd", "extattr_set_file", "extattr_set_link",
+    "extattr_set_fd", "extattr_delete_file", "extattr_delete_link", "extattr_delete_fd",
+    "extattr_list_file", "extattr_list_link", "extattr_list_fd", "acl_get_file", "acl_set_file",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}

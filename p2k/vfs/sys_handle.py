@@ -219,12 +219,12 @@ class HandleCalls(SysBase):
         return self.proc.fdt.get(fd).vp.ino
 
     @syscall
-    def vextattr(self, vp: Vnode, op: str, *args: bytes) -> Any:
-        """Extended attributes go straight to the driver, whose default answer is ENOTSUP."""
+    def vextattr(self, vp: Vnode, op: str, *args: Any) -> Any:
+        """``extattr_{op}_fd(vp, namespace, ...)`` by handle (sys_extattr.py: the same checks)."""
         self._alive(vp)
         if op not in ("get", "set", "list", "delete"):
             raise OSError(errno.EINVAL, f"no extended-attribute operation {op!r}")
-        return getattr(vp.mount, f"vop_{op}extattr")(vp, *args)
+        return getattr(self, f"extattr_{op}_fd")(vp, *args)
 
     @staticmethod
     def _alive(vp: Vnode) -> None:
