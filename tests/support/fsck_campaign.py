@@ -28,7 +28,6 @@ import hashlib
 import io
 import os
 import random
-import resource
 import signal
 import stat
 import struct
@@ -45,6 +44,28 @@ from p2k.fs.ffs.cg import CG_FIELDS
 from p2k.fs.ffs.fs import SB_FIELDS, UFS_NDADDR, cgtod
 
 RSS_LIMIT = 256 << 20
+
+
+def _status_kib(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+
+def reset_peak_rss() -> int:
+    """Start measuring a new peak: the high-water mark drops to the current RSS (Linux's
+    ``clear_refs`` 5), so a case is judged by what it used itself, not by what earlier tests in
+    the same pytest process left behind. Returns that starting RSS in bytes."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_kib("VmRSS") << 10
+
+
+def peak_rss_since_reset() -> int:
+    return _status_kib("VmHWM") << 10
 TIMEOUT_S = 30
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 12, 0x7F, 0x80, 0xFF, 0x100, 0x1FF, 0x200, 0x1000, 0x2000,
                0xFFFF, 0x10000, 1 << 30, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -465,42 +486,10 @@ def run_case(base: Base, patches: list[Patch], work: Path, *, readers: bool = Tr
                               f"--- -y said:\n{out[-3000:]}")
         if readers:
             _check_files(base, work, hit, named, out)
-    rss = case_peak_rss(start_rss)
-    if rss > RSS_LIMIT:
-        raise CaseFailure(f"peak RSS {rss >> 20} MiB")
+    grown = peak_rss_since_reset() - start_rss
+    if grown > RSS_LIMIT:
+        raise CaseFailure(f"the case grew the process by {grown >> 20} MiB at its peak")
     return Outcome(code1, code2, named, out)
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak_rss() -> int | None:
-    """Reset this process's peak RSS (Linux: clear_refs 5) and return the RSS now, in bytes, so a
-    case's peak is its own: ru_maxrss is the peak of the whole pytest run, which every earlier
-    test in the process (pandas, images read into memory) raises. None where /proc cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return None
-    now = _status_kib("VmRSS")
-    return None if now is None else now * 1024
-
-
-def case_peak_rss(start: int | None) -> int:
-    """What the case itself added at its peak (the process's own peak where it cannot be told)."""
-    hwm = _status_kib("VmHWM")
-    if start is None or hwm is None:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return max(0, hwm * 1024 - start)
 
 
 def _check_files(base: Base, work: Path, hit: list[int], named: set[int], out: str) -> None:
