@@ -16,7 +16,7 @@ from typing import Any
 import p2k.vfs.sysctl as sysctl_tree
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
-from p2k.hyper import KernelParams, MemAccount
+from p2k.hyper import Backend, KernelParams, MemAccount
 from p2k.vfs.bufcache import BufCache
 from p2k.vfs.lwproc import RFFDG, Cred, Proc
 from p2k.vfs.mount import Mount
@@ -53,7 +53,7 @@ class Kernel:
         self.sys = Syscalls(self, self.proc0)
 
     # ---- rump_pub_etfs_* -------------------------------------------------------------------------
-    def etfs_register(self, key: str, hostpath: str, type: int = ETFS_BLK, size: int | None = None,
+    def etfs_register(self, key: str, hostpath: str | Backend, type: int = ETFS_BLK, size: int | None = None,
                       offset: int = 0, readonly: bool = False) -> Device:
         with self.lock:
             return self.etfs.register(key, hostpath, type, size=size, offset=offset, readonly=readonly)

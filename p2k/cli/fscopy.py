@@ -13,6 +13,7 @@ import sys
 from typing import Any, Protocol
 
 from p2k.cli.fsview import FsView
+from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, setxattr
 
 CHUNK = 1 << 20
 
@@ -30,6 +31,9 @@ class Side(Protocol):
     def mknod(self, p: str, mode: int, device: int = 0) -> None: ...
     def chmod(self, p: str, mode: int) -> None: ...
     def utime(self, p: str, *, ns: tuple[int, int]) -> None: ...
+    def listxattr(self, p: str) -> list[bytes]: ...
+    def getxattr(self, p: str, name: bytes) -> bytes: ...
+    def setxattr(self, p: str, name: bytes, value: bytes) -> None: ...
 
 
 class HostSide:
@@ -55,6 +59,18 @@ class HostSide:
     @staticmethod
     def utime(p: str, *, ns: tuple[int, int]) -> None:
         os.utime(p, ns=ns, follow_symlinks=False) if os.utime in os.supports_follow_symlinks else os.utime(p, ns=ns)
+
+    @staticmethod
+    def listxattr(p: str) -> list[bytes]:
+        return [os.fsencode(n) for n in os.listxattr(p, follow_symlinks=False)]
+
+    @staticmethod
+    def getxattr(p: str, name: bytes) -> bytes:
+        return os.getxattr(p, name, follow_symlinks=False)
+
+    @staticmethod
+    def setxattr(p: str, name: bytes, value: bytes) -> None:
+        os.setxattr(p, name, value, follow_symlinks=False)
 
 
 class ImageSide:
@@ -99,6 +115,16 @@ class ImageSide:
 
     def utime(self, p: str, *, ns: tuple[int, int]) -> None:
         self.sys.utimensat(self.v.path(p), ns[0], ns[1], follow_symlinks=False)
+
+    # extended attributes under their Linux names (p2k/puffs/xattrnames.py), links not followed
+    def listxattr(self, p: str) -> list[bytes]:
+        return listxattr(self.sys, LinkPath(self.v.path(p)), True)
+
+    def getxattr(self, p: str, name: bytes) -> bytes:
+        return getxattr(self.sys, LinkPath(self.v.path(p)), name)
+
+    def setxattr(self, p: str, name: bytes, value: bytes) -> None:
+        setxattr(self.sys, LinkPath(self.v.path(p)), name, value)
 
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:
@@ -164,6 +190,8 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
         ds.mknod(dp, st.S_IFMT(mode) | st.S_IMODE(mode), s.st_rdev)
     else:
         raise OSError(errno.EINVAL, "not a regular file (use -R to copy special files)", sp)
+    if preserve:
+        copy_xattrs(ss, sp, ds, dp)
     if preserve and not st.S_ISLNK(mode):
         ds.chmod(dp, st.S_IMODE(mode))
     if preserve:
@@ -188,3 +216,26 @@ def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int) -> None:
             ds.close(dfd)
     finally:
         ss.close(sfd)
+
+
+# What a destination may refuse without failing the copy (cp -a goes on too): a namespace it does
+# not have (security.* into an image, system.* on a host file system), no attributes at all, or no
+# right to write that name.
+_SKIPPED = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EACCES)
+
+
+def copy_xattrs(ss: Side, sp: str, ds: Side, dp: str) -> None:
+    """Every attribute of ``sp`` onto ``dp`` (the POSIX ACL names carry the ACLs), before the
+    mode is set, since an access ACL sets the mode's group class and the mode then wins."""
+    try:
+        names = ss.listxattr(sp)
+    except OSError as e:
+        if e.errno in _SKIPPED:
+            return
+        raise
+    for name in names:
+        try:
+            ds.setxattr(dp, name, ss.getxattr(sp, name))
+        except OSError as e:
+            if e.errno not in _SKIPPED and e.errno != errno.ENODATA:
+                raise

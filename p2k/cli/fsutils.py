@@ -61,7 +61,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
     add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
-    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
+    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode, times and extended attributes")
+    p.add_argument("-a", dest="archive", action="store_true", help="-R -p")
     p.add_argument("paths", metavar="SRC... DST", nargs="+", help="sources then target; ':/path' is inside the image")
     p.set_defaults(func=cmd_cp)
 
@@ -74,6 +75,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for i, p in enumerate(args.paths):
             try:
                 rc |= _ls_one(v, args, p, multi, i > 0)
+            except BrokenPipeError:
+                raise  # the reader went away: not an error of this path (run_main exits quietly)
             except OSError as e:
                 print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1
@@ -166,6 +169,11 @@ def cmd_stat(args: argparse.Namespace) -> int:
                      if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode) else ""))
             for label, ns in (("Access", s.st_atime_ns), ("Modify", s.st_mtime_ns), ("Change", s.st_ctime_ns)):
                 print(f"{label}: {_fmt_ns(ns)}")
+            from p2k.cli.xattr import xattr_summary
+
+            ext = xattr_summary(v, p)
+            if ext:
+                print(ext)
     return 0
 
 
@@ -263,4 +271,5 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise UsageError("cp needs SRC... DST")
     into = dst.startswith(":")
     with open_view(args, write=into) as v:
-        return copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)
+        return copy_paths(v, srcs, dst, recursive=args.recursive or args.archive,
+                          preserve=args.preserve or args.archive)

@@ -157,9 +157,22 @@ def mode_string(mode: int) -> str:
     return st.filemode(mode)
 
 
+_NOW = time.time()
+_WHEN: dict[int, str] = {}
+
+
+def _when(mtime: int) -> str:
+    """ls's date column, once per distinct second: a tree's files share few mtimes, and
+    localtime + strftime per entry was ls -lR's largest formatting cost."""
+    when = _WHEN.get(mtime)
+    if when is None:
+        recent = abs(_NOW - mtime) < 15552000  # six months, as ls(1)
+        when = _WHEN[mtime] = time.strftime("%b %e %H:%M" if recent else "%b %e  %Y", time.localtime(mtime))
+    return when
+
+
 def ls_line(name: str, s: os.stat_result, target: str | None = None) -> str:
-    t = time.localtime(s.st_mtime)
-    when = time.strftime("%b %e %H:%M" if abs(time.time() - s.st_mtime) < 15552000 else "%b %e  %Y", t)
+    when = _when(s.st_mtime_ns // 1_000_000_000)
     if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode):
         size = f"{os.major(s.st_rdev):3d}, {os.minor(s.st_rdev):3d}"
     else:

@@ -165,14 +165,16 @@ class Mount:
         _eopnotsupp()
 
     # ---- extended attributes ---------------------------------------------------------------------
-    def vop_getextattr(self, vp: Vnode, name: bytes) -> bytes:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    # ``ns`` is EXTATTR_NAMESPACE_USER or _SYSTEM (p2k.vfs.extattr); permission checks are the
+    # caller's. A missing name is ENOATTR (ENODATA); a file system without attributes EOPNOTSUPP.
+    def vop_getextattr(self, vp: Vnode, ns: int, name: bytes) -> bytes:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_setextattr(self, vp: Vnode, name: bytes, value: bytes) -> None:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_setextattr(self, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_listextattr(self, vp: Vnode) -> list[bytes]:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_listextattr(self, vp: Vnode, ns: int) -> list[bytes]:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_deleteextattr(self, vp: Vnode, name: bytes) -> None:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_deleteextattr(self, vp: Vnode, ns: int, name: bytes) -> None:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")

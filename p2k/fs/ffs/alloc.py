@@ -76,7 +76,7 @@ class Allocator(InodeAlloc):
             cg.cg_time = t
         else:
             cg.cg_old_time = t & 0x7FFFFFFF
-        cg.encode_into(bp.data)  # type: ignore[arg-type]
+        cg.encode_into(bp.data)
         self.bufcache.bdwrite(bp)
         self.fs.dirty = True
 
@@ -143,7 +143,7 @@ class Allocator(InodeAlloc):
 
         def bump(k: int, d: int) -> None:
             v = struct.unpack_from(endian + "i", buf, sumoff + 4 * k)[0]
-            struct.pack_into(endian + "i", buf, sumoff + 4 * k, v + d)  # type: ignore[arg-type]
+            struct.pack_into(endian + "i", buf, sumoff + 4 * k, v + d)
 
         bump(min(back + n + forw, csz), sign)
         if back:

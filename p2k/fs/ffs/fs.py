@@ -12,6 +12,7 @@ take the superblock as first argument, so they can be checked against fs.h side 
 from __future__ import annotations
 
 import errno
+import struct
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -527,3 +528,14 @@ def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superbl
         return fs
     why = "; ".join(reasons) if reasons else "bad magic number"
     raise OSError(errno.EINVAL, f"no valid FFS superblock found ({why})")
+
+
+def probe(pread: Callable[[int, int], bytes], devsize: int) -> str | None:
+    """``"FFSv2 LE"`` (version and byte order) if a valid FFS superblock is where the kernel looks,
+    else None: what ``p2k parts`` shows, and how an image argument without a partition name picks
+    its file system. A sniff of possibly hostile bytes: whatever fails to decode is "not an FFS"."""
+    try:
+        fs = find_superblock(pread, devsize)
+    except (OSError, ValueError, ArithmeticError, IndexError, KeyError, struct.error):
+        return None
+    return f"FFSv{2 if fs.ufs2 else 1} {'LE' if fs.endian == '<' else 'BE'}"

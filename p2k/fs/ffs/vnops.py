@@ -50,6 +50,7 @@ class FfsVnops:
     dir_errors: list[str]
     maxino: int
     mountpoint_path: str
+    acls = False  # POSIX.1e ACLs enforced (FS_POSIX1EACLS or -o acls): see vnops_extattr
 
     # ---- data ------------------------------------------------------------------------------------
     def read_range(self, ip: Inode, offset: int, end: int) -> bytes:
@@ -90,12 +91,15 @@ class FfsVnops:
         g = 1_000_000_000
         mode = ip.mode
         # positional: this runs once per entry of a stat walk (order = Vattr's field order)
-        return Vattr(
+        va = Vattr(
             mode, ip.nlink, ip.uid, ip.gid, ip.size, ip.ino,
             ip.db[0] & 0xFFFFFFFFFFFFFFFF if mode & 0o170000 in (0o020000, 0o060000) else 0,
             ip.atime * g + ip.atimensec, ip.mtime * g + ip.mtimensec,
             ip.ctime * g + ip.ctimensec, ip.birthtime * g + ip.birthnsec,
             ip.blocks, self.fs.fs_bsize, ip.flags, ip.gen, self.fsid)
+        if ip.extsize and self.acls:
+            return self.acl_vattr(ip, va)  # type: ignore[attr-defined,no-any-return]  # vnops_extattr
+        return va
 
     # ---- symbolic links --------------------------------------------------------------------------
     def vop_readlink(self, vp: Vnode) -> bytes:

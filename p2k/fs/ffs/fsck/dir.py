@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
+from p2k.fs.ffs.dir import D_INO, DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR, DirectHeader
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
@@ -79,10 +79,10 @@ def changeino(ctx: Ctx, dirino: int, name: bytes, newino: int) -> bool:
     st = ctx.st
     for off, _ino, _reclen, t, n in iter_entries(ctx, ip):
         if n == name:
-            ctx.io.write(off, struct.pack(ctx.fs.endian + "I", newino))
+            ctx.io.write(off + D_INO, DirectHeader.field("d_ino", ctx.fs.endian).pack(newino))
             want = st.typemap[newino] if newino < st.maxino else 0
             if want and want != t:
-                ctx.io.write(off + 6, bytes([want]))
+                ctx.io.write(off + DirectHeader.OFFSETS["d_type"], bytes([want]))
             return True
     return False
 

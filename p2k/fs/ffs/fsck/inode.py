@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, blkoff, fragroundup, numfrags
 from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.extattr import ext_blocks
 from p2k.fs.ffs.fsck.state import USTATE
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, Inode
 
@@ -130,6 +131,7 @@ def clri(ctx: Ctx, ino: int, kind: str, announce: bool) -> bool:
         return KEEPON
 
     ckinode(ctx, ip, free)
+    ext_blocks(ctx, ip, free)
     clearinode(ctx, ip)
     st.statemap[ino] = USTATE
     return True

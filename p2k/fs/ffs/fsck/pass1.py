@@ -21,6 +21,7 @@ from p2k.fs.ffs.fs import (
     maxfilesize,
 )
 from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.extattr import check_records, ext_bad_size, ext_blocks
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, STOP, ckinode, has_blocks
 from p2k.fs.ffs.fsck.pass1fast import FastScan
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
@@ -99,6 +100,9 @@ def _bad_size(ctx: Ctx, ip: Inode, maxsize: int) -> str | None:
         return f"size {ip.size} beyond the largest file"
     if t == IFDIR and ip.size and not ip.db[0]:
         return "directory without its first block"  # no "." or "..": nothing phase 2 could repair
+    ext = ext_bad_size(ctx, ip)
+    if ext:
+        return ext
     if not has_blocks(ctx, ip):
         if t == IFLNK:
             return None  # a fast symlink keeps its target in the address fields
@@ -181,11 +185,14 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
             return _excessive(rep, f"EXCESSIVE DUP BLKS I={ino}", ino, "excessive dup")
         return KEEPON
 
+    if ip.extsize:
+        check_records(ctx, ip)  # may truncate the area: before its blocks are claimed
     if ckinode(ctx, ip, check) == STOP:
         st.stopped[ino] = calls  # clri may give back only what this scan claimed
     if t in (IFBLK, IFCHR):
         counted = 0
-    sectors = counted * (fs.fs_fsize // 512) + (_ext_sectors(ctx, ip) if fs.ufs2 else 0)
+    ext_blocks(ctx, ip, check)
+    sectors = counted * (fs.fs_fsize // 512)
     if ip.blocks != sectors and st.statemap[ino] not in (FCLEAR, DCLEAR):
         if rep.ask(f"INCORRECT BLOCK COUNT I={ino} ({ip.blocks} should be {sectors})", "CORRECT",
                    preen_action="CORRECTED", ino=ino, kind="incorrect block count",
@@ -208,22 +215,6 @@ def _excessive(rep: Reporter, msg: str, ino: int, kind: str) -> int:
     if not rep.preen and not rep.reply("CONTINUE"):
         raise FsckExit(FSCK_EXIT_CHECK_FAILED)
     return STOP
-
-
-def _ext_sectors(ctx: Ctx, ip: Inode) -> int:
-    """UFS2 extended-attribute blocks: claimed like data, counted in di_blocks."""
-    fs, st = ctx.fs, ctx.st
-    total = 0
-    left = ip.extsize
-    for a in ip.extb:
-        if not a or left <= 0:
-            continue
-        n = min(fs.fs_frag, -(-min(left, fs.fs_bsize) // fs.fs_fsize))
-        left -= fs.fs_bsize
-        if 0 < a and a + n <= st.maxfsblock and not st.claim(a, n):
-            st.n_blks += n
-        total += n * (fs.fs_fsize // 512)
-    return total
 
 
 def _blkerror(ctx: Ctx, ino: int) -> None:

@@ -9,8 +9,6 @@ with the geometry it guesses from the disk label; a repairing run later rewrites
 
 from __future__ import annotations
 
-import struct
-
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_FLAGS_UPDATED,
@@ -24,6 +22,7 @@ from p2k.fs.ffs.fs import (
     SBLOCK_UFS2,
     SBLOCKSEARCH,
     SBLOCKSIZE,
+    Fs,
     Superblock,
     cgsblock,
     decode_csums,
@@ -56,7 +55,7 @@ def decode_at(buf: bytes, loc: int) -> Superblock | None:
     if len(buf) < SBLOCK_STRUCT_SIZE:
         return None
     for endian in "<>":
-        magic = struct.unpack_from(endian + "I", buf, FS_MAGIC_OFFSET)[0]
+        magic = Fs.field("fs_magic", endian).unpack_from(buf, FS_MAGIC_OFFSET)[0]
         if magic in _MAGICS:
             fs = Superblock.decode(buf, endian, loc)
             oldfscompat_read(fs)
@@ -106,7 +105,7 @@ def _is_primary_slot(fs: Superblock, loc: int) -> bool:
 
 def search_alternates(io: FsckIO, after: int) -> Superblock | None:
     """Scan the device for a superblock copy that validates (on a DEV_BSIZE boundary)."""
-    pats = [struct.pack(e + "I", m) for e in "<>" for m in _MAGICS]
+    pats = [Fs.field("fs_magic", e).pack(m) for e in "<>" for m in _MAGICS]
     chunk = 1 << 20
     pos = after - after % DEV_BSIZE
     while pos < io.size:
