@@ -75,8 +75,16 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
         return e.strerror
     finally:
         fs.fs_minfree = minfree
+    # Fields validate() leaves alone but that newfs and makefs always set one way: a candidate
+    # with another value is damaged (the copy in the last cg decides between two that validate).
     if not 0 < fs.fs_dsize <= fs.fs_size:
         return f"data size {fs.fs_dsize} outside the file system"  # (and not writable back, on UFS1)
+    if fs.fs_cssize != -(-fs.fs_ncg * 16 // fs.fs_fsize) * fs.fs_fsize:
+        return f"summary size {fs.fs_cssize} wrong for {fs.fs_ncg} cylinder groups"
+    if fs.fs_maxsymlinklen not in (0, 120 if fs.ufs2 else 60):
+        return f"impossible symlink length {fs.fs_maxsymlinklen}"
+    if fs.fs_sblockloc not in SBLOCKSEARCH:
+        return f"superblock location {fs.fs_sblockloc} is not a standard one"
     fs.fs_qbmask = fs.fs_bsize - 1
     fs.fs_qfmask = fs.fs_fsize - 1
     return None
