@@ -102,7 +102,8 @@ class LogWriter:
         self.gen = 0
         self.commits = 0
         self.overflows = 0
-        self.pending = False  # a committed transaction not yet truncated
+        self.pending = False  # the last committed transaction is still in the log
+        self.tail = self.head = 0
         try:
             h, self.endian = read_header(self.loc, m.dev.pread)
             self.gen = (h.wc_generation + 1) & 0xFFFFFFFF
@@ -144,30 +145,60 @@ class LogWriter:
                         + entries).ljust(blk, b"\0"))
         return b"".join(out)
 
+    def _room(self) -> int:
+        """Bytes the next transaction may take: all of the circular area but the previous
+        transaction, which must stay readable until the next commit header supersedes it."""
+        used = (self.head - self.tail) % self.circ_size if self.pending else 0
+        return self.circ_size - used - self.blk  # head must not catch up with tail
+
+    def _put(self, start: int, recs: bytes) -> int:
+        """Write ``recs`` at circular offset ``start`` (wrapping); the offset after them."""
+        dev, end = self.m.dev, self.circ_off + self.circ_size
+        first = recs[:end - start]
+        dev.pwrite(self.loc.offset + start, first)
+        if len(first) < len(recs):
+            dev.pwrite(self.loc.offset + self.circ_off, recs[len(first):])
+            return self.circ_off + len(recs) - len(first)
+        return start + len(recs) if start + len(recs) < end else self.circ_off
+
     def commit(self, bufs: list[Buf]) -> bool:
         """Log ``bufs`` (the metadata about to go home) as one transaction, durable on return;
-        False if it does not fit (the caller then writes home unjournaled)."""
+        False if it does not fit (the caller then writes home unjournaled).
+
+        The records go after the previous transaction's, and the new commit header's tail skips
+        that one: its home writes were issued before this flush, so they are durable once the
+        header that drops it is — no separate truncation, two device flushes per sync."""
         recs = self._records(bufs, self.m.unlinked_open_inodes())
-        if recs is None or len(recs) >= self.circ_size:
+        if recs is not None and len(recs) > self._room() and self.pending:
+            self.truncate()
+        if recs is None or len(recs) > self._room():
             self.overflows += 1
             log.warning("%s: sync of %d metadata bytes does not fit the %d-byte journal; written "
                         "unjournaled", self.m.mountpoint_path, sum(bp.size for bp in bufs), self.circ_size)
+            if self.pending:
+                self.truncate()
             return False
         dev = self.m.dev
-        dev.pwrite(self.loc.offset + self.circ_off, recs)
+        start = self.head if self.pending else self.circ_off
+        end = self._put(start, recs)
+        dev.fsync()  # this sync's data, its records, and the previous sync's home writes
+        self._header(end, start)
         dev.fsync()
-        self._header(self.circ_off + len(recs), self.circ_off)
-        dev.fsync()
+        self.tail, self.head = start, end
         self.commits += 1
         self.pending = True
         return True
 
     def truncate(self) -> None:
-        """Everything logged is home (and flushed): the log is empty again, durably, before any
-        later write can land on a block an older copy in the log would overwrite on replay."""
+        """Empty the log: the home writes of the last transaction made durable first, then a
+        header with head = tail = 0, flushed (before unmount marks the file system clean, and
+        when the next transaction needs the room)."""
+        dev = self.m.dev
+        dev.fsync()
         self._header(0, 0)
-        self.m.dev.fsync()
+        dev.fsync()
         self.pending = False
+        self.tail = self.head = 0
 
 
 class DeferredFrees:
