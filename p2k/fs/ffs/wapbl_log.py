@@ -1,19 +1,21 @@
 """Writing a WAPBL journal (``-o log``, MNT_LOG): metadata goes to the log before it goes home.
 
 The record format is NetBSD's (``wapbl.py``); what a p2k transaction is, is simpler than
-NetBSD's. At every sync the buffer cache, having written the data and flushed, hands the dirty
-metadata to ``commit`` before writing it home: the blocks go into the log as block lists
+NetBSD's. At every sync the buffer cache, having written the data, hands the dirty metadata to
+``commit`` before writing it home: the blocks go into the log as block lists
 (``wapbl_write_blocks``), followed by an inode list naming the inodes that are open but unlinked
-(``wapbl_write_inodes``), the device is flushed, the commit header is written (generation ``g``
-in slot ``g % 2``) and flushed. Then the metadata is written home, flushed, and ``truncate``
-writes the next header with head = tail = 0. A power cut before the commit header leaves the
-previous state; after it, NetBSD's replay and p2k's (``wapbl.py``) write the transaction home.
+(``wapbl_write_inodes``), after the previous transaction's records; the device is flushed; the
+commit header is written (generation ``g`` in slot ``g % 2``), its tail at the new records —
+which drops the previous transaction — and flushed. Then the metadata is written home without a
+flush of its own: the next commit's first flush makes it durable before the header that drops
+it can be. Two device flushes per sync, as for an unjournaled ordered sync. Unmount (and a
+transaction that needs the room) empties the log: flush, a header with head = tail = 0, flush.
 
-Because the log is empty again after every sync, no older copy of a block can outlive its
-freeing, so no revocation records are needed. The price is two more device flushes per sync
-than an unjournaled ordered sync; NetBSD's lazier home writes and truncation are not done. A
-sync whose metadata does not fit the log is written the unjournaled, ordered way and counted
-(``overflows``); fsck still repairs what a power cut then leaves.
+No revocation records are needed: at most one transaction is ever replayable, frees are applied
+only at a commit (``DeferredFrees``), and so no block that transaction logged can have been
+freed and written again before a later header drops it. A sync whose metadata does not fit the
+log is written the unjournaled, ordered way and counted (``overflows``); fsck still repairs what
+a power cut then leaves.
 
 Where the log is: the one the superblock already names (NetBSD's, in the file system or after
 it), else — as ``wapbl_log_position`` prefers — the space after the file system, if the device
