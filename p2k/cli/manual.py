@@ -45,7 +45,7 @@ _OWN_KERNEL = Manual((), env_note="No RUMP_* variable applies: the command's ker
 
 COMMANDS: dict[str, Manual] = {
     **{name: _FSUTILS for name in ("ls", "cat", "stat", "find", "du", "df", "cp", "mkdir", "rm", "rmdir",
-                                   "mv", "ln", "chmod", "chown", "touch", "write")},
+                                   "mv", "ln", "chmod", "chown", "touch", "write", "getfattr", "setfattr")},
     "mount": Manual(KERNEL_ENV, ((0, "mounted; the daemon serving it has detached (or, with -f, it was "
                                      "unmounted cleanly)."),
                                  (1, "not mounted; the reason is one line on stderr.")),
@@ -61,6 +61,8 @@ COMMANDS: dict[str, Manual] = {
                         (2, "inconsistencies remain (answered no, or -p met one it may not fix)."),
                         (8, "the check failed: no usable superblock, or the image cannot be read.")),
                    env_note=_OWN_KERNEL.env_note),
+    "parts": Manual((), env_note="No RUMP_* variable applies: the command reads the image's partition map "
+                                 "and starts no kernel."),
     "crashtest": Manual((), ((0, "every cut point passed."),
                              (1, "a cut point failed (its reproduce line is on stderr), or none ran.")),
                         env_note=_OWN_KERNEL.env_note),
