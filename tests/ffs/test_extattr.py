@@ -233,3 +233,23 @@ def test_acl_inheritance_and_enforcement(tmp_path: Path, capsys: pytest.CaptureF
     k.halt()
     assert main(["fsck", "-fn", str(img)]) == 0
     assert "INCORRECT" not in capsys.readouterr().out
+
+
+def test_tmpfs_enforces_acls_with_the_option() -> None:
+    from p2k.vfs import acl
+
+    x = acl.ACL_UNDEFINED_ID
+    for opts, enforced in (({"acls": ""}, True), ({}, False)):
+        k = p2k.Kernel(env={})
+        k.sys.mkdir("/t", 0o755)
+        k.sys.mount("tmpfs", "/t", 0, opts)
+        k.sys.close(k.sys.open("/t/f", os.O_CREAT | os.O_WRONLY, 0o644))
+        k.sys.acl_set_file("/t/f", acl.ACL_TYPE_ACCESS, [(acl.ACL_USER_OBJ, x, 6), (acl.ACL_USER, 1000, 0),
+                                                          (acl.ACL_GROUP_OBJ, x, 4), (acl.ACL_MASK, x, 4),
+                                                          (acl.ACL_OTHER, x, 4)])
+        user = k.newproc(cred=Cred(1000, 1000))
+        if enforced:
+            assert _errno(user.open, "/t/f", os.O_RDONLY) == errno.EACCES
+        else:
+            user.close(user.open("/t/f", os.O_RDONLY))  # stored, not enforced: the mode applies
+        k.halt()
