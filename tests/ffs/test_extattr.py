@@ -253,3 +253,27 @@ def test_tmpfs_enforces_acls_with_the_option() -> None:
         else:
             user.close(user.open("/t/f", os.O_RDONLY))  # stored, not enforced: the mode applies
         k.halt()
+
+
+def test_ufs2ea_magic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NetBSD 10's UFS2EA (FS_UFS2EA_MAGIC) keeps its attributes in the same ext area."""
+    import struct
+
+    from p2k.fs.ffs.fs import FS_UFS2_MAGIC, FS_UFS2EA_MAGIC
+
+    img = newfs(tmp_path / "ea.img", "16m", "-O", "2")
+    with open(img, "r+b") as f:
+        f.seek(65536 + 1372)
+        assert struct.unpack("<i", f.read(4))[0] == FS_UFS2_MAGIC
+        f.seek(65536 + 1372)
+        f.write(struct.pack("<i", FS_UFS2EA_MAGIC))
+    k = mount_rw(img)
+    assert k.mounts[0].fs.ea
+    k.sys.close(k.sys.open("/mnt/f", os.O_CREAT | os.O_WRONLY, 0o644))
+    k.sys.extattr_set_file("/mnt/f", U, b"netbsd", b"10")
+    k.halt()
+    k = mount_rw(img, ro=True)
+    assert k.sys.extattr_get_file("/mnt/f", U, b"netbsd") == b"10"
+    k.halt()
+    assert main(["fsck", "-fn", str(img)]) == 0
+    assert "INCORRECT" not in capsys.readouterr().out
