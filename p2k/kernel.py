@@ -16,7 +16,7 @@ from typing import Any
 import p2k.vfs.sysctl as sysctl_tree
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
-from p2k.hyper import KernelParams, MemAccount
+from p2k.hyper import Backend, KernelParams, MemAccount
 from p2k.vfs.bufcache import BufCache
 from p2k.vfs.lwproc import RFFDG, Cred, Proc
 from p2k.vfs.mount import Mount
@@ -46,13 +46,14 @@ class Kernel:
         self.op_end_hooks: list[Callable[[], None]] = []
         self.sysdepth = 0
         self.halted = False
+        self.vop_internal_errors = 0  # non-OSError exceptions turned into EIO (p2k.vfs.vopguard)
         root = self.vcache.vget(self.rootmount, self.rootmount.vfs_root_ino())
         self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed
         self.proc0 = Proc(self.vcache, root, root)
         self.sys = Syscalls(self, self.proc0)
 
     # ---- rump_pub_etfs_* -------------------------------------------------------------------------
-    def etfs_register(self, key: str, hostpath: str, type: int = ETFS_BLK, size: int | None = None,
+    def etfs_register(self, key: str, hostpath: str | Backend, type: int = ETFS_BLK, size: int | None = None,
                       offset: int = 0, readonly: bool = False) -> Device:
         with self.lock:
             return self.etfs.register(key, hostpath, type, size=size, offset=offset, readonly=readonly)
@@ -107,6 +108,7 @@ class Kernel:
                 "buf_dirty_bytes": bc.dirty_bytes, "buf_writes": bc.writes, "lost_writes": bc.lost_writes,
                 "mem_used": self.mem.used, "mem_peak": self.mem.peak, "mem_limit": self.mem.limit or 0,
                 "mounts": len(self.mounts),
+                "vop_internal_errors": self.vop_internal_errors,
             }
 
     # ---- mount table -----------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything p2k needs on a bare Debian machine: the host packages (FUSE 3, NetBSD makefs,
-# The Sleuth Kit, fuse2fs and e2fsprogs for the benchmarks, attr/acl for the xattr tests, zstd for
-# the compressed fixtures), the virtual environment at .venv and
+# The Sleuth Kit, fuse2fs and e2fsprogs for the benchmarks; sfdisk, sgdisk, qemu-img, xz and losetup
+# for the whole-disk tests; attr/acl for the xattr tests, zstd for the compressed fixtures), the
+# virtual environment at .venv and
 # the package itself with its test extras. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in fusermount3:fuse3 pkg-config:pkg-config makefs:makefs fls:sleuthkit fuse2fs:fuse2fs \
-            mkfs.ext4:e2fsprogs setpriv:util-linux getfattr:attr getfacl:acl zstd:zstd; do
+            mkfs.ext4:e2fsprogs setpriv:util-linux sfdisk:fdisk sgdisk:gdisk qemu-img:qemu-utils xz:xz-utils \
+            losetup:mount getfattr:attr getfacl:acl zstd:zstd; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -24,7 +26,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import p2k, pyfuse3, trio, pytest, hypothesis, dissect.ffs, mypy, ruff" 2>/dev/null \
+if ! .venv/bin/python -c "import p2k, pyfuse3, trio, pytest, hypothesis, dissect.ffs, mypy, ruff, \
+        dissect.hypervisor, dissect.volume, indexed_gzip, xz" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.p2k-installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'

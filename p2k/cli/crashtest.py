@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
     p.add_argument("-k", "--keep", action="store_true", help="keep the images of failed cut points")
     p.add_argument("-o", dest="options", default="", help="mount options: 'log' journals metadata "
                    "(WAPBL) and checks that replay, not fsck, makes each survivor consistent")
-    p.add_argument("image", nargs="?", help="start from a copy of this image instead of a fresh one")
+    p.add_argument("image", nargs="?",
+                   help="start from a copy of this image (IMAGE or IMAGE:NAME) instead of a fresh one")
     p.set_defaults(func=cmd_crashtest)
 
 
@@ -37,6 +38,21 @@ def cut_points(total: int, cuts: int) -> list[int]:
         return list(range(1, total + 1))
     step = total / cuts
     return sorted({max(1, round(step * (i + 1))) for i in range(cuts)})
+
+
+def copy_out(image: str, dest: Path) -> None:
+    """The file system ``IMAGE[:NAME]`` designates (a partition, inside any container), copied to
+    ``dest``: the cut points then work on a plain image and the original is never written."""
+    from p2k.cli.imagearg import resolve_image
+
+    target = resolve_image(image, True, prog="p2k crashtest")
+    try:
+        with open(dest, "wb") as out:
+            for off in range(0, target.size, 1 << 20):
+                out.write(target.backend.pread(target.offset + off, min(1 << 20, target.size - off)))
+            out.truncate(target.size)
+    finally:
+        target.backend.close()
 
 
 def cmd_crashtest(args: argparse.Namespace) -> int:
@@ -59,7 +75,7 @@ def cmd_crashtest(args: argparse.Namespace) -> int:
         template = tmp / "template.img"
         log = "log" in args.options.split(",")
         if args.image:
-            shutil.copyfile(args.image, template)
+            copy_out(args.image, template)
         else:
             make_image(template, args.version, log=log)
         for name in names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
+import sys
 from typing import Any, Protocol
 
 from p2k.cli.fsview import FsView
@@ -132,7 +133,18 @@ def _split(v: FsView, p: str) -> tuple[Side, str]:
     return HostSide(), p
 
 
-def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool) -> None:
+def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool) -> int:
+    """Copy; like BSD cp, a source that cannot be copied is reported on stderr and the rest are
+    copied all the same. Returns 1 if anything failed, else 0."""
+    failed: list[OSError] = []
+    _copy_paths(v, srcs, dst, recursive=recursive, preserve=preserve, failed=failed)
+    for e in failed:
+        print(f"p2k cp: {e.filename}: {e.strerror}" if e.filename else f"p2k cp: {e.strerror}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool,
+                failed: list[OSError]) -> None:
     dside, dpath = _split(v, dst)
     try:
         dst_is_dir = st.S_ISDIR(dside.lstat(dpath).st_mode)
@@ -143,10 +155,14 @@ def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserv
     for src in srcs:
         sside, spath = _split(v, src)
         target = dpath.rstrip("/") + "/" + os.path.basename(spath.rstrip("/")) if dst_is_dir else dpath
-        copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve)
+        try:
+            copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve, failed=failed)
+        except OSError as e:
+            failed.append(e if e.filename else OSError(e.errno, e.strerror, src))
 
 
-def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool) -> None:
+def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool,
+             failed: list[OSError] | None = None) -> None:
     s = ss.lstat(sp)
     mode = s.st_mode
     if st.S_ISDIR(mode):
@@ -157,8 +173,14 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
         except FileExistsError:
             pass
         for name in sorted(ss.listdir(sp)):
-            copy_one(ss, sp.rstrip("/") + "/" + name, ds, dp.rstrip("/") + "/" + name,
-                     recursive=True, preserve=preserve)
+            child = sp.rstrip("/") + "/" + name
+            try:
+                copy_one(ss, child, ds, dp.rstrip("/") + "/" + name, recursive=True, preserve=preserve,
+                         failed=failed)
+            except OSError as e:
+                if failed is None:
+                    raise
+                failed.append(e if e.filename else OSError(e.errno, e.strerror, child))
         ds.chmod(dp, st.S_IMODE(mode) if preserve else st.S_IMODE(mode) & 0o777)
     elif st.S_ISLNK(mode):
         ds.symlink(ss.readlink(sp), dp)

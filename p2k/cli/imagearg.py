@@ -1,7 +1,10 @@
-"""The image argument every image command shares: ``IMAGE``, ``IMAGE:a`` or ``-d drivespec``.
+"""The image argument every image command shares: ``IMAGE``, ``IMAGE:NAME`` or ``-d drivespec``.
 
 fs-utils tools take an image and mount it in a private rump kernel for the one command; so do we.
-``IMAGE:a`` means partition *a* of a NetBSD disklabel in the image, as ``disklabel=a`` would.
+``IMAGE:NAME`` names a partition as ``p2k parts IMAGE`` lists it (``p2``, ``s1a``, ``a``) or a byte
+window ``@OFFSET[,SIZE]``; ``IMAGE`` alone is the image if it is an FFS, else its only FFS
+partition (``p2k.etfs.resolve``). Images in qcow2, VMDK, VHD(X), gzip or xz containers are
+recognised by content and opened read-only.
 """
 
 from __future__ import annotations
@@ -9,16 +12,15 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2k.etfs.resolve import Target
     from p2k.kernel import Kernel
 
 DEVKEY = "/dev/p2k0"
 MOUNTPOINT = "/mnt"
-
-_PART = re.compile(r"^(?P<path>.+):(?P<part>[a-z])$")
 
 
 class MountedImage:
@@ -59,11 +61,12 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
                    help="file system type of the image (ffs); tmpfs has no image and is for p2k mount only")
     p.add_argument("-o", dest="options", default="", help="mount options, e.g. ro")
     p.add_argument("-d", dest="drivespec", default=None,
-                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,disklabel=a; "
+                   help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,part=p2; "
                         "takes the place of IMAGE")
     where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
     p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
-                   help="image file, or IMAGE:a for partition a of its disklabel" + where)
+                   help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or IMAGE:NAME for "
+                        "a partition as 'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
     p.set_defaults(_image_operand=(image_optional, server_ok))
 
 
@@ -113,7 +116,7 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         rest = sum(_least(b) for b in actions[i + 1:])
         take = min(high, left - rest)
         if take < low:
-            missing = [b.metavar or b.dest for b in actions[i:] if _least(b)]
+            missing = [b.metavar or b.dest for b in actions[i:] if _least(b) or b is a]
             p.error(f"the following arguments are required: {', '.join(map(str, missing))}")
         got, words = words[:take], words[take:]
         left -= take
@@ -176,14 +179,16 @@ def check_fstype(args: argparse.Namespace) -> None:
     be silently ignored — that is a mistake to report, not an empty file system to list."""
     if args.fstype != "tmpfs":
         return
-    if args.drivespec or (args.image and os.path.exists(split_image(args.image)[0])):
+    from p2k.etfs.resolve import split_image_arg
+
+    if args.drivespec or (args.image and os.path.exists(split_image_arg(args.image)[0])):
         raise OSError(errno.EINVAL, "-t tmpfs: tmpfs has no on-disk image; this one would be ignored",
                       args.image or args.drivespec)
 
 
 def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
     """Register the image (or drivespec) with etfs; returns the device key."""
-    from p2k.etfs import ETFS_BLK, DriveSpec, parse_drivespec
+    from p2k.etfs import ETFS_BLK, parse_drivespec
 
     if args.drivespec:
         spec = parse_drivespec(args.drivespec)
@@ -192,19 +197,22 @@ def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
         return spec.register(k.etfs).key
     if not args.image:
         raise OSError(errno.EINVAL, "no image given (IMAGE or -d drivespec)")
-    path, part = split_image(args.image)
-    if part:
-        # Built directly, not as text: a host path may hold commas that a drivespec cannot.
-        spec = DriveSpec(key=DEVKEY, hostpath=path, disklabel=part, readonly=readonly)
-        return spec.register(k.etfs).key
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-    k.etfs_register(DEVKEY, path, ETFS_BLK, readonly=readonly)
+    target = resolve_image(args.image, readonly, prog=f"p2k {getattr(args, 'command', None) or ''}".rstrip())
+    k.etfs_register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
     return DEVKEY
 
 
-def split_image(text: str) -> tuple[str, str | None]:
-    m = _PART.match(text)
-    if m and not os.path.exists(text):
-        return m.group("path"), m.group("part")
-    return text, None
+def resolve_image(text: str, readonly: bool, prog: str = "p2k") -> Target:
+    """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr as
+    ``PROG: IMAGE: warning: ...``."""
+    from p2k.etfs import parse_size
+    from p2k.etfs.resolve import resolve, split_image_arg
+    from p2k.fs.ffs.fs import probe
+
+    path, name = split_image_arg(text)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size)
+    for w in target.warnings:
+        print(f"{prog}: {path}: warning: {w}", file=sys.stderr)
+    return target

@@ -61,6 +61,8 @@ COMMANDS: dict[str, Manual] = {
                         (2, "inconsistencies remain (answered no, or -p met one it may not fix)."),
                         (8, "the check failed: no usable superblock, or the image cannot be read.")),
                    env_note=_OWN_KERNEL.env_note),
+    "parts": Manual((), env_note="No RUMP_* variable applies: the command reads the image's partition map "
+                                 "and starts no kernel."),
     "crashtest": Manual((), ((0, "every cut point passed."),
                              (1, "a cut point failed (its reproduce line is on stderr), or none ran.")),
                         env_note=_OWN_KERNEL.env_note),

@@ -3,16 +3,22 @@
 ``-s`` takes a sector count, or bytes with a b/k/m/g/t suffix, like newfs; without ``-s`` the
 size of the existing image is used. ``-F`` (the target is a file) is accepted for compatibility:
 p2k always works on image files. ``-N`` prints what would be made and writes nothing.
+``IMAGE:NAME`` (``disk.img:p2``, ``disk.img:s1a``) makes the file system in an existing partition,
+sized to it, and writes nothing outside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from p2k.hyper import Window
 
 _SIZE = re.compile(r"^(\d+)([sSbBkKmMgGtT]?)$")
 
@@ -51,16 +57,48 @@ def register(sub: Any) -> None:
     p.add_argument("-V", dest="verbosity", type=int, default=None, help="verbosity 0..4")
     p.add_argument("-F", dest="file", action="store_true", help="the target is a file (always true here)")
     p.add_argument("-Z", dest="zero", action="store_true", help="pre-zero the image")
-    p.add_argument("image", help="image file")
+    p.add_argument("image", help="image file, or IMAGE:NAME for an existing partition (see p2k parts)")
     p.set_defaults(func=cmd_newfs)
 
 
 def cmd_newfs(args: argparse.Namespace) -> int:
+    from p2k.etfs.resolve import split_image_arg
+
+    path, name = split_image_arg(args.image)
+    window: Window | None = None
+    if name is not None:
+        window = partition_window(path, name, args)
+    try:
+        return _newfs(args, window)
+    finally:
+        if window is not None:
+            window.close()
+
+
+def partition_window(path: str, name: str, args: argparse.Namespace) -> Window:
+    """``IMAGE:NAME``: the existing partition is the whole target; ``-s`` may only shrink it."""
+    from p2k.etfs import parse_size
+    from p2k.etfs.resolve import resolve
+    from p2k.hyper import Window
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+    target = resolve(path, name, readonly=args.dry_run, parse_size=parse_size)
+    window = Window(target.backend, offset=target.offset, size=target.size)
+    if args.size is not None and parse_newfs_size(args.size) > window.size:
+        window.close()
+        raise UsageError(f"{args.image}: -s {args.size} is larger than the partition ({window.size} bytes)")
+    return window
+
+
+def _newfs(args: argparse.Namespace, window: Window | None) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
     from p2k.fs.ffs.newfs import FS_OPTSPACE, FS_OPTTIME, NewfsOptions, newfs_image, plan, summary_lines
 
     if args.size is not None:
         size = parse_newfs_size(args.size)
+    elif window is not None:
+        size = window.size
     elif os.path.exists(args.image):
         size = os.path.getsize(args.image)
     else:
@@ -78,5 +116,5 @@ def cmd_newfs(args: argparse.Namespace) -> int:
         print(line)
     if args.dry_run:
         return 0
-    newfs_image(args.image, opts, fs, zero=args.zero)
+    newfs_image(args.image, opts, fs, zero=args.zero, window=window)
     return 0

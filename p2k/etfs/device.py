@@ -1,6 +1,6 @@
 """A registered host file seen as a device: rump_etfs(3)'s node plus rumpblk's I/O path.
 
-All I/O goes through a ``p2k.hyper.HostFile`` opened on the device's window, so the bound check
+All I/O goes through a ``p2k.hyper.Window`` opened on the device's window, so the bound check
 happens at the lowest level: whatever a file system above asks, nothing outside
 ``[offset, offset + size)`` of the host file can be read or written.
 """
@@ -12,7 +12,7 @@ import itertools
 import threading
 
 from p2k.etfs.fault import FaultInjector, FaultPlan
-from p2k.hyper import HostFile
+from p2k.hyper import Window
 
 ETFS_REG = 0
 ETFS_BLK = 1
@@ -30,7 +30,7 @@ class Device:
     positive the registry refuses to remove the device, which is the promise rump_etfs(3) leaves to
     the caller ("caller's responsibility to make sure it's not in use") made into a check."""
 
-    def __init__(self, key: str, hostpath: str, type: int, host: HostFile) -> None:
+    def __init__(self, key: str, hostpath: str, type: int, host: Window) -> None:
         self.dev_id = next(_dev_ids)
         self.key = key
         self.type = type
@@ -39,7 +39,7 @@ class Device:
         self.size = host.size
         self.readonly = host.readonly
         self.opencount = 0
-        self._host: HostFile | None = host
+        self._host: Window | None = host
         self._lock = threading.Lock()
         self._final_stats = (0, 0, 0, 0)
         self.faults: FaultInjector | None = None
@@ -53,7 +53,7 @@ class Device:
     def closed(self) -> bool:
         return self._host is None
 
-    def _hostfile(self) -> HostFile:
+    def _hostfile(self) -> Window:
         host = self._host
         if host is None:
             # What a driver sees when its device has been removed under it: NetBSD's vdevgone.
@@ -115,7 +115,7 @@ class Device:
             self._retire(host)
         return True
 
-    def _retire(self, host: HostFile) -> None:
+    def _retire(self, host: Window) -> None:
         self._final_stats = (host.reads, host.writes, host.bytes_read, host.bytes_written)
         host.close()
 

@@ -1,7 +1,12 @@
 """rump_server(1)'s ``-d`` drivespec: parsing with its exact words, and registration with its rules.
 
 ``key=/dev/dk,hostpath=dk.img,size=1g[,offset=N][,type=blk|chr|reg]`` or
-``key=...,hostpath=...,disklabel=a``. Parsing follows NetBSD's ``rump_allserver.c`` (1.39) and the
+``key=...,hostpath=...,disklabel=a``, or p2k's extension ``key=...,hostpath=...,part=NAME``, which
+takes any partition name ``p2k parts`` prints (``p2``, ``s1a``, ``a``, ``@OFFSET[,SIZE]``) and reads
+MBR, GPT and BSD labels in slices (``p2k.etfs.resolve``); an image in a container (qcow2, VMDK,
+VHD(X), gzip, xz) is recognised by content and may only be registered read-only.
+
+Parsing follows NetBSD's ``rump_allserver.c`` (1.39) and the
 two libc routines it leans on, ``getsubopt(3)`` and ``strsuftoll(3)``, quirks included — a value of 0
 counts as "not given", whitespace separates options like commas — because scripts written for
 rump_server must get the same answer here. Each ``DriveSpecError`` carries rump_server's message
@@ -23,7 +28,8 @@ from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.etfs.disklabel import LABEL_SCAN_BYTES, scan_disklabel
 from p2k.etfs.fault import FAULT_TOKENS, FaultPlan, parse_fault_option
 from p2k.etfs.registry import EtfsRegistry
-from p2k.hyper import HostFile
+from p2k.etfs.resolve import is_volume_name, resolve
+from p2k.hyper import HostFile, container_kind
 from p2k.hyper.hostio import create_host_file, host_path_exists
 
 LLONG_MAX = (1 << 63) - 1
@@ -32,7 +38,7 @@ _SUFFIXES = {"b": 512, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "
 _C_SPACE = " \t\n\v\f\r"
 _SUBOPT_SEPARATORS = ", \t"
 _TYPES = {"blk": ETFS_BLK, "chr": ETFS_CHR, "reg": ETFS_REG}
-_TOKENS = ("key", "hostpath", "size", "offset", "disklabel", "type")
+_TOKENS = ("key", "hostpath", "size", "offset", "disklabel", "type", "part")
 _SIZE_HOST = -1  # rump_server's DSIZE_E
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -140,6 +146,7 @@ class DriveSpec:
     readonly: bool = False
     size_host: bool = False
     faults: FaultPlan | None = None  # p2k extension: failwrite=, failread=, tearwrite=, powercut=, seed=
+    part: str | None = None  # p2k extension: part=p2, s1a, a or @OFFSET[,SIZE] (any partition map)
 
     def register(self, registry: EtfsRegistry) -> Device:
         """Do what rump_server does with a drivespec, then register it.
@@ -150,6 +157,8 @@ class DriveSpec:
         (``etfs hostpath open``, ``disklabel not found``, ``partition not available``,
         ``size=host, but cannot query non-zero size``, ``truncate``, ``etfs register``).
         """
+        if self.part is not None or container_kind(self.hostpath):
+            return self._register_resolved(registry)
         if not host_path_exists(self.hostpath):
             if self.disklabel is not None:
                 # rump_server would create an empty file first, then fail to find a label in it.
@@ -189,6 +198,26 @@ class DriveSpec:
         return dev
 
 
+    def _register_resolved(self, registry: EtfsRegistry) -> Device:
+        """p2k's ``part=`` and images in containers: the window comes from ``resolve``, which
+        reads any partition map (and refuses to write into a container, saying how to convert)."""
+        if not host_path_exists(self.hostpath):
+            raise OSError(errno.ENOENT, "etfs hostpath open", self.hostpath)
+        target = resolve(self.hostpath, self.part or self.disklabel, readonly=self.readonly, parse_size=parse_size)
+        offset, size = target.offset, target.size
+        if self.part is None and self.disklabel is None:
+            offset = self.offset
+            size = self.size if self.size is not None else max(target.size - offset, 0)
+        try:
+            dev = registry.register(self.key, target.backend, self.type, size=size, offset=offset,
+                                    readonly=self.readonly)
+        except OSError as e:
+            raise OSError(e.errno, "etfs register", self.key) from e
+        if self.faults is not None:
+            dev.set_faults(self.faults)
+        return dev
+
+
 def _host_call(reason: str, path: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a host operation, renaming its failure to rump_server's ``reason`` (errno kept)."""
     try:
@@ -203,6 +232,7 @@ def parse_drivespec(text: str) -> DriveSpec:
     hostpath: str | None = None
     flen = foffset = 0
     partition: str | None = None
+    part: str | None = None
     ftype = -1
     faults: FaultPlan | None = None
     for name, value in _getsubopt(text):
@@ -253,9 +283,15 @@ def parse_drivespec(text: str) -> DriveSpec:
             if value not in _TYPES:
                 raise DriveSpecError(f"invalid type {value or ''}")
             ftype = _TYPES[value]
+        elif token == 6:
+            if value is None or not is_volume_name(value):
+                raise DriveSpecError("invalid part name")
+            part = value
         else:
             raise DriveSpecError("invalid dtoken")
-    if key is None or hostpath is None or (flen == 0 and partition is None and ftype != ETFS_REG):
+    if part is not None and (partition is not None or flen != 0 or foffset != 0):
+        raise DriveSpecError("part needs to be used alone")
+    if key is None or hostpath is None or (flen == 0 and partition is None and part is None and ftype != ETFS_REG):
         raise DriveSpecError("incomplete drivespec")
     return DriveSpec(
         key=key,
@@ -266,4 +302,5 @@ def parse_drivespec(text: str) -> DriveSpec:
         disklabel=partition,
         size_host=flen == _SIZE_HOST,
         faults=faults,
+        part=part,
     )

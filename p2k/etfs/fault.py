@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from p2k.hyper import HostFile
+    from p2k.hyper import Window
 
 
 @dataclass
@@ -53,9 +53,9 @@ class FaultState:
 
 
 class FaultInjector:
-    """Wraps a HostFile's I/O; device-relative offsets, window checks stay in HostFile."""
+    """Wraps a Window's I/O; device-relative offsets, window checks stay in the Window."""
 
-    def __init__(self, host: HostFile, plan: FaultPlan) -> None:
+    def __init__(self, host: Window, plan: FaultPlan) -> None:
         self.host = host
         self.plan = plan
         self.state = FaultState()

@@ -13,7 +13,7 @@ import errno
 import threading
 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
-from p2k.hyper import HostFile
+from p2k.hyper import Backend, HostFile, Window
 
 _ETFS_TYPES = (ETFS_REG, ETFS_BLK, ETFS_CHR)
 _READONLY_FALLBACK = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -40,9 +40,12 @@ class EtfsRegistry:
         self._devices: dict[str, Device] = {}
         self._lock = threading.Lock()
 
-    def register(self, key: str, hostpath: str, type: int, size: int | None = None, offset: int = 0,
+    def register(self, key: str, hostpath: str | Backend, type: int, size: int | None = None, offset: int = 0,
                  readonly: bool = False) -> Device:
         """Map ``[offset, offset + size)`` of ``hostpath`` as ``key``; ``size=None`` means up to EOF.
+
+        ``hostpath`` may instead be an open ``Backend`` (a container, a file-like object), which the
+        device then owns; ``readonly`` cannot make it writable.
 
         Errors (``OSError``): EINVAL for a relative key, an unknown type, a negative offset or size,
         or a window reaching past the host file's end (NetBSD refuses those at registration; grow
@@ -61,8 +64,8 @@ class EtfsRegistry:
             fsize = host.host_size()
             if offset > fsize or offset + host.size > fsize:
                 raise OSError(errno.EINVAL, f"{norm}: window [{offset}, {offset + host.size}) is not inside "
-                                            f"{hostpath} ({fsize} bytes)")
-            device = Device(norm, hostpath, type, host)
+                                            f"{host.path} ({fsize} bytes)")
+            device = Device(norm, host.path, type, host)
             with self._lock:
                 if norm in self._devices:
                     raise OSError(errno.EEXIST, f"{norm}: etfs key already registered")
@@ -73,7 +76,11 @@ class EtfsRegistry:
         return device
 
     @staticmethod
-    def _open(hostpath: str, offset: int, size: int | None, readonly: bool) -> HostFile:
+    def _open(hostpath: str | Backend, offset: int, size: int | None, readonly: bool) -> Window:
+        if isinstance(hostpath, Backend):
+            if readonly:
+                hostpath.readonly = True
+            return Window(hostpath, offset=offset, size=size)
         try:
             return HostFile(hostpath, offset=offset, size=size, readonly=readonly)
         except OSError as e:

@@ -134,14 +134,6 @@ class LocalPort:
         self.root.vrele(vp)
         return self._counted(va)
 
-    def _create_then_stat(self, parent: int, name: bytes, make: Any) -> Vattr:
-        def run(dvp: Any) -> Vattr:
-            with self.k.lock:
-                make(dvp)
-                return self._held(self.root.vlookup(dvp, name))
-
-        return self._with_vnode(parent, run)  # type: ignore[no-any-return]
-
     # ---- names -----------------------------------------------------------------------------------
     def getattr(self, fino: int) -> Vattr:
         return self._with_vnode(fino, self.root.vgetattr)  # type: ignore[no-any-return]
@@ -158,20 +150,20 @@ class LocalPort:
     def readlink(self, who: Any, fino: int) -> bytes:
         return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
 
+    def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
+        return self._held(self._with_vnode(parent, lambda dvp: who.vmake(dvp, name, kind, *args, **kw)))
+
     def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.mknod(name, mode, rdev, dir_fd=dvp))
+        return self._make(who, parent, name, "node", mode, rdev)
 
     def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.mkdir(name, mode, dir_fd=dvp))
+        return self._make(who, parent, name, "dir", mode)
 
     def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.symlink(target, name, dir_fd=dvp))
+        return self._make(who, parent, name, "symlink", target=target)
 
     def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
-        def run(vp: Any) -> Vattr:
-            return self._create_then_stat(parent, name, lambda dvp: who.vlink(vp, name, dvp))
-
-        return self._with_vnode(fino, run)  # type: ignore[no-any-return]
+        return self._with_vnode(fino, lambda vp: self._make(who, parent, name, "link", link=vp))  # type: ignore[no-any-return]
 
     def unlink(self, who: Any, parent: int, name: bytes) -> None:
         self._with_vnode(parent, lambda dvp: who.unlink(name, dir_fd=dvp))

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr
+from p2k.vfs.vopguard import guard_class
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
@@ -49,6 +50,10 @@ class Mount:
     namemax: int = 255
     maxfilesize: int = (1 << 63) - 1
     supports_exchange: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_class(cls)  # nothing but OSError leaves a driver (p2k.vfs.vopguard)
 
     def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
         self.kernel = kernel

@@ -12,6 +12,7 @@ take the superblock as first argument, so they can be checked against fs.h side 
 from __future__ import annotations
 
 import errno
+import struct
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ SBLOCK_UFS1 = 8192
 SBLOCK_UFS2 = 65536
 SBLOCK_PIGGY = 262144
 SBLOCKSIZE = 8192
+FS_MAXCONTIG = 16  # the largest cluster summary (fs.h)
 SBLOCKSEARCH = (SBLOCK_UFS2, SBLOCK_UFS1, SBLOCK_FLOPPY, SBLOCK_PIGGY)
 SBLOCK_STRUCT_SIZE = 1376  # sizeof(struct fs)
 
@@ -469,6 +471,8 @@ def validate(fs: Superblock, devsize: int | None = None) -> None:
         raise _einval(f"summary area at {fs.fs_csaddr} outside the file system")
     if devsize is not None and fs.fs_size * fsize > devsize + bsize:
         raise _einval(f"file system of {fs.fs_size * fsize} bytes larger than device ({devsize})")
+    if not (0 <= fs.fs_contigsumsize <= FS_MAXCONTIG):
+        raise _einval(f"cluster summary size {fs.fs_contigsumsize} out of range")
     if not (0 <= fs.fs_minfree <= 99):
         raise _einval(f"impossible minfree {fs.fs_minfree}")
 
@@ -524,3 +528,14 @@ def find_superblock(pread: Callable[[int, int], bytes], devsize: int) -> Superbl
         return fs
     why = "; ".join(reasons) if reasons else "bad magic number"
     raise OSError(errno.EINVAL, f"no valid FFS superblock found ({why})")
+
+
+def probe(pread: Callable[[int, int], bytes], devsize: int) -> str | None:
+    """``"FFSv2 LE"`` (version and byte order) if a valid FFS superblock is where the kernel looks,
+    else None: what ``p2k parts`` shows, and how an image argument without a partition name picks
+    its file system. A sniff of possibly hostile bytes: whatever fails to decode is "not an FFS"."""
+    try:
+        fs = find_superblock(pread, devsize)
+    except (OSError, ValueError, ArithmeticError, IndexError, KeyError, struct.error):
+        return None
+    return f"FFSv{2 if fs.ufs2 else 1} {'LE' if fs.endian == '<' else 'BE'}"

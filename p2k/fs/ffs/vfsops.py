@@ -156,8 +156,15 @@ class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
         self.journal = rp
         if not rp.empty:
             self.bufcache.invalidate_dev(self.dev)
-            self.dev = ReplayedDevice(self.dev, rp)
-            fs = find_superblock(self._pread, self.dev.size)
+            overlay = ReplayedDevice(self.dev, rp)
+            try:
+                replayed = find_superblock(lambda off, n: overlay.pread(off, n), overlay.size)
+            except OSError as e:
+                self.journal = f"the replayed superblock is not valid: {e.strerror}"
+                self.notes.append(f"WAPBL journal not replayed: {self.journal}")
+                log.warning("%s: WAPBL journal not replayed: %s", self.mountpoint_path, self.journal)
+                return fs
+            self.dev, fs = overlay, replayed
             if self.readonly:
                 self.notes.append(f"replaying log to memory ({len(rp.blocks)} blocks)")
                 log.info("%s: replaying log to memory", self.mountpoint_path)

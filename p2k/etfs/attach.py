@@ -1,0 +1,57 @@
+"""Register ``IMAGE[:NAME]`` — a host path or an open file object — as a device, in one call.
+
+Thin glue over ``p2k.etfs.resolve`` for the callers that want a registered device rather than a
+window: the commands, ``open_image`` and the fsspec file system. ``NAME`` is anything ``p2k parts``
+prints (``p2``, ``s1a``, ``a``, ``@OFFSET[,SIZE]``); a trailing ``:NAME`` is split off only when the
+whole text does not name an existing file, so an image whose file name ends in ``:a`` opens as
+itself. ``partition=""`` asks for the whole image; ``detect`` (e.g. ``p2k.fs.ffs.fs.probe``)
+enables the no-name rule (the image if it is a file system, else its only one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import IO, Any
+
+from p2k.etfs.device import ETFS_BLK, Device
+from p2k.etfs.registry import EtfsRegistry
+from p2k.etfs.resolve import Detect, Target, is_volume_name, resolve
+from p2k.hyper import Backend, FileObjBackend
+from p2k.hyper.hostio import host_path_exists
+
+
+def split_partition(text: str, exists: Callable[[str], bool] = host_path_exists) -> tuple[str, str | None]:
+    """``disk.img:p2`` → (``disk.img``, ``p2``) unless ``exists(text)``; ``exists`` lets a remote
+    file system answer for a URL."""
+    path, sep, name = text.rpartition(":")
+    if sep and path and is_volume_name(name) and not exists(text):
+        return path, name
+    return text, None
+
+
+def _register(registry: EtfsRegistry, key: str, target: Target, readonly: bool) -> Device:
+    return registry.register(key, target.backend, ETFS_BLK, size=target.size, offset=target.offset,
+                             readonly=readonly)
+
+
+def attach_path(registry: EtfsRegistry, key: str, path: str | os.PathLike[str], *, readonly: bool,
+                partition: str | None = None, detect: Detect | None = None) -> Device:
+    """Register host image ``path`` (``IMAGE`` or ``IMAGE:NAME``, any container) as ``key``."""
+    text = os.fspath(path)
+    if partition is None:
+        text, partition = split_partition(text)
+    if not host_path_exists(text):
+        raise FileNotFoundError(2, "No such file or directory", text)
+    target = resolve(text, partition or None, readonly=readonly, detect=None if partition == "" else detect)
+    return _register(registry, key, target, readonly)
+
+
+def attach_fileobj(registry: EtfsRegistry, key: str, fileobj: IO[bytes] | Any, *, name: str = "<file object>",
+                   readonly: bool = True, partition: str | None = None, close_fileobj: bool = True,
+                   detect: Detect | None = None) -> Device:
+    """Register an open binary file object as ``key``; with ``partition``, only that partition's
+    window of it. With ``close_fileobj`` the file object is closed with the device."""
+    backend: Backend = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
+    target = resolve(backend, partition or None, readonly=readonly, detect=None if partition == "" else detect)
+    return _register(registry, key, target, readonly)
