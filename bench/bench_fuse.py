@@ -50,6 +50,13 @@ class Daemon:
                     return int(line.split()[1])
         return 0
 
+    def cpu_s(self) -> float:
+        """User + system CPU the daemon has used (a load-robust figure: wall times on a shared
+        machine swing with the other tenants, a daemon's own CPU much less)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         subprocess.run(["fusermount3", "-u", str(self.mnt)], check=False, capture_output=True)
         try:
@@ -110,6 +117,14 @@ def read_files(paths: list[Path]) -> float:
         with open(p, "rb") as f:
             f.read()
     return time.perf_counter() - t
+
+
+def python_rss_kib(code: str) -> int:
+    """Resident size of this interpreter after ``code`` (the peer for the daemon's RSS aim)."""
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport resource\n"
+                          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -203,16 +218,19 @@ def main() -> int:
         results: list[tuple[str, float, float]] = []
 
         def both(label: str, run: Callable[[Path], float], p2k_mount: Callable[[], Daemon]) -> None:
-            times = []
+            times, cpus = [], []
             for make in (p2k_mount, lambda: fuse2fs_daemon(ext4, work / "m-f2fs")):
                 d = make()
                 try:
+                    c0 = d.cpu_s()
                     times.append(run(d.mnt))
+                    cpus.append(d.cpu_s() - c0)
                 finally:
                     d.stop()
             results.append((label, times[0], times[1]))
             print(f"  {label:<34} p2k {times[0]:8.3f} s   fuse2fs {times[1]:8.3f} s   "
-                  f"ratio {times[1] / times[0]:5.2f}", flush=True)
+                  f"ratio {times[1] / times[0]:5.2f} (aim >= 1)   daemon CPU p2k {cpus[0]:.2f} s "
+                  f"fuse2fs {cpus[1]:.2f} s", flush=True)
 
         def p2k_ro() -> Daemon:
             return p2k_daemon(str(ffs), work / "m-p2k", "ro")
@@ -242,6 +260,9 @@ def main() -> int:
         print(f"  read {big // MiB} MiB file, memlimit=64m: p2k RSS {base / 1024:.1f} → peak {peak / 1024:.1f} MiB "
               f"(+{(peak - base) / 1024:.1f} MiB, {big / MiB / secs:.0f} MiB/s); "
               f"fuse2fs {fbase / 1024:.1f} → {fpeak / 1024:.1f} MiB ({big / MiB / fsecs:.0f} MiB/s)")
+        bare, floor = python_rss_kib("pass"), python_rss_kib("import trio, pyfuse3")
+        print(f"  daemon RSS {base / 1024:.1f} MiB = {base / bare:.2f}x a bare Python's {bare / 1024:.1f} MiB "
+              f"(aim <= 2x); importing trio + pyfuse3 alone: {floor / 1024:.1f} MiB = {floor / bare:.2f}x")
         print("ratio = fuse2fs time / p2k time (p2k throughput relative to fuse2fs; 1.00 = equal)")
     finally:
         for m in ("m-p2k", "m-f2fs", "probe-mnt"):

@@ -22,6 +22,7 @@ _WHERE = {
     "rump_init": "p2k.kernel",
     "MNT_ASYNC": "p2k.vfs.mount",
     "MNT_FORCE": "p2k.vfs.mount",
+    "MNT_LOG": "p2k.vfs.mount",
     "MNT_NOATIME": "p2k.vfs.mount",
     "MNT_RDONLY": "p2k.vfs.mount",
     "MNT_SYNCHRONOUS": "p2k.vfs.mount",
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from p2k.kernel import rump_init as rump_init
     from p2k.vfs.mount import MNT_ASYNC as MNT_ASYNC
     from p2k.vfs.mount import MNT_FORCE as MNT_FORCE
+    from p2k.vfs.mount import MNT_LOG as MNT_LOG
     from p2k.vfs.mount import MNT_NOATIME as MNT_NOATIME
     from p2k.vfs.mount import MNT_RDONLY as MNT_RDONLY
     from p2k.vfs.mount import MNT_SYNCHRONOUS as MNT_SYNCHRONOUS

@@ -46,6 +46,7 @@ class Kernel:
         self.op_end_hooks: list[Callable[[], None]] = []
         self.sysdepth = 0
         self.halted = False
+        self.vop_internal_errors = 0  # non-OSError exceptions turned into EIO (p2k.vfs.vopguard)
         root = self.vcache.vget(self.rootmount, self.rootmount.vfs_root_ino())
         self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed
         self.proc0 = Proc(self.vcache, root, root)
@@ -107,6 +108,7 @@ class Kernel:
                 "buf_dirty_bytes": bc.dirty_bytes, "buf_writes": bc.writes, "lost_writes": bc.lost_writes,
                 "mem_used": self.mem.used, "mem_peak": self.mem.peak, "mem_limit": self.mem.limit or 0,
                 "mounts": len(self.mounts),
+                "vop_internal_errors": self.vop_internal_errors,
             }
 
     # ---- mount table -----------------------------------------------------------------------------

@@ -125,6 +125,15 @@ class Record:
             st = _FIELD_STRUCTS[key] = struct.Struct(endian + dict(cls.FIELDS)[name])
         return st
 
+    def update(self, **values: Any) -> None:
+        """Set several fields at once (newfs fills a superblock this way); a name that is not a
+        declared field is an error, not a new attribute that would never reach the disk."""
+        unknown = sorted(set(values) - self.OFFSETS.keys())
+        if unknown:
+            raise AttributeError(f"{type(self).__name__} has no on-disk field {', '.join(unknown)}")
+        for name, value in values.items():
+            setattr(self, name, value)
+
     @classmethod
     def zeroed(cls) -> Self:
         """A record whose every byte is zero (what a new structure starts from)."""

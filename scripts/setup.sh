@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything p2k needs on a bare Debian machine: the host packages (FUSE 3, NetBSD makefs,
 # The Sleuth Kit, fuse2fs and e2fsprogs for the benchmarks; sfdisk, sgdisk, qemu-img, xz and losetup
-# for the whole-disk tests), the virtual environment at .venv and
+# for the whole-disk tests; attr/acl for the xattr tests, zstd for the compressed fixtures), the
+# virtual environment at .venv and
 # the package itself with its test extras. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in fusermount3:fuse3 pkg-config:pkg-config makefs:makefs fls:sleuthkit fuse2fs:fuse2fs \
             mkfs.ext4:e2fsprogs setpriv:util-linux sfdisk:fdisk sgdisk:gdisk qemu-img:qemu-utils xz:xz-utils \
-            losetup:mount; do
+            losetup:mount getfattr:attr getfacl:acl zstd:zstd; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -10,6 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("dumpfs", help="dump FFS superblock and cylinder groups (dumpfs)",
                        description="Print the superblock and cylinder groups of an FFS image.")
     p.add_argument("-s", dest="sb_only", action="store_true", help="superblock only")
+    p.add_argument("-i", dest="inodes", action="store_true", help="allocated inodes (with di_extsize) only")
     p.add_argument("-d", dest="drivespec", default=None, help="rump_server drivespec")
     p.add_argument("image", nargs="?", help="image (IMAGE or IMAGE:a)")
     p.set_defaults(func=run)
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
     from p2k.cli.imagearg import register_image
-    from p2k.fs.ffs.dumpfs import dumpfs
+    from p2k.fs.ffs.dumpfs import dumpfs, inode_lines
     from p2k.fs.ffs.fs import find_superblock
     from p2k.kernel import Kernel
 
@@ -29,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
         assert dev is not None
         fs = find_superblock(dev.pread, dev.size)
         out = sys.stdout
-        for line in dumpfs(fs, dev.pread, args.image or key, args.sb_only, dev.size):
+        lines = (inode_lines(fs, dev.pread) if args.inodes
+                 else dumpfs(fs, dev.pread, args.image or key, args.sb_only, dev.size))
+        for line in lines:
             out.write(line + "\n")
         return 0
     finally:

@@ -32,8 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.errors import describe
     from p2k.cli.imagearg import register_image
     from p2k.fs.ffs.fsck import Options, fsck_device
+    from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
     from p2k.kernel import Kernel
 
     try:
@@ -53,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     args.fstype = "ffs"
     k = Kernel(env={})
     try:
-        key = register_image(k, args, readonly)
+        try:
+            key = register_image(k, args, readonly)
+        except OSError as e:  # fsck_ffs: "Can't open ..." is a failed check (8), not a usage error
+            print(f"p2k fsck: {describe(e)}", file=sys.stderr)
+            return FSCK_EXIT_CHECK_FAILED
         dev = k.etfs.lookup(key)
         assert dev is not None
         res = fsck_device(dev, opts, args.image or key, out=sys.stdout)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
+import sys
 from typing import Any, Protocol
 
 from p2k.cli.fsview import FsView
+from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, setxattr
 
 CHUNK = 1 << 20
 
@@ -29,6 +31,9 @@ class Side(Protocol):
     def mknod(self, p: str, mode: int, device: int = 0) -> None: ...
     def chmod(self, p: str, mode: int) -> None: ...
     def utime(self, p: str, *, ns: tuple[int, int]) -> None: ...
+    def listxattr(self, p: str) -> list[bytes]: ...
+    def getxattr(self, p: str, name: bytes) -> bytes: ...
+    def setxattr(self, p: str, name: bytes, value: bytes) -> None: ...
 
 
 class HostSide:
@@ -54,6 +59,18 @@ class HostSide:
     @staticmethod
     def utime(p: str, *, ns: tuple[int, int]) -> None:
         os.utime(p, ns=ns, follow_symlinks=False) if os.utime in os.supports_follow_symlinks else os.utime(p, ns=ns)
+
+    @staticmethod
+    def listxattr(p: str) -> list[bytes]:
+        return [os.fsencode(n) for n in os.listxattr(p, follow_symlinks=False)]
+
+    @staticmethod
+    def getxattr(p: str, name: bytes) -> bytes:
+        return os.getxattr(p, name, follow_symlinks=False)
+
+    @staticmethod
+    def setxattr(p: str, name: bytes, value: bytes) -> None:
+        os.setxattr(p, name, value, follow_symlinks=False)
 
 
 class ImageSide:
@@ -99,6 +116,16 @@ class ImageSide:
     def utime(self, p: str, *, ns: tuple[int, int]) -> None:
         self.sys.utimensat(self.v.path(p), ns[0], ns[1], follow_symlinks=False)
 
+    # extended attributes under their Linux names (p2k/puffs/xattrnames.py), links not followed
+    def listxattr(self, p: str) -> list[bytes]:
+        return listxattr(self.sys, LinkPath(self.v.path(p)), True)
+
+    def getxattr(self, p: str, name: bytes) -> bytes:
+        return getxattr(self.sys, LinkPath(self.v.path(p)), name)
+
+    def setxattr(self, p: str, name: bytes, value: bytes) -> None:
+        setxattr(self.sys, LinkPath(self.v.path(p)), name, value)
+
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:
     if p.startswith(":"):
@@ -106,7 +133,18 @@ def _split(v: FsView, p: str) -> tuple[Side, str]:
     return HostSide(), p
 
 
-def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool) -> None:
+def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool) -> int:
+    """Copy; like BSD cp, a source that cannot be copied is reported on stderr and the rest are
+    copied all the same. Returns 1 if anything failed, else 0."""
+    failed: list[OSError] = []
+    _copy_paths(v, srcs, dst, recursive=recursive, preserve=preserve, failed=failed)
+    for e in failed:
+        print(f"p2k cp: {e.filename}: {e.strerror}" if e.filename else f"p2k cp: {e.strerror}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserve: bool,
+                failed: list[OSError]) -> None:
     dside, dpath = _split(v, dst)
     try:
         dst_is_dir = st.S_ISDIR(dside.lstat(dpath).st_mode)
@@ -117,10 +155,14 @@ def copy_paths(v: FsView, srcs: list[str], dst: str, *, recursive: bool, preserv
     for src in srcs:
         sside, spath = _split(v, src)
         target = dpath.rstrip("/") + "/" + os.path.basename(spath.rstrip("/")) if dst_is_dir else dpath
-        copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve)
+        try:
+            copy_one(sside, spath, dside, target, recursive=recursive, preserve=preserve, failed=failed)
+        except OSError as e:
+            failed.append(e if e.filename else OSError(e.errno, e.strerror, src))
 
 
-def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool) -> None:
+def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve: bool,
+             failed: list[OSError] | None = None) -> None:
     s = ss.lstat(sp)
     mode = s.st_mode
     if st.S_ISDIR(mode):
@@ -131,8 +173,14 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
         except FileExistsError:
             pass
         for name in sorted(ss.listdir(sp)):
-            copy_one(ss, sp.rstrip("/") + "/" + name, ds, dp.rstrip("/") + "/" + name,
-                     recursive=True, preserve=preserve)
+            child = sp.rstrip("/") + "/" + name
+            try:
+                copy_one(ss, child, ds, dp.rstrip("/") + "/" + name, recursive=True, preserve=preserve,
+                         failed=failed)
+            except OSError as e:
+                if failed is None:
+                    raise
+                failed.append(e if e.filename else OSError(e.errno, e.strerror, child))
         ds.chmod(dp, st.S_IMODE(mode) if preserve else st.S_IMODE(mode) & 0o777)
     elif st.S_ISLNK(mode):
         ds.symlink(ss.readlink(sp), dp)
@@ -142,6 +190,8 @@ def copy_one(ss: Side, sp: str, ds: Side, dp: str, *, recursive: bool, preserve:
         ds.mknod(dp, st.S_IFMT(mode) | st.S_IMODE(mode), s.st_rdev)
     else:
         raise OSError(errno.EINVAL, "not a regular file (use -R to copy special files)", sp)
+    if preserve:
+        copy_xattrs(ss, sp, ds, dp)
     if preserve and not st.S_ISLNK(mode):
         ds.chmod(dp, st.S_IMODE(mode))
     if preserve:
@@ -166,3 +216,26 @@ def _copy_data(ss: Side, sp: str, ds: Side, dp: str, mode: int) -> None:
             ds.close(dfd)
     finally:
         ss.close(sfd)
+
+
+# What a destination may refuse without failing the copy (cp -a goes on too): a namespace it does
+# not have (security.* into an image, system.* on a host file system), no attributes at all, or no
+# right to write that name.
+_SKIPPED = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EACCES)
+
+
+def copy_xattrs(ss: Side, sp: str, ds: Side, dp: str) -> None:
+    """Every attribute of ``sp`` onto ``dp`` (the POSIX ACL names carry the ACLs), before the
+    mode is set, since an access ACL sets the mode's group class and the mode then wins."""
+    try:
+        names = ss.listxattr(sp)
+    except OSError as e:
+        if e.errno in _SKIPPED:
+            return
+        raise
+    for name in names:
+        try:
+            ds.setxattr(dp, name, ss.getxattr(sp, name))
+        except OSError as e:
+            if e.errno not in _SKIPPED and e.errno != errno.ENODATA:
+                raise

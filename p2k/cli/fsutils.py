@@ -61,7 +61,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("cp", help="copy files out of (or into) an image; image paths start with ':'")
     add_image_args(p, server_ok=True)
     p.add_argument("-R", "-r", dest="recursive", action="store_true", help="copy directories recursively")
-    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode and times")
+    p.add_argument("-p", dest="preserve", action="store_true", help="preserve mode, times and extended attributes")
+    p.add_argument("-a", dest="archive", action="store_true", help="-R -p")
     p.add_argument("paths", metavar="SRC... DST", nargs="+", help="sources then target; ':/path' is inside the image")
     p.set_defaults(func=cmd_cp)
 
@@ -74,6 +75,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for i, p in enumerate(args.paths):
             try:
                 rc |= _ls_one(v, args, p, multi, i > 0)
+            except BrokenPipeError:
+                raise  # the reader went away: not an error of this path (run_main exits quietly)
             except OSError as e:
                 print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1
@@ -87,9 +90,19 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
         return 0
     dirs = [p]
     first = not gap
+    failed: list[str] = []
+
+    def onerror(path: str, e: OSError) -> None:
+        _complain("ls", path, e)  # BSD ls: say so, list the rest, exit 1 at the end
+        failed.append(path)
+
     while dirs:
         d = dirs.pop(0)
-        listing = v.entries(d)
+        try:
+            listing = v.entries(d, onerror)
+        except OSError as e:
+            onerror(d, e)
+            continue
         if args.a:
             listing = [(".", v.sys.lstat(v.path(d))), ("..", v.sys.lstat(v.path(d.rstrip("/") + "/.."))),
                        *listing]
@@ -109,9 +122,19 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
         if args.l:
             print(f"total {sum(e[2].st_blocks for e in entries) // 2}")
         for n, full, es in entries:
-            print(_ls_entry(v, args, full, n, es))
+            try:
+                line = _ls_entry(v, args, full, n, es)
+            except OSError as e:  # a symlink whose target cannot be read
+                onerror(full, e)
+                continue
+            print(line)  # (an error writing the listing itself, EPIPE say, ends the command)
         dirs[0:0] = sub
-    return 0
+    return 1 if failed else 0
+
+
+def _complain(cmd: str, path: str, e: OSError) -> None:
+    sys.stdout.flush()
+    print(f"p2k {cmd}: {path}: {e.strerror or e}", file=sys.stderr)
 
 
 def _ls_entry(v: FsView, args: argparse.Namespace, full: str, name: str, s: os.stat_result) -> str:
@@ -146,6 +169,11 @@ def cmd_stat(args: argparse.Namespace) -> int:
                      if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode) else ""))
             for label, ns in (("Access", s.st_atime_ns), ("Modify", s.st_mtime_ns), ("Change", s.st_ctime_ns)):
                 print(f"{label}: {_fmt_ns(ns)}")
+            from p2k.cli.xattr import xattr_summary
+
+            ext = xattr_summary(v, p)
+            if ext:
+                print(ext)
     return 0
 
 
@@ -170,23 +198,35 @@ _TYPE_TEST = {"f": st.S_ISREG, "d": st.S_ISDIR, "l": st.S_ISLNK, "p": st.S_ISFIF
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    failed: list[int] = []
+
+    def onerror(p: str, e: OSError) -> None:
+        _complain("find", p, e)
+        failed.append(1)
+
     with open_view(args) as v:
-        for p, s in v.walk(args.path):
+        for p, s in v.walk(args.path, onerror):
             if args.type and not _TYPE_TEST[args.type](s.st_mode):
                 continue
             if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
                 continue
             print(p)
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_du(args: argparse.Namespace) -> int:
+    failed: list[int] = []
+
+    def onerror(p: str, e: OSError) -> None:
+        _complain("du", p, e)
+        failed.append(1)
+
     with open_view(args) as v:
         for top in args.paths:
             totals: dict[str, int] = {}
             seen: set[int] = set()
             order: list[str] = []
-            for p, s in v.walk(top):
+            for p, s in v.walk(top, onerror):
                 if s.st_ino in seen and not st.S_ISDIR(s.st_mode):
                     continue  # hard links count once, as du does
                 seen.add(s.st_ino)
@@ -204,7 +244,7 @@ def cmd_du(args: argparse.Namespace) -> int:
             shown = [top] if args.s else list(reversed(order))
             for d in shown:
                 print(f"{totals.get(d, 0) // 2}\t{d}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_df(args: argparse.Namespace) -> int:
@@ -231,5 +271,5 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise UsageError("cp needs SRC... DST")
     into = dst.startswith(":")
     with open_view(args, write=into) as v:
-        copy_paths(v, srcs, dst, recursive=args.recursive, preserve=args.preserve)
-    return 0
+        return copy_paths(v, srcs, dst, recursive=args.recursive or args.archive,
+                          preserve=args.preserve or args.archive)

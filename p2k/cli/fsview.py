@@ -10,7 +10,7 @@ import argparse
 import os
 import stat as st
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from p2k.cli.imagearg import MountedImage, open_image
@@ -72,28 +72,57 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
-    def entries(self, d: str) -> list[tuple[str, os.stat_result]]:
+    def entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+                ) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
         the kernel offers it (a lookup for the directory, not one per entry); a server's client
-        without one gets listdir plus lstat per name."""
+        without one gets listdir plus lstat per name. With ``onerror``, an entry that cannot be
+        stat'ed is reported to it and left out (BSD ls goes on with the rest)."""
+        base = d.rstrip("/") + "/"
+        out = []
         scandir = getattr(self.sys, "scandir", None)
         if scandir is not None:
-            out = [(e.name, e.stat(follow_symlinks=False)) for e in scandir(self.path(d))]
+            pairs = [(e.name, e.stat) for e in scandir(self.path(d))]
         else:
-            base = d.rstrip("/") + "/"
-            out = [(n, self.sys.lstat(self.path(base + n))) for n in self.sys.listdir(self.path(d))]
+            pairs = [(n, lambda n=n, **_: self.sys.lstat(self.path(base + n)))
+                     for n in self.sys.listdir(self.path(d))]
+        for name, stat in pairs:
+            try:
+                out.append((name, stat(follow_symlinks=False)))
+            except OSError as e:
+                if onerror is None:
+                    raise
+                onerror(base + name, e)
         out.sort(key=lambda e: e[0])
         return out
 
-    def walk(self, top: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Depth-first (path, lstat) of ``top`` and everything below it, image paths."""
-        stack = [(top, self.sys.lstat(self.path(top)))]
+    def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+             ) -> Iterator[tuple[str, os.stat_result]]:
+        """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
+        ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
+        and a directory met twice (a damaged image's cycle) is not entered again."""
+        try:
+            stack = [(top, self.sys.lstat(self.path(top)))]
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(top, e)
+            return
+        seen: set[tuple[int, int]] = set()
         while stack:
             p, s = stack.pop()
             yield p, s
-            if st.S_ISDIR(s.st_mode):
+            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                seen.add((s.st_dev, s.st_ino))
+                try:
+                    ents = self.entries(p, onerror)
+                except OSError as e:
+                    if onerror is None:
+                        raise
+                    onerror(p, e)
+                    continue
                 base = p.rstrip("/") + "/"
-                stack.extend((base + n, es) for n, es in reversed(self.entries(p)))
+                stack.extend((base + n, es) for n, es in reversed(ents))
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)
@@ -128,9 +157,22 @@ def mode_string(mode: int) -> str:
     return st.filemode(mode)
 
 
+_NOW = time.time()
+_WHEN: dict[int, str] = {}
+
+
+def _when(mtime: int) -> str:
+    """ls's date column, once per distinct second: a tree's files share few mtimes, and
+    localtime + strftime per entry was ls -lR's largest formatting cost."""
+    when = _WHEN.get(mtime)
+    if when is None:
+        recent = abs(_NOW - mtime) < 15552000  # six months, as ls(1)
+        when = _WHEN[mtime] = time.strftime("%b %e %H:%M" if recent else "%b %e  %Y", time.localtime(mtime))
+    return when
+
+
 def ls_line(name: str, s: os.stat_result, target: str | None = None) -> str:
-    t = time.localtime(s.st_mtime)
-    when = time.strftime("%b %e %H:%M" if abs(time.time() - s.st_mtime) < 15552000 else "%b %e  %Y", t)
+    when = _when(s.st_mtime_ns // 1_000_000_000)
     if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode):
         size = f"{os.major(s.st_rdev):3d}, {os.minor(s.st_rdev):3d}"
     else:

@@ -116,7 +116,7 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         rest = sum(_least(b) for b in actions[i + 1:])
         take = min(high, left - rest)
         if take < low:
-            missing = [b.metavar or b.dest for b in actions[i:] if _least(b)]
+            missing = [b.metavar or b.dest for b in actions[i:] if _least(b) or b is a]
             p.error(f"the following arguments are required: {', '.join(map(str, missing))}")
         got, words = words[:take], words[take:]
         left -= take

@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES = (
     "p2k.cli.crashtest",
     "p2k.cli.parts",
     "p2k.cli.sysctl",
+    "p2k.cli.xattr",
 )
 
 
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             settle_operands(sub, args, extra)
         elif extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
-        return args.func(args)
+        rc: int | None = args.func(args)
+        return rc
 
     return run_main(lambda: prog[0], run)
 

@@ -4,7 +4,9 @@ IMAGE DIRECTORY`` (NetBSD makefs).
 ``-o`` takes makefs's FFS options ``version=1|2``, ``bsize``, ``fsize``, ``density``, ``minfree``,
 ``maxbpf``, ``avgfilesize``, ``avgfpdir``, ``optimization=time|space``, ``label``, plus p2k's
 ``sblockloc=8192|65536`` (where the superblock goes; makefs's 8192 by default, 65536 for readers
-such as The Sleuth Kit that look for a UFS2 superblock only at newfs's place). Without ``-s`` the
+such as The Sleuth Kit that look for a UFS2 superblock only at newfs's place), and p2k's ``xattr``
+(UFS2 only: the host files' extended attributes and ACLs go into the image too, as ``p2k cp -a``
+carries them, with room for them added to the computed size). Without ``-s`` the
 size is computed from the tree as makefs computes it (see p2k.fs.ffs.makefs); ``-b``/``-f`` add
 free space (bytes, or a percentage with ``%``) and free inodes (a count or ``%``); ``-M``/``-m``
 bound the size; ``-s`` fixes it (minimum and maximum at once, as in makefs).
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 _INT_OPTS = {"version": "version", "bsize": "bsize", "fsize": "fsize", "density": "density",
              "minfree": "minfree", "maxbpf": "maxbpg", "avgfilesize": "avgfilesize",
              "avgfpdir": "avgfpdir", "sblockloc": "sblockloc"}
-_KNOWN = {*_INT_OPTS, "optimization", "label"}
+_KNOWN = {*_INT_OPTS, "optimization", "label", "xattr"}
 
 
 def register(sub: Any) -> None:
@@ -55,6 +57,8 @@ def apply_options(o: MakefsOptions, items: list[str]) -> None:
             continue
         k, _, v = item.partition("=")
         k = k.strip()
+        if k == "xattr":
+            continue  # taken by cmd_makefs (wants_xattr)
         if k not in _KNOWN:
             raise UsageError(f"unknown ffs option `{k}' (known: {', '.join(sorted(_KNOWN))})")
         if k == "optimization":
@@ -108,18 +112,23 @@ def cmd_makefs(args: argparse.Namespace) -> int:
     o.freefiles, o.freefilepc = _slack(args.free_files, "free files", nbytes=False)
     t0 = time.perf_counter()
     nodes = scan(args.directory)
+    xattrs = wants_xattr(args.options)
+    if xattrs:
+        if o.version != 2:
+            raise UsageError("ffs option xattr needs version=2 (UFS1 has no extended attribute area)")
+        o.freeblocks += _xattr_room(args.directory, nodes)
     try:
         sz = choose_size(nodes, o)
     except OSError as e:
         raise OSError(e.errno, f"`{args.directory}' {e.strerror}") from None
     print(f"Calculated size of `{args.image}': {sz.size} bytes, {sz.inodes} inodes")
-    build_image(args.image, args.directory, o, nodes, sz)
+    build_image(args.image, args.directory, o, nodes, sz, xattrs=xattrs)
     print(f"Image `{args.image}' complete ({time.perf_counter() - t0:.2f}s)")
     return 0
 
 
 def build_image(image: str, directory: str, o: MakefsOptions, nodes: list[Node] | None = None,
-                sz: Sizing | None = None) -> None:
+                sz: Sizing | None = None, *, xattrs: bool = False) -> None:
     """newfs (no lost+found) then populate through a private kernel."""
     from p2k.etfs import ETFS_BLK
     from p2k.fs.ffs.makefs import choose_size, newfs_options, populate
@@ -141,8 +150,39 @@ def build_image(image: str, directory: str, o: MakefsOptions, nodes: list[Node] 
         k.sys.mkdir("/mnt", 0o755)
         k.sys.mount("ffs", "/mnt", MNT_ASYNC, {"fspec": "/dev/makefs"})  # as makefs: no syncs
         populate(k, k.mounts[0], nodes, lambda n: read_host_file(os.path.join(directory, n.rel)))
+        if xattrs:
+            _copy_tree_xattrs(k, directory, nodes)
     finally:
         k.halt()
+
+
+def wants_xattr(items: list[str]) -> bool:
+    return any(i.strip() in ("xattr", "xattr=1") for i in ",".join(items).split(","))
+
+
+def _xattr_room(directory: str, nodes: list[Node]) -> int:
+    """Bytes of free space to add for the ext areas: each node's attributes rounded up to 4 KiB
+    (the largest fragment makefs picks), at most two 64 KiB blocks."""
+    extra = 0
+    for n in nodes:
+        path = os.path.join(directory, n.rel)
+        try:
+            size = sum(len(nm) + len(os.getxattr(path, nm, follow_symlinks=False)) + 16
+                       for nm in os.listxattr(path, follow_symlinks=False))
+        except OSError:
+            continue
+        extra += min(-(-size // 4096) * 4096, 128 * 1024) if size else 0
+    return extra
+
+
+def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Node]) -> None:
+    from p2k.cli.fscopy import HostSide, ImageSide, copy_xattrs
+    from p2k.cli.fsview import FsView
+
+    image = ImageSide(FsView(k.sys, "/mnt"))
+    host = HostSide()
+    for n in nodes:
+        copy_xattrs(host, os.path.join(directory, n.rel), image, "/" + n.rel)
 
 
 # ---- the host side: the tree is walked and read here, the file system only sees Nodes and bytes --

@@ -45,7 +45,7 @@ _OWN_KERNEL = Manual((), env_note="No RUMP_* variable applies: the command's ker
 
 COMMANDS: dict[str, Manual] = {
     **{name: _FSUTILS for name in ("ls", "cat", "stat", "find", "du", "df", "cp", "mkdir", "rm", "rmdir",
-                                   "mv", "ln", "chmod", "chown", "touch", "write")},
+                                   "mv", "ln", "chmod", "chown", "touch", "write", "getfattr", "setfattr")},
     "mount": Manual(KERNEL_ENV, ((0, "mounted; the daemon serving it has detached (or, with -f, it was "
                                      "unmounted cleanly)."),
                                  (1, "not mounted; the reason is one line on stderr.")),

@@ -77,6 +77,25 @@ def is_stale(mountpoint: str) -> bool:
     return False
 
 
+def in_mount_table(mountpoint: str) -> bool:
+    """Whether a FUSE file system is mounted on ``mountpoint`` by the host's mount table — the
+    answer when the mount point itself cannot be stat'ed (a daemon gone, a root it cannot read)."""
+    import re
+
+    want = os.path.abspath(mountpoint)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                f = line.split()
+                if len(f) >= 3 and f[2].startswith("fuse"):
+                    path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), f[1])
+                    if path == want:
+                        return True
+    except OSError:
+        return False
+    return False
+
+
 def check_mountpoint(mountpoint: str) -> None:
     if is_stale(mountpoint):
         raise OSError(errno.ENOTCONN, stale_hint(mountpoint))
@@ -293,7 +312,7 @@ def cmd_umount(args: argparse.Namespace) -> int:
     rundir = RunDir()
     pid = rundir.owner(mnt)
     stale = is_stale(mnt)
-    if not stale and not os.path.ismount(mnt):
+    if not stale and not os.path.ismount(mnt) and not in_mount_table(mnt):
         if not os.path.exists(mnt):
             raise OSError(errno.ENOENT, "No such file or directory", mnt)
         raise OSError(errno.EINVAL, "not a mount point", mnt)

@@ -18,6 +18,8 @@ class Model:
     next_id: int = 1
     ops: int = 0
     inflight: set[str] = field(default_factory=set)  # paths the call cut short was acting on
+    # user attributes (name → value) of files whose attributes an fsync made durable
+    xattrs_durable: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
 
     def begin(self, *paths: str) -> None:
         """Paths the next call acts on: a call the power cut interrupts may or may not have taken

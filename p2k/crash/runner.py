@@ -147,6 +147,7 @@ def verify(image: Path, model: Model) -> list[str]:
                 continue
             if got != content:
                 problems.append(f"fsync'ed {path}: {len(got)} bytes, expected {len(content)} as fsync'ed")
+        problems += _verify_xattrs(k, model)
         for path, s in _walk(k, MNT):
             if st.S_ISREG(s.st_mode):
                 _, bad = foreign_units(_read_all(k, path), None)
@@ -161,6 +162,23 @@ def verify(image: Path, model: Model) -> list[str]:
         problems.append(f"mount/verify failed: {e}")
         k.halt(sync=False)
     return problems
+
+
+def _verify_xattrs(k: Kernel, model: Model) -> list[str]:
+    """The user attributes of every settled fsync'ed file are exactly what they were then."""
+    out = []
+    settled = model.settled_durable()
+    for path, want in model.xattrs_durable.items():
+        if path not in settled:
+            continue
+        try:
+            got = {n: k.sys.extattr_get_file(MNT + path, 1, n) for n in k.sys.extattr_list_file(MNT + path, 1)}
+        except OSError as e:
+            out.append(f"attributes of fsync'ed {path} unreadable: {e.strerror}")
+            continue
+        if got != want:
+            out.append(f"attributes of fsync'ed {path}: {sorted(got)}, expected {sorted(want)}")
+    return out
 
 
 def _read_all(k: Kernel, path: str) -> bytes:

@@ -7,6 +7,7 @@ A workload stops at the first OSError: after a power cut every call fails, and t
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from collections.abc import Callable
@@ -148,9 +149,47 @@ def mixed(sys: Any, rng: random.Random, model: Model, root: str) -> None:
             _fsync(sys, model, root, path)
 
 
+def xattrs(sys: Any, rng: random.Random, model: Model, root: str) -> None:
+    """Files with data and user attributes: set, replaced, deleted, grown past one ext block and
+    shrunk again (each a copy-on-write of the whole area), or refused when the area is full; a
+    file is fsync'ed and then left alone, so its data and its attributes at that moment must
+    survive. On UFS1 (no ext area) only the data part runs."""
+    sys.mkdir(root + "/x", 0o755)
+    supported = True
+    for i in range(12):
+        path = f"/x/f{i}"
+        _create(sys, model, root, path)
+        _write(sys, model, root, path, 0, UNIT * rng.randint(1, 64), i * 100)
+        attrs: dict[bytes, bytes] = {}
+        for step in range(rng.randint(3, 12)):
+            if not supported:
+                break
+            name = b"a%d" % rng.randint(0, 6)
+            op = rng.random()
+            model.begin(path)
+            try:
+                if op < 0.7 or name not in attrs:
+                    value = stamp(model.files[path].file_id, 50_000 + step, UNIT * rng.choice((0, 1, 8, 100, 300)))
+                    sys.extattr_set_file(root + path, 1, name, value)
+                    attrs[name] = value
+                else:
+                    sys.extattr_delete_file(root + path, 1, name)
+                    del attrs[name]
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    continue  # the area is full: the call changed nothing (checked at the fsync)
+                if e.errno != errno.EOPNOTSUPP:
+                    raise
+                supported = False
+        _fsync(sys, model, root, path)
+        if supported:
+            model.xattrs_durable[path] = dict(attrs)
+
+
 WORKLOADS: dict[str, Workload] = {
     "smallfiles": small_files,
     "appends": large_appends,
     "dirchurn": dir_churn,
     "mixed": mixed,
+    "xattrs": xattrs,
 }

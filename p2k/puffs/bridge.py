@@ -281,18 +281,18 @@ class Bridge(pyfuse3.Operations):
         await self._run(self.port.access, self._who(ctx), inode, mode)
         return True
 
-    # ---- extended attributes (ENOTSUP unless the driver has them) --------------------------------
+    # ---- extended attributes (Linux names: xattrnames.py; EOPNOTSUPP unless the driver has them) --
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self.port.xattr, inode, "get", name)
+        return await self._run(self.port.xattr, self._who(ctx), inode, "get", name)
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, inode, "set", name, value)
+        await self._run(self.port.xattr, self._who(ctx), inode, "set", name, value)
 
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return await self._run(self.port.xattr, inode, "list")
+        return await self._run(self.port.xattr, self._who(ctx), inode, "list")
 
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, inode, "delete", name)
+        await self._run(self.port.xattr, self._who(ctx), inode, "remove", name)
 
     # ---- life cycle ------------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class KernelPort(Protocol):
     def fsyncdir(self, fh: int) -> None: ...
     def statfs(self) -> os.statvfs_result: ...
     def access(self, who: Any, fino: int, mode: int) -> None: ...
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any: ...
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any: ...
     def sync(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
     def close(self) -> None: ...
@@ -133,14 +134,6 @@ class LocalPort:
         self.root.vrele(vp)
         return self._counted(va)
 
-    def _create_then_stat(self, parent: int, name: bytes, make: Any) -> Vattr:
-        def run(dvp: Any) -> Vattr:
-            with self.k.lock:
-                make(dvp)
-                return self._held(self.root.vlookup(dvp, name))
-
-        return self._with_vnode(parent, run)  # type: ignore[no-any-return]
-
     # ---- names -----------------------------------------------------------------------------------
     def getattr(self, fino: int) -> Vattr:
         return self._with_vnode(fino, self.root.vgetattr)  # type: ignore[no-any-return]
@@ -157,20 +150,20 @@ class LocalPort:
     def readlink(self, who: Any, fino: int) -> bytes:
         return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
 
+    def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
+        return self._held(self._with_vnode(parent, lambda dvp: who.vmake(dvp, name, kind, *args, **kw)))
+
     def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.mknod(name, mode, rdev, dir_fd=dvp))
+        return self._make(who, parent, name, "node", mode, rdev)
 
     def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.mkdir(name, mode, dir_fd=dvp))
+        return self._make(who, parent, name, "dir", mode)
 
     def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
-        return self._create_then_stat(parent, name, lambda dvp: who.symlink(target, name, dir_fd=dvp))
+        return self._make(who, parent, name, "symlink", target=target)
 
     def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
-        def run(vp: Any) -> Vattr:
-            return self._create_then_stat(parent, name, lambda dvp: who.vlink(vp, name, dvp))
-
-        return self._with_vnode(fino, run)  # type: ignore[no-any-return]
+        return self._with_vnode(fino, lambda vp: self._make(who, parent, name, "link", link=vp))  # type: ignore[no-any-return]
 
     def unlink(self, who: Any, parent: int, name: bytes) -> None:
         self._with_vnode(parent, lambda dvp: who.unlink(name, dir_fd=dvp))
@@ -245,8 +238,9 @@ class LocalPort:
     def access(self, who: Any, fino: int, mode: int) -> None:
         self._with_vnode(fino, who.vaccess, mode)
 
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
-        return self._with_vnode(fino, self.root.vextattr, op, *args)
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
+        """``op`` is get, set, list or remove, with Linux names (``xattrnames``), as the caller."""
+        return self._with_vnode(fino, lambda vp: xattr_call(who, vp, op, who.proc.cred.is_root, *args))
 
     def sync(self) -> None:
         self.k.sync_all()

@@ -7,12 +7,12 @@ could not load them by inode number. Node ids are the server's inode numbers (ro
 1, as locally); a file of another file system mounted below PATH gets a node id of its own above
 ``FOREIGN_BASE``, since its inode number may repeat one of the exported file system's.
 
-Round trips: FUSE's lookup, READDIRPLUS, create and setattr each map to one server call
-(``vlookup``, ``vreaddirplus``, ``vcreate``, ``vsetattr`` of p2k/vfs/sys_handle.py, the same calls
-the local port makes) that returns handles and attributes together; a duplicate handle (a name
-looked up again while its node is remembered) and the handles of forgotten nodes are given back in
-batches with ``vrelev`` rather than one call each. Calls run in worker threads, several at once: the
-client pipelines them over the one connection.
+Round trips: FUSE's lookup, READDIRPLUS, create, mkdir/mknod/symlink/link and setattr each map to
+one server call (``vlookup``, ``vreaddirplus``, ``vcreate``, ``vmake``, ``vsetattr`` of
+p2k/vfs/sys_handle.py, the same calls the local port makes) that returns handles and attributes
+together; a duplicate handle (a name looked up again while its node is remembered) and the handles
+of forgotten nodes are given back in batches with ``vrelev`` rather than one call each. Calls run in
+worker threads, several at once: the client pipelines them over the one connection.
 
 Credentials: every request that acts for the host caller carries the caller's uid, gid and groups
 (the protocol's per-call credentials), so the server's kernel applies exactly the local mount's
@@ -32,6 +32,7 @@ from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import host_cred
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.port import AttrChange
+from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
 FOREIGN_BASE = 1 << 56
@@ -181,30 +182,23 @@ class RemotePort:
     def readlink(self, who: Any, fino: int) -> bytes:
         return who.vreadlink(self._h(fino))  # type: ignore[no-any-return]
 
-    def _made(self, who: Any, parent: int, name: bytes) -> Vattr:
-        h, va = self.s.vlookup(self._h(parent), name)
+    def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
+        self._give_back(force=True)
+        h, va = who.vmake(self._h(parent), name, kind, *args, **kw)
         self._adopt(h, va)
         return va  # type: ignore[no-any-return]
 
     def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        self._give_back(force=True)
-        who.mknod(name, mode, rdev, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
+        return self._make(who, parent, name, "node", mode, rdev)
 
     def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
-        self._give_back(force=True)
-        who.mkdir(name, mode, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
+        return self._make(who, parent, name, "dir", mode)
 
     def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
-        self._give_back(force=True)
-        who.symlink(target, name, dir_fd=self._h(parent))
-        return self._made(who, parent, name)
+        return self._make(who, parent, name, "symlink", target=target)
 
     def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
-        self._give_back(force=True)
-        who.vlink(self._h(fino), name, self._h(parent))
-        return self._made(who, parent, name)
+        return self._make(who, parent, name, "link", link=self._h(fino))
 
     def unlink(self, who: Any, parent: int, name: bytes) -> None:
         self._give_back(force=True)
@@ -285,8 +279,10 @@ class RemotePort:
     def access(self, who: Any, fino: int, mode: int) -> None:
         who.vaccess(self._h(fino), mode)
 
-    def xattr(self, fino: int, op: str, *args: bytes) -> Any:
-        raise OSError(errno.ENOTSUP, "extended attributes are not served remotely")
+    def xattr(self, who: Any, fino: int, op: str, *args: bytes) -> Any:
+        """Linux names mapped here, the extattr and ACL calls made by handle as the caller (the
+        server applies the rules; a list tries the system names and falls back when refused)."""
+        return xattr_call(who, self._h(fino), op, True, *args)
 
     def sync(self) -> None:
         """Nothing to do periodically: the data lives in the server, not in this daemon."""

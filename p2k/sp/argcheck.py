@@ -69,5 +69,12 @@ def check_args(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
         types = allowed.get(pname)
         if types is not None and not isinstance(value, types):
             raise OSError(errno.EINVAL, f"{name}: bad {pname} ({type(value).__name__})")
-        if isinstance(value, (list, tuple)) and not all(isinstance(x, int | float) for x in value):
+        if isinstance(value, (list, tuple)) and not all(_flat_numbers(x) for x in value):
             raise OSError(errno.EINVAL, f"{name}: bad {pname}")
+
+
+def _flat_numbers(x: object) -> bool:
+    """A number, or a short tuple of integers (an ACL entry: tag, id, perm)."""
+    if isinstance(x, int | float):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) <= 3 and all(type(y) is int for y in x)

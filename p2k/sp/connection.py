@@ -39,7 +39,7 @@ from p2k.sp.ops import (
     RETURNS_VNODE,
 )
 from p2k.vfs.credprocs import CredProcs
-from p2k.vfs.lwproc import RFCFDG, ROOT_CRED, Cred
+from p2k.vfs.lwproc import RFCFDG, Cred
 
 if TYPE_CHECKING:
     from p2k.sp.server import Server
@@ -80,7 +80,7 @@ class Connection:
         srv = self.server
         try:
             challenge = auth.new_nonce() if srv.secret is not None else None
-            self.sock.sendall(P.banner(_version(), challenge))
+            self.sock.sendall(P.banner(server_version(), challenge))
             self._handshake(challenge, time.monotonic() + srv.config.handshake_timeout)
             self.sock.settimeout(None)
             srv.established(self)
@@ -317,10 +317,11 @@ def error_frame(reqno: int, err: int, message: str, filename: Any = None) -> byt
     return P.frame(reqno, P.ERROR, err, P.encode([message, filename]))
 
 
-def _version() -> str:
+def server_version() -> str:
+    """p2k's version, for the banner."""
     import p2k
 
     return str(getattr(p2k, "__version__", "0"))
 
 
-__all__ = ["ROOT_CRED", "Connection", "error_frame", "parse_cred"]
+__all__ = ["Connection", "error_frame", "parse_cred", "server_version"]

@@ -38,12 +38,17 @@ SYSCALLS: tuple[str, ...] = (
     "vlookup", "vreaddirplus", "vcreate", "vrelev",
     # the rest of the handle interface, and the sysctl tree (p2k/vfs/sysctl.py)
     "vsetattr", "vaccess", "fwrite", "sysctl", "sysctl_list", "setcred",
+    "vmake",
+    # extended attributes and POSIX.1e ACLs (the _fd forms also take a vnode handle)
+    "extattr_get_file", "extattr_get_link", "extattr_get_fd", "extattr_set_file", "extattr_set_link",
+    "extattr_set_fd", "extattr_delete_file", "extattr_delete_link", "extattr_delete_fd",
+    "extattr_list_file", "extattr_list_link", "extattr_list_fd", "acl_get_file", "acl_set_file",
 )
 
 OP_OF: dict[str, int] = {name: FIRST_SYSCALL + i for i, name in enumerate(SYSCALLS)}
 NAME_OF: dict[int, str] = {op: name for name, op in OP_OF.items()}
 
-RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus"})
+RETURNS_VNODE = frozenset({"lookup", "root_vnode", "vref", "vlookup", "vcreate", "vreaddirplus", "vmake"})
 """Calls whose result is or holds vnodes: the server gives the client a new handle for each."""
 
 # Flags of reboot(2) as rump.halt sends them (NetBSD's values).

@@ -137,7 +137,7 @@ def _enc(v: Any, out: bytearray) -> None:
         out += b"V" + _STATVFS.pack(*v[:10], v.f_fsid)
     elif t is Dirent:
         out += b"E" + _DIRENT.pack(v.ino, v.type, v.cookie, len(v.name)) + v.name
-    elif t is Vattr:
+    elif t is Vattr or isinstance(v, Vattr):  # a subclass (AclVattr) travels as its attributes
         out += b"A" + _VATTR.pack(*(getattr(v, f) for f in _VATTR_FIELDS))
     elif t is Handle:
         out += b"H" + _U64.pack(v.id)

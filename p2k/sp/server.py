@@ -1,10 +1,11 @@
 """The syscall server: a kernel served to other processes over ``unix://`` or ``tcp://`` (rump_sp(7)).
 
-One thread per connection (``connection.py``) reads frames and runs the calls they carry; a call runs holding one of
-the kernel's ``ncpu`` CPU tokens, so at most ``ncpu`` calls execute at once however many clients
-there are. (Threads rather than an event loop: every call ends up under the kernel's big lock
-anyway, and a blocking read per connection costs far less per round trip than a hand-off between
-an event loop and a worker pool — which is what makes 10,000 remote stats a second reachable.)
+One thread per connection (``connection.py``) reads frames and runs the calls they carry; a call
+runs holding one of the kernel's ``ncpu`` CPU tokens, so at most ``ncpu`` calls execute at once
+however many clients there are. (Threads rather than an event loop: every call ends up under the
+kernel's big lock anyway, and a blocking read per connection costs far less per round trip than a
+hand-off between an event loop and a worker pool — which is what makes 10,000 remote stats a second
+reachable.)
 
 Each connection is a process of its own in the kernel (``newproc(RFCFDG)``: own fd table, cwd,
 credentials) plus a table of vnode handles it was given. When the connection ends, however it
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import p2k.sp.protocol as P
 from p2k.hyper.hostcred import peer_cred, proc_groups
-from p2k.sp.connection import Connection, error_frame
+from p2k.sp.connection import Connection, error_frame, server_version
 from p2k.sp.ops import CONNECTION
 from p2k.sp.url import ServerAddress, parse_url
 from p2k.vfs.lwproc import ROOT_CRED, Cred
@@ -169,7 +170,7 @@ class Server:
             log.warning("refusing a connection from %s: server busy (%d clients, %d in handshake; %d refused)",
                         peer, established, self.handshaking, self.refused)
         try:
-            csock.send(P.banner(_version()) + error_frame(CONNECTION, errno.EBUSY, "server busy"),
+            csock.send(P.banner(server_version()) + error_frame(CONNECTION, errno.EBUSY, "server busy"),
                        socket.MSG_DONTWAIT)
         except OSError:
             pass
@@ -267,12 +268,6 @@ class Server:
         text = json.dumps(state, indent=1, default=str)
         log.warning("state dump:\n%s", text)
         return text
-
-
-def _version() -> str:
-    import p2k
-
-    return str(getattr(p2k, "__version__", "0"))
 
 
 def is_loopback(address: ServerAddress) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr
+from p2k.vfs.vopguard import guard_class
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
@@ -49,6 +50,10 @@ class Mount:
     namemax: int = 255
     maxfilesize: int = (1 << 63) - 1
     supports_exchange: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_class(cls)  # nothing but OSError leaves a driver (p2k.vfs.vopguard)
 
     def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
         self.kernel = kernel
@@ -160,14 +165,16 @@ class Mount:
         _eopnotsupp()
 
     # ---- extended attributes ---------------------------------------------------------------------
-    def vop_getextattr(self, vp: Vnode, name: bytes) -> bytes:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    # ``ns`` is EXTATTR_NAMESPACE_USER or _SYSTEM (p2k.vfs.extattr); permission checks are the
+    # caller's. A missing name is ENOATTR (ENODATA); a file system without attributes EOPNOTSUPP.
+    def vop_getextattr(self, vp: Vnode, ns: int, name: bytes) -> bytes:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_setextattr(self, vp: Vnode, name: bytes, value: bytes) -> None:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_setextattr(self, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_listextattr(self, vp: Vnode) -> list[bytes]:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_listextattr(self, vp: Vnode, ns: int) -> list[bytes]:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")
 
-    def vop_deleteextattr(self, vp: Vnode, name: bytes) -> None:
-        raise OSError(errno.ENOTSUP, "extended attributes not supported")
+    def vop_deleteextattr(self, vp: Vnode, ns: int, name: bytes) -> None:
+        raise OSError(errno.EOPNOTSUPP, "extended attributes not supported")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import stat as stat_mod
 
+from p2k.vfs.acl import AclVattr, acl_permits
 from p2k.vfs.lwproc import Cred
 from p2k.vfs.vattr import Vattr
 
@@ -21,6 +22,8 @@ def can_access(cred: Cred, va: Vattr, want: int) -> bool:
         if want & X_OK and not stat_mod.S_ISDIR(va.mode) and not va.mode & 0o111:
             return False
         return True
+    if type(va) is AclVattr:
+        return acl_permits(cred, va, va.acl, want)
     if cred.uid == va.uid:
         bits = (va.mode >> 6) & 7
     elif cred.in_group(va.gid):

@@ -30,13 +30,15 @@ class DirEntry:
     without search permission on the directory only the name and type are known, as with
     ``os.scandir`` (whose ``stat()`` then fails with EACCES)."""
 
-    __slots__ = ("name", "path", "_st", "_dtype")
+    __slots__ = ("name", "path", "_st", "_dtype", "_err")
 
-    def __init__(self, name: str | bytes, path: str | bytes, st: os.stat_result | None, dtype: int) -> None:
+    def __init__(self, name: str | bytes, path: str | bytes, st: os.stat_result | None, dtype: int,
+                 err: OSError | None = None) -> None:
         self.name = name
         self.path = path
         self._st = st
         self._dtype = dtype
+        self._err = err  # the lstat of this entry failed (a damaged inode): stat() raises it
 
     def _mode(self) -> int:
         return self._st.st_mode if self._st is not None else self._dtype << 12
@@ -54,6 +56,8 @@ class DirEntry:
         return stat_mod.S_ISLNK(self._mode())
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if self._err is not None:
+            raise OSError(self._err.errno, self._err.strerror, self.path)
         if self._st is None:
             raise PermissionError(errno.EACCES, "search permission denied", self.path)
         if follow_symlinks and stat_mod.S_ISLNK(self._st.st_mode):
@@ -93,10 +97,14 @@ class DirCalls(SysBase):
                     if d.name in (b".", b".."):
                         continue
                     st = None
+                    err = None
                     if searchable:
-                        st = self._entry_stat(mp, d.ino, table)
+                        try:
+                            st = self._entry_stat(mp, d.ino, table)
+                        except OSError as e:  # one unreadable inode fails its entry, not the listing
+                            err = e
                     name = d.name.decode("utf-8", "surrogateescape") if text else d.name
-                    out.append(DirEntry(name, base + name, st, d.type))  # type: ignore[operator]
+                    out.append(DirEntry(name, base + name, st, d.type, err))  # type: ignore[operator]
             finally:
                 vc.end_deferral()
             return out

@@ -134,6 +134,25 @@ class HandleCalls(SysBase):
             raise
 
     @syscall
+    def vmake(self, dvp: Vnode, name: str | bytes, kind: str, mode: int = 0o777, rdev: int = 0,
+              target: str | bytes = b"", link: Vnode | None = None) -> tuple[Vnode, Vattr]:
+        """mkdir (``kind`` "dir"), mknod ("node"), symlink ("symlink", to ``target``) or link
+        ("link", of ``link``) in ``dvp``, each with its own call's rules, and the new entry held
+        with its attributes — in one step, so no rename can come between the making and the
+        finding (FUSE's MKDIR, MKNOD, SYMLINK and LINK all answer with the new entry)."""
+        if kind == "dir":
+            self.mkdir(name, mode, dir_fd=dvp)  # type: ignore[attr-defined]
+        elif kind == "node":
+            self.mknod(name, mode, rdev, dir_fd=dvp)  # type: ignore[attr-defined]
+        elif kind == "symlink":
+            self.symlink(target, name, dir_fd=dvp)  # type: ignore[attr-defined]
+        elif kind == "link" and link is not None:
+            self.vlink(link, name, dvp)  # type: ignore[attr-defined]
+        else:
+            raise OSError(errno.EINVAL, f"vmake: no kind {kind!r}")
+        return self.vlookup(dvp, name)
+
+    @syscall
     def vsetattr(self, vp: Vnode, *, uid: int | None = None, gid: int | None = None, size: int | None = None,
                  mode: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
                  fd: int | None = None, host_times: bool = False) -> Vattr:
@@ -200,12 +219,12 @@ class HandleCalls(SysBase):
         return self.proc.fdt.get(fd).vp.ino
 
     @syscall
-    def vextattr(self, vp: Vnode, op: str, *args: bytes) -> Any:
-        """Extended attributes go straight to the driver, whose default answer is ENOTSUP."""
+    def vextattr(self, vp: Vnode, op: str, *args: Any) -> Any:
+        """``extattr_{op}_fd(vp, namespace, ...)`` by handle (sys_extattr.py: the same checks)."""
         self._alive(vp)
         if op not in ("get", "set", "list", "delete"):
             raise OSError(errno.EINVAL, f"no extended-attribute operation {op!r}")
-        return getattr(vp.mount, f"vop_{op}extattr")(vp, *args)
+        return getattr(self, f"extattr_{op}_fd")(vp, *args)
 
     @staticmethod
     def _alive(vp: Vnode) -> None:

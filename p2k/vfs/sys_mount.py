@@ -50,6 +50,7 @@ class MountCalls(SysBase):
             mp = comp.mount_class(self.kernel, flags, data)
             mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
             mp.vfs_start()
+            _check_root(mp)
         except BaseException:
             self._undo_mount(mp, dev)
             self._rele(vp)
@@ -112,3 +113,21 @@ class MountCalls(SysBase):
         call (mount, unmount, reboot, sysctl writes, device nodes), local or remote alike."""
         if not self.proc.cred.is_root:
             raise OSError(errno.EPERM, f"{what}: operation not permitted (not root)")
+
+def _check_root(mp: Mount) -> None:
+    """Refuse a file system whose root is not a readable directory: mounted, it would make the
+    mount point itself fail (stat EIO), and even unmounting it by path would need that root."""
+    ino = mp.vfs_root_ino()
+    try:
+        _data, vtype = mp.vfs_loadvnode(ino)
+        why = None if vtype == VDIR else "is not a directory"
+    except OSError as e:
+        why = f"cannot be read ({e.strerror})"
+    if why is None:
+        return
+    try:
+        mp.vfs_unmount(force=True)
+    except OSError:
+        pass
+    raise OSError(errno.ENOTDIR if why.startswith("is not") else errno.EIO,
+                  f"root inode {ino} {why}; run fsck")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from p2k.vfs.sys_acl import AclCalls
 from p2k.vfs.sys_attr import AttrCalls
 from p2k.vfs.sys_dir import DirCalls
+from p2k.vfs.sys_extattr import ExtattrCalls
 from p2k.vfs.sys_file import FileCalls
 from p2k.vfs.sys_handle import HandleCalls
 from p2k.vfs.sys_mount import MountCalls
@@ -11,7 +13,8 @@ from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE, PathCalls
 from p2k.vfs.sys_vnode import VnodeCalls
 
 
-class Syscalls(PathCalls, FileCalls, AttrCalls, DirCalls, MountCalls, VnodeCalls, HandleCalls):
+class Syscalls(PathCalls, FileCalls, AttrCalls, DirCalls, ExtattrCalls, AclCalls, MountCalls, VnodeCalls,
+               HandleCalls):
     """Every syscall the kernel offers, acting as ``self.proc``."""
 
 

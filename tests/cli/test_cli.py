@@ -59,6 +59,12 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, demo: Path, args: tu
     assert r.stderr.startswith(f"p2k {args[0]}: ")
 
 
+def test_fsck_of_a_missing_image_is_a_failed_check(tmp_path: Path) -> None:
+    r = p2k("fsck", "-n", str(tmp_path / "missing.img"))
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert r.stderr == f"p2k fsck: {tmp_path / 'missing.img'}: No such file or directory (ENOENT)\n"
+
+
 def test_fsck_of_garbage_exits_8_without_writing(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.img"
     data = os.urandom(200_000)
@@ -89,15 +95,16 @@ def test_options_between_operands(demo: Path) -> None:
     assert (r.returncode, r.stdout) == (0, ".\n..\nffs.txt\n"), r.stderr
 
 
-def test_help_is_the_same_whatever_the_environment() -> None:
-    """The parser's shape must not depend on RUMP_SERVER: the same operands are documented."""
-    env = {k: v for k, v in os.environ.items() if k != "RUMP_SERVER"}
-    for cmd in ("ls", "cat", "mkdir", "ln", "mount"):
-        plain = p2k(cmd, "--help", env=env)
-        served = p2k(cmd, "--help", env={**env, "RUMP_SERVER": "unix:///nonexistent/p2k.sock"})
-        assert plain.returncode == served.returncode == 0
-        assert plain.stdout == served.stdout
-        assert "IMAGE" in plain.stdout
+def test_help_is_the_same_whatever_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser's shape must not depend on RUMP_SERVER: every command documents the same operands."""
+    from p2k.cli.main import build_parser
+
+    monkeypatch.delenv("RUMP_SERVER", raising=False)
+    plain = {name: p.format_help() for name, p in build_parser()[1].items()}
+    monkeypatch.setenv("RUMP_SERVER", "unix:///nonexistent/p2k.sock")
+    served = {name: p.format_help() for name, p in build_parser()[1].items()}
+    assert plain == served
+    assert all("IMAGE" in plain[cmd] for cmd in ("ls", "cat", "mkdir", "ln", "mount"))
 
 
 def test_with_rump_server_set_the_first_operand_is_a_path() -> None:
@@ -119,3 +126,65 @@ def test_every_command_documents_its_operands_environment_and_exit_status() -> N
         text = p.format_help()
         assert "\nenvironment:\n" in text and "\nexit status:\n" in text, name
         assert "  0 " in text.split("exit status:")[1], name
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    """``p2k ls -l IMG /many | head -1``: the closed pipe ends the command quietly, as ls does. The
+    listing is made larger than a pipe's buffer, so the command really meets the closed pipe."""
+    tree = tmp_path / "tree" / "many"
+    tree.mkdir(parents=True)
+    for i in range(2000):
+        (tree / f"file-with-a-longish-name-{i:05d}").touch()
+    img = tmp_path / "many.img"
+    subprocess.run(["makefs", "-t", "ffs", "-s", "8m", str(img), str(tree.parent)], check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from p2k.cli.main import main; sys.exit(main())",
+                             "ls", "-l", str(img), "/many"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert err == ""
+
+
+@pytest.mark.parametrize(("argv", "server", "want"), [
+    (["chmod", "IMG", "644", "/a", "/b"], False, {"image": "IMG", "mode": "644", "paths": ["/a", "/b"]}),
+    (["chmod", "644", "/a", "/b"], True, {"image": None, "mode": "644", "paths": ["/a", "/b"]}),
+    (["ls", "-d", "key=/dev/dk,hostpath=x", "/a", "-l", "/b"], False, {"image": None, "paths": ["/a", "/b"]}),
+    (["ls", "IMG", "-l", "/a", "/b"], False, {"image": "IMG", "paths": ["/a", "/b"]}),
+    (["ls", "IMG"], False, {"image": "IMG", "paths": ["/"]}),
+    (["ls"], True, {"image": None, "paths": ["/"]}),
+    (["ls", "/"], True, {"image": None, "paths": ["/"]}),
+    (["ln", "-s", "t", "l"], True, {"image": None, "target": "t", "link": "l"}),
+    (["find", "IMG", "/etc", "-name", "x"], False, {"image": "IMG", "path": "/etc", "name": "x"}),
+    (["mount", "-t", "tmpfs", "none", "/mnt"], True, {"image": "none", "mountpoint": "/mnt"}),
+])
+def test_operands_are_dealt_after_parsing(monkeypatch: pytest.MonkeyPatch, argv: list[str], server: bool,
+                                         want: dict[str, object]) -> None:
+    """The same parser serves every mode; only the dealing of the words differs (RUMP_SERVER and
+    -d take the IMAGE's place, options may come between operands)."""
+    from p2k.cli.imagearg import settle_operands
+    from p2k.cli.main import build_parser
+
+    if server:
+        monkeypatch.setenv("RUMP_SERVER", "unix:///nonexistent/p2k.sock")
+    else:
+        monkeypatch.delenv("RUMP_SERVER", raising=False)
+    parser, commands = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    settle_operands(commands[argv[0]], args, extra)
+    assert {k: getattr(args, k) for k in want} == want
+
+
+def test_too_many_or_too_few_operands_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2k.cli.errors import UsageError
+    from p2k.cli.imagearg import settle_operands
+    from p2k.cli.main import build_parser
+
+    monkeypatch.delenv("RUMP_SERVER", raising=False)
+    parser, commands = build_parser()
+    for argv in (["ln", "IMG", "a", "b", "c"], ["cat", "IMG"], ["chmod", "IMG", "644"]):
+        args, extra = parser.parse_known_args(argv)
+        with pytest.raises(UsageError):
+            settle_operands(commands[argv[0]], args, extra)

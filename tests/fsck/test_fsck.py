@@ -206,7 +206,7 @@ def test_drivespec_and_missing_image(tmp_path: Path, pristine: dict) -> None:
     with contextlib.redirect_stdout(out):
         rc = main(["fsck", "-fn", "-d", f"key=/dev/dk,hostpath={img},size=host"])
     assert rc == 0, out.getvalue()
-    assert main(["fsck", "-n", str(tmp_path / "nope")]) == 1
+    assert main(["fsck", "-n", str(tmp_path / "nope")]) == 8  # cannot be checked: fsck's exit 8, not usage
 
 
 def test_dumpfs(pristine: dict) -> None:

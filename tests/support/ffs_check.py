@@ -108,7 +108,20 @@ def count_image(path: str | os.PathLike[str]) -> Recount:
                     kind = ip.mode & 0o170000
                     lst: list[tuple[int, int]] = []
                     sectors = 0
-                    fast = kind == stat.S_IFLNK and ip.size < fs.fs_maxsymlinklen and ip.blocks == 0
+                    if fs.ufs2:  # the extended-attribute area: up to 2 blocks, the last a fragment run
+                        left = ip.extsize
+                        if left > 2 * bsize:
+                            p(f"inode {ino}: ext area of {left} bytes")
+                        for a in ip.extb:
+                            if left <= 0:
+                                if a:
+                                    p(f"inode {ino}: ext block {a} past the ext area")
+                                continue
+                            sz = bsize if left >= bsize else -(-left // fsize) * fsize
+                            if a and claim(ino, a, sz // fsize):
+                                sectors += sz // 512
+                            left -= bsize
+                    fast = kind == stat.S_IFLNK and ip.size < fs.fs_maxsymlinklen and ip.blocks == sectors
                     if kind in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK) and not fast:
                         nlbn = -(-ip.size // bsize)
                         for lbn in range(12):

@@ -43,3 +43,22 @@ def test_field_without_format_is_a_declaration_error() -> None:
     with pytest.raises(TypeError, match="needs a Fmt"):
         class Bad(Record):
             x: int
+
+
+def test_update_field_patch_and_in_core_subclass() -> None:
+    rec = Sample.zeroed()
+    rec.update(magic=5, count=2)
+    assert (rec.magic, rec.count) == (5, 2)
+    with pytest.raises(AttributeError, match="cuont"):
+        rec.update(cuont=3)  # a typo must not become an attribute that never reaches the disk
+    buf = bytearray(rec.encode(">"))
+    Sample.field("count", ">").pack_into(buf, Sample.OFFSETS["count"], 0x0102)
+    assert Sample.decode(buf, 0, ">").count == 0x0102
+
+    class InCore(Sample):
+        where: int  # not on disk: the layout is Sample's
+
+    assert InCore.FIELDS == Sample.FIELDS and InCore.SIZE == Sample.SIZE
+    got = InCore.decode(buf, 0, ">")
+    got.where = 7
+    assert got.encode(">") == bytes(buf)

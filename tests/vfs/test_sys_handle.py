@@ -127,3 +127,30 @@ def test_vcreate_owner_and_vsetattr_rules(tmpfs: p2k.Kernel) -> None:
     finally:
         tmpfs.release_proc(user)
         s.vrele(d)
+
+
+def test_vmake_answers_with_the_new_entry(tmpfs: p2k.Kernel) -> None:
+    s = tmpfs.sys
+    s.mkdir("/mnt/open", 0o777)
+    s.chmod("/mnt/open", 0o777)
+    d = s.lookup("/mnt/open")
+    user = tmpfs.newproc(cred=Cred(1000, 1000))
+    made = []
+    try:
+        for kind, kw in (("dir", {"mode": 0o750}), ("node", {"mode": stat.S_IFIFO | 0o640}),
+                         ("symlink", {"target": b"dir"})):
+            vp, va = user.vmake(d, kind.encode(), kind, **kw)
+            made.append(vp)
+            assert (va.uid, va.gid, va.ino) == (1000, 1000, vp.ino)
+        vp, va = user.vmake(d, b"hard", "link", link=made[1])
+        made.append(vp)
+        assert va.ino == made[1].ino and va.nlink == 2
+        assert stat.S_ISDIR(s.vgetattr(made[0]).mode) and stat.S_ISLNK(s.vgetattr(made[2]).mode)
+        assert _errno(user.vmake, d, b"dev", "node", stat.S_IFCHR | 0o600, 0x0103) == errno.EPERM
+        assert _errno(user.vmake, d, b"dir", "dir", 0o755) == errno.EEXIST
+        assert _errno(user.vmake, d, b"x", "nonsense") == errno.EINVAL
+    finally:
+        for vp in made:
+            s.vrele(vp)
+        tmpfs.release_proc(user)
+        s.vrele(d)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
-from p2k.fs.ffs.cg import Cg
+from p2k.fs.ffs.cg import Cg, cg_layout_sane
 from p2k.fs.ffs.fs import Superblock, cgbase, cgtod, decode_csums, dtog, dtogd, encode_csums, freespace
 from p2k.fs.ffs.ialloc import InodeAlloc
 from p2k.hyper import now_ns
@@ -65,6 +65,8 @@ class Allocator(InodeAlloc):
             return bp, hit[1]
         cg = Cg(bp.data, fs.endian)
         cg.check(c, fs.fs_ipg, fs.fs_fpg, fs.fs_cgsize)
+        if not cg_layout_sane(cg, fs):  # the cluster map too: a bad offset must not be written through
+            raise OSError(errno.EIO, f"cg {c}: map offsets overlap or leave the cylinder group block")
         self._cgs[c] = (bp, cg)
         return bp, cg
 
@@ -74,7 +76,7 @@ class Allocator(InodeAlloc):
             cg.cg_time = t
         else:
             cg.cg_old_time = t & 0x7FFFFFFF
-        cg.encode_into(bp.data)  # type: ignore[arg-type]
+        cg.encode_into(bp.data)
         self.bufcache.bdwrite(bp)
         self.fs.dirty = True
 
@@ -141,7 +143,7 @@ class Allocator(InodeAlloc):
 
         def bump(k: int, d: int) -> None:
             v = struct.unpack_from(endian + "i", buf, sumoff + 4 * k)[0]
-            struct.pack_into(endian + "i", buf, sumoff + 4 * k, v + d)  # type: ignore[arg-type]
+            struct.pack_into(endian + "i", buf, sumoff + 4 * k, v + d)
 
         bump(min(back + n + forw, csz), sign)
         if back:

@@ -6,18 +6,23 @@ decoded (one ``struct.unpack_from``), so a sequential read costs a few C calls p
 not a Python loop per pointer. ``extents`` then merges physically contiguous blocks into runs that
 ``BufCache.read_extent`` fetches with one host read each.
 
-Every address is range-checked against ``fs_size`` before it is used: a corrupt pointer yields
-EIO naming the inode, never a read outside the file system. The tree depth is fixed (3 levels), so
+Every address is checked before it is used: inside ``fs_size`` and not in any cylinder group's
+metadata (boot area and superblock copy, cg header, inode table, the summary area). A corrupt
+pointer yields EIO naming the inode and the logical block, with a console message, never a read
+outside the file system and never a write (or a free) of metadata through a file. The tree depth is fixed (3 levels), so
 an indirect block that points at itself or at an ancestor cannot make the walk loop.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import struct
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, Superblock
+from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, Superblock, cgdmin, cgsblock
+
+log = logging.getLogger("p2k.ffs")
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
@@ -37,10 +42,55 @@ class BlockMap:
         self._structs: dict[int, struct.Struct] = {}
         # data blocks reachable through each level of indirection
         self.spans = [self.nindir ** (k + 1) for k in range(UFS_NIADDR)]
+        self.meta: list[tuple[int, int]] | None = None  # per cg, the fragments that are metadata
+        self.csum_span = (0, 0)
+        self.reported: set[tuple[int, int]] = set()
 
-    def check_addr(self, ip: Inode, addr: int, nfrags: int) -> None:
-        if addr < 0 or addr + nfrags > self.fs.fs_size:
-            raise OSError(errno.EIO, f"inode {ip.ino}: block address {addr} outside the file system")
+    def _metadata(self) -> list[tuple[int, int]]:
+        """Per cg, the fragments [lo, hi) that are never file data (cg 0 from fragment 0: the boot
+        area and the primary superblock)."""
+        fs = self.fs
+        if not hasattr(fs, "fs_ncg"):
+            return []  # a bare geometry (unit tests of the mapping alone): no cg layout to keep out
+        spans = [(cgsblock(fs, c) if c else 0, cgdmin(fs, c)) for c in range(fs.fs_ncg)]
+        self.csum_span = (fs.fs_csaddr, fs.fs_csaddr + -(-fs.fs_cssize // fs.fs_fsize))
+        return spans
+
+    def bad_addr(self, addr: int, nfrags: int) -> str | None:
+        """Why ``addr .. addr+nfrags-1`` cannot be a file's block, or None."""
+        fs = self.fs
+        if addr < 0 or addr + nfrags > fs.fs_size:
+            return "outside the file system"
+        meta = self.meta
+        if meta is None:
+            meta = self.meta = self._metadata()
+        if meta:
+            lo, hi = meta[min(addr // fs.fs_fpg, len(meta) - 1)]
+            if addr < hi and addr + nfrags > lo:
+                return "in cylinder-group metadata"
+        clo, chi = self.csum_span
+        if addr < chi and addr + nfrags > clo:
+            return "in the summary area"
+        return None
+
+    def check_addr(self, ip: Inode, addr: int, nfrags: int, lbn: int | None = None) -> None:
+        why = self.bad_addr(addr, nfrags)
+        if why is not None:
+            where = f"logical block {lbn}" if lbn is not None else "an indirect block"
+            msg = f"inode {ip.ino}: {where} at {addr} {why}"
+            if (ip.ino, addr) not in self.reported and len(self.reported) < 1000:
+                self.reported.add((ip.ino, addr))
+                log.warning("ffs: %s", msg)  # the console line, once per bad pointer
+            raise OSError(errno.EIO, msg)
+
+    def check_all(self, ip: Inode, lbn: int, addrs: list[int]) -> None:
+        """Check every non-hole address of a mapped run (``addrs[i]`` is block ``lbn + i``). The
+        first fragment decides: a block or fragment run never crosses a block boundary and every
+        metadata area starts and ends on one."""
+        bad = self.bad_addr
+        for i, a in enumerate(addrs):
+            if a and bad(a, 1):
+                self.check_addr(ip, a, 1, lbn + i)
 
     def _ptrs(self, ip: Inode, addr: int, first: int, n: int) -> tuple[int, ...]:
         """Pointers ``first .. first+n-1`` of the indirect block at fragment ``addr``."""
@@ -91,6 +141,7 @@ class BlockMap:
             base += span
         if lbn < end:
             raise OSError(errno.EFBIG, f"inode {ip.ino}: block {lbn} beyond the triple indirect range")
+        self.check_all(ip, end - count, out)
         return out
 
     def bmap(self, ip: Inode, lbn: int) -> int:

@@ -111,3 +111,52 @@ def cg_initediblk(buf: bytes | bytearray, endian: str) -> int:
 
 def isset(bitmap: bytes | bytearray | memoryview, i: int) -> bool:
     return bool(bitmap[i >> 3] & (1 << (i & 7)))
+
+
+CG_HEADER_SIZE = CgHeader.SIZE  # the fixed part of struct cg; the maps start at cg_space
+
+
+def cg_layout(fs: object) -> dict[str, int]:
+    """Where a cylinder group's maps go, from the superblock's geometry alone (mkfs initcg and
+    fsck_ffs pass5 compute the same): UFS1 keeps room for the old rotational tables first, the
+    cluster summary's unused slot 0 sits just before a 4-byte aligned array. fsck rebuilds a
+    damaged cg header from this, so it never needs a healthy group to copy from."""
+    ipg, fpg = fs.fs_ipg, fs.fs_fpg  # type: ignore[attr-defined]
+    out = {"cg_old_btotoff": 0, "cg_old_boff": 0}
+    if fs.ufs2:  # type: ignore[attr-defined]
+        iused = CG_HEADER_SIZE
+    else:
+        cpg = max(fs.fs_old_cpg, 1)  # type: ignore[attr-defined]
+        nrpos = max(fs.fs_old_nrpos, 1)  # type: ignore[attr-defined]
+        out["cg_old_btotoff"] = CG_HEADER_SIZE
+        out["cg_old_boff"] = CG_HEADER_SIZE + 4 * cpg
+        iused = out["cg_old_boff"] + 2 * cpg * nrpos
+    free = iused + (ipg + 7) // 8
+    nextfree = free + (fpg + 7) // 8
+    sumoff = clusteroff = 0
+    contig = fs.fs_contigsumsize  # type: ignore[attr-defined]
+    if contig > 0:
+        sumoff = -(-(nextfree - 4) // 4) * 4
+        clusteroff = sumoff + (contig + 1) * 4
+        nextfree = clusteroff + (fpg // fs.fs_frag + 7) // 8  # type: ignore[attr-defined]
+    out.update(cg_iusedoff=iused, cg_freeoff=free, cg_nextfreeoff=nextfree, cg_clustersumoff=sumoff,
+               cg_clusteroff=clusteroff)
+    return out
+
+
+def cg_layout_sane(cg: Cg, fs: object) -> bool:
+    """Do the header's own map offsets describe maps that fit the block without overlapping the
+    header or each other? (A layout other than ours — an older newfs's — is accepted if so.)"""
+    ipg, fpg, frag = fs.fs_ipg, fs.fs_fpg, fs.fs_frag  # type: ignore[attr-defined]
+    contig, cgsize = fs.fs_contigsumsize, fs.fs_cgsize  # type: ignore[attr-defined]
+    spans = [(cg.cg_iusedoff, (ipg + 7) // 8), (cg.cg_freeoff, (fpg + 7) // 8)]
+    if contig > 0:
+        spans += [(cg.cg_clustersumoff + 4, 4 * contig), (cg.cg_clusteroff, (fpg // frag + 7) // 8)]
+        if cg.cg_clustersumoff & 3:
+            return False
+    end = CG_HEADER_SIZE
+    for off, n in spans:
+        if off < end or off + n > cgsize:
+            return False
+        end = off + n
+    return bool(end <= cg.cg_nextfreeoff <= cgsize)

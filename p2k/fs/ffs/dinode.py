@@ -92,7 +92,8 @@ def _compile(rec: type[Record], endian: str, old_inodefmt: bool) -> tuple[Callab
     counts = dict(zip(names, rec._COUNTS, strict=True))  # noqa: SLF001
     exprs = _exprs(rec)
     lines = ["def decode(buf, off, ino):", "    t = _unpack_from(buf, off)", "    ip = _Inode()",
-             "    ip.ino = ino", "    ip.dirty = False", "    ip.dircache = None"]
+             "    ip.ino = ino", "    ip.dirty = False", "    ip.dircache = None",
+             "    ip.ea = None"]
     i = 0
     for name in names:
         n = counts[name]

@@ -24,6 +24,7 @@ SBLOCK_UFS1 = 8192
 SBLOCK_UFS2 = 65536
 SBLOCK_PIGGY = 262144
 SBLOCKSIZE = 8192
+FS_MAXCONTIG = 16  # the largest cluster summary (fs.h)
 SBLOCKSEARCH = (SBLOCK_UFS2, SBLOCK_UFS1, SBLOCK_FLOPPY, SBLOCK_PIGGY)
 SBLOCK_STRUCT_SIZE = 1376  # sizeof(struct fs)
 
@@ -470,6 +471,8 @@ def validate(fs: Superblock, devsize: int | None = None) -> None:
         raise _einval(f"summary area at {fs.fs_csaddr} outside the file system")
     if devsize is not None and fs.fs_size * fsize > devsize + bsize:
         raise _einval(f"file system of {fs.fs_size * fsize} bytes larger than device ({devsize})")
+    if not (0 <= fs.fs_contigsumsize <= FS_MAXCONTIG):
+        raise _einval(f"cluster summary size {fs.fs_contigsumsize} out of range")
     if not (0 <= fs.fs_minfree <= 99):
         raise _einval(f"impossible minfree {fs.fs_minfree}")
 

@@ -10,10 +10,10 @@ generation numbers) before the map says they exist.
 from __future__ import annotations
 
 import errno
-import struct
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.bitmap import get_bits, set_bits
+from p2k.fs.ffs.dinode import Ufs2Dinode
 from p2k.fs.ffs.fs import UFS_ROOTINO, ino_to_fsba
 from p2k.hyper import random_u32
 
@@ -140,8 +140,9 @@ class InodeAlloc:
             bp = self.bufcache.getblk(self.dev, ino_to_fsba(fs, first) << fs.fs_fshift, fs.fs_bsize)
             bp.data[:] = bytes(fs.fs_bsize)
             isize = fs.inode_size
+            gen, at = Ufs2Dinode.field("gen", fs.endian), Ufs2Dinode.OFFSETS["gen"]
             for k in range(inopb):
-                struct.pack_into(fs.endian + "I", bp.data, k * isize + 80, random_u32() or 1)
+                gen.pack_into(bp.data, k * isize + at, random_u32() or 1)
             self.note_new(ino_to_fsba(fs, first))  # initialised before cg_initediblk says so
             self.bufcache.bwrite(bp)
             cg.cg_initediblk += inopb

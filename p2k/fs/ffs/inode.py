@@ -35,7 +35,7 @@ class Inode:
         "ino", "mode", "nlink", "uid", "gid", "size", "blocks",
         "atime", "atimensec", "mtime", "mtimensec", "ctime", "ctimensec", "birthtime", "birthnsec",
         "flags", "gen", "db", "ib", "extsize", "extb", "kernflags", "blksize", "modrev",
-        "oldids", "spare", "dirty", "dircache",
+        "oldids", "spare", "dirty", "dircache", "ea", "ea_clean",
     )
 
     ino: int
@@ -66,6 +66,8 @@ class Inode:
     spare: bytes  # UFS2 di_spare (FreeBSD keeps freelink/ckhash here); written back untouched
     dirty: bool
     dircache: dict[bytes, int] | None
+    ea: dict[tuple[int, bytes], bytes] | None  # parsed UFS2 ext area (extattr.py), None = not read
+    ea_clean: bool  # with ea: the area on disk is exactly build_area(ea), so a new name may be appended
 
     def __repr__(self) -> str:
         return f"<Inode {self.ino} mode={self.mode:o} size={self.size}>"

@@ -14,6 +14,7 @@ the last block is first made a full block, as ``balloc`` does for writes.
 
 from __future__ import annotations
 
+import errno
 import struct
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,22 @@ if TYPE_CHECKING:
 
 
 def _ptrs(m: FfsMountRW, addr: int) -> tuple[int, ...]:
+    """The pointers of an indirect block, each checked: freeing blocks on the word of a damaged
+    indirect block (one pointing at a superblock, say) would hand metadata to the allocator."""
     fs = m.fs
+    _check(m, addr, fs.fs_frag)
     bp = m.bufcache.bread(m.dev, addr << fs.fs_fshift, fs.fs_bsize)
-    return struct.unpack_from(f"{fs.endian}{fs.fs_nindir}{m.bmapper.ptrfmt[1]}", bp.data, 0)
+    ptrs = struct.unpack_from(f"{fs.endian}{fs.fs_nindir}{m.bmapper.ptrfmt[1]}", bp.data, 0)
+    for p in ptrs:
+        if p:
+            _check(m, p, fs.fs_frag)
+    return ptrs
+
+
+def _check(m: FfsMountRW, addr: int, nfrags: int) -> None:
+    why = m.bmapper.bad_addr(addr, nfrags) or (addr % m.fs.fs_frag + nfrags > m.fs.fs_frag and "not in one block")
+    if why:
+        raise OSError(errno.EIO, f"truncate: block {addr} {why}; nothing freed")
 
 
 def _collect(m: FfsMountRW, addr: int, level: int, data: list[int], meta: list[int]) -> None:
@@ -51,11 +65,11 @@ def _trunc_tree(m: FfsMountRW, addr: int, level: int, cut: int, data: list[int],
     per = nindir ** level
     first = cut // per
     ptrs = list(_ptrs(m, addr))
-    if level > 0 and cut % per and ptrs[first]:
-        _trunc_tree(m, ptrs[first], level - 1, cut % per, data, meta)
+    partial = -1
+    if level > 0 and cut % per:
+        partial = first if ptrs[first] else -1
         first += 1
-    elif level > 0 and cut % per:
-        first += 1
+    # everything this block loses is read (and checked) before anything below it is written
     for i in range(first, nindir):
         p = ptrs[i]
         if not p:
@@ -65,6 +79,8 @@ def _trunc_tree(m: FfsMountRW, addr: int, level: int, cut: int, data: list[int],
         else:
             _collect(m, p, level - 1, data, meta)
         ptrs[i] = 0
+    if partial >= 0:
+        _trunc_tree(m, ptrs[partial], level - 1, cut % per, data, meta)
     bp = m.bufcache.bread(m.dev, addr << fs.fs_fshift, fs.fs_bsize)
     struct.pack_into(f"{fs.endian}{nindir}{m.bmapper.ptrfmt[1]}", bp.data, 0, *ptrs)
     m.bufcache.bwrite(bp)
@@ -105,6 +121,23 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
             else:
                 bp.data[cut:] = bytes(osz - cut)
             m.bufcache.bwrite(bp)
+    saved = (list(ip.db), list(ip.ib))
+    try:
+        data, meta, partial = _cut(m, ip, osize, length)
+    except OSError:
+        ip.db[:], ip.ib[:] = saved  # a damaged pointer: the inode stays as it was
+        raise
+    ip.size = length
+    _release(m, ip, data, meta, partial)
+
+
+def _cut(m: FfsMountRW, ip: Inode, osize: int, length: int) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """Detach the blocks past the new end: (full blocks, indirect blocks, fragment runs) to free.
+    Everything is read and checked before the one indirect block that is only cut is written;
+    EIO leaves the caller to restore the pointers."""
+    fs = m.fs
+    fshift, bsize = fs.fs_fshift, fs.fs_bsize
+    nlast = (length - 1) >> fs.fs_bshift if length > 0 else -1
     data: list[int] = []  # full blocks to free
     meta: list[int] = []  # indirect blocks to free (full blocks too; invalidated first)
     partial: list[tuple[int, int]] = []  # (addr, nfrags) fragment runs to free
@@ -112,6 +145,7 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
         a = ip.db[lbn]
         if a:
             sz = sblksize(fs, osize, lbn)
+            _check(m, a, sz >> fshift)
             if sz == bsize:
                 data.append(a)
             else:
@@ -120,22 +154,30 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
     if 0 <= nlast < UFS_NDADDR and ip.db[nlast]:
         osz, nsz = sblksize(fs, osize, nlast), sblksize(fs, length, nlast)
         if nsz < osz:
+            _check(m, ip.db[nlast], osz >> fshift)
             partial.append((ip.db[nlast] + (nsz >> fshift), (osz - nsz) >> fshift))
-    base = UFS_NDADDR
-    span = fs.fs_nindir
-    for level in range(3):
+    bases = [UFS_NDADDR]
+    spans = [fs.fs_nindir]
+    for _ in range(2):
+        bases.append(bases[-1] + spans[-1])
+        spans.append(spans[-1] * fs.fs_nindir)
+    for level in (2, 1, 0):  # whole trees (read only) before the one that is cut (written)
         top = ip.ib[level]
-        keep = nlast + 1 - base  # data blocks of this tree that stay
+        keep = nlast + 1 - bases[level]  # data blocks of this tree that stay
         if top and keep <= 0:
             _collect(m, top, level, data, meta)
             ip.ib[level] = 0
-        elif top and keep < span:
+        elif top and keep < spans[level]:
             _trunc_tree(m, top, level, keep, data, meta)
-        base += span
-        span *= fs.fs_nindir
-    ip.size = length
+    return data, meta, partial
+
+
+def _release(m: FfsMountRW, ip: Inode, data: list[int], meta: list[int], partial: list[tuple[int, int]]) -> None:
+    """Write the inode without the pointers, then give the blocks back."""
+    fs = m.fs
+    fshift, bsize = fs.fs_fshift, fs.fs_bsize
     freed_frags = (len(data) + len(meta)) * fs.fs_frag + sum(n for _, n in partial)
-    ip.blocks -= freed_frags << (fshift - 9)
+    ip.blocks = max(ip.blocks - (freed_frags << (fshift - 9)), 0)
     m.iupdate(ip, sync=True)  # pointers gone on disk before the blocks are free
     for a in data + meta:  # and no new data into them before a barrier
         m.note_freed(a, fs.fs_frag)

@@ -240,29 +240,28 @@ def plan(o: NewfsOptions) -> Superblock:
     t = now_ns() // 1_000_000_000
     sbsize = min(_roundup(SBLOCK_STRUCT_SIZE, fsize), SBLOCKSIZE)
     fs.raw_tail = bytes(sbsize - SBLOCK_STRUCT_SIZE)
-    v = fs.__dict__
-    v.update(fs_sblkno=sblkno, fs_cblkno=cblkno, fs_iblkno=iblkno, fs_dblkno=dblkno,
-             fs_ncg=ncg, fs_bsize=bsize, fs_fsize=fsize, fs_frag=frag, fs_minfree=o.minfree,
-             fs_bmask=~(bsize - 1), fs_fmask=~(fsize - 1), fs_bshift=bsize.bit_length() - 1,
-             fs_fshift=fsize.bit_length() - 1, fs_maxcontig=maxcontig, fs_maxbpg=o.maxbpg,
-             fs_fragshift=frag.bit_length() - 1, fs_fsbtodb=(fsize // 512).bit_length() - 1,
-             fs_sbsize=sbsize, fs_nindir=bsize // (8 if ufs2 else 4), fs_inopb=inopb,
-             fs_optim=o.optim, fs_id0=t, fs_id1=random_u32() & 0x7FFFFFFF, fs_cssize=cssize,
-             fs_cgsize=_roundup(_cgsize(ufs2, contig, frag, ipg, fpg), fsize), fs_ipg=ipg, fs_fpg=fpg,
-             fs_clean=FS_ISCLEAN, fs_old_flags=FS_FLAGS_UPDATED, fs_maxbsize=bsize,
-             fs_sblockloc=o.sblockloc, fs_time=t, fs_size=total, fs_csaddr=dblkno,
-             fs_avgfilesize=o.avgfilesize, fs_avgfpdir=o.avgfpdir, fs_contigsumsize=contig,
-             fs_maxsymlinklen=(UFS2_MAXSYMLINKLEN if ufs2 else UFS1_MAXSYMLINKLEN),
-             fs_old_inodefmt=FS_44INODEFMT, fs_qbmask=bsize - 1, fs_qfmask=fsize - 1,
-             fs_magic=FS_UFS2_MAGIC if ufs2 else FS_UFS1_MAGIC,
-             fs_volname=o.volname[:31].ljust(32, b"\0"))
+    fs.update(fs_sblkno=sblkno, fs_cblkno=cblkno, fs_iblkno=iblkno, fs_dblkno=dblkno,
+              fs_ncg=ncg, fs_bsize=bsize, fs_fsize=fsize, fs_frag=frag, fs_minfree=o.minfree,
+              fs_bmask=~(bsize - 1), fs_fmask=~(fsize - 1), fs_bshift=bsize.bit_length() - 1,
+              fs_fshift=fsize.bit_length() - 1, fs_maxcontig=maxcontig, fs_maxbpg=o.maxbpg,
+              fs_fragshift=frag.bit_length() - 1, fs_fsbtodb=(fsize // 512).bit_length() - 1,
+              fs_sbsize=sbsize, fs_nindir=bsize // (8 if ufs2 else 4), fs_inopb=inopb,
+              fs_optim=o.optim, fs_id0=t, fs_id1=random_u32() & 0x7FFFFFFF, fs_cssize=cssize,
+              fs_cgsize=_roundup(_cgsize(ufs2, contig, frag, ipg, fpg), fsize), fs_ipg=ipg, fs_fpg=fpg,
+              fs_clean=FS_ISCLEAN, fs_old_flags=FS_FLAGS_UPDATED, fs_maxbsize=bsize,
+              fs_sblockloc=o.sblockloc, fs_time=t, fs_size=total, fs_csaddr=dblkno,
+              fs_avgfilesize=o.avgfilesize, fs_avgfpdir=o.avgfpdir, fs_contigsumsize=contig,
+              fs_maxsymlinklen=(UFS2_MAXSYMLINKLEN if ufs2 else UFS1_MAXSYMLINKLEN),
+              fs_old_inodefmt=FS_44INODEFMT, fs_qbmask=bsize - 1, fs_qfmask=fsize - 1,
+              fs_magic=FS_UFS2_MAGIC if ufs2 else FS_UFS1_MAGIC,
+              fs_volname=o.volname[:31].ljust(32, b"\0"))
     fs.fs_dsize = total - sblkno - ncg * (dblkno - sblkno) - _ceil(cssize, fsize)
     if not ufs2:
         nspf = fsize // 512
-        v.update(fs_old_cgmask=-1, fs_old_time=t, fs_old_size=total, fs_old_dsize=fs.fs_dsize,
-                 fs_old_rps=60, fs_old_nspf=nspf, fs_old_npsect=fpg * nspf, fs_old_interleave=1,
-                 fs_old_csaddr=dblkno, fs_old_nsect=fpg * nspf, fs_old_spc=fpg * nspf, fs_old_ncyl=ncg,
-                 fs_old_cpg=1, fs_old_postblformat=1, fs_old_nrpos=1)
+        fs.update(fs_old_cgmask=-1, fs_old_time=t, fs_old_size=total, fs_old_dsize=fs.fs_dsize,
+                  fs_old_rps=60, fs_old_nspf=nspf, fs_old_npsect=fpg * nspf, fs_old_interleave=1,
+                  fs_old_csaddr=dblkno, fs_old_nsect=fpg * nspf, fs_old_spc=fpg * nspf, fs_old_ncyl=ncg,
+                  fs_old_cpg=1, fs_old_postblformat=1, fs_old_nrpos=1)
     fs.fs_maxfilesize = maxfilesize(fs)
     if not ufs2:
         fs.fs_maxfilesize = min(fs.fs_maxfilesize, (1 << 31) * bsize - 1)
@@ -281,9 +280,9 @@ class _MemDev:
         self.dev_id = id(self)
         self.size = size
         self.readonly = False
-        self.pread = pread  # type: ignore[method-assign]
-        self.pwrite = pwrite  # type: ignore[method-assign]
-        self.fsync = fsync  # type: ignore[method-assign]
+        self.pread = pread
+        self.pwrite = pwrite
+        self.fsync = fsync
 
 
 def _init_cg(fs: Superblock, c: int, t: int) -> bytes:

@@ -43,6 +43,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
 from p2k.fs.ffs.vnops import FfsVnops
+from p2k.fs.ffs.vnops_extattr import FfsExtattrVnops
 from p2k.fs.ffs.wapbl import LogError, Replay, ReplayedDevice, has_log, log_state
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS
@@ -74,8 +75,10 @@ def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | No
             return f"WAPBL journal cannot be replayed ({journal}); run fsck -y"
         if journal is None and not has_log(fs):  # FreeBSD's meaning of 0x100
             return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
-    if flags & (FS_POSIX1EACLS | FS_NFS4ACLS):
-        return "ACLs (FS_POSIX1EACLS/FS_NFS4ACLS) are not maintained"
+    if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (vnops_extattr, p2k.vfs.acl); NFSv4 ones not
+        return "NFSv4 ACLs (FS_NFS4ACLS) are not maintained"
+    if flags & FS_POSIX1EACLS and not fs.ufs2:
+        return "ACLs on UFS1 (kept in backing-file extended attributes) are not maintained"
     if flags & FS_SUJ and not fs.fs_clean & FS_ISCLEAN:
         return "unclean file system with a soft-updates journal, which p2k does not replay; run fsck -y"
     if flags & FS_GJOURNAL:
@@ -91,7 +94,7 @@ def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | No
     return None
 
 
-class FfsMount(FfsVnops, Mount):
+class FfsMount(FfsExtattrVnops, FfsVnops, Mount):
     """A mounted FFS (UFS1, UFS2, UFS2EA; either byte order). ``data["device"]`` is the device."""
 
     fstype = "ffs"
@@ -116,6 +119,7 @@ class FfsMount(FfsVnops, Mount):
         self.codec = DinodeCodec(fs.ufs2, fs.endian, not fs.ufs2 and fs.fs_old_inodefmt < FS_44INODEFMT)
         self.bmapper = BlockMap(fs, self.dev, self.bufcache)
         self.oldfmt_dir = fs.fs_maxsymlinklen <= 0
+        self.acls = fs.ufs2 and (bool(fs.fs_flags & FS_POSIX1EACLS) or bool({"acls", "posix1eacls"} & set(self.data)))
         self.maxfilesize = maxfilesize(fs)
         self.maxino = fs.fs_ncg * fs.fs_ipg
         self.isize = fs.inode_size
@@ -152,8 +156,15 @@ class FfsMount(FfsVnops, Mount):
         self.journal = rp
         if not rp.empty:
             self.bufcache.invalidate_dev(self.dev)
-            self.dev = ReplayedDevice(self.dev, rp)
-            fs = find_superblock(self._pread, self.dev.size)
+            overlay = ReplayedDevice(self.dev, rp)
+            try:
+                replayed = find_superblock(lambda off, n: overlay.pread(off, n), overlay.size)
+            except OSError as e:
+                self.journal = f"the replayed superblock is not valid: {e.strerror}"
+                self.notes.append(f"WAPBL journal not replayed: {self.journal}")
+                log.warning("%s: WAPBL journal not replayed: %s", self.mountpoint_path, self.journal)
+                return fs
+            self.dev, fs = overlay, replayed
             if self.readonly:
                 self.notes.append(f"replaying log to memory ({len(rp.blocks)} blocks)")
                 log.info("%s: replaying log to memory", self.mountpoint_path)

@@ -71,6 +71,12 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
             raise OSError(errno.EROFS, "read-write mount refused: 4.4BSD-layout UFS1 superblock "
                           "(no FS_FLAGS_UPDATED) is not maintained")
+        bounds = (fs.fs_ncg * fs.fs_ipg, fs.fs_size // max(fs.fs_frag, 1), fs.fs_ncg * fs.fs_ipg, fs.fs_size)
+        if any(not 0 <= v <= b for v, b in zip(fs.cstotal, bounds, strict=True)):
+            # ndir, nbfree, nifree, nffree beyond what the geometry holds: the counts the write
+            # path keeps up to date (and writes back, in 32 bits on UFS1) are nonsense
+            raise OSError(errno.EROFS, f"read-write mount refused: superblock free counts {list(fs.cstotal)} "
+                          "impossible for the geometry; run fsck")
         self.replay_to_disk()
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         self.alloc.note_new = self.note_new

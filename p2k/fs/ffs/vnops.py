@@ -11,13 +11,16 @@ one ``BufCache.read_extent`` call, so a sequential read is one host read per run
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.dir import DT_WHT, parse_dirblock
-from p2k.fs.ffs.fs import MAXPATHLEN
+from p2k.fs.ffs.fs import MAXPATHLEN, UFS_ROOTINO
 from p2k.fs.ffs.inode import IFDIR, IFLNK
 from p2k.vfs.vattr import Dirent, Vattr
+
+log = logging.getLogger("p2k.ffs")
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.bmap import BlockMap
@@ -45,6 +48,9 @@ class FfsVnops:
     fsid: int
     oldfmt_dir: bool
     dir_errors: list[str]
+    maxino: int
+    mountpoint_path: str
+    acls = False  # POSIX.1e ACLs enforced (FS_POSIX1EACLS or -o acls): see vnops_extattr
 
     # ---- data ------------------------------------------------------------------------------------
     def read_range(self, ip: Inode, offset: int, end: int) -> bytes:
@@ -85,12 +91,15 @@ class FfsVnops:
         g = 1_000_000_000
         mode = ip.mode
         # positional: this runs once per entry of a stat walk (order = Vattr's field order)
-        return Vattr(
+        va = Vattr(
             mode, ip.nlink, ip.uid, ip.gid, ip.size, ip.ino,
             ip.db[0] & 0xFFFFFFFFFFFFFFFF if mode & 0o170000 in (0o020000, 0o060000) else 0,
             ip.atime * g + ip.atimensec, ip.mtime * g + ip.mtimensec,
             ip.ctime * g + ip.ctimensec, ip.birthtime * g + ip.birthnsec,
             ip.blocks, self.fs.fs_bsize, ip.flags, ip.gen, self.fsid)
+        if ip.extsize and self.acls:
+            return self.acl_vattr(ip, va)  # type: ignore[attr-defined,no-any-return]  # vnops_extattr
+        return va
 
     # ---- symbolic links --------------------------------------------------------------------------
     def vop_readlink(self, vp: Vnode) -> bytes:
@@ -114,8 +123,10 @@ class FfsVnops:
     def _dir_bad(self, ip: Inode) -> Callable[[int, str], None]:
         def bad(off: int, why: str) -> None:
             # NetBSD's ufs_dirbad prints and carries on with the next chunk; we keep the message.
-            if len(self.dir_errors) < MAX_DIR_ERRORS:
-                self.dir_errors.append(f"bad dir ino {ip.ino} at offset {off}: {why}")
+            msg = f"bad dir ino {ip.ino} at offset {off}: {why}"
+            if len(self.dir_errors) < MAX_DIR_ERRORS and msg not in self.dir_errors:
+                self.dir_errors.append(msg)
+                log.warning("%s: %s", self.mountpoint_path, msg)  # the console line, once
         return bad
 
     def dir_blocks(self, ip: Inode, start: int = 0) -> Iterator[list[tuple[int, int, int, bytes, int]]]:
@@ -151,24 +162,51 @@ class FfsVnops:
                 if ent[0] >= start and (ent[1] or free_slots):
                     yield ent
 
+    def sane_entries(self, ip: Inode, start: int = 0) -> Iterator[tuple[int, int, int, bytes, int]]:
+        """The live entries a reader may act on: what ``dir_entries`` gives, less the records no
+        sane directory holds — an empty name or one with "/", an inode number out of range, an
+        entry naming the directory itself other than ".", a "." or ".." anywhere but first and
+        second. Each is skipped with a console message (ufs_dirbad), so a walker can never loop
+        through a directory into itself."""
+        bad = self._dir_bad(ip)
+        second = -1
+        for ents in self.dir_blocks(ip, start):
+            for off, ino, dtype, name, reclen in ents:
+                if off == 0:
+                    second = reclen
+                if not ino or off < start or dtype == DT_WHT:
+                    continue
+                why = None
+                if not name or b"/" in name:
+                    why = f"bad name {name!r}"
+                elif ino >= self.maxino or ino < UFS_ROOTINO:
+                    why = f"inode number {ino} out of range"
+                elif name == b".":
+                    why = None if off == 0 and ino == ip.ino else "'.' that is not the first entry or not itself"
+                elif name == b"..":
+                    why = None if off == second else "'..' that is not the second entry"
+                elif ino == ip.ino:
+                    why = f"entry {name!r} names the directory itself"
+                if why is not None:
+                    bad(off, why)
+                    continue
+                yield off, ino, dtype, name, reclen
+
     def vop_readdir(self, vp: Vnode, cookie: int) -> Iterator[Dirent]:
         """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset,
         so cookies survive reclaim and stay meaningful while entries are added or removed."""
         ip: Inode = vp.data  # type: ignore[assignment]
-        for ents in self.dir_blocks(ip, cookie):
-            for off, ino, dtype, name, reclen in ents:
-                if ino and off >= cookie and dtype != DT_WHT:
-                    yield Dirent(ino, dtype, name, off + reclen)
+        for off, ino, dtype, name, reclen in self.sane_entries(ip, cookie):
+            yield Dirent(ino, dtype, name, off + reclen)
 
     def vop_lookup(self, dvp: Vnode, name: bytes) -> int:
         ip: Inode = dvp.data  # type: ignore[assignment]
         cache = ip.dircache
         if cache is None:
             cache = {}
-            for ents in self.dir_blocks(ip):
-                for _, ino, dtype, ename, _ in ents:
-                    if ino and dtype != DT_WHT and ename not in cache:
-                        cache[ename] = ino
+            for _, ino, _dtype, ename, _ in self.sane_entries(ip):
+                if ename not in cache:
+                    cache[ename] = ino
             ip.dircache = cache
         found = cache.get(name)
         if found is None:

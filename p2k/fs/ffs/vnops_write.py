@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.balloc import write_range
 from p2k.fs.ffs.dirops import dir_index, dir_isempty, dir_template, direnter, dirremove, dirrewrite
+from p2k.fs.ffs.extattr import free_area
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
 from p2k.fs.ffs.itrunc import truncate
@@ -114,6 +115,7 @@ class FfsWriteVnops:
         """Give back an inode whose creation failed before any name pointed at it."""
         assert self.alloc is not None
         isdir = ip.mode & IFMT == IFDIR
+        free_area(self, ip)
         if ip.blocks:
             truncate(self, ip, 0, True)
         ip.mode = 0
@@ -152,6 +154,8 @@ class FfsWriteVnops:
                     ip.size = len(body)
                 else:
                     write_range(self, ip, 0, body, self._root(dip))
+            if kind != IFLNK:
+                self.inherit_acl(dip, ip)  # vnops_extattr: the parent's default ACL, if any
             self.iupdate(ip, sync=True)  # the inode is on disk before a name points to it
             self._enter(dip, name, ip)
         except BaseException:
@@ -181,6 +185,7 @@ class FfsWriteVnops:
         try:
             ip.nlink = 2
             write_range(self, ip, 0, dir_template(self.fs.endian, ip.ino, dip.ino), self._root(dip))
+            self.inherit_acl(dip, ip)
             self.iupdate(ip, sync=True)
         except BaseException:
             self._undo_inode(ip)
@@ -381,6 +386,7 @@ class FfsWriteVnops:
             return False
         kind = ip.mode & IFMT
         isdir = kind == IFDIR
+        free_area(self, ip)  # first: a fast symlink's blocks must read 0 below
         fast_link = kind == IFLNK and ip.size < self.fs.fs_maxsymlinklen and ip.blocks == 0
         if kind in (IFREG, IFDIR, IFLNK) and not fast_link and (ip.size or ip.blocks):
             truncate(self, ip, 0, True)

@@ -234,9 +234,20 @@ class Replay:
             i += 1
 
     def write_home(self, pwrite: Callable[[int, bytes], None]) -> None:
-        """``wapbl_replay_write``: every replayed block to its place, in device order."""
+        """``wapbl_replay_write``: every replayed block to its place, in device order, runs of
+        adjacent blocks in one write each."""
+        step = self.fsblklen
+        run: list[bytes] = []
+        start = -1
         for k in self._keys:
-            pwrite(k, self.block(k))
+            if run and k != start + step * len(run):
+                pwrite(start, b"".join(run))
+                run = []
+            if not run:
+                start = k
+            run.append(self.block(k))
+        if run:
+            pwrite(start, b"".join(run))
 
     def empty_header(self) -> tuple[int, bytes]:
         """(device offset, bytes) of the commit header that empties the log: the next

@@ -20,7 +20,7 @@ class TmpNode:
     __slots__ = (
         "ino", "mode", "nlink", "uid", "gid", "size", "rdev", "flags", "gen",
         "atime_ns", "mtime_ns", "ctime_ns", "birthtime_ns",
-        "pages", "dir", "target", "parent",
+        "pages", "dir", "target", "parent", "xattrs",
     )
 
     def __init__(self, ino: int, mode: int, uid: int, gid: int, now: int, gen: int) -> None:
@@ -38,6 +38,7 @@ class TmpNode:
         self.dir: TmpDir | None = None
         self.target = b""
         self.parent = 0
+        self.xattrs: dict[tuple[int, bytes], bytes] | None = None
 
 
 class TmpDir:

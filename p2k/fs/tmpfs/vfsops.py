@@ -11,6 +11,7 @@ import errno
 import stat as stat_mod
 from typing import TYPE_CHECKING, Any
 
+from p2k.fs.tmpfs.extattr import TmpfsExtattrVnops, xattr_bytes
 from p2k.fs.tmpfs.node import NODE_OVERHEAD, TmpDir, TmpNode
 from p2k.fs.tmpfs.vnops import TmpfsVnops
 from p2k.hyper import now_ns, parse_memsize, random_u32
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 ROOT_INO = 2
 
 
-class TmpfsMount(TmpfsVnops, Mount):
+class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
     fstype = "tmpfs"
     namemax = 255
     maxfilesize = (1 << 63) - 1
@@ -87,7 +88,8 @@ class TmpfsMount(TmpfsVnops, Mount):
     def _free(self, n: TmpNode) -> None:
         if self.nodes.pop(n.ino, None) is None:
             return
-        freed = NODE_OVERHEAD + len(n.target)
+        freed = NODE_OVERHEAD + len(n.target) + xattr_bytes(n)
+        n.xattrs = None
         if n.pages:
             freed += sum(len(p) for p in n.pages.values())
             n.pages.clear()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR
+from p2k.fs.ffs.dir import D_INO, DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR, DirectHeader
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
@@ -74,13 +74,46 @@ def pack_entry(ctx: Ctx, ino: int, reclen: int, dtype: int, name: bytes) -> byte
 
 
 def changeino(ctx: Ctx, dirino: int, name: bytes, newino: int) -> bool:
-    """Point the entry ``name`` of ``dirino`` at ``newino``."""
+    """Point the entry ``name`` of ``dirino`` at ``newino`` (its d_type follows the new inode)."""
     ip = ctx.ginode(dirino)
-    for off, _ino, _reclen, _t, n in iter_entries(ctx, ip):
+    st = ctx.st
+    for off, _ino, _reclen, t, n in iter_entries(ctx, ip):
         if n == name:
-            ctx.io.write(off, struct.pack(ctx.fs.endian + "I", newino))
+            ctx.io.write(off + D_INO, DirectHeader.field("d_ino", ctx.fs.endian).pack(newino))
+            want = st.typemap[newino] if newino < st.maxino else 0
+            if want and want != t:
+                ctx.io.write(off + DirectHeader.OFFSETS["d_type"], bytes([want]))
             return True
     return False
+
+
+def fix_dotdot(ctx: Ctx, dirino: int, parent: int) -> bool:
+    """Make the directory's second entry ".." → ``parent``: in the slot after ".", or carved out of
+    a "." record with room to spare. Never elsewhere: a ".." further on is an extra entry to the
+    next check, and the check would never come out clean."""
+    ip = ctx.ginode(dirino)
+    blocks = dir_blocks(ctx, ip)
+    if not blocks or blocks[0][0] != 0 or blocks[0][2] < DIRBLKSIZ:
+        return False
+    h = hdr(ctx)
+    off = blocks[0][1]
+    data = bytearray(ctx.io.read(off, DIRBLKSIZ))
+    ino0, rec0, t0, n0 = h.unpack_from(data, 0)
+    if rec0 < 12 or rec0 & 3 or rec0 > DIRBLKSIZ:
+        return False
+    if rec0 >= 24:
+        h.pack_into(data, 0, ino0, 12, t0, n0)
+        data[12:24] = pack_entry(ctx, parent, rec0 - 12, DT_DIR, b"..")
+    elif rec0 + 12 <= DIRBLKSIZ:
+        ino1, rec1, _t1, n1 = h.unpack_from(data, rec0)
+        name1 = bytes(data[rec0 + 8:rec0 + 8 + n1])
+        if rec1 < 12 or rec1 & 3 or rec0 + rec1 > DIRBLKSIZ or (ino1 and name1 != b".."):
+            return False
+        data[rec0:rec0 + 12] = pack_entry(ctx, parent, rec1, DT_DIR, b"..")
+    else:
+        return False
+    ctx.io.write(off, data)
+    return True
 
 
 def makeentry(ctx: Ctx, dirino: int, ino: int, name: bytes) -> bool:
@@ -197,9 +230,13 @@ def allocdir(ctx: Ctx, parent: int, mode: int, ino: int = 0) -> int:
     ctx.inodirty(ip)
     st.statemap[ino] = DFOUND
     st.typemap[ino] = DT_DIR
-    st.lncnt[ino] = 0
+    # A re-created root is scanned by phase 2 like any directory, which subtracts its "." and
+    # ".." from the count (fsck_ffs allocdir sets ino_linkcnt = di_nlink for the root); a
+    # directory made later (lost+found, phase 3) is never scanned: nothing left to count.
+    st.lncnt[ino] = 2 if ino == parent else 0
     st.parent[ino] = st.dotdot[ino] = parent
-    st.dirs.append(ino)
+    if ino not in st.dirs:
+        st.dirs.append(ino)
     return ino
 
 

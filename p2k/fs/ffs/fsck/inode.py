@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, blkoff, fragroundup, numfrags
 from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.extattr import ext_blocks
 from p2k.fs.ffs.fsck.state import USTATE
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, Inode
 
@@ -107,8 +108,14 @@ def clri(ctx: Ctx, ino: int, kind: str, announce: bool) -> bool:
     if not ok:
         return False
     st.n_files -= 1
+    limit = st.stopped.get(ino, -1)
+    visited = 0
 
     def free(frag: int, n: int, lbn: int, level: int) -> int:
+        nonlocal visited
+        visited += 1
+        if visited > limit >= 0:
+            return STOP  # phase 1 stopped here (EXCESSIVE BAD/DUP): the rest was never claimed
         if frag <= 0 or frag + n > st.maxfsblock or frag % ctx.fs.fs_frag + n > ctx.fs.fs_frag:
             return SKIP  # a bad address was never claimed: nothing of it is ours to free
         for f in range(frag, frag + n):
@@ -124,6 +131,7 @@ def clri(ctx: Ctx, ino: int, kind: str, announce: bool) -> bool:
         return KEEPON
 
     ckinode(ctx, ip, free)
+    ext_blocks(ctx, ip, free)
     clearinode(ctx, ip)
     st.statemap[ino] = USTATE
     return True

@@ -9,9 +9,7 @@ claimed twice is a DUP), and ``di_blocks`` against what was counted.
 
 from __future__ import annotations
 
-import struct
-
-from p2k.fs.ffs.cg import CgHeader, cg_magic_ok
+from p2k.fs.ffs.cg import Cg, CgHeader, cg_layout_sane, cg_magic_ok
 from p2k.fs.ffs.fs import (
     UFS_NDADDR,
     UFS_NIADDR,
@@ -23,7 +21,9 @@ from p2k.fs.ffs.fs import (
     maxfilesize,
 )
 from p2k.fs.ffs.fsck.ctx import Ctx
+from p2k.fs.ffs.fsck.extattr import check_records, ext_bad_size, ext_blocks
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, STOP, ckinode, has_blocks
+from p2k.fs.ffs.fsck.pass1fast import FastScan
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit, Reporter
 from p2k.fs.ffs.fsck.state import DCLEAR, DSTATE, FCLEAR, FSTATE, USTATE
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, VALID_TYPES, Inode
@@ -54,8 +54,16 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0]
-    return min(n, fs.fs_ipg)
+    n = min(CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0], fs.fs_ipg)
+    # A cg_initediblk damaged low would hide allocated inodes (the root among them): trust the
+    # inode map as far as it shows inodes in use, when the header's offsets can be trusted.
+    cg = Cg(buf, fs.endian)
+    if n < fs.fs_ipg and cg_layout_sane(cg, fs):
+        imap = bytes(cg.inosused()[:(fs.fs_ipg + 7) // 8]).rstrip(b"\0")
+        if imap:
+            top = (len(imap) - 1) * 8 + imap[-1].bit_length()
+            n = max(n, min(fs.fs_ipg, -(-top // fs.fs_inopb) * fs.fs_inopb))
+    return n
 
 
 def pass1(ctx: Ctx) -> None:
@@ -63,10 +71,9 @@ def pass1(ctx: Ctx) -> None:
     rep.phase = "Phase 1"
     mark_metadata(ctx)
     isize = ctx.isize
-    modefmt = struct.Struct(f"{fs.endian}H{isize - 2}x")
     maxsize = maxfilesize(fs)
-    addr_lo, addr_hi = (112, 232) if fs.ufs2 else (40, 100)
-    zero_addrs = bytes(addr_hi - addr_lo)
+    fast = FastScan(ctx, maxsize, lambda buf, off, ino: check_inode(ctx, ctx.codec.decode(buf, off, ino), maxsize),
+                    lambda ino: _partially_allocated(ctx, ino))
     for c in range(fs.fs_ncg):
         rep.progress(c, fs.fs_ncg)
         limit = cg_inode_limit(ctx, c)
@@ -76,22 +83,12 @@ def pass1(ctx: Ctx) -> None:
         for first in range(0, limit, per_read):
             n = min(per_read, limit - first)
             buf = ctx.io.read(cgimin(fs, c) * fs.fs_fsize + first * isize, n * isize)
-            for i, (mode,) in enumerate(modefmt.iter_unpack(buf)):
-                ino = base_ino + first + i
-                if ino < 2:
-                    continue
-                off = i * isize
-                if mode == 0:
-                    if (buf[off + addr_lo:off + addr_hi] != zero_addrs
-                            or buf[off + 8 + 8 * fs.ufs2:off + 16 + 8 * fs.ufs2] != bytes(8)):
-                        _partially_allocated(ctx, ino)
-                    continue
-                check_inode(ctx, ctx.codec.decode(buf, off, ino), maxsize)
+            fast.scan(buf, base_ino + first)
     rep.progress_done()
 
 
 def _partially_allocated(ctx: Ctx, ino: int) -> None:
-    if ctx.rep.ask(f"PARTIALLY ALLOCATED INODE I={ino}", "CLEAR", ino=ino, kind="partially allocated"):
+    if ctx.rep.ask(f"PARTIALLY ALLOCATED INODE I={ino}", "CLEAR", ino=ino, kind="partially allocated", field="di_mode"):
         ctx.io.write(ctx.inode_offset(ino), bytes(ctx.isize))
 
 
@@ -101,6 +98,11 @@ def _bad_size(ctx: Ctx, ip: Inode, maxsize: int) -> str | None:
     t = ip.mode & IFMT
     if ip.size > maxsize:
         return f"size {ip.size} beyond the largest file"
+    if t == IFDIR and ip.size and not ip.db[0]:
+        return "directory without its first block"  # no "." or "..": nothing phase 2 could repair
+    ext = ext_bad_size(ctx, ip)
+    if ext:
+        return ext
     if not has_blocks(ctx, ip):
         if t == IFLNK:
             return None  # a fast symlink keeps its target in the address fields
@@ -133,7 +135,8 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
     if why is not None:
         st.statemap[ino] = FCLEAR
         if rep.ask(f"UNKNOWN FILE TYPE I={ino}" + ("" if why == "type" else f" ({why})"), "CLEAR",
-                   ino=ino, kind="unknown file type", reason=why):
+                   ino=ino, kind="unknown file type", reason=why,
+                   field="di_mode" if why == "type" else "di_size"):
             st.statemap[ino] = USTATE
             ctx.io.write(ctx.inode_offset(ino), bytes(ctx.isize))
         return
@@ -152,10 +155,14 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
     dup = 0
     maxf = st.maxfsblock
 
+    calls = 0
+
     def check(frag: int, n: int, lbn: int, level: int) -> int:
-        nonlocal counted, bad, dup
+        nonlocal counted, bad, dup, calls
+        calls += 1
         if frag < 0 or frag + n > maxf or (frag % fs.fs_frag + n > fs.fs_frag):
-            rep.warn(f"{frag} BAD I={ino}", ino=ino, kind="bad block", block=frag)
+            rep.warn(f"{frag} BAD I={ino}", ino=ino, kind="bad block", block=frag,
+                     field=_addr_field(lbn, level))
             _blkerror(ctx, ino)
             bad += 1
             if bad >= MAXBAD:
@@ -170,7 +177,7 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
         for k in range(n):
             if already >> ((frag + k) & 7) & 1:
                 f = frag + k
-                rep.warn(f"{f} DUP I={ino}", ino=ino, kind="dup block", block=f)
+                rep.warn(f"{f} DUP I={ino}", ino=ino, kind="dup block", block=f, field=_addr_field(lbn, level))
                 st.dups[f] = st.dups.get(f, 0) + 1
                 dup += 1
         _blkerror(ctx, ino)
@@ -178,15 +185,27 @@ def check_inode(ctx: Ctx, ip: Inode, maxsize: int) -> None:
             return _excessive(rep, f"EXCESSIVE DUP BLKS I={ino}", ino, "excessive dup")
         return KEEPON
 
-    ckinode(ctx, ip, check)
+    if ip.extsize:
+        check_records(ctx, ip)  # may truncate the area: before its blocks are claimed
+    if ckinode(ctx, ip, check) == STOP:
+        st.stopped[ino] = calls  # clri may give back only what this scan claimed
     if t in (IFBLK, IFCHR):
         counted = 0
-    sectors = counted * (fs.fs_fsize // 512) + (_ext_sectors(ctx, ip) if fs.ufs2 else 0)
+    ext_blocks(ctx, ip, check)
+    sectors = counted * (fs.fs_fsize // 512)
     if ip.blocks != sectors and st.statemap[ino] not in (FCLEAR, DCLEAR):
         if rep.ask(f"INCORRECT BLOCK COUNT I={ino} ({ip.blocks} should be {sectors})", "CORRECT",
-                   preen_action="CORRECTED", ino=ino, kind="incorrect block count"):
+                   preen_action="CORRECTED", ino=ino, kind="incorrect block count",
+                   field="di_blocks"):
             ip.blocks = sectors
             ctx.inodirty(ip)
+
+
+def _addr_field(lbn: int, level: int) -> str:
+    """Which pointer held a bad or duplicate address, for --json."""
+    if level >= 0:
+        return f"address of a level-{level + 1} indirect block (logical block {lbn})"
+    return f"di_db[{lbn}]" if lbn < UFS_NDADDR else f"indirect pointer for logical block {lbn}"
 
 
 def _excessive(rep: Reporter, msg: str, ino: int, kind: str) -> int:
@@ -196,22 +215,6 @@ def _excessive(rep: Reporter, msg: str, ino: int, kind: str) -> int:
     if not rep.preen and not rep.reply("CONTINUE"):
         raise FsckExit(FSCK_EXIT_CHECK_FAILED)
     return STOP
-
-
-def _ext_sectors(ctx: Ctx, ip: Inode) -> int:
-    """UFS2 extended-attribute blocks: claimed like data, counted in di_blocks."""
-    fs, st = ctx.fs, ctx.st
-    total = 0
-    left = ip.extsize
-    for a in ip.extb:
-        if not a or left <= 0:
-            continue
-        n = min(fs.fs_frag, -(-min(left, fs.fs_bsize) // fs.fs_fsize))
-        left -= fs.fs_bsize
-        if 0 < a and a + n <= st.maxfsblock and not st.claim(a, n):
-            st.n_blks += n
-        total += n * (fs.fs_fsize // 512)
-    return total
 
 
 def _blkerror(ctx: Ctx, ino: int) -> None:

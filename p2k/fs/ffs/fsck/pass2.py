@@ -15,10 +15,10 @@ from typing import Any
 from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR, DT_WHT, MAXNAMLEN
 from p2k.fs.ffs.fs import UFS_ROOTINO, UFS_WINO
 from p2k.fs.ffs.fsck.ctx import Ctx
-from p2k.fs.ffs.fsck.dir import allocdir, changeino, dir_blocks, getpathname, hdr, makeentry, pack_entry
+from p2k.fs.ffs.fsck.dir import allocdir, changeino, dir_blocks, fix_dotdot, getpathname, hdr, pack_entry
 from p2k.fs.ffs.fsck.inode import clri
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit
-from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE, USTATE
+from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE, NO_DOTDOT, USTATE
 
 
 def check_root(ctx: Ctx) -> None:
@@ -73,7 +73,8 @@ def pass2(ctx: Ctx) -> None:
             path = getpathname(ctx, d)
             newsize = ip.size + DIRBLKSIZ - ip.size % DIRBLKSIZ
             if rep.ask(f"DIRECTORY {path}: LENGTH {ip.size} NOT MULTIPLE OF {DIRBLKSIZ}", "ADJUST",
-                       preen_action="ADJUSTED", ino=d, kind="directory length"):
+                       preen_action="ADJUSTED", ino=d, kind="directory length",
+                       field="di_size"):
                 ip.size = newsize
                 ctx.inodirty(ip)
         check_dir(ctx, d, ip)
@@ -84,14 +85,18 @@ def pass2(ctx: Ctx) -> None:
         par, dd = st.parent[d], st.dotdot[d]
         if dd == par:
             continue
+        if dd == NO_DOTDOT:
+            continue
         if dd == 0:
             st.dotdot[d] = par
-            if fileerror(ctx, par, d, b"..", "MISSING '..'", "FIX", kind="missing dotdot"):
-                ok = changeino(ctx, d, b"..", par) or makeentry(ctx, d, par, b"..")
-                if ok:
+            if fileerror(ctx, par, d, b"..", "MISSING '..'", "FIX", kind="missing dotdot", field="d_ino"):
+                if fix_dotdot(ctx, d, par):
                     st.lncnt[par] -= 1
+                else:
+                    rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '..'")
+                    rep.resolved = False
             continue
-        if fileerror(ctx, par, d, b"..", "BAD INODE NUMBER FOR '..'", "FIX", kind="bad dotdot"):
+        if fileerror(ctx, par, d, b"..", "BAD INODE NUMBER FOR '..'", "FIX", kind="bad dotdot", field="d_ino"):
             if dd < st.maxino:
                 st.lncnt[dd] += 1
             st.lncnt[par] -= 1
@@ -102,6 +107,9 @@ def pass2(ctx: Ctx) -> None:
 def check_dir(ctx: Ctx, d: int, ip: object) -> None:
     """Check every entry of directory ``d`` (pass2check over fsck_readdir)."""
     h = hdr(ctx)
+    unpack = h.unpack_from
+    st = ctx.st
+    statemap, typemap, lncnt, maxino = st.statemap, st.typemap, st.lncnt, st.maxino
     entryno = 0
     for _lbn, off, n in dir_blocks(ctx, ip):  # type: ignore[arg-type]
         data = bytearray(ctx.io.read(off, n))
@@ -111,10 +119,23 @@ def check_dir(ctx: Ctx, d: int, ip: object) -> None:
             prev = -1
             end = chunk + DIRBLKSIZ
             while pos < end:
-                ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+                ino, reclen, dtype, namlen = unpack(data, pos)
+                # The common entry — a well-formed name of an allocated file of the right type —
+                # costs one reference; everything else goes through the full pass2check below.
+                if (entryno >= 2 and 2 <= ino < maxino and statemap[ino] == FSTATE and dtype == typemap[ino]
+                        and reclen >= 8 + ((namlen + 4) & ~3) and not reclen & 3 and pos + reclen <= end
+                        and data[pos + 8 + namlen] == 0 and 0 < namlen):
+                    name = data[pos + 8:pos + 8 + namlen]
+                    if b"\0" not in name and b"/" not in name and name != b"." and name != b"..":
+                        lncnt[ino] -= 1
+                        entryno += 1
+                        prev = pos
+                        pos += reclen
+                        continue
                 if not _entry_ok(data, pos, end, ino, reclen, dtype, namlen):
                     if direrror(ctx, d, "DIRECTORY CORRUPTED", "SALVAGE", preen_action="SALVAGED",
-                                kind="directory corrupted", offset=off + pos):
+                                kind="directory corrupted", offset=off + pos,
+                                field="d_reclen/d_namlen"):
                         dirty = True
                         if prev < 0:
                             # The chunk's first record now spans it: check it like any other, so a
@@ -143,63 +164,100 @@ def _entry_ok(data: bytearray, pos: int, end: int, ino: int, reclen: int, dtype:
     return b"\0" not in name and b"/" not in name and data[pos + 8 + namlen] == 0
 
 
+def _check_dot(ctx: Ctx, d: int, data: bytearray, pos: int, ino: int, name: bytes) -> tuple[bool, int, bool]:
+    """The first entry must be "." naming the directory; (changed, next entry number, done with
+    this entry). Where fsck_ffs gives up ("CANNOT FIX, FIRST ENTRY IN DIRECTORY CONTAINS"), the
+    entry is overwritten with "." instead: its inode, now unnamed, is reconnected by phase 3 or 4,
+    so a second run finds nothing left to fix."""
+    st, rep = ctx.st, ctx.rep
+    h = hdr(ctx)
+    _ino, reclen, dtype, _n = h.unpack_from(data, pos)
+    if ino and name == b".":
+        changed = False
+        if ino != d:
+            if direrror(ctx, d, "BAD INODE NUMBER FOR '.'", "FIX", kind="bad dot", field="d_ino"):
+                h.pack_into(data, pos, d, reclen, DT_DIR, 1)
+                changed = True
+            ino = d
+        if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '.'", "FIX", kind="bad type", field="d_type"):
+            h.pack_into(data, pos, ino, reclen, DT_DIR, 1)
+            changed = True
+        st.lncnt[d] -= 1 if ino == d else 0
+        return changed, 1, True
+    if reclen < 12:
+        direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot", field="d_reclen")
+        rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '.'")
+        rep.resolved = False
+        return False, 1, False
+    other = bool(ino) and name != b".." and ino != d
+    if not direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot", field="d_name",
+                    lost=ino if other else None):
+        return False, 1, bool(ino) and name != b".."
+    if other:
+        rep.pwarn(f"FIRST ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')} (I={ino}); "
+                  "IT IS REPLACED, ITS INODE RECONNECTED")
+    if reclen < 24:
+        data[pos:pos + 12] = pack_entry(ctx, d, reclen, DT_DIR, b".")
+    else:
+        data[pos:pos + 12] = pack_entry(ctx, d, 12, DT_DIR, b".")
+        h.pack_into(data, pos + 12, 0, reclen - 12, 0, 0)
+    st.lncnt[d] -= 1
+    return True, 1, True
+
+
+def _check_dotdot(ctx: Ctx, d: int, data: bytearray, pos: int, changed: bool) -> tuple[bool, int]:
+    """The second entry must be ".."; what it names is checked against the parent after the scan.
+    Any other entry here is emptied (its inode is reconnected later) so that the ".." fix after
+    the scan has its slot: fsck_ffs would stop at "CANNOT FIX, SECOND ENTRY ... CONTAINS"."""
+    st, rep = ctx.st, ctx.rep
+    h = hdr(ctx)
+    ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+    name = bytes(data[pos + 8:pos + 8 + namlen])
+    if ino and name == b"..":
+        st.dotdot[d] = ino
+        if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '..'", "FIX", kind="bad type", field="d_type"):
+            h.pack_into(data, pos, ino, reclen, DT_DIR, 2)
+            changed = True
+        if ino >= st.maxino or st.statemap[ino] == USTATE:
+            st.dotdot[d] = 0
+            return changed, 2
+        st.lncnt[ino] -= 1
+        return changed, 2
+    st.dotdot[d] = 0
+    if ino == 0 and reclen >= 12:
+        return changed, 2  # an empty slot: the ".." check after the scan rewrites it
+    if reclen < 12:
+        direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot", field="d_reclen")
+        rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '..'")
+        rep.resolved = False
+        st.dotdot[d] = NO_DOTDOT
+        return changed, 2
+    if direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot", field="d_name", lost=ino):
+        rep.pwarn(f"SECOND ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')} (I={ino}); "
+                  "IT IS REPLACED, ITS INODE RECONNECTED")
+        h.pack_into(data, pos, 0, reclen, 0, 0)
+        return True, 2
+    st.dotdot[d] = NO_DOTDOT
+    if ino < st.maxino and st.statemap[ino] != USTATE:
+        st.lncnt[ino] -= 1
+    return changed, 2
+
+
 def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> tuple[bool, int]:
     """pass2check for one well-formed entry; returns (entry changed, next entry number)."""
-    st, rep = ctx.st, ctx.rep
+    st = ctx.st
     h = hdr(ctx)
     ino, reclen, dtype, namlen = h.unpack_from(data, pos)
     name = bytes(data[pos + 8:pos + 8 + namlen])
     changed = False
     if entryno == 0:
-        if ino and name == b".":
-            if ino != d:
-                if direrror(ctx, d, "BAD INODE NUMBER FOR '.'", "FIX", kind="bad dot"):
-                    h.pack_into(data, pos, d, reclen, DT_DIR, 1)
-                    changed = True
-                ino = d
-            if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '.'", "FIX", kind="bad type"):
-                h.pack_into(data, pos, ino, reclen, DT_DIR, 1)
-                changed = True
-            st.lncnt[d] -= 1 if ino == d else 0
-            return changed, 1
-        if ino and name != b"..":
-            direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot")
-            rep.fatal(f"CANNOT FIX, FIRST ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')}")
-            rep.resolved = False
-        elif reclen < 12:
-            direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot")
-            rep.fatal("CANNOT FIX, INSUFFICIENT SPACE TO ADD '.'")
-            rep.resolved = False
-        else:
-            if direrror(ctx, d, "MISSING '.'", "FIX", kind="missing dot"):
-                if reclen < 24:
-                    data[pos:pos + 12] = pack_entry(ctx, d, reclen, DT_DIR, b".")
-                else:
-                    data[pos:pos + 12] = pack_entry(ctx, d, 12, DT_DIR, b".")
-                    h.pack_into(data, pos + 12, 0, reclen - 12, 0, 0)
-                changed = True
-                st.lncnt[d] -= 1
-            return changed, 1
-        entryno = 1
+        changed, entryno, stop = _check_dot(ctx, d, data, pos, ino, name)
+        if stop:
+            return changed, entryno
+        ino, reclen, dtype, namlen = h.unpack_from(data, pos)
+        name = bytes(data[pos + 8:pos + 8 + namlen])
     if entryno == 1:
-        if ino and name == b"..":
-            st.dotdot[d] = ino
-            if dtype != DT_DIR and direrror(ctx, d, "BAD TYPE VALUE FOR '..'", "FIX", kind="bad type"):
-                h.pack_into(data, pos, ino, reclen, DT_DIR, 2)
-                changed = True
-                dtype = DT_DIR
-            if ino >= st.maxino or st.statemap[ino] == USTATE:
-                st.dotdot[d] = 0
-                return changed, 2
-            st.lncnt[ino] -= 1
-            return changed, 2
-        st.dotdot[d] = 0
-        if ino == 0 and reclen >= 12:
-            return changed, 2  # an empty slot: the ".." check after the scan rewrites it
-        direrror(ctx, d, "MISSING '..'", "FIX", kind="missing dotdot")
-        rep.fatal(f"CANNOT FIX, SECOND ENTRY IN DIRECTORY CONTAINS {name.decode('utf-8', 'replace')}")
-        rep.resolved = False
-        entryno = 2
+        return _check_dotdot(ctx, d, data, pos, changed)
     entryno += 1
     if ino == 0:
         return changed, entryno
@@ -212,13 +270,13 @@ def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> t
     if ino == UFS_WINO and dtype == DT_WHT:
         return changed, entryno
     if ino < UFS_ROOTINO or ino >= st.maxino:
-        if fileerror(ctx, d, ino, name, "I OUT OF RANGE", "REMOVE", kind="inode out of range"):
+        if fileerror(ctx, d, ino, name, "I OUT OF RANGE", "REMOVE", kind="inode out of range", field="d_ino"):
             h.pack_into(data, pos, 0, reclen, 0, 0)
             return True, entryno
         return changed, entryno
     s = st.statemap[ino]
     if s == USTATE:
-        if fileerror(ctx, d, ino, name, "UNALLOCATED", "REMOVE", kind="unallocated"):
+        if fileerror(ctx, d, ino, name, "UNALLOCATED", "REMOVE", kind="unallocated", field="d_ino"):
             h.pack_into(data, pos, 0, reclen, 0, 0)
             return True, entryno
         return changed, entryno
@@ -237,14 +295,14 @@ def _check_entry(ctx: Ctx, d: int, data: bytearray, pos: int, entryno: int) -> t
     if s in (DSTATE, DFOUND):
         if st.parent[ino]:
             if fileerror(ctx, d, ino, name, "IS AN EXTRANEOUS HARD LINK TO DIRECTORY", "REMOVE",
-                         kind="extraneous hard link"):
+                         kind="extraneous hard link", field="d_ino"):
                 h.pack_into(data, pos, 0, reclen, 0, 0)
                 return True, entryno
         else:
             st.parent[ino] = d
     want = st.typemap[ino]
     if dtype != want:
-        if fileerror(ctx, d, ino, name, "BAD TYPE VALUE", "FIX", kind="bad type"):
+        if fileerror(ctx, d, ino, name, "BAD TYPE VALUE", "FIX", kind="bad type", field="d_type"):
             h.pack_into(data, pos, ino, reclen, want, namlen)
             changed = True
     st.lncnt[ino] -= 1

@@ -76,10 +76,7 @@ def find_lostfound(ctx: Ctx) -> int:
         st.lfdir = ino
         return ino
     if ino:
-        rep.ask("lost+found IS NOT A DIRECTORY", "REALLOCATE", kind="lost+found")
-        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
-        rep.resolved = False
-        return 0
+        return _reallocate_lostfound(ctx, ino)
     if not rep.ask("NO lost+found DIRECTORY", "CREATE", preen_action="CREATED", kind="no lost+found"):
         return 0
     lf = allocdir(ctx, UFS_ROOTINO, ctx.opts.lfmode)
@@ -87,6 +84,31 @@ def find_lostfound(ctx: Ctx) -> int:
         rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
         rep.resolved = False
         return 0
+    root = ctx.ginode(UFS_ROOTINO)
+    root.nlink += 1
+    ctx.inodirty(root)
+    st.lfdir = lf
+    return lf
+
+
+def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
+    """The root's "lost+found" names something that is not a directory: make a new one and point
+    the name at it (fsck_ffs pass3.c); the old inode loses that name and phase 4 sees to it."""
+    st, rep = ctx.st, ctx.rep
+    rep.fatal("lost+found IS NOT A DIRECTORY")
+    if not rep.reply("REALLOCATE"):
+        rep.findings.append({"phase": rep.phase, "message": "lost+found IS NOT A DIRECTORY", "ino": old,
+                             "answer": "no"})
+        return 0
+    lf = allocdir(ctx, UFS_ROOTINO, ctx.opts.lfmode)
+    if not lf or not changeino(ctx, UFS_ROOTINO, LFNAME, lf):
+        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
+        rep.resolved = False
+        return 0
+    rep.findings.append({"phase": rep.phase, "message": "lost+found IS NOT A DIRECTORY", "ino": old,
+                         "question": "REALLOCATE", "answer": "yes", "kind": "lost+found", "new": lf})
+    if old < st.maxino:
+        st.lncnt[old] += 1
     root = ctx.ginode(UFS_ROOTINO)
     root.nlink += 1
     ctx.inodirty(root)

@@ -73,7 +73,8 @@ def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
     text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
     if rep.preen and lcnt < 0:
         rep.fatal(text + "\nLINK COUNT INCREASING")
-    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count"):
+    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count",
+                   field="di_nlink"):
         ip.nlink -= lcnt
         st.lncnt[ino] = 0
         ctx.inodirty(ip)

@@ -76,7 +76,14 @@ class Reporter:
             rec["question"] = question
         if answer:
             rec["answer"] = answer
-        rec.update(info)
+        # what was done about it, in one word a script can match
+        if answer in ("yes",) or (answer and answer.isupper() and answer != "UNEXPECTED INCONSISTENCY"):
+            rec["action"] = (question or answer).lower()
+        elif answer:
+            rec["action"] = "none"
+        else:
+            rec["action"] = "reported"
+        rec.update({k: v for k, v in info.items() if v is not None})
         self.findings.append(rec)
 
     def warn(self, text: str, **info: Any) -> None:
@@ -92,6 +99,7 @@ class Reporter:
             self._emit(f"{self.devname}: UNEXPECTED INCONSISTENCY; RUN fsck_ffs MANUALLY.")
             raise FsckExit(FSCK_EXIT_CHECK_FAILED)
         self._emit(text)
+        self._record(text, None, None, info)
 
     # ---- questions ----
     def reply(self, question: str) -> bool:

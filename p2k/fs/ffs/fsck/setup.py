@@ -9,18 +9,20 @@ with the geometry it guesses from the disk label; a repairing run later rewrites
 
 from __future__ import annotations
 
-import struct
-
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
+    FS_FLAGS_UPDATED,
     FS_ISCLEAN,
     FS_MAGIC_OFFSET,
     FS_UFS1_MAGIC,
     FS_UFS2_MAGIC,
     FS_UFS2EA_MAGIC,
     SBLOCK_STRUCT_SIZE,
+    SBLOCK_UFS1,
+    SBLOCK_UFS2,
     SBLOCKSEARCH,
     SBLOCKSIZE,
+    Fs,
     Superblock,
     cgsblock,
     decode_csums,
@@ -44,7 +46,8 @@ KNOWN_FLAGS = 0x001 | 0x002 | 0x004 | 0x008 | 0x080 | 0x100 | 0x200 | 0x010 | 0x
 GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bsize", "fs_fsize",
             "fs_frag", "fs_bshift", "fs_fshift", "fs_fragshift", "fs_fsbtodb", "fs_nindir",
             "fs_inopb", "fs_cssize", "fs_cgsize", "fs_ipg", "fs_fpg", "fs_size", "fs_dsize",
-            "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen")
+            "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen", "fs_old_cpg",
+            "fs_old_nrpos", "fs_old_inodefmt", "fs_sbsize")
 
 
 def decode_at(buf: bytes, loc: int) -> Superblock | None:
@@ -52,7 +55,7 @@ def decode_at(buf: bytes, loc: int) -> Superblock | None:
     if len(buf) < SBLOCK_STRUCT_SIZE:
         return None
     for endian in "<>":
-        magic = struct.unpack_from(endian + "I", buf, FS_MAGIC_OFFSET)[0]
+        magic = Fs.field("fs_magic", endian).unpack_from(buf, FS_MAGIC_OFFSET)[0]
         if magic in _MAGICS:
             fs = Superblock.decode(buf, endian, loc)
             oldfscompat_read(fs)
@@ -96,9 +99,13 @@ def disagrees_with_alternate(io: FsckIO, fs: Superblock) -> bool:
     return any(getattr(alt, f) != getattr(fs, f) for f in GEOMETRY)
 
 
+def _is_primary_slot(fs: Superblock, loc: int) -> bool:
+    return (loc == SBLOCK_UFS2 and fs.ufs2) or (loc == SBLOCK_UFS1 and not fs.ufs2)
+
+
 def search_alternates(io: FsckIO, after: int) -> Superblock | None:
     """Scan the device for a superblock copy that validates (on a DEV_BSIZE boundary)."""
-    pats = [struct.pack(e + "I", m) for e in "<>" for m in _MAGICS]
+    pats = [Fs.field("fs_magic", e).pack(m) for e in "<>" for m in _MAGICS]
     chunk = 1 << 20
     pos = after - after % DEV_BSIZE
     while pos < io.size:
@@ -116,6 +123,8 @@ def search_alternates(io: FsckIO, after: int) -> Superblock | None:
             if loc <= after:
                 continue
             fs = decode_at(io.read(loc, min(SBLOCKSIZE, io.size - loc)), loc)
+            if fs is not None and _is_primary_slot(fs, loc):
+                continue  # the primary just rejected (UFS2 at 65536), not an alternate
             if fs is not None and _checked(fs, io.size) is None:
                 return fs
         pos += chunk
@@ -160,17 +169,21 @@ def check_fields(fs: Superblock, rep: Reporter) -> bool:
     """The superblock fields fsck_ffs repairs in place; returns True if any was changed."""
     changed = False
     if fs.fs_optim not in (FS_OPTTIME, FS_OPTSPACE):
-        if rep.ask("UNDEFINED OPTIMIZATION IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+        if rep.ask("UNDEFINED OPTIMIZATION IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock",
+                   field="fs_optim"):
             fs.fs_optim = FS_OPTTIME
             changed = True
     if not 0 <= fs.fs_minfree <= 99:
-        if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock"):
+        if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock",
+                   field="fs_minfree"):
             fs.fs_minfree = MINFREE_DEFAULT
             changed = True
     unknown = fs.fs_flags & ~KNOWN_FLAGS & 0x7FFFFFFF
     if unknown:
-        if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock"):
+        if rep.ask(f"UNKNOWN FLAGS={unknown:#x} IN SUPERBLOCK", "CLEAR", kind="superblock", field="fs_flags"):
             fs.fs_flags &= ~unknown
+            if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
+                fs.fs_old_flags &= ~unknown  # where an old UFS1 keeps its flags (oldfscompat_read)
             changed = True
     return changed
 

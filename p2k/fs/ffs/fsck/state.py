@@ -42,6 +42,7 @@ class FsckState:
         self.dirs = array("I")  # directory inodes, in inode order
         self.blockmap = bytearray((self.maxfsblock + 7) // 8)
         self.dups: dict[int, int] = {}  # fragment -> extra claims (rare)
+        self.stopped: dict[int, int] = {}  # inode -> blocks phase 1 visited before it gave up (rare)
         self.zlnlist = array("I")  # allocated inodes with di_nlink == 0
         self.n_files = 0
         self.n_blks = 0

@@ -1,0 +1,79 @@
+"""tmpfs extended attributes: kept in memory on the node, charged to the mount like file data.
+
+NetBSD's tmpfs has none; p2k gives it the same four VOPs as FFS so that everything above the
+driver (syscalls, the FUSE bridge, the server) can be tested against either file system. The
+limits are FFS's with 64 KiB blocks (one value at most 64 KiB, as Linux's XATTR_SIZE_MAX), so a
+program sees the same answers on both.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from p2k.hyper import now_ns
+from p2k.vfs.extattr import ENOATTR, check_name
+
+if TYPE_CHECKING:
+    from p2k.fs.tmpfs.node import TmpNode
+    from p2k.fs.tmpfs.vfsops import TmpfsMount
+    from p2k.vfs.vnode import Vnode
+
+MAX_VALUE = 64 * 1024
+MAX_AREA = 128 * 1024
+RECORD_OVERHEAD = 16
+
+
+def _cost(name: bytes, value: bytes) -> int:
+    return RECORD_OVERHEAD + len(name) + len(value)
+
+
+def _node(vp: Vnode) -> TmpNode:
+    return vp.data  # type: ignore[return-value]
+
+
+class TmpfsExtattrVnops:
+    def vop_getextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> bytes:
+        value = (_node(vp).xattrs or {}).get((ns, name))
+        if value is None:
+            raise OSError(ENOATTR, "no such attribute")
+        return value
+
+    def vop_listextattr(self: TmpfsMount, vp: Vnode, ns: int) -> list[bytes]:
+        return [n for (s, n) in (_node(vp).xattrs or {}) if s == ns]
+
+    def vop_setextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
+        check_name(ns, name)
+        if self.readonly:
+            raise OSError(errno.EROFS, "read-only file system")
+        if len(value) > MAX_VALUE:
+            raise OSError(errno.EINVAL, "attribute value too large")
+        n = _node(vp)
+        attrs = n.xattrs if n.xattrs is not None else {}
+        old = attrs.get((ns, name))
+        used = sum(_cost(k[1], v) for k, v in attrs.items())
+        delta = _cost(name, value) - (_cost(name, old) if old is not None else 0)
+        if used + delta > MAX_AREA:
+            raise OSError(errno.ENOSPC, "extended attribute area full")
+        if delta > 0:
+            self._charge(delta)
+        else:
+            self._uncharge(-delta)
+        attrs[(ns, name)] = bytes(value)
+        n.xattrs = attrs
+        n.ctime_ns = now_ns()
+
+    def vop_deleteextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> None:
+        if self.readonly:
+            raise OSError(errno.EROFS, "read-only file system")
+        n = _node(vp)
+        old = (n.xattrs or {}).pop((ns, name), None)
+        if old is None:
+            raise OSError(ENOATTR, "no such attribute")
+        self._uncharge(_cost(name, old))
+        n.ctime_ns = now_ns()
+
+
+def xattr_bytes(n: TmpNode) -> int:
+    """What a node's attributes are charged (given back when the node is freed)."""
+    return sum(_cost(k[1], v) for k, v in (n.xattrs or {}).items())
