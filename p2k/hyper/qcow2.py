@@ -141,9 +141,33 @@ class Qcow2Backend(Backend):
 
     def pread(self, off: int, n: int) -> bytes:
         n = max(0, min(n, self._size - off))
+        host = self._contiguous(off, n)
+        if host is not None:  # the common case: one host run, one os.pread, no extra copy
+            data = self.raw.pread(host, n)
+            return data if len(data) == n else data + bytes(n - len(data))
         buf = bytearray(n)
         self.preadinto(off, memoryview(buf))
         return bytes(buf)
+
+    def _contiguous(self, off: int, n: int) -> int | None:
+        """Where ``n`` guest bytes from ``off`` start in the file, if they are one run of plain
+        clusters inside it; None otherwise (compressed, zero or unallocated clusters, or a gap)."""
+        start = None
+        pos = 0
+        while pos < n:
+            cluster, within = divmod(off + pos, self.csize)
+            entry = self._l2_entry(cluster)
+            host = entry & OFFSET_MASK
+            if entry & (L2_COMPRESSED | L2_ZERO) or not host:
+                return None
+            if start is None:
+                start = host + within
+            elif start + pos != host + within:
+                return None
+            pos += self.csize - within
+        if start is None or start + n > self.file_size:
+            return None
+        return start
 
     def preadinto(self, off: int, buf: memoryview) -> int:
         n = max(0, min(len(buf), self._size - off))

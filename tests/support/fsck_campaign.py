@@ -41,7 +41,7 @@ from typing import Any
 from ffs_corrupt_gen import Img, make_small_tree
 
 from p2k.fs.ffs.cg import CG_FIELDS
-from p2k.fs.ffs.fs import SB_FIELDS, UFS_NDADDR, cgtod
+from p2k.fs.ffs.fs import SB_FIELDS, UFS_NDADDR, cgsblock, cgtod
 
 RSS_LIMIT = 256 << 20
 
@@ -172,7 +172,10 @@ def survey(path: Path, name: str) -> Base:
             "cg": [(cgtod(fs, c) * f, fs.fs_cgsize) for c in range(fs.fs_ncg)],
             "inode": [], "directory": [], "indirect": [],
         }
+        last_copy = cgsblock(fs, fs.fs_ncg - 1) * f  # the copy fsck compares the primary with
+        regions["superblock"].append((last_copy, 1376))
         fields: list[tuple[str, int, int]] = [(f"sb.{n}", fs.loc + o, w) for n, o, w in SB_OFFSETS]
+        fields += [(f"sbcopy.{n}", last_copy + o, w) for n, o, w in SB_OFFSETS]
         for c in range(fs.fs_ncg):
             fields += [(f"cg{c}.{n}", cgtod(fs, c) * f + o, w) for n, o, w in CG_OFFSETS]
         ifields = _inode_fields(img)
