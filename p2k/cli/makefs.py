@@ -15,6 +15,7 @@ bound the size; ``-s`` fixes it (minimum and maximum at once, as in makefs).
 from __future__ import annotations
 
 import argparse
+import errno
 import mmap
 import os
 import stat as st
@@ -103,7 +104,7 @@ def _slack(text: str | None, what: str, *, nbytes: bool) -> tuple[int, int]:
 
 
 def cmd_makefs(args: argparse.Namespace) -> int:
-    from p2k.fs.ffs.makefs import MakefsOptions, choose_size  # not at every command's start-up
+    from p2k.fs.ffs.makefs import MakefsOptions, choose_size, grow_size  # not at every command's start-up
 
     if not os.path.isdir(args.directory):
         raise OSError(20, "Not a directory", args.directory)
@@ -124,8 +125,21 @@ def cmd_makefs(args: argparse.Namespace) -> int:
     except OSError as e:
         raise OSError(e.errno, f"`{args.directory}' {e.strerror}") from None
     print(f"Calculated size of `{args.image}': {sz.size} bytes, {sz.inodes} inodes")
-    with Bars(wanted(args), "makefs", units={"cylinder groups": "cg", "files": "files"}) as bars:
-        build_image(args.image, args.directory, o, nodes, sz, xattrs=xattrs, progress=bars)
+    for attempt in range(8):
+        try:
+            with Bars(wanted(args), "makefs", units={"cylinder groups": "cg", "files": "files"}) as bars:
+                build_image(args.image, args.directory, o, nodes, sz, xattrs=xattrs, progress=bars)
+            break
+        except OSError as e:
+            # makefs's estimate (which NetBSD's makefs shares) can fall short by a few fragments
+            # when many small files share blocks; NetBSD then fails with ENOSPC. An image whose
+            # size the user left to us is grown and written again instead.
+            if e.errno != errno.ENOSPC or o.size or attempt == 7 or (o.maxsize and sz.size >= o.maxsize):
+                raise
+            grow_size(sz, o, sz.size // 8)
+            if o.maxsize:
+                sz.size = min(sz.size, o.maxsize)
+            print(f"`{args.image}' was full; grown to {sz.size} bytes")
     print(f"Image `{args.image}' complete ({time.perf_counter() - t0:.2f}s)")
     return 0
 

@@ -193,6 +193,15 @@ def newfs_options(o: MakefsOptions, sz: Sizing) -> NewfsOptions:
                         lost_found=False, volname=o.label, layout="makefs")
 
 
+def grow_size(sz: Sizing, o: MakefsOptions, by: int) -> None:
+    """Enlarge ``sz`` by at least ``by`` bytes (whole blocks, never less than 1/64 of the image);
+    the inode density follows unless the user fixed it."""
+    bsize = block_sizes(o)[0]
+    sz.size = -(-(sz.size + max(by, sz.size // 64)) // bsize) * bsize
+    if not o.density:
+        sz.density = sz.size // sz.inodes + 1
+
+
 def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
     """makefs's size, grown where the planned file system would not hold the tree (makefs
     itself would fail with ENOSPC there); an error naming the maxsize when it may not grow."""
@@ -207,9 +216,7 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
         except OSError as e:  # smaller than one group's metadata: makefs's mkfs exits here
             if e.errno != errno.ENOSPC or o.size:
                 raise
-            sz.size += max(sz.size // 4, 16 * block_sizes(o)[0])
-            if not o.density:
-                sz.density = sz.size // sz.inodes + 1
+            grow_size(sz, o, max(sz.size // 4, 16 * block_sizes(o)[0]))
             continue
         # root writes the image, so the minfree reserve is usable; one block per group kept spare
         short_frags = need + fs.fs_ncg * fs.fs_frag - fs.fs_dsize
@@ -218,10 +225,7 @@ def choose_size(nodes: list[Node], o: MakefsOptions) -> Sizing:
             return sz
         if o.size:
             raise OSError(errno.ENOSPC, f"the tree does not fit in {o.size} bytes")
-        grow = max(short_frags, 0) * fs.fs_fsize + max(short_inodes, 0) * sz.density
-        sz.size = -(-(sz.size + max(grow, sz.size // 64)) // fs.fs_bsize) * fs.fs_bsize
-        if not o.density:
-            sz.density = sz.size // sz.inodes + 1
+        grow_size(sz, o, max(short_frags, 0) * fs.fs_fsize + max(short_inodes, 0) * sz.density)
     raise OSError(errno.EFBIG, "cannot size an image for this tree")
 
 
