@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,13 +30,18 @@ from pathlib import Path
 AIM = 2.0
 
 
-def timed(argv: list[str], repeat: int, env: dict[str, str]) -> float:
-    out = []
+def timed(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
+    """Median wall time and median CPU (user + system) of the process: on a shared machine the
+    wall time swings with the other tenants, a process's own CPU much less."""
+    wall, cpu = [], []
     for _ in range(repeat):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+        wall.append(time.perf_counter() - t)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def make_tree(root: Path, nfiles: int) -> None:
@@ -78,11 +84,12 @@ def main() -> int:
         print(f"{a.files} files in {a.files // 100} directories; NetBSD fs-utils not built here "
               f"(peers: {', '.join(peers)}); median of {a.repeat}")
         for label, pargv, hargv in (("ls -lR", ["ls", "-lR"], ["ls", "-lR"]), ("find", ["find"], ["find"])):
-            t_p2k = timed([p2k, *pargv, str(img), "/"], a.repeat, env)
-            row = f"  {label:<7} p2k {t_p2k:6.3f} s"
+            t_p2k, c_p2k = timed([p2k, *pargv, str(img), "/"], a.repeat, env)
+            row = f"  {label:<7} p2k {t_p2k:6.3f} s (CPU {c_p2k:.3f})"
             for name, where in peers.items():
-                t_peer = timed([*hargv, str(where)], a.repeat, env)
-                row += f"   {name} {t_peer:6.3f} s (p2k/peer {t_p2k / t_peer:5.2f}x)"
+                t_peer, c_peer = timed([*hargv, str(where)], a.repeat, env)
+                row += (f"   {name} {t_peer:6.3f} s (CPU {c_peer:.3f}; p2k/peer {t_p2k / t_peer:5.2f}x wall, "
+                        f"{c_p2k / max(c_peer, 1e-3):5.2f}x CPU)")
             print(row + f"   aim <= {AIM:.0f}x fs-utils")
     finally:
         if mounted:

@@ -196,6 +196,20 @@ class AclVattr(Vattr):
     acl: list[Entry] = field(default_factory=list)
 
 
+def enforced_vattr(va: Vattr, raw: bytes | None, endian: str) -> Vattr:
+    """What a driver enforcing ACLs returns from getattr: ``va`` itself when no access ACL is
+    stored (``raw`` None) or the stored one is unreadable (the mode then applies; getfacl reports
+    the damage), else an AclVattr carrying the ACL with the mode merged in."""
+    if raw is None:
+        return va
+    try:
+        acl = with_mode(decode_oldacl(raw, endian), va.mode)
+    except OSError:
+        return va
+    return AclVattr(va.mode, va.nlink, va.uid, va.gid, va.size, va.ino, va.rdev, va.atime_ns, va.mtime_ns,
+                    va.ctime_ns, va.birthtime_ns, va.blocks, va.blksize, va.flags, va.gen, va.fsid, acl)
+
+
 def access_default(mode: int) -> list[Entry]:
     """The minimal ACL a mode stands for."""
     return [(ACL_USER_OBJ, ACL_UNDEFINED_ID, (mode >> 6) & 7), (ACL_GROUP_OBJ, ACL_UNDEFINED_ID, (mode >> 3) & 7),
@@ -205,6 +219,6 @@ def access_default(mode: int) -> list[Entry]:
 __all__ = [
     "ACL_GROUP", "ACL_GROUP_OBJ", "ACL_MASK", "ACL_OTHER", "ACL_TYPE_ACCESS", "ACL_TYPE_DEFAULT",
     "ACL_TYPE_NFS4", "ACL_UNDEFINED_ID", "ACL_USER", "ACL_USER_OBJ", "EA_NAMES", "AclVattr", "NFS4_EA_NAME",
-    "OLDACL_SIZE", "Entry", "access_default", "acl_permits", "decode_linux", "decode_oldacl",
+    "OLDACL_SIZE", "Entry", "access_default", "enforced_vattr", "acl_permits", "decode_linux", "decode_oldacl",
     "encode_linux", "encode_oldacl", "is_minimal", "mode_of", "validate", "with_mode",
 ]

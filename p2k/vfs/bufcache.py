@@ -242,7 +242,9 @@ class BufCache:
 
         A journaling driver passes ``journal``: it gets the metadata after the data is written and
         makes it durable in its log (its own flush covers the data too) before any of it goes
-        home; it returns False when it could not, and the data barrier is then done here."""
+        home; it returns False when it could not, and the data barrier is then done here. What
+        was logged is written home without a final flush: the journal flushes before it lets a
+        transaction go (at its next commit or when it empties the log)."""
         new = self._new.pop(dev.dev_id, set())
         mine = [bp for bp in self._bufs.values() if bp.dirty and bp.dev is dev]
         if not mine:
@@ -260,7 +262,7 @@ class BufCache:
             dev.fsync()
         for bp in meta:
             self._write_or_lose(bp, failed)
-        if barrier and not dev.readonly:
+        if barrier and not dev.readonly and not logged:  # a journal's next commit flushes them
             dev.fsync()
         if failed:
             raise OSError(errno.EIO, f"{len(failed)} delayed write(s) lost: the device failed them")

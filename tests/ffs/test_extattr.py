@@ -233,3 +233,47 @@ def test_acl_inheritance_and_enforcement(tmp_path: Path, capsys: pytest.CaptureF
     k.halt()
     assert main(["fsck", "-fn", str(img)]) == 0
     assert "INCORRECT" not in capsys.readouterr().out
+
+
+def test_tmpfs_enforces_acls_with_the_option() -> None:
+    from p2k.vfs import acl
+
+    x = acl.ACL_UNDEFINED_ID
+    for opts, enforced in (({"acls": ""}, True), ({}, False)):
+        k = p2k.Kernel(env={})
+        k.sys.mkdir("/t", 0o755)
+        k.sys.mount("tmpfs", "/t", 0, opts)
+        k.sys.close(k.sys.open("/t/f", os.O_CREAT | os.O_WRONLY, 0o644))
+        k.sys.acl_set_file("/t/f", acl.ACL_TYPE_ACCESS, [(acl.ACL_USER_OBJ, x, 6), (acl.ACL_USER, 1000, 0),
+                                                          (acl.ACL_GROUP_OBJ, x, 4), (acl.ACL_MASK, x, 4),
+                                                          (acl.ACL_OTHER, x, 4)])
+        user = k.newproc(cred=Cred(1000, 1000))
+        if enforced:
+            assert _errno(user.open, "/t/f", os.O_RDONLY) == errno.EACCES
+        else:
+            user.close(user.open("/t/f", os.O_RDONLY))  # stored, not enforced: the mode applies
+        k.halt()
+
+
+def test_ufs2ea_magic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NetBSD 10's UFS2EA (FS_UFS2EA_MAGIC) keeps its attributes in the same ext area."""
+    import struct
+
+    from p2k.fs.ffs.fs import FS_UFS2_MAGIC, FS_UFS2EA_MAGIC
+
+    img = newfs(tmp_path / "ea.img", "16m", "-O", "2")
+    with open(img, "r+b") as f:
+        f.seek(65536 + 1372)
+        assert struct.unpack("<i", f.read(4))[0] == FS_UFS2_MAGIC
+        f.seek(65536 + 1372)
+        f.write(struct.pack("<i", FS_UFS2EA_MAGIC))
+    k = mount_rw(img)
+    assert k.mounts[0].fs.ea
+    k.sys.close(k.sys.open("/mnt/f", os.O_CREAT | os.O_WRONLY, 0o644))
+    k.sys.extattr_set_file("/mnt/f", U, b"netbsd", b"10")
+    k.halt()
+    k = mount_rw(img, ro=True)
+    assert k.sys.extattr_get_file("/mnt/f", U, b"netbsd") == b"10"
+    k.halt()
+    assert main(["fsck", "-fn", str(img)]) == 0
+    assert "INCORRECT" not in capsys.readouterr().out

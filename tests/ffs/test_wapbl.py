@@ -11,9 +11,7 @@ the inode list, and corrupt logs (one-line reasons, never a traceback).
 from __future__ import annotations
 
 import errno
-import functools
 import gzip
-import hashlib
 import io
 import os
 import random
@@ -25,13 +23,13 @@ import pytest
 from ffs_work import mount_rw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wapbl_build import LOG_BYTES, LOGBLK, LogWriter, journaled_image, superblock
+from wapbl_build import LOG_BYTES, LOGBLK, LogWriter, file_sha, journaled_image, open_log_of, superblock
 from wapbl_fixtures import CLEAN, DIRTY, fixture_dir, manifest, p2k_manifest, unpack
 
 from p2k.cli.main import main
 from p2k.fs.ffs import fs as ffs_fs
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.wapbl import LogError, ReplayedDevice, open_log
+from p2k.fs.ffs.wapbl import LogError, Replay, ReplayedDevice
 
 FULL = os.environ.get("P2K_FULL") == "1"
 RW_SET = DIRTY if FULL else ("f03", "s07", "d10")
@@ -39,7 +37,7 @@ FSCK_SET = DIRTY if FULL else ("f01", "s05")
 
 
 def sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    return file_sha(p)
 
 
 def fsck(*args: str) -> tuple[int, str]:
@@ -84,8 +82,7 @@ def test_fixture_rw_mount_replays_to_disk(tmp_path: Path, name: str) -> None:
         k.halt()
     sb = superblock(img)
     assert not sb.fs_flags & ffs_fs.FS_DOWAPBL and sb.fs_clean & ffs_fs.FS_ISCLEAN
-    raw = img.read_bytes()
-    assert open_log(sb, lambda o, n: raw[o:o + n], len(raw), sb.fs_ncg * sb.fs_ipg).empty
+    assert open_log_of(img).empty
     code, out = fsck("-fn", str(img))
     assert code == 0 and "UNREF" not in out, out
     assert ro_manifest(img) == manifest(name)
@@ -116,10 +113,8 @@ def test_fixture_clean_journaled_fsck(tmp_path: Path, name: str) -> None:
 
 
 # ---- logs built here ------------------------------------------------------------------------------
-def _log(img: Path) -> object:
-    raw = img.read_bytes()
-    sb = superblock(img)
-    return open_log(sb, lambda o, n: raw[o:o + n], len(raw), sb.fs_ncg * sb.fs_ipg)
+def _log(img: Path) -> Replay:
+    return open_log_of(img)
 
 
 class _Dev:
@@ -347,9 +342,23 @@ def test_dumpfs_shows_the_log(tmp_path: Path) -> None:
     assert "pending transactions\t2\trecords\t4\tblocks\t3\tinodes\t1" in text
 
 
-@functools.cache
-def _s01() -> bytes:
-    return gzip.decompress((fixture_dir() / "s01.img.gz").read_bytes())
+def _s01(dest: Path) -> tuple[Path, int]:
+    """s01 unpacked into ``dest`` (streamed: the 32 MiB never sit in this process's memory), and
+    the byte offset of its log."""
+    img = dest / "s01.img"
+    with gzip.open(fixture_dir() / "s01.img.gz") as f, open(img, "wb") as g:
+        shutil.copyfileobj(f, g, 1 << 20)
+    sb = superblock(img)
+    return img, sb.fs_journal_addr * sb.fs_journal_blksz
+
+
+def _flip(img: Path, flips: list[tuple[int, int]]) -> None:
+    with open(img, "r+b") as f:
+        for pos, x in flips:
+            f.seek(pos)
+            b = f.read(1)[0]
+            f.seek(pos)
+            f.write(bytes([b ^ x]))
 
 
 @settings(max_examples=12 if not FULL else 200, deadline=None,
@@ -359,13 +368,9 @@ def test_corrupt_netbsd_log_fuzz(tmp_path_factory: pytest.TempPathFactory, flips
     """Damage inside a log NetBSD wrote (s01: headers, records and block copies in its first
     200 KiB): a replay or a one-line refusal; read-only mounts work and never write; fsck does
     not trace back."""
-    img = tmp_path_factory.mktemp("nf") / "s01.img"
-    raw = bytearray(_s01())
-    sb = ffs_fs.find_superblock(lambda o, n: bytes(raw[o:o + n]), len(raw))
-    log_off = sb.fs_journal_addr * sb.fs_journal_blksz
-    for pos, x in flips:
-        raw[log_off + pos] ^= x
-    img.write_bytes(raw)
+    img, log_off = _s01(tmp_path_factory.mktemp("nf"))
+    _flip(img, [(log_off + pos, x) for pos, x in flips])
+    before = sha(img)
     try:
         _log(img)
     except LogError as e:
@@ -377,7 +382,7 @@ def test_corrupt_netbsd_log_fuzz(tmp_path_factory: pytest.TempPathFactory, flips
         pass  # replayed garbage may be unreadable; the mount itself must stand
     finally:
         k.halt()
-    assert img.read_bytes() == raw
+    assert sha(img) == before
     code, _ = fsck("-n", str(img))
     assert code in (0, 2, 8)
 
@@ -385,11 +390,9 @@ def test_corrupt_netbsd_log_fuzz(tmp_path_factory: pytest.TempPathFactory, flips
 def test_log_replaying_a_bad_superblock(tmp_path: Path) -> None:
     """A log whose copy of the superblock is damaged (one bit, found by the fuzz above): the
     read-only mount reads the image without the log and says why; read-write is refused."""
-    img = tmp_path / "s01.img"
-    raw = bytearray(_s01())
-    sb = ffs_fs.find_superblock(lambda o, n: bytes(raw[o:o + n]), len(raw))
-    raw[sb.fs_journal_addr * sb.fs_journal_blksz + 2632] ^= 1
-    img.write_bytes(raw)
+    img, log_off = _s01(tmp_path)
+    _flip(img, [(log_off + 2632, 1)])
+    before = sha(img)
     k = mount_rw(img, ro=True)
     try:
         assert any("replayed superblock is not valid" in n for n in k.mounts[0].notes)
@@ -399,4 +402,4 @@ def test_log_replaying_a_bad_superblock(tmp_path: Path) -> None:
     with pytest.raises(OSError) as ei:
         mount_rw(img)
     assert ei.value.errno == errno.EROFS and "fsck -y" in str(ei.value)
-    assert img.read_bytes() == raw
+    assert sha(img) == before

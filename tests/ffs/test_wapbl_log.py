@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from ffs_work import newfs
-from wapbl_build import superblock
+from wapbl_build import open_log_of, superblock
 from wapbl_fixtures import manifest, p2k_manifest, unpack
 
 import p2k
 from p2k.cli.main import main
 from p2k.fs.ffs import fs as ffs_fs
-from p2k.fs.ffs.wapbl import JOURNALLOC_END_PARTITION, open_log
+from p2k.fs.ffs.wapbl import JOURNALLOC_END_PARTITION, Replay
 
 
 def _mount(img: Path, log: bool = True) -> p2k.Kernel:
@@ -28,10 +28,8 @@ def _mount(img: Path, log: bool = True) -> p2k.Kernel:
     return k
 
 
-def _log(img: Path) -> object:
-    raw = img.read_bytes()
-    sb = superblock(img)
-    return open_log(sb, lambda o, n: raw[o:o + n], len(raw), sb.fs_ncg * sb.fs_ipg)
+def _log(img: Path) -> Replay:
+    return open_log_of(img)
 
 
 def _fsck_clean(img: Path) -> None:
@@ -57,7 +55,15 @@ def test_end_of_partition_log(tmp_path: Path) -> None:
             k.sys.close(fd)
         k.sys.unlink("/mnt/f3")
         assert mp.wapbl.commits >= 30 and mp.wapbl.overflows == 0
-        assert _log(img).empty  # each sync empties the log once its blocks are home
+        rp = _log(img)  # the last transaction stays until the next commit header drops it
+        assert not rp.empty and rp.transactions == 1 and rp.header.wc_tail != 2 * 512
+        k.sys.unmount("/mnt")
+    finally:
+        k.halt()
+    assert _log(img).empty  # unmount empties it
+    k = _mount(img, log=False)
+    try:
+        assert k.sys.stat("/mnt/f29").st_size == 5000 and "f3" not in k.sys.listdir("/mnt")
         k.sys.unmount("/mnt")
     finally:
         k.halt()

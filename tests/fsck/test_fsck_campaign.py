@@ -203,3 +203,17 @@ def test_lost_found_grows_for_many_orphans(bases: dict[str, Base], tmp_path: Pat
     assert out.out.count("RECONNECT? yes") == 300 and "NO SPACE" not in out.out
     orphans = {fi.ino: fi.digest for fi in base.files if fi.path.startswith("many/")}
     assert reachable_digests(tmp_path / "w.img", set(orphans)) == orphans  # all in lost+found, intact
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs1-le", "makefs-ufs2-be", "newfs-ufs1-be"])
+@pytest.mark.parametrize("field", ["fs_fpg", "fs_magic", "fs_ncg"])
+def test_damaged_last_superblock_copy(bases: dict[str, Base], tmp_path: Path, name: str, field: str) -> None:
+    """The copy in the last cylinder group is the one fsck compares with: damaged, it used to make
+    every check of a good file system fail ("SEARCH FOR ALTERNATE SUPER-BLOCK FAILED" on one-group
+    images). The primary is kept when another copy or its own cg 0 backs it, and the copy is
+    rewritten, so the next check is clean."""
+    base = bases[name]
+    off, width = next((o, w) for d, o, w in base.fields if d == f"sbcopy.{field}")
+    out = run_case(base, [(off, (0x1234567).to_bytes(width, "little"))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "SUPERBLOCK COPY AT" in out.out and "ALTERNATE SUPERBLOCK" not in out.out

@@ -212,3 +212,16 @@ def test_rump_sysctl_changes_vnode_cache_and_shows_reclaims(server: ServerProc) 
     assert run("rump.sysctl", "-n", "kern.maxvnodes", env=env).stdout.strip() == "64"
     every = run("rump.sysctl", "-a", env=env).stdout
     assert "vfs.bufcache.hits = " in every and "kern.mem.used = " in every
+
+
+def test_access_option_errors(tmp_path: Path) -> None:
+    for args, why in ((["--socket-mode", "9x"], "--socket-mode 9x: not an octal mode"),
+                      (["--socket-mode", "01777"], "--socket-mode 01777: not a permission mode"),
+                      (["--socket-group", "no-such-group-p2k"], "--socket-group no-such-group-p2k: no such group"),
+                      (["-a", str(tmp_path / "none")], f"-a {tmp_path / 'none'}: No such file or directory")):
+        r = run("rump_server", *args, "unix://sock", cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.splitlines()[0] == f"rump_server: {why}", r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "sock").exists()
+    (tmp_path / "empty").write_text("\n")
+    r = run("rump_server", "-a", str(tmp_path / "empty"), "unix://sock", cwd=tmp_path)
+    assert r.returncode == 1 and "empty" in r.stderr.splitlines()[0], r.stderr

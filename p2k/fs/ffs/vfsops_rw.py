@@ -243,8 +243,6 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
         wapbl = self.wapbl
         self.bufcache.flush_dev(self.dev, barrier=not self.flags & MNT_ASYNC,
                                 journal=wapbl.commit if wapbl is not None else None)
-        if wapbl is not None and wapbl.pending:
-            wapbl.truncate()
         self.freed_blocks.clear()
         self.freed_inos.clear()
 
@@ -253,6 +251,8 @@ class FfsMountRW(FfsWriteVnops, FfsMount):
             super().vfs_unmount(force)
             return
         self.vfs_sync()
+        if self.wapbl is not None and self.wapbl.pending:
+            self.wapbl.truncate()
         fs = self.fs
         if fs.fs_clean & FS_WASCLEAN:
             fs.fs_clean = FS_ISCLEAN

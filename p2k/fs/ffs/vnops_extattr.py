@@ -22,9 +22,9 @@ from p2k.vfs.acl import (
     ACL_TYPE_ACCESS,
     ACL_TYPE_DEFAULT,
     EA_NAMES,
-    AclVattr,
     decode_oldacl,
     encode_oldacl,
+    enforced_vattr,
     is_minimal,
     mode_of,
     with_mode,
@@ -124,17 +124,12 @@ class FfsExtattrVnops:
         FfsExtattrVnops._commit(self, ip, attrs)
 
     def acl_vattr(self: FfsVnops, ip: Inode, va: Vattr) -> Vattr:
-        """``va`` carrying the stored access ACL, for the permission checks (ACLs enforced).
-        An unreadable ACL is ignored here — the mode still applies — and reported by getfacl."""
+        """``va`` carrying the stored access ACL, for the permission checks (ACLs enforced)."""
         try:
             raw = FfsExtattrVnops._ea(self, ip).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS]))
-            if raw is None:
-                return va
-            acl = with_mode(decode_oldacl(raw, self.fs.endian), ip.mode)
         except OSError:
-            return va
-        return AclVattr(va.mode, va.nlink, va.uid, va.gid, va.size, va.ino, va.rdev, va.atime_ns, va.mtime_ns,
-                        va.ctime_ns, va.birthtime_ns, va.blocks, va.blksize, va.flags, va.gen, va.fsid, acl)
+            return va  # an unreadable area: the mode applies
+        return enforced_vattr(va, raw, self.fs.endian)
 
     def inherit_acl(self: FfsMountRW, dip: Inode, ip: Inode) -> None:
         """POSIX.1e inheritance (FreeBSD ``ufs_do_posix1e_acl_inheritance_{dir,file}``), for a

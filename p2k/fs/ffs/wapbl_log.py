@@ -1,19 +1,21 @@
 """Writing a WAPBL journal (``-o log``, MNT_LOG): metadata goes to the log before it goes home.
 
 The record format is NetBSD's (``wapbl.py``); what a p2k transaction is, is simpler than
-NetBSD's. At every sync the buffer cache, having written the data and flushed, hands the dirty
-metadata to ``commit`` before writing it home: the blocks go into the log as block lists
+NetBSD's. At every sync the buffer cache, having written the data, hands the dirty metadata to
+``commit`` before writing it home: the blocks go into the log as block lists
 (``wapbl_write_blocks``), followed by an inode list naming the inodes that are open but unlinked
-(``wapbl_write_inodes``), the device is flushed, the commit header is written (generation ``g``
-in slot ``g % 2``) and flushed. Then the metadata is written home, flushed, and ``truncate``
-writes the next header with head = tail = 0. A power cut before the commit header leaves the
-previous state; after it, NetBSD's replay and p2k's (``wapbl.py``) write the transaction home.
+(``wapbl_write_inodes``), after the previous transaction's records; the device is flushed; the
+commit header is written (generation ``g`` in slot ``g % 2``), its tail at the new records —
+which drops the previous transaction — and flushed. Then the metadata is written home without a
+flush of its own: the next commit's first flush makes it durable before the header that drops
+it can be. Two device flushes per sync, as for an unjournaled ordered sync. Unmount (and a
+transaction that needs the room) empties the log: flush, a header with head = tail = 0, flush.
 
-Because the log is empty again after every sync, no older copy of a block can outlive its
-freeing, so no revocation records are needed. The price is two more device flushes per sync
-than an unjournaled ordered sync; NetBSD's lazier home writes and truncation are not done. A
-sync whose metadata does not fit the log is written the unjournaled, ordered way and counted
-(``overflows``); fsck still repairs what a power cut then leaves.
+No revocation records are needed: at most one transaction is ever replayable, frees are applied
+only at a commit (``DeferredFrees``), and so no block that transaction logged can have been
+freed and written again before a later header drops it. A sync whose metadata does not fit the
+log is written the unjournaled, ordered way and counted (``overflows``); fsck still repairs what
+a power cut then leaves.
 
 Where the log is: the one the superblock already names (NetBSD's, in the file system or after
 it), else — as ``wapbl_log_position`` prefers — the space after the file system, if the device
@@ -102,7 +104,8 @@ class LogWriter:
         self.gen = 0
         self.commits = 0
         self.overflows = 0
-        self.pending = False  # a committed transaction not yet truncated
+        self.pending = False  # the last committed transaction is still in the log
+        self.tail = self.head = 0
         try:
             h, self.endian = read_header(self.loc, m.dev.pread)
             self.gen = (h.wc_generation + 1) & 0xFFFFFFFF
@@ -144,30 +147,60 @@ class LogWriter:
                         + entries).ljust(blk, b"\0"))
         return b"".join(out)
 
+    def _room(self) -> int:
+        """Bytes the next transaction may take: all of the circular area but the previous
+        transaction, which must stay readable until the next commit header supersedes it."""
+        used = (self.head - self.tail) % self.circ_size if self.pending else 0
+        return self.circ_size - used - self.blk  # head must not catch up with tail
+
+    def _put(self, start: int, recs: bytes) -> int:
+        """Write ``recs`` at circular offset ``start`` (wrapping); the offset after them."""
+        dev, end = self.m.dev, self.circ_off + self.circ_size
+        first = recs[:end - start]
+        dev.pwrite(self.loc.offset + start, first)
+        if len(first) < len(recs):
+            dev.pwrite(self.loc.offset + self.circ_off, recs[len(first):])
+            return self.circ_off + len(recs) - len(first)
+        return start + len(recs) if start + len(recs) < end else self.circ_off
+
     def commit(self, bufs: list[Buf]) -> bool:
         """Log ``bufs`` (the metadata about to go home) as one transaction, durable on return;
-        False if it does not fit (the caller then writes home unjournaled)."""
+        False if it does not fit (the caller then writes home unjournaled).
+
+        The records go after the previous transaction's, and the new commit header's tail skips
+        that one: its home writes were issued before this flush, so they are durable once the
+        header that drops it is — no separate truncation, two device flushes per sync."""
         recs = self._records(bufs, self.m.unlinked_open_inodes())
-        if recs is None or len(recs) >= self.circ_size:
+        if recs is not None and len(recs) > self._room() and self.pending:
+            self.truncate()
+        if recs is None or len(recs) > self._room():
             self.overflows += 1
             log.warning("%s: sync of %d metadata bytes does not fit the %d-byte journal; written "
                         "unjournaled", self.m.mountpoint_path, sum(bp.size for bp in bufs), self.circ_size)
+            if self.pending:
+                self.truncate()
             return False
         dev = self.m.dev
-        dev.pwrite(self.loc.offset + self.circ_off, recs)
+        start = self.head if self.pending else self.circ_off
+        end = self._put(start, recs)
+        dev.fsync()  # this sync's data, its records, and the previous sync's home writes
+        self._header(end, start)
         dev.fsync()
-        self._header(self.circ_off + len(recs), self.circ_off)
-        dev.fsync()
+        self.tail, self.head = start, end
         self.commits += 1
         self.pending = True
         return True
 
     def truncate(self) -> None:
-        """Everything logged is home (and flushed): the log is empty again, durably, before any
-        later write can land on a block an older copy in the log would overwrite on replay."""
+        """Empty the log: the home writes of the last transaction made durable first, then a
+        header with head = tail = 0, flushed (before unmount marks the file system clean, and
+        when the next transaction needs the room)."""
+        dev = self.m.dev
+        dev.fsync()
         self._header(0, 0)
-        self.m.dev.fsync()
+        dev.fsync()
         self.pending = False
+        self.tail = self.head = 0
 
 
 class DeferredFrees:

@@ -12,11 +12,13 @@ import errno
 from typing import TYPE_CHECKING
 
 from p2k.hyper import now_ns
-from p2k.vfs.extattr import ENOATTR, check_name
+from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, enforced_vattr
+from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
     from p2k.fs.tmpfs.node import TmpNode
     from p2k.fs.tmpfs.vfsops import TmpfsMount
+    from p2k.vfs.vattr import Vattr
     from p2k.vfs.vnode import Vnode
 
 MAX_VALUE = 64 * 1024
@@ -72,6 +74,12 @@ class TmpfsExtattrVnops:
             raise OSError(ENOATTR, "no such attribute")
         self._uncharge(_cost(name, old))
         n.ctime_ns = now_ns()
+
+
+    def acl_vattr(self: TmpfsMount, n: TmpNode, va: Vattr) -> Vattr:
+        """``va`` carrying the node's access ACL for the permission checks (mount with -o acls);
+        ACLs are kept little-endian here, tmpfs having no byte order of its own."""
+        return enforced_vattr(va, (n.xattrs or {}).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS])), "<")
 
 
 def xattr_bytes(n: TmpNode) -> int:

@@ -34,6 +34,7 @@ class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
         super().__init__(kernel, flags, data)
         self.size_limit = _opt_size(data.get("size"))
         self.nodes_limit = _opt_int(data.get("nodes"), "nodes")
+        self.acls = bool({"acls", "posix1eacls"} & set(data))  # POSIX.1e ACLs enforced (as FFS's -o acls)
         self.used = 0
         self.nodes: dict[int, TmpNode] = {}
         self.next_ino = ROOT_INO

@@ -42,8 +42,11 @@ class TmpfsVnops:
             blocks = len(n.target)
         # Positional, in Vattr's field order (mode, nlink, uid, gid, size, ino, rdev, atime,
         # mtime, ctime, birthtime, blocks, blksize, flags, gen, fsid): stat is a hot path.
-        return Vattr(n.mode, n.nlink, n.uid, n.gid, n.size, n.ino, n.rdev, n.atime_ns, n.mtime_ns,
-                     n.ctime_ns, n.birthtime_ns, (blocks + 511) >> 9, 4096, n.flags, n.gen, self.fsid)
+        va = Vattr(n.mode, n.nlink, n.uid, n.gid, n.size, n.ino, n.rdev, n.atime_ns, n.mtime_ns,
+                   n.ctime_ns, n.birthtime_ns, (blocks + 511) >> 9, 4096, n.flags, n.gen, self.fsid)
+        if n.xattrs and self.acls:
+            return self.acl_vattr(n, va)  # tmpfs/extattr.py
+        return va
 
     def vop_setattr(self: TmpfsMount, vp: Vnode, sa: SetAttr) -> None:
         n = _node(vp)

@@ -72,9 +72,38 @@ class FastScan:
             t = mode & IFMT
             size = v[i_size]
             nlink = v[i_nlink]
-            if (t != IFREG and t != IFDIR) or nlink <= 0 or size > maxdirect or any(v[i_ib:ib_end]) \
-                    or (i_ext is not None and v[i_ext]) or (t == IFDIR and (not size or not v[i_db])):
+            if (t != IFREG and t != IFDIR) or nlink <= 0 or size > maxdirect or v[i_ib] or v[i_ib + 1] \
+                    or v[i_ib + 2] or (i_ext is not None and v[i_ext]) or (t == IFDIR and (not size or not v[i_db])):
                 self.slow(buf, i * isize, ino)
+                continue
+            if size <= bsize:
+                # one block at most (most files): no loop, no list
+                a = v[i_db]
+                if any(v[i_db + 1:db_end]):
+                    self.slow(buf, i * isize, ino)
+                    continue
+                counted = 0
+                if a:
+                    n = ((size + fsize - 1) // fsize) if size < bsize else frag
+                    mask = ((1 << n) - 1) << (a & 7)
+                    if a < 0 or a + n > maxf or (a & (frag - 1)) + n > frag or bm[a >> 3] & mask \
+                            or n * spf != v[i_blocks]:
+                        self.slow(buf, i * isize, ino)
+                        continue
+                    bm[a >> 3] |= mask
+                    counted = n
+                elif v[i_blocks]:
+                    self.slow(buf, i * isize, ino)
+                    continue
+                nblks += counted
+                nfiles += 1
+                lncnt[ino] = nlink
+                typemap[ino] = mode >> 12
+                if t == IFDIR:
+                    statemap[ino] = DSTATE
+                    dirs.append(ino)
+                else:
+                    statemap[ino] = FSTATE
                 continue
             ndb = (size + bsize - 1) >> bshift
             if any(v[i_db + ndb:db_end]):

@@ -9,6 +9,7 @@ with the geometry it guesses from the disk label; a repairing run later rewrites
 
 from __future__ import annotations
 
+from p2k.fs.ffs.cg import cg_magic_ok
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_FLAGS_UPDATED,
@@ -25,6 +26,7 @@ from p2k.fs.ffs.fs import (
     Fs,
     Superblock,
     cgsblock,
+    cgtod,
     decode_csums,
     encode_csums,
     oldfscompat_read,
@@ -73,6 +75,16 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
         return e.strerror
     finally:
         fs.fs_minfree = minfree
+    # Fields validate() leaves alone but that newfs and makefs always set one way: a candidate
+    # with another value is damaged (the copy in the last cg decides between two that validate).
+    if not 0 < fs.fs_dsize <= fs.fs_size:
+        return f"data size {fs.fs_dsize} outside the file system"  # (and not writable back, on UFS1)
+    if fs.fs_cssize != -(-fs.fs_ncg * 16 // fs.fs_fsize) * fs.fs_fsize:
+        return f"summary size {fs.fs_cssize} wrong for {fs.fs_ncg} cylinder groups"
+    if fs.fs_maxsymlinklen not in (0, 120 if fs.ufs2 else 60):
+        return f"impossible symlink length {fs.fs_maxsymlinklen}"
+    if fs.fs_sblockloc not in SBLOCKSEARCH:
+        return f"superblock location {fs.fs_sblockloc} is not a standard one"
     fs.fs_qbmask = fs.fs_bsize - 1
     fs.fs_qfmask = fs.fs_fsize - 1
     return None
@@ -143,11 +155,13 @@ def read_superblock(io: FsckIO, rep: Reporter, sblock: int | None) -> tuple[Supe
             rep.pwarn(f"BAD SUPER BLOCK: {why}")
             rep.fatal("CAN'T CHECK FILE SYSTEM.") if rep.preen else None
             raise FsckExit(FSCK_EXIT_CHECK_FAILED)
+        check_last_copy(io, rep, fs)
         return fs, loc != fs.fs_sblockloc
     fs, reason = read_primary(io)
-    if fs is not None and disagrees_with_alternate(io, fs):
+    if fs is not None and disagrees_with_alternate(io, fs) and not primary_wins(io, fs):
         fs, reason = None, "VALUES IN SUPER BLOCK DISAGREE WITH THOSE IN FIRST ALTERNATE"
     if fs is not None:
+        check_last_copy(io, rep, fs)
         return fs, False
     rep.warn(f"BAD SUPER BLOCK: {reason}", kind="superblock")
     if rep.preen:
@@ -162,7 +176,49 @@ def read_superblock(io: FsckIO, rep: Reporter, sblock: int | None) -> tuple[Supe
         raise FsckExit(FSCK_EXIT_CHECK_FAILED)
     rep.warn(f"USING ALTERNATE SUPERBLOCK AT {alt.loc // DEV_BSIZE}", kind="alternate superblock")
     rep.resolved = rep.resolved and rep.mode != "n"
+    check_last_copy(io, rep, alt)
     return alt, True
+
+
+def _same_geometry(a: Superblock | None, b: Superblock) -> bool:
+    return a is not None and a.endian == b.endian and all(getattr(a, f) == getattr(b, f) for f in GEOMETRY)
+
+
+def _copy_at(io: FsckIO, loc: int) -> Superblock | None:
+    if loc <= 0 or loc + SBLOCK_STRUCT_SIZE > io.size:
+        return None
+    return decode_at(io.read(loc, min(SBLOCKSIZE, io.size - loc)), loc)
+
+
+def primary_wins(io: FsckIO, fs: Superblock) -> bool:
+    """The primary validates but the copy in the last cylinder group disagrees: which is wrong?
+    Another copy decides (the first groups' copies, found with the primary's geometry); with one
+    cylinder group there is none, and the primary is kept if its own cg 0 is where it says and its
+    counts are possible. Without this, a damaged last copy made every check fail ("SEARCH FOR
+    ALTERNATE SUPER-BLOCK FAILED") or replaced a good primary."""
+    for c in range(min(2, fs.fs_ncg - 1)):
+        other = _copy_at(io, cgsblock(fs, c) * fs.fs_fsize)
+        if other is not None and _checked(other, io.size) is None:
+            return _same_geometry(other, fs)
+    off = cgtod(fs, 0) * fs.fs_fsize
+    if off + fs.fs_cgsize > io.size:
+        return False
+    cg = io.read(off, fs.fs_cgsize)
+    bounds = (fs.fs_ncg * fs.fs_ipg, fs.fs_size // fs.fs_frag, fs.fs_ncg * fs.fs_ipg, fs.fs_size)
+    return (cg_magic_ok(cg, fs.endian) and 0 < fs.fs_dsize <= fs.fs_size
+            and all(0 <= v <= b for v, b in zip(fs.cstotal, bounds, strict=True)))
+
+
+def check_last_copy(io: FsckIO, rep: Reporter, fs: Superblock) -> None:
+    """The copy in the last cylinder group is what the next check compares with: one that
+    disagrees with the superblock in use is rewritten from it (a plain ``fsck -y`` after
+    ``fsck -b N -y`` would otherwise fail again)."""
+    loc = cgsblock(fs, fs.fs_ncg - 1) * fs.fs_fsize
+    if loc == fs.loc or loc + fs.fs_sbsize > io.size or _same_geometry(_copy_at(io, loc), fs):
+        return
+    if rep.ask(f"SUPERBLOCK COPY AT {loc // DEV_BSIZE} DISAGREES WITH THE ONE IN USE", "UPDATE",
+               preen_action="UPDATED", kind="superblock copy", field="geometry", block=loc // DEV_BSIZE):
+        write_superblock(io, fs, loc)
 
 
 def check_fields(fs: Superblock, rep: Reporter) -> bool:
@@ -212,10 +268,13 @@ def write_csum(io: FsckIO, fs: Superblock, csum: list[list[int]]) -> None:
     io.write(off, raw)
 
 
-def write_superblock(io: FsckIO, fs: Superblock) -> None:
-    """Write the superblock at its standard place; UFS1 keeps its old fields in step."""
+def write_superblock(io: FsckIO, fs: Superblock, loc: int | None = None) -> None:
+    """Write the superblock at its standard place (or at copy ``loc``); UFS1 keeps its old
+    fields in step."""
     if not fs.ufs2:
-        fs.fs_old_cs_ndir, fs.fs_old_cs_nbfree, fs.fs_old_cs_nifree, fs.fs_old_cs_nffree = fs.cstotal
+        # (clamped: a copy is written before phase 5 has recomputed damaged totals)
+        fs.fs_old_cs_ndir, fs.fs_old_cs_nbfree, fs.fs_old_cs_nifree, fs.fs_old_cs_nffree = (
+            max(min(v, 2**31 - 1), -(2**31)) for v in fs.cstotal)
         fs.fs_old_time = fs.fs_time & 0xFFFFFFFF if fs.fs_time < 2**31 else fs.fs_old_time
         fs.fs_old_size, fs.fs_old_dsize, fs.fs_old_csaddr = fs.fs_size, fs.fs_dsize, fs.fs_csaddr
-    io.write(fs.fs_sblockloc, fs.encode())
+    io.write(fs.fs_sblockloc if loc is None else loc, fs.encode())

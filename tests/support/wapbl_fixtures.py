@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "wapbl"
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "wapbl"
 DIRTY = ("f01", "f03", "d07", "d10", "s01", "s05", "s07")
 CLEAN = ("c01", "c11")
 

@@ -9,6 +9,8 @@ not depend on the NetBSD fixtures.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from ffs_work import newfs
@@ -19,10 +21,12 @@ from p2k.fs.ffs.wapbl import (
     WAPBL_WC_HEADER,
     WAPBL_WC_INODES,
     WAPBL_WC_REVOCATIONS,
+    Replay,
     WcBlock,
     WcHeader,
     WcInode,
     WcList,
+    open_log,
 )
 
 LOGBLK = 512
@@ -30,9 +34,28 @@ FS_SIZE = "4m"
 LOG_BYTES = 64 * 1024
 
 
+def file_pread(img: Path) -> Callable[[int, int], bytes]:
+    """Reads of ``img`` at an offset, without holding the image in memory (the fixtures are 32 MiB,
+    and a test process that grew by them inflates every child it forks afterwards)."""
+    def pread(off: int, n: int) -> bytes:
+        with open(img, "rb") as f:
+            f.seek(off)
+            return f.read(n)
+    return pread
+
+
+def file_sha(img: Path) -> str:
+    with open(img, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def superblock(img: Path) -> ffs_fs.Superblock:
-    raw = img.read_bytes()
-    return ffs_fs.find_superblock(lambda o, n: raw[o:o + n], len(raw))
+    return ffs_fs.find_superblock(file_pread(img), img.stat().st_size)
+
+
+def open_log_of(img: Path) -> Replay:
+    sb = superblock(img)
+    return open_log(sb, file_pread(img), img.stat().st_size, sb.fs_ncg * sb.fs_ipg)
 
 
 def write_sb(img: Path, sb: ffs_fs.Superblock) -> None:
