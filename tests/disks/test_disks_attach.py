@@ -6,7 +6,6 @@ the no-name rule applies only when a detector is given; ``partition=""`` is the 
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def test_attach_a_partition(tmp_path: Path, how: str) -> None:
     k = p2k.Kernel(env={})
     try:
         if how == "fileobj":
-            dev = attach_fileobj(k.etfs, "/dev/dk", io.BytesIO(disk.path.read_bytes()), name="mem.img",
+            dev = attach_fileobj(k.etfs, "/dev/dk", open(disk.path, "rb"), name="fileobj.img",  # noqa: SIM115
                                  partition=None, detect=probe)
         else:
             dev = attach_path(k.etfs, "/dev/dk", disk.path, readonly=True, detect=probe)
