@@ -28,16 +28,15 @@ import hashlib
 import io
 import os
 import random
-import signal
 import stat
 import struct
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from damage import Hang, deadline
 from ffs_corrupt_gen import Img, make_small_tree
 
 from p2k.fs.ffs.cg import CG_FIELDS
@@ -73,23 +72,6 @@ INTERESTING = (0, 1, 2, 3, 4, 7, 8, 12, 0x7F, 0x80, 0xFF, 0x100, 0x1FF, 0x200, 0
 
 class CaseFailure(AssertionError):
     pass
-
-
-class Hang(BaseException):  # not an Exception: the VOP boundary must not turn it into EIO
-    pass
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    def fire(*_: object) -> None:
-        raise Hang(f"no result after {seconds} s")
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _offsets(fields: tuple[tuple[str, str], ...]) -> list[tuple[str, int, int]]:
