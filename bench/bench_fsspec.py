@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+from bench_ffs_read import dissect_walk  # the same walk as the read bench's peer
 
 CHUNK = 1 << 20
 
@@ -89,24 +90,6 @@ def p2k_walk(img: Path) -> int:
         return sum(1 for info in found.values() if info["mode"] is not None)
     finally:
         fs.close()
-
-
-def dissect_walk(img: Path) -> int:
-    from dissect.ffs import FFS
-
-    count = 0
-    with open(img, "rb") as fh:
-        stack = [FFS(fh).get("/tree")]
-        while stack:
-            node = stack.pop()
-            for child in node.iterdir():
-                if child.name in (".", ".."):
-                    continue
-                _ = (child.mode, child.size, child.mtime_ns)
-                count += 1
-                if child.is_dir():
-                    stack.append(child)
-    return count
 
 
 class Counting(SimpleHTTPRequestHandler):

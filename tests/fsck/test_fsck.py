@@ -25,6 +25,7 @@ import pytest
 from ffs_corrupt_gen import KINDS, Damage, make_small_tree, makefs
 from ffs_tree import make_tree, mount_image, p2k_snapshot
 from ffs_tree import makefs as makefs_tree
+from ffs_work import copy_tree_into
 
 from p2k.cli.main import main
 
@@ -224,38 +225,6 @@ def test_dumpfs(pristine: dict) -> None:
 HAVE_NEWFS = (ROOT / "p2k" / "cli" / "newfs.py").exists()
 
 
-def _populate(img: Path, tree: Path) -> None:
-    """Copy ``tree`` into a p2k read-write mount (the FFS write path), then unmount cleanly."""
-    import p2k
-
-    k = p2k.Kernel(env={})
-    try:
-        k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
-        k.sys.mkdir("/mnt", 0o755)
-        k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
-        links: dict[tuple[int, int], str] = {}
-        for dirpath, dirnames, filenames in os.walk(tree):
-            rel = os.path.relpath(dirpath, tree)
-            base = "/mnt" if rel == "." else f"/mnt/{rel}"
-            for d in dirnames:
-                if not (rel == "." and d == "lost+found"):
-                    k.sys.mkdir(f"{base}/{d}", 0o755)
-            for f in filenames:
-                src = os.path.join(dirpath, f)
-                st = os.lstat(src)
-                if stat.S_ISLNK(st.st_mode):
-                    k.sys.symlink(os.readlink(src), f"{base}/{f}")
-                elif (st.st_dev, st.st_ino) in links:
-                    k.sys.link(links[(st.st_dev, st.st_ino)], f"{base}/{f}")
-                else:
-                    links[(st.st_dev, st.st_ino)] = f"{base}/{f}"
-                    fd = k.sys.open(f"{base}/{f}", os.O_WRONLY | os.O_CREAT, 0o644)
-                    k.sys.write(fd, Path(src).read_bytes())
-                    k.sys.close(fd)
-    finally:
-        k.halt()
-
-
 @pytest.mark.skipif(not HAVE_NEWFS, reason="p2k newfs not available")
 @pytest.mark.parametrize("version,endian", [(1, "be"), (2, "le")])
 def test_p2k_newfs_images(tmp_path: Path, version: int, endian: str) -> None:
@@ -270,7 +239,7 @@ def test_p2k_newfs_images(tmp_path: Path, version: int, endian: str) -> None:
     assert rc == 0 and "?" not in out, out
     tree = make_small_tree(tmp_path / "tree")
     shutil.rmtree(tree / "lost+found")
-    _populate(img, tree)
+    copy_tree_into(img, tree)
     rc, out = fsck(img, "-fn")
     assert rc == 0 and "?" not in out, out
     for kind in ("link_count", "unreferenced_inode", "used_block_marked_free", "bad_dotdot"):

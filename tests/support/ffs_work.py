@@ -279,3 +279,35 @@ def check_dissect(img: Path, tree: dict[str, dict[str, Any]]) -> None:
 
         visit(fs.root, "")
     assert seen == set(tree)
+
+
+def copy_tree_into(img: Path, tree: Path) -> None:
+    """Copy a host ``tree`` into the FFS ``img`` through a p2k read-write mount (the kernel's write
+    path, hard links and symlinks kept; an existing lost+found at the top is reused), then unmount
+    cleanly."""
+    k = p2k.Kernel(env={})
+    try:
+        k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
+        k.sys.mkdir("/mnt", 0o755)
+        k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
+        links: dict[tuple[int, int], str] = {}
+        for dirpath, dirnames, filenames in os.walk(tree):
+            rel = os.path.relpath(dirpath, tree)
+            base = "/mnt" if rel == "." else f"/mnt/{rel}"
+            for d in dirnames:
+                if not (rel == "." and d == "lost+found"):
+                    k.sys.mkdir(f"{base}/{d}", 0o755)
+            for f in filenames:
+                src = os.path.join(dirpath, f)
+                st = os.lstat(src)
+                if stat.S_ISLNK(st.st_mode):
+                    k.sys.symlink(os.readlink(src), f"{base}/{f}")
+                elif (st.st_dev, st.st_ino) in links:
+                    k.sys.link(links[(st.st_dev, st.st_ino)], f"{base}/{f}")
+                else:
+                    links[(st.st_dev, st.st_ino)] = f"{base}/{f}"
+                    fd = k.sys.open(f"{base}/{f}", os.O_WRONLY | os.O_CREAT, 0o644)
+                    k.sys.write(fd, Path(src).read_bytes())
+                    k.sys.close(fd)
+    finally:
+        k.halt()

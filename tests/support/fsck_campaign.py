@@ -38,6 +38,7 @@ from typing import Any
 
 from damage import Hang, deadline
 from ffs_corrupt_gen import Img, make_small_tree
+from ffs_work import copy_tree_into
 
 from p2k.fs.ffs.cg import CG_FIELDS
 from p2k.fs.ffs.fs import SB_FIELDS, UFS_NDADDR, cgsblock, cgtod
@@ -205,39 +206,13 @@ def _makefs(img: Path, tree: Path, version: int, endian: str, size: str | None) 
 
 
 def _newfs_populated(img: Path, tree: Path, version: int, endian: str) -> None:
-    import p2k
     from p2k.cli.main import main
 
     with open(img, "wb") as fh:
         fh.truncate(8 << 20)
     with redirect_stdout(io.StringIO()):
         assert main(["newfs", "-O", str(version), "-B", endian, "-b", "4096", "-f", "512", str(img)]) == 0
-    k = p2k.Kernel(env={})
-    try:
-        k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
-        k.sys.mkdir("/mnt", 0o755)
-        k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk"})
-        links: dict[int, str] = {}
-        for dirpath, dirnames, filenames in os.walk(tree):
-            rel = os.path.relpath(dirpath, tree)
-            base = "/mnt" if rel == "." else f"/mnt/{rel}"
-            for d in dirnames:
-                if not (rel == "." and d == "lost+found"):
-                    k.sys.mkdir(f"{base}/{d}", 0o755)
-            for fn in filenames:
-                src = os.path.join(dirpath, fn)
-                st = os.lstat(src)
-                if stat.S_ISLNK(st.st_mode):
-                    k.sys.symlink(os.readlink(src), f"{base}/{fn}")
-                elif st.st_ino in links:
-                    k.sys.link(links[st.st_ino], f"{base}/{fn}")
-                else:
-                    links[st.st_ino] = f"{base}/{fn}"
-                    fd = k.sys.open(f"{base}/{fn}", os.O_WRONLY | os.O_CREAT, 0o644)
-                    k.sys.write(fd, Path(src).read_bytes())
-                    k.sys.close(fd)
-    finally:
-        k.halt()
+    copy_tree_into(img, tree)
 
 
 BASE_NAMES = tuple(f"{maker}-ufs{v}-{e}" for maker in ("makefs", "makefs1cg", "newfs")
