@@ -83,7 +83,6 @@ class Connection:
             self.sock.sendall(P.banner(server_version(), challenge))
             self._handshake(challenge, time.monotonic() + srv.config.handshake_timeout)
             self.sock.settimeout(None)
-            srv.established(self)
             rfile = self.sock.makefile("rb", buffering=1 << 16)
             while not srv.stopping:
                 hdr = rfile.read(P.HEADER_SIZE)
@@ -184,6 +183,9 @@ class Connection:
         reply.update(version=[P.PROTOCOL_MAJOR, P.PROTOCOL_MINOR], pid=self.sys.proc.pid,
                      max_frame=srv.config.max_frame, max_io=min(P.MAX_IO_CHUNK, srv.config.max_frame - 64),
                      uid=cred.uid, gid=cred.gid)
+        # Counted as established before the client can know it is: otherwise a client that
+        # connects again at once is admitted against a count that still calls us handshaking.
+        srv.established(self)
         self._send(P.frame(reqno, P.RESP, 0, P.encode(reply)))
         log.info("connection %d (%s%s): process %d as uid %d, %s", self.cid, self.peer, self._peer_text(),
                  self.sys.proc.pid, cred.uid, hello.get("name"))
