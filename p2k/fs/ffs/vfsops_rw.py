@@ -15,8 +15,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from p2k.fs.ffs.alloc import Allocator
-from p2k.fs.ffs.dirops import DirIndex
+from p2k.fs.ffs.ffs_alloc import Allocator
 from p2k.fs.ffs.fs import (
     FS_DOQUOTA2,
     FS_DOSOFTDEP,
@@ -29,6 +28,7 @@ from p2k.fs.ffs.fs import (
     ino_to_fsbo,
 )
 from p2k.fs.ffs.suj import release_sujournal
+from p2k.fs.ffs.ufs_lookup import DirIndex
 from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vnops_write import FfsWriteVnops
 from p2k.fs.ffs.wapbl_finish import replay_finish

@@ -20,12 +20,13 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.dirops import dir_index, dir_isempty, dir_template, direnter, dirremove, dirrewrite
+from p2k.fs.ffs.dir import dir_template
 from p2k.fs.ffs.extattr import free_area
+from p2k.fs.ffs.ffs_balloc import write_range
+from p2k.fs.ffs.ffs_inode import truncate
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
-from p2k.fs.ffs.itrunc import truncate
+from p2k.fs.ffs.ufs_lookup import dir_index, dir_isempty, direnter, dirremove, dirrewrite
 from p2k.fs.ffs.vnops import FfsVnops
 from p2k.hyper import now_ns, random_u32
 from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY

@@ -50,7 +50,7 @@ from p2k.fs.ffs.wapbl import (
 from p2k.hyper import now_ns
 
 if TYPE_CHECKING:
-    from p2k.fs.ffs.alloc import Allocator
+    from p2k.fs.ffs.ffs_alloc import Allocator
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
     from p2k.vfs.bufcache import Buf
 

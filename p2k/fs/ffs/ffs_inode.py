@@ -9,7 +9,7 @@ the last kept block beyond the new size are zeroed on disk, so growing the file 
 zeros there, as POSIX requires.
 
 Growing only moves the size (holes read as zeros), except that a fragment tail that stops being
-the last block is first made a full block, as ``balloc`` does for writes.
+the last block is first made a full block, as ``ffs_balloc`` does for writes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.balloc import write_range
+from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
 
 if TYPE_CHECKING:

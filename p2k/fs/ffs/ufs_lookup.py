@@ -21,8 +21,18 @@ import errno
 import re
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.dir import D_TYPE, DIRBLKSIZ, DIRECT, DIRSIZ, DirectHeader, parse_dirblock, set_d_ino, set_d_reclen
+from p2k.fs.ffs.dir import (
+    D_TYPE,
+    DIRBLKSIZ,
+    DIRECT,
+    DIRSIZ,
+    DirectHeader,
+    pack_entry,
+    parse_dirblock,
+    set_d_ino,
+    set_d_reclen,
+)
+from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import sblksize
 
 if TYPE_CHECKING:
@@ -59,10 +69,6 @@ class DirIndex:
 
 def _slack(ino: int, name: bytes, reclen: int) -> int:
     return reclen - DIRSIZ(len(name)) if ino else reclen
-
-
-def pack_entry(endian: str, ino: int, dtype: int, name: bytes, reclen: int) -> bytes:
-    return DIRECT[endian].pack(ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - DirectHeader.SIZE, b"\0")
 
 
 def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
@@ -251,12 +257,6 @@ def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> 
     m.meta_write(bp, pos, pos + DirectHeader.SIZE)
     assert dip.dircache is not None
     dip.dircache[name] = ino
-
-
-def dir_template(endian: str, ino: int, parent: int) -> bytes:
-    """The first chunk of a new directory: "." (reclen 12) and ".." (the rest of the chunk)."""
-    return (pack_entry(endian, ino, 4, b".", 12) + pack_entry(endian, parent, 4, b"..", DIRBLKSIZ - 12)
-            ).ljust(DIRBLKSIZ, b"\0")
 
 
 def dir_isempty(m: FfsMountRW, ip: Inode) -> bool:

@@ -14,7 +14,7 @@ found with ``bytes.find``. Inode allocation lives in ``ialloc.py`` (a mixin of t
 The cg header is always read through the buffer cache at ``cgtod`` with ``fs_cgsize`` bytes — the
 same buffer the read path consults for ``cg_initediblk`` — and released with ``bdwrite`` (NetBSD
 writes cgs delayed: fsck rebuilds bitmaps, and a bitmap is never written ahead of the inode that
-stops using a block, see ``itrunc``).
+stops using a block, see ``ffs_inode.truncate``).
 """
 
 from __future__ import annotations
