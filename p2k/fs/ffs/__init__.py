@@ -5,9 +5,9 @@ Public surface: ``FfsMountRW`` (the VOP/VFS vector the kernel mounts, read-only 
 tools), ``Inode`` (the in-core inode the write path extends).
 """
 
+from p2k.fs.ffs.ffs_vfsops import FfsMount
 from p2k.fs.ffs.fs import Superblock, find_superblock
 from p2k.fs.ffs.inode import Inode
-from p2k.fs.ffs.vfsops import FfsMount
 from p2k.fs.ffs.vfsops_rw import FfsMountRW
 from p2k.vfs.component import Component, register
 

@@ -34,8 +34,8 @@ from p2k.ondisk import U8, U32, Record
 if TYPE_CHECKING:
     from p2k.fs.ffs.fs import Superblock
     from p2k.fs.ffs.inode import Inode
+    from p2k.fs.ffs.ufs_readwrite import FfsVnops
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
-    from p2k.fs.ffs.vnops import FfsVnops
 
 UFS_NXADDR = 2
 

@@ -16,6 +16,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from p2k.fs.ffs.ffs_alloc import Allocator
+from p2k.fs.ffs.ffs_vfsops import FfsMount
 from p2k.fs.ffs.fs import (
     FS_DOQUOTA2,
     FS_DOSOFTDEP,
@@ -29,8 +30,7 @@ from p2k.fs.ffs.fs import (
 )
 from p2k.fs.ffs.suj import release_sujournal
 from p2k.fs.ffs.ufs_lookup import DirIndex
-from p2k.fs.ffs.vfsops import FfsMount
-from p2k.fs.ffs.vnops_write import FfsWriteVnops
+from p2k.fs.ffs.ufs_vnops import FfsWriteVnops
 from p2k.fs.ffs.wapbl_finish import replay_finish
 from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
 from p2k.hyper import now_ns

@@ -27,7 +27,7 @@ from p2k.fs.ffs.ffs_inode import truncate
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
 from p2k.fs.ffs.ufs_lookup import dir_index, dir_isempty, direnter, dirremove, dirrewrite
-from p2k.fs.ffs.vnops import FfsVnops
+from p2k.fs.ffs.ufs_readwrite import FfsVnops
 from p2k.hyper import now_ns, random_u32
 from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY
 from p2k.vfs.vattr import apply_owner_mode
@@ -156,7 +156,7 @@ class FfsWriteVnops:
                 else:
                     write_range(self, ip, 0, body, self._root(dip))
             if kind != IFLNK:
-                self.inherit_acl(dip, ip)  # vnops_extattr: the parent's default ACL, if any
+                self.inherit_acl(dip, ip)  # ffs_vnops: the parent's default ACL, if any
             self.iupdate(ip, sync=True)  # the inode is on disk before a name points to it
             self._enter(dip, name, ip)
         except BaseException:

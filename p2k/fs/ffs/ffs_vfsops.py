@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
 from p2k.fs.ffs.dinode import DinodeCodec
+from p2k.fs.ffs.ffs_vnops import FfsExtattrVnops
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_44INODEFMT,
@@ -42,8 +43,7 @@ from p2k.fs.ffs.fs import (
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
-from p2k.fs.ffs.vnops import FfsVnops
-from p2k.fs.ffs.vnops_extattr import FfsExtattrVnops
+from p2k.fs.ffs.ufs_readwrite import FfsVnops
 from p2k.fs.ffs.wapbl import LogError, Replay, ReplayedDevice, has_log, log_state
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS
@@ -75,7 +75,7 @@ def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | No
             return f"WAPBL journal cannot be replayed ({journal}); run fsck -y"
         if journal is None and not has_log(fs):  # FreeBSD's meaning of 0x100
             return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
-    if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (vnops_extattr, p2k.vfs.acl); NFSv4 ones not
+    if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (ffs_vnops, p2k.vfs.acl); NFSv4 ones not
         return "NFSv4 ACLs (FS_NFS4ACLS) are not maintained"
     if flags & FS_POSIX1EACLS and not fs.ufs2:
         return "ACLs on UFS1 (kept in backing-file extended attributes) are not maintained"

@@ -50,7 +50,7 @@ class FfsVnops:
     dir_errors: list[str]
     maxino: int
     mountpoint_path: str
-    acls = False  # POSIX.1e ACLs enforced (FS_POSIX1EACLS or -o acls): see vnops_extattr
+    acls = False  # POSIX.1e ACLs enforced (FS_POSIX1EACLS or -o acls): see ffs_vnops
 
     # ---- data ------------------------------------------------------------------------------------
     def read_range(self, ip: Inode, offset: int, end: int) -> bytes:
@@ -98,7 +98,7 @@ class FfsVnops:
             ip.ctime * g + ip.ctimensec, ip.birthtime * g + ip.birthnsec,
             ip.blocks, self.fs.fs_bsize, ip.flags, ip.gen, self.fsid)
         if ip.extsize and self.acls:
-            return self.acl_vattr(ip, va)  # type: ignore[attr-defined,no-any-return]  # vnops_extattr
+            return self.acl_vattr(ip, va)  # type: ignore[attr-defined,no-any-return]  # ffs_vnops
         return va
 
     # ---- symbolic links --------------------------------------------------------------------------

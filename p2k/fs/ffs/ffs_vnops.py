@@ -33,8 +33,8 @@ from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
+    from p2k.fs.ffs.ufs_readwrite import FfsVnops
     from p2k.fs.ffs.vfsops_rw import FfsMountRW
-    from p2k.fs.ffs.vnops import FfsVnops
     from p2k.vfs.vattr import Vattr
     from p2k.vfs.vnode import Vnode
 
