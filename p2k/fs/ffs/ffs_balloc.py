@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
 
 STREAM_THRESHOLD = 256 * 1024  # a run at least this long is written around the buffer cache
 
 
-def indir_path(m: FfsMountRW, lbn: int) -> tuple[int, list[int]]:
+def indir_path(m: FfsMount, lbn: int) -> tuple[int, list[int]]:
     """ufs_getlbns: indirection level (0 single, 1 double, 2 triple) and the pointer index at
     each level from the inode's indirect block down to the leaf."""
     rel = lbn - UFS_NDADDR
@@ -49,7 +49,7 @@ def indir_path(m: FfsMountRW, lbn: int) -> tuple[int, list[int]]:
     raise OSError(errno.EFBIG, f"block {lbn} beyond the triple indirect range")
 
 
-def _new_indirect(m: FfsMountRW, ip: Inode, pref: int, root: bool) -> int:
+def _new_indirect(m: FfsMount, ip: Inode, pref: int, root: bool) -> int:
     """Allocate an indirect block and write it zeroed before anything points to it."""
     fs = m.fs
     addr, _ = m.alloc.alloc_blocks(pref, m.alloc.blkpref_cg(ip.ino, UFS_NDADDR), 1, root)
@@ -62,7 +62,7 @@ def _new_indirect(m: FfsMountRW, ip: Inode, pref: int, root: bool) -> int:
     return addr
 
 
-def _leaf(m: FfsMountRW, ip: Inode, lbn: int, pref: int, root: bool) -> tuple[int, int]:
+def _leaf(m: FfsMount, ip: Inode, lbn: int, pref: int, root: bool) -> tuple[int, int]:
     """(leaf indirect block address, index in it) for ``lbn``, creating missing indirect blocks."""
     fs = m.fs
     level, digits = indir_path(m, lbn)
@@ -84,7 +84,7 @@ def _leaf(m: FfsMountRW, ip: Inode, lbn: int, pref: int, root: bool) -> tuple[in
     return addr, digits[-1]
 
 
-def set_ptrs(m: FfsMountRW, ip: Inode, lbn0: int, addrs: list[int], root: bool) -> None:
+def set_ptrs(m: FfsMount, ip: Inode, lbn0: int, addrs: list[int], root: bool) -> None:
     """Point logical blocks ``lbn0 ..`` at ``addrs`` (direct slots, then one pointer slice per
     leaf indirect block)."""
     fs = m.fs
@@ -107,7 +107,7 @@ def set_ptrs(m: FfsMountRW, ip: Inode, lbn0: int, addrs: list[int], root: bool) 
         i += k
 
 
-def _grow_partial(m: FfsMountRW, ip: Inode, lbn: int, addr: int, osz: int, nsz: int,
+def _grow_partial(m: FfsMount, ip: Inode, lbn: int, addr: int, osz: int, nsz: int,
                   root: bool, to_free: list[tuple[int, int]]) -> tuple[int, bool]:
     """Make direct block ``lbn`` (``osz`` bytes at ``addr``) hold ``nsz`` bytes: extend in place
     (ffs_fragextend) or move to a new run (ffs_realloccg; the old run is freed by the caller
@@ -129,7 +129,7 @@ def _grow_partial(m: FfsMountRW, ip: Inode, lbn: int, addr: int, osz: int, nsz: 
     return new, True
 
 
-def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview, root: bool) -> None:
+def write_range(m: FfsMount, ip: Inode, offset: int, data: bytes | memoryview, root: bool) -> None:
     """Write ``data`` at ``offset`` of ``ip`` (file, directory or slow symlink), allocating as
     needed; updates size and block count but not times (the caller's business)."""
     fs = m.fs
@@ -252,7 +252,7 @@ def write_range(m: FfsMountRW, ip: Inode, offset: int, data: bytes | memoryview,
         m.note_freed(addr, nfr)
 
 
-def _missing_indirect(m: FfsMountRW, ip: Inode, lb0: int, lb1: int) -> int:
+def _missing_indirect(m: FfsMount, ip: Inode, lb0: int, lb1: int) -> int:
     """How many indirect blocks writing logical blocks ``lb0 .. lb1`` would have to create."""
     fs = m.fs
     lbn = max(lb0, UFS_NDADDR)
@@ -276,7 +276,7 @@ def _missing_indirect(m: FfsMountRW, ip: Inode, lb0: int, lb1: int) -> int:
     return missing
 
 
-def _precheck(m: FfsMountRW, ip: Inode, l0: int, addrs: list[int], nsize: int, root: bool) -> None:
+def _precheck(m: FfsMount, ip: Inode, l0: int, addrs: list[int], nsize: int, root: bool) -> None:
     """ENOSPC before anything is allocated, so a write never fails half-way with blocks
     allocated that nothing points to."""
     holes = addrs.count(0)
@@ -288,7 +288,6 @@ def _precheck(m: FfsMountRW, ip: Inode, l0: int, addrs: list[int], nsize: int, r
     if not holes:
         return
     fs = m.fs
-    assert m.alloc is not None
     m.alloc.check_space(holes * fs.fs_frag, root)
     if fs.fs_cs_nbfree < holes - 1 and fs.fs_cs_nffree < fs.fs_frag:
         raise OSError(errno.ENOSPC, "file system full")
@@ -298,7 +297,7 @@ def _regular(ip: Inode) -> bool:
     return ip.mode & 0o170000 == 0o100000
 
 
-def _write_blocks(m: FfsMountRW, addrs: list[int], contents: list[tuple[int, bytes | bytearray | memoryview]],
+def _write_blocks(m: FfsMount, addrs: list[int], contents: list[tuple[int, bytes | bytearray | memoryview]],
                   view: memoryview, fresh: list[bool], grown: list[bool], meta: bool) -> None:
     """Write each block's content at its address. Physically contiguous full blocks go out as one
     host write when long enough — straight from the caller's buffer when they are consecutive

@@ -1,18 +1,16 @@
-"""FFS vnode operations that change the file system (NetBSD ``ufs_vnops.c``, ``ufs_rename.c``,
-``ufs_inode.c``, ``ffs_vnops.c``): create, mkdir, symlink, link, remove, rmdir, rename, setattr,
-write, fsync, inactive.
+"""The UFS vnode operations (NetBSD ``ufs_vnops.c``, ``ufs_rename.c``): attributes, symbolic
+links, and making, linking, removing and renaming names.
 
 Ordering for crash consistency follows NetBSD's synchronous (non-softdep) FFS, mapped onto the
-buffer cache's ordered write-back (set up by ``FfsMountRW``): file data and blocks nothing points
+buffer cache's ordered write-back (set up by ``FfsMount``): file data and blocks nothing points
 to yet are written before the metadata of the same epoch, with a device flush between; a link
 count goes up before a new name appears and down only after the old name is gone; a block or
 inode freed since the last full sync is not written again before another one (``barrier``), so
-a crash never lets an old pointer or name show new contents. ``fsync`` is a full ordered sync
-followed by a host sync.
+a crash never lets an old pointer or name show new contents.
 
-Whether a caller may dip into the minfree reserve is decided by the *owner* of the inode being
-written (root-owned files may), since the VOP interface carries no credentials; for the usual case
-— a process writing its own files — this is the same answer NetBSD gives.
+Every operation that changes the file system refuses a read-only mount with EROFS first, as
+NetBSD's ufs operations test MNT_RDONLY (the syscall layer checks too; a FUSE or server request
+comes through it as well, so this is the driver's own guarantee, not the only one).
 """
 
 from __future__ import annotations
@@ -24,22 +22,21 @@ from p2k.fs.ffs.dir import dir_template
 from p2k.fs.ffs.extattr import free_area
 from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.ffs_inode import truncate
-from p2k.fs.ffs.fs import UFS_NDADDR
+from p2k.fs.ffs.ffs_vnops import acl_vattr, inherit_acl
+from p2k.fs.ffs.fs import MAXPATHLEN, UFS_NDADDR
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFLNK, IFMT, IFREG
-from p2k.fs.ffs.ufs_lookup import dir_index, dir_isempty, direnter, dirremove, dirrewrite
-from p2k.fs.ffs.ufs_readwrite import FfsVnops
+from p2k.fs.ffs.ufs_inode import changed, modified, set_times
+from p2k.fs.ffs.ufs_lookup import dir_index, direnter, dirremove, dirrewrite
 from p2k.hyper import now_ns, random_u32
-from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY
-from p2k.vfs.vattr import apply_owner_mode
+from p2k.vfs.vattr import Vattr, apply_owner_mode
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
     from p2k.vfs.vattr import SetAttr
     from p2k.vfs.vnode import Vnode
 
 LINK_MAX = 32767
-CHUNK = 1 << 20  # writes are cut into pieces so that ENOSPC can return a short count
 
 
 def _ip(vp: Vnode) -> Inode:
@@ -50,354 +47,295 @@ def _dtype(mode: int) -> int:
     return (mode >> 12) & 15
 
 
-def set_times(ip: Inode, *, a: int | None = None, m: int | None = None, c: int | None = None,
-              b: int | None = None) -> None:
-    """Store nanosecond times as the dinode's seconds + nanoseconds fields."""
+def _root(ip: Inode) -> bool:
+    """Whether writes for ``ip`` may use the minfree reserve: its owner is root (the VOP
+    interface carries no credentials; see ufs_readwrite)."""
+    return ip.uid == 0
+
+
+def _writable(m: FfsMount) -> None:
+    if m.readonly:
+        raise OSError(errno.EROFS, "read-only file system")
+
+
+# ---- attributes, symbolic links ------------------------------------------------------------------
+def ufs_getattr(m: FfsMount, vp: Vnode) -> Vattr:
+    ip: Inode = vp.data  # type: ignore[assignment]
     g = 1_000_000_000
-    if a is not None:
-        ip.atime, ip.atimensec = divmod(a, g)
-    if m is not None:
-        ip.mtime, ip.mtimensec = divmod(m, g)
-    if c is not None:
-        ip.ctime, ip.ctimensec = divmod(c, g)
-    if b is not None:
-        ip.birthtime, ip.birthnsec = divmod(b, g)
+    mode = ip.mode
+    # positional: this runs once per entry of a stat walk (order = Vattr's field order)
+    va = Vattr(
+        mode, ip.nlink, ip.uid, ip.gid, ip.size, ip.ino,
+        ip.db[0] & 0xFFFFFFFFFFFFFFFF if mode & 0o170000 in (0o020000, 0o060000) else 0,
+        ip.atime * g + ip.atimensec, ip.mtime * g + ip.mtimensec,
+        ip.ctime * g + ip.ctimensec, ip.birthtime * g + ip.birthnsec,
+        ip.blocks, m.fs.fs_bsize, ip.flags, ip.gen, m.fsid)
+    if ip.extsize and m.acls:
+        return acl_vattr(m, ip, va)
+    return va
 
 
-def _modified(ip: Inode) -> None:
+def ufs_readlink(m: FfsMount, vp: Vnode) -> bytes:
+    ip: Inode = vp.data  # type: ignore[assignment]
+    if ip.mode & 0o170000 != IFLNK:
+        raise OSError(errno.EINVAL, "not a symbolic link")
+    isize = ip.size
+    msl = m.fs.fs_maxsymlinklen
+    # ufs_readlink: inline iff size < maxsymlinklen (strictly: a target of exactly 60/120
+    # bytes lives in a block), or on old file systems with no blocks at all.
+    if isize < msl or (msl == 0 and ip.blocks == 0):
+        short = m.codec.shortlink(ip)
+        if isize > len(short):
+            raise OSError(errno.EIO, f"inode {ip.ino}: inline symlink of {isize} bytes")
+        return short[:isize]
+    if isize >= MAXPATHLEN:
+        raise OSError(errno.EIO, f"inode {ip.ino}: symlink of {isize} bytes exceeds MAXPATHLEN")
+    return m.read_range(ip, 0, isize)
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def _new_inode(m: FfsMount, dip: Inode, mode: int, uid: int, gid: int) -> Inode:
+    """ffs_valloc + ufs_makeinode's initialisation of a fresh in-core inode."""
+    isdir = mode & IFMT == IFDIR
+    ino = m.alloc.alloc_inode(dip.ino, isdir)
+    if ino in m.freed_inos:
+        m.barrier()  # the name that pointed to its last life must be gone on disk first
+    ip = m.read_dinode(ino)
+    if ip.mode != 0:
+        raise OSError(errno.EIO, f"inode {ino} is free in the map but allocated on disk")
+    gen = (ip.gen + 1) & 0xFFFFFFFF
+    ip.gen = gen or random_u32() or 1
+    ip.mode = mode
+    ip.nlink = 0
+    ip.uid, ip.gid = uid, gid
+    ip.size = ip.blocks = 0
+    ip.db = [0] * UFS_NDADDR
+    ip.ib = [0, 0, 0]
+    ip.flags = 0
+    ip.extsize = 0
+    ip.extb = [0, 0]
+    ip.kernflags = 0
+    ip.modrev = 0
+    ip.oldids = (0, 0)
+    if m.fs.ufs2:
+        ip.blksize = m.fs.fs_bsize
     t = now_ns()
-    set_times(ip, m=t, c=t)
+    set_times(ip, a=t, m=t, c=t, b=t if m.fs.ufs2 else None)
+    ip.dircache = None
+    return ip
 
 
-def _changed(ip: Inode) -> None:
-    set_times(ip, c=now_ns())
+def _undo_inode(m: FfsMount, ip: Inode) -> None:
+    """Give back an inode whose creation failed before any name pointed at it."""
+    isdir = ip.mode & IFMT == IFDIR
+    free_area(m, ip)
+    if ip.blocks:
+        truncate(m, ip, 0, True)
+    ip.mode = 0
+    ip.nlink = 0
+    m.iupdate(ip, sync=True)
+    m.alloc.free_inode(ip.ino, isdir)
+    m.freed_inos.add(ip.ino)
 
 
-class FfsWriteVnops:
-    """Mixed into ``FfsMountRW`` (``self`` is the mount)."""
+def _enter(m: FfsMount, dip: Inode, name: bytes, ip: Inode) -> None:
+    if name in dir_index(m, dip).offsets:
+        raise OSError(errno.EEXIST, "entry exists")
+    direnter(m, dip, name, ip.ino, _dtype(ip.mode), _root(dip))
+    modified(dip)
+    m.mark_dirty(dip)
 
-    # ---- helpers ---------------------------------------------------------------------------------
-    def _rw(self: FfsMountRW) -> None:
-        if self.flags & MNT_RDONLY or self.alloc is None:
-            raise OSError(errno.EROFS, "read-only file system")
 
-    def _new_inode(self: FfsMountRW, dip: Inode, mode: int, uid: int, gid: int) -> Inode:
-        """ffs_valloc + ufs_makeinode's initialisation of a fresh in-core inode."""
-        assert self.alloc is not None
-        isdir = mode & IFMT == IFDIR
-        ino = self.alloc.alloc_inode(dip.ino, isdir)
-        if ino in self.freed_inos:
-            self.barrier()  # the name that pointed to its last life must be gone on disk first
-        ip = self.read_dinode(ino)
-        if ip.mode != 0:
-            raise OSError(errno.EIO, f"inode {ino} is free in the map but allocated on disk")
-        gen = (ip.gen + 1) & 0xFFFFFFFF
-        ip.gen = gen or random_u32() or 1
-        ip.mode = mode
-        ip.nlink = 0
-        ip.uid, ip.gid = uid, gid
-        ip.size = ip.blocks = 0
-        ip.db = [0] * UFS_NDADDR
-        ip.ib = [0, 0, 0]
-        ip.flags = 0
-        ip.extsize = 0
-        ip.extb = [0, 0]
-        ip.kernflags = 0
-        ip.modrev = 0
-        ip.oldids = (0, 0)
-        if self.fs.ufs2:
-            ip.blksize = self.fs.fs_bsize
-        t = now_ns()
-        set_times(ip, a=t, m=t, c=t, b=t if self.fs.ufs2 else None)
-        ip.dircache = None
-        return ip
-
-    def _undo_inode(self: FfsMountRW, ip: Inode) -> None:
-        """Give back an inode whose creation failed before any name pointed at it."""
-        assert self.alloc is not None
-        isdir = ip.mode & IFMT == IFDIR
-        free_area(self, ip)
-        if ip.blocks:
-            truncate(self, ip, 0, True)
-        ip.mode = 0
-        ip.nlink = 0
-        self.iupdate(ip, sync=True)
-        self.alloc.free_inode(ip.ino, isdir)
-        self.freed_inos.add(ip.ino)
-
-    def _root(self: FfsMountRW, ip: Inode) -> bool:
-        return ip.uid == 0
-
-    def _enter(self: FfsMountRW, dip: Inode, name: bytes, ip: Inode) -> None:
-        if name in dir_index(self, dip).offsets:
-            raise OSError(errno.EEXIST, "entry exists")
-        direnter(self, dip, name, ip.ino, _dtype(ip.mode), self._root(dip))
-        _modified(dip)
-        self.mark_dirty(dip)
-
-    def _make(self: FfsMountRW, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
-              body: bytes | None = None, rdev: int = 0) -> int:
-        self._rw()
-        dip = _ip(dvp)
-        if name in dir_index(self, dip).offsets:
-            raise OSError(errno.EEXIST, "entry exists")
-        ip = self._new_inode(dip, mode, uid, gid)
-        try:
-            ip.nlink = 1
-            kind = mode & IFMT
-            if kind in (IFCHR, IFBLK):
-                v = rdev & 0xFFFFFFFF if not self.fs.ufs2 else rdev & 0xFFFFFFFFFFFFFFFF
-                ip.db[0] = v - (1 << 32) if not self.fs.ufs2 and v >= 1 << 31 else (
-                    v - (1 << 64) if v >= 1 << 63 else v)
-            elif kind == IFLNK and body is not None:
-                if len(body) < self.fs.fs_maxsymlinklen:
-                    self.codec.set_shortlink(ip, body)
-                    ip.size = len(body)
-                else:
-                    write_range(self, ip, 0, body, self._root(dip))
-            if kind != IFLNK:
-                self.inherit_acl(dip, ip)  # ffs_vnops: the parent's default ACL, if any
-            self.iupdate(ip, sync=True)  # the inode is on disk before a name points to it
-            self._enter(dip, name, ip)
-        except BaseException:
-            self._undo_inode(ip)
-            raise
-        return ip.ino
-
-    # ---- creation --------------------------------------------------------------------------------
-    def vop_create(self: FfsMountRW, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
-                   rdev: int = 0) -> int:
-        if mode & IFMT == 0:
-            mode |= IFREG
-        return self._make(dvp, name, mode, uid, gid, rdev=rdev)
-
-    def vop_symlink(self: FfsMountRW, dvp: Vnode, name: bytes, target: bytes, mode: int, uid: int,
-                    gid: int) -> int:
-        return self._make(dvp, name, IFLNK | (mode & 0o7777), uid, gid, body=bytes(target))
-
-    def vop_mkdir(self: FfsMountRW, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int) -> int:
-        self._rw()
-        dip = _ip(dvp)
-        if name in dir_index(self, dip).offsets:
-            raise OSError(errno.EEXIST, "entry exists")
-        if dip.nlink >= LINK_MAX:
-            raise OSError(errno.EMLINK, "too many links")
-        ip = self._new_inode(dip, IFDIR | (mode & 0o7777), uid, gid)
-        try:
-            ip.nlink = 2
-            write_range(self, ip, 0, dir_template(self.fs.endian, ip.ino, dip.ino), self._root(dip))
-            self.inherit_acl(dip, ip)
-            self.iupdate(ip, sync=True)
-        except BaseException:
-            self._undo_inode(ip)
-            raise
-        dip.nlink += 1  # the new ".." counts before the entry exists (fsck lowers it if need be)
-        self.iupdate(dip, sync=True)
-        try:
-            self._enter(dip, name, ip)
-        except BaseException:
-            dip.nlink -= 1
-            self.iupdate(dip, sync=True)
-            self._undo_inode(ip)
-            raise
-        return ip.ino
-
-    def vop_link(self: FfsMountRW, dvp: Vnode, name: bytes, vp: Vnode) -> None:
-        self._rw()
-        dip, ip = _ip(dvp), _ip(vp)
-        if ip.nlink >= LINK_MAX:
-            raise OSError(errno.EMLINK, "too many links")
-        if name in dir_index(self, dip).offsets:
-            raise OSError(errno.EEXIST, "entry exists")
-        ip.nlink += 1
-        _changed(ip)
-        self.iupdate(ip, sync=True)
-        try:
-            self._enter(dip, name, ip)
-        except BaseException:
-            ip.nlink -= 1
-            self.iupdate(ip, sync=True)
-            raise
-
-    # ---- removal ---------------------------------------------------------------------------------
-    def vop_remove(self: FfsMountRW, dvp: Vnode, name: bytes, vp: Vnode) -> None:
-        self._rw()
-        dip, ip = _ip(dvp), _ip(vp)
-        dirremove(self, dip, name)
-        _modified(dip)
-        self.mark_dirty(dip)
-        ip.nlink -= 1
-        _changed(ip)
-        self.mark_dirty(ip)
-
-    def vop_rmdir(self: FfsMountRW, dvp: Vnode, name: bytes, vp: Vnode) -> None:
-        self._rw()
-        dip, ip = _ip(dvp), _ip(vp)
-        dirremove(self, dip, name)
-        dip.nlink -= 1
-        _modified(dip)
-        self.mark_dirty(dip)
-        ip.nlink = 0
-        _changed(ip)
-        truncate(self, ip, 0, True)
-        self.dirindex.pop(ip.ino, None)
-        ip.dircache = {}
-        self.mark_dirty(ip)
-
-    def vop_isempty(self: FfsMountRW, vp: Vnode) -> bool:
-        return dir_isempty(self, _ip(vp))
-
-    def vop_rename(self: FfsMountRW, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vnode, tname: bytes,
-                   tvp: Vnode | None) -> None:
-        self._rw()
-        fdip, tdip, ip = _ip(fdvp), _ip(tdvp), _ip(fvp)
-        isdir = ip.mode & IFMT == IFDIR
-        newparent = fdip.ino != tdip.ino
-        if isdir and newparent and tvp is None and tdip.nlink >= LINK_MAX:
-            raise OSError(errno.EMLINK, "too many links")
-        ip.nlink += 1  # counted twice while both names may exist on disk
-        _changed(ip)
-        self.iupdate(ip, sync=True)
-        try:
-            if tvp is not None:
-                tip = _ip(tvp)
-                dirrewrite(self, tdip, tname, ip.ino, _dtype(ip.mode))
-                if tip.mode & IFMT == IFDIR:
-                    tip.nlink = 0
-                    if not (isdir and newparent):
-                        tdip.nlink -= 1  # the replaced directory's ".." is gone
-                    truncate(self, tip, 0, True)
-                    self.dirindex.pop(tip.ino, None)
-                    tip.dircache = {}
-                else:
-                    tip.nlink -= 1
-                _changed(tip)
-                self.mark_dirty(tip)
-                _modified(tdip)
-                self.mark_dirty(tdip)
+def _make(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
+          body: bytes | None = None, rdev: int = 0) -> int:
+    _writable(m)
+    dip = _ip(dvp)
+    if name in dir_index(m, dip).offsets:
+        raise OSError(errno.EEXIST, "entry exists")
+    ip = _new_inode(m, dip, mode, uid, gid)
+    try:
+        ip.nlink = 1
+        kind = mode & IFMT
+        if kind in (IFCHR, IFBLK):
+            v = rdev & 0xFFFFFFFF if not m.fs.ufs2 else rdev & 0xFFFFFFFFFFFFFFFF
+            ip.db[0] = v - (1 << 32) if not m.fs.ufs2 and v >= 1 << 31 else (
+                v - (1 << 64) if v >= 1 << 63 else v)
+        elif kind == IFLNK and body is not None:
+            if len(body) < m.fs.fs_maxsymlinklen:
+                m.codec.set_shortlink(ip, body)
+                ip.size = len(body)
             else:
-                if isdir and newparent:
-                    tdip.nlink += 1
-                    self.iupdate(tdip, sync=True)
-                try:
-                    self._enter(tdip, tname, ip)
-                except BaseException:
-                    if isdir and newparent:
-                        tdip.nlink -= 1
-                        self.iupdate(tdip, sync=True)
-                    raise
-        except BaseException:
-            ip.nlink -= 1
-            self.iupdate(ip, sync=True)
-            raise
-        dirremove(self, fdip, fname)
+                write_range(m, ip, 0, body, _root(dip))
+        if kind != IFLNK:
+            inherit_acl(m, dip, ip)  # ffs_vnops: the parent's default ACL, if any
+        m.iupdate(ip, sync=True)  # the inode is on disk before a name points to it
+        _enter(m, dip, name, ip)
+    except BaseException:
+        _undo_inode(m, ip)
+        raise
+    return ip.ino
+
+
+# ---- creation ------------------------------------------------------------------------------------
+def ufs_create(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
+               rdev: int = 0) -> int:
+    if mode & IFMT == 0:
+        mode |= IFREG
+    return _make(m, dvp, name, mode, uid, gid, rdev=rdev)
+
+
+def ufs_symlink(m: FfsMount, dvp: Vnode, name: bytes, target: bytes, mode: int, uid: int,
+                gid: int) -> int:
+    return _make(m, dvp, name, IFLNK | (mode & 0o7777), uid, gid, body=bytes(target))
+
+
+def ufs_mkdir(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int) -> int:
+    _writable(m)
+    dip = _ip(dvp)
+    if name in dir_index(m, dip).offsets:
+        raise OSError(errno.EEXIST, "entry exists")
+    if dip.nlink >= LINK_MAX:
+        raise OSError(errno.EMLINK, "too many links")
+    ip = _new_inode(m, dip, IFDIR | (mode & 0o7777), uid, gid)
+    try:
+        ip.nlink = 2
+        write_range(m, ip, 0, dir_template(m.fs.endian, ip.ino, dip.ino), _root(dip))
+        inherit_acl(m, dip, ip)
+        m.iupdate(ip, sync=True)
+    except BaseException:
+        _undo_inode(m, ip)
+        raise
+    dip.nlink += 1  # the new ".." counts before the entry exists (fsck lowers it if need be)
+    m.iupdate(dip, sync=True)
+    try:
+        _enter(m, dip, name, ip)
+    except BaseException:
+        dip.nlink -= 1
+        m.iupdate(dip, sync=True)
+        _undo_inode(m, ip)
+        raise
+    return ip.ino
+
+
+def ufs_link(m: FfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+    _writable(m)
+    dip, ip = _ip(dvp), _ip(vp)
+    if ip.nlink >= LINK_MAX:
+        raise OSError(errno.EMLINK, "too many links")
+    if name in dir_index(m, dip).offsets:
+        raise OSError(errno.EEXIST, "entry exists")
+    ip.nlink += 1
+    changed(ip)
+    m.iupdate(ip, sync=True)
+    try:
+        _enter(m, dip, name, ip)
+    except BaseException:
         ip.nlink -= 1
-        if isdir and newparent:
-            dirrewrite(self, ip, b"..", tdip.ino, _dtype(IFDIR))
-            fdip.nlink -= 1
-        _modified(fdip)
-        self.mark_dirty(fdip)
-        _changed(ip)
-        self.mark_dirty(ip)
+        m.iupdate(ip, sync=True)
+        raise
 
-    # ---- attributes ------------------------------------------------------------------------------
-    def vop_setattr(self: FfsMountRW, vp: Vnode, sa: SetAttr) -> None:
-        self._rw()
-        ip = _ip(vp)
-        if sa.size is not None:
-            kind = ip.mode & IFMT
-            if kind == IFDIR:
-                raise OSError(errno.EISDIR, "is a directory")
-            if kind != IFREG:
-                raise OSError(errno.EINVAL, "not a regular file")
-            if sa.size > self.maxfilesize:
-                raise OSError(errno.EFBIG, "file too large")
-            if sa.size != ip.size:
-                truncate(self, ip, sa.size, self._root(ip))
-                _modified(ip)
-        apply_owner_mode(ip, sa)
-        set_times(ip, a=sa.atime_ns, m=sa.mtime_ns, b=sa.birthtime_ns if self.fs.ufs2 else None)
-        _changed(ip)
-        if sa.ctime_ns is not None:
-            set_times(ip, c=sa.ctime_ns)
-        self.codec.clamp_times(ip)
-        self.mark_dirty(ip)
 
-    # ---- data ------------------------------------------------------------------------------------
-    def vop_write(self: FfsMountRW, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
-        self._rw()
-        ip = _ip(vp)
+# ---- removal -------------------------------------------------------------------------------------
+def ufs_remove(m: FfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+    _writable(m)
+    dip, ip = _ip(dvp), _ip(vp)
+    dirremove(m, dip, name)
+    modified(dip)
+    m.mark_dirty(dip)
+    ip.nlink -= 1
+    changed(ip)
+    m.mark_dirty(ip)
+
+
+def ufs_rmdir(m: FfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+    _writable(m)
+    dip, ip = _ip(dvp), _ip(vp)
+    dirremove(m, dip, name)
+    dip.nlink -= 1
+    modified(dip)
+    m.mark_dirty(dip)
+    ip.nlink = 0
+    changed(ip)
+    truncate(m, ip, 0, True)
+    m.dirindex.pop(ip.ino, None)
+    ip.dircache = {}
+    m.mark_dirty(ip)
+
+
+
+def ufs_rename(m: FfsMount, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vnode, tname: bytes,
+               tvp: Vnode | None) -> None:
+    _writable(m)
+    fdip, tdip, ip = _ip(fdvp), _ip(tdvp), _ip(fvp)
+    isdir = ip.mode & IFMT == IFDIR
+    newparent = fdip.ino != tdip.ino
+    if isdir and newparent and tvp is None and tdip.nlink >= LINK_MAX:
+        raise OSError(errno.EMLINK, "too many links")
+    ip.nlink += 1  # counted twice while both names may exist on disk
+    changed(ip)
+    m.iupdate(ip, sync=True)
+    try:
+        if tvp is not None:
+            tip = _ip(tvp)
+            dirrewrite(m, tdip, tname, ip.ino, _dtype(ip.mode))
+            if tip.mode & IFMT == IFDIR:
+                tip.nlink = 0
+                if not (isdir and newparent):
+                    tdip.nlink -= 1  # the replaced directory's ".." is gone
+                truncate(m, tip, 0, True)
+                m.dirindex.pop(tip.ino, None)
+                tip.dircache = {}
+            else:
+                tip.nlink -= 1
+            changed(tip)
+            m.mark_dirty(tip)
+            modified(tdip)
+            m.mark_dirty(tdip)
+        else:
+            if isdir and newparent:
+                tdip.nlink += 1
+                m.iupdate(tdip, sync=True)
+            try:
+                _enter(m, tdip, tname, ip)
+            except BaseException:
+                if isdir and newparent:
+                    tdip.nlink -= 1
+                    m.iupdate(tdip, sync=True)
+                raise
+    except BaseException:
+        ip.nlink -= 1
+        m.iupdate(ip, sync=True)
+        raise
+    dirremove(m, fdip, fname)
+    ip.nlink -= 1
+    if isdir and newparent:
+        dirrewrite(m, ip, b"..", tdip.ino, _dtype(IFDIR))
+        fdip.nlink -= 1
+    modified(fdip)
+    m.mark_dirty(fdip)
+    changed(ip)
+    m.mark_dirty(ip)
+
+
+# ---- changing attributes -------------------------------------------------------------------------
+def ufs_setattr(m: FfsMount, vp: Vnode, sa: SetAttr) -> None:
+    _writable(m)
+    ip = _ip(vp)
+    if sa.size is not None:
         kind = ip.mode & IFMT
         if kind == IFDIR:
             raise OSError(errno.EISDIR, "is a directory")
         if kind != IFREG:
             raise OSError(errno.EINVAL, "not a regular file")
-        n = len(data)
-        if n == 0:
-            return 0
-        if offset + n > self.maxfilesize:
+        if sa.size > m.maxfilesize:
             raise OSError(errno.EFBIG, "file too large")
-        view = memoryview(data).cast("B")
-        root = self._root(ip)
-        done = 0
-        bsize = self.fs.fs_bsize
-        step = CHUNK
-        try:
-            while done < n:
-                piece = min(step, n - done)
-                try:
-                    write_range(self, ip, offset + done, view[done:done + piece], root)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC or step <= bsize:
-                        raise
-                    step = bsize  # retry in single blocks to fill up to the last free one
-                    continue
-                done += piece
-        except OSError as e:
-            if done == 0 or e.errno != errno.ENOSPC:
-                raise
-        _modified(ip)
-        self.mark_dirty(ip)
-        return done
-
-    def vop_read(self: FfsMountRW, vp: Vnode, offset: int, size: int) -> bytes:
-        """The read path's read, plus the access time POSIX asks for (ufs_read's IN_ACCESS),
-        on a read-write mount without ``noatime``; the inode goes out with the next sync."""
-        data = FfsVnops.vop_read(self, vp, offset, size)
-        if self.alloc is not None and not self.flags & (MNT_RDONLY | MNT_NOATIME):
-            ip = _ip(vp)
-            set_times(ip, a=now_ns())
-            self.mark_dirty(ip)
-        return data
-
-    def vop_fsync(self: FfsMountRW, vp: Vnode, dataonly: bool = False) -> None:
-        """A full ordered sync (data, flush, metadata, flush: the file's data, its inode and the
-        indirect blocks between them among it), then the host file is synced before returning."""
-        if self.readonly or self.alloc is None:
-            return
-        self.iupdate(_ip(vp))
-        self.vfs_sync(wait=True)
-        self.dev.fsync()  # fsync(2) promises durability even on an MNT_ASYNC mount
-
-    # ---- life cycle ------------------------------------------------------------------------------
-    def vop_inactive(self: FfsMountRW, vp: Vnode) -> bool:
-        """ufs_inactive: the last reference to an unlinked inode frees its blocks, then the inode."""
-        ip: Inode | None = vp.data  # type: ignore[assignment]
-        if ip is None or self.readonly or self.alloc is None or ip.nlink > 0 or ip.mode == 0:
-            return False
-        kind = ip.mode & IFMT
-        isdir = kind == IFDIR
-        free_area(self, ip)  # first: a fast symlink's blocks must read 0 below
-        fast_link = kind == IFLNK and ip.size < self.fs.fs_maxsymlinklen and ip.blocks == 0
-        if kind in (IFREG, IFDIR, IFLNK) and not fast_link and (ip.size or ip.blocks):
-            truncate(self, ip, 0, True)
-        ip.size = 0
-        ip.db = [0] * UFS_NDADDR
-        ip.ib = [0, 0, 0]
-        ip.mode = 0
-        _changed(ip)
-        self.iupdate(ip, sync=True)
-        self.alloc.free_inode(ip.ino, isdir)
-        self.freed_inos.add(ip.ino)
-        self.dirindex.pop(ip.ino, None)
-        return True
+        if sa.size != ip.size:
+            truncate(m, ip, sa.size, _root(ip))
+            modified(ip)
+    apply_owner_mode(ip, sa)
+    set_times(ip, a=sa.atime_ns, m=sa.mtime_ns, b=sa.birthtime_ns if m.fs.ufs2 else None)
+    changed(ip)
+    if sa.ctime_ns is not None:
+        set_times(ip, c=sa.ctime_ns)
+    m.codec.clamp_times(ip)
+    m.mark_dirty(ip)

@@ -51,7 +51,7 @@ from p2k.hyper import now_ns
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_alloc import Allocator
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.vfs.bufcache import Buf
 
 log = logging.getLogger("p2k.ffs")
@@ -62,7 +62,7 @@ MAX_JOURNAL = 64 << 20
 MAXPHYS = 64 * 1024  # wapbl_start refuses a smaller log
 
 
-def _position(m: FfsMountRW) -> JournalLoc:
+def _position(m: FfsMount) -> JournalLoc:
     """The existing log, or a new end-of-partition one (recorded in the in-core superblock)."""
     fs = m.fs
     devsize = m.dev.size
@@ -89,7 +89,7 @@ def _position(m: FfsMountRW) -> JournalLoc:
 class LogWriter:
     """The journal of one ``-o log`` mount."""
 
-    def __init__(self, m: FfsMountRW) -> None:
+    def __init__(self, m: FfsMount) -> None:
         fs = m.fs
         if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
             raise OSError(errno.EINVAL, "-o log: superblock in the old format, not journaling")
