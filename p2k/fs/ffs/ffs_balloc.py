@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
 
@@ -131,114 +131,34 @@ def _grow_partial(m: FfsMount, ip: Inode, lbn: int, addr: int, osz: int, nsz: in
 
 def write_range(m: FfsMount, ip: Inode, offset: int, data: bytes | memoryview, root: bool) -> None:
     """Write ``data`` at ``offset`` of ``ip`` (file, directory or slow symlink), allocating as
-    needed; updates size and block count but not times (the caller's business)."""
+    needed; updates size and block count but not times (the caller's business). The steps of
+    the module docstring, in that order: allocate (``_allocate``), write the data
+    (``_write_blocks``), set the pointers, free what a moved tail used to hold."""
     fs = m.fs
     n = len(data)
     if n == 0:
         return
-    bshift, fshift, bsize, frag = fs.fs_bshift, fs.fs_fshift, fs.fs_bsize, fs.fs_frag
+    bshift = fs.fs_bshift
     end = offset + n
     osize = ip.size
     nsize = max(osize, end)
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     to_free: list[tuple[int, int]] = []
     l0, l1 = offset >> bshift, (end - 1) >> bshift
-    # The old tail stops being the last block: it must become a full block (fsck and NetBSD
-    # require every block but the last to be full-sized).
-    olast = (osize - 1) >> bshift if osize > 0 else -1
-    if 0 <= olast < l0 and olast < UFS_NDADDR and ip.db[olast]:
-        osz = sblksize(fs, osize, olast)
-        if osz < bsize:
-            tail = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
-            new, moved = _grow_partial(m, ip, olast, ip.db[olast], osz, bsize, root, to_free)
-            if moved:
-                m.reuse_check([new])
-            bp = m.bufcache.getblk(m.dev, new << fshift, bsize, meta=not _regular(ip))
-            bp.data[:osz] = tail
-            bp.data[osz:] = bytes(bsize - osz)
-            m.note_new(new)  # (moved or grown in place) its contents before the pointer
-            m.bufcache.bwrite(bp)
-            ip.db[olast] = new
-            ip.blocks += (bsize - osz) >> 9
+    _fill_old_tail(m, ip, l0, root, to_free)
     first = max(l0 - 1, 0)
     mapped = m.bmapper.map_range(ip, first, l1 - first + 1)
     prev_addr = mapped[0] if first < l0 else 0
     addrs = mapped[l0 - first:]
-    count = l1 - l0 + 1
     _precheck(m, ip, l0, addrs, nsize, root)
-    newaddrs = list(addrs)
-    # per block: (offset in ``view`` of a block taken whole from the caller's data, or -1, bytes)
-    contents: list[tuple[int, bytes | bytearray | memoryview]] = []
-    i = 0
-    while i < count:
-        lbn = l0 + i
-        nsz = sblksize(fs, nsize, lbn)
-        a = addrs[i]
-        boff = lbn << bshift
-        s = max(offset, boff) - boff
-        e = min(end, boff + bsize) - boff
-        if a == 0 and nsz == bsize:
-            # a run of holes that become full blocks: allocate contiguous runs
-            j = i
-            while j < count and addrs[j] == 0 and sblksize(fs, nsize, l0 + j) == bsize:
-                j += 1
-            k = i
-            while k < j:
-                lb = l0 + k
-                if k > 0 and newaddrs[k - 1]:
-                    pref = newaddrs[k - 1] + frag
-                elif k == 0 and prev_addr:
-                    pref = prev_addr + frag
-                else:
-                    pref = 0
-                if lb >= UFS_NDADDR and (lb - UFS_NDADDR) % max(fs.fs_maxbpg, 1) == 0:
-                    pref = 0
-                got, cnt = m.alloc.alloc_blocks(pref, m.alloc.blkpref_cg(ip.ino, lb), j - k, root)
-                for q in range(cnt):
-                    newaddrs[k + q] = got + q * frag
-                ip.blocks += cnt * (bsize >> 9)
-                k += cnt
-            for q in range(i, j):
-                lb = l0 + q
-                bo = lb << bshift
-                s2 = max(offset, bo) - bo
-                e2 = min(end, bo + bsize) - bo
-                if s2 == 0 and e2 == bsize:
-                    contents.append((bo - offset, view[bo - offset:bo - offset + bsize]))
-                else:
-                    buf = bytearray(bsize)
-                    buf[s2:e2] = view[bo + s2 - offset:bo + e2 - offset]
-                    contents.append((-1, buf))
-            i = j
-            continue
-        osz = sblksize(fs, osize, lbn) if a else 0
-        old: bytes | None = None
-        if a and not (s == 0 and e >= nsz):
-            old = m.bufcache.read(m.dev, a << fshift, osz)
-        if a == 0:
-            if nsz == bsize:  # unreachable: handled above
-                raise AssertionError
-            pref = newaddrs[i - 1] + frag if i > 0 and newaddrs[i - 1] else (prev_addr + frag if prev_addr else 0)
-            newaddrs[i] = m.alloc.alloc_frags(pref, m.alloc.blkpref_cg(ip.ino, lbn), nsz >> fshift, root)
-            ip.blocks += nsz >> 9
-        elif nsz > osz:
-            newaddrs[i], _ = _grow_partial(m, ip, lbn, a, osz, nsz, root, to_free)
-            ip.blocks += (nsz - osz) >> 9
-        if s == 0 and e >= nsz:
-            contents.append((boff - offset, view[boff - offset:boff - offset + nsz]))
-        else:
-            buf = bytearray(nsz)
-            if old is not None:
-                buf[:len(old)] = old[:nsz]
-            buf[s:e] = view[boff + s - offset:boff + e - offset]
-            contents.append((-1, buf))
-        i += 1
+    span = _Span(offset, end, osize, nsize, l0)
+    newaddrs, contents = _allocate(m, ip, span, addrs, prev_addr, view, root, to_free)
     fresh = [a != b for a, b in zip(addrs, newaddrs, strict=True)]
     m.reuse_check([a for a, f in zip(newaddrs, fresh, strict=True) if f])  # freed: maybe still pointed to
     grown = [f or (a != 0 and l0 + q < UFS_NDADDR and sblksize(fs, nsize, l0 + q) > sblksize(fs, osize, l0 + q))
              for q, (a, f) in enumerate(zip(addrs, fresh, strict=True))]
     _write_blocks(m, newaddrs, contents, view, fresh, grown, not _regular(ip))
-    changed = [q for q in range(count) if newaddrs[q] != addrs[q]]
+    changed = [q for q in range(len(addrs)) if newaddrs[q] != addrs[q]]
     if changed:
         lo, hi = changed[0], changed[-1] + 1
         set_ptrs(m, ip, l0 + lo, newaddrs[lo:hi], root)
@@ -247,9 +167,129 @@ def write_range(m: FfsMount, ip: Inode, offset: int, data: bytes | memoryview, r
         # a tail that moved: its new address on disk (after its data) before the old run is free
         m.iupdate(ip, sync=True)
     for addr, nfr in to_free:
-        m.bufcache.invalidate(m.dev, addr << fshift, nfr << fshift, fs.fs_fsize)
+        m.bufcache.invalidate(m.dev, addr << fs.fs_fshift, nfr << fs.fs_fshift, fs.fs_fsize)
         m.alloc.free(addr, nfr)
         m.note_freed(addr, nfr)
+
+
+class _Span(NamedTuple):
+    """The byte range a write covers, the file's size before and after it, its first block."""
+
+    offset: int
+    end: int
+    osize: int
+    nsize: int
+    l0: int
+
+
+def _fill_old_tail(m: FfsMount, ip: Inode, l0: int, root: bool, to_free: list[tuple[int, int]]) -> None:
+    """A write beyond the last block: the old fragment tail stops being the last block, so it
+    must become a full block first (fsck and NetBSD require every block but the last to be
+    full-sized) — grown in place or moved, its contents written before the pointer to them."""
+    fs = m.fs
+    fshift, bsize, osize = fs.fs_fshift, fs.fs_bsize, ip.size
+    olast = (osize - 1) >> fs.fs_bshift if osize > 0 else -1
+    if not (0 <= olast < l0 and olast < UFS_NDADDR and ip.db[olast]):
+        return
+    osz = sblksize(fs, osize, olast)
+    if osz >= bsize:
+        return
+    tail = m.bufcache.read(m.dev, ip.db[olast] << fshift, osz)
+    new, moved = _grow_partial(m, ip, olast, ip.db[olast], osz, bsize, root, to_free)
+    if moved:
+        m.reuse_check([new])
+    bp = m.bufcache.getblk(m.dev, new << fshift, bsize, meta=not _regular(ip))
+    bp.data[:osz] = tail
+    bp.data[osz:] = bytes(bsize - osz)
+    m.note_new(new)  # (moved or grown in place) its contents before the pointer
+    m.bufcache.bwrite(bp)
+    ip.db[olast] = new
+    ip.blocks += (bsize - osz) >> 9
+
+
+Content = tuple[int, bytes | bytearray | memoryview]
+
+
+def _allocate(m: FfsMount, ip: Inode, span: _Span, addrs: list[int], prev_addr: int, view: memoryview,
+              root: bool, to_free: list[tuple[int, int]]) -> tuple[list[int], list[Content]]:
+    """The address of every block the write touches (new ones allocated, fragment runs extended
+    or moved) and its new contents: ``(offset in view, slice)`` for a block taken whole from the
+    caller's data, ``(-1, bytes)`` for one merged with what it held. Runs of holes that become
+    full blocks are allocated as contiguous runs."""
+    fs = m.fs
+    bshift, fshift, bsize, frag = fs.fs_bshift, fs.fs_fshift, fs.fs_bsize, fs.fs_frag
+    l0, nsize = span.l0, span.nsize
+    count = len(addrs)
+    newaddrs = list(addrs)
+    contents: list[Content] = []
+    i = 0
+    while i < count:
+        lbn = l0 + i
+        nsz = sblksize(fs, nsize, lbn)
+        a = addrs[i]
+        if a == 0 and nsz == bsize:
+            j = i
+            while j < count and addrs[j] == 0 and sblksize(fs, nsize, l0 + j) == bsize:
+                j += 1
+            _alloc_run(m, ip, l0, i, j, newaddrs, prev_addr, root)
+            contents.extend(_content(view, span, (l0 + q) << bshift, bsize, bsize, None) for q in range(i, j))
+            i = j
+            continue
+        boff = lbn << bshift
+        osz = sblksize(fs, span.osize, lbn) if a else 0
+        old: bytes | None = None
+        if a and not (span.offset <= boff and span.end - boff >= nsz):
+            old = m.bufcache.read(m.dev, a << fshift, osz)  # before a move: its bytes are kept
+        if a == 0:
+            pref = newaddrs[i - 1] + frag if i > 0 and newaddrs[i - 1] else (prev_addr + frag if prev_addr else 0)
+            newaddrs[i] = m.alloc.alloc_frags(pref, m.alloc.blkpref_cg(ip.ino, lbn), nsz >> fshift, root)
+            ip.blocks += nsz >> 9
+        elif nsz > osz:
+            newaddrs[i], _ = _grow_partial(m, ip, lbn, a, osz, nsz, root, to_free)
+            ip.blocks += (nsz - osz) >> 9
+        contents.append(_content(view, span, boff, bsize, nsz, old))
+        i += 1
+    return newaddrs, contents
+
+
+def _alloc_run(m: FfsMount, ip: Inode, l0: int, i: int, j: int, newaddrs: list[int], prev_addr: int,
+               root: bool) -> None:
+    """Full blocks for the holes ``i .. j`` of the write, in as few contiguous runs as the maps
+    give, each preferring to follow the block before it (none at the start of an indirect
+    range every ``fs_maxbpg`` blocks, as ffs_blkpref spreads big files over the groups)."""
+    fs = m.fs
+    frag = fs.fs_frag
+    k = i
+    while k < j:
+        lb = l0 + k
+        if k > 0 and newaddrs[k - 1]:
+            pref = newaddrs[k - 1] + frag
+        elif k == 0 and prev_addr:
+            pref = prev_addr + frag
+        else:
+            pref = 0
+        if lb >= UFS_NDADDR and (lb - UFS_NDADDR) % max(fs.fs_maxbpg, 1) == 0:
+            pref = 0
+        got, cnt = m.alloc.alloc_blocks(pref, m.alloc.blkpref_cg(ip.ino, lb), j - k, root)
+        for q in range(cnt):
+            newaddrs[k + q] = got + q * frag
+        ip.blocks += cnt * (fs.fs_bsize >> 9)
+        k += cnt
+
+
+def _content(view: memoryview, span: _Span, boff: int, bsize: int, nsz: int, old: bytes | None) -> Content:
+    """The ``nsz`` new bytes of the block at file offset ``boff``: a slice of the caller's data
+    when the write covers it whole, else the old bytes (or zeros) with the written part laid in."""
+    offset = span.offset
+    s = max(offset, boff) - boff
+    e = min(span.end, boff + bsize) - boff
+    if s == 0 and e >= nsz:
+        return boff - offset, view[boff - offset:boff - offset + nsz]
+    buf = bytearray(nsz)
+    if old is not None:
+        buf[:len(old)] = old[:nsz]
+    buf[s:e] = view[boff + s - offset:boff + e - offset]
+    return -1, buf
 
 
 def _missing_indirect(m: FfsMount, ip: Inode, lb0: int, lb1: int) -> int:
