@@ -146,6 +146,20 @@ def _enter(m: FfsMount, dip: Inode, name: bytes, ip: Inode) -> None:
     m.mark_dirty(dip)
 
 
+def _counted_enter(m: FfsMount, counted: Inode, dip: Inode, name: bytes, ip: Inode) -> None:
+    """Add ``name`` → ``ip`` to ``dip`` after raising ``counted``'s link count on disk (a link
+    count goes up before the name that needs it appears; fsck lowers a count left too high),
+    and lower it again if the name cannot be added."""
+    counted.nlink += 1
+    m.iupdate(counted, sync=True)
+    try:
+        _enter(m, dip, name, ip)
+    except BaseException:
+        counted.nlink -= 1
+        m.iupdate(counted, sync=True)
+        raise
+
+
 def _make(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
           body: bytes | None = None, rdev: int = 0) -> int:
     _writable(m)
@@ -205,13 +219,9 @@ def ufs_mkdir(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: in
     except BaseException:
         _undo_inode(m, ip)
         raise
-    dip.nlink += 1  # the new ".." counts before the entry exists (fsck lowers it if need be)
-    m.iupdate(dip, sync=True)
     try:
-        _enter(m, dip, name, ip)
+        _counted_enter(m, dip, dip, name, ip)  # the new ".." counts before the entry exists
     except BaseException:
-        dip.nlink -= 1
-        m.iupdate(dip, sync=True)
         _undo_inode(m, ip)
         raise
     return ip.ino
@@ -224,15 +234,8 @@ def ufs_link(m: FfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
         raise OSError(errno.EMLINK, "too many links")
     if name in dir_index(m, dip).offsets:
         raise OSError(errno.EEXIST, "entry exists")
-    ip.nlink += 1
     changed(ip)
-    m.iupdate(ip, sync=True)
-    try:
-        _enter(m, dip, name, ip)
-    except BaseException:
-        ip.nlink -= 1
-        m.iupdate(ip, sync=True)
-        raise
+    _counted_enter(m, ip, dip, name, ip)
 
 
 # ---- removal -------------------------------------------------------------------------------------
