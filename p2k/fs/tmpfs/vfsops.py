@@ -11,9 +11,32 @@ import errno
 import stat as stat_mod
 from typing import TYPE_CHECKING, Any
 
-from p2k.fs.tmpfs.extattr import TmpfsExtattrVnops, xattr_bytes
+from p2k.fs.tmpfs.extattr import (
+    tmpfs_deleteextattr,
+    tmpfs_getextattr,
+    tmpfs_listextattr,
+    tmpfs_setextattr,
+    xattr_bytes,
+)
 from p2k.fs.tmpfs.node import NODE_OVERHEAD, TmpDir, TmpNode
-from p2k.fs.tmpfs.vnops import TmpfsVnops
+from p2k.fs.tmpfs.vnops import (
+    tmpfs_create,
+    tmpfs_exchange,
+    tmpfs_getattr,
+    tmpfs_isempty,
+    tmpfs_link,
+    tmpfs_lookup,
+    tmpfs_mkdir,
+    tmpfs_read,
+    tmpfs_readdir,
+    tmpfs_readlink,
+    tmpfs_remove,
+    tmpfs_rename,
+    tmpfs_rmdir,
+    tmpfs_setattr,
+    tmpfs_symlink,
+    tmpfs_write,
+)
 from p2k.hyper import now_ns, parse_memsize, random_u32
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import VDIR, StatVFS
@@ -25,10 +48,11 @@ if TYPE_CHECKING:
 ROOT_INO = 2
 
 
-class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
+class TmpfsMount(Mount):
     fstype = "tmpfs"
     namemax = 255
     maxfilesize = (1 << 63) - 1
+    supports_exchange = True
 
     def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
         super().__init__(kernel, flags, data)
@@ -113,6 +137,28 @@ class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
     def vfs_unmount(self, force: bool = False) -> None:
         self._uncharge(self.used)
         self.nodes.clear()
+
+    # ---- the vnode operations vector (NetBSD's tmpfs_vnodeop_entries) ----------------------------
+    vop_lookup = tmpfs_lookup
+    vop_readdir = tmpfs_readdir
+    vop_isempty = tmpfs_isempty
+    vop_getattr = tmpfs_getattr
+    vop_setattr = tmpfs_setattr
+    vop_readlink = tmpfs_readlink
+    vop_create = tmpfs_create
+    vop_mkdir = tmpfs_mkdir
+    vop_symlink = tmpfs_symlink
+    vop_link = tmpfs_link
+    vop_remove = tmpfs_remove
+    vop_rmdir = tmpfs_rmdir
+    vop_rename = tmpfs_rename
+    vop_exchange = tmpfs_exchange
+    vop_read = tmpfs_read
+    vop_write = tmpfs_write
+    vop_getextattr = tmpfs_getextattr
+    vop_listextattr = tmpfs_listextattr
+    vop_setextattr = tmpfs_setextattr
+    vop_deleteextattr = tmpfs_deleteextattr
 
 
 def _opt_size(v: object) -> int | None:
