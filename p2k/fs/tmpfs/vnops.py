@@ -149,11 +149,16 @@ def tmpfs_link(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
     mark_changed(n)
 
 
-def tmpfs_remove(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
-    d, n = _node(dvp), _node(vp)
+def _unname(m: TmpfsMount, d: TmpNode, name: bytes) -> None:
+    """Drop ``name`` from directory ``d`` and give its charge back."""
     assert d.dir is not None
     d.dir.remove(name)
     m._uncharge(DIRENT_OVERHEAD)
+
+
+def tmpfs_remove(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
+    d, n = _node(dvp), _node(vp)
+    _unname(m, d, name)
     n.nlink -= 1
     mark_modified(d)
     mark_changed(n)
@@ -161,9 +166,7 @@ def tmpfs_remove(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
 
 def tmpfs_rmdir(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
     d, n = _node(dvp), _node(vp)
-    assert d.dir is not None
-    d.dir.remove(name)
-    m._uncharge(DIRENT_OVERHEAD)
+    _unname(m, d, name)
     n.nlink = 0
     d.nlink -= 1
     mark_modified(d)
