@@ -35,6 +35,9 @@ Progress = Callable[[str, int, int], None]
 StreamMaker = Callable[[BinaryIO, "Progress | None"], tuple[BinaryIO, int | None]]
 Opener = Callable[[RawFileBackend, int, "Progress | None"], Backend]
 
+SiblingOpener = Callable[[str], IO[bytes]]
+"""Opens a file named relative to an image that is not a host file (a qcow2 backing file)."""
+
 GZIP_INDEX = "gzip index"
 """The ``what`` of a gzip image's first pass: bytes of the compressed file read so far."""
 
@@ -247,10 +250,13 @@ _OPENERS: dict[str, Opener] = {
 
 
 def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_fileobj: bool = True,
-                 progress: Progress | None = None) -> Backend:
+                 progress: Progress | None = None, open_sibling: SiblingOpener | None = None,
+                 _depth: int = 0) -> Backend:
     """The image behind a file object (an fsspec remote file, a BytesIO): raw, or a container
     decoded as ``open_backend`` decodes a host file's — a gzip'd release image over https reads in
-    place. A qcow2 backing file or a VMDK's extent files would be other URLs: not followed."""
+    place. A qcow2 overlay's backing file is another file the caller must open: ``open_sibling(name)``
+    gets the name stored in the overlay (fsspec resolves it beside the overlay's URL); without it,
+    an overlay is refused. VMDK extent files are not followed."""
     outer = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
     try:
         size = outer.size()
@@ -260,11 +266,7 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
         if not readonly:
             raise ContainerReadOnly(errno.EROFS, refusal(kind, name))
         if kind == "qcow2":
-            found = read_header(outer)
-            if found is None or backing_name(outer, found[0]):
-                raise OSError(errno.ENOTSUP, "a qcow2 image with a backing file (or a variant p2k's own "
-                                             "reader leaves out) cannot be read through a file object", name)
-            return Qcow2Backend(outer, found[0], None)
+            return _qcow2_fileobj(outer, name, open_sibling, _depth)
         stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj), progress)
         return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
     except ModuleNotFoundError as e:
@@ -277,3 +279,26 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
     except Exception as e:  # the libraries raise their own types on damaged containers
         outer.close()
         raise OSError(errno.EINVAL, f"{name}: damaged {kind} image ({e})") from None
+
+
+def _qcow2_fileobj(outer: FileObjBackend, name: str, open_sibling: SiblingOpener | None, depth: int) -> Backend:
+    found = read_header(outer)
+    if found is None:
+        raise OSError(errno.ENOTSUP, "a qcow2 variant p2k's own reader leaves out (subclusters, zstd, an "
+                                     "external data file) cannot be read through a file object", name)
+    bname = backing_name(outer, found[0])
+    backing: Backend | None = None
+    if bname:
+        if open_sibling is None:
+            raise OSError(errno.ENOTSUP, f"a qcow2 overlay (backing file {bname!r}) needs its backing file "
+                                         "opened beside it; this file object has no way to", name)
+        if depth >= MAX_BACKING_DEPTH:
+            raise OSError(errno.ELOOP, f"{name}: backing-file chain deeper than {MAX_BACKING_DEPTH}")
+        backing = open_fileobj(open_sibling(bname), bname, readonly=True, open_sibling=open_sibling,
+                               _depth=depth + 1)
+    try:
+        return Qcow2Backend(outer, found[0], backing)
+    except BaseException:
+        if backing is not None:
+            backing.close()
+        raise
