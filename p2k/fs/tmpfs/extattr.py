@@ -59,9 +59,9 @@ def tmpfs_setextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes, value: byte
     if used + delta > MAX_AREA:
         raise OSError(errno.ENOSPC, "extended attribute area full")
     if delta > 0:
-        m._charge(delta)
+        m.charge(delta)
     else:
-        m._uncharge(-delta)
+        m.uncharge(-delta)
     attrs[(ns, name)] = bytes(value)
     n.xattrs = attrs
     n.ctime_ns = now_ns()
@@ -74,7 +74,7 @@ def tmpfs_deleteextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> None:
     old = (n.xattrs or {}).pop((ns, name), None)
     if old is None:
         raise OSError(ENOATTR, "no such attribute")
-    m._uncharge(_cost(name, old))
+    m.uncharge(_cost(name, old))
     n.ctime_ns = now_ns()
 
 

@@ -62,31 +62,31 @@ class TmpfsMount(Mount):
         self.used = 0
         self.nodes: dict[int, TmpNode] = {}
         self.next_ino = ROOT_INO
-        root = self._newnode(VDIR | (_opt_int(data.get("mode"), "mode", 8) or 0o755),
+        root = self.new_node(VDIR | (_opt_int(data.get("mode"), "mode", 8) or 0o755),
                              _opt_int(data.get("uid"), "uid") or 0, _opt_int(data.get("gid"), "gid") or 0)
         root.dir = TmpDir()
         root.parent = root.ino
         root.nlink = 2
 
     # ---- accounting ------------------------------------------------------------------------------
-    def _check_space(self, n: int) -> None:
+    def check_space(self, n: int) -> None:
         if self.size_limit is not None and self.used + n > self.size_limit:
             raise OSError(errno.ENOSPC, "tmpfs size limit reached")
 
-    def _charge(self, n: int) -> None:
-        self._check_space(n)
+    def charge(self, n: int) -> None:
+        self.check_space(n)
         if not self.kernel.mem.try_charge(n):
             raise OSError(errno.ENOSPC, "kernel memory limit reached")
         self.used += n
 
-    def _uncharge(self, n: int) -> None:
+    def uncharge(self, n: int) -> None:
         self.used -= n
         self.kernel.mem.uncharge(n)
 
-    def _newnode(self, mode: int, uid: int, gid: int) -> TmpNode:
+    def new_node(self, mode: int, uid: int, gid: int) -> TmpNode:
         if self.nodes_limit is not None and len(self.nodes) >= self.nodes_limit:
             raise OSError(errno.ENOSPC, "tmpfs node limit reached")
-        self._charge(NODE_OVERHEAD)
+        self.charge(NODE_OVERHEAD)
         ino = self.next_ino
         self.next_ino += 1
         n = TmpNode(ino, mode, uid, gid, now_ns(), random_u32())
@@ -118,7 +118,7 @@ class TmpfsMount(Mount):
         if n.pages:
             freed += sum(len(p) for p in n.pages.values())
             n.pages.clear()
-        self._uncharge(freed)
+        self.uncharge(freed)
 
     def vfs_statvfs(self) -> StatVFS:
         bsize = 4096
@@ -135,7 +135,7 @@ class TmpfsMount(Mount):
                        f_flag=self.flags & 1, f_namemax=self.namemax)
 
     def vfs_unmount(self, force: bool = False) -> None:
-        self._uncharge(self.used)
+        self.uncharge(self.used)
         self.nodes.clear()
 
     # ---- the vnode operations vector (NetBSD's tmpfs_vnodeop_entries) ----------------------------

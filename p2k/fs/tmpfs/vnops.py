@@ -72,9 +72,9 @@ def _truncate(m: TmpfsMount, n: TmpNode, size: int) -> None:
         raise OSError(errno.EFBIG, "file too large")
     assert n.pages is not None
     if size < n.size:
-        m._uncharge(truncate_pages(n.pages, size))
+        m.uncharge(truncate_pages(n.pages, size))
     elif size > n.size:
-        m._check_space(0)
+        m.check_space(0)
     if size != n.size:
         n.size = size
         mark_modified(n)
@@ -98,7 +98,7 @@ def _enter(m: TmpfsMount, d: TmpNode, name: bytes, n: TmpNode) -> None:
     assert d.dir is not None
     if name in d.dir.names:
         raise OSError(errno.EEXIST, "entry exists")
-    m._charge(DIRENT_OVERHEAD)
+    m.charge(DIRENT_OVERHEAD)
     d.dir.add(name, n.ino)
     n.nlink += 1
     mark_modified(d)
@@ -109,7 +109,7 @@ def tmpfs_create(m: TmpfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gi
     d = _node(dvp)
     if d.dir is not None and name in d.dir.names:
         raise OSError(errno.EEXIST, "entry exists")
-    n = m._newnode(mode, uid, gid)
+    n = m.new_node(mode, uid, gid)
     if stat_mod.S_IFMT(mode) == VREG:
         n.pages = {}
     n.rdev = rdev
@@ -121,7 +121,7 @@ def tmpfs_mkdir(m: TmpfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid
     d = _node(dvp)
     if d.dir is not None and name in d.dir.names:
         raise OSError(errno.EEXIST, "entry exists")
-    n = m._newnode(VDIR | (mode & 0o7777), uid, gid)
+    n = m.new_node(VDIR | (mode & 0o7777), uid, gid)
     n.dir = TmpDir()
     n.parent = d.ino
     n.nlink = 1  # its own "."
@@ -135,8 +135,8 @@ def tmpfs_symlink(m: TmpfsMount, dvp: Vnode, name: bytes, target: bytes, mode: i
     d = _node(dvp)
     if d.dir is not None and name in d.dir.names:
         raise OSError(errno.EEXIST, "entry exists")
-    n = m._newnode(VLNK | (mode & 0o7777), uid, gid)
-    m._charge(len(target))
+    n = m.new_node(VLNK | (mode & 0o7777), uid, gid)
+    m.charge(len(target))
     n.target = bytes(target)
     n.size = len(target)
     _enter(m, d, name, n)
@@ -153,7 +153,7 @@ def _unname(m: TmpfsMount, d: TmpNode, name: bytes) -> None:
     """Drop ``name`` from directory ``d`` and give its charge back."""
     assert d.dir is not None
     d.dir.remove(name)
-    m._uncharge(DIRENT_OVERHEAD)
+    m.uncharge(DIRENT_OVERHEAD)
 
 
 def tmpfs_remove(m: TmpfsMount, dvp: Vnode, name: bytes, vp: Vnode) -> None:
@@ -193,10 +193,10 @@ def tmpfs_rename(m: TmpfsMount, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: Vno
             t.nlink -= 1
         mark_changed(t)
     else:
-        m._charge(DIRENT_OVERHEAD)
+        m.charge(DIRENT_OVERHEAD)
         td.dir.add(tname, n.ino)
     fd.dir.remove(fname)
-    m._uncharge(DIRENT_OVERHEAD)
+    m.uncharge(DIRENT_OVERHEAD)
     if isdir and fd is not td:
         n.parent = td.ino
         fd.nlink -= 1
@@ -268,11 +268,11 @@ def tmpfs_write(m: TmpfsMount, vp: Vnode, offset: int, data: bytes | bytearray |
     end = offset + count
     if end > m.maxfilesize:
         raise OSError(errno.EFBIG, "file too large")
-    m._check_space(count)
+    m.check_space(count)
     grown = write_pages(n.pages, offset, memoryview(data))
     if grown:
         try:
-            m._charge(grown)
+            m.charge(grown)
         except OSError:
             truncate_pages(n.pages, n.size)
             raise
