@@ -41,6 +41,7 @@ from p2k.fs.ffs.ffs_vnops import (
     ffs_reclaim,
     ffs_setextattr,
 )
+from p2k.fs.ffs.ffs_wapbl import LogPlan, create_infs_log, log_position, plan_infs_log, record
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_44INODEFMT,
@@ -84,7 +85,7 @@ from p2k.fs.ffs.ufs_vnops import (
     ufs_setattr,
     ufs_symlink,
 )
-from p2k.fs.ffs.wapbl import LogError, Replay, ReplayedDevice, has_log, log_state
+from p2k.fs.ffs.wapbl import JournalLoc, LogError, Replay, ReplayedDevice, has_log, log_state
 from p2k.fs.ffs.wapbl_finish import replay_finish
 from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
 from p2k.hyper import now_ns
@@ -218,10 +219,16 @@ class FfsMount(Mount):
         self.replay_to_disk()
         self.alloc = Allocator(fs, self.dev, self.bufcache, self.codec)
         self.alloc.note_new = self.note_new
+        log_plan = None
         if self.flags & MNT_LOG or "log" in self.data:
             self.flags = (self.flags | MNT_LOG) & ~MNT_ASYNC  # NetBSD ignores async on a log mount
-            self.wapbl = LogWriter(self)
-            self.deferred = DeferredFrees(self.alloc)
+            if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
+                raise OSError(errno.EINVAL, "-o log: superblock in the old format, not journaling")
+            loc = log_position(self)
+            if loc is None:  # inside the file system, made once it is marked unclean on disk
+                log_plan = plan_infs_log(self)
+            else:
+                self._start_log(loc)
         # Before the first metadata write: drop what we do not maintain, mark unclean on disk.
         had_suj = fs.fs_flags & FS_SUJ
         fs.fs_flags &= ~(FS_DOWAPBL | FS_DOSOFTDEP | FS_SUJ)
@@ -237,6 +244,8 @@ class FfsMount(Mount):
         fs.fs_ronly = 0
         self.write_superblock()
         self.host_fsync()
+        if log_plan is not None:
+            self._create_log(log_plan)
         if not self.flags & MNT_ASYNC:
             # Ordered write-back from here on: the buffer cache defers every write and flushes
             # data (and blocks nothing points to yet) before metadata, with a device flush
@@ -249,6 +258,22 @@ class FfsMount(Mount):
             release_sujournal(self)
         if self.wapbl is not None:
             self.kernel.op_end_hooks.append(self._log_op_end)  # last: the mount is complete
+
+    def _start_log(self, loc: JournalLoc) -> None:
+        self.wapbl = LogWriter(self, loc)
+        self.deferred = DeferredFrees(self.alloc)
+
+    def _create_log(self, plan: LogPlan) -> None:
+        """wapbl_create_infs_log's order: the journal inode and its blocks written home (a plain
+        ordered sync, not journaled: there is no journal yet), then the superblock that names
+        them, so a power cut leaves either no journal or a whole one on an unclean file system."""
+        loc = create_infs_log(self, plan)
+        self.vfs_sync()
+        record(self.fs, loc)
+        self.fs.fs_flags |= FS_DOWAPBL
+        self.write_superblock()
+        self.host_fsync()
+        self._start_log(loc)
 
     def _open_journal(self, fs: Superblock) -> Superblock:
         """ffs_mountfs's WAPBL step: a superblock with a journal gets it parsed; a non-empty one

@@ -94,7 +94,7 @@ def ufs_readlink(m: FfsMount, vp: Vnode) -> bytes:
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def _new_inode(m: FfsMount, dip: Inode, mode: int, uid: int, gid: int) -> Inode:
+def new_inode(m: FfsMount, dip: Inode, mode: int, uid: int, gid: int) -> Inode:
     """ffs_valloc + ufs_makeinode's initialisation of a fresh in-core inode."""
     isdir = mode & IFMT == IFDIR
     ino = m.alloc.alloc_inode(dip.ino, isdir)
@@ -166,7 +166,7 @@ def _make(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
     dip = _ip(dvp)
     if name in dir_index(m, dip).offsets:
         raise OSError(errno.EEXIST, "entry exists")
-    ip = _new_inode(m, dip, mode, uid, gid)
+    ip = new_inode(m, dip, mode, uid, gid)
     try:
         ip.nlink = 1
         kind = mode & IFMT
@@ -210,7 +210,7 @@ def ufs_mkdir(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: in
         raise OSError(errno.EEXIST, "entry exists")
     if dip.nlink >= LINK_MAX:
         raise OSError(errno.EMLINK, "too many links")
-    ip = _new_inode(m, dip, IFDIR | (mode & 0o7777), uid, gid)
+    ip = new_inode(m, dip, IFDIR | (mode & 0o7777), uid, gid)
     try:
         ip.nlink = 2
         write_range(m, ip, 0, dir_template(m.fs.endian, ip.ino, dip.ino), _root(dip))
