@@ -23,6 +23,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple
 
 from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
+from p2k.vfs.mount import MNT_ASYNC
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
@@ -232,7 +233,12 @@ def _allocate(m: FfsMount, ip: Inode, span: _Span, addrs: list[int], prev_addr: 
             while j < count and addrs[j] == 0 and sblksize(fs, nsize, l0 + j) == bsize:
                 j += 1
             _alloc_run(m, ip, l0, i, j, newaddrs, prev_addr, root)
-            contents.extend(_content(view, span, (l0 + q) << bshift, bsize, bsize, None) for q in range(i, j))
+            first, last = (l0 + i) << bshift, ((l0 + j) << bshift) - bsize
+            if span.offset <= first and last + bsize <= span.end:  # all whole slices of the data
+                base = first - span.offset
+                contents.extend((o, view[o:o + bsize]) for o in range(base, base + (j - i) * bsize, bsize))
+            else:
+                contents.extend(_content(view, span, (l0 + q) << bshift, bsize, bsize, None) for q in range(i, j))
             i = j
             continue
         boff = lbn << bshift
@@ -349,6 +355,7 @@ def _write_blocks(m: FfsMount, addrs: list[int], contents: list[tuple[int, bytes
     fshift, frag, bsize = fs.fs_fshift, fs.fs_frag, fs.fs_bsize
     bc = m.bufcache
     dev = m.dev
+    async_ = bool(m.flags & MNT_ASYNC)
     i = 0
     n = len(addrs)
     while i < n:
@@ -380,5 +387,8 @@ def _write_blocks(m: FfsMount, addrs: list[int], contents: list[tuple[int, bytes
                 bp.data[:] = c
                 if grown[q]:
                     m.note_new(addrs[q])  # nothing on disk points to (this much of) it yet
-                bc.bwrite(bp)
+                if async_:
+                    bc.bdwrite(bp)  # DOINGASYNC: delayed, and written back in runs at the sync
+                else:
+                    bc.bwrite(bp)
         i = j
