@@ -301,7 +301,8 @@ def _as_fsspec_error(e: OSError, name: str) -> OSError:
 
 
 def open_url(url: str, protocol: str | None = None, options: dict[str, Any] | None = None,
-             block_size: int = REMOTE_BLOCK_SIZE, partition: str | None = None) -> tuple[Any, SiblingOpener, str, str | None]:
+             block_size: int = REMOTE_BLOCK_SIZE,
+             partition: str | None = None) -> tuple[Any, SiblingOpener, str, str | None]:
     """Open the image behind a (non-local) fsspec URL, read in ranges: the file object, an opener
     for files the image names beside itself (a qcow2 overlay's backing file), the URL without a
     ``:NAME`` partition suffix, and that name. The CLI opens ``p2k ls https://…/disk.img.gz /``
