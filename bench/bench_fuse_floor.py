@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_fuse import python_rss_kib
+
 NDIRS, NFILES = 100, 100
 P2K = str(Path(sys.executable).with_name("p2k"))
 
@@ -166,14 +168,6 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def bare_python_kib() -> int:
-    """A bare interpreter's resident size, read from inside it (``ru_maxrss`` would carry the
-    parent's size over a vfork'd exec)."""
-    code = "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout)
-
-
 def walk(mnt: Path) -> float:
     paths = [f"{mnt}/d{d:03d}/file{i:03d}" for d in range(NDIRS) for i in range(NFILES)]
     t = time.perf_counter()
@@ -230,7 +224,7 @@ def main() -> int:
                 ("raw loop, no fs work", [*me, "raw", str(work / "m")]),
                 ("fuse2fs", ["fuse2fs", "-f", str(ext4), str(work / "m"), "-o", "ro"])]
         n = NDIRS * NFILES + NDIRS
-        bare = bare_python_kib()
+        bare = python_rss_kib("pass")
         results = {label: measure(label, argv, work / "m") for label, argv in rows}
         f2_secs, f2_cpu, _ = results["fuse2fs"]
         print(f"fresh-mount lstat of {NDIRS * NFILES} files in {NDIRS} directories ({n} LOOKUPs); "
