@@ -113,6 +113,8 @@ class LocalPort:
 
     # ---- plumbing --------------------------------------------------------------------------------
     def caller(self, uid: int, gid: int, pid: int) -> Any:
+        if uid == 0 and gid == 0:
+            return self.root  # the process the port itself uses; no groups to read for root
         return self.creds.for_request(uid, gid, pid)
 
     def _with_vnode(self, fino: int, fn: Any, *args: Any) -> Any:
