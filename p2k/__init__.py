@@ -29,8 +29,8 @@ _WHERE = {
     "MNT_NOATIME": "p2k.vfs.mount",
     "MNT_RDONLY": "p2k.vfs.mount",
     "MNT_SYNCHRONOUS": "p2k.vfs.mount",
-    "RENAME_EXCHANGE": "p2k.vfs.sys_path",
-    "RENAME_NOREPLACE": "p2k.vfs.sys_path",
+    "RENAME_EXCHANGE": "p2k.vfs.vfs_syscalls",
+    "RENAME_NOREPLACE": "p2k.vfs.vfs_syscalls",
     "UTIME_NOW": "p2k.vfs.vattr",
     "UTIME_OMIT": "p2k.vfs.vattr",
 }
@@ -53,10 +53,10 @@ if TYPE_CHECKING:
     from p2k.vfs.mount import MNT_NOATIME as MNT_NOATIME
     from p2k.vfs.mount import MNT_RDONLY as MNT_RDONLY
     from p2k.vfs.mount import MNT_SYNCHRONOUS as MNT_SYNCHRONOUS
-    from p2k.vfs.sys_path import RENAME_EXCHANGE as RENAME_EXCHANGE
-    from p2k.vfs.sys_path import RENAME_NOREPLACE as RENAME_NOREPLACE
     from p2k.vfs.vattr import UTIME_NOW as UTIME_NOW
     from p2k.vfs.vattr import UTIME_OMIT as UTIME_OMIT
+    from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE as RENAME_EXCHANGE
+    from p2k.vfs.vfs_syscalls import RENAME_NOREPLACE as RENAME_NOREPLACE
 
 
 def __getattr__(name: str) -> Any:

@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
+import posixpath
 import stat as st
 import threading
 import weakref
 from typing import Any
+from urllib.parse import urljoin
 
 from fsspec import AbstractFileSystem
 from fsspec.core import split_protocol
@@ -82,8 +84,21 @@ class P2KFileSystem(AbstractFileSystem):
         if partition is None:
             url, partition = split_partition(url, exists=target.exists)
         f = target.open(url, "rb", block_size=block_size)
+
+        def open_sibling(name: str) -> Any:
+            """A qcow2 overlay's backing file, named as qemu-img stored it: relative to the
+            overlay's folder in the same file system (an absolute name is a path in it)."""
+            base = target._strip_protocol(url)
+            if name.startswith("/") and "://" in base:  # http(s): a path on the same server
+                path = urljoin(base, name)
+            elif name.startswith("/"):
+                path = name
+            else:
+                path = posixpath.join(posixpath.dirname(base), name)
+            return target.open(path, "rb", block_size=block_size)
+
         return open_image(f, "r", fstype=fstype, partition=partition, memlimit=memlimit, name=url,
-                          close_fileobj=True)
+                          close_fileobj=True, open_sibling=open_sibling)
 
     # ---- paths -----------------------------------------------------------------------------------
     @classmethod

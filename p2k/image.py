@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatchcase
 from typing import IO, Any
 
@@ -31,11 +31,12 @@ _CHUNK = 1 << 20
 def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fstype: str = "ffs",
                partition: str | None = None, name: str | None = None, memlimit: int | str | None = None,
                nvnodes: int | str | None = None, options: dict[str, str] | None = None,
-               close_fileobj: bool = False) -> ImageFS:
+               close_fileobj: bool = False, open_sibling: Callable[[str], IO[bytes]] | None = None) -> ImageFS:
     """Mount ``image`` (``"disk.img"``, ``"disk.img:a"``, or a seekable binary file object) in a
     private kernel. ``mode`` is ``"r"`` (read-only, the default) or ``"rw"``; a file object is
     written only when it was opened for writing, and is left open for its owner unless
-    ``close_fileobj``. Use it as a context manager."""
+    ``close_fileobj``. ``open_sibling(name)`` opens a file the image names beside itself (a qcow2
+    overlay's backing file) when the image is a file object. Use it as a context manager."""
     if mode not in ("r", "rw"):
         raise ValueError(f"open_image: mode must be 'r' or 'rw', not {mode!r}")
     readonly = mode == "r"
@@ -49,7 +50,7 @@ def open_image(image: str | os.PathLike[str] | IO[bytes], mode: str = "r", *, fs
                 raise OSError(errno.EROFS, "the image's file object is not writable")
             label = name or str(getattr(image, "path", None) or getattr(image, "name", None) or "<file object>")
             dev = attach_fileobj(k.etfs, DEVKEY, image, name=label, readonly=readonly, partition=partition,
-                                 close_fileobj=close_fileobj, detect=probe)
+                                 close_fileobj=close_fileobj, detect=probe, open_sibling=open_sibling)
         readonly = readonly or dev.readonly
         k.sys.mkdir(MOUNTPOINT, 0o755)
         k.sys.mount(fstype, MOUNTPOINT, MNT_RDONLY if readonly else 0, {"fspec": dev.key, **(options or {})})

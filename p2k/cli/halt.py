@@ -15,10 +15,19 @@ import os
 import sys
 
 PROG = "rump.halt"
+OPTIONS = [("-d", "send the server's state instead of a core dump (printed here and in its log); no sync."),
+           ("-h", "halt the kernel but leave the server process alive."),
+           ("-n", "do not sync: data not yet written is lost.")]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if "--help" in args[:1]:
+        from p2k.cli.manual import help_page
+
+        print(help_page(PROG, "[-dhn]", "Halt the rump kernel served at RUMP_SERVER: sync and unmount its file "
+                        "systems, then the server exits.", OPTIONS), end="")
+        return 0
     try:
         opts, rest = getopt.getopt(args, "dhn")
     except getopt.GetoptError as e:

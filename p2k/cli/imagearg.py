@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from p2k.cli.progress import Bars, wanted
+
 if TYPE_CHECKING:
     from p2k.etfs.resolve import Target
     from p2k.kernel import Kernel
@@ -197,22 +199,26 @@ def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
         return spec.register(k.etfs).key
     if not args.image:
         raise OSError(errno.EINVAL, "no image given (IMAGE or -d drivespec)")
-    target = resolve_image(args.image, readonly, prog=f"p2k {getattr(args, 'command', None) or ''}".rstrip())
+    target = resolve_image(args.image, readonly, prog=f"p2k {getattr(args, 'command', None) or ''}".rstrip(),
+                           bars=wanted(args))
     k.etfs_register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
     return DEVKEY
 
 
-def resolve_image(text: str, readonly: bool, prog: str = "p2k") -> Target:
+def resolve_image(text: str, readonly: bool, prog: str = "p2k", bars: bool = False) -> Target:
     """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr as
-    ``PROG: IMAGE: warning: ...``."""
+    ``PROG: IMAGE: warning: ...``; with ``bars``, a bar for a container's first full pass (a
+    multi-gigabyte gzip'd release image takes a while to index before its first read)."""
     from p2k.etfs import parse_size
     from p2k.etfs.resolve import resolve, split_image_arg
     from p2k.fs.ffs.fs import probe
+    from p2k.hyper.containers import GZIP_INDEX
 
     path, name = split_image_arg(text)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-    target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size)
+    with Bars(bars, prog.removeprefix("p2k ") or "p2k", units={GZIP_INDEX: "B"}) as progress:
+        target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size, progress=progress)
     for w in target.warnings:
         print(f"{prog}: {path}: warning: {w}", file=sys.stderr)
     return target

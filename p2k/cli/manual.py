@@ -37,11 +37,14 @@ class Manual(NamedTuple):
     env: tuple[str, ...]
     exits: tuple[tuple[int, str], ...] = OK_OR_ERROR
     env_note: str = ""
+    env_text: tuple[tuple[str, str], ...] = ()  # a variable that means something else for this command
 
 
 _FSUTILS = Manual(SERVER_ENV)
 _OWN_KERNEL = Manual((), env_note="No RUMP_* variable applies: the command's kernel takes its settings "
                                   "from the options alone, so the environment cannot change the result.")
+
+_CLIENT_ENV_TEXT = (("RUMP_SERVER", "URL of the rump_server to act on (unix://PATH, tcp://HOST:PORT); required."),)
 
 COMMANDS: dict[str, Manual] = {
     **{name: _FSUTILS for name in ("ls", "cat", "stat", "find", "du", "df", "cp", "mkdir", "rm", "rmdir",
@@ -70,6 +73,19 @@ COMMANDS: dict[str, Manual] = {
                         (1, "the image cannot be read, or a partition or the image holds no FFS file system.")),
                    env_note=_OWN_KERNEL.env_note),
     "completion": Manual((), env_note="None: the script is generated from the parser alone."),
+    "rump_server": Manual(KERNEL_ENV, ((0, "the server is up and accepts connections (the parent of a detached "
+                                           "server), or it halted cleanly (rump.halt, SIGTERM, SIGINT)."),
+                                       (1, "usage error, a bad drivespec, or the kernel, a module, a drive or "
+                                           "the URL failed; one line on stderr says which.")),
+                          env_note="-c and -r override RUMP_NCPU and RUMP_MEMLIMIT."),
+    "rump.halt": Manual(("RUMP_SERVER", "RUMP_AUTHFILE"), env_text=_CLIENT_ENV_TEXT, exits=
+                        ((0, "the server halted (or, with -h, its kernel did)."),
+                         (1, "usage error, 'init failed: REASON' (server not reachable or busy), or "
+                             "'reboot: REASON' (the server refused)."))),
+    "rump.sysctl": Manual(("RUMP_SERVER", "RUMP_AUTHFILE"), env_text=_CLIENT_ENV_TEXT, exits=
+                          ((0, "every name was read or written."),
+                           (1, "usage error, the server cannot be reached, a name is unknown, a value is not "
+                               "a number, or a write was refused; one line 'rump.sysctl: NAME: reason' each."))),
 }
 DEFAULT = Manual(KERNEL_ENV)
 
@@ -78,7 +94,10 @@ def _section(title: str, items: list[tuple[str, str]]) -> list[str]:
     lines = [title + ":"]
     for key, text in items:
         head = f"  {key:<14} "
-        lines += textwrap.wrap(text, 96, initial_indent=head, subsequent_indent=" " * len(head))
+        if len(key) > 14:  # a long key gets a line of its own, the text aligned below it
+            lines.append(f"  {key}")
+            head = " " * 17
+        lines += textwrap.wrap(text, 96, initial_indent=head, subsequent_indent=" " * 17)
     return lines
 
 
@@ -86,7 +105,8 @@ def epilog(command: str | None, extra: str | None = None) -> str:
     """The sections for ``command`` (the whole program's when None), after the command's own epilog."""
     m = COMMANDS.get(command, DEFAULT) if command else Manual(SERVER_ENV)
     out = [extra.rstrip(), ""] if extra else []
-    env = [(name, ENVIRONMENT[name]) for name in m.env]
+    own = dict(m.env_text)
+    env = [(name, own.get(name, ENVIRONMENT[name])) for name in m.env]
     if env:
         out += _section("environment", env)
     else:
@@ -101,3 +121,14 @@ def document(parser: argparse.ArgumentParser, command: str | None) -> None:
     """Give ``parser`` its ENVIRONMENT and EXIT STATUS sections (kept verbatim, not re-wrapped)."""
     parser.epilog = epilog(command, parser.epilog)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def help_page(prog: str, usage: str, summary: str, options: list[tuple[str, str]]) -> str:
+    """``--help`` for the getopt commands (rump_server, rump.halt, rump.sysctl), laid out as the
+    argparse ones are. They keep getopt because their short options are NetBSD's (``rump.halt -h``
+    halts), so ``--help`` is the one long option they all accept, and it must say as much as the
+    ``p2k`` commands' help: synopsis, options, environment, exit status."""
+    lines = [f"usage: {prog} {usage}", ""]
+    lines += textwrap.wrap(summary, 100)
+    lines += [""] + _section("options", options)
+    return "\n".join(lines) + "\n\n" + epilog(prog) + "\n"

@@ -35,6 +35,20 @@ from p2k.hyper.params import ParamError, parse_memsize
 
 USAGE = ("[-sv] [-a secretfile] [-c ncpu] [-d drivespec] [-l library] [-m module] [-r total_ram]\n"
          "       [--peer-creds] [--socket-mode mode] [--socket-group group] url")
+OPTIONS = [("-a secretfile", "clients must prove they hold the secret in this file (they read it from "
+                             "RUMP_AUTHFILE)."),
+           ("-c ncpu", "virtual CPUs of the kernel: a number or 'host'."),
+           ("-d drivespec", "map a host file in as a device: key=/dev/NAME,hostpath=FILE,size=BYTES|host,"
+                            "[offset=N,]type=blk|chr|reg, or disklabel=PART instead of offset and size."),
+           ("-l library", "import a Python module before the kernel boots."),
+           ("-m module", "load a file-system component (ffs, tmpfs) or a Python module into the kernel."),
+           ("-r total_ram", "bytes (k/m/g suffix) the kernel's caches may hold."),
+           ("-s", "stay in the foreground."),
+           ("-v", "log what the server does."),
+           ("--peer-creds", "a non-root unix:// client starts as its own host uid and gid, not root."),
+           ("--socket-mode mode", "the unix:// socket's mode (default 0600)."),
+           ("--socket-group group", "the unix:// socket's group."),
+           ("url", "where to listen: unix://PATH or tcp://HOST:PORT.")]
 
 
 @dataclass
@@ -66,6 +80,13 @@ def parse_args(prog: str, argv: list[str]) -> Options:
         print(f"usage: {prog} {USAGE}", file=sys.stderr)
         raise _Exit(1)
 
+    if "--help" in argv[:1]:
+        from p2k.cli.manual import help_page
+
+        print(help_page(prog, USAGE, "Serve a rump kernel at URL (unix://PATH, tcp://HOST:PORT) to remote clients "
+                        "(rump.halt, rump.sysctl, p2k commands with RUMP_SERVER, p2k mount). It detaches once the "
+                        "URL accepts connections.", OPTIONS), end="")
+        raise _Exit(0)
     try:
         opts, rest = getopt.getopt(argv, "a:c:d:l:m:r:sv", ["peer-creds", "socket-mode=", "socket-group="])
     except getopt.GetoptError as e:

@@ -19,11 +19,21 @@ import sys
 from typing import Any
 
 USAGE = "[-an] [-w] [name[=value] ...]"
+OPTIONS = [("-a", "list every node (the default without a name)."),
+           ("-n", "print values only, without names."),
+           ("-w", "write: every operand is name=value (a plain name=value writes too)."),
+           ("name[=value]", "a node or subtree to print, or a node to set (needs root in the kernel).")]
 
 
 def run(prog: str, argv: list[str], target: Any) -> int:
     """sysctl(8) against ``target``, anything with ``sysctl`` and ``sysctl_list`` (a ``k.sys``,
     local or remote); ``target`` may be a callable returning it, called only once options are good."""
+    if "--help" in argv[:1]:
+        from p2k.cli.manual import help_page
+
+        print(help_page(prog, USAGE, "Read or set the sysctl nodes of the kernel served at RUMP_SERVER; a name "
+                        "selects its subtree, no name lists all.", OPTIONS), end="")
+        return 0
     try:
         opts, names = getopt.getopt(argv, "anw")
     except getopt.GetoptError as e:

@@ -18,6 +18,7 @@ from p2k.etfs.device import ETFS_BLK, Device
 from p2k.etfs.registry import EtfsRegistry
 from p2k.etfs.resolve import Detect, Target, is_volume_name, resolve
 from p2k.hyper import Backend, open_fileobj
+from p2k.hyper.containers import SiblingOpener
 from p2k.hyper.hostio import host_path_exists
 
 
@@ -49,10 +50,11 @@ def attach_path(registry: EtfsRegistry, key: str, path: str | os.PathLike[str], 
 
 def attach_fileobj(registry: EtfsRegistry, key: str, fileobj: IO[bytes] | Any, *, name: str = "<file object>",
                    readonly: bool = True, partition: str | None = None, close_fileobj: bool = True,
-                   detect: Detect | None = None) -> Device:
+                   detect: Detect | None = None, open_sibling: SiblingOpener | None = None) -> Device:
     """Register an open binary file object as ``key`` (a container in it is decoded, read-only);
     with ``partition``, only that partition's window of it. With ``close_fileobj`` the file object
-    is closed with the device."""
-    backend: Backend = open_fileobj(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
+    is closed with the device; ``open_sibling`` opens a qcow2 overlay's backing file by its name."""
+    backend: Backend = open_fileobj(fileobj, name, readonly=readonly, close_fileobj=close_fileobj,
+                                    open_sibling=open_sibling)
     target = resolve(backend, partition or None, readonly=readonly, detect=None if partition == "" else detect)
     return _register(registry, key, target, readonly)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from p2k.hyper import Backend, open_backend
-from p2k.hyper.containers import ContainerReadOnly
+from p2k.hyper.containers import ContainerReadOnly, Progress
 from p2k.hyper.hostio import host_path_exists
 
 if TYPE_CHECKING:
@@ -66,11 +66,11 @@ def split_image_arg(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def open_source(path: str, readonly: bool) -> Backend:
+def open_source(path: str, readonly: bool, progress: Progress | None = None) -> Backend:
     """The backend for ``path``; a raw file the user may only read is opened read-only (the
     write then fails later with EROFS, as a registration in NetBSD does)."""
     try:
-        return open_backend(path, readonly=readonly)
+        return open_backend(path, readonly=readonly, progress=progress)
     except OSError as e:
         if readonly or e.errno not in _READONLY_FALLBACK or isinstance(e, ContainerReadOnly):
             raise
@@ -86,10 +86,11 @@ def _window_reader(backend: Backend, start: int, size: int) -> Callable[[int, in
 
 
 def resolve(source: str | Backend, name: str | None, *, readonly: bool, detect: Detect | None = None,
-            parse_size: Callable[[str, str], int] | None = None) -> Target:
+            parse_size: Callable[[str, str], int] | None = None, progress: Progress | None = None) -> Target:
     """Open ``source`` (a path, recognised by content, or a backend, which is then owned) and
-    find the window ``name`` designates; OSError with a one-line message otherwise."""
-    backend = open_source(source, readonly) if isinstance(source, str) else source
+    find the window ``name`` designates; OSError with a one-line message otherwise. ``progress``
+    hears about a container's first full pass (see ``p2k.hyper.containers``)."""
+    backend = open_source(source, readonly, progress) if isinstance(source, str) else source
     try:
         return _resolve(backend, name, detect, parse_size)
     except BaseException:

@@ -29,6 +29,18 @@ from typing import IO, BinaryIO, cast
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
 from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
 
+Progress = Callable[[str, int, int], None]
+"""``progress(what, done, total)``, the callback every long library step takes (the CLI draws it)."""
+
+StreamMaker = Callable[[BinaryIO, "Progress | None"], tuple[BinaryIO, int | None]]
+Opener = Callable[[RawFileBackend, int, "Progress | None"], Backend]
+
+SiblingOpener = Callable[[str], IO[bytes]]
+"""Opens a file named relative to an image that is not a host file (a qcow2 backing file)."""
+
+GZIP_INDEX = "gzip index"
+"""The ``what`` of a gzip image's first pass: bytes of the compressed file read so far."""
+
 MAX_BACKING_DEPTH = 16
 """A longer qcow2 backing chain is taken for a loop."""
 
@@ -79,10 +91,12 @@ def container_kind(path: str) -> str | None:
         raw.close()
 
 
-def open_backend(path: str, *, readonly: bool = False, create: bool = False, _depth: int = 0) -> Backend:
+def open_backend(path: str, *, readonly: bool = False, create: bool = False, progress: Progress | None = None,
+                 _depth: int = 0) -> Backend:
     """The backend for the image at ``path``: raw, or a container's disk, recognised by content.
 
     EROFS (with the conversion to run) when ``readonly`` is False and the file is a container.
+    ``progress`` hears about the one opening step that reads the whole file (a gzip index).
     """
     raw = RawFileBackend(path, readonly=readonly, create=create)
     try:
@@ -95,7 +109,7 @@ def open_backend(path: str, *, readonly: bool = False, create: bool = False, _de
         if _depth > MAX_BACKING_DEPTH:
             raise OSError(errno.ELOOP, f"{path}: backing-file chain deeper than {MAX_BACKING_DEPTH}")
         try:
-            return _OPENERS[kind](raw, _depth)
+            return _OPENERS[kind](raw, _depth, progress)
         except ModuleNotFoundError as e:
             # The readers are the [containers] extra: a plain install reads raw images only.
             raise OSError(errno.ENOTSUP, f"a {kind} image: its reader ({e.name}) is not installed; "
@@ -111,10 +125,10 @@ def _hostfile(raw: RawFileBackend) -> BinaryIO:
     return open(raw.name, "rb")  # noqa: SIM115 - the backend closes it
 
 
-def _wrap(raw: RawFileBackend, kind: str, fn: Callable[[BinaryIO], tuple[BinaryIO, int | None]]) -> Backend:
+def _wrap(raw: RawFileBackend, kind: str, fn: StreamMaker, progress: Progress | None) -> Backend:
     fh = _hostfile(raw)
     try:
-        stream, size = fn(fh)
+        stream, size = fn(fh, progress)
     except (OSError, ModuleNotFoundError):  # a missing reader is the [containers] extra, not damage
         fh.close()
         raise
@@ -126,7 +140,7 @@ def _wrap(raw: RawFileBackend, kind: str, fn: Callable[[BinaryIO], tuple[BinaryI
     return FileObjBackend(stream, raw.name, kind=kind, readonly=True, size=size, closers=(stream, fh))
 
 
-def _open_qcow2(raw: RawFileBackend, depth: int) -> Backend:
+def _open_qcow2(raw: RawFileBackend, depth: int, progress: Progress | None = None) -> Backend:
     found = read_header(raw)
     if found is not None:
         hdr = found[0]
@@ -141,13 +155,13 @@ def _open_qcow2(raw: RawFileBackend, depth: int) -> Backend:
     return _open_qcow2_dissect(raw, depth)
 
 
-def _open_qcow2_dissect(raw: RawFileBackend, depth: int) -> Backend:
+def _open_qcow2_dissect(raw: RawFileBackend, depth: int, progress: Progress | None = None) -> Backend:
     """qcow2 variants the fast reader leaves alone (subclusters, zstd, external data file)."""
     from dissect.hypervisor.disk.qcow2 import QCow2
 
     backing: Backend | None = None
 
-    def make(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+    def make(fh: BinaryIO, progress: Progress | None) -> tuple[BinaryIO, int | None]:
         nonlocal backing
         probe = QCow2(fh, allow_no_backing_file=True)
         if not probe.needs_backing_file:
@@ -160,7 +174,7 @@ def _open_qcow2_dissect(raw: RawFileBackend, depth: int) -> Backend:
         return disk.open(), disk.header.size
 
     try:
-        backend = _wrap(raw, "qcow2", make)
+        backend = _wrap(raw, "qcow2", make, progress)
     except BaseException:
         if backing is not None:
             backing.close()
@@ -170,65 +184,79 @@ def _open_qcow2_dissect(raw: RawFileBackend, depth: int) -> Backend:
     return backend
 
 
-def _vmdk(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+def _vmdk(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vmdk import VMDK
 
     disk = VMDK(fh)
     return disk, disk.size
 
 
-def _vhd(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+def _vhd(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vhd import VHD
 
     disk = VHD(fh)
     return disk, disk.size
 
 
-def _vhdx(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+def _vhdx(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
     from dissect.hypervisor.disk.vhdx import VHDX
 
     disk = VHDX(fh)
     return disk, disk.size
 
 
-def _gzip(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
     import indexed_gzip
 
     # 4 MiB between restart points: each costs a 32 KiB window, so 8 MiB of index per GiB. The
-    # size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass.
+    # size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass,
+    # taken as seeks 64 MiB apart (each extends the index; the pass costs what build_full_index
+    # costs) so that a multi-gigabyte release image can say how far it has got.
+    total = fh.seek(0, os.SEEK_END)
+    fh.seek(0)
     stream = indexed_gzip.IndexedGzipFile(fileobj=fh, spacing=4 << 20)
-    stream.build_full_index()
-    return stream, stream.seek(0, os.SEEK_END)
+    pos = 0
+    while True:
+        want = pos + (64 << 20)
+        pos = stream.seek(want)
+        if progress is not None:
+            progress(GZIP_INDEX, total if pos < want else min(fh.tell(), total - 1), total)
+        if pos < want:
+            return stream, pos
 
 
-def _xz(fh: BinaryIO) -> tuple[BinaryIO, int | None]:
+def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
     import xz
 
     stream = xz.open(fh, "rb")
     return cast(BinaryIO, stream), len(stream)
 
 
-_STREAMS: dict[str, Callable[[BinaryIO], tuple[BinaryIO, int | None]]] = {
+_STREAMS: dict[str, StreamMaker] = {
     "vmdk": _vmdk, "vhd": _vhd, "vhdx": _vhdx, "gzip": _gzip, "xz": _xz,
 }
 """The containers whose library decodes a Python file object: one maker each, for host files and
 file objects alike."""
 
-def _stream_opener(kind: str) -> Callable[[RawFileBackend, int], Backend]:
-    def opener(raw: RawFileBackend, depth: int) -> Backend:
-        return _wrap(raw, kind, _STREAMS[kind])
+def _stream_opener(kind: str) -> Opener:
+    def opener(raw: RawFileBackend, depth: int, progress: Progress | None) -> Backend:
+        return _wrap(raw, kind, _STREAMS[kind], progress)
     return opener
 
 
-_OPENERS: dict[str, Callable[[RawFileBackend, int], Backend]] = {
+_OPENERS: dict[str, Opener] = {
     "qcow2": _open_qcow2, **{kind: _stream_opener(kind) for kind in _STREAMS},
 }
 
 
-def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_fileobj: bool = True) -> Backend:
+def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_fileobj: bool = True,
+                 progress: Progress | None = None, open_sibling: SiblingOpener | None = None,
+                 _depth: int = 0) -> Backend:
     """The image behind a file object (an fsspec remote file, a BytesIO): raw, or a container
     decoded as ``open_backend`` decodes a host file's — a gzip'd release image over https reads in
-    place. A qcow2 backing file or a VMDK's extent files would be other URLs: not followed."""
+    place. A qcow2 overlay's backing file is another file the caller must open: ``open_sibling(name)``
+    gets the name stored in the overlay (fsspec resolves it beside the overlay's URL); without it,
+    an overlay is refused. VMDK extent files are not followed."""
     outer = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
     try:
         size = outer.size()
@@ -238,12 +266,8 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
         if not readonly:
             raise ContainerReadOnly(errno.EROFS, refusal(kind, name))
         if kind == "qcow2":
-            found = read_header(outer)
-            if found is None or backing_name(outer, found[0]):
-                raise OSError(errno.ENOTSUP, "a qcow2 image with a backing file (or a variant p2k's own "
-                                             "reader leaves out) cannot be read through a file object", name)
-            return Qcow2Backend(outer, found[0], None)
-        stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj))
+            return _qcow2_fileobj(outer, name, open_sibling, _depth)
+        stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj), progress)
         return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
     except ModuleNotFoundError as e:
         outer.close()
@@ -255,3 +279,26 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
     except Exception as e:  # the libraries raise their own types on damaged containers
         outer.close()
         raise OSError(errno.EINVAL, f"{name}: damaged {kind} image ({e})") from None
+
+
+def _qcow2_fileobj(outer: FileObjBackend, name: str, open_sibling: SiblingOpener | None, depth: int) -> Backend:
+    found = read_header(outer)
+    if found is None:
+        raise OSError(errno.ENOTSUP, "a qcow2 variant p2k's own reader leaves out (subclusters, zstd, an "
+                                     "external data file) cannot be read through a file object", name)
+    bname = backing_name(outer, found[0])
+    backing: Backend | None = None
+    if bname:
+        if open_sibling is None:
+            raise OSError(errno.ENOTSUP, f"a qcow2 overlay (backing file {bname!r}) needs its backing file "
+                                         "opened beside it; this file object has no way to", name)
+        if depth >= MAX_BACKING_DEPTH:
+            raise OSError(errno.ELOOP, f"{name}: backing-file chain deeper than {MAX_BACKING_DEPTH}")
+        backing = open_fileobj(open_sibling(bname), bname, readonly=True, open_sibling=open_sibling,
+                               _depth=depth + 1)
+    try:
+        return Qcow2Backend(outer, found[0], backing)
+    except BaseException:
+        if backing is not None:
+            backing.close()
+        raise

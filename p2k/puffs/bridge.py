@@ -25,8 +25,8 @@ import pyfuse3
 import trio
 
 from p2k.puffs.port import AttrChange, KernelPort, LocalPort
-from p2k.vfs.sys_path import RENAME_EXCHANGE, RENAME_NOREPLACE
 from p2k.vfs.vattr import Dirent, Vattr
+from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 log = logging.getLogger("p2k.puffs")
 

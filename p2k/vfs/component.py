@@ -18,10 +18,25 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Component:
+    """``mount_class`` may be given as ``"package.module:Class"``: the driver is then imported at
+    its first mount, not when the component registers. A command that only needs a driver's
+    libraries (fsck, newfs, dumpfs import ``p2k.fs.ffs`` for them) does not pay for loading every
+    vnode operation of it at start-up."""
+
     name: str
-    mount_class: type[Mount] | None = None
+    mount_class: type[Mount] | str | None = None
     deps: tuple[str, ...] = field(default=("vfs",))
     description: str = ""
+
+    def mounter(self) -> type[Mount]:
+        """The mount class, imported now if it was named by path."""
+        cls = self.mount_class
+        if isinstance(cls, str):
+            modname, _, attr = cls.partition(":")
+            cls = getattr(importlib.import_module(modname), attr)
+        if cls is None:
+            raise OSError(errno.ENODEV, f"file system type {self.name!r} provides no mount")
+        return cls
 
 
 _registry: dict[str, Component] = {}

@@ -220,7 +220,7 @@ class HandleCalls(SysBase):
 
     @syscall
     def vextattr(self, vp: Vnode, op: str, *args: Any) -> Any:
-        """``extattr_{op}_fd(vp, namespace, ...)`` by handle (sys_extattr.py: the same checks)."""
+        """``extattr_{op}_fd(vp, namespace, ...)`` by handle (vfs_xattr.py: the same checks)."""
         self._alive(vp)
         if op not in ("get", "set", "list", "delete"):
             raise OSError(errno.EINVAL, f"no extended-attribute operation {op!r}")

@@ -46,8 +46,7 @@ class MountCalls(SysBase):
                 data["device"] = found
                 found.acquire()
                 dev = found  # released below if the mount fails; not before it was acquired
-            assert comp.mount_class is not None
-            mp = comp.mount_class(self.kernel, flags, data)
+            mp = comp.mounter()(self.kernel, flags, data)
             mp.mountpoint_path = self._path_of(vp).decode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
             mp.vfs_start()
             _check_root(mp)

@@ -128,6 +128,27 @@ def test_every_command_documents_its_operands_environment_and_exit_status() -> N
         assert "  0 " in text.split("exit status:")[1], name
 
 
+@pytest.mark.parametrize("prog", ["rump_server", "rump.halt", "rump.sysctl"])
+def test_getopt_programs_have_a_full_help_page(prog: str) -> None:
+    """The NetBSD-compatible programs keep getopt (``rump.halt -h`` halts), so ``--help`` is theirs
+    alone: exit 0 on stdout, every option of the usage line explained, and the same ENVIRONMENT and
+    EXIT STATUS sections as the p2k commands."""
+    import re
+
+    exe = Path(sys.executable).with_name(prog)
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60,
+                       env={k: v for k, v in os.environ.items() if k != "RUMP_SERVER"})
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    usage, _, rest = r.stdout.partition("\n\n")
+    options = rest.split("\noptions:\n")[1].split("\n\nenvironment:\n")[0]
+    explained = set(re.findall(r"^  (-\w|--[\w-]+)", options, re.M))
+    flags = {f"-{c}" for group in re.findall(r"\[-(\w+)\]", usage) for c in group}
+    flags |= set(re.findall(r"\[(-\w|--[\w-]+) ", usage))
+    assert flags and flags <= explained, flags - explained
+    assert "\nexit status:\n  0 " in r.stdout and "\n  1 " in r.stdout.split("exit status:")[1]
+    assert "\nenvironment:\n" in r.stdout and "RUMP_" in r.stdout.split("environment:")[1]
+
+
 def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
     """``p2k ls -l IMG /many | head -1``: the closed pipe ends the command quietly, as ls does. The
     listing is made larger than a pipe's buffer, so the command really meets the closed pipe."""

@@ -264,3 +264,60 @@ def test_compressed_image_over_http(image: Path, small_image: Path, http: tuple[
     assert "whole" not in handler.requests
     with pytest.raises(ValueError, match="read-only"):
         fsspec.filesystem("p2k", fo=f"{url}/small.img.gz", mode="rw", skip_instance_cache=True)
+
+
+def _overlay_pair(small_image: Path, where: Path) -> tuple[Path, Path]:
+    """``base.qcow2`` (the image) and ``overlay.qcow2`` over it holding only the clusters where a
+    changed copy differs: qemu-img's own ``convert -B``, so the overlay is what qemu makes."""
+    import shutil
+    import subprocess
+
+    if shutil.which("qemu-img") is None:
+        pytest.skip("needs qemu-img")
+    from p2k.image import open_image
+
+    base, overlay, changed = where / "base.qcow2", where / "overlay.qcow2", where / "changed.img"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(small_image), str(base)], check=True)
+    shutil.copyfile(small_image, changed)
+    with open_image(str(changed), "rw") as fs:
+        fs.path("/etc/motd").write_text("Welcome to the overlay.\n")
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", "-B", base.name, "-F", "qcow2", str(changed), str(overlay)],
+                   check=True, cwd=where)
+    changed.unlink()
+    import json
+
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert info["backing-filename"] == "base.qcow2"
+    return base, overlay
+
+
+def test_qcow2_overlay_over_http_follows_its_backing_file(image: Path, small_image: Path,
+                                                           http: tuple[str, type[RangeHandler]]) -> None:
+    """``p2k://...::https://host/vm/overlay.qcow2``: the backing file qemu-img named in the overlay
+    is fetched beside it, by range, from the same server; the changed file comes from the overlay,
+    the rest from the base."""
+    url, handler = http
+    _overlay_pair(small_image, image.parent)
+    fs = fsspec.filesystem("p2k", fo=f"{url}/overlay.qcow2", skip_instance_cache=True)
+    assert fs.cat_file("etc/motd") == b"Welcome to the overlay.\n"
+    assert fs.cat_file("data/x.csv") == CSV.encode()
+    fs.close()
+    assert "whole" not in handler.requests
+    with fsspec.open(f"p2k://etc/motd::{url}/base.qcow2", "rt") as f:
+        assert f.read() == "Welcome to NetBSD.\n"
+
+
+def test_qcow2_overlay_in_memory_and_a_missing_backing_file(small_image: Path, tmp_path: Path) -> None:
+    base, overlay = _overlay_pair(small_image, tmp_path)
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/vm/base.qcow2", base.read_bytes())
+    mem.pipe("/vm/overlay.qcow2", overlay.read_bytes())
+    try:
+        with fsspec.open("p2k://etc/motd::memory://vm/overlay.qcow2", "rt") as f:
+            assert f.read() == "Welcome to the overlay.\n"
+        mem.rm("/vm/base.qcow2")
+        with pytest.raises(FileNotFoundError):
+            fsspec.filesystem("p2k", fo="memory://vm/overlay.qcow2", skip_instance_cache=True)
+    finally:
+        mem.rm("/vm", recursive=True)

@@ -80,3 +80,17 @@ def test_cp_newfs_makefs_crashtest_bars(image: Path, tmp_path: Path) -> None:
     piped = subprocess.run([*P2K, "makefs", "-t", "ffs", "-s", "8m", str(tmp_path / "m2.img"), str(tmp_path / "data")],
                            capture_output=True, cwd=tmp_path)
     assert piped.returncode == 0 and not BAR.search(piped.stdout + piped.stderr)
+
+
+@needs_makefs
+def test_gzip_index_pass_has_a_bar_on_a_terminal_only(image: Path, tmp_path: Path) -> None:
+    """The first read of a gzip'd image indexes the whole stream (a release image: gigabytes); on a
+    terminal that pass is shown, in a pipe the listing is all there is."""
+    gz = tmp_path / "disk.img.gz"
+    with gz.open("wb") as out:
+        subprocess.run(["gzip", "-1", "-c", str(image)], stdout=out, check=True)
+    code, tty = run_pty([*P2K, "ls", str(gz), "/data"], tmp_path)
+    assert code == 0 and b"ls gzip index" in tty and BAR.search(tty), tty[-1000:]
+    piped = subprocess.run([*P2K, "ls", str(gz), "/data"], capture_output=True, cwd=tmp_path)
+    assert piped.returncode == 0 and not BAR.search(piped.stdout + piped.stderr), piped.stderr
+    assert b"f199" in piped.stdout and b"f199" in tty

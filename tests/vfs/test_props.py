@@ -7,7 +7,7 @@ contents, sorted listings) and, for failures, the errno. The second variant runs
 as uid/gid 1000: a subprocess started with setpriv, in which the host side is an ordinary user
 and the kernel side acts through ``k.newproc(cred=Cred(1000, 1000, ()))``.
 
-Where Linux and NetBSD disagree p2k follows Linux if the FUSE bridge benefits (see sys_path.py),
+Where Linux and NetBSD disagree p2k follows Linux if the FUSE bridge benefits (see vfs_syscalls.py),
 so the comparison is exact; the few BSD-specific cases left out are marked where they are skipped.
 """
 

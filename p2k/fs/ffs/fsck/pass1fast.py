@@ -47,6 +47,13 @@ class FastScan:
         self.st = ctx.codec.st
 
     def scan(self, buf: bytes, ino0: int) -> None:
+        """Pass 1 over one inode block's worth of dinodes, the common shapes inline.
+
+        Over 80 lines on purpose: this loop runs once per inode of the file system, and every
+        helper call or attribute lookup inside it is paid a million times on a big image. The two
+        shapes handled here (a file or directory of at most one block, and one of direct blocks
+        only) are written out in full; anything else goes to ``slow``, the full check.
+        """
         ctx = self.ctx
         fs, st = ctx.fs, ctx.st
         i_mode, i_nlink, i_size, i_blocks, i_db, i_ib, i_ext = self.ix

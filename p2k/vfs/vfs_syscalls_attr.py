@@ -1,4 +1,5 @@
-"""Syscalls that change attributes: chmod, chown, utimensat, truncate (path and fd forms) and access.
+"""The attribute calls of NetBSD's ``vfs_syscalls.c``: chmod, chown, utimensat, truncate (path and
+fd forms) and access.
 
 Each path form and its fd form share one vnode-level helper, so the POSIX rules live once.
 """

@@ -1,4 +1,7 @@
-"""Syscalls that name things by path: open, stat, create and remove names, rename, cwd.
+"""The calls of NetBSD's ``vfs_syscalls.c`` that name files: open, stat, create and remove names,
+rename, the working directory and umask, and the fd calls that act on a file's place in the tree or
+on its directory stream (lseek, fsync, getdents, fchdir, fstatvfs). Attribute changes live in
+``vfs_syscalls_attr.py``, mount and sync in ``sys_mount.py`` (NetBSD's single file is 5,000 lines).
 
 Argument checks follow POSIX and, where BSD and Linux differ, what Linux programs expect through the
 FUSE bridge (unlink of a directory is EISDIR; a new file takes its group from a set-gid directory,
@@ -15,7 +18,7 @@ from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
 from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky, killpriv_mode
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
-from p2k.vfs.vattr import VDIR, VLNK, VREG, SetAttr, Vattr
+from p2k.vfs.vattr import VDIR, VLNK, VREG, Dirent, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
 
 RENAME_NOREPLACE = 1
@@ -39,7 +42,7 @@ def _as_input(value: bytes, like: str | bytes | object) -> str | bytes:
     return value if isinstance(like, bytes) else value.decode("utf-8", "surrogateescape")
 
 
-class PathCalls(SysBase):
+class VfsCalls(SysBase):
     # ---- creation helpers ------------------------------------------------------------------------
     def _new_owner(self, dvp: Vnode, mode: int, isdir: bool) -> tuple[int, int, int]:
         """uid, gid and mode of a new node in ``dvp``: umask applied, set-gid directories honoured."""
@@ -478,3 +481,68 @@ class PathCalls(SysBase):
         finally:
             vc.vrele(cur)
         return b"/" + b"/".join(reversed(parts))
+
+    # ---- calls on an open file's place in the tree -------------------------------------------
+    @syscall
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        fp = self.proc.fdt.get(fd)
+        if fp.vp.type == VDIR:
+            if whence != os.SEEK_SET or offset < 0:
+                raise OSError(errno.EINVAL, "directories seek only to a saved position")
+            fp.dir_cookie = fp.offset = offset
+            return offset
+        if whence == os.SEEK_SET:
+            new = offset
+        elif whence == os.SEEK_CUR:
+            new = fp.offset + offset
+        elif whence == os.SEEK_END:
+            new = fp.vp.mount.vop_getattr(fp.vp).size + offset
+        else:
+            raise OSError(errno.EINVAL, "bad whence")
+        if new < 0:
+            raise OSError(errno.EINVAL, "negative resulting offset")
+        fp.offset = new
+        return new
+
+    @syscall
+    def fstatvfs(self, fd: int) -> os.statvfs_result:
+        return statvfs_result(self.proc.fdt.get(fd).vp.mount.vfs_statvfs())
+
+    @syscall
+    def getdents(self, fd: int, count: int = 256) -> list[Dirent]:
+        """Up to ``count`` entries from the fd's position; an empty list at the end."""
+        fp = self.proc.fdt.get(fd)
+        if fp.vp.type != VDIR:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        out: list[Dirent] = []
+        for d in fp.vp.mount.vop_readdir(fp.vp, fp.dir_cookie):
+            out.append(d)
+            if len(out) >= count:
+                break
+        if out:
+            fp.dir_cookie = fp.offset = out[-1].cookie
+        return out
+
+    @syscall
+    def fsync(self, fd: int) -> None:
+        fp = self.proc.fdt.get(fd)
+        fp.vp.mount.vop_fsync(fp.vp)
+
+    @syscall
+    def fdatasync(self, fd: int) -> None:
+        fp = self.proc.fdt.get(fd)
+        fp.vp.mount.vop_fsync(fp.vp, dataonly=True)
+
+    @syscall
+    def fchdir(self, fd: int) -> None:
+        vp = self.proc.fdt.get(fd).vp
+        if vp.type != VDIR:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        check_access(self.proc.cred, self._getattr(vp), X_OK, "fchdir")
+        self.proc.set_cwd(vp)
+
+    @syscall
+    def umask(self, mask: int) -> int:
+        old = self.proc.umask
+        self.proc.umask = mask & 0o777
+        return old
