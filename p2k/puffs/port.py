@@ -118,13 +118,9 @@ class LocalPort:
         return self.creds.for_request(uid, gid, pid)
 
     def _with_vnode(self, fino: int, fn: Any, *args: Any) -> Any:
-        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call."""
-        root = self.root
-        vp = root.vget_ino(self.rootvp, self.inodes.to_fs(fino))
-        try:
-            return fn(vp, *args)
-        finally:
-            root.vrele(vp)
+        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call (one kernel
+        entry for the vget, the call and the vrele)."""
+        return self.root.on_ino(self.rootvp, self.inodes.to_fs(fino), fn, *args)
 
     def _counted(self, va: Vattr) -> Vattr:
         self.inodes.remember(self.inodes.to_fuse(va.ino))
@@ -141,7 +137,7 @@ class LocalPort:
         return self._with_vnode(fino, self.root.vgetattr)  # type: ignore[no-any-return]
 
     def lookup(self, who: Any, parent: int, name: bytes) -> Vattr:
-        return self._held(self._with_vnode(parent, who.vlookup, name))
+        return self._counted(who.vlookup_ino(self.rootvp, self.inodes.to_fs(parent), name))
 
     def forget(self, fino: int, n: int, *, undo: bool = False) -> None:
         self.inodes.forget(fino, n, undo=undo)
