@@ -19,14 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
     from p2k.cli.imagearg import register_image
+    from p2k.etfs import EtfsRegistry
     from p2k.fs.ffs.dumpfs import dumpfs, inode_lines
     from p2k.fs.ffs.fs import find_superblock
-    from p2k.kernel import Kernel
 
-    k = Kernel(env={})
+    etfs = EtfsRegistry()  # a device is all dumpfs reads: no kernel to boot
     try:
-        key = register_image(k, args, True)
-        dev = k.etfs.lookup(key)
+        key = register_image(etfs, args, True)
+        dev = etfs.lookup(key)
         assert dev is not None
         fs = find_superblock(dev.pread, dev.size)
         out = sys.stdout
@@ -36,4 +36,4 @@ def run(args: argparse.Namespace) -> int:
             out.write(line + "\n")
         return 0
     finally:
-        k.halt(sync=False)
+        etfs.close_all()

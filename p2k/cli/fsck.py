@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
     from p2k.cli.errors import describe
     from p2k.cli.imagearg import register_image
+    from p2k.etfs import EtfsRegistry
     from p2k.fs.ffs.fsck import Options, fsck_device
     from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED
-    from p2k.kernel import Kernel
 
     try:
         lfmode = int(args.lfmode, 8)
@@ -58,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"** lost+found creation mode {lfmode:o}")
     readonly = opts.mode == "n"
     args.fstype = "ffs"
-    k = Kernel(env={})
+    etfs = EtfsRegistry()  # fsck reads and writes the device itself, as fsck_ffs does: no kernel
     try:
         try:
-            key = register_image(k, args, readonly)
+            key = register_image(etfs, args, readonly)
         except OSError as e:  # fsck_ffs: "Can't open ..." is a failed check (8), not a usage error
             print(f"p2k fsck: {describe(e)}", file=sys.stderr)
             return FSCK_EXIT_CHECK_FAILED
-        dev = k.etfs.lookup(key)
+        dev = etfs.lookup(key)
         assert dev is not None
         with Bars(wanted(args), "fsck", steps=FSCK_STEPS, units=FSCK_UNITS) as bars:
             res = fsck_device(dev, opts, args.image or key, out=bars.out, progress=bars)
@@ -73,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(res.json() + "\n")
         return res.code
     finally:
-        k.halt(sync=False)
+        etfs.close_all()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from p2k.cli.progress import Bars, wanted
 
 if TYPE_CHECKING:
+    from p2k.etfs import EtfsRegistry
     from p2k.etfs.resolve import Target
     from p2k.kernel import Kernel
 
@@ -159,7 +160,7 @@ def open_image(args: argparse.Namespace, *, write: bool = False, kernel: Kernel 
             k.sys.mkdir(MOUNTPOINT, 0o755)
             k.sys.mount("tmpfs", MOUNTPOINT, 0, opts)
             return MountedImage(k, MOUNTPOINT, False)
-        key = register_image(k, args, readonly)
+        key = register_image(k.etfs, args, readonly)
         k.sys.mkdir(MOUNTPOINT, 0o755)
         flags = MNT_RDONLY if readonly else 0
         data: dict[str, object] = {"fspec": key, **{o: v for o, v in opts.items() if o not in ("ro", "rw")}}
@@ -188,20 +189,21 @@ def check_fstype(args: argparse.Namespace) -> None:
                       args.image or args.drivespec)
 
 
-def register_image(k: Kernel, args: argparse.Namespace, readonly: bool) -> str:
-    """Register the image (or drivespec) with etfs; returns the device key."""
+def register_image(etfs: EtfsRegistry, args: argparse.Namespace, readonly: bool) -> str:
+    """Register the image (or drivespec) in ``etfs`` (a kernel's, or a registry of its own for
+    the commands that read a device without a kernel: fsck, dumpfs); returns the device key."""
     from p2k.etfs import ETFS_BLK, parse_drivespec
 
     if args.drivespec:
         spec = parse_drivespec(args.drivespec)
         if readonly:
             spec.readonly = True
-        return spec.register(k.etfs).key
+        return spec.register(etfs).key
     if not args.image:
         raise OSError(errno.EINVAL, "no image given (IMAGE or -d drivespec)")
     target = resolve_image(args.image, readonly, prog=f"p2k {getattr(args, 'command', None) or ''}".rstrip(),
                            bars=wanted(args))
-    k.etfs_register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
+    etfs.register(DEVKEY, target.backend, ETFS_BLK, size=target.size, offset=target.offset, readonly=readonly)
     return DEVKEY
 
 

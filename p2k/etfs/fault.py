@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 @dataclass
 class FaultPlan:
     fail_write: int | None = None  # 1-based index of the write that fails with EIO
+    fail_writes_from: int | None = None  # every write from this 1-based index on fails (a dying disk)
     fail_read: tuple[int, int] | None = None  # [start, end) byte range whose reads fail
     tear_write: int | None = None  # 1-based index of the write that is torn
     tear_bytes: int | None = None  # bytes of the torn write that land (default: half, sector-aligned)
@@ -35,7 +36,8 @@ class FaultPlan:
 
     @property
     def active(self) -> bool:
-        return any(x is not None for x in (self.fail_write, self.fail_read, self.tear_write, self.power_cut)) \
+        return any(x is not None for x in (self.fail_write, self.fail_writes_from, self.fail_read, self.tear_write,
+                                           self.power_cut)) \
             or self.hold_writes
 
 
@@ -90,7 +92,7 @@ class FaultInjector:
         st = self.state
         st.writes += 1
         p = self.plan
-        if p.fail_write == st.writes:
+        if p.fail_write == st.writes or (p.fail_writes_from is not None and st.writes >= p.fail_writes_from):
             raise OSError(errno.EIO, f"injected write error (write #{st.writes})")
         if p.tear_write == st.writes:
             keep = p.tear_bytes if p.tear_bytes is not None else (len(data) // 2) & ~511

@@ -112,9 +112,9 @@ def test_eio_mid_operation_reaches_the_syscall_and_unmount_reports_lost_writes(t
     k.sys.write(fd, b"k" * 5000)
     k.sys.fsync(fd)
     k.sys.close(fd)
-    # From now on every write to a data area fails, as a dying disk's would.
-    # The next write the device sees fails, wherever in the call it falls.
-    dev.set_faults(FaultPlan(fail_write=1))
+    # From now on every write fails, as a dying disk's would, wherever in the call it falls (a
+    # single failed write would be healed: a sync writes a failed run again block by block).
+    dev.set_faults(FaultPlan(fail_writes_from=1))
     fds = []
     with pytest.raises(OSError) as e:
         fds.append(k.sys.open("/mnt/doomed", os.O_WRONLY | os.O_CREAT, 0o644))

@@ -77,3 +77,26 @@ def test_log_mount_power_cuts_need_only_replay(tmp_path: Path) -> None:
         for cut in range(1, total + 1, step):
             res = run_cut(template, tmp_path, name, 5, cut, log=True)
             assert res.ok, (name, cut, res.problems)
+
+
+def test_log_mount_that_creates_its_journal_survives_power_cuts(tmp_path: Path) -> None:
+    """``-o log`` on an image with no room after it (the usual case): the mount makes the journal
+    inside the file system first. A cut during that is an ordinary unclean file system (fsck
+    repairs it, fsync'ed data kept); a cut after it needs replay only, as for any log mount."""
+    from p2k.crash.runner import journal_named, make_image
+
+    template = tmp_path / "t.img"
+    make_image(template, 2)
+    total = count_writes(template, tmp_path, "mixed", 7, log=True)
+    first = list(range(1, 12))  # the creation: cg, inode and indirect blocks, the naming superblock
+    step = 1 if os.environ.get("P2K_FULL") == "1" else max(1, total // 10)
+    named = []
+    for cut in first:  # which of the first cuts fall after the superblock named the journal
+        image = tmp_path / "probe.img"
+        shutil.copyfile(template, image)
+        _run_workload(image, "mixed", 7, FaultPlan(power_cut=cut, seed=7 * 100_003 + cut), log=True)
+        named.append(journal_named(image))
+    assert any(named) and not all(named), named
+    for cut in sorted(set(first + list(range(12, total + 1, step)))):
+        res = run_cut(template, tmp_path, "mixed", 7, cut, log=True)
+        assert res.ok, (cut, res.problems)

@@ -181,7 +181,7 @@ def test_freebsd_fixture_attributes(freebsd_img: Path) -> None:
 def test_parsed_big_areas_are_bounded(tmp_path: Path) -> None:
     """Parsed areas beyond 4 KiB stay cached for the last 16 files only (memory stays bounded);
     the others read the same after being parsed again."""
-    from p2k.fs.ffs.vnops_extattr import BIG_AREAS
+    from p2k.fs.ffs.ffs_vnops import BIG_AREAS
 
     k = mount_rw(newfs(tmp_path / "m.img", "32m", "-O", "2"))
     s = k.sys
@@ -211,7 +211,7 @@ def test_acl_inheritance_and_enforcement(tmp_path: Path, capsys: pytest.CaptureF
     k.sys.mount("ffs", "/mnt", 0, {"fspec": "/dev/dk", "acls": ""})
     s = k.sys
     x = acl.ACL_UNDEFINED_ID
-    s.umask(0)  # the umask still applies before inheritance (POSIX would skip it): see vnops_extattr
+    s.umask(0)  # the umask still applies before inheritance (POSIX would skip it): see ffs_vnops
     s.mkdir("/mnt/d", 0o777)
     default = [(acl.ACL_USER_OBJ, x, 7), (acl.ACL_USER, 1000, 6), (acl.ACL_GROUP_OBJ, x, 5),
                (acl.ACL_MASK, x, 6), (acl.ACL_OTHER, x, 0)]

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import p2k
-from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
+from p2k.fs.ffs.ffs_alloc import Allocator
 from p2k.fs.ffs.fs import cgbase
 from p2k.fs.ffs.fsck import Options, fsck_device
 from p2k.fs.ffs.newfs import NewfsOptions, newfs_image

@@ -186,7 +186,7 @@ def test_non_utf8_names_are_bytes(base: Path, tmp_path: Path) -> None:
 def test_non_oserror_in_a_vop_is_eio_and_releases(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Anything but OSError inside a VOP: EIO for that call, the vnode released (the mount can be
     unmounted), counted in k.stats()."""
-    from p2k.fs.ffs.vfsops import FfsMount
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
 
     def broken(self: object, *a: object, **kw: object) -> bytes:
         raise struct.error("pack_into requires a buffer of at least 8 bytes")

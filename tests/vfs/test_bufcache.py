@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from p2k.hyper import MemAccount
+from p2k.vfs import bufcache
 from p2k.vfs.bufcache import BufCache
 
 BS = 4096
@@ -99,7 +102,8 @@ def test_pressure_writes_data_alone_but_metadata_only_through_the_checkpoint():
     bc.bread(dev, 100 * BS, BS)  # needs room: only the checkpoint may write the metadata
     assert calls == ["checkpoint"]
     writes = [e for e in dev.log if e[0] == "write"]
-    assert len(writes) == 3 and dev.log[-2][0] == "write" and dev.log[-1][0] == "fsync"
+    assert writes == [("write", 0, 3 * BS)]  # the three adjacent buffers, in one write
+    assert dev.log[-2][0] == "write" and dev.log[-1][0] == "fsync" and dev.mem[:3 * BS] == b"m" * 3 * BS
     assert mem.used <= 4 * BS
 
 
@@ -119,8 +123,8 @@ def test_failed_write_back_is_counted_reported_and_does_not_wedge_the_cache():
     bc = BufCache(MemAccount(None))
     real_pwrite = dev.pwrite
 
-    def failing(off: int, data) -> None:
-        if off == 3 * BS:
+    def failing(off: int, data) -> None:  # a bad sector in block 3: any write over it fails
+        if off <= 3 * BS < off + len(data):
             raise OSError(5, "injected")
         real_pwrite(off, data)
 
@@ -171,3 +175,42 @@ def test_leaving_ordered_mode_writes_what_it_deferred():
     bc.set_checkpoint(dev, None)
     bc.invalidate_dev(dev)
     assert bytes(dev.mem[16 * BS:16 * BS + 5]) == b"clean"
+
+
+def test_write_back_joins_adjacent_buffers_and_a_failed_run_loses_all_it_carried():
+    """A sync writes each run of adjacent dirty buffers as one host write (makefs's thousands of
+    fragments), never across a gap or past the run limit; a run the device fails is lost whole
+    and reported, the rest still written."""
+    dev = RecordingDevice()
+    bc = BufCache(MemAccount(None))
+    for off in (0, BS, 2 * BS, 5 * BS, 6 * BS):
+        bp = bc.getblk(dev, off, BS, meta=False)
+        bp.data[:] = bytes([off // BS + 1]) * BS
+        bc.bdwrite(bp)
+    bc.flush_dev(dev)
+    assert [e for e in dev.log if e[0] == "write"] == [("write", 0, 3 * BS), ("write", 5 * BS, 2 * BS)]
+    assert bytes(dev.mem[6 * BS:7 * BS]) == b"\x07" * BS and bc.dirty_bytes == 0
+
+    dev.log.clear()
+    n = bufcache._RUN_MAX // BS + 1
+    for i in range(n):
+        bc.bdwrite(bc.getblk(dev, (100 + i) * BS, BS, meta=False))
+    bc.flush_dev(dev)
+    assert [e[2] for e in dev.log if e[0] == "write"] == [bufcache._RUN_MAX, BS]
+
+    class BadSector(RecordingDevice):  # block 0 cannot be written; any write over it fails
+        def pwrite(self, off: int, data) -> None:
+            if off == 0:
+                self.log.append(("failed", off, len(data)))
+                raise OSError(5, "Input/output error")
+            super().pwrite(off, data)
+
+    bad = BadSector()
+    bc = BufCache(MemAccount(None))
+    for off in (0, BS, 4 * BS):
+        bc.bdwrite(bc.getblk(bad, off, BS, meta=False))
+    with pytest.raises(OSError, match="1 delayed write"):
+        bc.flush_dev(bad)
+    assert bc.lost_writes == 1  # the run [0, 2 BS) failed; alone, block 1 went and block 0 did not
+    assert [e for e in bad.log if e[0] != "fsync"] == [
+        ("failed", 0, 2 * BS), ("failed", 0, BS), ("write", BS, BS), ("write", 4 * BS, BS)]

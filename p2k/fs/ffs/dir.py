@@ -99,3 +99,14 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
             append((base + pos, ino, dtype, name, reclen))
             pos += reclen
     return out
+
+
+def pack_entry(endian: str, ino: int, dtype: int, name: bytes, reclen: int) -> bytes:
+    """One entry: the header, then the name NUL-padded to DIRSIZ (``reclen`` may claim more)."""
+    return DIRECT[endian].pack(ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - DirectHeader.SIZE, b"\0")
+
+
+def dir_template(endian: str, ino: int, parent: int) -> bytes:
+    """The first chunk of a new directory: "." (reclen 12) and ".." (the rest of the chunk)."""
+    return (pack_entry(endian, ino, 4, b".", 12) + pack_entry(endian, parent, 4, b"..", DIRBLKSIZ - 12)
+            ).ljust(DIRBLKSIZ, b"\0")

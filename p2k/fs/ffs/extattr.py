@@ -32,10 +32,9 @@ from p2k.fs.ffs.fs import fragroundup, ino_to_cg
 from p2k.ondisk import U8, U32, Record
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.fs import Superblock
     from p2k.fs.ffs.inode import Inode
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
-    from p2k.fs.ffs.vnops import FfsVnops
 
 UFS_NXADDR = 2
 
@@ -131,7 +130,7 @@ def area_runs(fs: Superblock, extsize: int) -> list[int]:
     return out
 
 
-def read_area(m: FfsVnops, ip: Inode) -> bytes:
+def read_area(m: FfsMount, ip: Inode) -> bytes:
     """The ``di_extsize`` bytes of the area, through the buffer cache; EIO on a bad pointer."""
     fs = m.fs
     if ip.extsize > UFS_NXADDR * fs.fs_bsize:
@@ -148,9 +147,8 @@ def read_area(m: FfsVnops, ip: Inode) -> bytes:
     return b"".join(parts)[:ip.extsize]
 
 
-def _free_runs(m: FfsMountRW, runs: list[tuple[int, int]]) -> None:
+def _free_runs(m: FfsMount, runs: list[tuple[int, int]]) -> None:
     fs = m.fs
-    assert m.alloc is not None
     for addr, size in runs:
         n = size >> fs.fs_fshift
         m.note_freed(addr, n)
@@ -158,15 +156,14 @@ def _free_runs(m: FfsMountRW, runs: list[tuple[int, int]]) -> None:
         m.alloc.free(addr, n)
 
 
-def _old_runs(m: FfsMountRW, ip: Inode) -> list[tuple[int, int]]:
+def _old_runs(m: FfsMount, ip: Inode) -> list[tuple[int, int]]:
     return [(ip.extb[i], size) for i, size in enumerate(area_runs(m.fs, ip.extsize)) if ip.extb[i]]
 
 
-def write_area(m: FfsMountRW, ip: Inode, data: bytes, root: bool) -> None:
+def write_area(m: FfsMount, ip: Inode, data: bytes, root: bool) -> None:
     """Replace the inode's area by ``data`` (copy-on-write, see the module docstring)."""
     fs = m.fs
     alloc = m.alloc
-    assert alloc is not None
     if len(data) > UFS_NXADDR * fs.fs_bsize:
         raise OSError(errno.ENOSPC, "extended attribute area full")
     sizes = area_runs(fs, len(data))
@@ -202,7 +199,7 @@ def write_area(m: FfsMountRW, ip: Inode, data: bytes, root: bool) -> None:
     _free_runs(m, old)
 
 
-def _write_in_place(m: FfsMountRW, ip: Inode, data: bytes, sizes: list[int]) -> None:
+def _write_in_place(m: FfsMount, ip: Inode, data: bytes, sizes: list[int]) -> None:
     """The same blocks and fragments hold the new area: overwrite them, as FreeBSD's ffs_extwrite
     does. Allocating anew each time would free the old blocks, and the next set would find them
     again and need a full sync first (``reuse_check``): a thousand sets, a thousand syncs. The
@@ -220,7 +217,7 @@ def _write_in_place(m: FfsMountRW, ip: Inode, data: bytes, sizes: list[int]) -> 
     m.iupdate(ip, sync=True)
 
 
-def free_area(m: FfsMountRW, ip: Inode) -> None:
+def free_area(m: FfsMount, ip: Inode) -> None:
     """Give back the area's blocks (inode being freed): pointers cleared on disk first."""
     old = _old_runs(m, ip)
     if not old and not ip.extsize:

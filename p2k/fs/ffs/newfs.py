@@ -21,12 +21,11 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from p2k.fs.ffs.alloc import Allocator
 from p2k.fs.ffs.bitmap import set_bits
 from p2k.fs.ffs.cg import CG_MAGIC, Cg, CgHeader
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT
-from p2k.fs.ffs.dirops import dir_template
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRECT, dir_template, pack_entry
+from p2k.fs.ffs.ffs_alloc import Allocator
 from p2k.fs.ffs.fs import (
     FS_44INODEFMT,
     FS_FLAGS_UPDATED,
@@ -429,8 +428,6 @@ def write_fs(fs: Superblock, pread: Callable[[int, int], bytes], pwrite: Callabl
     else:
         alloc.claim_inode(2, True)
     # root directory: one chunk, a fragment run
-    from p2k.fs.ffs.dirops import pack_entry
-
     rootdir = pack_entry(endian, 2, 4, b".", 12) + pack_entry(endian, 2, 4, b"..", 12 if lost_found else 500)
     if lost_found:
         rootdir += pack_entry(endian, 3, 4, b"lost+found", DIRBLKSIZ - 24)

@@ -16,7 +16,7 @@ from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.inode import IFMT, IFREG, Inode
 
 if TYPE_CHECKING:
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
 
 SUJ_FILE = b".sujournal"
 SF_IMMUTABLE = 0x00020000
@@ -25,7 +25,7 @@ UF_NODUMP = 0x00000001
 SUJ_FLAGS = SF_IMMUTABLE | SF_NOUNLINK | UF_NODUMP
 
 
-def release_sujournal(m: FfsMountRW) -> int:
+def release_sujournal(m: FfsMount) -> int:
     """Clear the journal file's flags (tunefs ``journal_clear``); its inode number, or 0."""
     m.fs.fs_sujfree = 0
     vc = m.kernel.vcache

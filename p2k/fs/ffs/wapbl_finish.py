@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 from p2k.fs.ffs.inode import IFDIR, IFMT
 
 if TYPE_CHECKING:
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
 
 log = logging.getLogger("p2k.ffs")
 
 
-def replay_finish(m: FfsMountRW, inodes: list[tuple[int, int]]) -> None:
+def replay_finish(m: FfsMount, inodes: list[tuple[int, int]]) -> None:
     for ino, imode in inodes:
         try:
             _finish_one(m, ino, imode)
@@ -29,12 +29,11 @@ def replay_finish(m: FfsMountRW, inodes: list[tuple[int, int]]) -> None:
             log.warning("%s: unable to clean up inode %d after replay: %s", m.mountpoint_path, ino, e.strerror)
 
 
-def _finish_one(m: FfsMountRW, ino: int, imode: int) -> None:
+def _finish_one(m: FfsMount, ino: int, imode: int) -> None:
     ip = m.read_dinode(ino)
     if ip.mode == 0:
         if _in_use(m, ino):
-            assert m.alloc is not None
-            m.alloc.free_inode(ino, imode & IFMT == IFDIR)
+                    m.alloc.free_inode(ino, imode & IFMT == IFDIR)
         return
     if ip.nlink != 0:
         return  # NetBSD asserts this cannot happen; a named inode is left alone
@@ -43,8 +42,7 @@ def _finish_one(m: FfsMountRW, ino: int, imode: int) -> None:
     vc.vrele(vp)  # the last reference to an unlinked inode: vop_inactive frees it
 
 
-def _in_use(m: FfsMountRW, ino: int) -> bool:
-    assert m.alloc is not None
+def _in_use(m: FfsMount, ino: int) -> bool:
     c, i = divmod(ino, m.fs.fs_ipg)
     bp, cg = m.alloc.cg(c)
     return bool(bp.data[cg.cg_iusedoff + i // 8] >> (i % 8) & 1)

@@ -17,10 +17,7 @@ freed and written again before a later header drops it. A sync whose metadata do
 log is written the unjournaled, ordered way and counted (``overflows``); fsck still repairs what
 a power cut then leaves.
 
-Where the log is: the one the superblock already names (NetBSD's, in the file system or after
-it), else — as ``wapbl_log_position`` prefers — the space after the file system, if the device
-has room for one of NetBSD's size (1 MiB of log per GiB, 1 MiB to 64 MiB). p2k does not create
-an in-file-system journal file: without room after the file system, ``-o log`` is refused.
+Where the log is, and how a new one is made room for, is ``ffs_wapbl.py``'s business.
 """
 
 from __future__ import annotations
@@ -30,11 +27,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.fs import FS_FLAGS_UPDATED
 from p2k.fs.ffs.wapbl import (
     DEV_BSIZE,
-    JOURNALLOC_END_PARTITION,
-    UFS_WAPBL_VERSION,
     WAPBL_WC_BLOCKS,
     WAPBL_WC_HEADER,
     WAPBL_WC_INODES,
@@ -44,57 +38,26 @@ from p2k.fs.ffs.wapbl import (
     WcHeader,
     WcInode,
     WcList,
-    find_log,
     read_header,
 )
 from p2k.hyper import now_ns
 
 if TYPE_CHECKING:
-    from p2k.fs.ffs.alloc import Allocator
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
+    from p2k.fs.ffs.ffs_alloc import Allocator
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.vfs.bufcache import Buf
 
 log = logging.getLogger("p2k.ffs")
 
-JOURNAL_SCALE = 1024  # UFS_WAPBL_JOURNAL_SCALE: 1 MiB of log per GiB of file system
-MIN_JOURNAL = 1 << 20
-MAX_JOURNAL = 64 << 20
 MAXPHYS = 64 * 1024  # wapbl_start refuses a smaller log
-
-
-def _position(m: FfsMountRW) -> JournalLoc:
-    """The existing log, or a new end-of-partition one (recorded in the in-core superblock)."""
-    fs = m.fs
-    devsize = m.dev.size
-    if fs.fs_journal_version == UFS_WAPBL_VERSION:
-        try:
-            return find_log(fs, devsize)
-        except LogError:
-            pass
-    start = fs.fs_size * fs.fs_fsize
-    desired = min(max(start // JOURNAL_SCALE, MIN_JOURNAL), MAX_JOURNAL)
-    if devsize - start < desired:
-        raise OSError(errno.ENOSPC, f"-o log: no room for a {desired >> 20} MiB journal after the file "
-                      "system, and p2k does not create in-file-system journals")
-    fs.fs_journal_version = UFS_WAPBL_VERSION
-    fs.fs_journal_location = JOURNALLOC_END_PARTITION
-    fs.fs_journal_flags = 0
-    fs.fs_journal_addr = start // DEV_BSIZE
-    fs.fs_journal_count = (devsize - start) // DEV_BSIZE
-    fs.fs_journal_blksz = DEV_BSIZE
-    fs.fs_journal_ino = 0
-    return find_log(fs, devsize)
 
 
 class LogWriter:
     """The journal of one ``-o log`` mount."""
 
-    def __init__(self, m: FfsMountRW) -> None:
-        fs = m.fs
-        if not fs.ufs2 and not fs.fs_old_flags & FS_FLAGS_UPDATED:
-            raise OSError(errno.EINVAL, "-o log: superblock in the old format, not journaling")
+    def __init__(self, m: FfsMount, loc: JournalLoc) -> None:
         self.m = m
-        self.loc = _position(m)
+        self.loc = loc
         self.blk = self.loc.blksz
         if self.loc.size < MAXPHYS:
             raise OSError(errno.ENOSPC, f"-o log: journal of {self.loc.size} bytes is too small")

@@ -34,52 +34,54 @@ def _node(vp: Vnode) -> TmpNode:
     return vp.data  # type: ignore[return-value]
 
 
-class TmpfsExtattrVnops:
-    def vop_getextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> bytes:
-        value = (_node(vp).xattrs or {}).get((ns, name))
-        if value is None:
-            raise OSError(ENOATTR, "no such attribute")
-        return value
-
-    def vop_listextattr(self: TmpfsMount, vp: Vnode, ns: int) -> list[bytes]:
-        return [n for (s, n) in (_node(vp).xattrs or {}) if s == ns]
-
-    def vop_setextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
-        check_name(ns, name)
-        if self.readonly:
-            raise OSError(errno.EROFS, "read-only file system")
-        if len(value) > MAX_VALUE:
-            raise OSError(errno.EINVAL, "attribute value too large")
-        n = _node(vp)
-        attrs = n.xattrs if n.xattrs is not None else {}
-        old = attrs.get((ns, name))
-        used = sum(_cost(k[1], v) for k, v in attrs.items())
-        delta = _cost(name, value) - (_cost(name, old) if old is not None else 0)
-        if used + delta > MAX_AREA:
-            raise OSError(errno.ENOSPC, "extended attribute area full")
-        if delta > 0:
-            self._charge(delta)
-        else:
-            self._uncharge(-delta)
-        attrs[(ns, name)] = bytes(value)
-        n.xattrs = attrs
-        n.ctime_ns = now_ns()
-
-    def vop_deleteextattr(self: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> None:
-        if self.readonly:
-            raise OSError(errno.EROFS, "read-only file system")
-        n = _node(vp)
-        old = (n.xattrs or {}).pop((ns, name), None)
-        if old is None:
-            raise OSError(ENOATTR, "no such attribute")
-        self._uncharge(_cost(name, old))
-        n.ctime_ns = now_ns()
+def tmpfs_getextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> bytes:
+    value = (_node(vp).xattrs or {}).get((ns, name))
+    if value is None:
+        raise OSError(ENOATTR, "no such attribute")
+    return value
 
 
-    def acl_vattr(self: TmpfsMount, n: TmpNode, va: Vattr) -> Vattr:
-        """``va`` carrying the node's access ACL for the permission checks (mount with -o acls);
-        ACLs are kept little-endian here, tmpfs having no byte order of its own."""
-        return enforced_vattr(va, (n.xattrs or {}).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS])), "<")
+def tmpfs_listextattr(m: TmpfsMount, vp: Vnode, ns: int) -> list[bytes]:
+    return [n for (s, n) in (_node(vp).xattrs or {}) if s == ns]
+
+
+def tmpfs_setextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes, value: bytes) -> None:
+    check_name(ns, name)
+    if m.readonly:
+        raise OSError(errno.EROFS, "read-only file system")
+    if len(value) > MAX_VALUE:
+        raise OSError(errno.EINVAL, "attribute value too large")
+    n = _node(vp)
+    attrs = n.xattrs if n.xattrs is not None else {}
+    old = attrs.get((ns, name))
+    used = sum(_cost(k[1], v) for k, v in attrs.items())
+    delta = _cost(name, value) - (_cost(name, old) if old is not None else 0)
+    if used + delta > MAX_AREA:
+        raise OSError(errno.ENOSPC, "extended attribute area full")
+    if delta > 0:
+        m.charge(delta)
+    else:
+        m.uncharge(-delta)
+    attrs[(ns, name)] = bytes(value)
+    n.xattrs = attrs
+    n.ctime_ns = now_ns()
+
+
+def tmpfs_deleteextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> None:
+    if m.readonly:
+        raise OSError(errno.EROFS, "read-only file system")
+    n = _node(vp)
+    old = (n.xattrs or {}).pop((ns, name), None)
+    if old is None:
+        raise OSError(ENOATTR, "no such attribute")
+    m.uncharge(_cost(name, old))
+    n.ctime_ns = now_ns()
+
+
+def acl_vattr(m: TmpfsMount, n: TmpNode, va: Vattr) -> Vattr:
+    """``va`` carrying the node's access ACL for the permission checks (mount with -o acls);
+    ACLs are kept little-endian here, tmpfs having no byte order of its own."""
+    return enforced_vattr(va, (n.xattrs or {}).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS])), "<")
 
 
 def xattr_bytes(n: TmpNode) -> int:

@@ -11,9 +11,32 @@ import errno
 import stat as stat_mod
 from typing import TYPE_CHECKING, Any
 
-from p2k.fs.tmpfs.extattr import TmpfsExtattrVnops, xattr_bytes
+from p2k.fs.tmpfs.extattr import (
+    tmpfs_deleteextattr,
+    tmpfs_getextattr,
+    tmpfs_listextattr,
+    tmpfs_setextattr,
+    xattr_bytes,
+)
 from p2k.fs.tmpfs.node import NODE_OVERHEAD, TmpDir, TmpNode
-from p2k.fs.tmpfs.vnops import TmpfsVnops
+from p2k.fs.tmpfs.vnops import (
+    tmpfs_create,
+    tmpfs_exchange,
+    tmpfs_getattr,
+    tmpfs_isempty,
+    tmpfs_link,
+    tmpfs_lookup,
+    tmpfs_mkdir,
+    tmpfs_read,
+    tmpfs_readdir,
+    tmpfs_readlink,
+    tmpfs_remove,
+    tmpfs_rename,
+    tmpfs_rmdir,
+    tmpfs_setattr,
+    tmpfs_symlink,
+    tmpfs_write,
+)
 from p2k.hyper import now_ns, parse_memsize, random_u32
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import VDIR, StatVFS
@@ -25,10 +48,11 @@ if TYPE_CHECKING:
 ROOT_INO = 2
 
 
-class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
+class TmpfsMount(Mount):
     fstype = "tmpfs"
     namemax = 255
     maxfilesize = (1 << 63) - 1
+    supports_exchange = True
 
     def __init__(self, kernel: Kernel, flags: int, data: dict[str, Any]) -> None:
         super().__init__(kernel, flags, data)
@@ -38,31 +62,31 @@ class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
         self.used = 0
         self.nodes: dict[int, TmpNode] = {}
         self.next_ino = ROOT_INO
-        root = self._newnode(VDIR | (_opt_int(data.get("mode"), "mode", 8) or 0o755),
+        root = self.new_node(VDIR | (_opt_int(data.get("mode"), "mode", 8) or 0o755),
                              _opt_int(data.get("uid"), "uid") or 0, _opt_int(data.get("gid"), "gid") or 0)
         root.dir = TmpDir()
         root.parent = root.ino
         root.nlink = 2
 
     # ---- accounting ------------------------------------------------------------------------------
-    def _check_space(self, n: int) -> None:
+    def check_space(self, n: int) -> None:
         if self.size_limit is not None and self.used + n > self.size_limit:
             raise OSError(errno.ENOSPC, "tmpfs size limit reached")
 
-    def _charge(self, n: int) -> None:
-        self._check_space(n)
+    def charge(self, n: int) -> None:
+        self.check_space(n)
         if not self.kernel.mem.try_charge(n):
             raise OSError(errno.ENOSPC, "kernel memory limit reached")
         self.used += n
 
-    def _uncharge(self, n: int) -> None:
+    def uncharge(self, n: int) -> None:
         self.used -= n
         self.kernel.mem.uncharge(n)
 
-    def _newnode(self, mode: int, uid: int, gid: int) -> TmpNode:
+    def new_node(self, mode: int, uid: int, gid: int) -> TmpNode:
         if self.nodes_limit is not None and len(self.nodes) >= self.nodes_limit:
             raise OSError(errno.ENOSPC, "tmpfs node limit reached")
-        self._charge(NODE_OVERHEAD)
+        self.charge(NODE_OVERHEAD)
         ino = self.next_ino
         self.next_ino += 1
         n = TmpNode(ino, mode, uid, gid, now_ns(), random_u32())
@@ -94,7 +118,7 @@ class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
         if n.pages:
             freed += sum(len(p) for p in n.pages.values())
             n.pages.clear()
-        self._uncharge(freed)
+        self.uncharge(freed)
 
     def vfs_statvfs(self) -> StatVFS:
         bsize = 4096
@@ -111,8 +135,30 @@ class TmpfsMount(TmpfsExtattrVnops, TmpfsVnops, Mount):
                        f_flag=self.flags & 1, f_namemax=self.namemax)
 
     def vfs_unmount(self, force: bool = False) -> None:
-        self._uncharge(self.used)
+        self.uncharge(self.used)
         self.nodes.clear()
+
+    # ---- the vnode operations vector (NetBSD's tmpfs_vnodeop_entries) ----------------------------
+    vop_lookup = tmpfs_lookup
+    vop_readdir = tmpfs_readdir
+    vop_isempty = tmpfs_isempty
+    vop_getattr = tmpfs_getattr
+    vop_setattr = tmpfs_setattr
+    vop_readlink = tmpfs_readlink
+    vop_create = tmpfs_create
+    vop_mkdir = tmpfs_mkdir
+    vop_symlink = tmpfs_symlink
+    vop_link = tmpfs_link
+    vop_remove = tmpfs_remove
+    vop_rmdir = tmpfs_rmdir
+    vop_rename = tmpfs_rename
+    vop_exchange = tmpfs_exchange
+    vop_read = tmpfs_read
+    vop_write = tmpfs_write
+    vop_getextattr = tmpfs_getextattr
+    vop_listextattr = tmpfs_listextattr
+    vop_setextattr = tmpfs_setextattr
+    vop_deleteextattr = tmpfs_deleteextattr
 
 
 def _opt_size(v: object) -> int | None:

@@ -14,7 +14,7 @@ found with ``bytes.find``. Inode allocation lives in ``ialloc.py`` (a mixin of t
 The cg header is always read through the buffer cache at ``cgtod`` with ``fs_cgsize`` bytes — the
 same buffer the read path consults for ``cg_initediblk`` — and released with ``bdwrite`` (NetBSD
 writes cgs delayed: fsck rebuilds bitmaps, and a bitmap is never written ahead of the inode that
-stops using a block, see ``itrunc``).
+stops using a block, see ``ffs_inode.truncate``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Allocator(InodeAlloc):
         self.codec = codec
         self.t = frag_tables(fs.fs_frag)
         self.ncg = fs.fs_ncg
+        self._orders: dict[int, list[int]] = {}
         raw = bufcache.read(dev, fs.fs_csaddr << fs.fs_fshift, fs.fs_cssize)
         self.csum = decode_csums(raw, self.ncg, fs.endian)  # ndir, nbfree, nifree, nffree per cg
         self.csum_dirty = False
@@ -167,7 +168,14 @@ class Allocator(InodeAlloc):
             raise OSError(errno.ENOSPC, "file system full (minfree reserve)")
 
     def _cg_order(self, start: int) -> list[int]:
-        """ffs_hashalloc's order: preferred cg, quadratic rehash, then brute force."""
+        """ffs_hashalloc's order: preferred cg, quadratic rehash, then brute force. The same few
+        starting groups are asked for on every allocation: each order is built once."""
+        order = self._orders.get(start)
+        if order is None:
+            order = self._orders[start] = self._hash_order(start)
+        return order
+
+    def _hash_order(self, start: int) -> list[int]:
         n = self.ncg
         order = [start]
         seen = {start}

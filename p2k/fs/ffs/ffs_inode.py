@@ -1,4 +1,5 @@
-"""Truncation (NetBSD ``ffs_truncate`` / ``ffs_indirtrunc``): shrink or grow a file's size.
+"""The on-disk side of an inode (NetBSD ``ffs_inode.c``): ``ffs_update`` writes the in-core inode
+into its block, ``truncate`` (``ffs_truncate`` / ``ffs_indirtrunc``) shrinks or grows a file.
 
 Shrinking frees every block past the new end — direct blocks, whole indirect subtrees, the tail of
 a partially kept indirect block — and trims the last direct block to the fragments the new size
@@ -9,7 +10,7 @@ the last kept block beyond the new size are zeroed on disk, so growing the file 
 zeros there, as POSIX requires.
 
 Growing only moves the size (holes read as zeros), except that a fragment tail that stops being
-the last block is first made a full block, as ``balloc`` does for writes.
+the last block is first made a full block, as ``ffs_balloc`` does for writes.
 """
 
 from __future__ import annotations
@@ -18,15 +19,28 @@ import errno
 import struct
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
+from p2k.fs.ffs.ffs_balloc import write_range
+from p2k.fs.ffs.fs import UFS_NDADDR, ino_to_fsba, ino_to_fsbo, sblksize
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
 
 
-def _ptrs(m: FfsMountRW, addr: int) -> tuple[int, ...]:
+def ffs_update(m: FfsMount, ip: Inode, sync: bool = False) -> None:
+    """Encode the in-core inode into its block. ``sync`` marks the places where NetBSD's
+    synchronous FFS writes at once (before a name points to the inode, before blocks it held
+    are freed); with ordered write-back that order is kept by the epochs of the buffer cache and
+    by ``barrier`` before reuse, so both are delayed writes here."""
+    fs = m.fs
+    bp = m.bufcache.bread(m.dev, ino_to_fsba(fs, ip.ino) << fs.fs_fshift, fs.fs_bsize)
+    m.codec.encode_into(ip, bp.data, ino_to_fsbo(fs, ip.ino) * m.isize)
+    m.bufcache.bdwrite(bp)
+    ip.dirty = False
+    m.dirty_inodes.pop(ip.ino, None)
+
+
+def _ptrs(m: FfsMount, addr: int) -> tuple[int, ...]:
     """The pointers of an indirect block, each checked: freeing blocks on the word of a damaged
     indirect block (one pointing at a superblock, say) would hand metadata to the allocator."""
     fs = m.fs
@@ -39,13 +53,13 @@ def _ptrs(m: FfsMountRW, addr: int) -> tuple[int, ...]:
     return ptrs
 
 
-def _check(m: FfsMountRW, addr: int, nfrags: int) -> None:
+def _check(m: FfsMount, addr: int, nfrags: int) -> None:
     why = m.bmapper.bad_addr(addr, nfrags) or (addr % m.fs.fs_frag + nfrags > m.fs.fs_frag and "not in one block")
     if why:
         raise OSError(errno.EIO, f"truncate: block {addr} {why}; nothing freed")
 
 
-def _collect(m: FfsMountRW, addr: int, level: int, data: list[int], meta: list[int]) -> None:
+def _collect(m: FfsMount, addr: int, level: int, data: list[int], meta: list[int]) -> None:
     """Every block of the subtree at ``addr`` (``level`` 0 = leaf indirect block)."""
     ptrs = _ptrs(m, addr)
     if level == 0:
@@ -57,7 +71,7 @@ def _collect(m: FfsMountRW, addr: int, level: int, data: list[int], meta: list[i
     meta.append(addr)
 
 
-def _trunc_tree(m: FfsMountRW, addr: int, level: int, cut: int, data: list[int], meta: list[int]) -> None:
+def _trunc_tree(m: FfsMount, addr: int, level: int, cut: int, data: list[int], meta: list[int]) -> None:
     """Free the data blocks with relative index ≥ ``cut`` under the indirect block at ``addr``
     (which is kept: cut > 0), clearing their pointers and writing the block synchronously."""
     fs = m.fs
@@ -86,7 +100,7 @@ def _trunc_tree(m: FfsMountRW, addr: int, level: int, cut: int, data: list[int],
     m.bufcache.bwrite(bp)
 
 
-def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
+def truncate(m: FfsMount, ip: Inode, length: int, root: bool) -> None:
     fs = m.fs
     osize = ip.size
     if length == osize:
@@ -131,7 +145,7 @@ def truncate(m: FfsMountRW, ip: Inode, length: int, root: bool) -> None:
     _release(m, ip, data, meta, partial)
 
 
-def _cut(m: FfsMountRW, ip: Inode, osize: int, length: int) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+def _cut(m: FfsMount, ip: Inode, osize: int, length: int) -> tuple[list[int], list[int], list[tuple[int, int]]]:
     """Detach the blocks past the new end: (full blocks, indirect blocks, fragment runs) to free.
     Everything is read and checked before the one indirect block that is only cut is written;
     EIO leaves the caller to restore the pointers."""
@@ -172,7 +186,7 @@ def _cut(m: FfsMountRW, ip: Inode, osize: int, length: int) -> tuple[list[int], 
     return data, meta, partial
 
 
-def _release(m: FfsMountRW, ip: Inode, data: list[int], meta: list[int], partial: list[tuple[int, int]]) -> None:
+def _release(m: FfsMount, ip: Inode, data: list[int], meta: list[int], partial: list[tuple[int, int]]) -> None:
     """Write the inode without the pointers, then give the blocks back."""
     fs = m.fs
     fshift, bsize = fs.fs_fshift, fs.fs_bsize

@@ -1,34 +1,168 @@
-"""Directory entry changes (NetBSD ``ufs_lookup.c`` direnter/dirremove/dirrewrite + ``ufs_dirhash.c``).
+"""Directories (NetBSD ``ufs_lookup.c`` + ``ufs_dirhash.c``, with ``ufs_readdir``): lookup,
+readdir, and adding, removing and rewriting entries.
 
-Rules kept from FFS: an entry never crosses a 512-byte chunk (DIRBLKSIZ); a new entry takes the
-slack of an existing entry (or a free slot at the start of a chunk), and when a chunk has the room
-only in scattered pieces its entries are squeezed together first (compaction); a directory grows
-by one chunk at a time; removing an entry gives its space to the previous entry in the chunk, or, for the first
-entry of a chunk, just zeroes its ``d_ino``. Changed directory blocks go out where NetBSD's
-synchronous FFS would ``bwrite`` them, through ``meta_write``: on an ordered mount the buffer
-cache's epochs keep them behind the data they depend on, and a reused inode number waits for a
-full ordered sync (``FfsMountRW.barrier``), so an old name never shows a new file.
+Reading: a directory is read a block at a time through the buffer cache and parsed chunk by chunk
+(``dir.parse_dirblock``). A damaged chunk, an entry no sane directory holds ("/" in a name, an
+inode number out of range, a "." or ".." out of place, an entry naming the directory itself) is
+skipped with a console message, as NetBSD's ``ufs_dirbad`` does, so the rest stays readable and a
+walker can never loop through a directory into itself. Readdir cookies are byte offsets of
+entries, so they survive reclaim and stay meaningful while entries are added or removed.
+
+Changing, with the rules kept from FFS: an entry never crosses a 512-byte chunk (DIRBLKSIZ); a new
+entry takes the slack of an existing entry (or a free slot at the start of a chunk), and when a
+chunk has the room only in scattered pieces its entries are squeezed together first (compaction);
+a directory grows by one chunk at a time; removing an entry gives its space to the previous entry
+in the chunk, or, for the first entry of a chunk, just zeroes its ``d_ino``. Changed directory
+blocks go out where NetBSD's synchronous FFS would ``bwrite`` them, through ``meta_write``: on an
+ordered mount the buffer cache's epochs keep them behind the data they depend on, and a reused
+inode number waits for a full ordered sync (``FfsMount.barrier``), so an old name never shows a
+new file.
 
 ``DirIndex`` is the dirhash: name → entry offset plus, per chunk, the largest free slot (in 4-byte
 units, one byte per chunk). Finding room for a name is a single regular-expression character-class
 search over that byte string, so create, lookup and remove cost the same in a 100,000-entry
-directory as in an empty one. The read path's ``ip.dircache`` (name → inode) is kept in step.
+directory as in an empty one. Lookup's ``ip.dircache`` (name → inode) is kept in step.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import re
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from p2k.fs.ffs.balloc import write_range
-from p2k.fs.ffs.dir import D_TYPE, DIRBLKSIZ, DIRECT, DIRSIZ, DirectHeader, parse_dirblock, set_d_ino, set_d_reclen
-from p2k.fs.ffs.fs import sblksize
+from p2k.fs.ffs.dir import (
+    D_TYPE,
+    DIRBLKSIZ,
+    DIRECT,
+    DIRSIZ,
+    DT_WHT,
+    DirectHeader,
+    pack_entry,
+    parse_dirblock,
+    set_d_ino,
+    set_d_reclen,
+)
+from p2k.fs.ffs.ffs_balloc import write_range
+from p2k.fs.ffs.fs import UFS_ROOTINO, sblksize
+from p2k.fs.ffs.inode import IFDIR
+from p2k.vfs.vattr import Dirent
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
-    from p2k.fs.ffs.vfsops_rw import FfsMountRW
     from p2k.vfs.bufcache import Buf
+    from p2k.vfs.vnode import Vnode
+
+log = logging.getLogger("p2k.ffs")
+MAX_DIR_ERRORS = 100
+
+# ---- reading -------------------------------------------------------------------------------------
+def _dir_bad(m: FfsMount, ip: Inode) -> Callable[[int, str], None]:
+    def bad(off: int, why: str) -> None:
+        # NetBSD's ufs_dirbad prints and carries on with the next chunk; we keep the message.
+        msg = f"bad dir ino {ip.ino} at offset {off}: {why}"
+        if len(m.dir_errors) < MAX_DIR_ERRORS and msg not in m.dir_errors:
+            m.dir_errors.append(msg)
+            log.warning("%s: %s", m.mountpoint_path, msg)  # the console line, once
+    return bad
+
+
+def dir_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[int, int, int, bytes, int]]]:
+    """The parsed entries of each directory block from the one holding byte ``start`` on.
+
+    Reads a block at a time through the buffer cache; entries are ``(offset, ino, type, name,
+    reclen)`` with free slots (ino 0) included, exactly as ``dir.parse_dirblock`` returns them."""
+    if ip.mode & 0o170000 != IFDIR:
+        raise OSError(errno.ENOTDIR, f"inode {ip.ino} is not a directory")
+    fs = m.fs
+    bsize = fs.fs_bsize
+    size = ip.size
+    bad = _dir_bad(m, ip)
+    endian = fs.endian
+    oldfmt = m.oldfmt_dir
+    lbn = max(start, 0) >> fs.fs_bshift
+    while (lbn << fs.fs_bshift) < size:
+        base = lbn << fs.fs_bshift
+        if m.bmapper.bmap(ip, lbn) == 0:
+            # Directories have no holes (fsck: "DIRECTORY ... HAS A HOLE"); stopping here also
+            # bounds the scan of a directory whose size field was corrupted upwards.
+            raise OSError(errno.EIO, f"directory inode {ip.ino} has a hole at block {lbn}")
+        data = m.read_range(ip, base, min(base + bsize, size))
+        yield parse_dirblock(data, base, endian, oldfmt, bad)
+        lbn += 1
+
+
+def dir_entries(m: FfsMount, ip: Inode, start: int = 0, *, free_slots: bool = False,
+                ) -> Iterator[tuple[int, int, int, bytes, int]]:
+    """``(offset, ino, type, name, reclen)`` of every entry at or after byte ``start``;
+    free slots only with ``free_slots``."""
+    for ents in dir_blocks(m, ip, start):
+        for ent in ents:
+            if ent[0] >= start and (ent[1] or free_slots):
+                yield ent
+
+
+def sane_entries(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[tuple[int, int, int, bytes, int]]:
+    """The live entries a reader may act on: what ``dir_entries`` gives, less the records no
+    sane directory holds — an empty name or one with "/", an inode number out of range, an
+    entry naming the directory itself other than ".", a "." or ".." anywhere but first and
+    second. Each is skipped with a console message (ufs_dirbad), so a walker can never loop
+    through a directory into itself."""
+    bad = _dir_bad(m, ip)
+    second = -1
+    for ents in dir_blocks(m, ip, start):
+        for off, ino, dtype, name, reclen in ents:
+            if off == 0:
+                second = reclen
+            if not ino or off < start or dtype == DT_WHT:
+                continue
+            why = None
+            if not name or b"/" in name:
+                why = f"bad name {name!r}"
+            elif ino >= m.maxino or ino < UFS_ROOTINO:
+                why = f"inode number {ino} out of range"
+            elif name == b".":
+                why = None if off == 0 and ino == ip.ino else "'.' that is not the first entry or not itself"
+            elif name == b"..":
+                why = None if off == second else "'..' that is not the second entry"
+            elif ino == ip.ino:
+                why = f"entry {name!r} names the directory itself"
+            if why is not None:
+                bad(off, why)
+                continue
+            yield off, ino, dtype, name, reclen
+
+
+def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
+    """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset."""
+    ip: Inode = vp.data  # type: ignore[assignment]
+    for off, ino, dtype, name, reclen in sane_entries(m, ip, cookie):
+        yield Dirent(ino, dtype, name, off + reclen)
+
+
+def ufs_lookup(m: FfsMount, dvp: Vnode, name: bytes) -> int:
+    ip: Inode = dvp.data  # type: ignore[assignment]
+    cache = ip.dircache
+    if cache is None:
+        cache = {}
+        for _, ino, _dtype, ename, _ in sane_entries(m, ip):
+            if ename not in cache:
+                cache[ename] = ino
+        ip.dircache = cache
+    found = cache.get(name)
+    if found is None:
+        raise OSError(errno.ENOENT, f"{name.decode(errors='replace')}: no such entry")
+    return found
+
+
+def ufs_isempty(m: FfsMount, vp: Vnode) -> bool:
+    ip: Inode = vp.data  # type: ignore[assignment]
+    return dir_isempty(m, ip)
+
+
+# ---- changing ------------------------------------------------------------------------------------
 
 _FREE_RE: dict[int, re.Pattern[bytes]] = {}
 
@@ -61,11 +195,7 @@ def _slack(ino: int, name: bytes, reclen: int) -> int:
     return reclen - DIRSIZ(len(name)) if ino else reclen
 
 
-def pack_entry(endian: str, ino: int, dtype: int, name: bytes, reclen: int) -> bytes:
-    return DIRECT[endian].pack(ino, reclen, dtype, len(name)) + name.ljust(DIRSIZ(len(name)) - DirectHeader.SIZE, b"\0")
-
-
-def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
+def dir_index(m: FfsMount, ip: Inode) -> DirIndex:
     """The directory's index, built by one scan on first use (with ``ip.dircache``)."""
     idx = m.dirindex.get(ip.ino)
     if idx is not None and ip.dircache is not None:
@@ -75,7 +205,7 @@ def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
     nchunks = ip.size // DIRBLKSIZ
     free = bytearray(nchunks)
     total = [0] * nchunks
-    for off, ino, _dtype, name, reclen in m.dir_entries(ip, free_slots=True):
+    for off, ino, _dtype, name, reclen in dir_entries(m, ip, free_slots=True):
         c = off >> 9
         s = _slack(ino, name, reclen) >> 2
         if c < nchunks:
@@ -92,7 +222,7 @@ def dir_index(m: FfsMountRW, ip: Inode) -> DirIndex:
     return idx
 
 
-def _chunk_buf(m: FfsMountRW, ip: Inode, off: int) -> tuple[Buf, int]:
+def _chunk_buf(m: FfsMount, ip: Inode, off: int) -> tuple[Buf, int]:
     """The buffer holding the chunk at directory offset ``off`` and the chunk's offset in it."""
     fs = m.fs
     lbn = off >> fs.fs_bshift
@@ -104,7 +234,7 @@ def _chunk_buf(m: FfsMountRW, ip: Inode, off: int) -> tuple[Buf, int]:
     return bp, (off & fs.fs_qbmask) & ~(DIRBLKSIZ - 1)
 
 
-def _chunk_entries(m: FfsMountRW, data: bytearray, coff: int) -> list[tuple[int, int, int, bytes, int]]:
+def _chunk_entries(m: FfsMount, data: bytearray, coff: int) -> list[tuple[int, int, int, bytes, int]]:
     """Entries of one chunk as (offset in chunk, ino, type, name, reclen)."""
     return parse_dirblock(memoryview(data)[coff:coff + DIRBLKSIZ], 0, m.fs.endian, False)
 
@@ -131,7 +261,7 @@ def _refresh_free(idx: DirIndex, chunk: int, ents: list[tuple[int, int, int, byt
     idx.chunk_total[chunk] = min(sum(slacks) >> 2, 255)
 
 
-def _compact(m: FfsMountRW, dip: Inode, idx: DirIndex, chunk: int) -> None:
+def _compact(m: FfsMount, dip: Inode, idx: DirIndex, chunk: int) -> None:
     """Squeeze the live entries of a chunk together so its free space is one slot at the end
     (ufs_direnter's compaction when the space is there but scattered)."""
     endian = m.fs.endian
@@ -151,7 +281,7 @@ def _compact(m: FfsMountRW, dip: Inode, idx: DirIndex, chunk: int) -> None:
     _refresh_free(idx, chunk, _chunk_entries(m, bp.data, coff))
 
 
-def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root: bool) -> None:
+def direnter(m: FfsMount, dip: Inode, name: bytes, ino: int, dtype: int, root: bool) -> None:
     """Add ``name`` → ``ino`` to directory ``dip`` (the caller has checked it is absent)."""
     idx = dir_index(m, dip)
     need = DIRSIZ(len(name))
@@ -204,7 +334,7 @@ def direnter(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int, root:
     raise OSError(errno.EIO, f"directory {dip.ino}: index out of step at chunk {chunk}")
 
 
-def dirremove(m: FfsMountRW, dip: Inode, name: bytes) -> int:
+def dirremove(m: FfsMount, dip: Inode, name: bytes) -> int:
     """Remove ``name`` from ``dip``; returns the inode number it named."""
     idx = dir_index(m, dip)
     off = idx.offsets.get(name)
@@ -238,7 +368,7 @@ def dirremove(m: FfsMountRW, dip: Inode, name: bytes) -> int:
     return target[1]
 
 
-def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> None:
+def dirrewrite(m: FfsMount, dip: Inode, name: bytes, ino: int, dtype: int) -> None:
     """Point the existing entry ``name`` at ``ino`` (rename over a target, ``..`` of a moved dir)."""
     idx = dir_index(m, dip)
     off = idx.offsets.get(name)
@@ -253,12 +383,6 @@ def dirrewrite(m: FfsMountRW, dip: Inode, name: bytes, ino: int, dtype: int) -> 
     dip.dircache[name] = ino
 
 
-def dir_template(endian: str, ino: int, parent: int) -> bytes:
-    """The first chunk of a new directory: "." (reclen 12) and ".." (the rest of the chunk)."""
-    return (pack_entry(endian, ino, 4, b".", 12) + pack_entry(endian, parent, 4, b"..", DIRBLKSIZ - 12)
-            ).ljust(DIRBLKSIZ, b"\0")
-
-
-def dir_isempty(m: FfsMountRW, ip: Inode) -> bool:
+def dir_isempty(m: FfsMount, ip: Inode) -> bool:
     idx = dir_index(m, ip)
     return all(n in (b".", b"..") for n in idx.offsets)
