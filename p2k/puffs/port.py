@@ -149,7 +149,7 @@ class LocalPort:
         return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
 
     def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
-        return self._held(self._with_vnode(parent, lambda dvp: who.vmake(dvp, name, kind, *args, **kw)))
+        return self._with_vnode(parent, lambda dvp: self._held(who.vmake(dvp, name, kind, *args, **kw)))  # type: ignore[no-any-return]
 
     def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
         return self._make(who, parent, name, "node", mode, rdev)
@@ -183,8 +183,12 @@ class LocalPort:
         return fd
 
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
-        fd, vp, va = self._with_vnode(parent, who.vcreate, name, flags & ~os.O_NOCTTY, mode)
-        self.root.vrele(vp)
+        def run(dvp: Any) -> tuple[int, Vattr]:  # one kernel entry: vget, create, both vreles
+            fd, vp, va = who.vcreate(dvp, name, flags & ~os.O_NOCTTY, mode)
+            self.root.vrele(vp)
+            return fd, va
+
+        fd, va = self._with_vnode(parent, run)
         self.openers[fd] = who
         return fd, self._counted(va)
 
