@@ -32,7 +32,8 @@ from fsspec import AbstractFileSystem
 from fsspec.core import split_protocol
 from fsspec.implementations.local import LocalFileSystem
 
-from p2k.etfs.attach import split_partition
+from p2k.etfs.resolve import split_image_arg
+from p2k.hyper.containers import SiblingOpener
 from p2k.image import ImageFS, open_image
 from p2k.kfile import open_kernel_file
 
@@ -78,25 +79,7 @@ class P2KFileSystem(AbstractFileSystem):
             return _shared(path, mode, fstype, partition, memlimit)
         if mode != "r":
             raise ValueError(f"p2k: {protocol}:// images are read-only (mode='r')")
-        import fsspec
-
-        target = fsspec.filesystem(protocol, **target_options)
-        if partition is None:
-            url, partition = split_partition(url, exists=target.exists)
-        f = target.open(url, "rb", block_size=block_size)
-
-        def open_sibling(name: str) -> Any:
-            """A qcow2 overlay's backing file, named as qemu-img stored it: relative to the
-            overlay's folder in the same file system (an absolute name is a path in it)."""
-            base = target._strip_protocol(url)
-            if name.startswith("/") and "://" in base:  # http(s): a path on the same server
-                path = urljoin(base, name)
-            elif name.startswith("/"):
-                path = name
-            else:
-                path = posixpath.join(posixpath.dirname(base), name)
-            return target.open(path, "rb", block_size=block_size)
-
+        f, open_sibling, url, partition = open_url(url, protocol, target_options, block_size, partition)
         return open_image(f, "r", fstype=fstype, partition=partition, memlimit=memlimit, name=url,
                           close_fileobj=True, open_sibling=open_sibling)
 
@@ -315,3 +298,32 @@ def _as_fsspec_error(e: OSError, name: str) -> OSError:
     """The errno-specific subclass (FileNotFoundError, IsADirectoryError...) naming the path as
     fsspec's callers print it."""
     return OSError(e.errno, e.strerror or os.strerror(e.errno or 0), name)
+
+
+def open_url(url: str, protocol: str | None = None, options: dict[str, Any] | None = None,
+             block_size: int = REMOTE_BLOCK_SIZE, partition: str | None = None) -> tuple[Any, SiblingOpener, str, str | None]:
+    """Open the image behind a (non-local) fsspec URL, read in ranges: the file object, an opener
+    for files the image names beside itself (a qcow2 overlay's backing file), the URL without a
+    ``:NAME`` partition suffix, and that name. The CLI opens ``p2k ls https://…/disk.img.gz /``
+    images through this too."""
+    import fsspec
+
+    protocol = protocol or split_protocol(url)[0] or "file"
+    target = fsspec.filesystem(protocol, **(options or {}))
+    if partition is None:
+        url, partition = split_image_arg(url, exists=target.exists)
+    f = target.open(url, "rb", block_size=block_size)
+
+    def open_sibling(name: str) -> Any:
+        """A qcow2 overlay's backing file, named as qemu-img stored it: relative to the overlay's
+        folder in the same file system (an absolute name is a path in it)."""
+        base = target._strip_protocol(url)
+        if name.startswith("/") and "://" in base:  # http(s): a path on the same server
+            path = urljoin(base, name)
+        elif name.startswith("/"):
+            path = name
+        else:
+            path = posixpath.join(posixpath.dirname(base), name)
+        return target.open(path, "rb", block_size=block_size)
+
+    return f, open_sibling, url, partition

@@ -20,6 +20,8 @@ from p2k.cli.progress import Bars, wanted
 if TYPE_CHECKING:
     from p2k.etfs import EtfsRegistry
     from p2k.etfs.resolve import Target
+    from p2k.hyper import Backend
+    from p2k.hyper.containers import Progress
     from p2k.kernel import Kernel
 
 DEVKEY = "/dev/p2k0"
@@ -68,8 +70,9 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
                         "takes the place of IMAGE")
     where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
     p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
-                   help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or IMAGE:NAME for "
-                        "a partition as 'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
+                   help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or an fsspec URL "
+                        "(https://…, s3://…: read-only, read in ranges), or IMAGE:NAME for a partition as "
+                        "'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
     p.set_defaults(_image_operand=(image_optional, server_ok))
 
 
@@ -212,15 +215,51 @@ def resolve_image(text: str, readonly: bool, prog: str = "p2k", bars: bool = Fal
     ``PROG: IMAGE: warning: ...``; with ``bars``, a bar for a container's first full pass (a
     multi-gigabyte gzip'd release image takes a while to index before its first read)."""
     from p2k.etfs import parse_size
-    from p2k.etfs.resolve import resolve, split_image_arg
+    from p2k.etfs.resolve import resolve
     from p2k.fs.ffs.fs import probe
     from p2k.hyper.containers import GZIP_INDEX
 
-    path, name = split_image_arg(text)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
     with Bars(bars, prog.removeprefix("p2k ") or "p2k", units={GZIP_INDEX: "B"}) as progress:
-        target = resolve(path, name, readonly=readonly, detect=probe, parse_size=parse_size, progress=progress)
+        backend, path, name = open_image_source(text, readonly, progress)
+        target = resolve(backend, name, readonly=readonly, detect=probe, parse_size=parse_size)
     for w in target.warnings:
         print(f"{prog}: {path}: warning: {w}", file=sys.stderr)
     return target
+
+
+def is_url(text: str) -> bool:
+    """``scheme://…`` other than ``file://``: an image fsspec opens (http(s), s3, memory…)."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.isidentifier() and scheme not in ("file", "local")
+
+
+def open_image_source(text: str, readonly: bool, progress: Progress | None = None) -> tuple[Backend, str, str | None]:
+    """The backend of ``IMAGE[:NAME]``, the image's path or URL, and NAME. IMAGE may be a URL
+    (``https://host/NetBSD-10.0-amd64.img.gz``): fsspec reads it in ranges, never whole, and it is
+    read-only; its container is decoded in place and a qcow2 overlay's backing file is fetched
+    from beside it."""
+    from p2k.etfs.resolve import open_source, split_image_arg
+    from p2k.hyper import open_fileobj
+
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    if not is_url(text):
+        path, name = split_image_arg(text)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        return open_source(path, readonly, progress), path, name
+    if not readonly:
+        raise OSError(errno.EROFS, "an image behind a URL is read-only", text)
+    try:
+        from p2k.fsspec import open_url
+    except ModuleNotFoundError as e:
+        raise OSError(errno.ENOTSUP, f"reading an image by URL needs {e.name}: pip install 'p2k[fsspec]'",
+                      text) from None
+    try:
+        f, open_sibling, url, name = open_url(text)
+    except (OSError, ValueError) as e:  # fsspec: FileNotFoundError, or ValueError for a bad URL
+        if isinstance(e, OSError) and e.errno:
+            raise
+        raise OSError(errno.ENOENT if isinstance(e, FileNotFoundError) else errno.EINVAL,
+                      str(e) or type(e).__name__, text) from None
+    return open_fileobj(f, url, progress=progress, open_sibling=open_sibling), url, name

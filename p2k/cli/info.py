@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("info", help="one-screen summary of an image: container, partitions, file systems",
                        description="Show what p2k sees in an image, without changing it.")
     p.add_argument("--json", dest="as_json", action="store_true", help="machine-readable output")
-    p.add_argument("image", help="image file (IMAGE, or IMAGE:a for one partition)")
+    p.add_argument("image", help="image file or fsspec URL (IMAGE, or IMAGE:a for one partition)")
     p.set_defaults(func=cmd_info)
 
 
@@ -106,16 +106,11 @@ def _journal_line(j: dict[str, Any] | None) -> str:
 
 def gather(image: str) -> dict[str, Any]:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
-    import errno
-    import os
 
-    from p2k.etfs.resolve import open_source, split_image_arg
+    from p2k.cli.imagearg import open_image_source
     from p2k.etfs.volumes import scan_volumes
 
-    path, only = split_image_arg(image)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-    backend = open_source(path, True)
+    backend, path, only = open_image_source(image, True)
     try:
         size = backend.size()
 

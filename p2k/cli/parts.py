@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("parts", help="list the partitions of a disk image (like mmls), with the file system in each")
-    p.add_argument("image", help="disk image (raw, qcow2, VMDK, VHD(X), gzip or xz)")
+    p.add_argument("image", help="disk image (raw, qcow2, VMDK, VHD(X), gzip or xz), or an fsspec URL of one")
     p.set_defaults(func=cmd_parts)
 
 
@@ -51,12 +51,16 @@ def row(index: int, v: Volume, secsize: int, fs: str) -> str:
 
 def cmd_parts(args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``p2k`` imports every command module to build its parser.
+    from p2k.cli.imagearg import is_url, open_image_source
     from p2k.etfs.resolve import open_source
     from p2k.etfs.volumes import scan_volumes
 
-    if not os.path.exists(args.image):
+    if is_url(args.image):
+        backend = open_image_source(args.image, True)[0]
+    elif not os.path.exists(args.image):
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", args.image)
-    backend = open_source(args.image, True)
+    else:
+        backend = open_source(args.image, True)
     try:
         size = backend.size()
         vm = scan_volumes(backend.pread, size)

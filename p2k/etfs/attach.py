@@ -11,24 +11,14 @@ enables the no-name rule (the image if it is a file system, else its only one).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import IO, Any
 
 from p2k.etfs.device import ETFS_BLK, Device
 from p2k.etfs.registry import EtfsRegistry
-from p2k.etfs.resolve import Detect, Target, is_volume_name, resolve
+from p2k.etfs.resolve import Detect, Target, resolve, split_image_arg
 from p2k.hyper import Backend, open_fileobj
 from p2k.hyper.containers import SiblingOpener
 from p2k.hyper.hostio import host_path_exists
-
-
-def split_partition(text: str, exists: Callable[[str], bool] = host_path_exists) -> tuple[str, str | None]:
-    """``disk.img:p2`` → (``disk.img``, ``p2``) unless ``exists(text)``; ``exists`` lets a remote
-    file system answer for a URL."""
-    path, sep, name = text.rpartition(":")
-    if sep and path and is_volume_name(name) and not exists(text):
-        return path, name
-    return text, None
 
 
 def _register(registry: EtfsRegistry, key: str, target: Target, readonly: bool) -> Device:
@@ -41,7 +31,7 @@ def attach_path(registry: EtfsRegistry, key: str, path: str | os.PathLike[str], 
     """Register host image ``path`` (``IMAGE`` or ``IMAGE:NAME``, any container) as ``key``."""
     text = os.fspath(path)
     if partition is None:
-        text, partition = split_partition(text)
+        text, partition = split_image_arg(text)
     if not host_path_exists(text):
         raise FileNotFoundError(2, "No such file or directory", text)
     target = resolve(text, partition or None, readonly=readonly, detect=None if partition == "" else detect)

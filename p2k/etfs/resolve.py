@@ -57,11 +57,12 @@ class Target:
     warnings: list[str] = field(default_factory=list)
 
 
-def split_image_arg(text: str) -> tuple[str, str | None]:
+def split_image_arg(text: str, exists: Callable[[str], bool] = host_path_exists) -> tuple[str, str | None]:
     """``disk.img:p2`` → (``disk.img``, ``p2``). A path that exists as given is never split, and
-    only a suffix of a volume name's form counts (so ``a:b/c.img`` stays a path)."""
+    only a suffix of a volume name's form counts (so ``a:b/c.img`` stays a path); ``exists`` lets
+    a remote file system answer for a URL."""
     path, sep, name = text.rpartition(":")
-    if sep and path and is_volume_name(name) and not host_path_exists(text):
+    if sep and path and is_volume_name(name) and not exists(text):
         return path, name
     return text, None
 

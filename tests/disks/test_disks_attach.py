@@ -13,7 +13,8 @@ import diskimg as d
 import pytest
 
 import p2k
-from p2k.etfs.attach import attach_fileobj, attach_path, split_partition
+from p2k.etfs.attach import attach_fileobj, attach_path
+from p2k.etfs.resolve import split_image_arg
 from p2k.fs.ffs.fs import probe
 
 pytestmark = pytest.mark.skipif(not d.HAVE_TOOLS, reason="needs makefs, sfdisk, sgdisk and mmls")
@@ -58,6 +59,6 @@ def test_whole_image_and_names(tmp_path: Path) -> None:
         assert p1.offset == disk.filesystems[0].start
     finally:
         k.halt(sync=False)
-    assert split_partition("x.img:s1a", exists=lambda _: False) == ("x.img", "s1a")
-    assert split_partition("x.img:s1a", exists=lambda _: True) == ("x.img:s1a", None)
-    assert split_partition("dir:with/colon.img", exists=lambda _: False) == ("dir:with/colon.img", None)
+    assert split_image_arg("x.img:s1a", exists=lambda _: False) == ("x.img", "s1a")
+    assert split_image_arg("x.img:s1a", exists=lambda _: True) == ("x.img:s1a", None)
+    assert split_image_arg("dir:with/colon.img", exists=lambda _: False) == ("dir:with/colon.img", None)

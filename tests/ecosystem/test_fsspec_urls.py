@@ -321,3 +321,33 @@ def test_qcow2_overlay_in_memory_and_a_missing_backing_file(small_image: Path, t
             fsspec.filesystem("p2k", fo="memory://vm/overlay.qcow2", skip_instance_cache=True)
     finally:
         mem.rm("/vm", recursive=True)
+
+
+def test_commands_take_an_image_by_url(image: Path, labelled_image: Path,
+                                       http: tuple[str, type[RangeHandler]]) -> None:
+    """``p2k ls|cat|info|parts https://…``: the commands read an image behind a URL as the fsspec
+    file system does (in ranges, read-only, partitions by name); a write is refused in one line."""
+    import shutil
+    import subprocess
+    import sys
+
+    url, handler = http
+    shutil.copyfile(labelled_image, image.parent / "labelled.img")
+    p2k = [sys.executable, "-m", "p2k"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*p2k, *args], capture_output=True, text=True, timeout=120)
+
+    r = run("cat", f"{url}/disk.img", "/etc/motd")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "Welcome to NetBSD.\n", "")
+    r = run("ls", f"{url}/labelled.img:a", "/data")
+    assert r.returncode == 0 and "x.csv" in r.stdout.split(), r.stderr
+    r = run("info", f"{url}/labelled.img")
+    assert r.returncode == 0 and "FFSv" in r.stdout and "disklabel" in r.stdout.lower(), r.stdout + r.stderr
+    r = run("parts", f"{url}/labelled.img")
+    assert r.returncode == 0 and "FFS" in r.stdout, r.stderr
+    assert "whole" not in handler.requests and handler.served < (image.stat().st_size + 2 * (4 << 20)) // 4
+    r = run("mkdir", f"{url}/disk.img", "/new")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "read-only" in r.stderr, r.stderr
+    r = run("ls", f"{url}/absent.img", "/")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr

@@ -54,7 +54,7 @@ def cg_inode_limit(ctx: Ctx, c: int) -> int:
         return fs.fs_ipg
     if not fs.ufs2:
         return fs.fs_ipg
-    n = min(CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0], fs.fs_ipg)
+    n: int = min(CgHeader.field("cg_initediblk", fs.endian).unpack_from(buf, _INITEDIBLK)[0], fs.fs_ipg)
     # A cg_initediblk damaged low would hide allocated inodes (the root among them): trust the
     # inode map as far as it shows inodes in use, when the header's offsets can be trusted.
     cg = Cg(buf, fs.endian)
