@@ -121,17 +121,24 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
             entries.append((n, full, es))
             if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
                 sub.append(full)
-        if args.l:
-            print(f"total {sum(e[2].st_blocks for e in entries) // 2}")
+        lines = [f"total {sum(e[2].st_blocks for e in entries) // 2}"] if args.l else []
         for n, full, es in entries:
             try:
-                line = _ls_entry(v, args, full, n, es)
-            except OSError as e:  # a symlink whose target cannot be read
+                lines.append(_ls_entry(v, args, full, n, es))
+            except OSError as e:  # a symlink whose target cannot be read: said in its place
+                _write_lines(lines)
                 onerror(full, e)
-                continue
-            print(line)  # (an error writing the listing itself, EPIPE say, ends the command)
+        _write_lines(lines)  # (an error writing the listing itself, EPIPE say, ends the command)
         dirs[0:0] = sub
     return 1 if failed else 0
+
+
+def _write_lines(lines: list[str]) -> None:
+    """One write per directory instead of a print per entry (print was a seventh of ls -lR's
+    time); ``lines`` is emptied so that an error message can follow the lines before it."""
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        lines.clear()
 
 
 def _complain(cmd: str, path: str, e: OSError) -> None:

@@ -167,8 +167,15 @@ def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:
     return FsView(NamingSys(sys, ""), "", close)
 
 
+_MODES: dict[int, str] = {}
+
+
 def mode_string(mode: int) -> str:
-    return st.filemode(mode)
+    """``st.filemode``, once per distinct mode (a tree has a handful)."""
+    text = _MODES.get(mode)
+    if text is None:
+        text = _MODES[mode] = st.filemode(mode)
+    return text
 
 
 _NOW = time.time()
@@ -186,10 +193,11 @@ def _when(mtime: int) -> str:
 
 
 def ls_line(name: str, s: os.stat_result, target: str | None = None) -> str:
-    when = _when(s.st_mtime_ns // 1_000_000_000)
-    if st.S_ISCHR(s.st_mode) or st.S_ISBLK(s.st_mode):
+    mode = s.st_mode
+    when = _WHEN.get(s.st_mtime_ns // 1_000_000_000) or _when(s.st_mtime_ns // 1_000_000_000)
+    size: str | int = s.st_size
+    if mode & 0o170000 in (st.S_IFCHR, st.S_IFBLK):
         size = f"{os.major(s.st_rdev):3d}, {os.minor(s.st_rdev):3d}"
-    else:
-        size = str(s.st_size)
-    line = f"{mode_string(s.st_mode)} {s.st_nlink:3d} {s.st_uid:<5d} {s.st_gid:<5d} {size:>9} {when} {name}"
-    return line + (f" -> {target}" if target is not None else "")
+    kind = _MODES.get(mode) or mode_string(mode)
+    line = f"{kind} {s.st_nlink:3d} {s.st_uid:<5d} {s.st_gid:<5d} {size:>9} {when} {name}"
+    return line if target is None else f"{line} -> {target}"

@@ -113,16 +113,14 @@ class LocalPort:
 
     # ---- plumbing --------------------------------------------------------------------------------
     def caller(self, uid: int, gid: int, pid: int) -> Any:
+        if uid == 0 and gid == 0:
+            return self.root  # the process the port itself uses; no groups to read for root
         return self.creds.for_request(uid, gid, pid)
 
     def _with_vnode(self, fino: int, fn: Any, *args: Any) -> Any:
-        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call."""
-        root = self.root
-        vp = root.vget_ino(self.rootvp, self.inodes.to_fs(fino))
-        try:
-            return fn(vp, *args)
-        finally:
-            root.vrele(vp)
+        """Call ``fn(vp, *args)`` with the vnode of node ``fino`` held for the call (one kernel
+        entry for the vget, the call and the vrele)."""
+        return self.root.on_ino(self.rootvp, self.inodes.to_fs(fino), fn, *args)
 
     def _counted(self, va: Vattr) -> Vattr:
         self.inodes.remember(self.inodes.to_fuse(va.ino))
@@ -139,7 +137,7 @@ class LocalPort:
         return self._with_vnode(fino, self.root.vgetattr)  # type: ignore[no-any-return]
 
     def lookup(self, who: Any, parent: int, name: bytes) -> Vattr:
-        return self._held(self._with_vnode(parent, who.vlookup, name))
+        return self._counted(who.vlookup_ino(self.rootvp, self.inodes.to_fs(parent), name))
 
     def forget(self, fino: int, n: int, *, undo: bool = False) -> None:
         self.inodes.forget(fino, n, undo=undo)
@@ -151,7 +149,7 @@ class LocalPort:
         return self._with_vnode(fino, who.vreadlink)  # type: ignore[no-any-return]
 
     def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
-        return self._held(self._with_vnode(parent, lambda dvp: who.vmake(dvp, name, kind, *args, **kw)))
+        return self._with_vnode(parent, lambda dvp: self._held(who.vmake(dvp, name, kind, *args, **kw)))  # type: ignore[no-any-return]
 
     def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
         return self._make(who, parent, name, "node", mode, rdev)
@@ -185,8 +183,12 @@ class LocalPort:
         return fd
 
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
-        fd, vp, va = self._with_vnode(parent, who.vcreate, name, flags & ~os.O_NOCTTY, mode)
-        self.root.vrele(vp)
+        def run(dvp: Any) -> tuple[int, Vattr]:  # one kernel entry: vget, create, both vreles
+            fd, vp, va = who.vcreate(dvp, name, flags & ~os.O_NOCTTY, mode)
+            self.root.vrele(vp)
+            return fd, va
+
+        fd, va = self._with_vnode(parent, run)
         self.openers[fd] = who
         return fd, self._counted(va)
 

@@ -50,7 +50,13 @@ class CredProcs:
                 s.umask(self.umask)
             self._procs[cred] = s
             while len(self._procs) > MAX_CACHED:
-                _, old = self._procs.popitem(last=False)
+                old_cred, old = self._procs.popitem(last=False)
+                if old_cred == ROOT_CRED:
+                    # Never exited: the FUSE port keeps root's process for its own calls (and
+                    # root's requests) without asking here each time, so the LRU order cannot
+                    # show that it is in use.
+                    self._procs[old_cred] = old
+                    continue
                 self.kernel.release_proc(old)
             return s
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from p2k.vfs.perm import R_OK, W_OK, X_OK, can_access, check_access
 from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, VDIR, Dirent, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
+
+R = TypeVar("R")
 
 MAX_READDIRPLUS = 1024
 """Most entries one ``vreaddirplus`` returns (and references)."""
@@ -30,6 +33,34 @@ class HandleCalls(SysBase):
         """A referenced vnode for inode ``ino`` of ``mp_of``'s file system (VFS_VGET): from the
         cache, or loaded again if it was reclaimed since the caller learnt the number. A number that
         no longer names a file is ESTALE, the answer NFS gives for a file handle that outlived it."""
+        return self._vget_ino(mp_of, ino)
+
+    @syscall
+    def on_ino(self, mp_of: Vnode, ino: int, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(vp, *args)`` with inode ``ino``'s vnode referenced for the call, in one kernel
+        entry: the FUSE bridge names files by inode number and holds no vnode between requests,
+        and a vget, the call and a vrele made as three syscalls cost a third of a LOOKUP."""
+        vp = self._vget_ino(mp_of, ino)
+        try:
+            return fn(vp, *args)
+        finally:
+            self.kernel.vcache.vrele(vp)
+
+    @syscall
+    def vlookup_ino(self, mp_of: Vnode, dino: int, name: str | bytes) -> Vattr:
+        """``vlookup`` in the directory with inode number ``dino``, returning only the attributes:
+        nothing stays referenced (the vnode found stays in the cache for the open that may follow).
+        FUSE's LOOKUP, its most frequent request, in one kernel entry instead of four."""
+        vc = self.kernel.vcache
+        dvp = self._vget_ino(mp_of, dino)
+        try:
+            vp, va = self._vlookup(dvp, name)
+            vc.vrele(vp)
+            return va
+        finally:
+            vc.vrele(dvp)
+
+    def _vget_ino(self, mp_of: Vnode, ino: int) -> Vnode:
         try:
             return self.kernel.vcache.vget(mp_of.mount, ino)
         except OSError as e:
@@ -42,6 +73,9 @@ class HandleCalls(SysBase):
         """``name`` in ``dvp`` and its attributes, no final symlink followed — the one-component
         case of namei without its path machinery, since FUSE asks one name at a time and this is
         its most frequent request. ``.``, ``..`` and mount points take namei's general path."""
+        return self._vlookup(dvp, name)
+
+    def _vlookup(self, dvp: Vnode, name: str | bytes) -> tuple[Vnode, Vattr]:
         b = name.encode("utf-8", "surrogateescape") if type(name) is str else bytes(name)  # type: ignore[arg-type]
         vp = self._one_component(dvp, b)
         try:
