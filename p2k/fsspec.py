@@ -21,23 +21,19 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
-import posixpath
 import stat as st
 import threading
 import weakref
 from typing import Any
-from urllib.parse import urljoin
 
 from fsspec import AbstractFileSystem
 from fsspec.core import split_protocol
 from fsspec.implementations.local import LocalFileSystem
 
-from p2k.etfs.resolve import split_image_arg
-from p2k.hyper.containers import SiblingOpener
 from p2k.image import ImageFS, open_image
 from p2k.kfile import open_kernel_file
+from p2k.urls import REMOTE_BLOCK_SIZE, open_url
 
-REMOTE_BLOCK_SIZE = 256 << 10
 """Read-ahead of the remote file object: large enough that FFS's scattered metadata reads are few
 requests, small enough that a few files out of a large image cost a few MiB of transfer."""
 
@@ -298,33 +294,3 @@ def _as_fsspec_error(e: OSError, name: str) -> OSError:
     """The errno-specific subclass (FileNotFoundError, IsADirectoryError...) naming the path as
     fsspec's callers print it."""
     return OSError(e.errno, e.strerror or os.strerror(e.errno or 0), name)
-
-
-def open_url(url: str, protocol: str | None = None, options: dict[str, Any] | None = None,
-             block_size: int = REMOTE_BLOCK_SIZE,
-             partition: str | None = None) -> tuple[Any, SiblingOpener, str, str | None]:
-    """Open the image behind a (non-local) fsspec URL, read in ranges: the file object, an opener
-    for files the image names beside itself (a qcow2 overlay's backing file), the URL without a
-    ``:NAME`` partition suffix, and that name. The CLI opens ``p2k ls https://…/disk.img.gz /``
-    images through this too."""
-    import fsspec
-
-    protocol = protocol or split_protocol(url)[0] or "file"
-    target = fsspec.filesystem(protocol, **(options or {}))
-    if partition is None:
-        url, partition = split_image_arg(url, exists=target.exists)
-    f = target.open(url, "rb", block_size=block_size)
-
-    def open_sibling(name: str) -> Any:
-        """A qcow2 overlay's backing file, named as qemu-img stored it: relative to the overlay's
-        folder in the same file system (an absolute name is a path in it)."""
-        base = target._strip_protocol(url)
-        if name.startswith("/") and "://" in base:  # http(s): a path on the same server
-            path = urljoin(base, name)
-        elif name.startswith("/"):
-            path = name
-        else:
-            path = posixpath.join(posixpath.dirname(base), name)
-        return target.open(path, "rb", block_size=block_size)
-
-    return f, open_sibling, url, partition

@@ -250,13 +250,13 @@ def open_image_source(text: str, readonly: bool, progress: Progress | None = Non
         return open_source(path, readonly, progress), path, name
     if not readonly:
         raise OSError(errno.EROFS, "an image behind a URL is read-only", text)
-    try:
-        from p2k.fsspec import open_url
-    except ModuleNotFoundError as e:
-        raise OSError(errno.ENOTSUP, f"reading an image by URL needs {e.name}: pip install 'p2k[fsspec]'",
-                      text) from None
+    from p2k.urls import open_url
+
     try:
         f, open_sibling, url, name = open_url(text)
+    except ImportError as e:  # fsspec itself (the [fsspec] extra), or a protocol's package (s3fs…)
+        need = "fsspec: pip install 'p2k[fsspec]'" if e.name == "fsspec" else f"a package not installed ({e})"
+        raise OSError(errno.ENOTSUP, f"reading this URL needs {need}", text) from None
     except (OSError, ValueError) as e:  # fsspec: FileNotFoundError, or ValueError for a bad URL
         if isinstance(e, OSError) and e.errno:
             raise
