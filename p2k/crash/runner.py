@@ -24,6 +24,7 @@ from p2k.etfs import ETFS_BLK, FaultPlan
 from p2k.fs.ffs.fs import find_superblock
 from p2k.fs.ffs.fsck import FsckResult, Options, fsck_device
 from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
+from p2k.hyper import open_backend
 from p2k.hyper.params import parse_memsize
 from p2k.kernel import Kernel
 
@@ -53,8 +54,11 @@ def make_image(path: Path, version: int, size: str = "16m", log: bool = False) -
 def journal_named(image: Path) -> bool:
     """Whether the superblock on disk names a WAPBL journal (a ``-o log`` mount that had to make
     one inside the file system records it only once the journal's blocks are home)."""
-    with open(image, "rb") as f:
-        sb = find_superblock(lambda off, n: os.pread(f.fileno(), n, off), os.fstat(f.fileno()).st_size)
+    backend = open_backend(str(image), readonly=True)
+    try:
+        sb = find_superblock(backend.pread, backend.size())
+    finally:
+        backend.close()
     return bool(sb.fs_journal_version)
 
 
