@@ -121,14 +121,14 @@ class ImageFS:
 
     def copy_out(self, src: str, dest: str | os.PathLike[str], *, preserve: bool = True) -> None:
         """Copy ``src`` (a file, or a directory with everything below it) to host path ``dest``."""
-        from p2k.cli.fscopy import HostSide, copy_one
+        from p2k.fscopy import HostSide, copy_one
 
         copy_one(self._side(), self.kpath(str(src)), HostSide(), os.fspath(dest), recursive=True,
                  preserve=preserve)
 
     def copy_in(self, src: str | os.PathLike[str], dest: str, *, preserve: bool = True) -> None:
         """Copy host path ``src`` (recursively) to image path ``dest``; needs ``mode="rw"``."""
-        from p2k.cli.fscopy import HostSide, copy_one
+        from p2k.fscopy import HostSide, copy_one
 
         copy_one(HostSide(), os.fspath(src), self._side(), self.kpath(str(dest)), recursive=True,
                  preserve=preserve)
@@ -136,8 +136,8 @@ class ImageFS:
     def _side(self) -> Any:
         """This image as one end of ``p2k cp``'s copy loop (modes, times, links, extended
         attributes), so ``copy_out``/``copy_in`` copy exactly what the command does."""
-        from p2k.cli.fscopy import ImageSide
-        from p2k.cli.fsview import FsView
+        from p2k.fscopy import ImageSide
+        from p2k.fsview import FsView
 
         return ImageSide(FsView(self.sys, ""))
 

@@ -15,9 +15,10 @@ import sys
 from typing import Any
 
 from p2k.cli.errors import UsageError, describe
-from p2k.cli.fsview import FsView, ls_line, open_view
+from p2k.cli.fsview import ls_line, open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.cli.progress import add_quiet_arg
+from p2k.fsview import FsView
 
 
 def register(sub: Any) -> None:

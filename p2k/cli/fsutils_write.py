@@ -13,8 +13,9 @@ import sys
 from typing import Any
 
 from p2k.cli.errors import UsageError, describe
-from p2k.cli.fsview import FsView, open_view
+from p2k.cli.fsview import open_view
 from p2k.cli.imagearg import add_image_args
+from p2k.fsview import FsView
 
 
 def register(sub: Any) -> None:

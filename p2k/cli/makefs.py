@@ -195,8 +195,8 @@ def _xattr_room(directory: str, nodes: list[Node]) -> int:
 
 
 def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Node]) -> None:
-    from p2k.cli.fscopy import HostSide, ImageSide, copy_xattrs
-    from p2k.cli.fsview import FsView
+    from p2k.fscopy import HostSide, ImageSide, copy_xattrs
+    from p2k.fsview import FsView
 
     image = ImageSide(FsView(k.sys, "/mnt"))
     host = HostSide()

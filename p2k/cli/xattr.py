@@ -22,7 +22,7 @@ from p2k.cli.errors import UsageError
 from p2k.cli.imagearg import add_image_args
 
 if TYPE_CHECKING:
-    from p2k.cli.fsview import FsView
+    from p2k.fsview import FsView
 
 
 def register(sub: Any) -> None:

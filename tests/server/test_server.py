@@ -329,7 +329,7 @@ def test_bind_failure_and_halt_without_server(tmp_path: Path, servers: list[Serv
 
 def test_fsview_over_server(server: ServerProc) -> None:
     """What the fs-utils commands do with RUMP_SERVER set: an FsView on the client's sys."""
-    from p2k.cli.fsview import FsView
+    from p2k.fsview import FsView
 
     c = connect(server.url)
     with FsView(c.sys, "", c.close) as v:

@@ -1,0 +1,134 @@
+"""A file-system view: a ``sys`` object plus a path mapping, for walking and reading a tree.
+
+The fs-utils style commands (``p2k/cli``), ``p2k.open_image``'s copy-out and makefs's attribute
+copy are written against this, not against a kernel, so that the same code serves an image mounted
+in a private kernel and (with RUMP_SERVER set) a remote server's namespace. The commands' way of
+opening one (``p2k.cli.fsview.open_view``) and their listing format stay in the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class NamingSys:
+    """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
+    the path they typed. This wraps a ``sys`` so that a failing call's OSError carries the image
+    path of its first path argument and the plain strerror, as a BSD tool prints them."""
+
+    def __init__(self, sys: Any, root: str) -> None:
+        self._sys = sys
+        self._root = root
+
+    def _user_path(self, p: str) -> str:
+        if self._root and (p == self._root or p.startswith(self._root + "/")):
+            return p[len(self._root):] or "/"
+        return p
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._sys, name)
+        if not callable(fn):
+            return fn
+
+        def call(*a: Any, **kw: Any) -> Any:
+            try:
+                return fn(*a, **kw)
+            except OSError as e:
+                if e.filename is not None or e.errno is None or not a or not isinstance(a[0], str):
+                    raise
+                raise OSError(e.errno, os.strerror(e.errno), self._user_path(a[0])) from None
+
+        setattr(self, name, call)
+        return call
+
+
+class FsView:
+    """Plain class (no dataclass) so that importing the commands does not import ``inspect``."""
+
+    def __init__(self, sys: Any, root: str, closer: Any = None) -> None:
+        self.sys = sys  # p2k.vfs.syscalls.Syscalls or a remote client's equivalent
+        self.root = root  # where image paths start in the sys namespace ("/mnt", or "" for a server)
+        self.closer = closer
+
+    def path(self, p: str) -> str:
+        p = p or "/"
+        if not p.startswith("/"):
+            p = "/" + p
+        return (self.root + p).rstrip("/") or "/" if self.root else p
+
+    def close(self) -> None:
+        if self.closer is not None:
+            self.closer()
+
+    def __enter__(self) -> FsView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- helpers shared by the commands ----------------------------------------------------------
+    def entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+                ) -> list[tuple[str, os.stat_result]]:
+        """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
+        the kernel offers it (a lookup for the directory, not one per entry); a server's client
+        without one gets listdir plus lstat per name. With ``onerror``, an entry that cannot be
+        stat'ed is reported to it and left out (BSD ls goes on with the rest)."""
+        base = d.rstrip("/") + "/"
+        out = []
+        scandir = getattr(self.sys, "scandir", None)
+        if scandir is not None:
+            pairs = [(e.name, e.stat) for e in scandir(self.path(d))]
+        else:
+            pairs = [(n, lambda n=n, **_: self.sys.lstat(self.path(base + n)))
+                     for n in self.sys.listdir(self.path(d))]
+        for name, stat in pairs:
+            try:
+                out.append((name, stat(follow_symlinks=False)))
+            except OSError as e:
+                if onerror is None:
+                    raise
+                onerror(base + name, e)
+        out.sort(key=lambda e: e[0])
+        return out
+
+    def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+             ) -> Iterator[tuple[str, os.stat_result]]:
+        """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
+        ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
+        and a directory met twice (a damaged image's cycle) is not entered again."""
+        try:
+            stack = [(top, self.sys.lstat(self.path(top)))]
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(top, e)
+            return
+        seen: set[tuple[int, int]] = set()
+        while stack:
+            p, s = stack.pop()
+            yield p, s
+            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                seen.add((s.st_dev, s.st_ino))
+                try:
+                    ents = self.entries(p, onerror)
+                except OSError as e:
+                    if onerror is None:
+                        raise
+                    onerror(p, e)
+                    continue
+                base = p.rstrip("/") + "/"
+                stack.extend((base + n, es) for n, es in reversed(ents))
+
+    def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        fd = self.sys.open(self.path(p), os.O_RDONLY)
+        try:
+            while True:
+                data = self.sys.read(fd, chunk)
+                if not data:
+                    return
+                yield data
+        finally:
+            self.sys.close(fd)
