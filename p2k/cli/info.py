@@ -78,8 +78,10 @@ def journal_facts(fs: Any, pread: Any, size: int) -> dict[str, Any] | None:
     from p2k.fs.ffs.wapbl import JOURNALLOC_IN_FILESYSTEM, LogError, find_log, has_log, log_state
 
     if not has_log(fs):
-        return {"kind": "su+j"} if fs.fs_flags & FS_SUJ else None
-    out: dict[str, Any] = {"kind": "wapbl"}
+        if fs.fs_flags & FS_SUJ:
+            return {"kind": "su+j"}
+        return _idle_log(fs, size)
+    out: dict[str, Any] = {"kind": "wapbl", "active": True}
     try:
         loc = find_log(fs, size)
         out.update(offset=loc.offset, size=loc.size,
@@ -91,12 +93,30 @@ def journal_facts(fs: Any, pread: Any, size: int) -> dict[str, Any] | None:
     return out
 
 
+def _idle_log(fs: Any, size: int) -> dict[str, Any] | None:
+    """A journal the superblock still places but no mount is using: NetBSD clears FS_DOWAPBL at a
+    clean unmount and keeps the place (an in-file-system journal's blocks stay allocated to its
+    inode) for the next ``-o log`` mount."""
+    from p2k.fs.ffs.wapbl import JOURNALLOC_IN_FILESYSTEM, UFS_WAPBL_VERSION, LogError, find_log
+
+    if fs.fs_journal_version != UFS_WAPBL_VERSION:
+        return None
+    try:
+        loc = find_log(fs, size)
+    except LogError:
+        return None
+    where = f"in inode {loc.ino}" if loc.location == JOURNALLOC_IN_FILESYSTEM else "after the file system"
+    return {"kind": "wapbl", "active": False, "offset": loc.offset, "size": loc.size, "where": where}
+
+
 def _journal_line(j: dict[str, Any] | None) -> str:
     if j is None:
         return "none"
     if j["kind"] == "su+j":
         return "FreeBSD soft updates journal (SU+J)"
     where = f", {_human(j['size'])} {j['where']}" if "size" in j else ""
+    if not j.get("active", True):
+        return f"WAPBL log{where}: not in use (kept for the next -o log mount)"
     if "error" in j:
         return f"WAPBL log{where}: cannot be replayed ({j['error']})"
     if not j["transactions"]:

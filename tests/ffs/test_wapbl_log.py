@@ -117,6 +117,10 @@ def test_in_filesystem_log_where_netbsd_puts_it(tmp_path: Path, extra: tuple[str
     finally:
         k.halt()
     _fsck_clean(img)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["info", str(img)]) == 0
+    assert f"WAPBL log, 1.0 MiB in inode {loc.ino}: not in use" in out.getvalue(), out.getvalue()
     k = _mount(img)  # the next log mount finds the same journal
     try:
         assert k.mounts[0].wapbl.loc.ino == loc.ino and k.mounts[0].wapbl.loc.addr == loc.addr
