@@ -10,7 +10,6 @@ Errors read like rump.halt's: ``init failed: <reason>`` when the server cannot b
 
 from __future__ import annotations
 
-import getopt
 import os
 import sys
 
@@ -28,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         print(help_page(PROG, "[-dhn]", "Halt the rump kernel served at RUMP_SERVER: sync and unmount its file "
                         "systems, then the server exits.", OPTIONS), end="")
         return 0
-    try:
-        opts, rest = getopt.getopt(args, "dhn")
-    except getopt.GetoptError as e:
-        print(f"{PROG}: {e.msg}\nusage: {PROG} [-dhn]", file=sys.stderr)
+    from p2k.cli.manual import getopt_or_usage
+
+    parsed = getopt_or_usage(PROG, args, "dhn", "[-dhn]")
+    if parsed is None:
         return 1
+    opts, rest = parsed
     if rest:
         print(f"usage: {PROG} [-dhn]", file=sys.stderr)
         return 1

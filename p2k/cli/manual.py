@@ -9,6 +9,7 @@ same behaviour say it in the same words and a new command gets a correct default
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from typing import NamedTuple
 
@@ -132,3 +133,16 @@ def help_page(prog: str, usage: str, summary: str, options: list[tuple[str, str]
     lines += textwrap.wrap(summary, 100)
     lines += [""] + _section("options", options)
     return "\n".join(lines) + "\n\n" + epilog(prog) + "\n"
+
+
+def getopt_or_usage(prog: str, argv: list[str], spec: str,
+                    usage: str) -> tuple[list[tuple[str, str]], list[str]] | None:
+    """BSD getopt for the NetBSD-compatible programs: (options, operands), or None after printing
+    ``PROG: message`` and the usage line on stderr, as their C originals do."""
+    import getopt
+
+    try:
+        return getopt.getopt(argv, spec)
+    except getopt.GetoptError as e:
+        print(f"{prog}: {e.msg}\nusage: {prog} {usage}", file=sys.stderr)
+        return None

@@ -13,7 +13,6 @@ Exit status 0, or 1 when a name is unknown, a value is not a number or a write i
 
 from __future__ import annotations
 
-import getopt
 import os
 import sys
 from typing import Any
@@ -34,11 +33,12 @@ def run(prog: str, argv: list[str], target: Any) -> int:
         print(help_page(prog, USAGE, "Read or set the sysctl nodes of the kernel served at RUMP_SERVER; a name "
                         "selects its subtree, no name lists all.", OPTIONS), end="")
         return 0
-    try:
-        opts, names = getopt.getopt(argv, "anw")
-    except getopt.GetoptError as e:
-        print(f"{prog}: {e.msg}\nusage: {prog} {USAGE}", file=sys.stderr)
+    from p2k.cli.manual import getopt_or_usage
+
+    parsed = getopt_or_usage(prog, argv, "anw", USAGE)
+    if parsed is None:
         return 1
+    opts, names = parsed
     flags = {f for f, _ in opts}
     if "-w" in flags and not names:
         print(f"usage: {prog} {USAGE}", file=sys.stderr)

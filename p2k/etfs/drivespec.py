@@ -29,7 +29,7 @@ from p2k.etfs.disklabel import LABEL_SCAN_BYTES, scan_disklabel
 from p2k.etfs.fault import FAULT_TOKENS, FaultPlan, parse_fault_option
 from p2k.etfs.registry import EtfsRegistry
 from p2k.etfs.resolve import is_volume_name, resolve
-from p2k.hyper import HostFile, container_kind
+from p2k.hyper import Backend, HostFile, container_kind
 from p2k.hyper.hostio import create_host_file, host_path_exists
 
 LLONG_MAX = (1 << 63) - 1
@@ -188,14 +188,7 @@ class DriveSpec:
                     window.close()
         finally:
             probe.close()
-        try:
-            dev = registry.register(self.key, self.hostpath, self.type, size=size, offset=offset,
-                                    readonly=self.readonly)
-        except OSError as e:
-            raise OSError(e.errno, "etfs register", self.key) from e
-        if self.faults is not None:
-            dev.set_faults(self.faults)
-        return dev
+        return self._register_window(registry, self.hostpath, size, offset)
 
 
     def _register_resolved(self, registry: EtfsRegistry) -> Device:
@@ -208,8 +201,13 @@ class DriveSpec:
         if self.part is None and self.disklabel is None:
             offset = self.offset
             size = self.size if self.size is not None else max(target.size - offset, 0)
+        return self._register_window(registry, target.backend, size, offset)
+
+    def _register_window(self, registry: EtfsRegistry, source: str | Backend, size: int | None,
+                         offset: int) -> Device:
+        """The registration both paths end in, with rump_etfs's error wording and the faults."""
         try:
-            dev = registry.register(self.key, target.backend, self.type, size=size, offset=offset,
+            dev = registry.register(self.key, source, self.type, size=size, offset=offset,
                                     readonly=self.readonly)
         except OSError as e:
             raise OSError(e.errno, "etfs register", self.key) from e

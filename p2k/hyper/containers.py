@@ -111,12 +111,16 @@ def open_backend(path: str, *, readonly: bool = False, create: bool = False, pro
         try:
             return _OPENERS[kind](raw, _depth, progress)
         except ModuleNotFoundError as e:
-            # The readers are the [containers] extra: a plain install reads raw images only.
-            raise OSError(errno.ENOTSUP, f"a {kind} image: its reader ({e.name}) is not installed; "
-                                         "pip install 'p2k[containers]'", path) from None
+            raise _reader_missing(kind, e, path) from None
     except BaseException:
         raw.close()
         raise
+
+
+def _reader_missing(kind: str | None, e: ModuleNotFoundError, name: str) -> OSError:
+    """The readers are the [containers] extra: a plain install reads raw images only."""
+    return OSError(errno.ENOTSUP, f"a {kind} image: its reader ({e.name}) is not installed; "
+                                  "pip install 'p2k[containers]'", name)
 
 
 def _hostfile(raw: RawFileBackend) -> BinaryIO:
@@ -271,8 +275,7 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
         return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
     except ModuleNotFoundError as e:
         outer.close()
-        raise OSError(errno.ENOTSUP, f"a {kind} image: its reader ({e.name}) is not installed; "
-                                     "pip install 'p2k[containers]'", name) from None
+        raise _reader_missing(kind, e, name) from None
     except OSError:
         outer.close()
         raise

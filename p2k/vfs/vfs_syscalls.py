@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+from collections.abc import Callable
 
 from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
@@ -426,16 +427,20 @@ class VfsCalls(SysBase):
             return names
         return [n.decode("utf-8", "surrogateescape") for n in names]
 
-    @syscall
-    def chdir(self, path: str | bytes) -> None:
+    def _enter_dir(self, path: str | bytes, what: str, make_it: Callable[[Vnode], None]) -> None:
+        """chdir and chroot: the path must be a directory its caller may search."""
         vp = self._lookup(path)
         try:
             if vp.type != VDIR:
                 raise OSError(errno.ENOTDIR, "not a directory")
-            check_access(self.proc.cred, self._getattr(vp), X_OK, "chdir")
-            self.proc.set_cwd(vp)
+            check_access(self.proc.cred, self._getattr(vp), X_OK, what)
+            make_it(vp)
         finally:
             self._rele(vp)
+
+    @syscall
+    def chdir(self, path: str | bytes) -> None:
+        self._enter_dir(path, "chdir", self.proc.set_cwd)
 
     @syscall
     def chroot(self, path: str | bytes) -> None:
@@ -445,14 +450,7 @@ class VfsCalls(SysBase):
         inside the image."""
         if self.proc.cred.uid != 0:
             raise OSError(errno.EPERM, "chroot: not the superuser")
-        vp = self._lookup(path)
-        try:
-            if vp.type != VDIR:
-                raise OSError(errno.ENOTDIR, "not a directory")
-            check_access(self.proc.cred, self._getattr(vp), X_OK, "chroot")
-            self.proc.set_root(vp)
-        finally:
-            self._rele(vp)
+        self._enter_dir(path, "chroot", self.proc.set_root)
 
     @syscall
     def getcwd(self) -> str:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice, Buf, BufCache
 
 
+_CS_NAMES = ("ndir", "nbfree", "nifree", "nffree")  # struct csum's order
+
+
 class Allocator(InodeAlloc):
     """Allocation state of one read-write mount: the superblock, csum array and cg buffers."""
 
@@ -82,24 +85,16 @@ class Allocator(InodeAlloc):
         self.fs.dirty = True
 
     def _cs(self, c: int, cg: Cg, ndir: int = 0, nbfree: int = 0, nifree: int = 0, nffree: int = 0) -> None:
+        """One change to the summary counts, kept in step in its three homes: the cg header, the
+        in-core csum array and the superblock's totals."""
         fs = self.fs
         cs = self.csum[c]
-        if ndir:
-            cg.cg_cs_ndir += ndir
-            cs[0] += ndir
-            fs.fs_cs_ndir += ndir
-        if nbfree:
-            cg.cg_cs_nbfree += nbfree
-            cs[1] += nbfree
-            fs.fs_cs_nbfree += nbfree
-        if nifree:
-            cg.cg_cs_nifree += nifree
-            cs[2] += nifree
-            fs.fs_cs_nifree += nifree
-        if nffree:
-            cg.cg_cs_nffree += nffree
-            cs[3] += nffree
-            fs.fs_cs_nffree += nffree
+        for k, d in enumerate((ndir, nbfree, nifree, nffree)):
+            if d:
+                name = _CS_NAMES[k]
+                setattr(cg, "cg_cs_" + name, getattr(cg, "cg_cs_" + name) + d)
+                setattr(fs, "fs_cs_" + name, getattr(fs, "fs_cs_" + name) + d)
+                cs[k] += d
         self.csum_dirty = True
 
     def csum_bytes(self) -> bytes:
