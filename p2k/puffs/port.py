@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.puffs.openfiles import OpenFiles
 from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
@@ -93,7 +94,7 @@ class KernelPort(Protocol):
 _OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 
 
-class LocalPort:
+class LocalPort(OpenFiles):
     """A kernel in this process, the file system mounted at ``mountpath``. Node ids are inode
     numbers (``InodeMap``) and no vnode is held between requests: each call gets its vnode from
     the cache by number (``Syscalls.vget_ino``), so the kernel's vnode cache stays bounded however
@@ -109,6 +110,7 @@ class LocalPort:
         self.inodes = InodeMap(self.rootvp.mount.vfs_root_ino())
         self.creds = CredCache(kernel)
         self.root = self.creds.root
+        self.fdsys = self.root  # every FUSE file handle is a descriptor of the port's root process
         self.openers: dict[int, Any] = {}  # fh → Syscalls of the process that opened it
 
     # ---- plumbing --------------------------------------------------------------------------------
@@ -191,20 +193,6 @@ class LocalPort:
         fd, va = self._with_vnode(parent, run)
         self.openers[fd] = who
         return fd, self._counted(va)
-
-    def read(self, fh: int, off: int, size: int) -> bytes:
-        return self.root.pread(fh, size, off)  # type: ignore[no-any-return]
-
-    def write(self, fh: int, off: int, buf: bytes) -> int:
-        # As the opener, so that a write by anyone but root clears set-uid/set-gid.
-        return self.openers.get(fh, self.root).fwrite(fh, buf, off)  # type: ignore[no-any-return]
-
-    def release(self, fh: int) -> None:
-        self.openers.pop(fh, None)
-        self.root.close(fh)
-
-    def fsync(self, fh: int, datasync: bool) -> None:
-        (self.root.fdatasync if datasync else self.root.fsync)(fh)
 
     # ---- directories -----------------------------------------------------------------------------
     def opendir(self, who: Any, fino: int) -> int:

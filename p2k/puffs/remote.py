@@ -31,6 +31,7 @@ from typing import Any
 from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import host_cred
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
+from p2k.puffs.openfiles import OpenFiles
 from p2k.puffs.port import AttrChange
 from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
@@ -82,7 +83,7 @@ class _Calls:
         return call
 
 
-class RemotePort:
+class RemotePort(OpenFiles):
     """A ``KernelPort`` over a connection to a p2k server, exporting the tree at ``path`` there."""
 
     lock = None  # every call blocks on the socket: always in a worker thread
@@ -102,7 +103,8 @@ class RemotePort:
         self.handles: dict[int, Handle] = {FUSE_ROOT: self.root}  # node id → the handle behind it
         self.spare: list[Handle] = []  # handles to give back to the server
         self.spare_lock = threading.Lock()
-        self.files: dict[int, Any] = {}  # open file fh (a server fd) → the caller that opened it
+        self.fdsys = self.s  # every FUSE file handle is a descriptor of the connection's process
+        self.openers: dict[int, Any] = {}  # open file fh (a server fd) → the caller that opened it
         self.callers: dict[tuple[int, int, tuple[int, ...]], Any] = {}
         self.dirs: dict[int, int] = {}  # open directory fh → its node id
         self.released = 0
@@ -215,29 +217,15 @@ class RemotePort:
     # ---- files -----------------------------------------------------------------------------------
     def open(self, who: Any, fino: int, flags: int) -> int:
         fd: int = who.vopen(self._h(fino), flags & ~_OPEN_IGNORED)
-        self.files[fd] = who
+        self.openers[fd] = who
         return fd
 
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
         self._give_back(force=True)
         fd, h, va = who.vcreate(self._h(parent), name, flags & ~os.O_NOCTTY, mode)
         self._adopt(h, va)
-        self.files[fd] = who
+        self.openers[fd] = who
         return fd, va
-
-    def read(self, fh: int, off: int, size: int) -> bytes:
-        return self.s.pread(fh, size, off)  # type: ignore[no-any-return]
-
-    def write(self, fh: int, off: int, buf: bytes) -> int:
-        # As the opener, so that a write by anyone but root clears set-uid/set-gid.
-        return self.files.get(fh, self.s).fwrite(fh, buf, off)  # type: ignore[no-any-return]
-
-    def release(self, fh: int) -> None:
-        self.files.pop(fh, None)
-        self.s.close(fh)
-
-    def fsync(self, fh: int, datasync: bool) -> None:
-        (self.s.fdatasync if datasync else self.s.fsync)(fh)
 
     # ---- directories -----------------------------------------------------------------------------
     def opendir(self, who: Any, fino: int) -> int:
@@ -294,7 +282,7 @@ class RemotePort:
             out.update(self.c.stats())
         except OSError:  # ServerGone too
             pass
-        out.update(fuse_open_handles=len(self.files), remote_handles=len(self.handles),
+        out.update(fuse_open_handles=len(self.openers), remote_handles=len(self.handles),
                    remote_handles_released=self.released)
         return out
 
@@ -303,12 +291,12 @@ class RemotePort:
         ``p2k umount`` returns the data is on the server's images, as for a local mount), and
         close the connection. The server keeps serving its other clients."""
         try:
-            for fd in [*self.files, *self.dirs]:
+            for fd in [*self.openers, *self.dirs]:
                 try:
                     self.s.close(fd)
                 except OSError:
                     pass
-            self.files.clear()
+            self.openers.clear()
             self.dirs.clear()
             with self.inodes.lock:
                 held, self.handles = list(self.handles.values()), {}
