@@ -27,6 +27,7 @@ from p2k.fs.ffs.newfs import NewfsOptions, newfs_image
 from p2k.hyper import open_backend
 from p2k.hyper.params import parse_memsize
 from p2k.kernel import Kernel
+from p2k.kfile import open_kernel_file
 
 KEY = "/dev/crash0"
 MNT = "/mnt"
@@ -197,14 +198,8 @@ def _verify_xattrs(k: Kernel, model: Model) -> list[str]:
 
 
 def _read_all(k: Kernel, path: str) -> bytes:
-    fd = k.sys.open(path, os.O_RDONLY)
-    try:
-        parts = []
-        while chunk := k.sys.read(fd, 1 << 20):
-            parts.append(chunk)
-        return b"".join(parts)
-    finally:
-        k.sys.close(fd)
+    with open_kernel_file(k.sys, path, "rb") as f:
+        return f.read()  # type: ignore[no-any-return]
 
 
 def _walk(k: Kernel, top: str) -> Iterator[tuple[str, os.stat_result]]:

@@ -25,11 +25,7 @@ def write_file(k: p2k.Kernel, path: str, data: bytes, mode: int = 0o644) -> None
 
 
 def read_file(k: p2k.Kernel, path: str) -> bytes:
-    fd = k.sys.open(path, os.O_RDONLY)
-    try:
-        out = []
-        while chunk := k.sys.read(fd, 1 << 20):
-            out.append(chunk)
-        return b"".join(out)
-    finally:
-        k.sys.close(fd)
+    from p2k.kfile import open_kernel_file
+
+    with open_kernel_file(k.sys, path, "rb") as f:
+        return f.read()  # type: ignore[no-any-return]
