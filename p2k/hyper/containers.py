@@ -100,12 +100,9 @@ def open_backend(path: str, *, readonly: bool = False, create: bool = False, pro
     """
     raw = RawFileBackend(path, readonly=readonly, create=create)
     try:
-        size = raw.size()
-        kind = sniff(raw.pread(0, 512), raw.pread(max(0, size - 512), 512)) if size else None
+        kind = _container_of(raw, path, readonly)
         if kind is None:
             return raw
-        if not readonly:
-            raise ContainerReadOnly(errno.EROFS, refusal(kind, path))
         if _depth > MAX_BACKING_DEPTH:
             raise OSError(errno.ELOOP, f"{path}: backing-file chain deeper than {MAX_BACKING_DEPTH}")
         try:
@@ -115,6 +112,16 @@ def open_backend(path: str, *, readonly: bool = False, create: bool = False, pro
     except BaseException:
         raw.close()
         raise
+
+
+def _container_of(backend: Backend, name: str, readonly: bool) -> str | None:
+    """The container ``backend`` holds (None for a raw image), judged by its first and last
+    sectors; a container opened for writing is refused with the conversion to run."""
+    size = backend.size()
+    kind = sniff(backend.pread(0, 512), backend.pread(max(0, size - 512), 512)) if size else None
+    if kind is not None and not readonly:
+        raise ContainerReadOnly(errno.EROFS, refusal(kind, name))
+    return kind
 
 
 def _reader_missing(kind: str | None, e: ModuleNotFoundError, name: str) -> OSError:
@@ -262,13 +269,11 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
     gets the name stored in the overlay (fsspec resolves it beside the overlay's URL); without it,
     an overlay is refused. VMDK extent files are not followed."""
     outer = FileObjBackend(fileobj, name, readonly=readonly, close_fileobj=close_fileobj)
+    kind = None
     try:
-        size = outer.size()
-        kind = sniff(outer.pread(0, 512), outer.pread(max(0, size - 512), 512)) if size else None
+        kind = _container_of(outer, name, readonly)
         if kind is None:
             return outer
-        if not readonly:
-            raise ContainerReadOnly(errno.EROFS, refusal(kind, name))
         if kind == "qcow2":
             return _qcow2_fileobj(outer, name, open_sibling, _depth)
         stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj), progress)

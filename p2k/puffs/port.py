@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
-from p2k.puffs.openfiles import OpenFiles
+from p2k.puffs.portbase import PortBase
 from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
@@ -94,7 +94,7 @@ class KernelPort(Protocol):
 _OPEN_IGNORED = os.O_CREAT | os.O_EXCL | os.O_NOCTTY
 
 
-class LocalPort(OpenFiles):
+class LocalPort(PortBase):
     """A kernel in this process, the file system mounted at ``mountpath``. Node ids are inode
     numbers (``InodeMap``) and no vnode is held between requests: each call gets its vnode from
     the cache by number (``Syscalls.vget_ino``), so the kernel's vnode cache stays bounded however
@@ -152,15 +152,6 @@ class LocalPort(OpenFiles):
 
     def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
         return self._with_vnode(parent, lambda dvp: self._held(who.vmake(dvp, name, kind, *args, **kw)))  # type: ignore[no-any-return]
-
-    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        return self._make(who, parent, name, "node", mode, rdev)
-
-    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
-        return self._make(who, parent, name, "dir", mode)
-
-    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
-        return self._make(who, parent, name, "symlink", target=target)
 
     def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
         return self._with_vnode(fino, lambda vp: self._make(who, parent, name, "link", link=vp))  # type: ignore[no-any-return]

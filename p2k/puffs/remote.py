@@ -31,8 +31,8 @@ from typing import Any
 from p2k.client import Client, Handle, ServerGone
 from p2k.puffs.creds import host_cred
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
-from p2k.puffs.openfiles import OpenFiles
 from p2k.puffs.port import AttrChange
+from p2k.puffs.portbase import PortBase
 from p2k.puffs.xattrnames import xattr_call
 from p2k.vfs.vattr import Dirent, Vattr
 
@@ -83,7 +83,7 @@ class _Calls:
         return call
 
 
-class RemotePort(OpenFiles):
+class RemotePort(PortBase):
     """A ``KernelPort`` over a connection to a p2k server, exporting the tree at ``path`` there."""
 
     lock = None  # every call blocks on the socket: always in a worker thread
@@ -189,15 +189,6 @@ class RemotePort(OpenFiles):
         h, va = who.vmake(self._h(parent), name, kind, *args, **kw)
         self._adopt(h, va)
         return va  # type: ignore[no-any-return]
-
-    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
-        return self._make(who, parent, name, "node", mode, rdev)
-
-    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
-        return self._make(who, parent, name, "dir", mode)
-
-    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
-        return self._make(who, parent, name, "symlink", target=target)
 
     def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
         return self._make(who, parent, name, "link", link=self._h(fino))

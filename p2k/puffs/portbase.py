@@ -1,4 +1,5 @@
-"""The calls on an open file that the local and the remote port make the same way.
+"""What the local and the remote port do the same way: the calls on an open file, and the three
+kinds of node made by one ``_make`` each port provides.
 
 A FUSE file handle is a descriptor of one process (``fdsys``: the port's root process locally,
 the connection's process remotely), and each handle remembers the caller that opened it, so that a
@@ -9,10 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from p2k.vfs.vattr import Vattr
 
-class OpenFiles:
+
+class PortBase:
     fdsys: Any  # the process whose descriptors the handles are
     openers: dict[int, Any]  # fh → the caller that opened it
+
+    def _make(self, who: Any, parent: int, name: bytes, kind: str, *args: Any, **kw: Any) -> Vattr:
+        raise NotImplementedError  # each port's: vmake in the kernel, or over the connection
+
+    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
+        return self._make(who, parent, name, "node", mode, rdev)
+
+    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
+        return self._make(who, parent, name, "dir", mode)
+
+    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
+        return self._make(who, parent, name, "symlink", target=target)
 
     def read(self, fh: int, off: int, size: int) -> bytes:
         return self.fdsys.pread(fh, size, off)  # type: ignore[no-any-return]
