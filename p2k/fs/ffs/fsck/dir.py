@@ -44,20 +44,29 @@ def dir_blocks(ctx: Ctx, ip: Inode) -> list[tuple[int, int, int]]:
     return out
 
 
-def iter_entries(ctx: Ctx, ip: Inode) -> Iterator[tuple[int, int, int, int, bytes]]:
-    """(device offset of the entry, ino, reclen, type, name) of well-formed live entries."""
+def _records(ctx: Ctx, ip: Inode) -> Iterator[tuple[int, bytearray, int, int, int, int, int, int]]:
+    """Every well-formed record, live or free, of the directory's chunks, as (device offset of
+    the block, the block's bytes, the chunk's offset in them, the record's offset, ino, reclen,
+    type, name length); a chunk's walk stops at its first impossible record. The block's bytes
+    are one buffer per block, so a caller may change a record in them and write the chunk back."""
     h = hdr(ctx)
     for _lbn, off, n in dir_blocks(ctx, ip):
-        data = ctx.io.bread(off, n)
+        data = bytearray(ctx.io.bread(off, n))
         for chunk in range(0, n - n % DIRBLKSIZ, DIRBLKSIZ):
             pos = chunk
             while pos < chunk + DIRBLKSIZ:
                 ino, reclen, dtype, namlen = h.unpack_from(data, pos)
                 if reclen < 8 or reclen & 3 or pos + reclen > chunk + DIRBLKSIZ:
                     break
-                if ino:
-                    yield off + pos, ino, reclen, dtype, bytes(data[pos + 8:pos + 8 + namlen])
+                yield off, data, chunk, pos, ino, reclen, dtype, namlen
                 pos += reclen
+
+
+def iter_entries(ctx: Ctx, ip: Inode) -> Iterator[tuple[int, int, int, int, bytes]]:
+    """(device offset of the entry, ino, reclen, type, name) of well-formed live entries."""
+    for off, data, _chunk, pos, ino, reclen, dtype, namlen in _records(ctx, ip):
+        if ino:
+            yield off + pos, ino, reclen, dtype, bytes(data[pos + 8:pos + 8 + namlen])
 
 
 def lookup(ctx: Ctx, dirino: int, name: bytes) -> int:
@@ -129,28 +138,20 @@ def _makeentry(ctx: Ctx, dirino: int, ino: int, name: bytes) -> bool:
     h = hdr(ctx)
     need = DIRSIZ(len(name))
     dtype = ctx.st.typemap[ino] if ino < ctx.st.maxino else 0
-    ip = ctx.ginode(dirino)
-    for _lbn, off, n in dir_blocks(ctx, ip):
-        data = bytearray(ctx.io.bread(off, n))
-        for chunk in range(0, n - n % DIRBLKSIZ, DIRBLKSIZ):
-            pos = chunk
-            while pos < chunk + DIRBLKSIZ:
-                eino, reclen, _t, namlen = h.unpack_from(data, pos)
-                if reclen < 8 or reclen & 3 or pos + reclen > chunk + DIRBLKSIZ:
-                    break
-                used = DIRSIZ(namlen) if eino else 0
-                if reclen - used >= need:
-                    if eino:
-                        h.pack_into(data, pos, eino, used, _t, namlen)
-                        new = pos + used
-                        rec = pack_entry(ctx, ino, reclen - used, dtype, name)
-                    else:
-                        new = pos
-                        rec = pack_entry(ctx, ino, reclen, dtype, name)
-                    data[new:new + len(rec)] = rec
-                    ctx.io.write(off + chunk, data[chunk:chunk + DIRBLKSIZ])
-                    return True
-                pos += reclen
+    for off, data, chunk, pos, eino, reclen, etype, namlen in _records(ctx, ctx.ginode(dirino)):
+        used = DIRSIZ(namlen) if eino else 0
+        if reclen - used < need:
+            continue
+        if eino:
+            h.pack_into(data, pos, eino, used, etype, namlen)
+            new = pos + used
+            rec = pack_entry(ctx, ino, reclen - used, dtype, name)
+        else:
+            new = pos
+            rec = pack_entry(ctx, ino, reclen, dtype, name)
+        data[new:new + len(rec)] = rec
+        ctx.io.write(off + chunk, data[chunk:chunk + DIRBLKSIZ])
+        return True
     return False
 
 

@@ -13,6 +13,7 @@ from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.dir import allocdir, changeino, lookup, makeentry
 from p2k.fs.ffs.fsck.inode import pinode
+from p2k.fs.ffs.fsck.report import Reporter
 from p2k.fs.ffs.fsck.state import DFOUND, DSTATE
 from p2k.fs.ffs.inode import IFDIR, IFMT
 
@@ -81,14 +82,18 @@ def find_lostfound(ctx: Ctx) -> int:
         return 0
     lf = allocdir(ctx, UFS_ROOTINO, ctx.opts.lfmode)
     if not lf or not makeentry(ctx, UFS_ROOTINO, lf, LFNAME):
-        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
-        rep.resolved = False
-        return 0
+        return _cannot_create(rep)
     root = ctx.ginode(UFS_ROOTINO)
     root.nlink += 1
     ctx.inodirty(root)
     st.lfdir = lf
     return lf
+
+
+def _cannot_create(rep: Reporter) -> int:
+    rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
+    rep.resolved = False
+    return 0
 
 
 def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
@@ -102,9 +107,7 @@ def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
         return 0
     lf = allocdir(ctx, UFS_ROOTINO, ctx.opts.lfmode)
     if not lf or not changeino(ctx, UFS_ROOTINO, LFNAME, lf):
-        rep.say("SORRY. CANNOT CREATE lost+found DIRECTORY\n")
-        rep.resolved = False
-        return 0
+        return _cannot_create(rep)
     rep.findings.append({"phase": rep.phase, "message": "lost+found IS NOT A DIRECTORY", "ino": old,
                          "question": "REALLOCATE", "answer": "yes", "kind": "lost+found", "new": lf})
     if old < st.maxino:
