@@ -115,7 +115,14 @@ class VnodeCache:
         if vp.usecount or vp.reclaimed:  # a dead vnode (forced unmount) is no longer cached
             return
         key = (id(vp.mount), vp.ino)
-        recycle = vp.mount.vop_inactive(vp)
+        try:
+            recycle = vp.mount.vop_inactive(vp)
+        except BaseException:
+            # A failed inactive (EIO on a damaged image) leaves the vnode unreferenced: it must
+            # be on the free list like any other, or the next vget of it finds the cache torn.
+            if not vp.usecount and not vp.reclaimed:
+                self._free[key] = vp
+            raise
         if vp.usecount:  # inactive took a reference of its own and kept it
             return
         if recycle:

@@ -266,3 +266,31 @@ def test_deep_walk_with_a_one_vnode_cache() -> None:
         assert s["vnodes"] <= 1 + s["vnodes_inuse"] and s["reclaims"] > 20
     finally:
         k.halt()
+
+
+def test_a_failing_inactive_leaves_the_vnode_cache_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last vrele calls the driver's inactive; on a damaged image that can fail with EIO. The
+    error reaches the caller, and the vnode is still cached as a free one: the next vget of the
+    same inode must work (it used to find it neither referenced nor on the free list: KeyError,
+    found by the fsck campaign)."""
+    k = p2k.Kernel(env={})
+    try:
+        k.sys.mkdir("/mnt", 0o755)
+        k.sys.mount("tmpfs", "/mnt")
+        write_file(k, "/mnt/f", b"data")
+        vp = k.sys.lookup("/mnt/f")
+        mp = vp.mount
+
+        def failing(vp: object) -> bool:
+            raise OSError(errno.EIO, "inactive failed")
+
+        monkeypatch.setattr(mp, "vop_inactive", failing)
+        with pytest.raises(OSError):
+            k.vcache.vrele(vp)
+        monkeypatch.undo()
+        again = k.vcache.vget(mp, vp.ino)
+        assert again is vp and vp.usecount == 1
+        k.vcache.vrele(again)
+        assert read_file(k, "/mnt/f") == b"data"
+    finally:
+        k.halt(sync=False)
