@@ -217,3 +217,17 @@ def test_damaged_last_superblock_copy(bases: dict[str, Base], tmp_path: Path, na
     out = run_case(base, [(off, (0x1234567).to_bytes(width, "little"))], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "SUPERBLOCK COPY AT" in out.out and "ALTERNATE SUPERBLOCK" not in out.out
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs1-be", "makefs1cg-ufs2-le"])
+def test_summary_area_moved_in_the_primary_only(bases: dict[str, Base], tmp_path: Path, name: str) -> None:
+    """Campaign cases 11:14340 and 11:38913: a one-group image whose primary superblock says the
+    summary area starts a block early, onto the inode table. The copy in the group still has it at
+    the start of the data area, where newfs and makefs put it, so the copy wins; -y used to keep
+    the primary and write the summary over inode 32, and the next -fn found it damaged."""
+    base = bases[name]
+    off, width = next((o, w) for d, o, w in base.fields if d == "sb.fs_csaddr")
+    order = "little" if base.endian == "<" else "big"
+    old = int.from_bytes(base.raw[off:off + width], order)
+    out = run_case(base, [(off, (old - 8).to_bytes(width, order))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out

@@ -25,6 +25,7 @@ from p2k.fs.ffs.fs import (
     SBLOCKSIZE,
     Fs,
     Superblock,
+    cgdmin,
     cgsblock,
     cgtod,
     decode_csums,
@@ -200,6 +201,12 @@ def primary_wins(io: FsckIO, fs: Superblock) -> bool:
         other = _copy_at(io, cgsblock(fs, c) * fs.fs_fsize)
         if other is not None and _checked(other, io.size) is None:
             return _same_geometry(other, fs)
+    last = _copy_at(io, cgsblock(fs, fs.fs_ncg - 1) * fs.fs_fsize)
+    if last is not None and _checked(last, io.size) is None and fs.fs_csaddr != cgdmin(fs, 0) \
+            and last.fs_csaddr == cgdmin(last, 0):
+        # newfs and makefs put the summary area at the start of cg 0's data: a primary that moved
+        # it, against a copy that did not, would have fsck write the summary over the inodes.
+        return False
     off = cgtod(fs, 0) * fs.fs_fsize
     if off + fs.fs_cgsize > io.size:
         return False
