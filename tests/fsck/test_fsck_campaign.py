@@ -231,3 +231,14 @@ def test_summary_area_moved_in_the_primary_only(bases: dict[str, Base], tmp_path
     old = int.from_bytes(base.raw[off:off + width], order)
     out = run_case(base, [(off, (old - 8).to_bytes(width, order))], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
+
+
+@pytest.mark.parametrize("name", ["makefs-ufs1-le", "makefs1cg-ufs1-be"])
+def test_maxsymlinklen_zeroed_in_the_primary(bases: dict[str, Base], tmp_path: Path, name: str) -> None:
+    """Campaign case 11:33629: fs_maxsymlinklen 0 on a 4.4BSD-format UFS1 makes every directory
+    read as 4.2BSD's. The copy wins (or, where both say so, fsck fixes the field, as fsck_ffs's
+    "INCORRECT MAXSYMLINKLEN"), and every file is found again."""
+    base = bases[name]
+    off, width = next((o, w) for d, o, w in base.fields if d == "sb.fs_maxsymlinklen")
+    out = run_case(base, [(off, bytes(width))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out

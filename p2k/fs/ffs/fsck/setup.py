@@ -52,6 +52,8 @@ GEOMETRY = ("fs_sblkno", "fs_cblkno", "fs_iblkno", "fs_dblkno", "fs_ncg", "fs_bs
             "fs_csaddr", "ufs2", "fs_old_cgoffset", "fs_old_cgmask", "fs_maxsymlinklen", "fs_old_cpg",
             "fs_old_nrpos", "fs_old_inodefmt", "fs_sbsize")
 
+FS_44INODEFMT = 2  # fs_old_inodefmt of a 4.4BSD-layout UFS1: new directories and fast symlinks
+
 
 def decode_at(buf: bytes, loc: int) -> Superblock | None:
     """A superblock of either byte order in ``buf`` (read at byte ``loc``), or None."""
@@ -202,10 +204,7 @@ def primary_wins(io: FsckIO, fs: Superblock) -> bool:
         if other is not None and _checked(other, io.size) is None:
             return _same_geometry(other, fs)
     last = _copy_at(io, cgsblock(fs, fs.fs_ncg - 1) * fs.fs_fsize)
-    if last is not None and _checked(last, io.size) is None and fs.fs_csaddr != cgdmin(fs, 0) \
-            and last.fs_csaddr == cgdmin(last, 0):
-        # newfs and makefs put the summary area at the start of cg 0's data: a primary that moved
-        # it, against a copy that did not, would have fsck write the summary over the inodes.
+    if last is not None and _checked(last, io.size) is None and not _as_made(fs) and _as_made(last):
         return False
     off = cgtod(fs, 0) * fs.fs_fsize
     if off + fs.fs_cgsize > io.size:
@@ -214,6 +213,15 @@ def primary_wins(io: FsckIO, fs: Superblock) -> bool:
     bounds = (fs.fs_ncg * fs.fs_ipg, fs.fs_size // fs.fs_frag, fs.fs_ncg * fs.fs_ipg, fs.fs_size)
     return (cg_magic_ok(cg, fs.endian) and 0 < fs.fs_dsize <= fs.fs_size
             and all(0 <= v <= b for v, b in zip(fs.cstotal, bounds, strict=True)))
+
+
+def _as_made(fs: Superblock) -> bool:
+    """Layout facts newfs and makefs always write one way: the summary area at the start of cg 0's
+    data, and a 4.4BSD format's fast-symlink length. Between a primary that breaks one and a copy
+    that does not, the copy is right: keeping the primary would have fsck write the summary over
+    the inodes, or read every directory in the 4.2BSD format."""
+    new_format = fs.ufs2 or fs.fs_old_inodefmt >= FS_44INODEFMT
+    return fs.fs_csaddr == cgdmin(fs, 0) and (not new_format or fs.fs_maxsymlinklen == (120 if fs.ufs2 else 60))
 
 
 def check_last_copy(io: FsckIO, rep: Reporter, fs: Superblock) -> None:
@@ -240,6 +248,14 @@ def check_fields(fs: Superblock, rep: Reporter) -> bool:
         if rep.ask(f"IMPOSSIBLE MINFREE={fs.fs_minfree} IN SUPERBLOCK", "SET TO DEFAULT", kind="superblock",
                    field="fs_minfree"):
             fs.fs_minfree = MINFREE_DEFAULT
+            changed = True
+    want = 120 if fs.ufs2 else 60  # the bytes a fast symlink keeps in the inode
+    if (fs.ufs2 or fs.fs_old_inodefmt >= FS_44INODEFMT) and fs.fs_maxsymlinklen != want:
+        # A 4.4BSD-format file system with another value would have its directories read in the
+        # 4.2BSD format (fsck_ffs setup.c: "INCORRECT MAXSYMLINKLEN").
+        if rep.ask(f"INCORRECT MAXSYMLINKLEN={fs.fs_maxsymlinklen} IN SUPERBLOCK", "FIX", kind="superblock",
+                   field="fs_maxsymlinklen"):
+            fs.fs_maxsymlinklen = want
             changed = True
     unknown = fs.fs_flags & ~KNOWN_FLAGS & 0x7FFFFFFF
     if unknown:
