@@ -37,43 +37,6 @@ class Side(Protocol):
     def setxattr(self, p: str, name: bytes, value: bytes) -> None: ...
 
 
-class HostSide:
-    lstat = staticmethod(os.lstat)
-    listdir = staticmethod(os.listdir)
-    open = staticmethod(os.open)
-    read = staticmethod(os.read)
-    close = staticmethod(os.close)
-    mkdir = staticmethod(os.mkdir)
-    symlink = staticmethod(os.symlink)
-    readlink = staticmethod(os.readlink)
-    mknod = staticmethod(os.mknod)
-    chmod = staticmethod(os.chmod)
-
-    @staticmethod
-    def write(fd: int, data: bytes) -> int:
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
-        return done
-
-    @staticmethod
-    def utime(p: str, *, ns: tuple[int, int]) -> None:
-        os.utime(p, ns=ns, follow_symlinks=False) if os.utime in os.supports_follow_symlinks else os.utime(p, ns=ns)
-
-    @staticmethod
-    def listxattr(p: str) -> list[bytes]:
-        return [os.fsencode(n) for n in os.listxattr(p, follow_symlinks=False)]
-
-    @staticmethod
-    def getxattr(p: str, name: bytes) -> bytes:
-        return os.getxattr(p, name, follow_symlinks=False)
-
-    @staticmethod
-    def setxattr(p: str, name: bytes, value: bytes) -> None:
-        os.setxattr(p, name, value, follow_symlinks=False)
-
-
 class ImageSide:
     """The image's paths, mapped under the view's root."""
 

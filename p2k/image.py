@@ -121,14 +121,16 @@ class ImageFS:
 
     def copy_out(self, src: str, dest: str | os.PathLike[str], *, preserve: bool = True) -> None:
         """Copy ``src`` (a file, or a directory with everything below it) to host path ``dest``."""
-        from p2k.fscopy import HostSide, copy_one
+        from p2k.fscopy import copy_one
+        from p2k.hyper.hostio import HostSide
 
         copy_one(self._side(), self.kpath(str(src)), HostSide(), os.fspath(dest), recursive=True,
                  preserve=preserve)
 
     def copy_in(self, src: str | os.PathLike[str], dest: str, *, preserve: bool = True) -> None:
         """Copy host path ``src`` (recursively) to image path ``dest``; needs ``mode="rw"``."""
-        from p2k.fscopy import HostSide, copy_one
+        from p2k.fscopy import copy_one
+        from p2k.hyper.hostio import HostSide
 
         copy_one(HostSide(), os.fspath(src), self._side(), self.kpath(str(dest)), recursive=True,
                  preserve=preserve)

@@ -10,8 +10,9 @@ import stat as st
 import sys
 from collections.abc import Callable
 
-from p2k.fscopy import HostSide, ImageSide, Side, copy_one, tree_bytes
+from p2k.fscopy import ImageSide, Side, copy_one, tree_bytes
 from p2k.fsview import FsView
+from p2k.hyper.hostio import HostSide
 
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:

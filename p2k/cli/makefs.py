@@ -195,8 +195,9 @@ def _xattr_room(directory: str, nodes: list[Node]) -> int:
 
 
 def _copy_tree_xattrs(k: Any, directory: str, nodes: list[Node]) -> None:
-    from p2k.fscopy import HostSide, ImageSide, copy_xattrs
+    from p2k.fscopy import ImageSide, copy_xattrs
     from p2k.fsview import FsView
+    from p2k.hyper.hostio import HostSide
 
     image = ImageSide(FsView(k.sys, "/mnt"))
     host = HostSide()

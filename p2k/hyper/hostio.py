@@ -34,3 +34,43 @@ def create_host_file(path: str, mode: int = 0o644) -> None:
 def host_path_exists(path: str) -> bool:
     """Whether ``path`` names something on the host (following symlinks)."""
     return os.path.exists(path)
+
+
+class HostSide:
+    """The host's end of a copy between the host and an image (``p2k.fscopy``'s ``Side``): the
+    ``os`` calls the copy makes, here because only p2k/hyper calls the host."""
+
+    lstat = staticmethod(os.lstat)
+    listdir = staticmethod(os.listdir)
+    open = staticmethod(os.open)
+    read = staticmethod(os.read)
+    close = staticmethod(os.close)
+    mkdir = staticmethod(os.mkdir)
+    symlink = staticmethod(os.symlink)
+    readlink = staticmethod(os.readlink)
+    mknod = staticmethod(os.mknod)
+    chmod = staticmethod(os.chmod)
+
+    @staticmethod
+    def write(fd: int, data: bytes) -> int:
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.write(fd, view[done:])
+        return done
+
+    @staticmethod
+    def utime(p: str, *, ns: tuple[int, int]) -> None:
+        os.utime(p, ns=ns, follow_symlinks=False) if os.utime in os.supports_follow_symlinks else os.utime(p, ns=ns)
+
+    @staticmethod
+    def listxattr(p: str) -> list[bytes]:
+        return [os.fsencode(n) for n in os.listxattr(p, follow_symlinks=False)]
+
+    @staticmethod
+    def getxattr(p: str, name: bytes) -> bytes:
+        return os.getxattr(p, name, follow_symlinks=False)
+
+    @staticmethod
+    def setxattr(p: str, name: bytes, value: bytes) -> None:
+        os.setxattr(p, name, value, follow_symlinks=False)
