@@ -31,6 +31,9 @@ from p2k.sp.ops import (
     OP_HALT,
     OP_HANDSHAKE,
     OP_PING,
+    OP_SHM,
+    OP_SHM_PREAD,
+    OP_SHM_READ,
     OP_STATS,
     OP_SYSCTL,
     RB_DUMP,
@@ -38,10 +41,12 @@ from p2k.sp.ops import (
     RB_NOSYNC,
     RETURNS_VNODE,
 )
+from p2k.sp.shm import close_arena, open_arena, shm_read
 from p2k.vfs.credprocs import CredProcs
 from p2k.vfs.lwproc import RFCFDG, Cred
 
 if TYPE_CHECKING:
+    from p2k.hyper.shmem import Arena
     from p2k.sp.server import Server
     from p2k.vfs.syscalls import Syscalls
 
@@ -73,6 +78,7 @@ class Connection:
         self.procs: CredProcs | None = None  # per-call credentials: processes sharing our fd table
         self.handles = HandleTable(server.kernel.vcache, server.config.max_handles)
         self.established = False
+        self.arena: Arena | None = None  # shared memory for bulk reads (p2k/sp/shm.py)
         self.calls = 0
 
     # ---- the connection's life -------------------------------------------------------------------
@@ -123,6 +129,9 @@ class Connection:
                     self.sys.proc.exit()
             self.procs = None
             self.sys = None
+        if self.arena is not None:
+            close_arena(self.server, self.arena)
+            self.arena = None
         try:
             self.sock.close()
         except OSError:
@@ -224,6 +233,12 @@ class Connection:
             name = NAME_OF.get(op)
             if name is not None:
                 result = self._syscall(s, name, args, kwargs)
+            elif op == OP_SHM_READ or op == OP_SHM_PREAD:
+                with self.server.kernel.cpus:
+                    result = shm_read(s, self.arena, args, op == OP_SHM_PREAD)
+            elif op == OP_SHM:
+                self.arena = open_arena(self.server, self.sock, reqno, self.arena)
+                return
             elif op == OP_PING:
                 result = args
             elif op == OP_STATS:

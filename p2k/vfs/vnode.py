@@ -212,6 +212,7 @@ class _DeadMount:
         raise OSError(errno.EIO, "file system was forcibly unmounted")
 
     vop_write = vop_read
+    vop_readinto = vop_read  # type: ignore[assignment]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("vop_", "vfs_")):
