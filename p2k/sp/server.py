@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import p2k.sp.protocol as P
 from p2k.hyper.hostcred import peer_cred, proc_groups
+from p2k.sp.bufpool import BufferPool
 from p2k.sp.connection import Connection, error_frame, server_version
 from p2k.sp.ops import CONNECTION
 from p2k.sp.url import ServerAddress, parse_url
@@ -61,6 +62,7 @@ class ServerConfig:
     secret: bytes | None = None  # -a FILE: the shared secret clients must prove they hold
     shm_arena: int = 16 << 20  # a unix:// client's shared-memory arena for bulk reads (0: none)
     shm_budget: int = 256 << 20  # all arenas together; past it clients read over the socket
+    read_buffers: int = 4  # reply buffers of MAX_IO_CHUNK for socket reads (p2k/sp/bufpool.py)
 
 
 class Server:
@@ -77,6 +79,7 @@ class Server:
         self.handshaking = 0  # of self.conns, those not yet established
         self.refused = 0
         self.shm_used = 0  # bytes of shared arenas handed out (p2k/sp/shm.py)
+        self.bufpool = BufferPool(self.config.read_buffers, P.MAX_IO_CHUNK)
         self.conns_lock = threading.Lock()
         self.secret = self.config.secret
         self.stopping = False

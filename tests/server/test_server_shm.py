@@ -26,7 +26,7 @@ import p2k
 from p2k.client import Client, ServerGone, connect
 from p2k.hyper.shmem import recv_with_fd
 from p2k.sp import protocol as P
-from p2k.sp.ops import OP_SHM, OP_SHM_PREAD, OP_SHM_READ
+from p2k.sp.ops import OP_HANDSHAKE, OP_OF, OP_SHM, OP_SHM_PREAD, OP_SHM_READ
 from p2k.sp.server import Server, ServerConfig
 
 MiB = 1 << 20
@@ -265,3 +265,50 @@ def test_socket_refuses_foreign_descriptors(inproc: Server) -> None:
         os.close(w)
         assert len(os.listdir("/proc/self/fd")) == before
         assert c.sys.stat("/mnt/f").st_size == len(_expected())
+
+
+def test_socket_reads_share_a_small_buffer_pool(tmp_path: Path) -> None:
+    """Socket reads borrow one of the server's reply buffers for the call and its send: a client
+    that stops reading holds its buffer only until it is dropped, others read meanwhile without
+    one, and every read is exact either way."""
+    k = p2k.Kernel(env={})
+    url = f"unix://{tmp_path}/pool.sock"
+    srv = Server(k, url, ServerConfig(read_buffers=1, reply_timeout=0.5, reply_buffer=64 << 10))
+    srv.bind()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    want = _pattern(8 * MiB)
+    try:
+        with connect(url, shm=False) as c:
+            c.sys.mkdir("/mnt", 0o755)
+            c.sys.mount("tmpfs", "/mnt")
+            fd = c.sys.open("/mnt/f", os.O_CREAT | os.O_RDWR, 0o644)
+            c.sys.write(fd, want)
+            assert c.sys.pread(fd, 8 * MiB, 0) == want  # through the pool's one buffer
+            slow = socket.socket(socket.AF_UNIX)
+            slow.connect(url[len("unix://"):])
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            f = slow.makefile("rb")
+            f.readline(P.BANNER_MAX)
+            slow.sendall(P.frame(1, P.REQ, OP_HANDSHAKE, P.encode({"version": [1, 0], "name": "slow"})))
+            f.read(P.parse_header(f.read(P.HEADER_SIZE), 1 << 20)[0])
+            slow.sendall(P.frame(2, P.REQ, OP_OF["open"], P.encode([["/mnt/f", os.O_RDONLY], {}])))
+            sfd = P.decode(f.read(P.parse_header(f.read(P.HEADER_SIZE), 1 << 20)[0]))
+            slow.sendall(P.frame(3, P.REQ, OP_OF["pread"], P.encode([[sfd, 8 * MiB, 0], {}])))
+            time.sleep(0.1)
+            assert not srv.bufpool._free  # lent to the slow reader's blocked send
+            for off in (0, 1, 3 * MiB + 5):
+                assert c.sys.pread(fd, 5 * MiB, off) == want[off:off + 5 * MiB]
+            deadline = time.monotonic() + 10
+            while c.stats()["connections"] > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert c.stats()["connections"] == 1 and len(srv.bufpool._free) == 1
+            slow.close()
+            with pytest.raises(OSError) as ei:
+                c.sys.pread(fd, MiB, -5)
+            assert ei.value.errno == errno.EINVAL and len(srv.bufpool._free) == 1
+    finally:
+        srv.request_stop()
+        t.join(5)
+        srv.drop_clients()
+        k.halt(sync=False)
