@@ -92,7 +92,8 @@ class Arena:
 def recv_with_fd(sock: socket.socket, n: int) -> tuple[bytes, int | None]:
     """Up to ``n`` bytes and the one descriptor that came with them, if any (extra descriptors a
     peer attached are closed at once: they must not leak)."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, n, 4)
+    # MSG_CMSG_CLOEXEC: a fork+exec in another thread must not inherit the descriptor.
+    data, fds, _flags, _addr = socket.recv_fds(sock, n, 4, socket.MSG_CMSG_CLOEXEC)
     for extra in fds[1:]:
         os.close(extra)
     return data, (fds[0] if fds else None)

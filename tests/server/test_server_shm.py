@@ -140,7 +140,7 @@ def _raw_arena(url: str) -> tuple[Client, int]:
     head += c._rfile.read(P.HEADER_SIZE - len(head))
     length, reqno, cls, _ = P.parse_header(head, 1 << 20)
     assert (reqno, cls) == (999, P.RESP) and P.decode(c._rfile.read(length)) == {"size": 16 * MiB}
-    assert fd is not None
+    assert fd is not None and not os.get_inheritable(fd)
     return c, fd
 
 
