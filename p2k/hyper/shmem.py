@@ -14,6 +14,7 @@ seals before it maps an arena, for the same reason the other way round.
 
 from __future__ import annotations
 
+import array
 import fcntl
 import mmap
 import os
@@ -92,8 +93,14 @@ class Arena:
 def recv_with_fd(sock: socket.socket, n: int) -> tuple[bytes, int | None]:
     """Up to ``n`` bytes and the one descriptor that came with them, if any (extra descriptors a
     peer attached are closed at once: they must not leak)."""
-    # MSG_CMSG_CLOEXEC: a fork+exec in another thread must not inherit the descriptor.
-    data, fds, _flags, _addr = socket.recv_fds(sock, n, 4, socket.MSG_CMSG_CLOEXEC)
+    # MSG_CMSG_CLOEXEC: a fork+exec in another thread must not inherit the descriptor
+    # (socket.recv_fds would do, but before Python 3.12 it drops its flags argument).
+    item = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(n, socket.CMSG_LEN(4 * item.itemsize), socket.MSG_CMSG_CLOEXEC)
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            item.frombytes(payload[:len(payload) - len(payload) % item.itemsize])
+    fds = list(item)
     for extra in fds[1:]:
         os.close(extra)
     return data, (fds[0] if fds else None)
