@@ -12,8 +12,8 @@
 5. The same read of a 256 MiB file on an FFS image made by makefs(8), mounted read-only, when
    makefs is installed: the path a real deployment serves.
 
-Every figure is the best of three runs (the tmpfs reads: of ``--rounds`` turns, in-process and
-remote alternating): the machine is shared, and the best run is the one least disturbed by others.
+Every figure is the best of three runs (the reads: of ``--rounds`` turns, in-process and remote
+alternating): the machine is shared, and the best run is the one least disturbed by others.
 
 Usage: ``python bench/bench_server.py [--size-mib 256] [--stats 20000]``. Prints figures and ratios.
 """
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MiB = 1 << 20
@@ -88,7 +89,17 @@ def best(fn, runs: int = 3) -> float:  # noqa: ANN001
 
 
 def best_of_chunks(sys_: object, path: str, size: int) -> float:
-    return max(best(lambda n=n: read_rate(sys_, path, n, size)) for n in (MiB, 8 * MiB))  # type: ignore[misc]
+    return max(read_rate(sys_, path, n, size) for n in (MiB, 8 * MiB))
+
+
+def take_turns(turns: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """The best of ``rounds`` runs of each, in-process and remote taking turns, so that a burst of
+    load from another process on this shared machine hits both sides of a ratio alike."""
+    runs: dict[str, list[float]] = {name: [] for name in turns}
+    for _ in range(rounds):
+        for name, fn in turns.items():
+            runs[name].append(fn())
+    return {name: max(r) for name, r in runs.items()}
 
 
 def ffs_image(work: Path, size: int) -> Path | None:
@@ -112,7 +123,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--stats", type=int, default=20000)
-    ap.add_argument("--rounds", type=int, default=5, help="turns of in-process and remote tmpfs reads")
+    ap.add_argument("--rounds", type=int, default=5, help="turns of in-process and remote reads")
     args = ap.parse_args()
     size = args.size_mib * MiB
 
@@ -137,8 +148,6 @@ def main() -> int:
             k.sys.mkdir("/ffs", 0o755)
             k.sys.mount("ffs", "/ffs", p2k.MNT_RDONLY, {"fspec": "/dev/dk"})
         local_stat = best(lambda: stat_rate(k.sys, args.stats))
-        local_dev = best(lambda: read_rate(k.sys, "/dev/sparse", MiB, size))
-        local_ffs = best(lambda: read_rate(k.sys, "/ffs/big", MiB, size)) if img else 0.0
 
         url = f"unix://{work}/bench.sock"
         cmd = [sys.executable, "-c", "import sys; from p2k.cli.server import main_server as m; sys.exit(m())",
@@ -158,21 +167,26 @@ def main() -> int:
                 c.sys.mount("ffs", "/ffs", p2k.MNT_RDONLY, {"fspec": "/dev/dk"})
             remote_stat = best(lambda: stat_rate(c.sys, args.stats))
             remote_stat4 = parallel_stat_rate(url, 4, args.stats // 2)
-            # In-process and remote reads take turns, so that a burst of load from another process
-            # on this shared machine hits both sides of the ratio alike.
-            rounds: dict[str, list[float]] = {"local": [], "r1": [], "r8": [], "sock": []}
-            with connect(url, shm=False) as cs:
-                for _ in range(args.rounds):
-                    rounds["local"].append(read_rate(k.sys, "/mnt/big", MiB, size))
-                    rounds["r1"].append(read_rate(c.sys, "/mnt/big", MiB, size))
-                    rounds["r8"].append(read_rate(c.sys, "/mnt/big", 8 * MiB, size))
-                    rounds["sock"].append(max(read_rate(cs.sys, "/mnt/big", n, size) for n in (MiB, 8 * MiB)))
-            local_read, remote_read1, remote_read8, sock_read = (max(rounds[x]) for x in ("local", "r1", "r8", "sock"))
             arena = c._arena is not None
-            # Remote reads of 1 MiB and of 8 MiB (the most one call carries), whichever is faster:
-            # FFS reads of 8 MiB are slow in-process too (they bypass the buffer cache's reuse).
-            remote_dev = best_of_chunks(c.sys, "/dev/sparse", size)
-            remote_ffs = best_of_chunks(c.sys, "/ffs/big", size) if img else 0.0
+            with connect(url, shm=False) as cs:
+                # Remote reads of 1 MiB and of 8 MiB (the most one call carries), whichever is
+                # faster: FFS reads of 8 MiB are slow in-process too (they bypass the buffer
+                # cache's reuse).
+                turns = {
+                    "local": lambda: read_rate(k.sys, "/mnt/big", MiB, size),
+                    "r1": lambda: read_rate(c.sys, "/mnt/big", MiB, size),
+                    "r8": lambda: read_rate(c.sys, "/mnt/big", 8 * MiB, size),
+                    "sock": lambda: best_of_chunks(cs.sys, "/mnt/big", size),
+                    "local_dev": lambda: read_rate(k.sys, "/dev/sparse", MiB, size),
+                    "remote_dev": lambda: best_of_chunks(c.sys, "/dev/sparse", size),
+                }
+                if img is not None:
+                    turns["local_ffs"] = lambda: read_rate(k.sys, "/ffs/big", MiB, size)
+                    turns["remote_ffs"] = lambda: best_of_chunks(c.sys, "/ffs/big", size)
+                got = take_turns(turns, args.rounds)
+            local_read, remote_read1, remote_read8, sock_read = got["local"], got["r1"], got["r8"], got["sock"]
+            local_dev, remote_dev = got["local_dev"], got["remote_dev"]
+            local_ffs, remote_ffs = got.get("local_ffs", 0.0), got.get("remote_ffs", 0.0)
         finally:
             c.halt(sync=False)
             k.halt(sync=False)
