@@ -212,7 +212,9 @@ class _DeadMount:
         raise OSError(errno.EIO, "file system was forcibly unmounted")
 
     vop_write = vop_read
-    vop_readinto = vop_read  # type: ignore[assignment]
+
+    def vop_readinto(self, vp: Vnode, offset: int, buf: memoryview) -> int:
+        raise OSError(errno.EIO, "file system was forcibly unmounted")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("vop_", "vfs_")):

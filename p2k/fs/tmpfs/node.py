@@ -130,9 +130,11 @@ def read_pages_into(pages: dict[int, bytearray], size: int, offset: int, buf: me
         n = min(PAGE_SIZE - lo, end - pos)
         at = pos - offset
         page = pages.get(pno)
-        have = 0 if page is None else max(min(len(page) - lo, n), 0)
-        if have:
-            buf[at:at + have] = memoryview(page)[lo:lo + have]  # type: ignore[index]
+        have = 0
+        if page is not None:
+            have = max(min(len(page) - lo, n), 0)
+            if have:
+                buf[at:at + have] = memoryview(page)[lo:lo + have]
         if have < n:
             buf[at + have:at + n] = bytes(n - have)
         pos += n
