@@ -132,6 +132,10 @@ def read_pages_into(pages: dict[int, bytearray], size: int, offset: int, buf: me
         page = pages.get(pno)
         have = 0
         if page is not None:
+            if n == PAGE_SIZE and len(page) == PAGE_SIZE:  # the bulk of a big read: a whole page
+                buf[at:at + PAGE_SIZE] = page
+                pos += n
+                continue
             have = max(min(len(page) - lo, n), 0)
             if have:
                 buf[at:at + have] = memoryview(page)[lo:lo + have]
