@@ -24,10 +24,11 @@ from server_harness import ServerProc, start
 
 import p2k
 from p2k.client import Client, ServerGone, connect
-from p2k.hyper.shmem import recv_with_fd
+from p2k.hyper.shmem import Arena, recv_with_fd
 from p2k.sp import protocol as P
 from p2k.sp.ops import OP_HANDSHAKE, OP_OF, OP_SHM, OP_SHM_PREAD, OP_SHM_READ
 from p2k.sp.server import Server, ServerConfig
+from p2k.sp.shm import ClientArena
 
 MiB = 1 << 20
 
@@ -312,3 +313,66 @@ def test_socket_reads_share_a_small_buffer_pool(tmp_path: Path) -> None:
         t.join(5)
         srv.drop_clients()
         k.halt(sync=False)
+
+
+def _fake_server(path: str, script: list[bytes | None]) -> threading.Thread:
+    """A peer that speaks the banner and the handshake, then answers each request that follows
+    with the next of ``script`` (raw bytes to send, the request number patched in at bytes 4..12;
+    None: close the connection) — a broken or dying server, as a client may meet one."""
+    lsock = socket.socket(socket.AF_UNIX)
+    lsock.bind(path)
+    lsock.listen(1)
+
+    def serve() -> None:
+        conn, _ = lsock.accept()
+        f = conn.makefile("rb")
+        conn.sendall(P.banner("fake"))
+        length, reqno, _, _ = P.parse_header(f.read(P.HEADER_SIZE), 1 << 20)
+        f.read(length)
+        conn.sendall(P.frame(reqno, P.RESP, 0, P.encode({"version": [1, 0], "pid": 1, "max_frame": 16 * MiB,
+                                                         "max_io": 8 * MiB, "uid": 0, "gid": 0})))
+        for reply in script:
+            head = f.read(P.HEADER_SIZE)
+            if len(head) < P.HEADER_SIZE or reply is None:
+                break
+            length, reqno, _, _ = P.parse_header(head, 1 << 20)
+            f.read(length)
+            conn.sendall(reply[:4] + reqno.to_bytes(8, "big") + reply[12:])
+        conn.close()
+        lsock.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def _reply(body: bytes, claimed: int | None = None) -> bytes:
+    """A RESP frame whose header claims ``claimed`` bytes of body (default: the truth)."""
+    return P.HEADER.pack(len(body) if claimed is None else claimed, 0, P.RESP, 0) + body
+
+
+def test_client_never_passes_off_short_data(tmp_path: Path) -> None:
+    """A read reply cut short by a dying server, over the socket (a frame whose body never
+    arrives whole) or through the arena (a count beyond what was asked), is ServerGone for the
+    caller, never fewer or other bytes than the server sent as a whole reply."""
+    path = str(tmp_path / "fake.sock")
+    payload = os.urandom(3 * MiB)
+    whole = _reply(b"b" + len(payload).to_bytes(4, "big") + payload)
+    cut = _reply(b"b" + len(payload).to_bytes(4, "big") + payload[:MiB], claimed=5 + len(payload))
+    t = _fake_server(path, [whole, cut])
+    with connect(f"unix://{path}", shm=False) as c:
+        assert c.sys.pread(3, 3 * MiB, 0) == payload  # spans many recv calls, arrives whole
+        with pytest.raises(ServerGone):
+            c.sys.pread(3, 3 * MiB, 0)
+        with pytest.raises(ServerGone):
+            c.sys.stat("/")  # and the client stays failed, not out of step with the stream
+    t.join(10)
+    os.unlink(path)
+    t = _fake_server(path, [_reply(P.encode(2 * MiB))])
+    with connect(f"unix://{path}", shm=False) as c:
+        c._arena = ClientArena(Arena.create(16 * MiB))  # the fake server gives none: map one by hand
+        with pytest.raises(ServerGone) as ei:
+            c.sys.pread(3, MiB, 0)  # the server says 2 MiB came of a 1 MiB read
+        assert ei.value.errno == errno.EPROTO
+        assert all(c._arena._free)
+    t.join(10)
