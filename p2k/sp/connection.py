@@ -331,6 +331,7 @@ class Connection:
 
     # ---- sending ---------------------------------------------------------------------------------
     def _send_error(self, reqno: int, err: int, message: str, filename: Any = None) -> None:
+        self._give_back()  # an error reply carries no data: the buffer is free before it goes
         self._send(error_frame(reqno, err, message, filename))
 
     def _send(self, *parts: bytes) -> None:
