@@ -242,3 +242,26 @@ def test_maxsymlinklen_zeroed_in_the_primary(bases: dict[str, Base], tmp_path: P
     off, width = next((o, w) for d, o, w in base.fields if d == "sb.fs_maxsymlinklen")
     out = run_case(base, [(off, bytes(width))], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
+
+
+@pytest.mark.parametrize("name", ["newfs-ufs1-le", "makefs-ufs2-be", "makefs1cg-ufs1-be"])
+@pytest.mark.parametrize("loop_entry", ["d3/sub", "d3/sub/deep"])
+def test_directory_loop_broken_at_its_own_name(bases: dict[str, Base], tmp_path: Path, name: str,
+                                               loop_entry: str) -> None:
+    """Campaign case 53:5415: a directory cut off from the root that a name inside the cut-off part
+    points back to (d3 → itself through "sub", or d3 → sub → d3 through "deep"). fsck_ffs moves the
+    loop's top into lost+found under that name and clears the old entry; reconnecting it as #ino
+    and keeping the entry left a second name, which the next run found as an EXTRANEOUS HARD LINK."""
+    base = bases[name]
+    order = "little" if base.endian == "<" else "big"
+
+    def field(desc: str) -> tuple[int, int]:
+        return next((o, w) for d, o, w in base.fields if d == desc)
+
+    root_off, width = field("dirent /d3.d_ino")
+    d3 = int.from_bytes(base.raw[root_off:root_off + width], order)
+    loop_off, _ = field(f"dirent {loop_entry}.d_ino")
+    out = run_case(base, [(root_off, bytes(width)), (loop_off, d3.to_bytes(width, order))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "ORPHANED DIRECTORY LOOP DETECTED" in out.out
+    assert "EXTRANEOUS HARD LINK" not in out.out

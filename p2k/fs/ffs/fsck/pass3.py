@@ -11,7 +11,7 @@ from __future__ import annotations
 from p2k.fs.ffs.dir import DT_DIR
 from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
-from p2k.fs.ffs.fsck.dir import allocdir, changeino, lookup, makeentry
+from p2k.fs.ffs.fsck.dir import allocdir, changeino, clear_entry, find_name, lookup, makeentry
 from p2k.fs.ffs.fsck.inode import pinode
 from p2k.fs.ffs.fsck.report import Reporter
 from p2k.fs.ffs.fsck.state import DFOUND, DSTATE
@@ -61,10 +61,32 @@ def pass3(ctx: Ctx) -> None:
             seen.add(p)
             orphan = p
         if loop:
-            rep.fatal(f"ORPHANED DIRECTORY LOOP DETECTED I={orphan}")
-        linkup(ctx, orphan, st.dotdot[orphan])
+            _reconnect_loop(ctx, orphan)
+        else:
+            linkup(ctx, orphan, st.dotdot[orphan])
         st.statemap[orphan] = DFOUND
         propagate(ctx)
+
+
+def _reconnect_loop(ctx: Ctx, orphan: int) -> None:
+    """Break a loop of unreachable directories as fsck_ffs does: ``orphan`` moves into lost+found
+    under the name its parent in the loop gave it, and that entry is cleared. Reconnecting it as
+    ``#ino`` while the old entry stays would leave a second name for a directory, which the next
+    run reports as an extraneous hard link."""
+    st, rep = ctx.st, ctx.rep
+    rep.fatal(f"ORPHANED DIRECTORY LOOP DETECTED I={orphan}")
+    if not rep.reply("RECONNECT"):
+        return
+    parent = st.parent[orphan]
+    found = find_name(ctx, parent, orphan)
+    if found is None:
+        rep.fatal("COULD NOT FIND NAME IN PARENT DIRECTORY")
+    name = found[1] if found else None
+    if name and (lf := find_lostfound(ctx)) and lookup(ctx, lf, name):
+        name = None                     # a name lost+found already has: #ino instead
+    if linkup(ctx, orphan, parent, name) and found is not None:
+        clear_entry(ctx, found[0])
+        st.lncnt[orphan] += 1
 
 
 def find_lostfound(ctx: Ctx) -> int:
@@ -119,8 +141,9 @@ def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
     return lf
 
 
-def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
-    """Reconnect ``orphan`` as lost+found/#ino (fsck_ffs linkup); False if it stays unreferenced."""
+def linkup(ctx: Ctx, orphan: int, parentdir: int, name: bytes | None = None) -> bool:
+    """Reconnect ``orphan`` as lost+found/#ino, or under ``name`` (fsck_ffs linkup); False if it
+    stays unreferenced."""
     st, rep = ctx.st, ctx.rep
     ip = ctx.ginode(orphan)
     isdir = ip.mode & IFMT == IFDIR
@@ -133,7 +156,7 @@ def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
     lf = find_lostfound(ctx)
     if not lf:
         return False
-    if not makeentry(ctx, lf, orphan, f"#{orphan}".encode()):
+    if not makeentry(ctx, lf, orphan, name or f"#{orphan}".encode()):
         rep.say("SORRY. NO SPACE IN lost+found DIRECTORY")
         rep.resolved = False
         return False
