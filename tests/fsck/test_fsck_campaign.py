@@ -319,3 +319,31 @@ def test_superblock_copy_place_damaged_in_the_primary(bases: dict[str, Base], tm
     out = run_case(base, [_set(base, f"sb.{field}", _field(base, f"sb.{field}")[2] + delta)], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "USING ALTERNATE SUPERBLOCK" in out.out, out.out
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs2-le", "newfs-ufs1-be", "makefs-ufs2-be"])
+@pytest.mark.parametrize("short", [4, 8])
+def test_record_leaving_no_room_for_a_header(bases: dict[str, Base], tmp_path: Path, name: str, short: int) -> None:
+    """Campaign case 14:99757: the root's last record made 4 bytes shorter, so the chunk ends in a
+    space too small for a record header. Pass 2 read a header past the buffer (a traceback);
+    like fsck_ffs's dircheck it is now a corrupted directory whose space the record before
+    takes back. The kernel reads the listing first and reports it instead of failing."""
+    base = bases[name]
+    desc = max((d for d, _o, _w in base.fields if d.startswith("dirent /") and d.endswith(".d_reclen")),
+               key=lambda d: _field(base, d)[0])
+    out = run_case(base, [_set(base, desc, _field(base, desc)[2] - short)], tmp_path / "w.img", kernel="read")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "DIRECTORY CORRUPTED" in out.out, out.out
+
+
+@pytest.mark.parametrize("name", ["makefs-ufs2-le", "newfs-ufs2-be"])
+def test_negative_ext_block_pointer(bases: dict[str, Base], tmp_path: Path, name: str) -> None:
+    """Campaign case 14:11833: a UFS2 inode whose extended-attribute size is set and whose first
+    ext block pointer is negative (UFS2's pointers are signed). fsck read the "block" at a
+    negative offset and stopped with CANNOT READ on every run; it is a bad block like any other."""
+    base = bases[name]
+    ino = _field(base, "dirent /f1.d_ino")[2]
+    patches = [_set(base, f"ino{ino}.extsize", 100), _set(base, f"ino{ino}.extb[0]", (1 << 64) - (1 << 60))]
+    out = run_case(base, patches, tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "CANNOT READ" not in out.out
