@@ -8,13 +8,14 @@ foreground. With no arguments it mounts the bundled demo image at ``./mnt``.
 
 ``p2k mount --server URL PATH MOUNTPOINT`` exports the directory PATH of a running rump_server
 instead (the bridge as a remote client, p2k/puffs/remote.py); it takes ``ro``, ``allow_other``,
-``allow_root``, ``auto_unmount``, ``attr_timeout`` and ``ncpu`` (calls in flight at once), and
+``allow_root``, ``auto_unmount``, ``attr_timeout``, ``transport`` and ``ncpu`` (calls in flight at once), and
 ``p2k umount`` ends it the same way, leaving the server running.
 
 Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other users in — needed for
 non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
-``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); anything else goes to
-the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
+``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); ``transport=devfuse``
+(the default, or $P2K_FUSE_TRANSPORT: p2k answers /dev/fuse itself) or ``transport=pyfuse3``;
+anything else goes to the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
 read-only with a notice.
 """
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
 KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
-BRIDGE_OPTIONS = {"attr_timeout"}
+BRIDGE_OPTIONS = {"attr_timeout", "transport"}
 DEMO_MOUNTPOINT = "./mnt"
 
 
@@ -43,7 +44,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "mount", help="mount an image on a host directory through FUSE",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS;\n"
+        epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS,\n"
+               "transport=devfuse|pyfuse3;\n"
                "others go to the driver. With no arguments: the demo image at ./mnt.\n"
                "Unmount with 'p2k umount MOUNTPOINT' (waits until the image is synced) or fusermount3 -u.\n"
                "kill -USR1 <daemon> writes the kernel's counters as JSON to $P2K_STATS_FILE\n"
@@ -249,6 +251,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
                          attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         transport=str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse"),
                          make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
         daemon.run(lambda: ready(None))
@@ -294,7 +297,8 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
     if img.readonly:
         fuse_opts.add("ro")
     daemon = MountDaemon(img.kernel, MOUNTPOINT, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0))
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         transport=str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse"))
     try:
         daemon.run(lambda: ready(note))
     except RuntimeError as e:

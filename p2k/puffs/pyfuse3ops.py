@@ -1,97 +1,61 @@
-"""FUSE operations mapped onto the kernel's vnode operations (NetBSD ``lib/libp2k/p2k.c``).
+"""The bridge served through pyfuse3 and trio (``p2k mount -o transport=pyfuse3``).
 
-The bridge knows FUSE; what it asks of a kernel goes through a ``KernelPort`` (port.py): the
-kernel in this process (``LocalPort``) or one in a rump_server (``p2k.puffs.remote.RemotePort``),
-so a local image and a server's tree are exported by the same code.
-
-Every request runs in a worker thread (``trio.to_thread``) behind a capacity limiter of RUMP_NCPU
-tokens: at most that many requests are inside the kernel at once, and a long read holds one token
-and the kernel lock only per call, so ``stat`` on another file is answered between its chunks.
-Requests that name something act as the caller (``CredCache``), so the kernel applies every
-permission rule itself; ``default_permissions`` is also on, so the host kernel checks cached
-names the same way before it asks (search permission on a prefix it has cached would otherwise go
-unchecked). Errors travel as ``OSError`` up to here and leave as ``FUSEError`` with the same errno;
-anything else is a bug: logged with its traceback, answered EIO, and the daemon keeps serving.
+pyfuse3 decodes each request and calls an async method here; the method runs the bridge's
+operation (``bridge.py``) inline when the port's lock is free, else in a trio worker thread behind
+a capacity limiter of ``ncpu`` tokens, and turns the answer into pyfuse3's types. The size probe
+and ERANGE of getxattr/listxattr and the XATTR_CREATE/REPLACE check are pyfuse3's own here.
+The direct transport (``devfuse.py``) is the default; this one stays for a host where /dev/fuse
+cannot be driven directly and as the reference the other is compared with.
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pyfuse3
 import trio
 
-from p2k.puffs.port import AttrChange, KernelPort, LocalPort
+from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
+from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
-from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE
-
-log = logging.getLogger("p2k.puffs")
 
 T = TypeVar("T")
 
-READDIR_BATCH = 128
-# Reads and writes up to this size run inline like metadata calls (FUSE sends at most 128 KiB
-# per request, a few hundred microseconds of kernel work); anything larger goes to a thread.
-BULK_INLINE_MAX = 128 * 1024
 
-
-class Bridge(pyfuse3.Operations):
-    """One exported tree: the file system mounted at ``mountpath`` in ``kernel``, or whatever
-    ``port`` serves (then ``kernel`` and ``mountpath`` are ignored)."""
-
+class Pyfuse3Ops(pyfuse3.Operations):
     supports_dot_lookup = False  # no NFS export: ".." is never asked of us
     enable_writeback_cache = False  # the kernel's buffer cache is the one write-back cache
     enable_acl = False
 
-    def __init__(self, kernel: Any = None, mountpath: str = "/mnt", *, attr_timeout: float = 1.0,
-                 port: KernelPort | None = None) -> None:
+    def __init__(self, bridge: Bridge) -> None:
         super().__init__()
-        self.port: KernelPort = port if port is not None else LocalPort(kernel, mountpath)
-        self.inodes = self.port.inodes
-        self.limiter = trio.CapacityLimiter(self.port.ncpu)
-        self.attr_timeout = attr_timeout
-        self.requests = 0
-        self.ops: dict[str, int] = {}  # requests per port call, for the stats file (what to optimise)
+        self.b = bridge
+        self.limiter = trio.CapacityLimiter(bridge.ncpu)
 
-    # ---- plumbing --------------------------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: Any, bulk: bool = False) -> T:
-        """Run ``fn`` in the kernel. A short call (anything but bulk data) runs right here when
-        a CPU token and the port's lock are free: a thread hop costs more than most metadata
-        calls, and while the lock is free nothing else could run in the kernel anyway. Otherwise,
-        and for bulk reads and writes, a worker thread waits its turn so the loop keeps taking
-        requests. A port without a lock (a remote one, which blocks on its socket) always uses
-        a thread."""
-        self.requests += 1
-        name = fn.__name__
-        ops = self.ops
-        ops[name] = ops.get(name, 0) + 1
+        """Run the bridge's ``fn`` inline when the port's lock and a token are free (an inline
+        call runs to its end before the loop could start a thread, so it need not hold one),
+        else in a worker thread."""
+        b = self.b
+        b.count(fn.__name__)
         try:
-            lock = self.port.lock
-            # A free token is enough: an inline call runs to its end before the loop could start
-            # a thread, so it need not hold one (taking and giving it back cost a microsecond).
-            if not bulk and lock is not None and self.limiter.available_tokens and lock.acquire(blocking=False):
+            if not bulk and self.limiter.available_tokens and b.try_inline():
                 try:
                     return fn(*args)
                 finally:
-                    lock.release()
+                    b.lock.release()
             return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
-        except pyfuse3.FUSEError:
-            raise
-        except OSError as e:
-            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
-        except Exception:
-            log.exception("bug while serving %s", name)
-            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception as e:  # noqa: BLE001 - every failure becomes an errno (bugs logged)
+            raise pyfuse3.FUSEError(b.errno_of(e, fn.__name__)) from None
 
     def _who(self, ctx: pyfuse3.RequestContext) -> Any:
-        return self.port.caller(ctx.uid, ctx.gid, ctx.pid)
+        return self.b.caller(ctx.uid, ctx.gid, ctx.pid)
 
     def entry(self, va: Vattr) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
-        e.st_ino = self.inodes.node(va)
+        e.st_ino = self.b.node(va)
         e.generation = va.gen
         e.st_mode = va.mode
         e.st_nlink = va.nlink
@@ -104,36 +68,25 @@ class Bridge(pyfuse3.Operations):
         e.st_atime_ns = va.atime_ns
         e.st_mtime_ns = va.mtime_ns
         e.st_ctime_ns = va.ctime_ns
-        e.attr_timeout = self.attr_timeout
-        e.entry_timeout = self.attr_timeout
+        e.attr_timeout = self.b.attr_timeout
+        e.entry_timeout = self.b.attr_timeout
         return e
 
     # ---- names -----------------------------------------------------------------------------------
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        if name in (b".", b"..") and parent_inode == pyfuse3.ROOT_INODE:
-            va = await self._run(self.port.getattr, pyfuse3.ROOT_INODE)
-            self.inodes.remember(pyfuse3.ROOT_INODE)
-            return self.entry(va)
-        try:
-            va = await self._run(self.port.lookup, self._who(ctx), parent_inode, name)
-        except pyfuse3.FUSEError as e:
-            if e.errno != errno.ENOENT:
-                raise
-            # A negative entry: the host caches the miss as long as a positive one, which
-            # spares the repeated misses of include paths and git's probes. Every creation
-            # comes through this mount, so the host drops the negative entry itself.
+        va = await self._run(self.b.lookup, self._who(ctx), parent_inode, name)
+        if va is None:
             miss = pyfuse3.EntryAttributes()
             miss.st_ino = 0
-            miss.entry_timeout = self.attr_timeout
+            miss.entry_timeout = self.b.attr_timeout
             return miss
         return self.entry(va)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        for fino, n in inode_list:
-            self.port.forget(fino, n)
+        self.b.forget(inode_list)
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.getattr, inode))
+        return self.entry(await self._run(self.b.getattr, inode))
 
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -145,59 +98,53 @@ class Bridge(pyfuse3.Operations):
             mode=attr.st_mode & 0o7777 if fields.update_mode else None,
             atime_ns=attr.st_atime_ns if fields.update_atime else None,
             mtime_ns=attr.st_mtime_ns if fields.update_mtime else None)
-        return self.entry(await self._run(self.port.setattr, self._who(ctx), inode, change))
+        return self.entry(await self._run(self.b.setattr, self._who(ctx), inode, change))
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self.port.readlink, self._who(ctx), inode)
+        return await self._run(self.b.readlink, self._who(ctx), inode)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.mknod, self._who(ctx), parent_inode, name, mode, rdev))
+        return self.entry(await self._run(self.b.mknod, self._who(ctx), parent_inode, name, mode, rdev))
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.mkdir, self._who(ctx), parent_inode, name, mode))
+        return self.entry(await self._run(self.b.mkdir, self._who(ctx), parent_inode, name, mode))
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.symlink, self._who(ctx), parent_inode, name, target))
+        return self.entry(await self._run(self.b.symlink, self._who(ctx), parent_inode, name, target))
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.link, self._who(ctx), inode, new_parent_inode, new_name))
+        return self.entry(await self._run(self.b.link, self._who(ctx), inode, new_parent_inode, new_name))
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.unlink, self._who(ctx), parent_inode, name)
+        await self._run(self.b.unlink, self._who(ctx), parent_inode, name)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.rmdir, self._who(ctx), parent_inode, name)
+        await self._run(self.b.rmdir, self._who(ctx), parent_inode, name)
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
                      flags: int, ctx: pyfuse3.RequestContext) -> None:
-        kflags = (RENAME_NOREPLACE if flags & pyfuse3.RENAME_NOREPLACE else 0) | \
-                 (RENAME_EXCHANGE if flags & pyfuse3.RENAME_EXCHANGE else 0)
-        if flags & ~(pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE):
-            raise pyfuse3.FUSEError(errno.EINVAL)
-        await self._run(self.port.rename, self._who(ctx), parent_inode_old, name_old,
-                        parent_inode_new, name_new, kflags)
+        await self._run(self.b.rename, self._who(ctx), parent_inode_old, name_old,
+                        parent_inode_new, name_new, flags)
 
     # ---- files -----------------------------------------------------------------------------------
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        fd = await self._run(self.port.open, self._who(ctx), inode, flags)
-        # keep_cache: every change reaches the file through this mount, so the host's page cache
-        # of it is never stale.
-        return pyfuse3.FileInfo(fh=fd, keep_cache=True)
+        fd = await self._run(self.b.open, self._who(ctx), inode, flags)
+        return pyfuse3.FileInfo(fh=fd, keep_cache=self.b.keep_cache)
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        fd, va = await self._run(self.port.create, self._who(ctx), parent_inode, name, mode, flags)
-        return pyfuse3.FileInfo(fh=fd, keep_cache=True), self.entry(va)
+        fd, va = await self._run(self.b.create, self._who(ctx), parent_inode, name, mode, flags)
+        return pyfuse3.FileInfo(fh=fd, keep_cache=self.b.keep_cache), self.entry(va)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return await self._run(self.port.read, fh, off, size, bulk=size > BULK_INLINE_MAX)
+        return await self._run(self.b.read, fh, off, size, bulk=size > BULK_INLINE_MAX)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        return await self._run(self.port.write, fh, off, buf, bulk=len(buf) > BULK_INLINE_MAX)
+        return await self._run(self.b.write, fh, off, buf, bulk=len(buf) > BULK_INLINE_MAX)
 
     async def flush(self, fh: int) -> None:
         """close(2) of one of possibly several descriptors: nothing to do, data is in the kernel's
@@ -206,59 +153,38 @@ class Bridge(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENOSYS)
 
     async def release(self, fh: int) -> None:
-        await self._run(self.port.release, fh)
+        await self._run(self.b.release, fh)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._run(self.port.fsync, fh, datasync)
+        await self._run(self.b.fsync, fh, datasync)
 
     # ---- directories -----------------------------------------------------------------------------
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        return await self._run(self.port.opendir, self._who(ctx), inode)
+        return await self._run(self.b.opendir, self._who(ctx), inode)
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        """Entries after cookie ``start_id``; the next id of each is the kernel's cookie, which
-        stays valid across reclaim and concurrent changes. Stops when the reply buffer is full:
-        the host asks again from the last cookie it accepted. The port counted every entry as a
-        lookup; those that did not reach the host are taken back."""
-        cookie = start_id
-        dir_fino = await self._run(self.port.dir_node, fh)
-        while True:
-            batch = await self._run(self.port.readdir, fh, cookie, READDIR_BATCH)
-            for i, (d, va, _) in enumerate(batch):
-                e = self._dirent_attr(d, va, dir_fino)
-                if not pyfuse3.readdir_reply(token, d.name, e, d.cookie):
-                    for _, _, counted in batch[i:]:
-                        if counted is not None:
-                            self.port.forget(counted, 1, undo=True)
-                    return
-                cookie = d.cookie
-            if len(batch) < READDIR_BATCH:
-                return
+        def fill(d: Dirent, fino: int, va: Vattr | None, cookie: int) -> bool:
+            if va is not None:
+                e = self.entry(va)
+            else:  # the type only; the host asks for the rest
+                e = pyfuse3.EntryAttributes()
+                e.st_ino = fino
+                e.st_mode = d.type << 12
+                e.attr_timeout = 0
+                e.entry_timeout = 0
+            return bool(pyfuse3.readdir_reply(token, d.name, e, cookie))
 
-    def _dirent_attr(self, d: Dirent, va: Vattr | None, dir_fino: int) -> pyfuse3.EntryAttributes:
-        if va is not None:
-            return self.entry(va)
-        e = pyfuse3.EntryAttributes()
-        if d.name == b"..":
-            e.st_ino = pyfuse3.ROOT_INODE if dir_fino == pyfuse3.ROOT_INODE else self.inodes.to_fuse(d.ino)
-        elif d.name == b".":
-            e.st_ino = dir_fino
-        else:
-            e.st_ino = self.inodes.to_fuse(d.ino)
-        e.st_mode = d.type << 12
-        e.attr_timeout = 0
-        e.entry_timeout = 0
-        return e
+        await self._run(self.b.readdir, fh, start_id, fill)
 
     async def releasedir(self, fh: int) -> None:
-        await self._run(self.port.releasedir, fh)
+        await self._run(self.b.releasedir, fh)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self._run(self.port.fsyncdir, fh)
+        await self._run(self.b.fsyncdir, fh)
 
     # ---- the file system -------------------------------------------------------------------------
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        sv = await self._run(self.port.statfs)
+        sv = await self._run(self.b.statfs)
         out = pyfuse3.StatvfsData()
         out.f_bsize = sv.f_bsize
         out.f_frsize = sv.f_frsize
@@ -272,28 +198,49 @@ class Bridge(pyfuse3.Operations):
         return out
 
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        await self._run(self.port.access, self._who(ctx), inode, mode)
+        await self._run(self.b.access, self._who(ctx), inode, mode)
         return True
 
-    # ---- extended attributes (Linux names: xattrnames.py; EOPNOTSUPP unless the driver has them) --
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self.port.xattr, self._who(ctx), inode, "get", name)
+        return await self._run(self.b.getxattr, self._who(ctx), inode, name)
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, self._who(ctx), inode, "set", name, value)
+        await self._run(self.b.setxattr, self._who(ctx), inode, name, value)
 
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return await self._run(self.port.xattr, self._who(ctx), inode, "list")
+        return await self._run(self.b.listxattr, self._who(ctx), inode)
 
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, self._who(ctx), inode, "remove", name)
+        await self._run(self.b.removexattr, self._who(ctx), inode, name)
 
-    # ---- life cycle ------------------------------------------------------------------------------
-    def stats(self) -> dict[str, int]:
-        return {"fuse_known_inodes": len(self.inodes), "fuse_forgets": self.inodes.forgets,
-                "fuse_requests": self.requests, **{f"fuse_op_{k}": v for k, v in self.ops.items()},
-                **self.port.stats()}
 
-    def close(self) -> None:
-        """Drop what the bridge holds so that the kernel can unmount cleanly."""
-        self.port.close()
+def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> None:
+    """Mount with pyfuse3, serve until unmounted or ``daemon`` asks to stop, then unmount."""
+    import signal
+
+    pyfuse3.init(Pyfuse3Ops(bridge), mountpoint, options)
+    daemon.mounted = True
+
+    async def signals() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as sigs:
+            async for sig in sigs:
+                if daemon.on_signal(sig):
+                    pyfuse3.terminate()
+
+    async def syncer() -> None:
+        while True:
+            await trio.sleep(daemon.sync_interval)
+            await trio.to_thread.run_sync(daemon.sync_once)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(signals)
+            nursery.start_soon(syncer)
+            daemon.ready()
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        pyfuse3.close(unmount=daemon.signalled)
