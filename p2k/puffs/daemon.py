@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import importlib
 import json
 import logging
@@ -31,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from p2k.puffs.bridge import Bridge
+
+try:  # the interpreter's own SHA-1: hashlib would load OpenSSL's libcrypto, 3.5 MiB of the daemon
+    from _sha1 import sha1
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import sha1
 from p2k.puffs.port import KernelPort
 
 log = logging.getLogger("p2k.puffs")
@@ -54,7 +58,7 @@ class RunDir:
         self.base = Path(base)
 
     def path(self, mountpoint: str, suffix: str = "lock") -> Path:
-        key = hashlib.sha1(os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        key = sha1(os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return self.base / f"mount-{key}.{suffix}"
 
     def claim(self, mountpoint: str) -> int:
