@@ -23,15 +23,15 @@ replies (each reply is one ``writev``, atomic on /dev/fuse). Signals reach the l
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
+from _queue import SimpleQueue
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from p2k.puffs import fusewire as w
@@ -44,6 +44,8 @@ BUFSIZE = (1 << 20) + 4096  # max_write (1 MiB) and the headers, as libfuse read
 MAX_WRITE, MAX_PAGES = 1 << 20, 256
 INIT_FLAGS = w.ASYNC_READ | w.ATOMIC_O_TRUNC | w.BIG_WRITES | w.AUTO_INVAL_DATA | w.DO_READDIRPLUS | \
     w.ASYNC_DIO | w.MAX_PAGES
+SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT: "interrupt", w.INIT: "init",
+                 w.DESTROY: "destroy", w.FLUSH: "flush", w.READDIR: "readdir"}
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 
 
@@ -63,6 +65,45 @@ HDR = IN_HDR.size
 DIRENTPLUS_MIN = ENTRY.size + DIRENT.size + 8
 
 
+class Workers:
+    """``n`` threads that run ``run(*job)`` for each submitted job, started as work first waits
+    (concurrent.futures would do, at 0.2 MiB more). They block the signals the loop handles."""
+
+    def __init__(self, n: int, run: Callable[..., None]) -> None:
+        self.n, self.run = n, run
+        self.jobs: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(self, *job: Any) -> None:
+        self.jobs.put(job)
+        with self.lock:
+            if len(self.threads) < self.n and self.jobs.qsize() > self.idle:
+                t = threading.Thread(target=self._work, name=f"p2k-fuse-{len(self.threads)}", daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    def _work(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        while True:
+            with self.lock:
+                self.idle += 1
+            job = self.jobs.get()
+            with self.lock:
+                self.idle -= 1
+            if job is None:
+                return
+            self.run(*job)
+
+    def shutdown(self) -> None:
+        """Let every queued job finish, then end the threads."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join()
+
+
 class _Stop(Exception):
     """Raised by the signal handler to leave a blocking read of /dev/fuse."""
 
@@ -71,25 +112,74 @@ def _escape(opt: str) -> str:
     return opt.replace("\\", "\\\\").replace(",", "\\,")
 
 
-def fusermount(mountpoint: str, options: set[str]) -> tuple[int, socket.socket, subprocess.Popen[bytes]]:
+class Helper:
+    """``fusermount3`` run with ``posix_spawn`` (the subprocess module would add 0.6 MiB to the
+    daemon's RSS): stdin and stdout to /dev/null, stderr to a pipe for the reason it failed."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        r, wr = os.pipe()
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, wr, 2)]
+        try:
+            self.pid = os.posix_spawnp("fusermount3", ["fusermount3", *args], env if env is not None else os.environ,
+                                       file_actions=actions)
+        except OSError as e:
+            os.close(r)
+            raise RuntimeError(f"cannot run fusermount3: {e.strerror}") from None
+        finally:
+            os.close(wr)
+        self.errfd = r
+        self.status: int | None = None
+
+    def errors(self) -> str:
+        """What it wrote to stderr (read to its end: only once it has exited or will)."""
+        chunks = []
+        while chunk := os.read(self.errfd, 4096):
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace").strip()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit status, or None if it is still running after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+                os.close(self.errfd)
+            elif time.monotonic() > deadline:  # type: ignore[operator]
+                return None
+            else:
+                time.sleep(0.01)
+        return self.status
+
+
+def fusermount(mountpoint: str, options: set[str]) -> tuple[int, socket.socket, Helper]:
     """(/dev/fuse descriptor, the socket fusermount3 watches, fusermount3) for a new mount."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    theirs.set_inheritable(True)
     env = dict(os.environ, _FUSE_COMMFD=str(theirs.fileno()))
     opts = ",".join(sorted(_escape(o) for o in options))
-    proc = subprocess.Popen(["fusermount3", "-o", opts, "--", mountpoint], env=env, pass_fds=(theirs.fileno(),),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    theirs.close()
+    try:
+        helper = Helper(["-o", opts, "--", mountpoint], env)
+    finally:
+        theirs.close()
     try:
         _, fds, _, _ = socket.recv_fds(ours, 1, 1)
     except OSError:
         fds = []
     if not fds:
-        err = proc.communicate()[1].decode(errors="replace").strip()
+        err = helper.errors()
+        helper.wait()
         ours.close()
         raise RuntimeError(err.removeprefix("fusermount3: ") or "fusermount3 passed no descriptor")
     if "auto_unmount" not in options:
-        proc.wait()
-    return fds[0], ours, proc
+        helper.wait()
+    return fds[0], ours, helper
+
+
+def unmount(mountpoint: str) -> None:
+    """A lazy unmount, as libfuse's on a signal: the mount goes now, busy files or not."""
+    Helper(["-u", "-z", "--", mountpoint]).wait(timeout=30)
 
 
 def _name(body: memoryview) -> bytes:
@@ -112,8 +202,7 @@ class Session:
         self.tsec, self.tnsec = int(t), int((t - int(t)) * 1e9)
         self.stop = False
         self.waiting = False
-        self.pool = ThreadPoolExecutor(max_workers=max(1, bridge.ncpu), thread_name_prefix="p2k-fuse",
-                                       initializer=signal.pthread_sigmask, initargs=(signal.SIG_BLOCK, SIGNALS))
+        self.pool = Workers(max(1, bridge.ncpu), self.run)
         self.handlers: dict[int, Callable[[memoryview, int, int, int, int, int], bytes | None]] = {
             w.LOOKUP: self.lookup, w.GETATTR: self.getattr, w.SETATTR: self.setattr,
             w.READLINK: self.readlink, w.SYMLINK: self.symlink, w.MKNOD: self.mknod, w.MKDIR: self.mkdir,
@@ -126,7 +215,9 @@ class Session:
 
     # ---- the loop --------------------------------------------------------------------------------
     def serve(self) -> None:
-        buf = bytearray(BUFSIZE)
+        # An anonymous mapping, not a bytearray: its pages become resident only as requests that
+        # long arrive (a bytearray is zeroed at once, a whole MiB of the daemon's RSS).
+        buf = mmap.mmap(-1, BUFSIZE)
         mv = memoryview(buf)
         readv = os.readv
         try:
@@ -148,7 +239,7 @@ class Session:
         except _Stop:
             pass
         finally:
-            self.pool.shutdown(wait=True)
+            self.pool.shutdown()
 
     def on_signal(self, sig: int, _frame: Any) -> None:
         if self.daemon.on_signal(sig):
@@ -172,7 +263,7 @@ class Session:
             finally:
                 b.lock.release()
             return
-        self.pool.submit(self.run, h, memoryview(bytes(req[HDR:])), unique, node, uid, gid, pid)
+        self.pool.submit(h, memoryview(bytes(req[HDR:])), unique, node, uid, gid, pid)
 
     def run(self, h: Callable[..., bytes | None], body: memoryview, unique: int, node: int,
             uid: int, gid: int, pid: int) -> None:
@@ -200,6 +291,7 @@ class Session:
 
     def special(self, op: int, unique: int, node: int, req: memoryview) -> None:
         """Requests that never enter the kernel: INIT, FORGET, INTERRUPT, DESTROY, FLUSH, the rest."""
+        self.b.count(SPECIAL_NAMES.get(op, f"opcode{op}"))
         if op == w.FORGET:
             self.b.forget([(node, w.ForgetIn.STRUCTS[E].unpack_from(req, HDR)[0])])
         elif op == w.BATCH_FORGET:
@@ -435,12 +527,10 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
         for sig, h in old.items():
             signal.signal(sig, h)
         if daemon.signalled:
-            subprocess.run(["fusermount3", "-u", "-z", "--", mountpoint], capture_output=True, check=False)
+            unmount(mountpoint)
         os.close(fd)
         watch.close()
-        if helper.returncode is None:
-            try:
-                helper.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                helper.kill()
+        if helper.wait(timeout=10) is None:  # the auto_unmount watchdog, which should end now
+            os.kill(helper.pid, signal.SIGKILL)
+            helper.wait()
         sync_thread.join()
