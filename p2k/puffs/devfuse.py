@@ -23,6 +23,7 @@ replies (each reply is one ``writev``, atomic on /dev/fuse). Signals reach the l
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import signal
@@ -38,6 +39,8 @@ from p2k.puffs import fusewire as w
 from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
 from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
+
+log = logging.getLogger("p2k.puffs")
 
 E = w.E
 BUFSIZE = (1 << 20) + 4096  # max_write (1 MiB) and the headers, as libfuse reads
@@ -94,7 +97,10 @@ class Workers:
                 self.idle -= 1
             if job is None:
                 return
-            self.run(*job)
+            try:
+                self.run(*job)
+            except Exception:  # a worker must outlive a bug, or requests would wait forever
+                log.exception("bug in a FUSE worker")
 
     def shutdown(self) -> None:
         """Let every queued job finish, then end the threads."""
@@ -276,18 +282,20 @@ class Session:
             self.reply(unique, out)
 
     def reply(self, unique: int, payload: bytes) -> None:
-        try:
-            os.writev(self.fd, [OUT_HDR.pack(16 + len(payload), 0, unique), payload])
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENODEV):  # interrupted request, unmounted
-                raise
+        self._send(unique, [OUT_HDR.pack(16 + len(payload), 0, unique), payload])
 
     def reply_error(self, unique: int, err: int) -> None:
+        self._send(unique, [OUT_HDR.pack(16, -err, unique)])
+
+    def _send(self, unique: int, parts: list[bytes]) -> None:
+        """One reply. ENOENT: the request was interrupted and is gone; ENODEV: unmounted. Any other
+        refusal is a malformed reply, a bug: logged, and the loop serves on (the caller then sees
+        the host kernel's error for the request, not a dead mount)."""
         try:
-            os.write(self.fd, OUT_HDR.pack(16, -err, unique))
+            os.writev(self.fd, parts)
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENODEV):
-                raise
+                log.error("the host refused the reply to request %d: %s", unique, e)
 
     def special(self, op: int, unique: int, node: int, req: memoryview) -> None:
         """Requests that never enter the kernel: INIT, FORGET, INTERRUPT, DESTROY, FLUSH, the rest."""
