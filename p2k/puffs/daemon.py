@@ -32,7 +32,7 @@ from typing import Any
 from p2k.puffs.bridge import Bridge
 
 try:  # the interpreter's own SHA-1: hashlib would load OpenSSL's libcrypto, 3.5 MiB of the daemon
-    from _sha1 import sha1
+    from _sha1 import sha1  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - an interpreter built without it
     from hashlib import sha1
 from p2k.puffs.port import KernelPort

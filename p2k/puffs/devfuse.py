@@ -189,7 +189,8 @@ def unmount(mountpoint: str) -> None:
 
 
 def _name(body: memoryview) -> bytes:
-    return bytes(body[:len(body) - 1]) if body[-1:] == b"\0" else bytes(body)
+    b = bytes(body)
+    return b[:-1] if b.endswith(b"\0") else b
 
 
 def _names(body: memoryview) -> tuple[bytes, bytes]:
