@@ -314,9 +314,9 @@ class Session:
             if major != w.KERNEL_MAJOR:
                 self.reply_error(unique, errno.EPROTO)
                 return
-            self.reply(unique, w.InitOut.STRUCTS[E].pack(
-                w.KERNEL_MAJOR, min(minor, w.KERNEL_MINOR), readahead, flags & INIT_FLAGS, 0, 0,
-                MAX_WRITE, 1, MAX_PAGES, 0, 0, *[0] * 7))
+            out = w.InitOut.STRUCTS[E].pack(w.KERNEL_MAJOR, min(minor, w.KERNEL_MINOR), readahead,
+                                            flags & INIT_FLAGS, 0, 0, MAX_WRITE, 1, MAX_PAGES, 0, 0, *[0] * 7)
+            self.reply(unique, out if minor >= 23 else out[:24])  # a kernel before 7.23 takes the old size
         elif op == w.DESTROY:
             self.stop = True
             self.reply(unique, b"")
