@@ -223,6 +223,16 @@ def quiet_stdio() -> None:
 REMOTE_OPTIONS = FUSE_OPTIONS | BRIDGE_OPTIONS | {"ro", "rw", "ncpu"}
 
 
+def pick_transport(opts: dict[str, str]) -> str:
+    """``-o transport=``, else $P2K_FUSE_TRANSPORT, else the direct one (p2k/puffs/daemon.py)."""
+    from p2k.puffs.daemon import TRANSPORTS
+
+    transport = str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse")
+    if transport not in TRANSPORTS:
+        raise OSError(errno.EINVAL, f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    return transport
+
+
 def serve_remote(args: argparse.Namespace, ready: Any) -> None:
     """Connect to the server, export its PATH, serve until unmounted (runs in the daemon). The
     connection is made before the FUSE mount, so a wrong URL or PATH fails ``p2k mount`` itself."""
@@ -235,6 +245,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
     if unknown:
         raise OSError(errno.EINVAL, f"option {unknown[0]!r} does not apply to --server (the server mounts"
                                     f" its file systems itself)")
+    transport = pick_transport(opts)
     fuse_opts = {"default_permissions", f"fsname=p2k:{args.server}:{args.image}", "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     if "ro" in opts:
@@ -251,7 +262,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
                          attr_timeout=float(opts.get("attr_timeout") or 1.0),
-                         transport=str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse"),
+                         transport=transport,
                          make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
         daemon.run(lambda: ready(None))
@@ -275,6 +286,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
         serve_remote(args, ready)
         return
     opts = parse_mount_options(args.options or "")
+    transport = pick_transport(opts)  # before the image is opened: a typo must not leave it mounted
     fuse_opts = {"default_permissions", "fsname=p2k:" + (args.image or args.fstype), "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     kopts = {o: v for o, v in opts.items() if o in KERNEL_OPTIONS}
@@ -298,7 +310,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
         fuse_opts.add("ro")
     daemon = MountDaemon(img.kernel, MOUNTPOINT, args.mountpoint, fuse_opts,
                          attr_timeout=float(opts.get("attr_timeout") or 1.0),
-                         transport=str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse"))
+                         transport=transport)
     try:
         daemon.run(lambda: ready(note))
     except RuntimeError as e:

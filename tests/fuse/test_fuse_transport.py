@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_harness import P2K, start_mount, stop
+from fuse_harness import HAVE_MAKEFS, P2K, make_ffs, start_mount, stop
 
 pytestmark = pytest.mark.fuse
 
@@ -107,12 +107,16 @@ def test_transports_agree(tmp_path: Path) -> None:
     assert seen["devfuse"] == seen["pyfuse3"]
 
 
-def test_unknown_transport_is_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.skipif(not HAVE_MAKEFS, reason="makefs not installed")
+def test_unknown_transport_is_one_line_error_and_leaves_the_image_alone(tmp_path: Path) -> None:
+    img = make_ffs(tmp_path / "fs.img", size="8m")
+    before = img.read_bytes()
     (tmp_path / "mnt").mkdir()
-    r = subprocess.run([P2K, "mount", "-t", "tmpfs", "-o", "transport=nope", "none", str(tmp_path / "mnt")],
+    r = subprocess.run([P2K, "mount", "-o", "rw,transport=nope", str(img), str(tmp_path / "mnt")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "transport" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not os.path.ismount(tmp_path / "mnt")
+    assert img.read_bytes() == before  # refused before the image was mounted (and marked dirty)
 
 
 def test_default_daemon_loads_neither_pyfuse3_nor_trio(tmp_path: Path) -> None:
