@@ -48,7 +48,10 @@ MAX_WRITE, MAX_PAGES = 1 << 20, 256
 INIT_FLAGS = w.ASYNC_READ | w.ATOMIC_O_TRUNC | w.BIG_WRITES | w.AUTO_INVAL_DATA | w.DO_READDIRPLUS | \
     w.ASYNC_DIO | w.MAX_PAGES
 SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT: "interrupt", w.INIT: "init",
-                 w.DESTROY: "destroy", w.FLUSH: "flush", w.READDIR: "readdir"}
+                 w.DESTROY: "destroy", w.FLUSH: "flush", w.READDIR: "readdir", w.IOCTL: "ioctl",
+                 w.POLL: "poll", w.FALLOCATE: "fallocate", w.LSEEK: "lseek", w.COPY_FILE_RANGE: "copy_file_range",
+                 w.GETLK: "getlk", w.SETLK: "setlk", w.SETLKW: "setlkw"}
+"""Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 
 
