@@ -77,6 +77,20 @@ def lookup(ctx: Ctx, dirino: int, name: bytes) -> int:
     return 0
 
 
+def find_name(ctx: Ctx, dirino: int, ino: int) -> tuple[int, bytes] | None:
+    """(device offset, name) of the first entry after "." and ".." that names ``ino`` (fsck_ffs
+    findname); entries are counted as fsck_ffs counts them, free records included."""
+    for n, (off, data, _chunk, pos, eino, _reclen, _t, namlen) in enumerate(_records(ctx, ctx.ginode(dirino))):
+        if n >= 2 and eino == ino:
+            return off + pos, bytes(data[pos + 8:pos + 8 + namlen])
+    return None
+
+
+def clear_entry(ctx: Ctx, off: int) -> None:
+    """Free the entry at device offset ``off`` by zeroing its inode number (fsck_ffs clearentry)."""
+    ctx.io.write(off + D_INO, DirectHeader.field("d_ino", ctx.fs.endian).pack(0))
+
+
 def pack_entry(ctx: Ctx, ino: int, reclen: int, dtype: int, name: bytes) -> bytes:
     body = hdr(ctx).pack(ino, reclen, dtype, len(name)) + name
     return body + bytes(DIRSIZ(len(name)) - len(body))

@@ -1,4 +1,4 @@
-"""Phase 3 - Check Connectivity (fsck_ffs pass3.c), and linkup() shared with phase 4.
+"""Phase 3 - Check Connectivity (fsck_ffs pass3.c), and linkup() and adjust() shared with phase 4.
 
 Directories are marked found by following the parents phase 2 recorded (each chain is walked
 once, so this is linear in the number of directories). Each directory still not found is the top
@@ -11,10 +11,10 @@ from __future__ import annotations
 from p2k.fs.ffs.dir import DT_DIR
 from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
-from p2k.fs.ffs.fsck.dir import allocdir, changeino, lookup, makeentry
-from p2k.fs.ffs.fsck.inode import pinode
+from p2k.fs.ffs.fsck.dir import allocdir, changeino, clear_entry, find_name, lookup, makeentry
+from p2k.fs.ffs.fsck.inode import clri, pinode
 from p2k.fs.ffs.fsck.report import Reporter
-from p2k.fs.ffs.fsck.state import DFOUND, DSTATE
+from p2k.fs.ffs.fsck.state import DFOUND, DSTATE, FSTATE
 from p2k.fs.ffs.inode import IFDIR, IFMT
 
 LFNAME = b"lost+found"
@@ -61,10 +61,32 @@ def pass3(ctx: Ctx) -> None:
             seen.add(p)
             orphan = p
         if loop:
-            rep.fatal(f"ORPHANED DIRECTORY LOOP DETECTED I={orphan}")
-        linkup(ctx, orphan, st.dotdot[orphan])
+            _reconnect_loop(ctx, orphan)
+        else:
+            linkup(ctx, orphan, st.dotdot[orphan])
         st.statemap[orphan] = DFOUND
         propagate(ctx)
+
+
+def _reconnect_loop(ctx: Ctx, orphan: int) -> None:
+    """Break a loop of unreachable directories as fsck_ffs does: ``orphan`` moves into lost+found
+    under the name its parent in the loop gave it, and that entry is cleared. Reconnecting it as
+    ``#ino`` while the old entry stays would leave a second name for a directory, which the next
+    run reports as an extraneous hard link."""
+    st, rep = ctx.st, ctx.rep
+    rep.fatal(f"ORPHANED DIRECTORY LOOP DETECTED I={orphan}")
+    if not rep.reply("RECONNECT"):
+        return
+    parent = st.parent[orphan]
+    found = find_name(ctx, parent, orphan)
+    if found is None:
+        rep.fatal("COULD NOT FIND NAME IN PARENT DIRECTORY")
+    name = found[1] if found else None
+    if name and (lf := find_lostfound(ctx)) and lookup(ctx, lf, name):
+        name = None                     # a name lost+found already has: #ino instead
+    if linkup(ctx, orphan, parent, name) and found is not None:
+        clear_entry(ctx, found[0])
+        st.lncnt[orphan] += 1
 
 
 def find_lostfound(ctx: Ctx) -> int:
@@ -110,17 +132,22 @@ def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
         return _cannot_create(rep)
     rep.findings.append({"phase": rep.phase, "message": "lost+found IS NOT A DIRECTORY", "ino": old,
                          "question": "REALLOCATE", "answer": "yes", "kind": "lost+found", "new": lf})
-    if old < st.maxino:
-        st.lncnt[old] += 1
     root = ctx.ginode(UFS_ROOTINO)
     root.nlink += 1
     ctx.inodirty(root)
     st.lfdir = lf
+    if old < st.maxino and st.statemap[old] in (FSTATE, DFOUND):
+        # The old inode lost its name now, perhaps after phase 4 went past it: its count is
+        # settled here, as fsck_ffs does (reconnected into the new lost+found, or cleared).
+        st.lncnt[old] += 1
+        adjust(ctx, old, st.lncnt[old])
+        st.lncnt[old] = 0
     return lf
 
 
-def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
-    """Reconnect ``orphan`` as lost+found/#ino (fsck_ffs linkup); False if it stays unreferenced."""
+def linkup(ctx: Ctx, orphan: int, parentdir: int, name: bytes | None = None) -> bool:
+    """Reconnect ``orphan`` as lost+found/#ino, or under ``name`` (fsck_ffs linkup); False if it
+    stays unreferenced."""
     st, rep = ctx.st, ctx.rep
     ip = ctx.ginode(orphan)
     isdir = ip.mode & IFMT == IFDIR
@@ -133,7 +160,7 @@ def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
     lf = find_lostfound(ctx)
     if not lf:
         return False
-    if not makeentry(ctx, lf, orphan, f"#{orphan}".encode()):
+    if not makeentry(ctx, lf, orphan, name or f"#{orphan}".encode()):
         rep.say("SORRY. NO SPACE IN lost+found DIRECTORY")
         rep.resolved = False
         return False
@@ -150,3 +177,28 @@ def linkup(ctx: Ctx, orphan: int, parentdir: int) -> bool:
         st.parent[orphan] = st.dotdot[orphan] = lf
         rep.pwarn(f"DIR I={orphan} CONNECTED. PARENT WAS I={parentdir}\n")
     return True
+
+
+def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
+    st, rep = ctx.st, ctx.rep
+    ip = ctx.ginode(ino)
+    if ip.nlink == lcnt:
+        if not linkup(ctx, ino, 0):
+            clri(ctx, ino, "UNREF", False)
+            return
+        # Reconnected: lost+found now holds the one name. A count that was too high besides (a
+        # crash between ufs_rename's nlink++ and its nlink--) is still wrong; adjust it now, as
+        # fsck_ffs's adjust() does, or a second run would find it.
+        lcnt = st.lncnt[ino]
+        if not lcnt:
+            return
+        ip = ctx.ginode(ino)
+    what = "lost+found" if ino == st.lfdir else ("DIR" if ip.mode & IFMT == IFDIR else "FILE")
+    text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
+    if rep.preen and lcnt < 0:
+        rep.fatal(text + "\nLINK COUNT INCREASING")
+    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count",
+                   field="di_nlink"):
+        ip.nlink -= lcnt
+        st.lncnt[ino] = 0
+        ctx.inodirty(ip)
