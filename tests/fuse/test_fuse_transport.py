@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,19 @@ def test_default_daemon_loads_neither_pyfuse3_nor_trio(tmp_path: Path) -> None:
     finally:
         stop(m)
     assert "pyfuse3" not in maps and "/trio/" not in maps and "libcrypto" not in maps
+
+
+def test_auto_unmount_outlives_a_killed_daemon(tmp_path: Path) -> None:
+    """fusermount3 stays on as the watchdog (it holds the socket the descriptor came through):
+    a daemon killed outright still leaves no dead mount behind."""
+    m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "-o", "auto_unmount", "none")
+    try:
+        (m.path / "x").write_bytes(b"x")
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while os.path.ismount(m.path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.ismount(m.path)
+    finally:
+        stop(m)
