@@ -121,8 +121,9 @@ def test_unknown_transport_is_one_line_error_and_leaves_the_image_alone(tmp_path
     assert img.read_bytes() == before  # refused before the image was mounted (and marked dirty)
 
 
-def test_default_daemon_loads_neither_pyfuse3_nor_trio(tmp_path: Path) -> None:
+def test_default_daemon_loads_neither_pyfuse3_nor_trio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The direct transport's point is a daemon without them (issue 16's RSS aim)."""
+    monkeypatch.delenv("P2K_FUSE_TRANSPORT", raising=False)
     m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "none")
     try:
         (m.path / "x").write_bytes(b"x")
