@@ -527,7 +527,8 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
     fd, watch, helper = fusermount(mountpoint, options)
     daemon.mounted = True
     session = Session(bridge, fd, daemon)
-    old = {sig: signal.signal(sig, session.on_signal) for sig in SIGNALS}
+    main = threading.current_thread() is threading.main_thread()  # only it may take signals
+    old = {sig: signal.signal(sig, session.on_signal) for sig in SIGNALS} if main else {}
     stop_sync = threading.Event()
 
     def syncer() -> None:
