@@ -9,6 +9,9 @@ page cache for both, so the figures compare the two daemons' own costs.
 p2k serves reads from an FFS image made by ``makefs -t ffs`` from the same tree that
 ``mkfs.ext4 -d`` put into the ext4 image. Writes go to FFS when p2k's FFS mounts read-write, else
 to tmpfs (said in the output). Ratios are p2k/fuse2fs throughput: above 1 means p2k is faster.
+Each line also gives both daemons' CPU for the workload and its ratio (fuse2fs CPU / p2k CPU):
+on a shared machine a neighbour's burst during one side's half moves the wall-time ratio by
+±30%, the daemons' own CPU far less.
 
 Run as root: ``.venv/bin/python bench/bench_fuse.py [--small]`` (``--small`` for a quick check).
 p2k serves on its default transport (p2k/puffs/devfuse.py, /dev/fuse answered directly);
@@ -235,7 +238,7 @@ def main() -> int:
             results.append((label, times[0], times[1]))
             print(f"  {label:<34} p2k {times[0]:8.3f} s   fuse2fs {times[1]:8.3f} s   "
                   f"ratio {times[1] / times[0]:5.2f} (aim >= 1)   daemon CPU p2k {cpus[0]:.2f} s "
-                  f"fuse2fs {cpus[1]:.2f} s", flush=True)
+                  f"fuse2fs {cpus[1]:.2f} s (ratio {cpus[1] / max(cpus[0], 0.01):.2f})", flush=True)
 
         def p2k_ro() -> Daemon:
             return p2k_daemon(str(ffs), work / "m-p2k", "ro")
