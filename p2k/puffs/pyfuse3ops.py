@@ -10,7 +10,9 @@ cannot be driven directly and as the reference the other is compared with.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -216,8 +218,6 @@ class Pyfuse3Ops(pyfuse3.Operations):
 
 def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> None:
     """Mount with pyfuse3, serve until unmounted or ``daemon`` asks to stop, then unmount."""
-    import signal
-
     pyfuse3.init(Pyfuse3Ops(bridge), mountpoint, options)
     daemon.mounted = True
 
@@ -243,4 +243,5 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
     try:
         trio.run(main)
     finally:
-        pyfuse3.close(unmount=daemon.signalled)
+        with contextlib.suppress(Exception):  # the session may be gone already; the kernel must halt
+            pyfuse3.close(unmount=daemon.signalled)
