@@ -9,8 +9,13 @@ page cache for both, so the figures compare the two daemons' own costs.
 p2k serves reads from an FFS image made by ``makefs -t ffs`` from the same tree that
 ``mkfs.ext4 -d`` put into the ext4 image. Writes go to FFS when p2k's FFS mounts read-write, else
 to tmpfs (said in the output). Ratios are p2k/fuse2fs throughput: above 1 means p2k is faster.
+Each line also gives both daemons' CPU for the workload and its ratio (fuse2fs CPU / p2k CPU):
+on a shared machine a neighbour's burst during one side's half moves the wall-time ratio by
+±30%, the daemons' own CPU far less.
 
 Run as root: ``.venv/bin/python bench/bench_fuse.py [--small]`` (``--small`` for a quick check).
+p2k serves on its default transport (p2k/puffs/devfuse.py, /dev/fuse answered directly);
+``P2K_FUSE_TRANSPORT=pyfuse3`` in the environment measures the pyfuse3 + trio one instead.
 """
 
 from __future__ import annotations
@@ -233,7 +238,7 @@ def main() -> int:
             results.append((label, times[0], times[1]))
             print(f"  {label:<34} p2k {times[0]:8.3f} s   fuse2fs {times[1]:8.3f} s   "
                   f"ratio {times[1] / times[0]:5.2f} (aim >= 1)   daemon CPU p2k {cpus[0]:.2f} s "
-                  f"fuse2fs {cpus[1]:.2f} s", flush=True)
+                  f"fuse2fs {cpus[1]:.2f} s (ratio {cpus[1] / max(cpus[0], 0.01):.2f})", flush=True)
 
         def p2k_ro() -> Daemon:
             return p2k_daemon(str(ffs), work / "m-p2k", "ro")
@@ -265,7 +270,8 @@ def main() -> int:
               f"fuse2fs {fbase / 1024:.1f} → {fpeak / 1024:.1f} MiB ({big / MiB / fsecs:.0f} MiB/s)")
         bare, floor = python_rss_kib("pass"), python_rss_kib("import trio, pyfuse3")
         print(f"  daemon RSS {base / 1024:.1f} MiB = {base / bare:.2f}x a bare Python's {bare / 1024:.1f} MiB "
-              f"(aim <= 2x); importing trio + pyfuse3 alone: {floor / 1024:.1f} MiB = {floor / bare:.2f}x")
+              f"(aim <= 2x); importing trio + pyfuse3 alone (the pyfuse3 transport's floor): "
+              f"{floor / 1024:.1f} MiB = {floor / bare:.2f}x")
         print("ratio = fuse2fs time / p2k time (p2k throughput relative to fuse2fs; 1.00 = equal)")
     finally:
         for m in ("m-p2k", "m-f2fs", "probe-mnt"):

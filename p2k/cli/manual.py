@@ -54,7 +54,8 @@ COMMANDS: dict[str, Manual] = {
                                      "unmounted cleanly)."),
                                  (1, "not mounted; the reason is one line on stderr.")),
                     env_note="P2K_MOUNT_LOG names a file for the daemon's log; P2K_STATS_FILE where "
-                             "kill -USR1 writes its counters."),
+                             "kill -USR1 writes its counters; P2K_FUSE_TRANSPORT the default of -o "
+                             "transport= (devfuse)."),
     "umount": Manual(()),
     "newfs": _OWN_KERNEL,
     "makefs": _OWN_KERNEL,

@@ -8,13 +8,14 @@ foreground. With no arguments it mounts the bundled demo image at ``./mnt``.
 
 ``p2k mount --server URL PATH MOUNTPOINT`` exports the directory PATH of a running rump_server
 instead (the bridge as a remote client, p2k/puffs/remote.py); it takes ``ro``, ``allow_other``,
-``allow_root``, ``auto_unmount``, ``attr_timeout`` and ``ncpu`` (calls in flight at once), and
+``allow_root``, ``auto_unmount``, ``attr_timeout``, ``transport`` and ``ncpu`` (calls in flight at once), and
 ``p2k umount`` ends it the same way, leaving the server running.
 
 Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other users in — needed for
 non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
-``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); anything else goes to
-the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
+``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); ``transport=devfuse``
+(the default, or $P2K_FUSE_TRANSPORT: p2k answers /dev/fuse itself) or ``transport=pyfuse3``;
+anything else goes to the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
 read-only with a notice.
 """
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
 KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
-BRIDGE_OPTIONS = {"attr_timeout"}
+BRIDGE_OPTIONS = {"attr_timeout", "transport"}
 DEMO_MOUNTPOINT = "./mnt"
 
 
@@ -43,7 +44,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "mount", help="mount an image on a host directory through FUSE",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS;\n"
+        epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS,\n"
+               "transport=devfuse|pyfuse3;\n"
                "others go to the driver. With no arguments: the demo image at ./mnt.\n"
                "Unmount with 'p2k umount MOUNTPOINT' (waits until the image is synced) or fusermount3 -u.\n"
                "kill -USR1 <daemon> writes the kernel's counters as JSON to $P2K_STATS_FILE\n"
@@ -221,6 +223,16 @@ def quiet_stdio() -> None:
 REMOTE_OPTIONS = FUSE_OPTIONS | BRIDGE_OPTIONS | {"ro", "rw", "ncpu"}
 
 
+def pick_transport(opts: dict[str, str]) -> str:
+    """``-o transport=``, else $P2K_FUSE_TRANSPORT, else the direct one (p2k/puffs/daemon.py)."""
+    from p2k.puffs.daemon import TRANSPORTS
+
+    transport = str(opts.get("transport") or os.environ.get("P2K_FUSE_TRANSPORT") or "devfuse")
+    if transport not in TRANSPORTS:
+        raise OSError(errno.EINVAL, f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    return transport
+
+
 def serve_remote(args: argparse.Namespace, ready: Any) -> None:
     """Connect to the server, export its PATH, serve until unmounted (runs in the daemon). The
     connection is made before the FUSE mount, so a wrong URL or PATH fails ``p2k mount`` itself."""
@@ -233,6 +245,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
     if unknown:
         raise OSError(errno.EINVAL, f"option {unknown[0]!r} does not apply to --server (the server mounts"
                                     f" its file systems itself)")
+    transport = pick_transport(opts)
     fuse_opts = {"default_permissions", f"fsname=p2k:{args.server}:{args.image}", "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     if "ro" in opts:
@@ -249,6 +262,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
                          attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         transport=transport,
                          make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
         daemon.run(lambda: ready(None))
@@ -272,6 +286,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
         serve_remote(args, ready)
         return
     opts = parse_mount_options(args.options or "")
+    transport = pick_transport(opts)  # before the image is opened: a typo must not leave it mounted
     fuse_opts = {"default_permissions", "fsname=p2k:" + (args.image or args.fstype), "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     kopts = {o: v for o, v in opts.items() if o in KERNEL_OPTIONS}
@@ -294,7 +309,8 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
     if img.readonly:
         fuse_opts.add("ro")
     daemon = MountDaemon(img.kernel, MOUNTPOINT, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0))
+                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         transport=transport)
     try:
         daemon.run(lambda: ready(note))
     except RuntimeError as e:

@@ -1,17 +1,25 @@
 """FUSE operations mapped onto the kernel's vnode operations (NetBSD ``lib/libp2k/p2k.c``).
 
-The bridge knows FUSE; what it asks of a kernel goes through a ``KernelPort`` (port.py): the
-kernel in this process (``LocalPort``) or one in a rump_server (``p2k.puffs.remote.RemotePort``),
-so a local image and a server's tree are exported by the same code.
+The bridge is what a FUSE request means for a kernel, whatever carries it: the direct /dev/fuse
+transport (``devfuse.py``, the default) or pyfuse3 (``pyfuse3ops.py``). Its operations are plain
+synchronous calls that take node ids and the caller, return the kernel's answers (``Vattr``, file
+handles, bytes) and raise ``OSError`` with the errno the host should see; a transport only decodes
+requests, encodes replies and decides where a call runs. What it asks of a kernel goes through a
+``KernelPort`` (port.py): the kernel in this process (``LocalPort``) or one in a rump_server
+(``p2k.puffs.remote.RemotePort``), so a local image and a server's tree are exported by the same code.
 
-Every request runs in a worker thread (``trio.to_thread``) behind a capacity limiter of RUMP_NCPU
-tokens: at most that many requests are inside the kernel at once, and a long read holds one token
-and the kernel lock only per call, so ``stat`` on another file is answered between its chunks.
+Where a call runs: at most ``port.ncpu`` requests are inside the kernel at once. A short call runs
+on the transport's own thread when the port's lock is free (``try_inline``): a thread hop costs more
+than most metadata calls, and while the lock is free nothing else could run in the kernel anyway.
+Otherwise, and for bulk reads and writes, a worker thread waits its turn, so a long read holds the
+kernel lock only per call and ``stat`` on another file is answered between its chunks. A port
+without a lock (a remote one, which blocks on its socket) always uses a thread.
+
 Requests that name something act as the caller (``CredCache``), so the kernel applies every
 permission rule itself; ``default_permissions`` is also on, so the host kernel checks cached
 names the same way before it asks (search permission on a prefix it has cached would otherwise go
-unchecked). Errors travel as ``OSError`` up to here and leave as ``FUSEError`` with the same errno;
-anything else is a bug: logged with its traceback, answered EIO, and the daemon keeps serving.
+unchecked). Anything but an ``OSError`` is a bug: logged with its traceback, answered EIO, and the
+daemon keeps serving (``errno_of``).
 """
 
 from __future__ import annotations
@@ -19,276 +27,220 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-import pyfuse3
-import trio
-
+from p2k.puffs.inodes import FUSE_ROOT
 from p2k.puffs.port import AttrChange, KernelPort, LocalPort
+from p2k.vfs.extattr import ENOATTR
 from p2k.vfs.vattr import Dirent, Vattr
 from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 log = logging.getLogger("p2k.puffs")
 
-T = TypeVar("T")
-
 READDIR_BATCH = 128
-# Reads and writes up to this size run inline like metadata calls (FUSE sends at most 128 KiB
-# per request, a few hundred microseconds of kernel work); anything larger goes to a thread.
+# Reads and writes up to this size run inline like metadata calls (a few hundred microseconds of
+# kernel work at most); anything larger goes to a thread.
 BULK_INLINE_MAX = 128 * 1024
+# Linux's renameat2 flags, as FUSE passes them
+LINUX_RENAME_NOREPLACE, LINUX_RENAME_EXCHANGE = 1, 2
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+
+Fill = Callable[[Dirent, int, Vattr | None, int], bool]
+"""A transport's readdir sink: (entry, node id, attributes or None, next cookie) → it fitted."""
 
 
-class Bridge(pyfuse3.Operations):
+class Bridge:
     """One exported tree: the file system mounted at ``mountpath`` in ``kernel``, or whatever
     ``port`` serves (then ``kernel`` and ``mountpath`` are ignored)."""
 
-    supports_dot_lookup = False  # no NFS export: ".." is never asked of us
-    enable_writeback_cache = False  # the kernel's buffer cache is the one write-back cache
-    enable_acl = False
+    keep_cache = True
+    """Open files keep the host's page cache: every change reaches a local image through this
+    mount, and a server mount's changes by others show through AUTO_INVAL_DATA (mtime, size)."""
 
     def __init__(self, kernel: Any = None, mountpath: str = "/mnt", *, attr_timeout: float = 1.0,
                  port: KernelPort | None = None) -> None:
-        super().__init__()
         self.port: KernelPort = port if port is not None else LocalPort(kernel, mountpath)
         self.inodes = self.port.inodes
-        self.limiter = trio.CapacityLimiter(self.port.ncpu)
+        self.lock = self.port.lock
+        self.ncpu = self.port.ncpu
         self.attr_timeout = attr_timeout
         self.requests = 0
-        self.ops: dict[str, int] = {}  # requests per port call, for the stats file (what to optimise)
+        self.ops: dict[str, int] = {}  # requests per operation, for the stats file (what to optimise)
 
     # ---- plumbing --------------------------------------------------------------------------------
-    async def _run(self, fn: Callable[..., T], *args: Any, bulk: bool = False) -> T:
-        """Run ``fn`` in the kernel. A short call (anything but bulk data) runs right here when
-        a CPU token and the port's lock are free: a thread hop costs more than most metadata
-        calls, and while the lock is free nothing else could run in the kernel anyway. Otherwise,
-        and for bulk reads and writes, a worker thread waits its turn so the loop keeps taking
-        requests. A port without a lock (a remote one, which blocks on its socket) always uses
-        a thread."""
+    def count(self, name: str) -> None:
         self.requests += 1
-        name = fn.__name__
-        ops = self.ops
-        ops[name] = ops.get(name, 0) + 1
-        try:
-            lock = self.port.lock
-            # A free token is enough: an inline call runs to its end before the loop could start
-            # a thread, so it need not hold one (taking and giving it back cost a microsecond).
-            if not bulk and lock is not None and self.limiter.available_tokens and lock.acquire(blocking=False):
-                try:
-                    return fn(*args)
-                finally:
-                    lock.release()
-            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
-        except pyfuse3.FUSEError:
-            raise
-        except OSError as e:
-            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
-        except Exception:
-            log.exception("bug while serving %s", name)
-            raise pyfuse3.FUSEError(errno.EIO) from None
+        self.ops[name] = self.ops.get(name, 0) + 1
 
-    def _who(self, ctx: pyfuse3.RequestContext) -> Any:
-        return self.port.caller(ctx.uid, ctx.gid, ctx.pid)
+    def try_inline(self) -> bool:
+        """True (holding the port's lock: release it after the call) when a call may run on the
+        transport's thread now; False: hand it to a worker thread."""
+        lock = self.lock
+        return lock is not None and lock.acquire(blocking=False)
 
-    def entry(self, va: Vattr) -> pyfuse3.EntryAttributes:
-        e = pyfuse3.EntryAttributes()
-        e.st_ino = self.inodes.node(va)
-        e.generation = va.gen
-        e.st_mode = va.mode
-        e.st_nlink = va.nlink
-        e.st_uid = va.uid
-        e.st_gid = va.gid
-        e.st_rdev = va.rdev
-        e.st_size = va.size
-        e.st_blksize = va.blksize
-        e.st_blocks = va.blocks
-        e.st_atime_ns = va.atime_ns
-        e.st_mtime_ns = va.mtime_ns
-        e.st_ctime_ns = va.ctime_ns
-        e.attr_timeout = self.attr_timeout
-        e.entry_timeout = self.attr_timeout
-        return e
+    @staticmethod
+    def errno_of(e: BaseException, what: str) -> int:
+        """The errno a failed call answers: an ``OSError``'s own, EIO (logged) for anything else."""
+        if isinstance(e, OSError):
+            return e.errno or errno.EIO
+        log.error("bug while serving %s", what, exc_info=e)
+        return errno.EIO
+
+    def caller(self, uid: int, gid: int, pid: int) -> Any:
+        return self.port.caller(uid, gid, pid)
+
+    def node(self, va: Vattr) -> int:
+        return self.inodes.node(va)
 
     # ---- names -----------------------------------------------------------------------------------
-    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        if name in (b".", b"..") and parent_inode == pyfuse3.ROOT_INODE:
-            va = await self._run(self.port.getattr, pyfuse3.ROOT_INODE)
-            self.inodes.remember(pyfuse3.ROOT_INODE)
-            return self.entry(va)
+    def lookup(self, who: Any, parent: int, name: bytes) -> Vattr | None:
+        """The attributes of ``name``, counted as one host lookup; None when there is no such name:
+        a negative entry, which the host caches as long as a positive one — it spares the repeated
+        misses of include paths and git's probes, and since every creation comes through this
+        mount (or, on a server mount, is seen at the next lookup once the timeout passes) the host
+        drops it itself."""
+        if parent == FUSE_ROOT and name in (b".", b".."):
+            va = self.port.getattr(FUSE_ROOT)
+            self.inodes.remember(FUSE_ROOT)
+            return va
         try:
-            va = await self._run(self.port.lookup, self._who(ctx), parent_inode, name)
-        except pyfuse3.FUSEError as e:
+            return self.port.lookup(who, parent, name)
+        except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
-            # A negative entry: the host caches the miss as long as a positive one, which
-            # spares the repeated misses of include paths and git's probes. Every creation
-            # comes through this mount, so the host drops the negative entry itself.
-            miss = pyfuse3.EntryAttributes()
-            miss.st_ino = 0
-            miss.entry_timeout = self.attr_timeout
-            return miss
-        return self.entry(va)
+            return None
 
-    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        for fino, n in inode_list:
+    def forget(self, pairs: Sequence[tuple[int, int]]) -> None:
+        for fino, n in pairs:
             self.port.forget(fino, n)
 
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.getattr, inode))
+    def getattr(self, fino: int) -> Vattr:
+        return self.port.getattr(fino)
 
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
-                      fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        change = AttrChange(
-            caller_uid=ctx.uid, fh=fh,
-            uid=attr.st_uid if fields.update_uid else None,
-            gid=attr.st_gid if fields.update_gid else None,
-            size=attr.st_size if fields.update_size else None,
-            mode=attr.st_mode & 0o7777 if fields.update_mode else None,
-            atime_ns=attr.st_atime_ns if fields.update_atime else None,
-            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None)
-        return self.entry(await self._run(self.port.setattr, self._who(ctx), inode, change))
+    def setattr(self, who: Any, fino: int, change: AttrChange) -> Vattr:
+        return self.port.setattr(who, fino, change)
 
-    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self.port.readlink, self._who(ctx), inode)
+    def readlink(self, who: Any, fino: int) -> bytes:
+        return self.port.readlink(who, fino)
 
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
-                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.mknod, self._who(ctx), parent_inode, name, mode, rdev))
+    def mknod(self, who: Any, parent: int, name: bytes, mode: int, rdev: int) -> Vattr:
+        return self.port.mknod(who, parent, name, mode, rdev)
 
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
-                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.mkdir, self._who(ctx), parent_inode, name, mode))
+    def mkdir(self, who: Any, parent: int, name: bytes, mode: int) -> Vattr:
+        return self.port.mkdir(who, parent, name, mode)
 
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
-                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.symlink, self._who(ctx), parent_inode, name, target))
+    def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
+        return self.port.symlink(who, parent, name, target)
 
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
-                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self.entry(await self._run(self.port.link, self._who(ctx), inode, new_parent_inode, new_name))
+    def link(self, who: Any, fino: int, parent: int, name: bytes) -> Vattr:
+        return self.port.link(who, fino, parent, name)
 
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.unlink, self._who(ctx), parent_inode, name)
+    def unlink(self, who: Any, parent: int, name: bytes) -> None:
+        self.port.unlink(who, parent, name)
 
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.rmdir, self._who(ctx), parent_inode, name)
+    def rmdir(self, who: Any, parent: int, name: bytes) -> None:
+        self.port.rmdir(who, parent, name)
 
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
-                     flags: int, ctx: pyfuse3.RequestContext) -> None:
-        kflags = (RENAME_NOREPLACE if flags & pyfuse3.RENAME_NOREPLACE else 0) | \
-                 (RENAME_EXCHANGE if flags & pyfuse3.RENAME_EXCHANGE else 0)
-        if flags & ~(pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE):
-            raise pyfuse3.FUSEError(errno.EINVAL)
-        await self._run(self.port.rename, self._who(ctx), parent_inode_old, name_old,
-                        parent_inode_new, name_new, kflags)
+    def rename(self, who: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None:
+        """``flags`` are Linux's (NOREPLACE, EXCHANGE); any other (WHITEOUT) is EINVAL."""
+        if flags & ~(LINUX_RENAME_NOREPLACE | LINUX_RENAME_EXCHANGE):
+            raise OSError(errno.EINVAL, "rename flag not supported")
+        kflags = (RENAME_NOREPLACE if flags & LINUX_RENAME_NOREPLACE else 0) | \
+                 (RENAME_EXCHANGE if flags & LINUX_RENAME_EXCHANGE else 0)
+        self.port.rename(who, parent, name, new_parent, new_name, kflags)
 
     # ---- files -----------------------------------------------------------------------------------
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        fd = await self._run(self.port.open, self._who(ctx), inode, flags)
-        # keep_cache: every change reaches the file through this mount, so the host's page cache
-        # of it is never stale.
-        return pyfuse3.FileInfo(fh=fd, keep_cache=True)
+    def open(self, who: Any, fino: int, flags: int) -> int:
+        return self.port.open(who, fino, flags)
 
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
-                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        fd, va = await self._run(self.port.create, self._who(ctx), parent_inode, name, mode, flags)
-        return pyfuse3.FileInfo(fh=fd, keep_cache=True), self.entry(va)
+    def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
+        return self.port.create(who, parent, name, mode, flags)
 
-    async def read(self, fh: int, off: int, size: int) -> bytes:
-        return await self._run(self.port.read, fh, off, size, bulk=size > BULK_INLINE_MAX)
+    def read(self, fh: int, off: int, size: int) -> bytes:
+        return self.port.read(fh, off, size)
 
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        return await self._run(self.port.write, fh, off, buf, bulk=len(buf) > BULK_INLINE_MAX)
+    def write(self, fh: int, off: int, buf: bytes) -> int:
+        return self.port.write(fh, off, buf)
 
-    async def flush(self, fh: int) -> None:
-        """close(2) of one of possibly several descriptors: nothing to do, data is in the kernel's
-        buffer cache and reaches the image on fsync, sync and unmount. ENOSYS tells the host
-        kernel so once, and it stops sending FLUSH: one request fewer per close."""
-        raise pyfuse3.FUSEError(errno.ENOSYS)
+    def release(self, fh: int) -> None:
+        self.port.release(fh)
 
-    async def release(self, fh: int) -> None:
-        await self._run(self.port.release, fh)
-
-    async def fsync(self, fh: int, datasync: bool) -> None:
-        await self._run(self.port.fsync, fh, datasync)
+    def fsync(self, fh: int, datasync: bool) -> None:
+        self.port.fsync(fh, datasync)
 
     # ---- directories -----------------------------------------------------------------------------
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        return await self._run(self.port.opendir, self._who(ctx), inode)
+    def opendir(self, who: Any, fino: int) -> int:
+        return self.port.opendir(who, fino)
 
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        """Entries after cookie ``start_id``; the next id of each is the kernel's cookie, which
-        stays valid across reclaim and concurrent changes. Stops when the reply buffer is full:
-        the host asks again from the last cookie it accepted. The port counted every entry as a
+    def readdir(self, fh: int, start: int, fill: Fill, batch: int = READDIR_BATCH) -> None:
+        """Entries after cookie ``start`` into ``fill``; the next id of each is the kernel's cookie,
+        which stays valid across reclaim and concurrent changes. Stops when ``fill`` is full: the
+        host asks again from the last cookie it accepted. The port counted every entry as a
         lookup; those that did not reach the host are taken back."""
-        cookie = start_id
-        dir_fino = await self._run(self.port.dir_node, fh)
+        cookie = start
+        dir_fino = self.port.dir_node(fh)
         while True:
-            batch = await self._run(self.port.readdir, fh, cookie, READDIR_BATCH)
-            for i, (d, va, _) in enumerate(batch):
-                e = self._dirent_attr(d, va, dir_fino)
-                if not pyfuse3.readdir_reply(token, d.name, e, d.cookie):
-                    for _, _, counted in batch[i:]:
+            got = self.port.readdir(fh, cookie, batch)
+            for i, (d, va, _) in enumerate(got):
+                if not fill(d, self._dirent_node(d, va, dir_fino), va, d.cookie):
+                    for _, _, counted in got[i:]:
                         if counted is not None:
                             self.port.forget(counted, 1, undo=True)
                     return
                 cookie = d.cookie
-            if len(batch) < READDIR_BATCH:
+            if len(got) < batch:
                 return
 
-    def _dirent_attr(self, d: Dirent, va: Vattr | None, dir_fino: int) -> pyfuse3.EntryAttributes:
+    def _dirent_node(self, d: Dirent, va: Vattr | None, dir_fino: int) -> int:
         if va is not None:
-            return self.entry(va)
-        e = pyfuse3.EntryAttributes()
+            return self.inodes.node(va)
         if d.name == b"..":
-            e.st_ino = pyfuse3.ROOT_INODE if dir_fino == pyfuse3.ROOT_INODE else self.inodes.to_fuse(d.ino)
-        elif d.name == b".":
-            e.st_ino = dir_fino
-        else:
-            e.st_ino = self.inodes.to_fuse(d.ino)
-        e.st_mode = d.type << 12
-        e.attr_timeout = 0
-        e.entry_timeout = 0
-        return e
+            return FUSE_ROOT if dir_fino == FUSE_ROOT else self.inodes.to_fuse(d.ino)
+        if d.name == b".":
+            return dir_fino
+        return self.inodes.to_fuse(d.ino)
 
-    async def releasedir(self, fh: int) -> None:
-        await self._run(self.port.releasedir, fh)
+    def releasedir(self, fh: int) -> None:
+        self.port.releasedir(fh)
 
-    async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        await self._run(self.port.fsyncdir, fh)
+    def fsyncdir(self, fh: int) -> None:
+        self.port.fsyncdir(fh)
 
     # ---- the file system -------------------------------------------------------------------------
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        sv = await self._run(self.port.statfs)
-        out = pyfuse3.StatvfsData()
-        out.f_bsize = sv.f_bsize
-        out.f_frsize = sv.f_frsize
-        out.f_blocks = sv.f_blocks
-        out.f_bfree = sv.f_bfree
-        out.f_bavail = sv.f_bavail
-        out.f_files = sv.f_files
-        out.f_ffree = sv.f_ffree
-        out.f_favail = sv.f_favail
-        out.f_namemax = sv.f_namemax
-        return out
+    def statfs(self) -> Any:
+        return self.port.statfs()
 
-    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        await self._run(self.port.access, self._who(ctx), inode, mode)
-        return True
+    def access(self, who: Any, fino: int, mode: int) -> None:
+        self.port.access(who, fino, mode)
 
     # ---- extended attributes (Linux names: xattrnames.py; EOPNOTSUPP unless the driver has them) --
-    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self._run(self.port.xattr, self._who(ctx), inode, "get", name)
+    def getxattr(self, who: Any, fino: int, name: bytes) -> bytes:
+        return self.port.xattr(who, fino, "get", name)  # type: ignore[no-any-return]
 
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, self._who(ctx), inode, "set", name, value)
+    def setxattr(self, who: Any, fino: int, name: bytes, value: bytes, flags: int = 0) -> None:
+        """``XATTR_CREATE``/``XATTR_REPLACE`` as Linux defines them, checked with a get first
+        (BSD's extattr_set has no such flags)."""
+        if flags & (XATTR_CREATE | XATTR_REPLACE):
+            try:
+                self.port.xattr(who, fino, "get", name)
+            except OSError as e:
+                if e.errno != ENOATTR or flags & XATTR_REPLACE:
+                    raise
+            else:
+                if flags & XATTR_CREATE:
+                    raise OSError(errno.EEXIST, "attribute exists")
+        self.port.xattr(who, fino, "set", name, value)
 
-    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return await self._run(self.port.xattr, self._who(ctx), inode, "list")
+    def listxattr(self, who: Any, fino: int) -> list[bytes]:
+        return self.port.xattr(who, fino, "list")  # type: ignore[no-any-return]
 
-    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self._run(self.port.xattr, self._who(ctx), inode, "remove", name)
+    def removexattr(self, who: Any, fino: int, name: bytes) -> None:
+        self.port.xattr(who, fino, "remove", name)
 
     # ---- life cycle ------------------------------------------------------------------------------
+    def sync(self) -> None:
+        self.port.sync()
+
     def stats(self) -> dict[str, int]:
         return {"fuse_known_inodes": len(self.inodes), "fuse_forgets": self.inodes.forgets,
                 "fuse_requests": self.requests, **{f"fuse_op_{k}": v for k, v in self.ops.items()},

@@ -18,25 +18,29 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
+import importlib
 import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyfuse3
-import trio
-
 from p2k.puffs.bridge import Bridge
+
+try:  # the interpreter's own SHA-1: hashlib would load OpenSSL's libcrypto, 3.5 MiB of the daemon
+    from _sha1 import sha1  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import sha1
 from p2k.puffs.port import KernelPort
 
 log = logging.getLogger("p2k.puffs")
 
 SYNC_INTERVAL = 10.0
+TRANSPORTS = {"devfuse": "p2k.puffs.devfuse", "pyfuse3": "p2k.puffs.pyfuse3ops"}
 
 
 class RunDir:
@@ -54,7 +58,7 @@ class RunDir:
         self.base = Path(base)
 
     def path(self, mountpoint: str, suffix: str = "lock") -> Path:
-        key = hashlib.sha1(os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        key = sha1(os.path.realpath(mountpoint).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return self.base / f"mount-{key}.{suffix}"
 
     def claim(self, mountpoint: str) -> int:
@@ -100,11 +104,16 @@ class MountDaemon:
     """Serves one kernel's mounted tree at a host mount point: ``kernel_path`` in ``kernel`` (this
     process's kernel, halted when the daemon ends), or whatever ``make_port`` returns (a server's
     tree: then ``kernel`` is None, and ending the daemon releases the connection, not the server).
-    The port is made inside ``run`` so that a failure to make it still halts the kernel."""
+    The port is made inside ``run`` so that a failure to make it still halts the kernel.
+    ``transport`` is ``devfuse`` (the direct /dev/fuse loop, devfuse.py) or ``pyfuse3``."""
+
+    sync_interval = SYNC_INTERVAL
 
     def __init__(self, kernel: Any, kernel_path: str, mountpoint: str, fuse_options: set[str], *,
                  rundir: RunDir | None = None, stats_file: str | None = None, attr_timeout: float = 1.0,
-                 make_port: Callable[[], KernelPort] | None = None) -> None:
+                 make_port: Callable[[], KernelPort] | None = None, transport: str = "devfuse") -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.kernel = kernel
         self.make_port = make_port
         self.kernel_path = kernel_path
@@ -114,24 +123,23 @@ class MountDaemon:
         self.stats_file = stats_file or os.environ.get("P2K_STATS_FILE") or str(
             self.rundir.path(self.mountpoint, "stats"))
         self.attr_timeout = attr_timeout
+        self.transport = transport
         self.signalled = False
+        self.mounted = False
         self.bridge: Bridge | None = None
+        self.ready: Callable[[], None] = lambda: None
 
     def run(self, on_ready: Callable[[], None]) -> None:
         """Mount, call ``on_ready``, serve until unmounted or signalled; then sync and halt.
         The kernel is halted whatever happens, so the image is left as clean as it can be."""
         lockfd = self.rundir.claim(self.mountpoint)
-        mounted = False
+        self.ready = on_ready
         try:
             port = self.make_port() if self.make_port is not None else None
             self.bridge = Bridge(self.kernel, self.kernel_path, attr_timeout=self.attr_timeout, port=port)
-            pyfuse3.init(self.bridge, self.mountpoint, self.fuse_options)
-            mounted = True
-            trio.run(self._main, on_ready)
+            serve = importlib.import_module(TRANSPORTS[self.transport]).serve
+            serve(self.bridge, self.mountpoint, self.fuse_options, self)
         finally:
-            if mounted:
-                with contextlib.suppress(Exception):
-                    pyfuse3.close(unmount=self.signalled)
             if self.bridge is not None:
                 self.bridge.close()
             if self.kernel is not None:
@@ -140,32 +148,23 @@ class MountDaemon:
                 os.unlink(self.rundir.path(self.mountpoint))
             os.close(lockfd)
 
-    async def _main(self, on_ready: Callable[[], None]) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._signals)
-            nursery.start_soon(self._syncer)
-            on_ready()
-            await pyfuse3.main()
-            nursery.cancel_scope.cancel()
+    def on_signal(self, sig: int) -> bool:
+        """A signal reached the transport's loop: SIGUSR1 writes the statistics (in a thread of
+        its own, the loop may be inside the kernel); True for the others: unmount and end."""
+        if sig == signal.SIGUSR1:
+            threading.Thread(target=self.write_stats, name="p2k-stats").start()
+            return False
+        log.info("signal %d: unmounting %s", sig, self.mountpoint)
+        self.signalled = True
+        return True
 
-    async def _signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as sigs:
-            async for sig in sigs:
-                if sig == signal.SIGUSR1:
-                    await trio.to_thread.run_sync(self.write_stats)
-                    continue
-                log.info("signal %d: unmounting %s", sig, self.mountpoint)
-                self.signalled = True
-                pyfuse3.terminate()
-
-    async def _syncer(self) -> None:
+    def sync_once(self) -> None:
+        """The periodic write-back (run in a thread by the transport every ``sync_interval``)."""
         assert self.bridge is not None
-        while True:
-            await trio.sleep(SYNC_INTERVAL)
-            try:
-                await trio.to_thread.run_sync(self.bridge.port.sync, limiter=self.bridge.limiter)
-            except OSError as e:
-                log.error("periodic sync failed: %s", e)
+        try:
+            self.bridge.sync()
+        except OSError as e:
+            log.error("periodic sync failed: %s", e)
 
     def stats(self) -> dict[str, int]:
         out = dict(self.kernel.stats()) if self.kernel is not None else {}

@@ -1,0 +1,149 @@
+"""The two FUSE transports (devfuse.py, the default; pyfuse3ops.py) give the host the same answers.
+
+One script of file operations runs on a tmpfs mount served by each transport and records what the
+host sees (stat fields, data, names, link targets, attributes, the errno of each failure); the two
+records must be equal, and each must hold what the operations wrote. The rest of tests/fuse runs on
+the default transport only, so this is what keeps the other one honest.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fuse_harness import HAVE_MAKEFS, P2K, make_ffs, start_mount, stop
+
+pytestmark = pytest.mark.fuse
+
+LONG = "n" * 200  # long names fill a READDIRPLUS reply after a few entries
+
+
+def _err(fn: Any, *args: Any) -> str:
+    try:
+        fn(*args)
+    except OSError as e:
+        return errno.errorcode.get(e.errno or 0, str(e.errno))
+    return "ok"
+
+
+def _st(p: Path) -> tuple[int, ...]:
+    s = os.lstat(p)
+    return (s.st_mode, s.st_nlink, s.st_uid, s.st_gid, s.st_size, s.st_mtime_ns, s.st_atime_ns)
+
+
+def script(root: Path) -> dict[str, Any]:
+    """What the host sees of a run of every kind of request."""
+    out: dict[str, Any] = {}
+    d = root / "dir"
+    d.mkdir(mode=0o750)
+    data = os.urandom(300_000)  # more than one READ and WRITE request
+    (d / "f").write_bytes(data)
+    out["data"] = (d / "f").read_bytes() == data
+    with open(d / "f", "r+b") as f:  # ftruncate, then pwrite past the end: a hole
+        f.truncate(1000)
+        os.pwrite(f.fileno(), b"tail", 5000)
+        os.fsync(f.fileno())
+    out["holey"] = (d / "f").read_bytes() == data[:1000] + bytes(4000) + b"tail"
+    os.chmod(d / "f", 0o4751)
+    os.utime(d / "f", ns=(-1_000_000_001, 1_234_567_890_123_456_789))  # atime before 1970
+    out["f"] = _st(d / "f")
+    os.symlink("f", d / "sym")
+    out["readlink"] = os.readlink(d / "sym")
+    os.link(d / "f", d / "hard")
+    out["nlink"] = os.lstat(d / "f").st_nlink
+    os.mknod(d / "fifo", 0o600 | 0o010000)
+    out["fifo"] = oct(os.lstat(d / "fifo").st_mode)
+    for i in range(60):
+        (d / f"{LONG}{i:03d}").write_bytes(b"")
+    out["listing"] = sorted(os.listdir(d))
+    out["walk"] = sorted((p.name, p.lstat().st_size) for p in d.iterdir())
+    os.rename(d / f"{LONG}000", d / "renamed")
+    (d / "sub").mkdir()
+    out["rename_file_over_dir"] = _err(os.rename, d / "hard", d / "sub")
+    out["missing"] = _err(os.lstat, d / "nothing")
+    out["missing_again"] = _err(os.lstat, d / "nothing")  # now a cached negative entry
+    (d / "nothing").write_bytes(b"now")  # the negative entry must not hide it
+    out["created"] = (d / "nothing").read_bytes()
+    out["rmdir_nonempty"] = _err(os.rmdir, d)
+    os.unlink(d / "renamed")
+    out["unlinked"] = _err(os.lstat, d / "renamed")
+    os.setxattr(d / "f", "user.a", b"1" * 300)
+    out["xattr"] = os.getxattr(d / "f", "user.a")
+    out["xattr_create"] = _err(os.setxattr, d / "f", "user.a", b"x", os.XATTR_CREATE)
+    out["xattr_replace"] = _err(os.setxattr, d / "f", "user.b", b"x", os.XATTR_REPLACE)
+    out["xattr_list"] = sorted(os.listxattr(d / "f"))
+    out["xattr_missing"] = _err(os.getxattr, d / "f", "user.zz")
+    out["xattr_security"] = _err(os.getxattr, d / "f", "security.x")
+    os.removexattr(d / "f", "user.a")
+    out["xattr_removed"] = _err(os.getxattr, d / "f", "user.a")
+    sv = os.statvfs(root)
+    out["statvfs"] = (sv.f_bsize, sv.f_namemax)
+    return out
+
+
+def test_transports_agree(tmp_path: Path) -> None:
+    seen = {}
+    for kind in ("devfuse", "pyfuse3"):
+        m = start_mount(tmp_path / kind, "-t", "tmpfs", "-o", f"transport={kind}", "none")
+        try:
+            seen[kind] = script(m.path)
+            st = m.stats()
+            assert st["fuse_requests"] > 100 and st["fuse_op_getxattr"] >= 3
+        finally:
+            stop(m)
+        s = seen[kind]
+        assert s["data"] and s["holey"], kind
+        assert s["f"][0] == 0o104751 and s["f"][5:] == (1_234_567_890_123_456_789, -1_000_000_001), kind
+        assert s["readlink"] == "f" and s["nlink"] == 2 and s["created"] == b"now", kind
+        assert len(s["listing"]) == 64 and s["missing"] == s["missing_again"] == "ENOENT", kind
+        assert s["xattr"] == b"1" * 300 and s["xattr_list"] == ["user.a"], kind
+        assert (s["xattr_create"], s["xattr_replace"], s["xattr_missing"]) == ("EEXIST", "ENODATA", "ENODATA")
+        assert s["xattr_security"] == errno.errorcode[errno.EOPNOTSUPP] and s["rmdir_nonempty"] == "ENOTEMPTY", kind
+        assert s["rename_file_over_dir"] == "EISDIR", kind
+    assert seen["devfuse"] == seen["pyfuse3"]
+
+
+@pytest.mark.skipif(not HAVE_MAKEFS, reason="makefs not installed")
+def test_unknown_transport_is_one_line_error_and_leaves_the_image_alone(tmp_path: Path) -> None:
+    img = make_ffs(tmp_path / "fs.img", size="8m")
+    before = img.read_bytes()
+    (tmp_path / "mnt").mkdir()
+    r = subprocess.run([P2K, "mount", "-o", "rw,transport=nope", str(img), str(tmp_path / "mnt")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "transport" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not os.path.ismount(tmp_path / "mnt")
+    assert img.read_bytes() == before  # refused before the image was mounted (and marked dirty)
+
+
+def test_default_daemon_loads_neither_pyfuse3_nor_trio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The direct transport's point is a daemon without them (issue 16's RSS aim)."""
+    monkeypatch.delenv("P2K_FUSE_TRANSPORT", raising=False)
+    m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "none")
+    try:
+        (m.path / "x").write_bytes(b"x")
+        maps = Path(f"/proc/{m.proc.pid}/maps").read_text()
+    finally:
+        stop(m)
+    assert "pyfuse3" not in maps and "/trio/" not in maps and "libcrypto" not in maps
+
+
+def test_auto_unmount_outlives_a_killed_daemon(tmp_path: Path) -> None:
+    """fusermount3 stays on as the watchdog (it holds the socket the descriptor came through):
+    a daemon killed outright still leaves no dead mount behind."""
+    m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "-o", "auto_unmount", "none")
+    try:
+        (m.path / "x").write_bytes(b"x")
+        m.proc.send_signal(signal.SIGKILL)
+        m.proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while os.path.ismount(m.path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.ismount(m.path)
+    finally:
+        stop(m)
