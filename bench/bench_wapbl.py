@@ -89,7 +89,7 @@ def netbsd_creates(work: Path, n: int, log: bool, every_fsync: int) -> float | N
         return None
     img = _image(work / f"nb-{int(log)}.img")
     try:
-        r = rump_creates(str(img), "log" if log else "sync", n, 100, 4096, every_fsync)
+        r = rump_creates(str(img), "log" if log else "sync", n, 100, 4096, every_fsync, "rr")
     finally:
         img.unlink()
     return None if r is None else n / (r["mount"] + r["work"] + r["unmount"])

@@ -4,8 +4,9 @@ NetBSD's rump kernel and fs-utils are not part of p2k and nothing here builds th
 has built them (buildrump.sh for the host, then fs-utils configured against that install) points
 ``P2K_PEERS`` at the install prefix, whose ``bin/`` holds ``fsu_ls``, ``fsu_find``… and, for the
 creates peer, ``rump_creates``: a small C program linking librump + librumpvfs + librumpfs_ffs whose
-contract is ``rump_creates IMAGE sync|async|log NFILES NDIRS FILESIZE [FSYNC_EVERY]`` printing one
-line ``mount=S work=S unmount=S cpu=S`` (mount; mkdirs + creates + sync(2); unmount; process CPU).
+contract is ``rump_creates IMAGE sync|async|log NFILES NDIRS FILESIZE [FSYNC_EVERY [seq|rr]]``
+(files ``/mnt/dD/fI`` filling one directory after another, or round-robin) printing one line
+``mount=S work=S unmount=S cpu=S`` (mount; mkdirs + creates + sync(2); unmount; process CPU).
 Without ``P2K_PEERS`` the programs are looked up on PATH. A bench without its peer says so in one
 line and keeps its other comparisons, so a missing peer never fails a run.
 """
@@ -35,12 +36,12 @@ def missing(names: str) -> str:
 
 
 def rump_creates(img: str, mode: str, nfiles: int, ndirs: int, size: int,
-                 fsync_every: int = 0) -> dict[str, float] | None:
+                 fsync_every: int = 0, order: str = "seq") -> dict[str, float] | None:
     """Run the NetBSD rump kernel creates peer on IMG; its four figures, or None without the peer."""
     exe = peer("rump_creates")
     if exe is None:
         return None
-    out = subprocess.run([exe, img, mode, str(nfiles), str(ndirs), str(size), str(fsync_every)],
+    out = subprocess.run([exe, img, mode, str(nfiles), str(ndirs), str(size), str(fsync_every), order],
                          capture_output=True, text=True, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("mount="))
     return {k: float(v) for k, v in (f.split("=") for f in line.split())}
