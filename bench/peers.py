@@ -1,11 +1,11 @@
 """Where the benches find NetBSD's own programs to compare with (issue 16's peers).
 
-NetBSD's rump kernel and fs-utils are not part of p2k and nothing here builds them: an engineer who
-has built them (buildrump.sh for the host, then fs-utils configured against that install) points
-``P2K_PEERS`` at the install prefix, whose ``bin/`` holds ``fsu_ls``, ``fsu_find``… and, for the
-creates peer, ``rump_creates``: a small C program linking librump + librumpvfs + librumpfs_ffs whose
-contract is ``rump_creates IMAGE sync|async|log NFILES NDIRS FILESIZE [FSYNC_EVERY [seq|rr]]``
-(files ``/mnt/dD/fI`` filling one directory after another, or round-robin) printing one line
+NetBSD's rump kernel and fs-utils are not part of p2k and nothing in this repository builds them:
+whoever has them installed outside the repository points ``P2K_PEERS`` at the install prefix, whose
+``bin/`` holds ``fsu_ls``, ``fsu_find``… and, for the creates peer, ``rump_creates``: a program
+linking NetBSD's librump + librumpvfs + librumpfs_ffs whose contract is
+``rump_creates IMAGE sync|async|log NFILES NDIRS FILESIZE [FSYNC_EVERY [seq|rr]]`` (files
+``/mnt/dD/fI``, filling one directory after another, or round-robin) printing one line
 ``mount=S work=S unmount=S cpu=S`` (mount; mkdirs + creates + sync(2); unmount; process CPU).
 Without ``P2K_PEERS`` the programs are looked up on PATH. A bench without its peer says so in one
 line and keeps its other comparisons, so a missing peer never fails a run.
