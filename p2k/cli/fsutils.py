@@ -209,8 +209,10 @@ _TYPE_TEST = {"f": st.S_ISREG, "d": st.S_ISDIR, "l": st.S_ISLNK, "p": st.S_ISFIF
 
 def cmd_find(args: argparse.Namespace) -> int:
     failed: list[int] = []
+    lines: list[str] = []  # written in batches, as ls does: a print per name was 2 writes each
 
     def onerror(p: str, e: OSError) -> None:
+        _write_lines(lines)  # the names found before the error come before its message
         _complain("find", p, e)
         failed.append(1)
 
@@ -220,7 +222,10 @@ def cmd_find(args: argparse.Namespace) -> int:
                 continue
             if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
                 continue
-            print(p)
+            lines.append(p)
+            if len(lines) >= 1024:
+                _write_lines(lines)
+    _write_lines(lines)
     return 1 if failed else 0
 
 

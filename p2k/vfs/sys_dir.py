@@ -13,13 +13,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from typing import TYPE_CHECKING
 
 from p2k.vfs.perm import R_OK, X_OK, check_access
 from p2k.vfs.sysbase import SysBase, stat_result, syscall
-
-if TYPE_CHECKING:
-    from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import VDIR
 from p2k.vfs.vnode import Vnode
 
@@ -90,39 +86,48 @@ class DirCalls(SysBase):
             sep = "/" if text else b"/"
             base = path if path[-1:] == sep else path + sep  # type: ignore[operator]
             out: list[DirEntry] = []
+            append = out.append
             table = vc._table
+            mid = id(mp)
+            load = mp.vfs_loadvnode
+            getattr_ = mp.vop_getattr
+            fsid = mp.fsid
             vc.defer += 1
             try:
                 for d in mp.vop_readdir(vp, 0):
-                    if d.name in (b".", b".."):
+                    name = d.name
+                    if name == b"." or name == b"..":
                         continue
                     st = None
                     err = None
                     if searchable:
+                        # lstat of the entry's inode; the common case, an inode not in the vnode
+                        # cache, is inlined here (see _entry_stat for why it stays uncached)
                         try:
-                            st = self._entry_stat(mp, d.ino, table)
+                            evp = table.get((mid, d.ino))
+                            if evp is None:
+                                data, vtype = load(d.ino)
+                                st = stat_result(getattr_(Vnode(mp, d.ino, data, vtype)), fsid)
+                            else:
+                                st = self._entry_stat(evp)
                         except OSError as e:  # one unreadable inode fails its entry, not the listing
                             err = e
-                    name = d.name.decode("utf-8", "surrogateescape") if text else d.name
-                    out.append(DirEntry(name, base + name, st, d.type, err))  # type: ignore[operator]
+                    if text:
+                        name = name.decode("utf-8", "surrogateescape")  # type: ignore[assignment]
+                    append(DirEntry(name, base + name, st, d.type, err))  # type: ignore[operator]
             finally:
                 vc.end_deferral()
             return out
         finally:
             self._rele(vp)
 
-    def _entry_stat(self, mp: Mount, ino: int, table: dict[tuple[int, int], Vnode]) -> os.stat_result:
-        """lstat of inode ``ino`` of ``mp``. A cached vnode answers (it may hold changes not yet
-        written); an uncached inode is read into a transient vnode that never enters the cache,
-        so a walk over a big tree neither evicts what is in use nor pays a reclaim per entry.
-        Only a cached vnode can be a mount point (the covered vnode stays referenced)."""
-        vp = table.get((id(mp), ino))
-        if vp is None:
-            data, vtype = mp.vfs_loadvnode(ino)
-            vp = Vnode(mp, ino, data, vtype)
-        else:
-            vc = self.kernel.vcache
-            while vp.mountedhere is not None:  # a mount point shows the mounted root
-                emp = vp.mountedhere
-                vp = vc.peek(emp, emp.vfs_root_ino())
+    def _entry_stat(self, vp: Vnode) -> os.stat_result:
+        """lstat of a cached vnode (it may hold changes not yet written). An uncached inode is
+        read by ``scandir`` itself into a transient vnode that never enters the cache, so a walk
+        over a big tree neither evicts what is in use nor pays a reclaim per entry. Only a cached
+        vnode can be a mount point (the covered vnode stays referenced)."""
+        vc = self.kernel.vcache
+        while vp.mountedhere is not None:  # a mount point shows the mounted root
+            emp = vp.mountedhere
+            vp = vc.peek(emp, emp.vfs_root_ino())
         return stat_result(vp.mount.vop_getattr(vp), vp.mount.fsid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat as stat_mod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 VNOVAL = None
 
@@ -103,9 +103,11 @@ class StatVFS:
     f_namemax: int
 
 
-@dataclass(frozen=True, slots=True)
-class Dirent:
-    """One directory entry as readdir yields it; ``cookie`` resumes the listing after it."""
+class Dirent(NamedTuple):
+    """One directory entry as readdir yields it; ``cookie`` resumes the listing after it.
+
+    A named tuple rather than a frozen dataclass: one is made per entry of every listing, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much."""
 
     ino: int
     type: int  # DT_* value

@@ -107,6 +107,23 @@ def test_help_is_the_same_whatever_the_environment(monkeypatch: pytest.MonkeyPat
     assert all("IMAGE" in plain[cmd] for cmd in ("ls", "cat", "mkdir", "ln", "mount"))
 
 
+def test_one_command_builds_only_its_own_parser_and_the_same_one() -> None:
+    """A command line registers only its command's module (start-up): the table naming each
+    module's commands must match what the modules register, and the parser built alone must be
+    the one the full build gives (same help text)."""
+    from p2k.cli.main import SUBCOMMANDS, build_parser
+
+    _, full = build_parser()
+    assert sorted(full) == sorted(n for names in SUBCOMMANDS.values() for n in names)
+    for names in SUBCOMMANDS.values():
+        for name in names:
+            _, alone = build_parser(name)
+            assert set(alone) == set(names), name
+            assert alone[name].format_help() == full[name].format_help(), name
+    _, unknown = build_parser("no-such-command")
+    assert set(unknown) == set(full)
+
+
 def test_with_rump_server_set_the_first_operand_is_a_path() -> None:
     """With RUMP_SERVER the words are the command's own operands: the error is about the server."""
     env = {**os.environ, "RUMP_SERVER": "unix:///nonexistent/p2k.sock"}

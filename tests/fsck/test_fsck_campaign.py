@@ -265,3 +265,43 @@ def test_directory_loop_broken_at_its_own_name(bases: dict[str, Base], tmp_path:
     assert out.first == 0 and out.second == 0, out.out
     assert "ORPHANED DIRECTORY LOOP DETECTED" in out.out
     assert "EXTRANEOUS HARD LINK" not in out.out
+
+
+@pytest.mark.parametrize("name", ["makefs-ufs1-le", "newfs-ufs1-le", "makefs-ufs2-be"])
+@pytest.mark.parametrize("mode", [0o100644, 0o010644, 0o120777])
+def test_lost_found_reallocated_after_phase_4_passed_it(bases: dict[str, Base], tmp_path: Path, name: str,
+                                                       mode: int) -> None:
+    """Campaign cases 23:7462, 23:17445, 23:24385: lost+found is no longer a directory and a file
+    with a higher inode number is orphaned. Phase 4 reaches the orphan after lost+found's own
+    inode, reallocates lost+found, and the old inode loses its last name then: its count must be
+    settled at once (reconnected into the new lost+found), as fsck_ffs does, or the next run
+    finds it unreferenced."""
+    base = bases[name]
+    order = "little" if base.endian == "<" else "big"
+
+    def field(desc: str) -> tuple[int, int]:
+        return next((o, w) for d, o, w in base.fields if d == desc)
+
+    off, width = field("dirent /lost+found.d_ino")
+    lf = int.from_bytes(base.raw[off:off + width], order)
+    moff, mwidth = field(f"ino{lf}.mode")
+    orphan_off, owidth = field("dirent /f3.d_ino")
+    assert int.from_bytes(base.raw[orphan_off:orphan_off + owidth], order) > lf
+    out = run_case(base, [(moff, mode.to_bytes(mwidth, order)), (orphan_off, bytes(owidth))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "lost+found IS NOT A DIRECTORY" in out.out
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs2-be", "makefs-ufs1-le", "newfs-ufs2-le"])
+def test_cylinder_group_size_too_small_for_its_maps(bases: dict[str, Base], tmp_path: Path, name: str) -> None:
+    """Campaign case 23:14188: fs_cgsize halved in the primary. The maps no longer fit, so every
+    run said "CG 0: BAD MAP OFFSETS" again; such a superblock is impossible and an alternate is used."""
+    base = bases[name]
+    off, width = next((o, w) for d, o, w in base.fields if d == "sb.fs_cgsize")
+    order = "little" if base.endian == "<" else "big"
+    old = int.from_bytes(base.raw[off:off + width], order)
+    out = run_case(base, [(off, (old // 2).to_bytes(width, order))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "BAD SUPER BLOCK" in out.out and "USING ALTERNATE SUPERBLOCK" in out.out, out.out
+    if name.startswith("makefs1cg"):  # a group this small passes every other geometry check
+        assert "TOO SMALL FOR ITS MAPS" in out.out

@@ -1,4 +1,4 @@
-"""Phase 3 - Check Connectivity (fsck_ffs pass3.c), and linkup() shared with phase 4.
+"""Phase 3 - Check Connectivity (fsck_ffs pass3.c), and linkup() and adjust() shared with phase 4.
 
 Directories are marked found by following the parents phase 2 recorded (each chain is walked
 once, so this is linear in the number of directories). Each directory still not found is the top
@@ -12,9 +12,9 @@ from p2k.fs.ffs.dir import DT_DIR
 from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.dir import allocdir, changeino, clear_entry, find_name, lookup, makeentry
-from p2k.fs.ffs.fsck.inode import pinode
+from p2k.fs.ffs.fsck.inode import clri, pinode
 from p2k.fs.ffs.fsck.report import Reporter
-from p2k.fs.ffs.fsck.state import DFOUND, DSTATE
+from p2k.fs.ffs.fsck.state import DFOUND, DSTATE, FSTATE
 from p2k.fs.ffs.inode import IFDIR, IFMT
 
 LFNAME = b"lost+found"
@@ -132,12 +132,16 @@ def _reallocate_lostfound(ctx: Ctx, old: int) -> int:
         return _cannot_create(rep)
     rep.findings.append({"phase": rep.phase, "message": "lost+found IS NOT A DIRECTORY", "ino": old,
                          "question": "REALLOCATE", "answer": "yes", "kind": "lost+found", "new": lf})
-    if old < st.maxino:
-        st.lncnt[old] += 1
     root = ctx.ginode(UFS_ROOTINO)
     root.nlink += 1
     ctx.inodirty(root)
     st.lfdir = lf
+    if old < st.maxino and st.statemap[old] in (FSTATE, DFOUND):
+        # The old inode lost its name now, perhaps after phase 4 went past it: its count is
+        # settled here, as fsck_ffs does (reconnected into the new lost+found, or cleared).
+        st.lncnt[old] += 1
+        adjust(ctx, old, st.lncnt[old])
+        st.lncnt[old] = 0
     return lf
 
 
@@ -173,3 +177,28 @@ def linkup(ctx: Ctx, orphan: int, parentdir: int, name: bytes | None = None) -> 
         st.parent[orphan] = st.dotdot[orphan] = lf
         rep.pwarn(f"DIR I={orphan} CONNECTED. PARENT WAS I={parentdir}\n")
     return True
+
+
+def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
+    st, rep = ctx.st, ctx.rep
+    ip = ctx.ginode(ino)
+    if ip.nlink == lcnt:
+        if not linkup(ctx, ino, 0):
+            clri(ctx, ino, "UNREF", False)
+            return
+        # Reconnected: lost+found now holds the one name. A count that was too high besides (a
+        # crash between ufs_rename's nlink++ and its nlink--) is still wrong; adjust it now, as
+        # fsck_ffs's adjust() does, or a second run would find it.
+        lcnt = st.lncnt[ino]
+        if not lcnt:
+            return
+        ip = ctx.ginode(ino)
+    what = "lost+found" if ino == st.lfdir else ("DIR" if ip.mode & IFMT == IFDIR else "FILE")
+    text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
+    if rep.preen and lcnt < 0:
+        rep.fatal(text + "\nLINK COUNT INCREASING")
+    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count",
+                   field="di_nlink"):
+        ip.nlink -= lcnt
+        st.lncnt[ino] = 0
+        ctx.inodirty(ip)

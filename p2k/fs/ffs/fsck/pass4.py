@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 
 from p2k.fs.ffs.fsck.ctx import Ctx
-from p2k.fs.ffs.fsck.inode import clri, pinode
-from p2k.fs.ffs.fsck.pass3 import linkup
+from p2k.fs.ffs.fsck.inode import clri
+from p2k.fs.ffs.fsck.pass3 import adjust
 from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE
-from p2k.fs.ffs.inode import IFDIR, IFMT
 from p2k.fs.ffs.wapbl import SF_LOG, journal_inode
 
 _NONZERO = re.compile(rb"[^\x00]")
@@ -53,28 +52,3 @@ def pass4(ctx: Ctx) -> None:
             clri(ctx, ino, "UNREF", True)
         elif s in (DCLEAR, FCLEAR):
             clri(ctx, ino, "BAD/DUP", True)
-
-
-def adjust(ctx: Ctx, ino: int, lcnt: int) -> None:
-    st, rep = ctx.st, ctx.rep
-    ip = ctx.ginode(ino)
-    if ip.nlink == lcnt:
-        if not linkup(ctx, ino, 0):
-            clri(ctx, ino, "UNREF", False)
-            return
-        # Reconnected: lost+found now holds the one name. A count that was too high besides (a
-        # crash between ufs_rename's nlink++ and its nlink--) is still wrong; adjust it now, as
-        # fsck_ffs's adjust() does, or a second run would find it.
-        lcnt = st.lncnt[ino]
-        if not lcnt:
-            return
-        ip = ctx.ginode(ino)
-    what = "lost+found" if ino == st.lfdir else ("DIR" if ip.mode & IFMT == IFDIR else "FILE")
-    text = f"LINK COUNT {what} {pinode(ctx, ip)} COUNT {ip.nlink} SHOULD BE {ip.nlink - lcnt}"
-    if rep.preen and lcnt < 0:
-        rep.fatal(text + "\nLINK COUNT INCREASING")
-    if rep.ask(text, "ADJUST", preen_action="ADJUSTED", ino=ino, kind="link count",
-                   field="di_nlink"):
-        ip.nlink -= lcnt
-        st.lncnt[ino] = 0
-        ctx.inodirty(ip)

@@ -9,7 +9,7 @@ with the geometry it guesses from the disk label; a repairing run later rewrites
 
 from __future__ import annotations
 
-from p2k.fs.ffs.cg import cg_magic_ok
+from p2k.fs.ffs.cg import cg_layout, cg_magic_ok
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_FLAGS_UPDATED,
@@ -84,6 +84,9 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
         return f"data size {fs.fs_dsize} outside the file system"  # (and not writable back, on UFS1)
     if fs.fs_cssize != -(-fs.fs_ncg * 16 // fs.fs_fsize) * fs.fs_fsize:
         return f"summary size {fs.fs_cssize} wrong for {fs.fs_ncg} cylinder groups"
+    need = cg_layout(fs)["cg_nextfreeoff"]
+    if fs.fs_cgsize < need:
+        return f"cylinder group size {fs.fs_cgsize} too small for its maps ({need} bytes)"
     if fs.fs_maxsymlinklen not in (0, 120 if fs.ufs2 else 60):
         return f"impossible symlink length {fs.fs_maxsymlinklen}"
     if fs.fs_sblockloc not in SBLOCKSEARCH:
