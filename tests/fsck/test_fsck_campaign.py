@@ -305,3 +305,20 @@ def test_cylinder_group_size_too_small_for_its_maps(bases: dict[str, Base], tmp_
     assert "BAD SUPER BLOCK" in out.out and "USING ALTERNATE SUPERBLOCK" in out.out, out.out
     if name.startswith("makefs1cg"):  # a group this small passes every other geometry check
         assert "TOO SMALL FOR ITS MAPS" in out.out
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs2-be", "makefs-ufs1-le", "newfs-ufs2-le"])
+@pytest.mark.parametrize(("field", "delta"), [("fs_sblkno", 8), ("fs_sblkno", 3), ("fs_cblkno", 8)])
+def test_superblock_copy_place_damaged_in_the_primary(bases: dict[str, Base], tmp_path: Path, name: str,
+                                                      field: str, delta: int) -> None:
+    """Campaign case 25:17562: one byte of fs_sblkno changed in a one-group image's primary. The
+    primary still validated, fsck "updated" the last group's copy at the place it computed from
+    the damaged field, which was cg 0's header. Newfs and makefs always put the copy and the
+    header in one place, so such a primary is refused and an alternate used."""
+    base = bases[name]
+    off, width = next((o, w) for d, o, w in base.fields if d == f"sb.{field}")
+    order = "little" if base.endian == "<" else "big"
+    old = int.from_bytes(base.raw[off:off + width], order)
+    out = run_case(base, [(off, (old + delta).to_bytes(width, order))], tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "USING ALTERNATE SUPERBLOCK" in out.out, out.out

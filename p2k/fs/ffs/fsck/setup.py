@@ -84,6 +84,11 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
         return f"data size {fs.fs_dsize} outside the file system"  # (and not writable back, on UFS1)
     if fs.fs_cssize != -(-fs.fs_ncg * 16 // fs.fs_fsize) * fs.fs_fsize:
         return f"summary size {fs.fs_cssize} wrong for {fs.fs_ncg} cylinder groups"
+    sblkno, cblkno = _made_sblkno_cblkno(fs)
+    if (fs.fs_sblkno, fs.fs_cblkno) != (sblkno, cblkno):
+        # every newfs and makefs since 4.4BSD puts the superblock copy and the cg header here;
+        # trusting another value had fsck write the superblock copy over cg 0's header
+        return f"superblock/cylinder group blocks {fs.fs_sblkno}/{fs.fs_cblkno} not at {sblkno}/{cblkno}"
     need = cg_layout(fs)["cg_nextfreeoff"]
     if fs.fs_cgsize < need:
         return f"cylinder group size {fs.fs_cgsize} too small for its maps ({need} bytes)"
@@ -94,6 +99,17 @@ def _checked(fs: Superblock, devsize: int) -> str | None:
     fs.fs_qbmask = fs.fs_bsize - 1
     fs.fs_qfmask = fs.fs_fsize - 1
     return None
+
+
+def _made_sblkno_cblkno(fs: Superblock) -> tuple[int, int]:
+    """Where newfs and makefs put each group's superblock copy and header (fragments from the
+    group's start): just past the superblock's own place, each rounded up to a whole block."""
+    def frags_in_blocks(nbytes: int) -> int:  # roundup(howmany(nbytes, fsize), frag)
+        frags = (nbytes + fs.fs_fsize - 1) // fs.fs_fsize
+        return (frags + fs.fs_frag - 1) // fs.fs_frag * fs.fs_frag
+
+    sblkno = frags_in_blocks(fs.fs_sblockloc + SBLOCKSIZE)
+    return sblkno, sblkno + frags_in_blocks(SBLOCKSIZE)
 
 
 def read_primary(io: FsckIO) -> tuple[Superblock | None, str]:
