@@ -17,6 +17,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from fsck_campaign import Base, campaign, make_bases, reachable_digests, run_case, run_fsck
@@ -244,6 +245,22 @@ def test_maxsymlinklen_zeroed_in_the_primary(bases: dict[str, Base], tmp_path: P
     assert out.first == 0 and out.second == 0, out.out
 
 
+def _field(base: Base, desc: str) -> tuple[int, int, int]:
+    """(offset, width, value in the base) of one targeted field, by its description."""
+    off, width = next((o, w) for d, o, w in base.fields if d == desc)
+    return off, width, int.from_bytes(base.raw[off:off + width], _order(base))
+
+
+def _order(base: Base) -> Literal["little", "big"]:
+    return "little" if base.endian == "<" else "big"
+
+
+def _set(base: Base, desc: str, value: int) -> tuple[int, bytes]:
+    """A patch giving the field ``desc`` the value ``value``."""
+    off, width, _ = _field(base, desc)
+    return off, value.to_bytes(width, _order(base))
+
+
 @pytest.mark.parametrize("name", ["newfs-ufs1-le", "makefs-ufs2-be", "makefs1cg-ufs1-be"])
 @pytest.mark.parametrize("loop_entry", ["d3/sub", "d3/sub/deep"])
 def test_directory_loop_broken_at_its_own_name(bases: dict[str, Base], tmp_path: Path, name: str,
@@ -253,15 +270,9 @@ def test_directory_loop_broken_at_its_own_name(bases: dict[str, Base], tmp_path:
     loop's top into lost+found under that name and clears the old entry; reconnecting it as #ino
     and keeping the entry left a second name, which the next run found as an EXTRANEOUS HARD LINK."""
     base = bases[name]
-    order = "little" if base.endian == "<" else "big"
-
-    def field(desc: str) -> tuple[int, int]:
-        return next((o, w) for d, o, w in base.fields if d == desc)
-
-    root_off, width = field("dirent /d3.d_ino")
-    d3 = int.from_bytes(base.raw[root_off:root_off + width], order)
-    loop_off, _ = field(f"dirent {loop_entry}.d_ino")
-    out = run_case(base, [(root_off, bytes(width)), (loop_off, d3.to_bytes(width, order))], tmp_path / "w.img")
+    d3 = _field(base, "dirent /d3.d_ino")[2]
+    patches = [_set(base, "dirent /d3.d_ino", 0), _set(base, f"dirent {loop_entry}.d_ino", d3)]
+    out = run_case(base, patches, tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "ORPHANED DIRECTORY LOOP DETECTED" in out.out
     assert "EXTRANEOUS HARD LINK" not in out.out
@@ -277,17 +288,9 @@ def test_lost_found_reallocated_after_phase_4_passed_it(bases: dict[str, Base], 
     settled at once (reconnected into the new lost+found), as fsck_ffs does, or the next run
     finds it unreferenced."""
     base = bases[name]
-    order = "little" if base.endian == "<" else "big"
-
-    def field(desc: str) -> tuple[int, int]:
-        return next((o, w) for d, o, w in base.fields if d == desc)
-
-    off, width = field("dirent /lost+found.d_ino")
-    lf = int.from_bytes(base.raw[off:off + width], order)
-    moff, mwidth = field(f"ino{lf}.mode")
-    orphan_off, owidth = field("dirent /f3.d_ino")
-    assert int.from_bytes(base.raw[orphan_off:orphan_off + owidth], order) > lf
-    out = run_case(base, [(moff, mode.to_bytes(mwidth, order)), (orphan_off, bytes(owidth))], tmp_path / "w.img")
+    lf = _field(base, "dirent /lost+found.d_ino")[2]
+    assert _field(base, "dirent /f3.d_ino")[2] > lf
+    out = run_case(base, [_set(base, f"ino{lf}.mode", mode), _set(base, "dirent /f3.d_ino", 0)], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "lost+found IS NOT A DIRECTORY" in out.out
 
@@ -297,10 +300,7 @@ def test_cylinder_group_size_too_small_for_its_maps(bases: dict[str, Base], tmp_
     """Campaign case 23:14188: fs_cgsize halved in the primary. The maps no longer fit, so every
     run said "CG 0: BAD MAP OFFSETS" again; such a superblock is impossible and an alternate is used."""
     base = bases[name]
-    off, width = next((o, w) for d, o, w in base.fields if d == "sb.fs_cgsize")
-    order = "little" if base.endian == "<" else "big"
-    old = int.from_bytes(base.raw[off:off + width], order)
-    out = run_case(base, [(off, (old // 2).to_bytes(width, order))], tmp_path / "w.img")
+    out = run_case(base, [_set(base, "sb.fs_cgsize", _field(base, "sb.fs_cgsize")[2] // 2)], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "BAD SUPER BLOCK" in out.out and "USING ALTERNATE SUPERBLOCK" in out.out, out.out
     if name.startswith("makefs1cg"):  # a group this small passes every other geometry check
@@ -316,9 +316,34 @@ def test_superblock_copy_place_damaged_in_the_primary(bases: dict[str, Base], tm
     the damaged field, which was cg 0's header. Newfs and makefs always put the copy and the
     header in one place, so such a primary is refused and an alternate used."""
     base = bases[name]
-    off, width = next((o, w) for d, o, w in base.fields if d == f"sb.{field}")
-    order = "little" if base.endian == "<" else "big"
-    old = int.from_bytes(base.raw[off:off + width], order)
-    out = run_case(base, [(off, (old + delta).to_bytes(width, order))], tmp_path / "w.img")
+    out = run_case(base, [_set(base, f"sb.{field}", _field(base, f"sb.{field}")[2] + delta)], tmp_path / "w.img")
     assert out.first == 0 and out.second == 0, out.out
     assert "USING ALTERNATE SUPERBLOCK" in out.out, out.out
+
+
+@pytest.mark.parametrize("name", ["makefs1cg-ufs2-le", "newfs-ufs1-be", "makefs-ufs2-be"])
+@pytest.mark.parametrize("short", [4, 8])
+def test_record_leaving_no_room_for_a_header(bases: dict[str, Base], tmp_path: Path, name: str, short: int) -> None:
+    """Campaign case 14:99757: the root's last record made 4 bytes shorter, so the chunk ends in a
+    space too small for a record header. Pass 2 read a header past the buffer (a traceback);
+    like fsck_ffs's dircheck it is now a corrupted directory whose space the record before
+    takes back. The kernel reads the listing first and reports it instead of failing."""
+    base = bases[name]
+    desc = max((d for d, _o, _w in base.fields if d.startswith("dirent /") and d.endswith(".d_reclen")),
+               key=lambda d: _field(base, d)[0])
+    out = run_case(base, [_set(base, desc, _field(base, desc)[2] - short)], tmp_path / "w.img", kernel="read")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "DIRECTORY CORRUPTED" in out.out, out.out
+
+
+@pytest.mark.parametrize("name", ["makefs-ufs2-le", "newfs-ufs2-be"])
+def test_negative_ext_block_pointer(bases: dict[str, Base], tmp_path: Path, name: str) -> None:
+    """Campaign case 14:11833: a UFS2 inode whose extended-attribute size is set and whose first
+    ext block pointer is negative (UFS2's pointers are signed). fsck read the "block" at a
+    negative offset and stopped with CANNOT READ on every run; it is a bad block like any other."""
+    base = bases[name]
+    ino = _field(base, "dirent /f1.d_ino")[2]
+    patches = [_set(base, f"ino{ino}.extsize", 100), _set(base, f"ino{ino}.extb[0]", (1 << 64) - (1 << 60))]
+    out = run_case(base, patches, tmp_path / "w.img")
+    assert out.first == 0 and out.second == 0, out.out
+    assert "CANNOT READ" not in out.out

@@ -81,6 +81,10 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
             break
         pos = chunk
         while pos < end:
+            if end - pos < 8:  # the record before left no room for a header: it is mangled
+                if bad is not None:
+                    bad(base + pos, f"{end - pos} bytes left at the end of the chunk")
+                break
             if oldfmt:
                 ino, reclen, namlen = hdr(data, pos)
                 dtype = DT_UNKNOWN

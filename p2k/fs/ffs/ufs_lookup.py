@@ -246,7 +246,7 @@ def _chunk_slots(data: bytearray, coff: int, endian: str) -> list[tuple[int, int
     hdr = DIRECT[endian].unpack_from
     out = []
     pos, end = coff, coff + DIRBLKSIZ
-    while pos < end:
+    while pos + 8 <= end:
         ino, reclen, _dtype, namlen = hdr(data, pos)
         if reclen & 3 or reclen > end - pos or reclen < 8 + ((namlen + 4) & ~3):
             break  # damaged: the insert finds no room and the index is rebuilt (EIO below)

@@ -54,7 +54,7 @@ def _records(ctx: Ctx, ip: Inode) -> Iterator[tuple[int, bytearray, int, int, in
         data = bytearray(ctx.io.bread(off, n))
         for chunk in range(0, n - n % DIRBLKSIZ, DIRBLKSIZ):
             pos = chunk
-            while pos < chunk + DIRBLKSIZ:
+            while pos + 8 <= chunk + DIRBLKSIZ:
                 ino, reclen, dtype, namlen = h.unpack_from(data, pos)
                 if reclen < 8 or reclen & 3 or pos + reclen > chunk + DIRBLKSIZ:
                     break

@@ -52,8 +52,8 @@ def check_records(ctx: Ctx, ip: Inode) -> None:
     parts = []
     for j, size in enumerate(area_runs(fs, ip.extsize)):
         a = ip.extb[j]
-        if not a or a + (size >> fs.fs_fshift) > ctx.st.maxfsblock:
-            return  # a hole or a bad block: reported by the block check already
+        if a <= 0 or a + (size >> fs.fs_fshift) > ctx.st.maxfsblock:
+            return  # a hole or a bad block (UFS2's pointers are signed): the block check reports it
         parts.append(ctx.io.bread(a * fs.fs_fsize, size))
     _, why, good = walk_area(b"".join(parts)[:ip.extsize], fs.endian)
     if why is None:

@@ -119,7 +119,10 @@ def check_dir(ctx: Ctx, d: int, ip: object) -> None:
             prev = -1
             end = chunk + DIRBLKSIZ
             while pos < end:
-                ino, reclen, dtype, namlen = unpack(data, pos)
+                if end - pos < 8:  # no room for a record header: the record before it is corrupt
+                    ino = reclen = dtype = namlen = 0
+                else:
+                    ino, reclen, dtype, namlen = unpack(data, pos)
                 # The common entry — a well-formed name of an allocated file of the right type —
                 # costs one reference; everything else goes through the full pass2check below.
                 if (entryno >= 2 and 2 <= ino < maxino and statemap[ino] == FSTATE and dtype == typemap[ino]
