@@ -22,18 +22,23 @@ from typing import Any
 
 import p2k.sp.auth as auth
 import p2k.sp.protocol as P
+from p2k.hyper.shmem import Arena, recv_with_fd
 from p2k.sp.ops import (
     CONNECTION,
     OP_HALT,
     OP_HANDSHAKE,
     OP_OF,
     OP_PING,
+    OP_SHM,
+    OP_SHM_PREAD,
+    OP_SHM_READ,
     OP_STATS,
     OP_SYSCTL,
     RB_DUMP,
     RB_HALT,
     RB_NOSYNC,
 )
+from p2k.sp.shm import SHM_MIN, ClientArena
 from p2k.sp.url import parse_url
 
 _RAW = 0  # not a wire class: marks a reply already reduced to its bytes payload
@@ -53,7 +58,8 @@ class ServerRefused(ServerGone):
 
 class Client:
     def __init__(self, sock: socket.socket, *, name: str = "p2k", uid: int | None = None,
-                 gid: int | None = None, groups: tuple[int, ...] = (), secret: bytes | None = None) -> None:
+                 gid: int | None = None, groups: tuple[int, ...] = (), secret: bytes | None = None,
+                 shm: bool = False) -> None:
         self._sock = sock
         self._rfile = sock.makefile("rb", buffering=1 << 16)
         self._send_lock = threading.Lock()
@@ -62,6 +68,7 @@ class Client:
         self._replies: dict[int, tuple[int, int, bytes]] = {}
         self._reqnos = itertools.count(1)
         self._dead: BaseException | None = None
+        self._arena: ClientArena | None = None
         self.max_frame = P.DEFAULT_MAX_FRAME
         line = self._rfile.readline(P.BANNER_MAX)
         self.server_version = P.check_banner(line)
@@ -81,7 +88,54 @@ class Client:
         self.pid: int = info["pid"]
         self.max_frame = info["max_frame"]
         self.max_io: int = info["max_io"]
+        if shm:
+            self._arena = self._open_arena()
         self.sys = RemoteSys(self)
+
+    # ---- the shared arena (p2k/sp/shm.py) --------------------------------------------------------
+    def _open_arena(self) -> ClientArena | None:
+        """Ask for a shared arena; None (reads go over the socket) if the server has none to give.
+        Called before any other call, so the reply is the next thing on the socket and nothing
+        sits in the buffered reader: its first bytes are read here, with the descriptor."""
+        self._sock.sendall(P.frame(next(self._reqnos), P.REQ, OP_SHM, P.encode([[], {}])))
+        head, fd = recv_with_fd(self._sock, P.HEADER_SIZE)
+        try:
+            if not head:
+                raise ServerGone(errno.EPIPE, "server closed the connection")
+            head += self._rfile.read(P.HEADER_SIZE - len(head))
+            if len(head) < P.HEADER_SIZE:
+                raise ServerGone(errno.EPIPE, "server closed the connection")
+            length, _, cls, _ = P.parse_header(head, self.max_frame + 64)
+            body = self._rfile.read(length)
+            if len(body) < length:
+                raise ServerGone(errno.EPIPE, "server closed the connection")
+            if cls != P.RESP or fd is None:
+                return None  # EOPNOTSUPP, ENOMEM (budget), ENOSYS (an older server)
+            arena = Arena.attach(fd)
+            fd = None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        arena.drop_fd()
+        return ClientArena(arena)
+
+    def read_shared(self, cred: list[Any] | None, fd: int, n: int, offset: int | None) -> bytes | None:
+        """``read``/``pread`` through the arena; None when no room is free (read over the socket)."""
+        arena = self._arena
+        at = arena.take(n) if arena is not None else None
+        if at is None:
+            return None
+        try:
+            if offset is None:
+                op, args = OP_SHM_READ, [fd, n, at]
+            else:
+                op, args = OP_SHM_PREAD, [fd, n, offset, at]
+            got = self._call(op, [args, {}] if cred is None else [args, {}, cred])
+            if type(got) is not int or not 0 <= got <= n:
+                self._fail(ServerGone(errno.EPROTO, f"bad shared read count from server: {got!r}"))
+            return arena.mm[at:at + got]  # type: ignore[union-attr]
+        finally:
+            arena.give(at, n)  # type: ignore[union-attr]
 
     # ---- calls -----------------------------------------------------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -217,6 +271,9 @@ class Client:
             pass
         self._rfile.close()
         self._sock.close()
+        if self._arena is not None:
+            self._arena.close()
+            self._arena = None
 
     def __enter__(self) -> Client:
         return self
@@ -258,11 +315,22 @@ class RemoteSys:
         return self._client.call_as(self._cred, name, *args)
 
     def read(self, fd: int, n: int) -> bytes:
-        """At most ``max_io`` bytes per call: a short read, which callers of read(2) expect."""
-        return self._do("read", fd, min(n, self._client.max_io))  # type: ignore[no-any-return]
+        """At most ``max_io`` bytes per call: a short read, which callers of read(2) expect.
+        Through the shared arena when there is one (p2k/sp/shm.py)."""
+        n = min(n, self._client.max_io)
+        if n >= SHM_MIN and self._client._arena is not None:
+            data = self._client.read_shared(self._cred, fd, n, None)
+            if data is not None:
+                return data
+        return self._do("read", fd, n)  # type: ignore[no-any-return]
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        return self._do("pread", fd, min(n, self._client.max_io), offset)  # type: ignore[no-any-return]
+        n = min(n, self._client.max_io)
+        if n >= SHM_MIN and self._client._arena is not None and type(offset) is int:
+            data = self._client.read_shared(self._cred, fd, n, offset)
+            if data is not None:
+                return data
+        return self._do("pread", fd, n, offset)  # type: ignore[no-any-return]
 
     def reboot(self, howto: int = 0) -> None:
         """reboot(2) from a remote process halts the server's kernel, as rump_sys_reboot from a
@@ -299,7 +367,8 @@ for _name in OP_OF:
 
 
 def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None, gid: int | None = None,
-            groups: tuple[int, ...] = (), timeout: float | None = 30.0, secret: bytes | None = None) -> Client:
+            groups: tuple[int, ...] = (), timeout: float | None = 30.0, secret: bytes | None = None,
+            shm: bool | None = None) -> Client:
     """Connect to the server at ``url`` (default: ``$RUMP_SERVER``) and say hello.
 
     ``uid``/``gid`` ask for a process with those credentials instead of the connection's starting
@@ -307,6 +376,9 @@ def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None
     ``$RUMP_AUTHFILE``, if set) answers a server started with ``-a``. ``timeout`` bounds the
     connect and the handshake only. A server that cannot take another client says so:
     OSError(EBUSY, "server busy").
+
+    ``shm`` (default: on for ``unix://`` unless ``$P2K_SHM`` is ``0``) asks the server for a
+    shared-memory arena that bulk reads then travel through (p2k/sp/shm.py).
     """
     if url is None:
         url = os.environ.get("RUMP_SERVER")
@@ -327,7 +399,9 @@ def connect(url: str | None = None, *, name: str = "p2k", uid: int | None = None
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
-        client = Client(sock, name=name, uid=uid, gid=gid, groups=groups, secret=secret)
+        if shm is None:
+            shm = a.family == socket.AF_UNIX and os.environ.get("P2K_SHM", "1") != "0"
+        client = Client(sock, name=name, uid=uid, gid=gid, groups=groups, secret=secret, shm=shm)
     except P.ProtocolError as e:
         sock.close()
         raise OSError(errno.EPROTO, str(e)) from None

@@ -31,6 +31,9 @@ from p2k.sp.ops import (
     OP_HALT,
     OP_HANDSHAKE,
     OP_PING,
+    OP_SHM,
+    OP_SHM_PREAD,
+    OP_SHM_READ,
     OP_STATS,
     OP_SYSCTL,
     RB_DUMP,
@@ -38,14 +41,19 @@ from p2k.sp.ops import (
     RB_NOSYNC,
     RETURNS_VNODE,
 )
+from p2k.sp.shm import close_arena, open_arena, shm_read
 from p2k.vfs.credprocs import CredProcs
 from p2k.vfs.lwproc import RFCFDG, Cred
 
 if TYPE_CHECKING:
+    from p2k.hyper.shmem import Arena
     from p2k.sp.server import Server
     from p2k.vfs.syscalls import Syscalls
 
 log = logging.getLogger("p2k.sp")
+
+BIG_READ = 64 << 10
+"""Socket reads from this size on go through a reply buffer of the server's pool (bufpool.py)."""
 
 
 def parse_cred(value: Any) -> Cred:
@@ -73,6 +81,8 @@ class Connection:
         self.procs: CredProcs | None = None  # per-call credentials: processes sharing our fd table
         self.handles = HandleTable(server.kernel.vcache, server.config.max_handles)
         self.established = False
+        self.arena: Arena | None = None  # shared memory for bulk reads (p2k/sp/shm.py)
+        self.lent: bytearray | None = None  # a reply buffer of the server's pool, for one call
         self.calls = 0
 
     # ---- the connection's life -------------------------------------------------------------------
@@ -123,6 +133,9 @@ class Connection:
                     self.sys.proc.exit()
             self.procs = None
             self.sys = None
+        if self.arena is not None:
+            close_arena(self.server, self.arena)
+            self.arena = None
         try:
             self.sock.close()
         except OSError:
@@ -213,6 +226,12 @@ class Connection:
         return self.procs.get(want)
 
     def _request(self, reqno: int, op: int, body: bytes) -> None:
+        try:
+            self._serve(reqno, op, body)
+        finally:
+            self._give_back()
+
+    def _serve(self, reqno: int, op: int, body: bytes) -> None:
         call = P.decode(body)
         if type(call) not in (list, tuple) or len(call) not in (2, 3) or type(call[0]) not in (list, tuple) \
                 or type(call[1]) is not dict:
@@ -224,6 +243,12 @@ class Connection:
             name = NAME_OF.get(op)
             if name is not None:
                 result = self._syscall(s, name, args, kwargs)
+            elif op == OP_SHM_READ or op == OP_SHM_PREAD:
+                with self.server.kernel.cpus:
+                    result = shm_read(s, self.arena, args, op == OP_SHM_PREAD)
+            elif op == OP_SHM:
+                self.arena = open_arena(self.server, self.sock, reqno, self.arena)
+                return
             elif op == OP_PING:
                 result = args
             elif op == OP_STATS:
@@ -236,7 +261,8 @@ class Connection:
             else:
                 raise OSError(errno.ENOSYS, f"no such call ({op})")
             # Encoded here, so that a result the codec cannot carry is an error reply, not a crash.
-            reply = None if type(result) is bytes else P.frame(reqno, P.RESP, 0, P.encode(result))
+            reply = None if type(result) is bytes or self.lent is not None \
+                else P.frame(reqno, P.RESP, 0, P.encode(result))
         except OSError as e:
             self._send_error(reqno, e.errno or errno.EIO, e.strerror or str(e), e.filename)
             return
@@ -271,9 +297,22 @@ class Connection:
             handles.room()
         if name in ("read", "pread") and len(args) > 1 and type(args[1]) is int:
             args[1] = min(args[1], P.MAX_IO_CHUNK)  # a short read, as a pipe would give
+            if args[1] >= BIG_READ and not kwargs:
+                buf = self.server.bufpool.take()
+                if buf is not None:
+                    self.lent = buf
+                    dst = memoryview(buf)[:args[1]]
+                    with self.server.kernel.cpus:
+                        n = s.readinto(args[0], dst) if name == "read" else s.preadinto(args[0], dst, args[2])
+                    return memoryview(buf)[:n]
         with self.server.kernel.cpus:
             result = getattr(s, name)(*args, **kwargs)
         return handles.wrap(result) if name in RETURNS_VNODE else result
+
+    def _give_back(self) -> None:
+        if self.lent is not None:
+            self.server.bufpool.give(self.lent)
+            self.lent = None
 
     def _halt(self, s: Syscalls, reqno: int, howto: int = 0) -> None:
         """reboot(2) from rump.halt: root only; dump, sync (unless RB_NOSYNC), halt; the reply goes
@@ -292,6 +331,7 @@ class Connection:
 
     # ---- sending ---------------------------------------------------------------------------------
     def _send_error(self, reqno: int, err: int, message: str, filename: Any = None) -> None:
+        self._give_back()  # an error reply carries no data: the buffer is free before it goes
         self._send(error_frame(reqno, err, message, filename))
 
     def _send(self, *parts: bytes) -> None:

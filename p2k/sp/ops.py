@@ -14,6 +14,9 @@ OP_HALT = 2
 OP_STATS = 3
 OP_PING = 4
 OP_SYSCTL = 5
+OP_SHM = 6  # p2k/sp/shm.py: a shared-memory arena for bulk reads (unix:// only)
+OP_SHM_READ = 7
+OP_SHM_PREAD = 8
 FIRST_SYSCALL = 16
 CONNECTION = 0
 """Request number of a frame about the connection rather than a call: the server's refusal of a

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import p2k.sp.protocol as P
 from p2k.hyper.hostcred import peer_cred, proc_groups
+from p2k.sp.bufpool import BufferPool
 from p2k.sp.connection import Connection, error_frame, server_version
 from p2k.sp.ops import CONNECTION
 from p2k.sp.url import ServerAddress, parse_url
@@ -59,6 +60,9 @@ class ServerConfig:
     socket_group: int | None = None  # a host gid the unix socket is given to (with mode 0660)
     peer_creds: bool = False  # a non-root unix:// peer starts as its own host uid/gid
     secret: bytes | None = None  # -a FILE: the shared secret clients must prove they hold
+    shm_arena: int = 16 << 20  # a unix:// client's shared-memory arena for bulk reads (0: none)
+    shm_budget: int = 256 << 20  # all arenas together; past it clients read over the socket
+    read_buffers: int = 4  # reply buffers of MAX_IO_CHUNK for socket reads (p2k/sp/bufpool.py)
 
 
 class Server:
@@ -74,6 +78,8 @@ class Server:
         self.conns: set[Connection] = set()
         self.handshaking = 0  # of self.conns, those not yet established
         self.refused = 0
+        self.shm_used = 0  # bytes of shared arenas handed out (p2k/sp/shm.py)
+        self.bufpool = BufferPool(self.config.read_buffers, P.MAX_IO_CHUNK)
         self.conns_lock = threading.Lock()
         self.secret = self.config.secret
         self.stopping = False
@@ -190,6 +196,17 @@ class Server:
                     self.handshaking -= 1
                     conn.established = True
 
+    def reserve_shm(self, size: int) -> bool:
+        with self.conns_lock:
+            if self.shm_used + size > self.config.shm_budget:
+                return False
+            self.shm_used += size
+            return True
+
+    def release_shm(self, size: int) -> None:
+        with self.conns_lock:
+            self.shm_used -= size
+
     def starting_cred(self, peer: tuple[int, int, int] | None) -> Cred:
         """Root, as rump_sp gives every client; with ``peer_creds`` a non-root unix:// peer is
         its own host uid, gid and groups inside the kernel too."""
@@ -248,6 +265,7 @@ class Server:
             st["connections"] = len(self.conns)
             st["handshaking"] = self.handshaking
             st["refused"] = self.refused
+            st["shm_bytes"] = self.shm_used
             st["handles"] = sum(len(c.handles) for c in self.conns)
             st["open_files"] = sum(len(c.sys.proc.fdt.files)
                                    for c in self.conns if c.sys is not None)

@@ -223,6 +223,42 @@ class BufCache:
             parts.append(self._fetch(dev, gap_start, end - gap_start, unit, cache))
         return b"".join(parts)
 
+    def read_extent_into(self, dev: BlockDevice, offset: int, unit: int, dst: memoryview,
+                         cache: bool = True) -> None:
+        """``read_extent`` of ``len(dst)`` bytes into ``dst``: cached blocks are copied in, and
+        each gap between them read straight into its place when it is not to be cached (one copy
+        instead of a host read, a join and a copy into the caller's buffer)."""
+        length = len(dst)
+        if length <= unit or cache:
+            dst[:] = self.read_extent(dev, offset, length, unit, cache)
+            return
+        preadinto = getattr(dev, "preadinto", None)  # a journal-replay overlay has only pread
+        gap_start = -1
+        pos = offset
+        end = offset + length
+        bufs = self._bufs
+        dev_id = dev.dev_id
+        while pos <= end:
+            bp = bufs.get((dev_id, pos)) if pos < end else None
+            n = min(unit, end - pos)
+            if pos == end or (bp is not None and bp.size == n):
+                if gap_start >= 0:
+                    gap = dst[gap_start - offset:pos - offset]
+                    if preadinto is not None:
+                        preadinto(gap_start, gap)
+                    else:
+                        gap[:] = dev.pread(gap_start, len(gap))
+                    self.misses += (len(gap) + unit - 1) // unit
+                    gap_start = -1
+                if pos == end:
+                    break
+                dst[pos - offset:pos - offset + n] = bp.data  # type: ignore[union-attr]
+                bufs.move_to_end((dev_id, pos))
+                self.hits += 1
+            elif gap_start < 0:
+                gap_start = pos
+            pos += n
+
     def _fetch(self, dev: BlockDevice, offset: int, length: int, unit: int, cache: bool) -> bytes:
         data = dev.pread(offset, length)
         nblocks = (length + unit - 1) // unit

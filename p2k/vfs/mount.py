@@ -155,6 +155,14 @@ class Mount:
     def vop_read(self, vp: Vnode, offset: int, size: int) -> bytes:
         raise NotImplementedError
 
+    def vop_readinto(self, vp: Vnode, offset: int, buf: memoryview) -> int:
+        """``vop_read`` into the caller's buffer (the server's shared-memory arena): a driver
+        that can copy straight from its own memory overrides this and saves a copy per read."""
+        data = self.vop_read(vp, offset, len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
     def vop_write(self, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
         _eopnotsupp()
 

@@ -58,6 +58,22 @@ class GenericCalls(SysBase):
         return fp.vp.mount.vop_read(fp.vp, offset, n)
 
     @syscall
+    def readinto(self, fd: int, buf: memoryview) -> int:
+        """``read`` into a buffer the caller owns and reuses (the server's shared-memory arena),
+        so a bulk read allocates no new object and the driver may copy its data only once."""
+        fp = self._readable(fd)
+        n = fp.vp.mount.vop_readinto(fp.vp, fp.offset, buf)
+        fp.offset += n
+        return n
+
+    @syscall
+    def preadinto(self, fd: int, buf: memoryview, offset: int) -> int:
+        fp = self._readable(fd)
+        if offset < 0:
+            raise OSError(errno.EINVAL, "negative offset")
+        return fp.vp.mount.vop_readinto(fp.vp, offset, buf)
+
+    @syscall
     def write(self, fd: int, data: bytes | bytearray | memoryview) -> int:
         fp = self._writable(fd)
         if fp.flags & os.O_APPEND:

@@ -213,6 +213,9 @@ class _DeadMount:
 
     vop_write = vop_read
 
+    def vop_readinto(self, vp: Vnode, offset: int, buf: memoryview) -> int:
+        raise OSError(errno.EIO, "file system was forcibly unmounted")
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("vop_", "vfs_")):
             return _ebadf

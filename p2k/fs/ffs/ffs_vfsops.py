@@ -72,7 +72,7 @@ from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
 from p2k.fs.ffs.suj import release_sujournal
 from p2k.fs.ffs.ufs_inode import ufs_inactive
 from p2k.fs.ffs.ufs_lookup import DirIndex, dir_entries, ufs_isempty, ufs_lookup, ufs_readdir
-from p2k.fs.ffs.ufs_readwrite import ffs_read, ffs_write, read_range
+from p2k.fs.ffs.ufs_readwrite import ffs_read, ffs_readinto, ffs_write, read_range
 from p2k.fs.ffs.ufs_vnops import (
     ufs_create,
     ufs_getattr,
@@ -556,6 +556,7 @@ class FfsMount(Mount):
     vop_rmdir = ufs_rmdir
     vop_rename = ufs_rename
     vop_read = ffs_read
+    vop_readinto = ffs_readinto
     vop_write = ffs_write
     vop_fsync = ffs_fsync
     vop_inactive = ufs_inactive

@@ -63,6 +63,46 @@ def read_range(m: FfsMount, ip: Inode, offset: int, end: int) -> bytes:
     return data[start:start + end - offset]
 
 
+def read_range_into(m: FfsMount, ip: Inode, offset: int, end: int, buf: memoryview) -> int:
+    """``read_range`` into ``buf`` (the server's shared arena): each run lands in its place, the
+    whole runs of a big read straight from the host file (``BufCache.read_extent_into``)."""
+    if end <= offset:
+        return 0
+    fs = m.fs
+    bshift = fs.fs_bshift
+    lbn0 = offset >> bshift
+    lbn1 = (end - 1) >> bshift
+    bsize = fs.fs_bsize
+    bufcache = m.bufcache
+    dev = m.dev
+    pos = lbn0 << bshift  # the file offset where the current run starts
+    for off, n in m.bmapper.extents(ip, lbn0, lbn1 - lbn0 + 1):
+        lo, hi = max(pos, offset), min(pos + n, end)
+        if lo < hi:
+            dst = buf[lo - offset:hi - offset]
+            if off < 0:
+                dst[:] = bytes(hi - lo)
+            elif lo == pos and hi == pos + n:
+                bufcache.read_extent_into(dev, off, bsize, dst, n < STREAM_THRESHOLD)
+            else:
+                dst[:] = memoryview(bufcache.read_extent(dev, off, n, bsize, n < STREAM_THRESHOLD))[lo - pos:hi - pos]
+        pos += n
+    return end - offset
+
+
+def ffs_readinto(m: FfsMount, vp: Vnode, offset: int, buf: memoryview) -> int:
+    ip: Inode = vp.data  # type: ignore[assignment]
+    if offset < 0:
+        raise OSError(errno.EINVAL, "negative offset")
+    n = 0
+    if len(buf) and offset < ip.size:
+        n = read_range_into(m, ip, offset, min(offset + len(buf), ip.size), buf)
+    if not m.flags & (MNT_RDONLY | MNT_NOATIME):
+        set_times(ip, a=now_ns())
+        m.mark_dirty(ip)
+    return n
+
+
 def ffs_read(m: FfsMount, vp: Vnode, offset: int, size: int) -> bytes:
     ip: Inode = vp.data  # type: ignore[assignment]
     if offset < 0:

@@ -117,6 +117,34 @@ def read_pages(pages: dict[int, bytearray], size: int, offset: int, n: int) -> b
     return b"".join(parts)
 
 
+def read_pages_into(pages: dict[int, bytearray], size: int, offset: int, buf: memoryview) -> int:
+    """``read_pages`` into ``buf``: each page is copied once, straight to where it belongs, where
+    ``read_pages`` slices then joins (two copies and a new object per read)."""
+    if offset >= size or not len(buf):
+        return 0
+    end = min(size, offset + len(buf))
+    pos = offset
+    while pos < end:
+        pno = pos >> PAGE_SHIFT
+        lo = pos & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - lo, end - pos)
+        at = pos - offset
+        page = pages.get(pno)
+        have = 0
+        if page is not None:
+            if n == PAGE_SIZE and len(page) == PAGE_SIZE:  # the bulk of a big read: a whole page
+                buf[at:at + PAGE_SIZE] = page
+                pos += n
+                continue
+            have = max(min(len(page) - lo, n), 0)
+            if have:
+                buf[at:at + have] = memoryview(page)[lo:lo + have]
+        if have < n:
+            buf[at + have:at + n] = bytes(n - have)
+        pos += n
+    return end - offset
+
+
 def write_pages(pages: dict[int, bytearray], offset: int, data: memoryview) -> int:
     """Copy ``data`` in at ``offset``; returns the bytes of page memory newly allocated."""
     grown = 0

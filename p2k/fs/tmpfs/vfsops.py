@@ -29,6 +29,7 @@ from p2k.fs.tmpfs.vnops import (
     tmpfs_mkdir,
     tmpfs_read,
     tmpfs_readdir,
+    tmpfs_readinto,
     tmpfs_readlink,
     tmpfs_remove,
     tmpfs_rename,
@@ -154,6 +155,7 @@ class TmpfsMount(Mount):
     vop_rename = tmpfs_rename
     vop_exchange = tmpfs_exchange
     vop_read = tmpfs_read
+    vop_readinto = tmpfs_readinto
     vop_write = tmpfs_write
     vop_getextattr = tmpfs_getextattr
     vop_listextattr = tmpfs_listextattr

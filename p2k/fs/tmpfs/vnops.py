@@ -15,6 +15,7 @@ from p2k.fs.tmpfs.node import (
     TmpDir,
     TmpNode,
     read_pages,
+    read_pages_into,
     truncate_pages,
     write_pages,
 )
@@ -256,6 +257,15 @@ def tmpfs_read(m: TmpfsMount, vp: Vnode, offset: int, size: int) -> bytes:
     if not m.flags & MNT_NOATIME:
         n.atime_ns = now_ns()
     return read_pages(n.pages, n.size, offset, size)
+
+
+def tmpfs_readinto(m: TmpfsMount, vp: Vnode, offset: int, buf: memoryview) -> int:
+    n = _node(vp)
+    if n.pages is None:
+        raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
+    if not m.flags & MNT_NOATIME:
+        n.atime_ns = now_ns()
+    return read_pages_into(n.pages, n.size, offset, buf)
 
 
 def tmpfs_write(m: TmpfsMount, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
