@@ -4,14 +4,18 @@
 1. Write one 256 MiB file (1 MiB writes, then sync) on a fresh ``p2k newfs`` UFS2 image:
    p2k in-process vs the host writing the same bytes to a file (then fsync). Aim: ≥ 300 MB/s.
 2. Create 10,000 files of 4 KiB in a tree of 100 directories (then sync). Aim: ≥ 4,000 files/s
-   (NetBSD's rump kernel, synchronous metadata, does about 3,800/s on this kind of machine).
-3. 10,000 empty files in one process on an async and on an ordered mount (then sync). Aim:
-   >= 10,000/s async (issue 16; NetBSD's ``-o async`` did 26,000/s in that issue's run).
+   (NetBSD's rump kernel, synchronous metadata, did about 3,800/s on this kind of machine; with
+   ``P2K_PEERS`` it runs the same workload in the same run).
+3. 10,000 empty files in one process on an async, a ``-o log`` and an ordered mount (then sync).
+   Aim: >= 10,000/s async (issue 16). The peer is NetBSD's rump kernel doing the same in one
+   process on the same kind of image (``-o async``, ``-o log``, and its default mount, whose
+   metadata writes are synchronous, next to p2k's ordered one), when built here: ``P2K_PEERS``,
+   see bench/peers.py; without it the row says so and quotes issue 16's figure (26,000/s async).
 4. ``p2k makefs`` (in-process) of a 100 MiB tree of mixed files vs NetBSD ``makefs`` of the same
    tree, best of three runs each (the tree in the host's page cache). Aims (issue 16): time within
    1.5× of makefs, and with no ``-s`` an image no larger than makefs's.
 
-Usage: ``python bench/bench_ffs_write.py [--workdir DIR] [--size-mib 256] [--files 10000]``.
+Usage: ``[P2K_PEERS=/work/peers] python bench/bench_ffs_write.py [--workdir DIR] [--size-mib 256] [--files 10000]``.
 Profile with ``python -m pyinstrument bench/bench_ffs_write.py`` before optimising anything.
 """
 
@@ -29,6 +33,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from peers import missing, peer, rump_creates  # noqa: E402
 
 import p2k  # noqa: E402
 from p2k.cli.makefs import build_image, scan  # noqa: E402
@@ -99,12 +105,17 @@ def bench_small_files(work: Path, nfiles: int) -> float:
         k.halt()
 
 
-def bench_creates(work: Path, nfiles: int, flags: int) -> tuple[float, float]:
-    """Empty files in 10 directories, one process, then sync: the metadata path alone. Files per
-    second of wall time, and per second of this process's CPU (steadier on a shared machine)."""
+def _creates_image(work: Path) -> Path:
     img = work / "creates.img"
     img.unlink(missing_ok=True)
     newfs_image(str(img), NewfsOptions(size=256 << 20, version=2))
+    return img
+
+
+def bench_creates(work: Path, nfiles: int, flags: int) -> tuple[float, float]:
+    """Empty files in 10 directories, one process, then sync: the metadata path alone. Files per
+    second of wall time, and per second of this process's CPU (steadier on a shared machine)."""
+    img = _creates_image(work)
     k = p2k.Kernel(env={})
     k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK)
     k.sys.mkdir("/mnt", 0o755)
@@ -120,6 +131,37 @@ def bench_creates(work: Path, nfiles: int, flags: int) -> tuple[float, float]:
         return nfiles / (time.perf_counter() - t), nfiles / (time.process_time() - c)
     finally:
         k.halt()
+
+
+def netbsd_creates(work: Path, nfiles: int, mode: str) -> tuple[float, float] | None:
+    """The same workload through NetBSD's rump kernel on the same kind of image (mkdirs, creates
+    and sync timed, as above); files/s of wall time and of its process's CPU. None without it."""
+    if peer("rump_creates") is None:
+        return None
+    r = rump_creates(str(_creates_image(work)), mode, nfiles, 10, 0)
+    return None if r is None else (nfiles / r["work"], nfiles / r["cpu"])
+
+
+def print_creates(nfiles: int, work: Path) -> None:
+    """p2k's async, -o log and ordered mounts, each next to the NetBSD mount it is measured against."""
+    for label, flags, nb_mode, nb_label in (
+        ("async", p2k.MNT_ASYNC, "async", "-o async"),
+        ("-o log", p2k.MNT_LOG, "log", "-o log"),
+        ("ordered", 0, "sync", "default (sync metadata)"),
+    ):
+        cps, cpu_cps = bench_creates(work, nfiles, flags)
+        row = f"create {nfiles} empty files, {label} mount: p2k {cps:7.0f} files/s (per CPU-second {cpu_cps:7.0f})"
+        if flags == p2k.MNT_ASYNC:
+            row += f"   p2k/aim(10000) {cps / 10000:5.2f}"
+        nb = netbsd_creates(work, nfiles, nb_mode)
+        if nb is not None:
+            row += (f"   NetBSD rump {nb_label} {nb[0]:7.0f} files/s (per CPU-second {nb[1]:7.0f})   "
+                    f"p2k/NetBSD {cps / nb[0]:5.2f}x wall, {cpu_cps / nb[1]:5.2f}x CPU")
+        elif flags == p2k.MNT_ASYNC:
+            row += f"   p2k/NetBSD-async(~26000, issue 16's run, not this one) {cps / 26000:5.2f}"
+        print(row)
+    if peer("rump_creates") is None:
+        print(f"  creates peer: {missing('rump kernel creates peer (rump_creates)')}")
 
 
 def mixed_tree(root: Path, total_mib: int) -> Path:
@@ -194,13 +236,15 @@ def main() -> None:
     print(f"write {args.size_mib} MiB file: p2k {mbps:7.0f} MB/s   host {host_mbps:7.0f} MB/s   "
           f"p2k/host {mbps / host_mbps:5.2f}   p2k/aim(300) {mbps / 300:5.2f}")
     fps = bench_small_files(work, args.files)
-    print(f"create {args.files} x 4 KiB files: p2k {fps:7.0f} files/s   p2k/aim(4000) {fps / 4000:5.2f}   "
-          f"p2k/NetBSD-rump(~3800) {fps / 3800:5.2f}")
-    for label, flags in (("async", p2k.MNT_ASYNC), ("ordered", 0)):
-        cps, cpu_cps = bench_creates(work, args.files, flags)
-        print(f"create {args.files} empty files, {label} mount: p2k {cps:7.0f} files/s   p2k/aim(10000) "
-              f"{cps / 10000:5.2f}   p2k/NetBSD-async(~26000, issue 16's run) {cps / 26000:5.2f}   "
-              f"per CPU-second {cpu_cps:7.0f}")
+    row = f"create {args.files} x 4 KiB files: p2k {fps:7.0f} files/s   p2k/aim(4000) {fps / 4000:5.2f}   "
+    nb = rump_creates(str(_creates_image(work)), "sync", args.files, 100, 4096)
+    if nb is None:
+        row += f"p2k/NetBSD-rump(~3800, not this run) {fps / 3800:5.2f}"
+    else:
+        row += (f"NetBSD rump default mount {args.files / nb['work']:7.0f} files/s   "
+                f"p2k/NetBSD {fps * nb['work'] / args.files:5.2f}x")
+    print(row)
+    print_creates(args.files, work)
     m = bench_makefs(work, args.tree_mib)
     if "mk_s" not in m:
         print(f"makefs {args.tree_mib} MiB tree: p2k {m['p2k_s']:.2f} s (NetBSD makefs not installed)")

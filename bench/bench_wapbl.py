@@ -5,11 +5,13 @@
    system (then unmount), mounted ordered (p2k's default) and with ``-o log``; files/s and host
    fsyncs, and the log/ordered ratio. The issue's aim is ≥ 2× ordered; see the printout.
 2. The same with an fsync after every 10th file (where a journal's commits are what is paid).
+   Both next to NetBSD's rump kernel doing the same on the same kind of image (its default mount,
+   synchronous metadata, and ``-o log``) when built here: ``P2K_PEERS``, see bench/peers.py.
 3. Replay: a read-only mount of every NetBSD-made dirty fixture (../shared/fixtures/wapbl) with
    its log laid over the device, walking the tree, against the same walk with the log ignored
    (the journal flag cleared in a copy): the cost of the overlay.
 
-Usage: ``python bench/bench_wapbl.py [--files 10000] [--workdir DIR]``.
+Usage: ``[P2K_PEERS=/work/peers] python bench/bench_wapbl.py [--files 10000] [--workdir DIR]``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from peers import missing, peer, rump_creates  # noqa: E402
 
 import p2k  # noqa: E402
 from p2k.cli.main import main as p2k_main  # noqa: E402
@@ -76,6 +80,19 @@ def creates(work: Path, n: int, log: bool, every_fsync: int) -> tuple[float, int
     k.halt()
     img.unlink()
     return n / dt, _Count.fsyncs
+
+
+def netbsd_creates(work: Path, n: int, log: bool, every_fsync: int) -> float | None:
+    """The same creates through NetBSD's rump kernel (mount to unmount timed, as above); files/s,
+    or None without the peer."""
+    if peer("rump_creates") is None:
+        return None
+    img = _image(work / f"nb-{int(log)}.img")
+    try:
+        r = rump_creates(str(img), "log" if log else "sync", n, 100, 4096, every_fsync, "rr")
+    finally:
+        img.unlink()
+    return None if r is None else n / (r["mount"] + r["work"] + r["unmount"])
 
 
 def _walk(k: p2k.Kernel, top: str) -> int:
@@ -138,6 +155,13 @@ def run() -> None:
             l_rate, l_sync = creates(work, a.files, True, every)
             print(f"{label}: ordered {o_rate:,.0f} files/s ({o_sync} fsyncs), -o log {l_rate:,.0f} "
                   f"files/s ({l_sync} fsyncs); log/ordered {l_rate / o_rate:.2f}x (aim >= 2x)")
+            nb_sync, nb_log = netbsd_creates(work, a.files, False, every), netbsd_creates(work, a.files, True, every)
+            if nb_sync is None or nb_log is None:
+                print(f"  {missing('rump kernel creates peer (rump_creates)')}")
+            else:
+                print(f"  NetBSD rump, same run: default mount (sync metadata) {nb_sync:,.0f} files/s, -o log "
+                      f"{nb_log:,.0f} files/s; p2k/NetBSD: ordered/default {o_rate / nb_sync:.2f}x, "
+                      f"log/log {l_rate / nb_log:.2f}x")
         replay(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
