@@ -274,7 +274,7 @@ def test_socket_reads_share_a_small_buffer_pool(tmp_path: Path) -> None:
     one, and every read is exact either way."""
     k = p2k.Kernel(env={})
     url = f"unix://{tmp_path}/pool.sock"
-    srv = Server(k, url, ServerConfig(read_buffers=1, reply_timeout=0.5, reply_buffer=64 << 10))
+    srv = Server(k, url, ServerConfig(read_buffers=1, reply_timeout=2.0, reply_buffer=64 << 10))
     srv.bind()
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -296,7 +296,9 @@ def test_socket_reads_share_a_small_buffer_pool(tmp_path: Path) -> None:
             slow.sendall(P.frame(2, P.REQ, OP_OF["open"], P.encode([["/mnt/f", os.O_RDONLY], {}])))
             sfd = P.decode(f.read(P.parse_header(f.read(P.HEADER_SIZE), 1 << 20)[0]))
             slow.sendall(P.frame(3, P.REQ, OP_OF["pread"], P.encode([[sfd, 8 * MiB, 0], {}])))
-            time.sleep(0.1)
+            lent_by = time.monotonic() + 5  # on a loaded machine the server may take a while
+            while srv.bufpool._free and time.monotonic() < lent_by:
+                time.sleep(0.005)
             assert not srv.bufpool._free  # lent to the slow reader's blocked send
             for off in (0, 1, 3 * MiB + 5):
                 assert c.sys.pread(fd, 5 * MiB, off) == want[off:off + 5 * MiB]
