@@ -250,22 +250,24 @@ def tmpfs_readlink(m: TmpfsMount, vp: Vnode) -> bytes:
 
 
 # ---- data ------------------------------------------------------------------------------------
-def tmpfs_read(m: TmpfsMount, vp: Vnode, offset: int, size: int) -> bytes:
+def _read_node(m: TmpfsMount, vp: Vnode) -> TmpNode:
+    """The node a read is about to copy from: a regular file, its access time updated first."""
     n = _node(vp)
     if n.pages is None:
         raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
     if not m.flags & MNT_NOATIME:
         n.atime_ns = now_ns()
-    return read_pages(n.pages, n.size, offset, size)
+    return n
+
+
+def tmpfs_read(m: TmpfsMount, vp: Vnode, offset: int, size: int) -> bytes:
+    n = _read_node(m, vp)
+    return read_pages(n.pages, n.size, offset, size)  # type: ignore[arg-type]
 
 
 def tmpfs_readinto(m: TmpfsMount, vp: Vnode, offset: int, buf: memoryview) -> int:
-    n = _node(vp)
-    if n.pages is None:
-        raise OSError(errno.EISDIR if n.dir is not None else errno.EINVAL, "not a regular file")
-    if not m.flags & MNT_NOATIME:
-        n.atime_ns = now_ns()
-    return read_pages_into(n.pages, n.size, offset, buf)
+    n = _read_node(m, vp)
+    return read_pages_into(n.pages, n.size, offset, buf)  # type: ignore[arg-type]
 
 
 def tmpfs_write(m: TmpfsMount, vp: Vnode, offset: int, data: bytes | bytearray | memoryview) -> int:
