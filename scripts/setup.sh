@@ -28,8 +28,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import p2k, pyfuse3, trio, pytest, hypothesis, dissect.ffs, mypy, ruff, \
         dissect.hypervisor, dissect.volume, indexed_gzip, xz, tqdm, shtab, fsspec, pandas" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.p2k-installed ]; then
+   || [ pyproject.toml -nt .venv/.p2k-installed ] \
+   || compgen -G '.venv/lib/python3*/site-packages/__editable___p2k_*_finder.py' >/dev/null; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  # editable_mode=compat: the editable install is a plain path in a .pth file. setuptools' default
+  # (an import hook module loaded from a .pth) imports pathlib, re, urllib... in every interpreter
+  # of the venv, 8-12 ms before the first line of any command runs (issue 16, start-up).
+  # setuptools warns that compat mode is transitional; when it goes, a path .pth is what to keep.
+  .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
   touch .venv/.p2k-installed
 fi
