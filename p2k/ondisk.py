@@ -9,8 +9,14 @@ A structure is a class whose annotated fields, in on-disk order, each carry thei
         wc_addrs: Annotated[list[int], Fmt("12q")]
 
 From that one text the class gets a ``struct.Struct`` per byte order (``STRUCTS["<"]``,
-``STRUCTS[">"]``), its ``SIZE``, a dataclass constructor, ``decode``/``encode``/``encode_into``, and
-``OFFSETS`` (each field's byte offset), so nobody spells an offset or a format string a second time.
+``STRUCTS[">"]``), its ``SIZE``, a dataclass-like constructor (positional or keyword, one argument per
+field), ``==`` and ``repr`` over the fields, ``decode``/``encode``/``encode_into``, and ``OFFSETS``
+(each field's byte offset), so nobody spells an offset or a format string a second time.
+
+Not ``dataclasses``: every command imports the FFS driver's records, and ``dataclasses`` (with the
+``inspect``, ``ast`` and ``tokenize`` it imports) plus its per-class code generation cost about 10 ms
+of a 20 ms start-up. The constructor is generated on a structure's first instantiation instead, the
+same code a dataclass would have (one assignment per field), so the hot paths pay nothing more.
 
 Why not construct, the library the project was first specified with: construct's fields are
 invisible to editors and type checkers (the record is a dict-like ``Container``), and even its
@@ -24,7 +30,6 @@ Repeated fields (``"12q"``) become lists; ``Ns`` fields are bytes.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import struct
 import sys
@@ -33,11 +38,22 @@ from typing import Annotated, Any, ClassVar, Self, dataclass_transform, get_args
 ENDIANS = ("<", ">")
 
 
-@dataclasses.dataclass(frozen=True)
 class Fmt:
     """The ``struct`` format of one field: ``"I"``, ``"12q"``, ``"16s"``."""
 
-    fmt: str
+    __slots__ = ("fmt",)
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+
+    def __repr__(self) -> str:
+        return f"Fmt({self.fmt!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fmt) and other.fmt == self.fmt
+
+    def __hash__(self) -> int:
+        return hash(self.fmt)
 
 
 U8 = Annotated[int, Fmt("B")]
@@ -51,6 +67,7 @@ I64 = Annotated[int, Fmt("q")]
 
 _FIELD_STRUCTS: dict[tuple[type, str, str], struct.Struct] = {}
 _COUNTED = re.compile(r"^(\d+)([a-zA-Z?])$")
+_HINTS: dict[tuple[str, str], Any] = {}  # (module, annotation text) -> the evaluated hint
 
 
 def _field_format(owner: type, name: str, hint: Any) -> str:
@@ -59,6 +76,18 @@ def _field_format(owner: type, name: str, hint: Any) -> str:
             if isinstance(meta, Fmt):
                 return meta.fmt
     raise TypeError(f"{owner.__name__}.{name}: an on-disk field needs a Fmt (e.g. U32 or Annotated[.., Fmt(..)])")
+
+
+def _hint(module: str, text: str) -> Any:
+    """An annotation (a string under ``from __future__ import annotations``) evaluated in its
+    module, then here; a superblock repeats a dozen texts a hundred times, so each is evaluated once."""
+    key = (module, text)
+    hint = _HINTS.get(key)
+    if hint is None:
+        mod = sys.modules.get(module)
+        names = {**globals(), **(vars(mod) if mod else {})}
+        hint = _HINTS[key] = eval(text, names)  # noqa: S307 - our own annotations
+    return hint
 
 
 @dataclass_transform()
@@ -77,9 +106,7 @@ class Record:
             # A subclass of a declared record adds in-core state (the superblock's byte order, where
             # it was found): its own annotations are not on disk, and the layout is inherited.
             return
-        module = sys.modules.get(cls.__module__)
-        names = {**globals(), **(vars(module) if module else {})}
-        hints = {n: eval(a, names) if isinstance(a, str) else a  # noqa: S307 - our own annotations
+        hints = {n: _hint(cls.__module__, a) if isinstance(a, str) else a
                  for n, a in cls.__dict__.get("__annotations__", {}).items()}
         own = [n for n in hints if get_origin(hints[n]) is not ClassVar and not n.startswith("_")]
         fields = tuple((n, _field_format(cls, n, hints[n])) for n in own)
@@ -96,7 +123,31 @@ class Record:
             offsets[n] = off
             off += struct.calcsize("<" + f)
         cls.OFFSETS = offsets
-        dataclasses.dataclass(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Stands in until a structure is first built: generates its constructor (one assignment
+        per field, as a dataclass's), installs it on the declaring class and calls it."""
+        decl: type[Record] = next(c for c in type(self).__mro__ if "FIELDS" in vars(c))
+        names = [n for n, _ in decl.FIELDS]
+        params = "".join(f", {n}" for n in names)
+        body = "".join(f"\n    self.{n} = {n}" for n in names) or "\n    pass"
+        ns: dict[str, Any] = {}
+        exec(f"def __init__(self{params}):{body}", ns)  # noqa: S102 - field names, checked identifiers
+        init = ns["__init__"]
+        init.__qualname__ = f"{decl.__qualname__}.__init__"
+        setattr(decl, "__init__", init)  # noqa: B010 - a method installed on another class
+        init(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n, _ in self.FIELDS)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n, _ in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value: as a dataclass
 
     @classmethod
     def decode(cls, buf: bytes | bytearray | memoryview, off: int = 0, endian: str = "<") -> Self:
