@@ -8,8 +8,9 @@ need a kernel must not pay for importing one, the way a C tool pays nothing for 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from p2k.lazy import exports
 
 __version__ = "0.1.0"
 
@@ -59,13 +60,7 @@ if TYPE_CHECKING:
     from p2k.vfs.vfs_syscalls import RENAME_NOREPLACE as RENAME_NOREPLACE
 
 
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'p2k' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:

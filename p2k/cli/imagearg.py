@@ -13,6 +13,7 @@ import argparse
 import errno
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from p2k.cli.progress import Bars, wanted
@@ -214,14 +215,18 @@ def resolve_image(text: str, readonly: bool, prog: str = "p2k", bars: bool = Fal
     """``IMAGE[:NAME]`` → backend and window, with the map's warnings printed to stderr as
     ``PROG: IMAGE: warning: ...``; with ``bars``, a bar for a container's first full pass (a
     multi-gigabyte gzip'd release image takes a while to index before its first read)."""
-    from p2k.etfs import parse_size
     from p2k.etfs.resolve import resolve
     from p2k.fs.ffs.fs import probe
     from p2k.hyper.containers import GZIP_INDEX
 
     with Bars(bars, prog.removeprefix("p2k ") or "p2k", units={GZIP_INDEX: "B"}) as progress:
         backend, path, name = open_image_source(text, readonly, progress)
-        target = resolve(backend, name, readonly=readonly, detect=probe, parse_size=parse_size)
+        sizes: Callable[[str, str], int] | None = None
+        if name is not None:  # an @OFFSET,SIZE window; drivespecs are not imported for a bare image
+            from p2k.etfs.drivespec import parse_size
+
+            sizes = parse_size
+        target = resolve(backend, name, readonly=readonly, detect=probe, parse_size=sizes)
     for w in target.warnings:
         print(f"{prog}: {path}: warning: {w}", file=sys.stderr)
     return target

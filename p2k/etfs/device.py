@@ -10,9 +10,12 @@ from __future__ import annotations
 import errno
 import itertools
 import threading
+from typing import TYPE_CHECKING
 
-from p2k.etfs.fault import FaultInjector, FaultPlan
 from p2k.hyper import Window
+
+if TYPE_CHECKING:
+    from p2k.etfs.fault import FaultInjector, FaultPlan
 
 ETFS_REG = 0
 ETFS_BLK = 1
@@ -74,6 +77,8 @@ class Device:
 
     def set_faults(self, plan: FaultPlan | None) -> FaultInjector | None:
         """Put a fault plan between this device and its host file (None removes it)."""
+        from p2k.etfs.fault import FaultInjector  # only a test or a drivespec with fault options gets here
+
         with self._lock:
             self.faults = FaultInjector(self._hostfile(), plan) if plan is not None and plan.active else None
             return self.faults

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import IO, BinaryIO, cast
 
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
-from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
 
 Progress = Callable[[str, int, int], None]
 """``progress(what, done, total)``, the callback every long library step takes (the CLI draws it)."""
@@ -152,6 +151,9 @@ def _wrap(raw: RawFileBackend, kind: str, fn: StreamMaker, progress: Progress | 
 
 
 def _open_qcow2(raw: RawFileBackend, depth: int, progress: Progress | None = None) -> Backend:
+    # Here, not at the top: every command opens a raw image through this module, few a qcow2 one.
+    from p2k.hyper.qcow2 import Qcow2Backend, backing_name, backing_path, read_header
+
     found = read_header(raw)
     if found is not None:
         hdr = found[0]
@@ -290,6 +292,8 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
 
 
 def _qcow2_fileobj(outer: FileObjBackend, name: str, open_sibling: SiblingOpener | None, depth: int) -> Backend:
+    from p2k.hyper.qcow2 import Qcow2Backend, backing_name, read_header
+
     found = read_header(outer)
     if found is None:
         raise OSError(errno.ENOTSUP, "a qcow2 variant p2k's own reader leaves out (subclusters, zstd, an "
