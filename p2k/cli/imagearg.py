@@ -196,9 +196,11 @@ def check_fstype(args: argparse.Namespace) -> None:
 def register_image(etfs: EtfsRegistry, args: argparse.Namespace, readonly: bool) -> str:
     """Register the image (or drivespec) in ``etfs`` (a kernel's, or a registry of its own for
     the commands that read a device without a kernel: fsck, dumpfs); returns the device key."""
-    from p2k.etfs import ETFS_BLK, parse_drivespec
+    from p2k.etfs import ETFS_BLK
 
     if args.drivespec:
+        from p2k.etfs.drivespec import parse_drivespec
+
         spec = parse_drivespec(args.drivespec)
         if readonly:
             spec.readonly = True

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import errno
 import functools
-import inspect
-import logging
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-log = logging.getLogger("p2k.vfs")
+from p2k.hyper.console import console
+
+log = console("p2k.vfs")
+
+CO_GENERATOR = 0x20  # inspect.CO_GENERATOR, without importing inspect (and ast, dis, tokenize) for it
 
 # The driver entry points the generic layer calls; everything named vop_* is one too.
 VFS_OPS = ("vfs_start", "vfs_loadvnode", "vfs_statvfs", "vfs_sync", "vfs_unmount", "vfs_root_ino")
@@ -34,6 +35,8 @@ def _internal(mp: Any, op: str, exc: BaseException) -> OSError:
     msg = f"{fstype}: {op}: internal error {type(exc).__name__}: {exc}; returning EIO"
     params = getattr(kernel, "params", None)
     if params is not None and getattr(params, "verbose", False):
+        import traceback
+
         log.error("%s\n%s", msg, "".join(traceback.format_exception(exc)))
     else:
         log.warning("%s", msg)
@@ -44,7 +47,7 @@ def _internal(mp: Any, op: str, exc: BaseException) -> OSError:
 
 def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap one driver method (generator methods — readdir — are guarded while they iterate)."""
-    if inspect.isgeneratorfunction(fn):
+    if getattr(fn, "__code__", None) is not None and fn.__code__.co_flags & CO_GENERATOR:
         @functools.wraps(fn)
         def gen_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:

@@ -16,13 +16,13 @@ an indirect block that points at itself or at an ancestor cannot make the walk l
 from __future__ import annotations
 
 import errno
-import logging
 import struct
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, Superblock, cgdmin, cgsblock
+from p2k.hyper.console import console
 
-log = logging.getLogger("p2k.ffs")
+log = console("p2k.ffs")
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode

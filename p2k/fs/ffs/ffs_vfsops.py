@@ -24,7 +24,6 @@ are kept in step with the 64-bit fields on every superblock write.
 from __future__ import annotations
 
 import errno
-import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +88,7 @@ from p2k.fs.ffs.wapbl import JournalLoc, LogError, Replay, ReplayedDevice, has_l
 from p2k.fs.ffs.wapbl_finish import replay_finish
 from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
 from p2k.hyper import now_ns
+from p2k.hyper.console import console
 from p2k.vfs.mount import MNT_ASYNC, MNT_LOG, Mount
 from p2k.vfs.vattr import StatVFS
 
@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice, Buf
 
 ST_RDONLY = 1
-log = logging.getLogger("p2k.ffs")
+log = console("p2k.ffs")
 _KNOWN_FLAGS = (FS_UNCLEAN | FS_DOSOFTDEP | FS_NEEDSFSCK | FS_SUJ | FS_POSIX1EACLS | FS_MULTILABEL
                 | FS_GJOURNAL | FS_FLAGS_UPDATED | FS_DOWAPBL | FS_DOQUOTA2 | FS_TRIM | FS_NFS4ACLS)
 

@@ -27,7 +27,6 @@ directory as in an empty one. Lookup's ``ip.dircache`` (name → inode) is kept 
 from __future__ import annotations
 
 import errno
-import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -47,6 +46,7 @@ from p2k.fs.ffs.dir import (
 from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import UFS_ROOTINO, sblksize
 from p2k.fs.ffs.inode import IFDIR
+from p2k.hyper.console import console
 from p2k.vfs.vattr import Dirent
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from p2k.vfs.bufcache import Buf
     from p2k.vfs.vnode import Vnode
 
-log = logging.getLogger("p2k.ffs")
+log = console("p2k.ffs")
 MAX_DIR_ERRORS = 100
 
 # ---- reading -------------------------------------------------------------------------------------

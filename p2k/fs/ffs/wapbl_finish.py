@@ -10,15 +10,15 @@ been closed. Runs once the mount is writable, as NetBSD runs it from ffs_wapbl_s
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.inode import IFDIR, IFMT
+from p2k.hyper.console import console
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
 
-log = logging.getLogger("p2k.ffs")
+log = console("p2k.ffs")
 
 
 def replay_finish(m: FfsMount, inodes: list[tuple[int, int]]) -> None:

@@ -23,7 +23,6 @@ Where the log is, and how a new one is made room for, is ``ffs_wapbl.py``'s busi
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -41,13 +40,14 @@ from p2k.fs.ffs.wapbl import (
     read_header,
 )
 from p2k.hyper import now_ns
+from p2k.hyper.console import console
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_alloc import Allocator
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.vfs.bufcache import Buf
 
-log = logging.getLogger("p2k.ffs")
+log = console("p2k.ffs")
 
 MAXPHYS = 64 * 1024  # wapbl_start refuses a smaller log
 
