@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import Any
 
 import p2k
 from p2k.cli.errors import UsageError, run_main
 from p2k.cli.imagearg import hide_operand_defaults, settle_operands
-from p2k.cli.manual import document
 
 # Modules that contribute subcommands (each defines register(subparsers)), with the commands each
 # registers: a command line builds only its command's parser (building all of them cost 30 ms of
@@ -39,27 +40,77 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 SUBCOMMAND_MODULES = tuple(SUBCOMMANDS)
 
 
+def _columns() -> int:
+    """The terminal width as ``shutil.get_terminal_size`` finds it (COLUMNS, then the tty, else 80),
+    which argparse imports ``shutil`` (with bz2, lzma, fnmatch: 2 ms) to ask, for every parser
+    and argument, though only a help page uses it."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout, the epilog kept verbatim (the manual sections are laid out already)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
+    manual: tuple[str | None] | None = None
+    """(command,) whose ENVIRONMENT and EXIT STATUS sections (p2k.cli.manual) end the help page;
+    added when a help page is made, as only ``--help`` needs them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def format_help(self) -> str:
+        if self.manual is not None:
+            from p2k.cli.manual import epilog
+
+            self.epilog = epilog(self.manual[0], self.epilog)
+            self.manual = None
+        return super().format_help()
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\nusage: {self.format_usage().strip().removeprefix('usage: ')}", prog=self.prog)
 
 
-def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def build_parser(command: str | None = None,
+                 subcommands: bool = True) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The parser and each command's subparser (by name). With ``command``, a known command
-    name, only the module that provides it is registered; otherwise (help, a wrong name) all."""
+    name, only the module that provides it is registered; otherwise (help, a wrong name) all;
+    none without ``subcommands`` (``p2k --version``, which needs no command's parser)."""
     parser = _Parser(prog="p2k", description="NetBSD's rump file-system stack (FFS, tmpfs) in Python.")
     parser.add_argument("--version", action="version", version=f"p2k {p2k.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     only = [m for m, names in SUBCOMMANDS.items() if command in names]
-    for modname in only or SUBCOMMAND_MODULES:
+    for modname in (only or SUBCOMMAND_MODULES) if subcommands else ():
         importlib.import_module(modname).register(sub)
     commands: dict[str, argparse.ArgumentParser] = dict(sub.choices)
     for name, p in commands.items():
-        document(p, name)
+        _document(p, name)
         if p.get_default("_image_operand") is not None:  # only where settle_operands deals them
             hide_operand_defaults(p)
-    document(parser, None)
+    _document(parser, None)
     return parser, commands
+
+
+def _document(parser: argparse.ArgumentParser, command: str | None) -> None:
+    """Give ``parser`` its ENVIRONMENT and EXIT STATUS sections, added to its epilog when its help
+    page is made (``_Parser.format_help``), and the layout that keeps them verbatim."""
+    assert isinstance(parser, _Parser), parser  # every parser here is made with parser_class=_Parser
+    parser.manual = (command,)
+    parser.formatter_class = _Formatter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int | None:
         words = sys.argv[1:] if argv is None else argv
-        parser, commands = build_parser(words[0] if words and not words[0].startswith("-") else None)
+        first = words[0] if words else None
+        parser, commands = build_parser(first if first and not first.startswith("-") else None,
+                                        subcommands=first != "--version")
         args, extra = parser.parse_known_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

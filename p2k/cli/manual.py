@@ -8,7 +8,6 @@ same behaviour say it in the same words and a new command gets a correct default
 
 from __future__ import annotations
 
-import argparse
 import sys
 import textwrap
 from typing import NamedTuple
@@ -117,12 +116,6 @@ def epilog(command: str | None, extra: str | None = None) -> str:
         out += textwrap.wrap(m.env_note, 110, initial_indent="  ", subsequent_indent="  ")
     out += [""] + _section("exit status", [(str(code), text) for code, text in m.exits])
     return "\n".join(out)
-
-
-def document(parser: argparse.ArgumentParser, command: str | None) -> None:
-    """Give ``parser`` its ENVIRONMENT and EXIT STATUS sections (kept verbatim, not re-wrapped)."""
-    parser.epilog = epilog(command, parser.epilog)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def help_page(prog: str, usage: str, summary: str, options: list[tuple[str, str]]) -> str:
