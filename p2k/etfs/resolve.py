@@ -13,12 +13,12 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from p2k.hyper import Backend, open_backend
 from p2k.hyper.containers import ContainerReadOnly, Progress
 from p2k.hyper.hostio import host_path_exists
+from p2k.slotted import Slotted
 
 if TYPE_CHECKING:
     from p2k.etfs.volumes import Volume, VolumeMap
@@ -45,16 +45,24 @@ def parse_window(text: str, parse_size: Callable[[str, str], int]) -> tuple[int,
     return off, size
 
 
-@dataclass
-class Target:
+class Target(Slotted):
     """What to register: ``size`` bytes of ``backend`` from ``offset``; ``name`` the volume chosen
     (None: the whole image, or a window given by offset)."""
 
+    __slots__ = ("backend", "offset", "size", "name", "warnings")
     backend: Backend
     offset: int
     size: int
-    name: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    name: str | None
+    warnings: list[str]
+
+    def __init__(self, backend: Backend, offset: int, size: int, name: str | None = None,
+                 warnings: list[str] | None = None) -> None:
+        self.backend = backend
+        self.offset = offset
+        self.size = size
+        self.name = name
+        self.warnings = [] if warnings is None else warnings
 
 
 def split_image_arg(text: str, exists: Callable[[str], bool] = host_path_exists) -> tuple[str, str | None]:

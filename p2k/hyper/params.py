@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_NCPU = 2
 DEFAULT_NVNODES = 1024
@@ -75,9 +75,8 @@ def _parse_bool(text: str | int | bool, name: str) -> bool:
     raise ParamError(f"{name}: invalid value {text!r} (0 or 1)")
 
 
-@dataclass(frozen=True, slots=True)
-class KernelParams:
-    """The parameters a kernel was booted with; frozen because they are read exactly once."""
+class KernelParams(NamedTuple):
+    """The parameters a kernel was booted with; immutable because they are read exactly once."""
 
     ncpu: int = DEFAULT_NCPU
     verbose: bool = False

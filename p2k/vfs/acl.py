@@ -16,7 +16,7 @@ merges the mode in, and setting one moves those entries into the mode.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from typing import Any
 
 from p2k.ondisk import I32, U16, U32, Record
 from p2k.vfs.lwproc import Cred
@@ -188,12 +188,16 @@ def acl_permits(cred: Cred, va: Vattr, entries: list[Entry], want: int) -> bool:
     return want & va.mode & 7 == want
 
 
-@dataclass(slots=True)
 class AclVattr(Vattr):
     """Attributes of a file whose access ACL the permission checks must apply (mount with ACLs
     enforced, ACL stored); ``acl`` has the mode merged in."""
 
-    acl: list[Entry] = field(default_factory=list)
+    __slots__ = ("acl",)
+    acl: list[Entry]
+
+    def __init__(self, *args: Any, acl: list[Entry] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acl = [] if acl is None else acl
 
 
 def enforced_vattr(va: Vattr, raw: bytes | None, endian: str) -> Vattr:
@@ -207,7 +211,7 @@ def enforced_vattr(va: Vattr, raw: bytes | None, endian: str) -> Vattr:
     except OSError:
         return va
     return AclVattr(va.mode, va.nlink, va.uid, va.gid, va.size, va.ino, va.rdev, va.atime_ns, va.mtime_ns,
-                    va.ctime_ns, va.birthtime_ns, va.blocks, va.blksize, va.flags, va.gen, va.fsid, acl)
+                    va.ctime_ns, va.birthtime_ns, va.blocks, va.blksize, va.flags, va.gen, va.fsid, acl=acl)
 
 
 def access_default(mode: int) -> list[Entry]:

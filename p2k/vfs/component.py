@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import errno
 import importlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(NamedTuple):
     """``mount_class`` may be given as ``"package.module:Class"``: the driver is then imported at
     its first mount, not when the component registers. A command that only needs a driver's
     libraries (fsck, newfs, dumpfs import ``p2k.fs.ffs`` for them) does not pay for loading every
@@ -25,7 +23,7 @@ class Component:
 
     name: str
     mount_class: type[Mount] | str | None = None
-    deps: tuple[str, ...] = field(default=("vfs",))
+    deps: tuple[str, ...] = ("vfs",)
     description: str = ""
 
     def mounter(self) -> type[Mount]:

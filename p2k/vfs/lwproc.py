@@ -9,8 +9,7 @@ share its parent's fd table (RUMP_RFFDG clear), copy it (RUMP_RFFDG) or start em
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from p2k.vfs.file import FdTable
 
@@ -24,13 +23,12 @@ RFSHARE = 0  # neither: share the parent's table
 _pids = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class Cred:
-    """Credentials a permission check is made with; frozen so a check never sees a half-change."""
+class Cred(NamedTuple):
+    """Credentials a permission check is made with; immutable so a check never sees a half-change."""
 
     uid: int = 0
     gid: int = 0
-    groups: tuple[int, ...] = field(default=())
+    groups: tuple[int, ...] = ()
 
     @property
     def is_root(self) -> bool:

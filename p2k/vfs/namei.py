@@ -10,9 +10,9 @@ when a whole absolute path equals it, before the root file system's own entries,
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from p2k.slotted import Slotted
 from p2k.vfs.perm import X_OK, check_access
 from p2k.vfs.vattr import VDIR, VLNK
 
@@ -27,14 +27,20 @@ PATH_MAX = 1024
 LOOKUP, CREATE, DELETE, RENAME = 0, 1, 2, 3
 
 
-@dataclass(slots=True)
-class NameiResult:
+class NameiResult(Slotted):
     """``dvp`` (when a parent was asked for) and ``vp`` are referenced; ``release`` drops both."""
 
+    __slots__ = ("dvp", "vp", "name", "trailing_slash")
     dvp: Vnode | None
     vp: Vnode | None
     name: bytes
     trailing_slash: bool
+
+    def __init__(self, dvp: Vnode | None, vp: Vnode | None, name: bytes, trailing_slash: bool) -> None:
+        self.dvp = dvp
+        self.vp = vp
+        self.name = name
+        self.trailing_slash = trailing_slash
 
     def release(self, kernel: Kernel) -> None:
         rele = kernel.vcache.vrele

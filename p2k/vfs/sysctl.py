@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
@@ -25,8 +24,7 @@ the C structures; Python objects are bigger). kern.maxvnodes is capped at 75% of
 divided by this, as NetBSD caps it at 75% of kernel memory."""
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
     name: str
     get: Callable[[Kernel], int]
     set: Callable[[Kernel, int], None] | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import stat as stat_mod
-from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
+
+from p2k.slotted import Slotted
 
 VNOVAL = None
 
@@ -24,46 +25,83 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 
 
-@dataclass(slots=True)
-class Vattr:
-    """A snapshot of a vnode's attributes; times are integer nanoseconds since the epoch."""
+class Vattr(Slotted):
+    """A snapshot of a vnode's attributes; times are integer nanoseconds since the epoch.
+    (A plain slotted class, not a dataclass: see ``p2k.slotted``.)"""
 
+    __slots__ = ("mode", "nlink", "uid", "gid", "size", "ino", "rdev", "atime_ns", "mtime_ns", "ctime_ns",
+                 "birthtime_ns", "blocks", "blksize", "flags", "gen", "fsid")
     mode: int
     nlink: int
     uid: int
     gid: int
     size: int
     ino: int
-    rdev: int = 0
-    atime_ns: int = 0
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-    birthtime_ns: int = 0
-    blocks: int = 0  # 512-byte units actually allocated
-    blksize: int = 4096
-    flags: int = 0
-    gen: int = 0
-    fsid: int = 0
+    rdev: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    birthtime_ns: int
+    blocks: int  # 512-byte units actually allocated
+    blksize: int
+    flags: int
+    gen: int
+    fsid: int
+
+    def __init__(self, mode: int, nlink: int, uid: int, gid: int, size: int, ino: int, rdev: int = 0,
+                 atime_ns: int = 0, mtime_ns: int = 0, ctime_ns: int = 0, birthtime_ns: int = 0, blocks: int = 0,
+                 blksize: int = 4096, flags: int = 0, gen: int = 0, fsid: int = 0) -> None:
+        self.mode = mode
+        self.nlink = nlink
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.ino = ino
+        self.rdev = rdev
+        self.atime_ns = atime_ns
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.birthtime_ns = birthtime_ns
+        self.blocks = blocks
+        self.blksize = blksize
+        self.flags = flags
+        self.gen = gen
+        self.fsid = fsid
 
     @property
     def type(self) -> int:
         return stat_mod.S_IFMT(self.mode)
 
 
-@dataclass(slots=True)
-class SetAttr:
+class SetAttr(Slotted):
     """Changes asked of setattr; None means 'leave alone'. Times are ns, never UTIME_* here."""
 
-    mode: int | None = None  # permission bits only (07777)
-    uid: int | None = None
-    gid: int | None = None
-    size: int | None = None
-    atime_ns: int | None = None
-    mtime_ns: int | None = None
-    ctime_ns: int | None = None
-    birthtime_ns: int | None = None
-    flags: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    __slots__ = ("mode", "uid", "gid", "size", "atime_ns", "mtime_ns", "ctime_ns", "birthtime_ns", "flags", "extra")
+    mode: int | None  # permission bits only (07777)
+    uid: int | None
+    gid: int | None
+    size: int | None
+    atime_ns: int | None
+    mtime_ns: int | None
+    ctime_ns: int | None
+    birthtime_ns: int | None
+    flags: int | None
+    extra: dict[str, object]
+
+    def __init__(self, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                 size: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
+                 ctime_ns: int | None = None, birthtime_ns: int | None = None, flags: int | None = None,
+                 extra: dict[str, object] | None = None) -> None:
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.atime_ns = atime_ns
+        self.mtime_ns = mtime_ns
+        self.ctime_ns = ctime_ns
+        self.birthtime_ns = birthtime_ns
+        self.flags = flags
+        self.extra = {} if extra is None else extra
 
 
 class _Owned(Protocol):
@@ -86,8 +124,7 @@ def apply_owner_mode(node: _Owned, sa: SetAttr) -> None:
         node.flags = sa.flags
 
 
-@dataclass(frozen=True, slots=True)
-class StatVFS:
+class StatVFS(NamedTuple):
     """statvfs(2) figures; f_bavail already excludes the reserve that only root may use."""
 
     f_bsize: int

@@ -30,11 +30,11 @@ import bisect
 import errno
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from p2k.fs.ffs.fs import Superblock
 from p2k.ondisk import I32, I64, U32, U64, Fmt, Record
+from p2k.slotted import Slotted
 
 if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice
@@ -100,10 +100,10 @@ class LogError(Exception):
     """The log cannot be replayed; the message is the one-line reason."""
 
 
-@dataclass
-class JournalLoc:
+class JournalLoc(Slotted):
     """Where the superblock says the log is, decoded in the order that made sense."""
 
+    __slots__ = ("location", "addr", "count", "blksz", "ino", "flags", "endian")
     location: int
     addr: int
     count: int
@@ -111,6 +111,15 @@ class JournalLoc:
     ino: int
     flags: int
     endian: str
+
+    def __init__(self, location: int, addr: int, count: int, blksz: int, ino: int, flags: int, endian: str) -> None:
+        self.location = location
+        self.addr = addr
+        self.count = count
+        self.blksz = blksz
+        self.ino = ino
+        self.flags = flags
+        self.endian = endian
 
     @property
     def offset(self) -> int:
@@ -159,19 +168,30 @@ def find_log(fs: Superblock, devsize: int) -> JournalLoc:
                    "and block size in either byte order")
 
 
-@dataclass
-class Replay:
+class Replay(Slotted):
     """A parsed log: the newer commit header, and what replaying it means."""
 
+    __slots__ = ("loc", "endian", "header", "pread", "blocks", "inodes", "transactions", "records", "_keys")
     loc: JournalLoc
     endian: str
     header: WcHeader
     pread: Callable[[int, int], bytes]
-    blocks: dict[int, int] = field(default_factory=dict)  # device byte offset -> circ offset
-    inodes: list[tuple[int, int]] = field(default_factory=list)  # (ino, mode) to free
-    transactions: int = 0
-    records: int = 0
-    _keys: list[int] = field(default_factory=list)
+    blocks: dict[int, int]  # device byte offset -> circ offset
+    inodes: list[tuple[int, int]]  # (ino, mode) to free
+    transactions: int
+    records: int
+    _keys: list[int]
+
+    def __init__(self, loc: JournalLoc, endian: str, header: WcHeader, pread: Callable[[int, int], bytes]) -> None:
+        self.loc = loc
+        self.endian = endian
+        self.header = header
+        self.pread = pread
+        self.blocks = {}
+        self.inodes = []
+        self.transactions = 0
+        self.records = 0
+        self._keys = []
 
     @property
     def empty(self) -> bool:
