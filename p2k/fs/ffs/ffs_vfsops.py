@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
 from p2k.fs.ffs.dinode import DinodeCodec
-from p2k.fs.ffs.ffs_alloc import Allocator
 from p2k.fs.ffs.ffs_inode import ffs_update
 from p2k.fs.ffs.ffs_vnops import (
     ffs_deleteextattr,
@@ -40,7 +39,6 @@ from p2k.fs.ffs.ffs_vnops import (
     ffs_reclaim,
     ffs_setextattr,
 )
-from p2k.fs.ffs.ffs_wapbl import LogPlan, create_infs_log, log_position, plan_infs_log, record
 from p2k.fs.ffs.fs import (
     DEV_BSIZE,
     FS_44INODEFMT,
@@ -68,7 +66,6 @@ from p2k.fs.ffs.fs import (
     maxfilesize,
 )
 from p2k.fs.ffs.inode import IFDIR, VALID_TYPES, Inode
-from p2k.fs.ffs.suj import release_sujournal
 from p2k.fs.ffs.ufs_inode import ufs_inactive
 from p2k.fs.ffs.ufs_lookup import DirIndex, dir_entries, ufs_isempty, ufs_lookup, ufs_readdir
 from p2k.fs.ffs.ufs_readwrite import ffs_read, ffs_readinto, ffs_write, read_range
@@ -84,15 +81,16 @@ from p2k.fs.ffs.ufs_vnops import (
     ufs_setattr,
     ufs_symlink,
 )
-from p2k.fs.ffs.wapbl import JournalLoc, LogError, Replay, ReplayedDevice, has_log, log_state
-from p2k.fs.ffs.wapbl_finish import replay_finish
-from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
 from p2k.hyper import now_ns
 from p2k.hyper.console import console
 from p2k.vfs.mount import MNT_ASYNC, MNT_LOG, Mount
 from p2k.vfs.vattr import StatVFS
 
 if TYPE_CHECKING:
+    from p2k.fs.ffs.ffs_alloc import Allocator
+    from p2k.fs.ffs.ffs_wapbl import LogPlan
+    from p2k.fs.ffs.wapbl import JournalLoc, Replay
+    from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
     from p2k.kernel import Kernel
     from p2k.vfs.bufcache import BlockDevice, Buf
 
@@ -117,6 +115,8 @@ def compute_rw_refusal(fs: Superblock, journal: Replay | str | None) -> str | No
     if flags & FS_DOWAPBL:
         if isinstance(journal, str):
             return f"WAPBL journal cannot be replayed ({journal}); run fsck -y"
+        from p2k.fs.ffs.wapbl import has_log
+
         if journal is None and not has_log(fs):  # FreeBSD's meaning of 0x100
             return "NFSv4 ACLs (FreeBSD FS_NFS4ACLS) are not maintained"
     if flags & FS_NFS4ACLS:  # POSIX.1e ACLs on UFS2 are (ffs_vnops, p2k.vfs.acl); NFSv4 ones not
@@ -196,13 +196,21 @@ class FfsMount(Mount):
             return
         if self.rw_refusal is not None:
             raise OSError(errno.EROFS, f"read-write mount refused: {self.rw_refusal}")
-        if self.dev.readonly and not isinstance(self.dev, ReplayedDevice):
-            raise OSError(errno.EROFS, "device is read-only")
         self._start_rw()
 
     def _start_rw(self) -> None:
         """ffs_mountfs for a read-write mount, after the checks both kinds share: the refusals
-        only a writer has, the journal written home, the allocator, then the clean-flag shift."""
+        only a writer has, the journal written home, the allocator, then the clean-flag shift.
+        The journal and allocator modules are imported here: a read-only mount of an image
+        without a log (every fs-utils command) needs none of them."""
+        from p2k.fs.ffs.ffs_alloc import Allocator
+        from p2k.fs.ffs.ffs_wapbl import log_position, plan_infs_log
+        from p2k.fs.ffs.suj import release_sujournal
+        from p2k.fs.ffs.wapbl import ReplayedDevice
+        from p2k.fs.ffs.wapbl_finish import replay_finish
+
+        if self.dev.readonly and not isinstance(self.dev, ReplayedDevice):
+            raise OSError(errno.EROFS, "device is read-only")
         fs = self.fs
         if self.oldfmt_dir:
             raise OSError(errno.EROFS, "read-write mount refused: 4.2BSD directory/inode format "
@@ -260,6 +268,8 @@ class FfsMount(Mount):
             self.kernel.op_end_hooks.append(self._log_op_end)  # last: the mount is complete
 
     def _start_log(self, loc: JournalLoc) -> None:
+        from p2k.fs.ffs.wapbl_log import DeferredFrees, LogWriter
+
         self.wapbl = LogWriter(self, loc)
         self.deferred = DeferredFrees(self.alloc)
 
@@ -267,6 +277,8 @@ class FfsMount(Mount):
         """wapbl_create_infs_log's order: the journal inode and its blocks written home (a plain
         ordered sync, not journaled: there is no journal yet), then the superblock that names
         them, so a power cut leaves either no journal or a whole one on an unclean file system."""
+        from p2k.fs.ffs.ffs_wapbl import create_infs_log, record
+
         loc = create_infs_log(self, plan)
         self.vfs_sync()
         record(self.fs, loc)
@@ -282,6 +294,10 @@ class FfsMount(Mount):
         home later (``replay_to_disk``), once nothing else refuses the mount. A log that cannot
         be replayed is noted in one line and the file system is read without it."""
         self.journal: Replay | str | None = None
+        if not fs.fs_flags & FS_DOWAPBL:  # has_log's first test, without importing the log reader
+            return fs
+        from p2k.fs.ffs.wapbl import LogError, ReplayedDevice, has_log, log_state
+
         if not has_log(fs):
             return fs
         try:
@@ -314,6 +330,8 @@ class FfsMount(Mount):
     def replay_to_disk(self) -> None:
         """``wapbl_replay_write``, then the log emptied (a new commit header, head = tail = 0), each
         step synced before the next: a crash in between leaves a log that replays again."""
+        from p2k.fs.ffs.wapbl import ReplayedDevice
+
         overlay = self.dev
         if not isinstance(overlay, ReplayedDevice):
             return
