@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import NamedTuple
+
+from p2k.slotted import Frozen
 
 DEFAULT_NCPU = 2
 DEFAULT_NVNODES = 1024
@@ -75,14 +76,19 @@ def _parse_bool(text: str | int | bool, name: str) -> bool:
     raise ParamError(f"{name}: invalid value {text!r} (0 or 1)")
 
 
-class KernelParams(NamedTuple):
+class KernelParams(Frozen):
     """The parameters a kernel was booted with; immutable because they are read exactly once."""
 
-    ncpu: int = DEFAULT_NCPU
-    verbose: bool = False
-    threads: bool = True
-    memlimit: int | None = None
-    nvnodes: int = DEFAULT_NVNODES
+    __slots__ = ("ncpu", "verbose", "threads", "memlimit", "nvnodes")
+    ncpu: int
+    verbose: bool
+    threads: bool
+    memlimit: int | None
+    nvnodes: int
+
+    def __init__(self, ncpu: int = DEFAULT_NCPU, verbose: bool = False, threads: bool = True,
+                 memlimit: int | None = None, nvnodes: int = DEFAULT_NVNODES) -> None:
+        self._set(ncpu=ncpu, verbose=verbose, threads=threads, memlimit=memlimit, nvnodes=nvnodes)
 
     @classmethod
     def from_env(

@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import errno
 import importlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from p2k.slotted import Frozen
 
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
 
 
-class Component(NamedTuple):
+class Component(Frozen):
     """``mount_class`` may be given as ``"package.module:Class"``: the driver is then imported at
     its first mount, not when the component registers. A command that only needs a driver's
     libraries (fsck, newfs, dumpfs import ``p2k.fs.ffs`` for them) does not pay for loading every
     vnode operation of it at start-up."""
 
+    __slots__ = ("name", "mount_class", "deps", "description")
     name: str
-    mount_class: type[Mount] | str | None = None
-    deps: tuple[str, ...] = ("vfs",)
-    description: str = ""
+    mount_class: type[Mount] | str | None
+    deps: tuple[str, ...]
+    description: str
+
+    def __init__(self, name: str, mount_class: type[Mount] | str | None = None, deps: tuple[str, ...] = ("vfs",),
+                 description: str = "") -> None:
+        self._set(name=name, mount_class=mount_class, deps=deps, description=description)
 
     def mounter(self) -> type[Mount]:
         """The mount class, imported now if it was named by path."""

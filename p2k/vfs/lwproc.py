@@ -9,8 +9,9 @@ share its parent's fd table (RUMP_RFFDG clear), copy it (RUMP_RFFDG) or start em
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from p2k.slotted import Frozen
 from p2k.vfs.file import FdTable
 
 if TYPE_CHECKING:
@@ -23,12 +24,16 @@ RFSHARE = 0  # neither: share the parent's table
 _pids = itertools.count(1)
 
 
-class Cred(NamedTuple):
+class Cred(Frozen):
     """Credentials a permission check is made with; immutable so a check never sees a half-change."""
 
-    uid: int = 0
-    gid: int = 0
-    groups: tuple[int, ...] = ()
+    __slots__ = ("uid", "gid", "groups")
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+    def __init__(self, uid: int = 0, gid: int = 0, groups: tuple[int, ...] = ()) -> None:
+        self._set(uid=uid, gid=gid, groups=groups)
 
     @property
     def is_root(self) -> bool:

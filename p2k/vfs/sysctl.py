@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from p2k.slotted import Frozen
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
@@ -24,11 +26,16 @@ the C structures; Python objects are bigger). kern.maxvnodes is capped at 75% of
 divided by this, as NetBSD caps it at 75% of kernel memory."""
 
 
-class Node(NamedTuple):
+class Node(Frozen):
+    __slots__ = ("name", "get", "set", "doc")
     name: str
     get: Callable[[Kernel], int]
-    set: Callable[[Kernel, int], None] | None = None
-    doc: str = ""
+    set: Callable[[Kernel, int], None] | None
+    doc: str
+
+    def __init__(self, name: str, get: Callable[[Kernel], int], set: Callable[[Kernel, int], None] | None = None,
+                 doc: str = "") -> None:
+        self._set(name=name, get=get, set=set, doc=doc)
 
 
 def _set_maxvnodes(k: Kernel, value: int) -> None:

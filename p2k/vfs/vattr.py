@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat as stat_mod
 from typing import NamedTuple, Protocol
 
-from p2k.slotted import Slotted
+from p2k.slotted import Frozen, Slotted
 
 VNOVAL = None
 
@@ -124,9 +124,11 @@ def apply_owner_mode(node: _Owned, sa: SetAttr) -> None:
         node.flags = sa.flags
 
 
-class StatVFS(NamedTuple):
+class StatVFS(Frozen):
     """statvfs(2) figures; f_bavail already excludes the reserve that only root may use."""
 
+    __slots__ = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_favail",
+                 "f_fsid", "f_flag", "f_namemax")
     f_bsize: int
     f_frsize: int
     f_blocks: int
@@ -138,6 +140,12 @@ class StatVFS(NamedTuple):
     f_fsid: int
     f_flag: int
     f_namemax: int
+
+    def __init__(self, f_bsize: int, f_frsize: int, f_blocks: int, f_bfree: int, f_bavail: int, f_files: int,
+                 f_ffree: int, f_favail: int, f_fsid: int, f_flag: int, f_namemax: int) -> None:
+        self._set(f_bsize=f_bsize, f_frsize=f_frsize, f_blocks=f_blocks, f_bfree=f_bfree, f_bavail=f_bavail,
+                  f_files=f_files, f_ffree=f_ffree, f_favail=f_favail, f_fsid=f_fsid, f_flag=f_flag,
+                  f_namemax=f_namemax)
 
 
 class Dirent(NamedTuple):
