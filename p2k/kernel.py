@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import p2k.vfs.sysctl as sysctl_tree
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
 from p2k.hyper import Backend, KernelParams, MemAccount
@@ -93,6 +92,8 @@ class Kernel:
     # ---- sysctl and statistics -------------------------------------------------------------------
     def sysctl(self, name: str, value: int | None = None) -> int:
         """Read (or, as the kernel itself, write) a node of ``p2k.vfs.sysctl``; the new value."""
+        import p2k.vfs.sysctl as sysctl_tree  # the node table is built for the first sysctl only
+
         with self.lock:
             if value is not None:
                 sysctl_tree.write(self, name, int(value))

@@ -16,11 +16,10 @@ merges the mode in, and setting one moves those entries into the mode.
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from p2k.ondisk import I32, U16, U32, Record
 from p2k.vfs.lwproc import Cred
-from p2k.vfs.vattr import Vattr
+from p2k.vfs.vattr import AclVattr, Vattr
 
 ACL_USER_OBJ = 0x01
 ACL_USER = 0x02
@@ -186,18 +185,6 @@ def acl_permits(cred: Cred, va: Vattr, entries: list[Entry], want: int) -> bool:
     if matched:
         return False
     return want & va.mode & 7 == want
-
-
-class AclVattr(Vattr):
-    """Attributes of a file whose access ACL the permission checks must apply (mount with ACLs
-    enforced, ACL stored); ``acl`` has the mode merged in."""
-
-    __slots__ = ("acl",)
-    acl: list[Entry]
-
-    def __init__(self, *args: Any, acl: list[Entry] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.acl = [] if acl is None else acl
 
 
 def enforced_vattr(va: Vattr, raw: bytes | None, endian: str) -> Vattr:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-import p2k.vfs.sysctl as sysctl_tree
 from p2k.vfs.component import lookup as lookup_component
 from p2k.vfs.mount import MNT_FORCE, MNT_RDONLY, Mount
 from p2k.vfs.sysbase import SysBase, syscall
@@ -97,6 +96,8 @@ class MountCalls(SysBase):
     def sysctl(self, name: str, value: int | None = None) -> int:
         """Read node ``name`` of the kernel's sysctl tree, or set it first (root only); returns
         the value it has afterwards."""
+        import p2k.vfs.sysctl as sysctl_tree  # the node table, built when first asked for
+
         if value is not None:
             self.check_privilege(f"set {name}")
             sysctl_tree.write(self.kernel, name, value)
@@ -105,6 +106,8 @@ class MountCalls(SysBase):
     @syscall
     def sysctl_list(self, prefix: str = "") -> list[tuple[str, int]]:
         """(name, value) of every node at or below ``prefix`` (sysctl -a for "")."""
+        import p2k.vfs.sysctl as sysctl_tree
+
         return sysctl_tree.listing(self.kernel, prefix)
 
     def check_privilege(self, what: str) -> None:

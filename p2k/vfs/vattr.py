@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import stat as stat_mod
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from p2k.slotted import Frozen, Slotted
 
@@ -71,6 +71,20 @@ class Vattr(Slotted):
     @property
     def type(self) -> int:
         return stat_mod.S_IFMT(self.mode)
+
+
+class AclVattr(Vattr):
+    """Attributes of a file whose access ACL the permission checks must apply (mount with ACLs
+    enforced, ACL stored); ``acl`` has the mode merged in, ``(tag, id, perm)`` entries as in
+    ``p2k.vfs.acl``. Declared here, beside ``Vattr``, so that the permission check can tell it
+    apart without importing the ACL codecs (``p2k.vfs.acl`` builds it and re-exports it)."""
+
+    __slots__ = ("acl",)
+    acl: list[tuple[int, int, int]]
+
+    def __init__(self, *args: Any, acl: list[tuple[int, int, int]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acl = [] if acl is None else acl
 
 
 class SetAttr(Slotted):

@@ -12,29 +12,26 @@ from the mode: ``access_default``).
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
-from p2k.vfs.acl import (
-    ACL_TYPE_ACCESS,
-    ACL_TYPE_DEFAULT,
-    EA_NAMES,
-    Entry,
-    decode_oldacl,
-    encode_oldacl,
-    is_minimal,
-    mode_of,
-    validate,
-    with_mode,
-)
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM
 from p2k.vfs.perm import check_owner
 from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import VDIR, SetAttr
 from p2k.vfs.vnode import Vnode
 
+if TYPE_CHECKING:
+    from p2k.vfs.acl import Entry
+
+# The codecs (p2k.vfs.acl) are imported by the calls that use them: every kernel has these
+# syscalls, few programs call them.
+
 _SYS = EXTATTR_NAMESPACE_SYSTEM
 
 
 def _ea_name(acltype: int) -> bytes:
+    from p2k.vfs.acl import EA_NAMES
+
     name = EA_NAMES.get(acltype)
     if name is None:
         raise OSError(errno.EINVAL, f"unsupported ACL type {acltype}")
@@ -43,6 +40,8 @@ def _ea_name(acltype: int) -> bytes:
 
 class AclCalls(SysBase):
     def _acl_get_vp(self, vp: Vnode, acltype: int) -> list[Entry] | None:
+        from p2k.vfs.acl import ACL_TYPE_ACCESS, decode_oldacl, with_mode
+
         name = _ea_name(acltype)
         try:
             raw = vp.mount.vop_getextattr(vp, _SYS, name)
@@ -57,6 +56,8 @@ class AclCalls(SysBase):
         return entries
 
     def _acl_set_vp(self, vp: Vnode, acltype: int, entries: list[Entry] | None) -> None:
+        from p2k.vfs.acl import ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, encode_oldacl, is_minimal, mode_of, validate
+
         name = _ea_name(acltype)
         va = self._getattr(vp)
         check_owner(self.proc.cred, va)

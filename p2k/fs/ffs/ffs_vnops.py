@@ -24,17 +24,6 @@ from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, encode_record, rea
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFMT
 from p2k.fs.ffs.ufs_inode import ufs_reclaim
 from p2k.hyper import now_ns
-from p2k.vfs.acl import (
-    ACL_TYPE_ACCESS,
-    ACL_TYPE_DEFAULT,
-    EA_NAMES,
-    decode_oldacl,
-    encode_oldacl,
-    enforced_vattr,
-    is_minimal,
-    mode_of,
-    with_mode,
-)
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
@@ -135,6 +124,8 @@ def ffs_deleteextattr(m: FfsMount, vp: Vnode, ns: int, name: bytes) -> None:
 
 def acl_vattr(m: FfsMount, ip: Inode, va: Vattr) -> Vattr:
     """``va`` carrying the stored access ACL, for the permission checks (ACLs enforced)."""
+    from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, enforced_vattr  # a mount enforcing ACLs only
+
     try:
         raw = _ea(m, ip).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS]))
     except OSError:
@@ -152,6 +143,17 @@ def inherit_acl(m: FfsMount, dip: Inode, ip: Inode) -> None:
     request), where POSIX.1e would let the default ACL replace the umask."""
     if not m.acls or not dip.extsize:
         return
+    from p2k.vfs.acl import (
+        ACL_TYPE_ACCESS,
+        ACL_TYPE_DEFAULT,
+        EA_NAMES,
+        decode_oldacl,
+        encode_oldacl,
+        is_minimal,
+        mode_of,
+        with_mode,
+    )
+
     raw = _ea(m, dip).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_DEFAULT]))
     if raw is None:
         return

@@ -12,7 +12,6 @@ import errno
 from typing import TYPE_CHECKING
 
 from p2k.hyper import now_ns
-from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, enforced_vattr
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
 if TYPE_CHECKING:
@@ -81,6 +80,8 @@ def tmpfs_deleteextattr(m: TmpfsMount, vp: Vnode, ns: int, name: bytes) -> None:
 def acl_vattr(m: TmpfsMount, n: TmpNode, va: Vattr) -> Vattr:
     """``va`` carrying the node's access ACL for the permission checks (mount with -o acls);
     ACLs are kept little-endian here, tmpfs having no byte order of its own."""
+    from p2k.vfs.acl import ACL_TYPE_ACCESS, EA_NAMES, enforced_vattr  # a mount with -o acls only
+
     return enforced_vattr(va, (n.xattrs or {}).get((EXTATTR_NAMESPACE_SYSTEM, EA_NAMES[ACL_TYPE_ACCESS])), "<")
 
 
