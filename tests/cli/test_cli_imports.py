@@ -1,8 +1,11 @@
-"""Commands that only read or write an image never import the FUSE stack (pyfuse3, trio).
+"""Commands that only read or write an image never import the FUSE stack (pyfuse3, trio), and the
+fs-utils commands on a plain FFS image import nothing they do not use (issue 16, start-up).
 
-Importing it costs about 80 ms and 17 MiB, twice the whole start-up of ``p2k ls``; it crept in
-once through ``p2k.puffs``'s package import when ``cp -p`` and ``stat`` began to use the Linux
-extended-attribute names kept there. Each command runs in a fresh interpreter on a real image.
+Importing the FUSE stack costs about 80 ms and 17 MiB, twice the whole start-up of ``p2k ls``; it
+crept in once through ``p2k.puffs``'s package import when ``cp -p`` and ``stat`` began to use the
+Linux extended-attribute names kept there. The smaller modules below were each made lazy for a
+millisecond or more of every command's start-up; one eager import anywhere brings it back. Each
+command runs in a fresh interpreter on a real image.
 """
 
 from __future__ import annotations
@@ -23,8 +26,32 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
+print("MODULES", " ".join(sorted(sys.modules)), file=sys.stderr)
 print("LOADED", sorted({m.split(".")[0] for m in sys.modules} & {"trio", "pyfuse3"}), file=sys.stderr)
 """
+
+# What a plain raw FFS image (no container, no partition map, no log, no ACLs) never needs, with
+# what each cost: stdlib modules that p2k code once imported at start-up, and p2k's own.
+NOT_FOR_A_PLAIN_IMAGE = {
+    "dataclasses": "with inspect, ast, dis, tokenize: 5 ms (p2k.slotted, p2k.ondisk say why)",
+    "inspect": "vopguard tells generator VOPs by their code flags",
+    "logging": "console messages import it on the first message (p2k.hyper.console)",
+    "random": "fault injection only",
+    "shutil": "argparse asks it the terminal width (p2k.cli.main._columns)",
+    "textwrap": "help pages only (p2k.cli.manual)",
+    "p2k.cli.manual": "help pages only",
+    "p2k.hyper.qcow2": "qcow2 images only",
+    "p2k.etfs.fault": "drivespecs with fault options only",
+    "p2k.etfs.disklabel": "partition maps and drivespecs only",
+    "p2k.etfs.drivespec": "-d DRIVESPEC and IMAGE:@OFFSET windows only",
+    "p2k.etfs.volumes": "images that are not themselves a file system",
+    "p2k.vfs.acl": "mounts enforcing ACLs and the ACL syscalls only",
+    "p2k.vfs.sysctl": "the sysctl syscalls only",
+    "p2k.fs.ffs.wapbl": "a superblock with a log, or a read-write mount",
+    "p2k.fs.ffs.ffs_wapbl": "read-write mounts",
+    "p2k.fs.ffs.wapbl_log": "-o log mounts",
+    "p2k.fs.ffs.ffs_alloc": "read-write mounts",
+}
 
 
 def test_image_commands_leave_the_fuse_stack_alone(tmp_path: Path) -> None:
@@ -42,3 +69,35 @@ def test_image_commands_leave_the_fuse_stack_alone(tmp_path: Path) -> None:
         loaded = r.stderr.rsplit("LOADED", 1)[1].strip()
         assert loaded == "[]", f"p2k {' '.join(argv[:1])} imported {loaded}"
     assert out.read_bytes() == b"data\n"
+
+
+def _modules(argv: list[str]) -> set[str]:
+    r = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120)
+    assert "MODULES" in r.stderr, r.stderr
+    return set(r.stderr.rsplit("MODULES", 1)[1].split("LOADED", 1)[0].split())
+
+
+def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "f").write_bytes(b"data\n")
+    img = tmp_path / "fs.img"
+    subprocess.run(["makefs", "-t", "ffs", "-s", "4m", str(img), str(tree)], check=True, capture_output=True)
+    for argv in (["find", str(img), "/"], ["ls", str(img), "/"], ["ls", "-lR", str(img), "/"]):
+        loaded = _modules(argv)
+        assert "p2k.fs.ffs.ffs_vfsops" in loaded, "the probe did not mount the image"
+        bad = {m: why for m, why in NOT_FOR_A_PLAIN_IMAGE.items() if m in loaded}
+        assert not bad, f"p2k {' '.join(argv[:2])} imported {bad}"
+    # the same modules are still there for the images that need them: a window names drivespec's
+    # size parser, and a read-write mount the allocator and the journal code
+    loaded = _modules(["find", f"{img}:@0", "/"])
+    assert "p2k.etfs.drivespec" in loaded
+    loaded = _modules(["mkdir", str(img), "/new"])
+    assert {"p2k.fs.ffs.ffs_alloc", "p2k.fs.ffs.ffs_wapbl"} <= loaded
+
+
+def test_version_builds_no_command_and_no_kernel() -> None:
+    """``p2k --version`` answers from the package alone: no command module, no kernel."""
+    loaded = _modules(["--version"])
+    assert not {m for m in loaded if m.startswith(("p2k.cli.fsutils", "p2k.kernel", "p2k.vfs", "p2k.cli.manual"))}
+    assert not {"shutil", "dataclasses", "inspect"} & loaded
