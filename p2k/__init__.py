@@ -8,9 +8,9 @@ need a kernel must not pay for importing one, the way a C tool pays nothing for 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from p2k.lazy import exports
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (and re): ``p2k --version``
 
 __version__ = "0.1.0"
 

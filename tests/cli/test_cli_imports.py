@@ -96,8 +96,20 @@ def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> N
     assert {"p2k.fs.ffs.ffs_alloc", "p2k.fs.ffs.ffs_wapbl"} <= loaded
 
 
-def test_version_builds_no_command_and_no_kernel() -> None:
-    """``p2k --version`` answers from the package alone: no command module, no kernel."""
-    loaded = _modules(["--version"])
-    assert not {m for m in loaded if m.startswith(("p2k.cli.fsutils", "p2k.kernel", "p2k.vfs", "p2k.cli.manual"))}
-    assert not {"shutil", "dataclasses", "inspect"} & loaded
+def test_version_loads_no_parser_and_no_command() -> None:
+    """``p2k --version`` (the installed ``p2k`` program, through its entry point) answers from the
+    package alone: no argparse, no typing, no command module, no kernel."""
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "p2k"]
+    probe = (f"import sys\nsys.argv = ['p2k', '--version']\nfrom {ep.module} import {ep.attr} as main\n"
+             "rc = main()\nprint('MODULES', ' '.join(sorted(sys.modules)), 'LOADED', rc, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert r.stdout == "p2k " + __import__("p2k").__version__ + "\n" and r.stderr.endswith("LOADED 0\n"), r
+    loaded = set(r.stderr.rsplit("MODULES", 1)[1].split("LOADED", 1)[0].split())
+    heavy = {m for m in loaded if m.startswith(("p2k.cli.main", "p2k.cli.fsutils", "p2k.kernel", "p2k.vfs"))}
+    heavy |= {"argparse", "typing", "re", "shutil", "dataclasses"} & loaded
+    assert not heavy, f"p2k --version imported {sorted(heavy)}"
+    # and the parser's own --version says the same
+    r2 = subprocess.run([sys.executable, "-m", "p2k.cli.main", "--version"], capture_output=True, text=True, timeout=60)
+    assert (r2.returncode, r2.stdout) == (0, r.stdout)

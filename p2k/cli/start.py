@@ -1,0 +1,23 @@
+"""The ``p2k`` program's entry point: ``p2k --version`` is answered before anything loads.
+
+A version query is what scripts and package managers run to see whether a tool is there; it should
+cost what ``python -c pass`` costs. The parser (argparse with re, gettext and locale), typing and a
+command's modules are most of a command's start-up, and ``--version`` needs none of them. The text
+and exit status are argparse's ``version`` action's (``p2k.cli.main`` declares the same option, for
+``--help`` and for ``--version`` among other words).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--version"]:
+        from p2k import __version__
+
+        print(f"p2k {__version__}")
+        return 0
+    from p2k.cli.main import main as run
+
+    return run()
