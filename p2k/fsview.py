@@ -13,6 +13,8 @@ import stat as st
 from collections.abc import Callable, Iterator
 from typing import Any
 
+_MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
+
 
 class NamingSys:
     """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
@@ -94,13 +96,52 @@ class FsView:
         out.sort(key=lambda e: e[0])
         return out
 
+    def typed_entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+                      ) -> list[tuple[str, os.stat_result | None]]:
+        """``entries`` as BSD find lists a directory when no primary needs a stat (fts's
+        FTS_NOSTAT): names with the types the directory records, and a stat only for what may be
+        a directory, to descend into it. The other entries come with None: their inodes are
+        never read. A client without a typed listing gets ``entries``."""
+        scandir = getattr(self.sys, "scandir", None)
+        if scandir is None:
+            return list(self.entries(d, onerror))
+        base = d.rstrip("/") + "/"
+        out: list[tuple[str, os.stat_result | None]] = []
+        for e in scandir(self.path(d), stat=False):
+            if e.d_type not in _MAYBE_DIR:
+                out.append((e.name, None))
+                continue
+            try:
+                out.append((e.name, e.stat(follow_symlinks=False)))
+            except OSError as err:
+                if onerror is None:
+                    raise
+                onerror(base + e.name, err)
+        out.sort(key=lambda e: e[0])
+        return out
+
     def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
              ) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
+        for p, s in self._walk(top, onerror, self.entries):
+            assert s is not None
+            yield p, s
+
+    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None) -> Iterator[str]:
+        """``walk`` without the stat of every entry: the paths alone, for a find with nothing to
+        test but names (files' inodes are not read, so a damaged one goes unnoticed, as with
+        NetBSD's find)."""
+        for p, _ in self._walk(top, onerror, self.typed_entries):
+            yield p
+
+    def _walk(self, top: str, onerror: Callable[[str, OSError], None] | None,
+              listing: Callable[[str, Callable[[str, OSError], None] | None],
+                                list[tuple[str, os.stat_result]] | list[tuple[str, os.stat_result | None]]],
+              ) -> Iterator[tuple[str, os.stat_result | None]]:
         try:
-            stack = [(top, self.sys.lstat(self.path(top)))]
+            stack: list[tuple[str, os.stat_result | None]] = [(top, self.sys.lstat(self.path(top)))]
         except OSError as e:
             if onerror is None:
                 raise
@@ -110,10 +151,10 @@ class FsView:
         while stack:
             p, s = stack.pop()
             yield p, s
-            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+            if s is not None and st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
                 seen.add((s.st_dev, s.st_ino))
                 try:
-                    ents = self.entries(p, onerror)
+                    ents = listing(p, onerror)
                 except OSError as e:
                     if onerror is None:
                         raise

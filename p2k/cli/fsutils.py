@@ -12,6 +12,7 @@ import fnmatch
 import os
 import stat as st
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from p2k.cli.errors import UsageError, describe
@@ -217,9 +218,14 @@ def cmd_find(args: argparse.Namespace) -> int:
         failed.append(1)
 
     with open_view(args) as v:
-        for p, s in v.walk(args.path, onerror):
-            if args.type and not _TYPE_TEST[args.type](s.st_mode):
-                continue
+        # Only -type needs each entry's inode; without it find reads directories alone, as
+        # NetBSD's find does (fts's FTS_NOSTAT): ten thousand files are ten thousand names.
+        if args.type:
+            test = _TYPE_TEST[args.type]
+            paths: Iterator[str] = (p for p, s in v.walk(args.path, onerror) if test(s.st_mode))
+        else:
+            paths = v.walk_paths(args.path, onerror)
+        for p in paths:
             if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
                 continue
             lines.append(p)
