@@ -97,13 +97,13 @@ class FsView:
         out.sort(key=lambda e: e[0])
         return out
 
-    def typed_entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
-                      ) -> list[tuple[str, os.stat_result | None]]:
+    def typed_entries(self, d: str) -> list[tuple[str, os.stat_result | OSError | None]]:
         """``entries`` as BSD find lists a directory when no primary needs a stat (fts's
         FTS_NOSTAT): getdents' names and the types the directory records, and a stat only for
         what may be a directory, to descend into it. The other entries come with None: their
-        inodes are never read. getdents is a call a server offers too, so a remote walk saves
-        the round trip per file as well."""
+        inodes are never read. A failed stat comes as its error, in the entry's place (fts's
+        FTS_NS), for the caller to report there. getdents is a call a server offers too, so a
+        remote walk saves the round trip per file as well."""
         sys = self.sys
         fd = sys.open(self.path(d), _O_DIRECTORY)
         try:
@@ -113,7 +113,7 @@ class FsView:
         finally:
             sys.close(fd)
         base = d.rstrip("/") + "/"
-        out: list[tuple[str, os.stat_result | None]] = []
+        out: list[tuple[str, os.stat_result | OSError | None]] = []
         append = out.append
         for ent in dents:
             name = ent.name
@@ -126,9 +126,7 @@ class FsView:
             try:
                 append((text, sys.lstat(self.path(base + text))))
             except OSError as err:
-                if onerror is None:
-                    raise
-                onerror(base + text, err)
+                append((text, err))
         out.sort(key=lambda e: e[0])
         return out
 
@@ -141,12 +139,59 @@ class FsView:
             assert s is not None
             yield p, s
 
-    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None) -> Iterator[str]:
-        """``walk`` without the stat of every entry: the paths alone, for a find with nothing to
-        test but names (files' inodes are not read, so a damaged one goes unnoticed, as with
-        NetBSD's find)."""
-        for p, _ in self._walk(top, onerror, self.typed_entries):
-            yield p
+    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+                   ) -> Iterator[list[str]]:
+        """``walk``'s paths, in the same order, without the stat of every entry, for a find with
+        nothing to test but names: files' inodes are never read (so a damaged one goes unnoticed,
+        as with NetBSD's find). In batches, a directory's files at a time: this is the loop a
+        find over ten thousand names spends its time in. A batch ends before each error is
+        reported, so a caller that prints them prints the error in its place."""
+        try:
+            s = self.sys.lstat(self.path(top))
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(top, e)
+            return
+        out = [top]
+        if not st.S_ISDIR(s.st_mode):
+            yield out
+            return
+        seen = {(s.st_dev, s.st_ino)}
+        stack = [iter(self._children(top, onerror))]
+        while stack:
+            for p, es in stack[-1]:
+                if es is None:
+                    out.append(p)
+                elif isinstance(es, OSError):
+                    yield out
+                    out = []
+                    if onerror is None:
+                        raise es
+                    onerror(p, es)
+                else:
+                    out.append(p)
+                    if (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
+                        seen.add((es.st_dev, es.st_ino))
+                        yield out
+                        out = []
+                        stack.append(iter(self._children(p, onerror)))
+                        break
+            else:
+                stack.pop()
+        yield out
+
+    def _children(self, d: str, onerror: Callable[[str, OSError], None] | None,
+                  ) -> list[tuple[str, os.stat_result | OSError | None]]:
+        try:
+            ents = self.typed_entries(d)
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(d, e)
+            return []
+        base = d.rstrip("/") + "/"
+        return [(base + n, s) for n, s in ents]
 
     def _walk(self, top: str, onerror: Callable[[str, OSError], None] | None,
               listing: Callable[[str, Callable[[str, OSError], None] | None],

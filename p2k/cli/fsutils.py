@@ -222,13 +222,14 @@ def cmd_find(args: argparse.Namespace) -> int:
         # NetBSD's find does (fts's FTS_NOSTAT): ten thousand files are ten thousand names.
         if args.type:
             test = _TYPE_TEST[args.type]
-            paths: Iterator[str] = (p for p, s in v.walk(args.path, onerror) if test(s.st_mode))
+            batches: Iterator[list[str]] = ([p] for p, s in v.walk(args.path, onerror) if test(s.st_mode))
         else:
-            paths = v.walk_paths(args.path, onerror)
-        for p in paths:
-            if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
-                continue
-            lines.append(p)
+            batches = v.walk_paths(args.path, onerror)
+        pattern = args.name
+        for batch in batches:
+            if pattern is not None:
+                batch = [p for p in batch if fnmatch.fnmatchcase(p.rpartition("/")[2] or "/", pattern)]
+            lines += batch
             if len(lines) >= 1024:
                 _write_lines(lines)
     _write_lines(lines)

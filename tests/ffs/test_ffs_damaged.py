@@ -175,6 +175,23 @@ def test_fsutils_continue_past_a_bad_entry(base: Path, tmp_path: Path) -> None:
     assert r.returncode == 1 and (out / "f3").stat().st_size == 9000 and not (out / "f2").exists()
 
 
+def test_find_reports_a_bad_directory_in_its_place(base: Path, tmp_path: Path) -> None:
+    """A name-only find still reads each directory's inode (to descend): a damaged one is
+    reported where it stands in the listing, after the names before it, and the walk goes on."""
+    def hit(h: Img) -> None:
+        ip = h.inode(h.lookup("d3"))
+        ip.mode = 0o170755
+        h.put(ip)
+    img = damaged(base, tmp_path, hit)
+    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "find", str(img), "/"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60, cwd=ROOT, check=False)
+    assert r.returncode == 1 and b"Traceback" not in r.stdout
+    lines = r.stdout.splitlines()
+    (err,) = [i for i, ln in enumerate(lines) if ln.startswith(b"p2k find:")]
+    assert b"/d3" in lines[err] and lines[err - 1] < b"/d3" < lines[err + 1]
+    assert b"/d3/sub/deep" not in lines and b"/f3" in lines
+
+
 def test_non_utf8_names_are_bytes(base: Path, tmp_path: Path) -> None:
     def hit(h: Img) -> None:
         off = h.entry("", "f3")[0]
