@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import stat as st
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
 
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
 _MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
+_by_name = itemgetter(0)
 
 
 class NamingSys:
@@ -112,22 +114,23 @@ class FsView:
                 dents += batch
         finally:
             sys.close(fd)
+        if not dents:
+            return []
         base = d.rstrip("/") + "/"
+        # One decode for the whole directory: no name holds a NUL (the kernel refuses one), and
+        # a NUL, being ASCII, ends any broken UTF-8 sequence before it as a lone name's end would.
+        texts = b"\0".join([e.name for e in dents]).decode("utf-8", "surrogateescape").split("\0")
         out: list[tuple[str, os.stat_result | OSError | None]] = []
         append = out.append
-        for ent in dents:
-            name = ent.name
-            if name == b"." or name == b"..":
-                continue
-            text = name.decode("utf-8", "surrogateescape")
+        for ent, text in zip(dents, texts, strict=True):
             if ent.type not in _MAYBE_DIR:
                 append((text, None))
-                continue
-            try:
-                append((text, sys.lstat(self.path(base + text))))
-            except OSError as err:
-                append((text, err))
-        out.sort(key=lambda e: e[0])
+            elif text != "." and text != "..":
+                try:
+                    append((text, sys.lstat(self.path(base + text))))
+                except OSError as err:
+                    append((text, err))
+        out.sort(key=_by_name)
         return out
 
     def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
