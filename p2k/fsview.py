@@ -8,6 +8,7 @@ opening one (``p2k.cli.fsview.open_view``) and their listing format stay in the 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
@@ -119,17 +120,17 @@ class FsView:
         base = d.rstrip("/") + "/"
         # One decode for the whole directory: no name holds a NUL (the kernel refuses one), and
         # a NUL, being ASCII, ends any broken UTF-8 sequence before it as a lone name's end would.
-        texts = b"\0".join([e.name for e in dents]).decode("utf-8", "surrogateescape").split("\0")
-        out: list[tuple[str, os.stat_result | OSError | None]] = []
-        append = out.append
-        for ent, text in zip(dents, texts, strict=True):
-            if ent.type not in _MAYBE_DIR:
-                append((text, None))
-            elif text != "." and text != "..":
+        texts = b"\0".join([e[2] for e in dents]).decode("utf-8", "surrogateescape").split("\0")
+        if len(texts) != len(dents):
+            raise OSError(errno.EIO, "a directory entry's name holds a NUL", d)
+        out: list[tuple[str, os.stat_result | OSError | None]] = [
+            (t, None) for e, t in zip(dents, texts, strict=True) if e[1] not in _MAYBE_DIR]
+        for e, t in zip(dents, texts, strict=True):  # what may be a directory: its stat, to descend
+            if e[1] in _MAYBE_DIR and t != "." and t != "..":
                 try:
-                    append((text, sys.lstat(self.path(base + text))))
+                    out.append((t, sys.lstat(self.path(base + t))))
                 except OSError as err:
-                    append((text, err))
+                    out.append((t, err))
         out.sort(key=_by_name)
         return out
 
