@@ -70,6 +70,8 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
     reuse this parser. A trailing partial chunk is treated as damaged. Returns a list rather than
     yielding: a stat walk parses every block of every directory, and a list is cheaper."""
     hdr = (_HDR_OLD if oldfmt else _HDR)[endian].unpack_from
+    if not isinstance(data, bytes):
+        data = bytes(data)  # slices of bytes are the names themselves, no copy of a view each
     out: list[tuple[int, int, int, bytes, int]] = []
     append = out.append
     n = len(data)
@@ -81,22 +83,24 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
             break
         pos = chunk
         while pos < end:
-            if end - pos < 8:  # the record before left no room for a header: it is mangled
+            left = end - pos
+            if left < 8:  # the record before left no room for a header: it is mangled
                 if bad is not None:
-                    bad(base + pos, f"{end - pos} bytes left at the end of the chunk")
+                    bad(base + pos, f"{left} bytes left at the end of the chunk")
                 break
             if oldfmt:
                 ino, reclen, namlen = hdr(data, pos)
                 dtype = DT_UNKNOWN
             else:
                 ino, reclen, dtype, namlen = hdr(data, pos)
-            # ufs_dirbadentry; DIRSIZ(namlen) inlined
-            if reclen & 3 or reclen > end - pos or namlen > MAXNAMLEN or reclen < 8 + ((namlen + 4) & ~3):
+            # ufs_dirbadentry; DIRSIZ(namlen) = (namlen + 12) & ~3 inlined
+            if reclen & 3 or reclen > left or namlen > MAXNAMLEN or reclen < (namlen + 12) & ~3:
                 if bad is not None:
                     bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
                 break
-            name = bytes(data[pos + 8:pos + 8 + namlen])
-            if ino and (b"\0" in name or data[pos + 8 + namlen] != 0):
+            at = pos + 8
+            name = data[at:at + namlen]
+            if ino and (data[at + namlen] or b"\0" in name):
                 if bad is not None:
                     bad(base + pos, "NUL inside a name or name not terminated")
                 break
