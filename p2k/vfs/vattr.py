@@ -162,13 +162,11 @@ class StatVFS(Frozen):
                   f_namemax=f_namemax)
 
 
-class Dirent(NamedTuple):
-    """One directory entry as readdir yields it; ``cookie`` resumes the listing after it.
+Dirent = NamedTuple("Dirent", [("ino", int), ("type", int), ("name", bytes), ("cookie", int)])  # noqa: UP014 - see below
+Dirent.__doc__ = """One directory entry as readdir yields it: ``type`` a DT_* value; ``cookie`` resumes the
+listing after it.
 
-    A named tuple rather than a frozen dataclass: one is made per entry of every listing, and a
-    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much."""
-
-    ino: int
-    type: int  # DT_* value
-    name: bytes
-    cookie: int
+A named tuple rather than a frozen dataclass: one is made per entry of every listing, and a
+frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much. Declared
+by the call, whose field types are objects: the class form's annotations are strings here, and
+typing compiles each (``p2k.ondisk.define`` says what a first ``compile()`` costs)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from p2k.fs.ffs.inode import Inode
-from p2k.ondisk import I16, I32, I64, U16, U32, U64, Fmt, Record
+from p2k.ondisk import I16, I32, I64, U16, U32, U64, Fmt, Record, define
 
 
 class Ufs1Dinode(Record):
@@ -120,8 +120,7 @@ def _compile(rec: type[Record], endian: str, old_inodefmt: bool) -> tuple[Callab
     st = rec.STRUCTS[endian]
     scope: dict[str, Any] = {"_unpack_from": st.unpack_from, "_pack_into": st.pack_into, "_Inode": Inode,
                              "_old": old_inodefmt}
-    exec(compile("\n".join(lines) + "\n\n" + "\n".join(enc) + "\n", f"<dinode {rec.__name__}{endian}>", "exec"),
-         scope)  # noqa: S102 - our own text, generated from the Record above
+    define("\n".join(lines) + "\n\n" + "\n".join(enc) + "\n", f"<dinode {rec.__name__}{endian}>", scope)
     return scope["decode"], scope["encode_into"]
 
 

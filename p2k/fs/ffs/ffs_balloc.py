@@ -173,14 +173,9 @@ def write_range(m: FfsMount, ip: Inode, offset: int, data: bytes | memoryview, r
         m.note_freed(addr, nfr)
 
 
-class _Span(NamedTuple):
-    """The byte range a write covers, the file's size before and after it, its first block."""
-
-    offset: int
-    end: int
-    osize: int
-    nsize: int
-    l0: int
+# The byte range a write covers, the file's size before and after it, its first block (declared by
+# the call: the class form would compile its annotation strings at import, see p2k.vfs.vattr.Dirent).
+_Span = NamedTuple("_Span", [("offset", int), ("end", int), ("osize", int), ("nsize", int), ("l0", int)])  # noqa: UP014
 
 
 def _fill_old_tail(m: FfsMount, ip: Inode, l0: int, root: bool, to_free: list[tuple[int, int]]) -> None:
