@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from typing import NamedTuple
+
+from p2k.slotted import Frozen
 
 ENVIRONMENT = {
     "RUMP_SERVER": "URL of a rump_server (unix://PATH, tcp://HOST:PORT). When set, the command works in "
@@ -30,14 +31,20 @@ OK_OR_ERROR = ((0, "success."),
                (1, "an error; one line on stderr per failure: 'p2k CMD: PATH: message (ENAME)'."))
 
 
-class Manual(NamedTuple):
-    """A NamedTuple, not a dataclass: every command builds its parser from this table at start-up,
-    and ``dataclasses`` would import ``inspect`` (and ``ast``) for it."""
+class Manual(Frozen):
+    """What one command's ENVIRONMENT and EXIT STATUS sections say. Not a dataclass (which would
+    import ``inspect`` and ``ast``) nor a ``typing.NamedTuple`` (which compiles its annotations,
+    and a process's first ``compile()`` costs 0.8 ms): ``--help`` builds this table each time."""
 
+    __slots__ = ("env", "exits", "env_note", "env_text")
     env: tuple[str, ...]
-    exits: tuple[tuple[int, str], ...] = OK_OR_ERROR
-    env_note: str = ""
-    env_text: tuple[tuple[str, str], ...] = ()  # a variable that means something else for this command
+    exits: tuple[tuple[int, str], ...]
+    env_note: str
+    env_text: tuple[tuple[str, str], ...]  # a variable that means something else for this command
+
+    def __init__(self, env: tuple[str, ...], exits: tuple[tuple[int, str], ...] = OK_OR_ERROR, env_note: str = "",
+                 env_text: tuple[tuple[str, str], ...] = ()) -> None:
+        self._set(env=env, exits=exits, env_note=env_note, env_text=env_text)
 
 
 _FSUTILS = Manual(SERVER_ENV)
