@@ -30,7 +30,6 @@ Repeated fields (``"12q"``) become lists; ``Ns`` fields are bytes.
 
 from __future__ import annotations
 
-import re
 import struct
 import sys
 from types import FunctionType
@@ -67,7 +66,6 @@ I32 = Annotated[int, Fmt("i")]
 I64 = Annotated[int, Fmt("q")]
 
 _FIELD_STRUCTS: dict[tuple[type, str, str], struct.Struct] = {}
-_COUNTED = re.compile(r"^(\d+)([a-zA-Z?])$")
 _HINTS: dict[tuple[str, str], Any] = {}  # (module, annotation text) -> the evaluated hint
 
 
@@ -125,9 +123,9 @@ class Record:
         own = [n for n in hints if get_origin(hints[n]) is not ClassVar and not n.startswith("_")]
         fields = tuple((n, _field_format(cls, n, hints[n])) for n in own)
         counts = []
-        for _, f in fields:
-            m = _COUNTED.match(f)
-            counts.append(int(m.group(1)) if m and m.group(2) not in "sp" else 0)
+        for _, f in fields:  # "12q" is 12 values, "16s" one bytes value, "I" one value
+            n, code = f[:-1], f[-1]
+            counts.append(int(n) if n.isascii() and n.isdigit() and code not in "sp" else 0)
         cls.FIELDS = fields
         cls._COUNTS = tuple(counts)
         cls.STRUCTS = {e: struct.Struct(e + "".join(f for _, f in fields)) for e in ENDIANS}
