@@ -98,7 +98,9 @@ def _hint(module: str, text: str) -> Any:
     if hint is None:
         mod = sys.modules.get(module)
         names = {**globals(), **(vars(mod) if mod else {})}
-        hint = _HINTS[key] = eval(text, names)  # noqa: S307 - our own annotations
+        # a bare name (U32) is looked up: eval parses its text, 20 us a field type at start-up
+        hint = names[text] if text in names else eval(text, names)  # noqa: S307 - our own annotations
+        _HINTS[key] = hint
     return hint
 
 
