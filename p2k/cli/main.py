@@ -40,10 +40,15 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 SUBCOMMAND_MODULES = tuple(SUBCOMMANDS)
 
 
+_COLUMNS: list[int] = []
+
+
 def _columns() -> int:
     """The terminal width as ``shutil.get_terminal_size`` finds it (COLUMNS, then the tty, else 80),
     which argparse imports ``shutil`` (with bz2, lzma, fnmatch: 2 ms) to ask, for every parser
-    and argument, though only a help page uses it."""
+    and argument, though only a help page uses it; asked once per process."""
+    if _COLUMNS:
+        return _COLUMNS[0]
     try:
         columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -53,6 +58,7 @@ def _columns() -> int:
             columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):
             columns = 80
+    _COLUMNS.append(columns)
     return columns
 
 
@@ -85,17 +91,46 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}\nusage: {self.format_usage().strip().removeprefix('usage: ')}", prog=self.prog)
 
 
+class _Unused:
+    """The parser of a command the command line does not name: what a module's ``register`` does
+    to it (add_argument, set_defaults, groups...) is dropped."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._drop
+
+    def _drop(self, *args: Any, **kwargs: Any) -> _Unused:
+        return self
+
+
+class _OneCommand:
+    """The subparsers action as a module's ``register`` sees it when the command line names one of
+    its commands: only that command's parser is made. A module registers up to nine commands, and
+    each parser and argument costs argparse gettext look-ups (1 ms of a command's start-up)."""
+
+    def __init__(self, sub: Any, command: str) -> None:
+        self._sub = sub
+        self._command = command
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._command or self._command in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _Unused()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sub, name)
+
+
 def build_parser(command: str | None = None,
                  subcommands: bool = True) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The parser and each command's subparser (by name). With ``command``, a known command
-    name, only the module that provides it is registered; otherwise (help, a wrong name) all;
-    none without ``subcommands`` (``p2k --version``, which needs no command's parser)."""
+    name, only that command's parser is made; otherwise (help, a wrong name) all; none without
+    ``subcommands`` (``p2k --version``, which needs no command's parser)."""
     parser = _Parser(prog="p2k", description="NetBSD's rump file-system stack (FFS, tmpfs) in Python.")
     parser.add_argument("--version", action="version", version=f"p2k {p2k.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     only = [m for m, names in SUBCOMMANDS.items() if command in names]
     for modname in (only or SUBCOMMAND_MODULES) if subcommands else ():
-        importlib.import_module(modname).register(sub)
+        importlib.import_module(modname).register(_OneCommand(sub, command) if only and command else sub)
     commands: dict[str, argparse.ArgumentParser] = dict(sub.choices)
     for name, p in commands.items():
         _document(p, name)
