@@ -9,9 +9,9 @@ system (rumpfs in NetBSD; here tmpfs, which is the same thing with hashed direct
 
 from __future__ import annotations
 
-import threading
+import _thread
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
@@ -23,6 +23,9 @@ from p2k.vfs.specfs import SpecMount
 from p2k.vfs.syscalls import Syscalls
 from p2k.vfs.vnode import Vnode, VnodeCache
 
+if TYPE_CHECKING:
+    import threading
+
 
 class Kernel:
     def __init__(self, *, ncpu: int | str | None = None, memlimit: int | str | None = None,
@@ -30,8 +33,10 @@ class Kernel:
                  threads: bool | int | str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.params: KernelParams = KernelParams.from_env(env, ncpu=ncpu, memlimit=memlimit, nvnodes=nvnodes,
                                             verbose=verbose, threads=threads)
-        self.lock = threading.RLock()
-        self.cpus = threading.BoundedSemaphore(self.params.ncpu)
+        # threading's RLock is _thread's; the threading module (0.5 ms) is imported by what runs
+        # threads (the FUSE daemon, rump_server), which asks for ``cpus``
+        self.lock = _thread.RLock()
+        self._cpus: threading.BoundedSemaphore | None = None
         self.mem: MemAccount = MemAccount(self.params.memlimit)
         self.bufcache: BufCache = BufCache(self.mem)
         self.vcache: VnodeCache = VnodeCache(self.params.nvnodes)
@@ -50,6 +55,17 @@ class Kernel:
         self.rootvnode = root  # held for the kernel's life, so the root is never reclaimed
         self.proc0 = Proc(self.vcache, root, root)
         self.sys = Syscalls(self, self.proc0)
+
+    @property
+    def cpus(self) -> threading.BoundedSemaphore:
+        """The virtual CPUs (RUMP_NCPU) a request must hold one of, as rump_server's threads do."""
+        if self._cpus is None:
+            with self.lock:
+                if self._cpus is None:
+                    import threading
+
+                    self._cpus = threading.BoundedSemaphore(self.params.ncpu)
+        return self._cpus
 
     # ---- rump_pub_etfs_* -------------------------------------------------------------------------
     def etfs_register(self, key: str, hostpath: str | Backend, type: int = ETFS_BLK, size: int | None = None,

@@ -7,9 +7,9 @@ happens at the lowest level: whatever a file system above asks, nothing outside
 
 from __future__ import annotations
 
+import _thread
 import errno
 import itertools
-import threading
 from typing import TYPE_CHECKING
 
 from p2k.hyper import Window
@@ -43,7 +43,7 @@ class Device:
         self.readonly = host.readonly
         self.opencount = 0
         self._host: Window | None = host
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
         self._final_stats = (0, 0, 0, 0)
         self.faults: FaultInjector | None = None
 

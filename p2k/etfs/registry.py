@@ -9,8 +9,8 @@ because a plain registration in NetBSD does neither.
 
 from __future__ import annotations
 
+import _thread
 import errno
-import threading
 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.hyper import Backend, HostFile, Window
@@ -38,7 +38,7 @@ class EtfsRegistry:
 
     def __init__(self) -> None:
         self._devices: dict[str, Device] = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
 
     def register(self, key: str, hostpath: str | Backend, type: int, size: int | None = None, offset: int = 0,
                  readonly: bool = False) -> Device:

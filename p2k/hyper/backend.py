@@ -14,11 +14,11 @@ To add a backend, subclass ``Backend`` and implement ``size``, ``pread`` and, if
 
 from __future__ import annotations
 
+import _thread
 import errno
 import io
 import os
 import stat as stat_mod
-import threading
 from abc import ABC, abstractmethod
 from typing import IO
 
@@ -131,7 +131,7 @@ class FileObjBackend(Backend):
         known = getattr(fileobj, "size", None)  # fsspec files know their size without a seek
         self._size = size if size is not None else known if isinstance(known, int) else None
         self._closers = list(closers or ((fileobj,) if close_fileobj else ()))
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
 
     def size(self) -> int:
         if self._size is None:

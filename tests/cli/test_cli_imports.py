@@ -44,6 +44,7 @@ NOT_FOR_A_PLAIN_IMAGE = {
     "inspect": "vopguard tells generator VOPs by their code flags",
     "logging": "console messages import it on the first message (p2k.hyper.console)",
     "random": "fault injection only",
+    "threading": "the kernel's locks are _thread's; the semaphore for server threads is made on demand",
     "shutil": "argparse asks it the terminal width (p2k.cli.main._columns)",
     "textwrap": "help pages only (p2k.cli.manual)",
     "p2k.cli.manual": "help pages only",
