@@ -95,11 +95,11 @@ def long_lines(rows: list[tuple[str, os.stat_result, str | None]], inode: bool =
     # one %-format per listing with the widths written in: a C-level format per entry, where an
     # f-string with nested widths built a format spec per field
     line_fmt = f"%s  %{w_link}d %-{w_uid}d  %-{w_gid}d  %{w_size}s %s %s"
-    out = []
+    out: list[str] = []
     append = out.append
     for name, s, target in rows:
         mode = s.st_mode
-        sec = s[8]  # st_mtime as an int: index 8 of a stat result
+        sec: int = s[8]  # type: ignore[assignment]  # st_mtime as an int: index 8 of a stat result
         if devs and mode & 0o170000 in (st.S_IFCHR, st.S_IFBLK):
             size: int | str = f"{os.major(s.st_rdev):>{w_major}}, {os.minor(s.st_rdev):>{w_minor}}"
         else:
