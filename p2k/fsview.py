@@ -13,7 +13,10 @@ import os
 import stat as st
 from collections.abc import Callable, Iterator
 from operator import itemgetter
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
 _MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR

@@ -12,7 +12,9 @@ every field's annotation text at class creation, about 0.2 ms per class.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 

@@ -13,13 +13,16 @@ import os
 import stat as st
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import block_units, inode_lines, long_lines, open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.cli.progress import add_quiet_arg
 from p2k.fsview import FsView
+
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

@@ -10,12 +10,15 @@ import errno
 import os
 import stat as st
 import sys
-from typing import Any
 
 from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.fsview import FsView
+
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

@@ -14,11 +14,13 @@ import errno
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from p2k.cli.progress import Bars, wanted
 
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.etfs import EtfsRegistry
     from p2k.etfs.resolve import Target
     from p2k.hyper import Backend

@@ -12,11 +12,14 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Any
 
 import p2k
 from p2k.cli.errors import UsageError, run_main
 from p2k.cli.imagearg import hide_operand_defaults, settle_operands
+
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Modules that contribute subcommands (each defines register(subparsers)), with the commands each
 # registers: a command line builds only its command's parser (building all of them cost 30 ms of

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+
+TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def add_quiet_arg(p: argparse.ArgumentParser) -> None:
