@@ -8,7 +8,6 @@ imported when it is first asked for, and the package's surface (``__all__``) is 
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 TYPE_CHECKING = False  # as typing's, which (with re, collections) is most of ``p2k --version``'s cost
@@ -26,7 +25,8 @@ def exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
         mod = where.get(name)
         if mod is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(mod), name)
+        __import__(mod)  # importlib.import_module, without importing importlib's package (--version)
+        value = getattr(sys.modules[mod], name)
         setattr(sys.modules[package], name, value)
         return value
 
