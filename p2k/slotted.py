@@ -43,7 +43,8 @@ class Slotted:
 
 
 class Frozen(Slotted):
-    """Fields set once, by ``__init__`` through ``_set``; equal and hashed by value."""
+    """Fields set once, by ``__init__`` through ``_set``; equal and hashed by value. ``__init__``
+    takes the fields positionally in ``__slots__`` order (``__reduce__`` relies on it)."""
 
     __slots__ = ()
 
@@ -59,3 +60,8 @@ class Frozen(Slotted):
 
     def __hash__(self) -> int:
         return hash(tuple(getattr(self, n) for n in slot_names(type(self))))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """For pickle and copy, which would set the fields one by one: a Frozen class's
+        ``__init__`` takes its fields positionally, in ``__slots__`` order."""
+        return type(self), tuple(getattr(self, n) for n in slot_names(type(self)))
