@@ -23,6 +23,17 @@ _MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
 _by_name = itemgetter(0)
 
 
+OnError = Callable[[str, OSError], None] | None
+"""Where a walk reports a node it cannot read and goes on; None: the error is raised."""
+
+
+def report(onerror: OnError, path: str, e: OSError) -> None:
+    """Hand ``e`` to ``onerror`` (BSD tools say so and go on), or raise it when there is none."""
+    if onerror is None:
+        raise e
+    onerror(path, e)
+
+
 class NamingSys:
     """The kernel speaks errno and knows only kernel paths; a user reading ``p2k ls`` errors wants
     the path they typed. This wraps a ``sys`` so that a failing call's OSError carries the image
@@ -79,7 +90,7 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
-    def entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+    def entries(self, d: str, onerror: OnError = None,
                 ) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
         the kernel offers it (a lookup for the directory, not one per entry); a server's client
@@ -97,9 +108,7 @@ class FsView:
             try:
                 out.append((name, stat(follow_symlinks=False)))
             except OSError as e:
-                if onerror is None:
-                    raise
-                onerror(base + name, e)
+                report(onerror, base + name, e)
         out.sort(key=lambda e: e[0])
         return out
 
@@ -137,16 +146,30 @@ class FsView:
         out.sort(key=_by_name)
         return out
 
-    def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
-             ) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(self, top: str, onerror: OnError = None) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
-        for p, s in self._walk(top, onerror, self.entries):
-            assert s is not None
+        try:
+            stack = [(top, self.sys.lstat(self.path(top)))]
+        except OSError as e:
+            report(onerror, top, e)
+            return
+        seen: set[tuple[int, int]] = set()
+        while stack:
+            p, s = stack.pop()
             yield p, s
+            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                seen.add((s.st_dev, s.st_ino))
+                try:
+                    ents = self.entries(p, onerror)
+                except OSError as e:
+                    report(onerror, p, e)
+                    continue
+                base = p.rstrip("/") + "/"
+                stack.extend((base + n, es) for n, es in reversed(ents))
 
-    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+    def walk_paths(self, top: str, onerror: OnError = None,
                    ) -> Iterator[list[str]]:
         """``walk``'s paths, in the same order, without the stat of every entry, for a find with
         nothing to test but names: files' inodes are never read (so a damaged one goes unnoticed,
@@ -156,9 +179,7 @@ class FsView:
         try:
             s = self.sys.lstat(self.path(top))
         except OSError as e:
-            if onerror is None:
-                raise
-            onerror(top, e)
+            report(onerror, top, e)
             return
         out = [top]
         if not st.S_ISDIR(s.st_mode):
@@ -173,9 +194,7 @@ class FsView:
                 elif isinstance(es, OSError):
                     yield out
                     out = []
-                    if onerror is None:
-                        raise es
-                    onerror(p, es)
+                    report(onerror, p, es)
                 else:
                     out.append(p)
                     if (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
@@ -188,44 +207,15 @@ class FsView:
                 stack.pop()
         yield out
 
-    def _children(self, d: str, onerror: Callable[[str, OSError], None] | None,
+    def _children(self, d: str, onerror: OnError,
                   ) -> list[tuple[str, os.stat_result | OSError | None]]:
         try:
             ents = self.typed_entries(d)
         except OSError as e:
-            if onerror is None:
-                raise
-            onerror(d, e)
+            report(onerror, d, e)
             return []
         base = d.rstrip("/") + "/"
         return [(base + n, s) for n, s in ents]
-
-    def _walk(self, top: str, onerror: Callable[[str, OSError], None] | None,
-              listing: Callable[[str, Callable[[str, OSError], None] | None],
-                                list[tuple[str, os.stat_result]] | list[tuple[str, os.stat_result | None]]],
-              ) -> Iterator[tuple[str, os.stat_result | None]]:
-        try:
-            stack: list[tuple[str, os.stat_result | None]] = [(top, self.sys.lstat(self.path(top)))]
-        except OSError as e:
-            if onerror is None:
-                raise
-            onerror(top, e)
-            return
-        seen: set[tuple[int, int]] = set()
-        while stack:
-            p, s = stack.pop()
-            yield p, s
-            if s is not None and st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
-                seen.add((s.st_dev, s.st_ino))
-                try:
-                    ents = listing(p, onerror)
-                except OSError as e:
-                    if onerror is None:
-                        raise
-                    onerror(p, e)
-                    continue
-                base = p.rstrip("/") + "/"
-                stack.extend((base + n, es) for n, es in reversed(ents))
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)
