@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from p2k.vfs.mount import MNT_RDONLY
 from p2k.vfs.namei import LOOKUP, NameiResult, namei
-from p2k.vfs.vattr import StatVFS, Vattr
+from p2k.vfs.vattr import StatVFS, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
 
 if TYPE_CHECKING:
@@ -45,15 +45,6 @@ def syscall(fn: Callable[P, R]) -> Callable[P, R]:
             return result
 
     return wrapper
-
-
-def stat_result(va: Vattr, dev: int) -> os.stat_result:
-    a, m, c = va.atime_ns, va.mtime_ns, va.ctime_ns
-    return os.stat_result((
-        va.mode, va.ino, dev, va.nlink, va.uid, va.gid, va.size,
-        a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
-        a / 1e9, m / 1e9, c / 1e9, a, m, c, va.blksize, va.blocks, va.rdev,
-    ))
 
 
 def statvfs_result(sv: StatVFS) -> os.statvfs_result:

@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger("p2k.vfs")
 
 # The driver entry points the generic layer calls; everything named vop_* is one too.
-VFS_OPS = ("vfs_start", "vfs_loadvnode", "vfs_statvfs", "vfs_sync", "vfs_unmount", "vfs_root_ino")
+VFS_OPS = ("vfs_start", "vfs_loadvnode", "vfs_stat_inodes", "vfs_statvfs", "vfs_sync", "vfs_unmount", "vfs_root_ino")
 
 
 def _internal(mp: Any, op: str, exc: BaseException) -> OSError:
