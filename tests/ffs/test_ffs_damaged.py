@@ -105,16 +105,20 @@ def test_dot_record_swallowing_the_block_never_loops(base: Path, tmp_path: Path)
     fsck_clean_after_repair(img)
 
 
-@pytest.mark.parametrize("how", ["self", "empty", "dotdot-late"])
+@pytest.mark.parametrize("how", ["self", "empty", "dotdot-late", "slash", "ino1", "ino-huge"])
 def test_directory_records_validated(base: Path, tmp_path: Path, how: str) -> None:
-    """An entry naming its own directory, an empty name, a '..' past the second slot: skipped with
-    a console line, the rest of the directory listed."""
+    """An entry naming its own directory, an empty name, a '..' past the second slot, a "/" in a
+    name, an inode number out of range: skipped with a console line, the rest listed."""
     def hit(h: Img) -> None:
         off, _ino, _rec, _t, name = h.entry("d3", "x")
         if how == "self":
             h.pwrite(off, struct.pack("<I", h.lookup("d3")))
         elif how == "empty":
             h.pwrite(off + 7, b"\0\0")  # namlen 0, name "" (terminated)
+        elif how == "slash":
+            h.pwrite(off + 8, b"/")
+        elif how in ("ino1", "ino-huge"):
+            h.pwrite(off, struct.pack("<I", 1 if how == "ino1" else h.fs.fs_ncg * h.fs.fs_ipg))
         else:
             h.pwrite(off + 7, b"\x02")
             h.pwrite(off + 8, b"..\0\0")

@@ -73,6 +73,9 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
     out: list[tuple[int, int, int, bytes, int]] = []
     append = out.append
     n = len(data)
+    if type(data) is not bytes:
+        data = bytes(data)  # slices are then the names themselves, and find() is there
+    find = data.find
     for chunk in range(0, n, DIRBLKSIZ):
         end = chunk + DIRBLKSIZ
         if end > n:
@@ -95,12 +98,12 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
                 if bad is not None:
                     bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
                 break
-            name = bytes(data[pos + 8:pos + 8 + namlen])
-            if ino and (b"\0" in name or data[pos + 8 + namlen] != 0):
+            name_end = pos + 8 + namlen
+            if ino and find(b"\0", pos + 8, name_end + 1) != name_end:  # the first NUL ends the name
                 if bad is not None:
                     bad(base + pos, "NUL inside a name or name not terminated")
                 break
-            append((base + pos, ino, dtype, name, reclen))
+            append((base + pos, ino, dtype, data[pos + 8:name_end], reclen))
             pos += reclen
     return out
 
