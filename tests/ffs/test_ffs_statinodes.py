@@ -8,8 +8,10 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import stat
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,41 @@ def test_stat_fields_match_the_full_decode(ufs2: bool, endian: str, old: bool) -
     for i in range(64):
         ip = codec.decode(buf, i * codec.size, i)
         assert codec.stat_fields(buf, i * codec.size) == tuple(getattr(ip, f) for f in STAT_FIELDS)
+
+
+@pytest.mark.skipif(shutil.which("makefs") is None, reason="NetBSD makefs not installed")
+def test_walk_within_memlimit(tmp_path: Path) -> None:
+    """A scandir walk of a makefs image under a RUMP_MEMLIMIT below what the walk caches when
+    unlimited: the inode blocks it reads stay within the limit, and every entry still says what
+    an unlimited kernel's walk says."""
+    tree = tmp_path / "tree"
+    for d in range(30):
+        (tree / f"d{d}").mkdir(parents=True)
+        for i in range(60):
+            (tree / f"d{d}" / f"f{i}").write_bytes(b"m" * (d * 61 + i))
+    img = tmp_path / "w.img"
+    subprocess.run(["makefs", "-t", "ffs", "-B", "le", "-s", "16m", "-o", "version=1,bsize=16384,fsize=2048",
+                    str(img), str(tree)], check=True, capture_output=True)
+
+    def walk(memlimit: str | None) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, int]]:
+        k = p2k.Kernel(memlimit=memlimit, env={})
+        k.etfs_register("/dev/dk", str(img), p2k.ETFS_BLK, readonly=True)
+        k.sys.mkdir("/mnt", 0o755)
+        k.sys.mount("ffs", "/mnt", p2k.MNT_RDONLY, {"fspec": "/dev/dk"})
+        seen = {}
+        stack = ["/mnt"]
+        try:
+            while stack:
+                for e in k.sys.scandir(stack.pop()):
+                    st = e.stat(follow_symlinks=False)
+                    seen[e.path] = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns)
+                    if e.is_dir():
+                        stack.append(e.path)
+            return seen, k.stats()
+        finally:
+            k.halt()
+
+    small, stats = walk("128k")
+    full, fstats = walk(None)
+    assert small == full and len(small) == 30 * 61  # 30 directories of 60 files
+    assert stats["mem_peak"] <= 128 << 10 < fstats["mem_peak"]
