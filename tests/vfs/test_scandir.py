@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -178,3 +179,22 @@ def test_undecodable_names(k: p2k.Kernel) -> None:
     assert got == k.sys.listdir("/mnt/u")
     assert sorted(got) == sorted(os.fsdecode(n) for n in raw)
     assert sorted(e.path for e in k.sys.scandir("/mnt/u/")) == sorted("/mnt/u/" + os.fsdecode(n) for n in raw)
+
+
+def test_bulk_lstat_is_getattr(k: p2k.Kernel) -> None:
+    """The driver's ``vfs_stat_inodes`` (its own, or the generic one) against loading each inode
+    and asking getattr, for every inode number up to past the highest in use."""
+    from p2k.vfs.mount import Mount
+
+    _populate(k)
+    k.sys.mknod("/mnt/d/chr", stat.S_IFCHR | 0o600, os.makedev(5, 9))
+    k.sys.unlink("/mnt/d/hard")
+    k.sys.rmdir("/mnt/d/sub")  # a number freed
+    (mp,) = [m for m in k.mounts if m.mountpoint_path == "/mnt"]
+    inos = list(range(k.sys.lstat("/mnt/d/chr").st_ino + 3))
+
+    def key(r: os.stat_result | OSError) -> object:
+        return ("error", r.errno) if isinstance(r, OSError) else r
+    k.sysctl("kern.maxvnodes", 4)  # nothing of /mnt/d cached: both paths read the file system
+    assert [key(r) for r in mp.vfs_stat_inodes(inos)] == [key(r) for r in Mount.vfs_stat_inodes(mp, inos)]
+    assert mp.vfs_stat_inodes([inos[-3]])[0].st_rdev == os.makedev(5, 9)  # type: ignore[union-attr]
