@@ -80,19 +80,24 @@ class DirEntry:
 class LazyDirEntry(DirEntry):
     """An entry of ``scandir(path, stat=False)``: the lstat is taken on first ``stat()`` through
     the calling process's syscalls (as ``os.DirEntry`` does), so a walker that only needs names
-    and types never reads an inode. A directory without d_type (4.2BSD format) asks for it."""
+    and types never reads an inode. ``inode()`` is the entry's d_ino, as ``os.DirEntry``'s; an
+    entry without d_type (4.2BSD directories) asks for the lstat to tell its type."""
 
-    __slots__ = ("_sys",)
+    __slots__ = ("_sys", "_ino")
 
-    def __init__(self, name: str | bytes, path: str | bytes, dtype: int, sys: DirCalls) -> None:
+    def __init__(self, name: str | bytes, path: str | bytes, dtype: int, ino: int, sys: DirCalls) -> None:
         super().__init__(name, path, None, dtype)
+        self._ino = ino
         self._sys = sys
+
+    def inode(self) -> int:
+        return self._ino
 
     def _mode(self) -> int:
         if self._st is None and self._dtype == DT_UNKNOWN:
             try:
                 self.stat(follow_symlinks=False)
-            except OSError:
+            except FileNotFoundError:  # gone since the listing: no type (os.DirEntry's rule)
                 return 0
         return super()._mode()
 
@@ -137,11 +142,11 @@ class DirCalls(SysBase):
             if names:  # one decode for the whole directory: a name holds neither NUL nor "/"
                 names = b"\0".join(names).decode("utf-8", "surrogateescape").split("\0")  # type: ignore[arg-type]
         paths = [base + n for n in names]  # type: ignore[operator]
-        dtypes = [d.type for d in ents]
         if not stat:
-            return [LazyDirEntry(n, p, t, self)  # type: ignore[arg-type]
-                    for n, p, t in zip(names, paths, dtypes, strict=True)]
-        return list(map(DirEntry, names, paths, sts if sts is not None else [None] * len(ents), dtypes))
+            return [LazyDirEntry(n, p, d.type, d.ino, self)  # type: ignore[arg-type]
+                    for n, p, d in zip(names, paths, ents, strict=True)]
+        return list(map(DirEntry, names, paths, sts if sts is not None else [None] * len(ents),
+                        [d.type for d in ents]))
 
     def _entry_stats(self, mp: Mount, inos: Sequence[int]) -> list[os.stat_result | OSError]:
         """lstat of each inode of ``mp``: cached vnodes from the cache, the rest in one batch."""

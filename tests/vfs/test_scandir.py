@@ -159,6 +159,7 @@ def test_names_only_reads_no_inode(k: p2k.Kernel) -> None:
     assert ents["sub"].is_dir() and ents["link"].is_symlink() and ents["file"].is_file()
     assert not ents["fifo"].is_file() and not ents["fifo"].is_dir()
     for e in ents.values():
+        assert e.inode() == k.sys.lstat(e.path).st_ino
         assert e.stat(follow_symlinks=False) == k.sys.lstat(e.path)
     k.sys.chmod("/mnt/d", 0o744)
     user = k.newproc(cred=Cred(1000, 1000, ()))
