@@ -58,11 +58,21 @@ def daemon_cpu(p: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def output_lines(argv: list[str], env: dict[str, str]) -> int:
-    """Lines a command prints, less the rump kernel's boot chatter (fs-utils prints a module
-    warning on stdout): the check that both sides listed the same tree."""
+def output(argv: list[str], env: dict[str, str]) -> list[bytes]:
+    """A command's lines, less the rump kernel's boot chatter (fs-utils prints a module warning
+    on stdout): the check that both sides listed the same tree the same way."""
     out = subprocess.run(argv, capture_output=True, env=env, check=True).stdout.splitlines()
-    return sum(1 for ln in out if not ln.startswith(b"WARNING: module error"))
+    return [ln for ln in out if not ln.startswith(b"WARNING: module error")]
+
+
+def compare(label: str, mine: list[bytes], theirs: list[bytes]) -> str:
+    """ls prints in sorted order on both sides; NetBSD's find walks in directory order, p2k's
+    sorted, so find's lines are compared as sets."""
+    if label == "find":
+        mine, theirs = sorted(mine), sorted(theirs)
+    if mine == theirs:
+        return "   (output identical)" if label != "find" else "   (same lines)"
+    return f"   (OUTPUT DIFFERS: p2k {len(mine)} lines, fs-utils {len(theirs)})"
 
 
 def fsutils_rows(p2k: str, img: Path, repeat: int, env: dict[str, str]) -> list[str] | None:
@@ -78,10 +88,9 @@ def fsutils_rows(p2k: str, img: Path, repeat: int, env: dict[str, str]) -> list[
         ("ls -lR", [p2k, "ls", "-lR", str(img), "/"], [fsu_ls, str(img), "-lR", "/"], f"aim <= {AIM:.0f}x"),
         ("find", [p2k, "find", str(img), "/"], [fsu_find, str(img), "/"], f"aim <= {AIM:.0f}x"),
     ):
-        n_p2k, n_fsu = output_lines(pargv, env), output_lines(fargv, env)
+        same = compare(label, output(pargv, env), output(fargv, env))
         t_p2k, c_p2k = timed(pargv, repeat, env)
         t_fsu, c_fsu = timed(fargv, repeat, env)
-        same = "" if n_p2k == n_fsu else f"   (output lines differ: p2k {n_p2k}, fs-utils {n_fsu})"
         rows.append(f"  {label:<7} p2k {t_p2k:6.3f} s (CPU {c_p2k:.3f})   fs-utils {t_fsu:6.3f} s "
                     f"(CPU {c_fsu:.3f})   p2k/fs-utils {t_p2k / t_fsu:5.2f}x wall, "
                     f"{c_p2k / max(c_fsu, 1e-3):5.2f}x CPU   ({aim}){same}")

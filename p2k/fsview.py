@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 import stat as st
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import Any
+
+_O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
+_MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
+_by_name = itemgetter(0)
 
 
 class NamingSys:
@@ -94,13 +99,109 @@ class FsView:
         out.sort(key=lambda e: e[0])
         return out
 
+    def typed_entries(self, d: str) -> list[tuple[str, os.stat_result | OSError | None]]:
+        """``entries`` as BSD find lists a directory when no primary needs a stat (fts's
+        FTS_NOSTAT): getdents' names and the types the directory records, and a stat only for
+        what may be a directory, to descend into it. The other entries come with None: their
+        inodes are never read. A failed stat comes as its error, in the entry's place (fts's
+        FTS_NS), for the caller to report there. getdents is a call a server offers too, so a
+        remote walk saves the round trip per file as well."""
+        sys = self.sys
+        fd = sys.open(self.path(d), _O_DIRECTORY)
+        try:
+            dents = []
+            while batch := sys.getdents(fd, 4096):
+                dents += batch
+        finally:
+            sys.close(fd)
+        if not dents:
+            return []
+        base = d.rstrip("/") + "/"
+        # One decode for the whole directory: no name holds a NUL (the kernel refuses one), and
+        # a NUL, being ASCII, ends any broken UTF-8 sequence before it as a lone name's end would.
+        texts = b"\0".join([e.name for e in dents]).decode("utf-8", "surrogateescape").split("\0")
+        out: list[tuple[str, os.stat_result | OSError | None]] = []
+        append = out.append
+        for ent, text in zip(dents, texts, strict=True):
+            if ent.type not in _MAYBE_DIR:
+                append((text, None))
+            elif text != "." and text != "..":
+                try:
+                    append((text, sys.lstat(self.path(base + text))))
+                except OSError as err:
+                    append((text, err))
+        out.sort(key=_by_name)
+        return out
+
     def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
              ) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
+        for p, s in self._walk(top, onerror, self.entries):
+            assert s is not None
+            yield p, s
+
+    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+                   ) -> Iterator[list[str]]:
+        """``walk``'s paths, in the same order, without the stat of every entry, for a find with
+        nothing to test but names: files' inodes are never read (so a damaged one goes unnoticed,
+        as with NetBSD's find). In batches, a directory's files at a time: this is the loop a
+        find over ten thousand names spends its time in. A batch ends before each error is
+        reported, so a caller that prints them prints the error in its place."""
         try:
-            stack = [(top, self.sys.lstat(self.path(top)))]
+            s = self.sys.lstat(self.path(top))
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(top, e)
+            return
+        out = [top]
+        if not st.S_ISDIR(s.st_mode):
+            yield out
+            return
+        seen = {(s.st_dev, s.st_ino)}
+        stack = [iter(self._children(top, onerror))]
+        while stack:
+            for p, es in stack[-1]:
+                if es is None:
+                    out.append(p)
+                elif isinstance(es, OSError):
+                    yield out
+                    out = []
+                    if onerror is None:
+                        raise es
+                    onerror(p, es)
+                else:
+                    out.append(p)
+                    if (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
+                        seen.add((es.st_dev, es.st_ino))
+                        yield out
+                        out = []
+                        stack.append(iter(self._children(p, onerror)))
+                        break
+            else:
+                stack.pop()
+        yield out
+
+    def _children(self, d: str, onerror: Callable[[str, OSError], None] | None,
+                  ) -> list[tuple[str, os.stat_result | OSError | None]]:
+        try:
+            ents = self.typed_entries(d)
+        except OSError as e:
+            if onerror is None:
+                raise
+            onerror(d, e)
+            return []
+        base = d.rstrip("/") + "/"
+        return [(base + n, s) for n, s in ents]
+
+    def _walk(self, top: str, onerror: Callable[[str, OSError], None] | None,
+              listing: Callable[[str, Callable[[str, OSError], None] | None],
+                                list[tuple[str, os.stat_result]] | list[tuple[str, os.stat_result | None]]],
+              ) -> Iterator[tuple[str, os.stat_result | None]]:
+        try:
+            stack: list[tuple[str, os.stat_result | None]] = [(top, self.sys.lstat(self.path(top)))]
         except OSError as e:
             if onerror is None:
                 raise
@@ -110,10 +211,10 @@ class FsView:
         while stack:
             p, s = stack.pop()
             yield p, s
-            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+            if s is not None and st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
                 seen.add((s.st_dev, s.st_ino))
                 try:
-                    ents = self.entries(p, onerror)
+                    ents = listing(p, onerror)
                 except OSError as e:
                     if onerror is None:
                         raise

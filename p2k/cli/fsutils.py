@@ -12,10 +12,11 @@ import fnmatch
 import os
 import stat as st
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from p2k.cli.errors import UsageError, describe
-from p2k.cli.fsview import ls_line, open_view
+from p2k.cli.fsview import block_units, inode_lines, long_lines, open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.cli.progress import add_quiet_arg
 from p2k.fsview import FsView
@@ -72,27 +73,42 @@ def register(sub: Any) -> None:
 
 # ---- ls ------------------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace) -> int:
+    """NetBSD ls's layout: file operands first, then each directory; a directory's name heads
+    its listing when there are several operands or something was printed before it."""
     rc = 0
     with open_view(args) as v:
-        multi = len(args.paths) > 1 or args.R
-        for i, p in enumerate(args.paths):
+        files: list[tuple[str, os.stat_result]] = []
+        dirs: list[str] = []
+        for p in args.paths:
             try:
-                rc |= _ls_one(v, args, p, multi, i > 0)
+                s = v.sys.lstat(v.path(p))
+            except OSError as e:
+                print(f"p2k ls: {describe(e)}", file=sys.stderr)
+                rc = 1
+                continue
+            if st.S_ISDIR(s.st_mode):
+                dirs.append(p)
+            else:
+                files.append((p, s))
+        printed = bool(files)
+        if files:
+            lines = _ls_lines(v, args, files, "/")
+            _write_lines(lines)
+        for p in dirs:
+            try:
+                rc |= _ls_tree(v, args, p, len(args.paths) > 1, printed)
             except BrokenPipeError:
                 raise  # the reader went away: not an error of this path (run_main exits quietly)
             except OSError as e:
                 print(f"p2k ls: {describe(e)}", file=sys.stderr)
                 rc = 1
+            printed = True
     return rc
 
 
-def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool) -> int:
-    s = v.sys.lstat(v.path(p))
-    if not st.S_ISDIR(s.st_mode):
-        print(_ls_entry(v, args, p, os.path.basename(p) or p, s))
-        return 0
-    dirs = [p]
-    first = not gap
+def _ls_tree(v: FsView, args: argparse.Namespace, top: str, named: bool, printed: bool) -> int:
+    """``top``'s listing, and with -R every directory below it, each after the one above."""
+    dirs = [top]
     failed: list[str] = []
 
     def onerror(path: str, e: OSError) -> None:
@@ -111,27 +127,39 @@ def _ls_one(v: FsView, args: argparse.Namespace, p: str, header: bool, gap: bool
                        *listing]
         else:
             listing = [(n, es) for n, es in listing if not n.startswith(".")]
-        if header:
-            print(("" if first else "\n") + f"{d}:")
-        first = False
-        sub = []
-        entries = []
+        lines = [f"\n{d}:"] if printed else [f"{d}:"] if named else []
+        printed = True
         base = d.rstrip("/") + "/"
-        for n, es in listing:
-            full = base + n
-            entries.append((n, full, es))
-            if args.R and st.S_ISDIR(es.st_mode) and n not in (".", ".."):
-                sub.append(full)
-        lines = [f"total {sum(e[2].st_blocks for e in entries) // 2}"] if args.l else []
-        for n, full, es in entries:
-            try:
-                lines.append(_ls_entry(v, args, full, n, es))
-            except OSError as e:  # a symlink whose target cannot be read: said in its place
-                _write_lines(lines)
-                onerror(full, e)
+        if listing and args.l:
+            units = block_units()
+            lines.append(f"total {-(-sum(es.st_blocks for _, es in listing) // units)}")
+        lines += _ls_lines(v, args, listing, base, onerror)
         _write_lines(lines)  # (an error writing the listing itself, EPIPE say, ends the command)
-        dirs[0:0] = sub
+        if args.R:
+            dirs[0:0] = [base + n for n, es in listing if st.S_ISDIR(es.st_mode) and n not in (".", "..")]
     return 1 if failed else 0
+
+
+def _ls_lines(v: FsView, args: argparse.Namespace, listing: list[tuple[str, os.stat_result]], base: str,
+              onerror: Callable[[str, OSError], None] | None = None) -> list[str]:
+    """One listing's lines. With -l a symlink's target is read; one that cannot be is said in
+    its place (the line is left out), as BSD ls does."""
+    if not args.l:
+        return inode_lines(listing) if args.i else [n for n, _ in listing]
+    rows: list[tuple[str, os.stat_result, str | None]] = []
+    for n, es in listing:
+        target = None
+        if st.S_ISLNK(es.st_mode):
+            full = n if n.startswith("/") else base + n
+            try:
+                target = v.sys.readlink(v.path(full))
+            except OSError as e:
+                if onerror is None:
+                    raise
+                onerror(full, e)
+                continue
+        rows.append((n, es, target))
+    return long_lines(rows, args.i)
 
 
 def _write_lines(lines: list[str]) -> None:
@@ -145,14 +173,6 @@ def _write_lines(lines: list[str]) -> None:
 def _complain(cmd: str, path: str, e: OSError) -> None:
     sys.stdout.flush()
     print(f"p2k {cmd}: {path}: {e.strerror or e}", file=sys.stderr)
-
-
-def _ls_entry(v: FsView, args: argparse.Namespace, full: str, name: str, s: os.stat_result) -> str:
-    prefix = f"{s.st_ino:>8} " if args.i else ""
-    if not args.l:
-        return prefix + name
-    target = v.sys.readlink(v.path(full)) if st.S_ISLNK(s.st_mode) else None
-    return prefix + ls_line(name, s, target)
 
 
 # ---- cat, stat -----------------------------------------------------------------------------------
@@ -217,12 +237,18 @@ def cmd_find(args: argparse.Namespace) -> int:
         failed.append(1)
 
     with open_view(args) as v:
-        for p, s in v.walk(args.path, onerror):
-            if args.type and not _TYPE_TEST[args.type](s.st_mode):
-                continue
-            if args.name and not fnmatch.fnmatchcase(os.path.basename(p) or "/", args.name):
-                continue
-            lines.append(p)
+        # Only -type needs each entry's inode; without it find reads directories alone, as
+        # NetBSD's find does (fts's FTS_NOSTAT): ten thousand files are ten thousand names.
+        if args.type:
+            test = _TYPE_TEST[args.type]
+            batches: Iterator[list[str]] = ([p] for p, s in v.walk(args.path, onerror) if test(s.st_mode))
+        else:
+            batches = v.walk_paths(args.path, onerror)
+        pattern = args.name
+        for batch in batches:
+            if pattern is not None:
+                batch = [p for p in batch if fnmatch.fnmatchcase(p.rpartition("/")[2] or "/", pattern)]
+            lines += batch
             if len(lines) >= 1024:
                 _write_lines(lines)
     _write_lines(lines)

@@ -55,6 +55,7 @@ def mode_string(mode: int) -> str:
 
 
 _NOW = time.time()
+_SIX_MONTHS = 182 * 86400  # ls(1): DAYSPERNYEAR / 2 days, either side of now
 _WHEN: dict[int, str] = {}
 
 
@@ -63,17 +64,64 @@ def _when(mtime: int) -> str:
     localtime + strftime per entry was ls -lR's largest formatting cost."""
     when = _WHEN.get(mtime)
     if when is None:
-        recent = abs(_NOW - mtime) < 15552000  # six months, as ls(1)
+        recent = mtime + _SIX_MONTHS > _NOW and mtime - _SIX_MONTHS < _NOW
         when = _WHEN[mtime] = time.strftime("%b %e %H:%M" if recent else "%b %e  %Y", time.localtime(mtime))
     return when
 
 
-def ls_line(name: str, s: os.stat_result, target: str | None = None) -> str:
-    mode = s.st_mode
-    when = _WHEN.get(s.st_mtime_ns // 1_000_000_000) or _when(s.st_mtime_ns // 1_000_000_000)
-    size: str | int = s.st_size
-    if mode & 0o170000 in (st.S_IFCHR, st.S_IFBLK):
-        size = f"{os.major(s.st_rdev):3d}, {os.minor(s.st_rdev):3d}"
-    kind = _MODES.get(mode) or mode_string(mode)
-    line = f"{kind} {s.st_nlink:3d} {s.st_uid:<5d} {s.st_gid:<5d} {size:>9} {when} {name}"
-    return line if target is None else f"{line} -> {target}"
+def _width(values: list[int]) -> int:
+    return len(str(max(values))) if values else 1
+
+
+def long_lines(rows: list[tuple[str, os.stat_result, str | None]], inode: bool = False) -> list[str]:
+    """``ls -l`` lines for one listing, NetBSD ls's layout: every column as wide as its widest
+    value in this listing (so columns line up without padding for numbers no file has), user
+    and group numeric (the image's owners mean nothing to the host's password file), a device's
+    "major, minor" in the size column. ``rows`` are (name, lstat, symlink target or None)."""
+    stats = [r[1] for r in rows]
+    w_link = _width([s.st_nlink for s in stats])
+    w_uid = _width([s.st_uid for s in stats])
+    w_gid = _width([s.st_gid for s in stats])
+    w_size = _width([s.st_size for s in stats])
+    w_ino = _width([s.st_ino for s in stats])
+    devs = [s.st_rdev for s in stats if s.st_mode & 0o170000 in (st.S_IFCHR, st.S_IFBLK)]
+    w_major = w_minor = 0
+    if devs:
+        w_major, w_minor = _width([os.major(d) for d in devs]), _width([os.minor(d) for d in devs])
+        if w_major + w_minor + 2 > w_size:
+            w_size = w_major + w_minor + 2
+        else:
+            w_major = w_size - w_minor - 2
+    out = []
+    for name, s, target in rows:
+        mode = s.st_mode
+        sec = s.st_mtime_ns // 1_000_000_000
+        if devs and mode & 0o170000 in (st.S_IFCHR, st.S_IFBLK):
+            size = f"{os.major(s.st_rdev):>{w_major}}, {os.minor(s.st_rdev):>{w_minor}}"
+        else:
+            size = f"{s.st_size:>{w_size}}"
+        line = (f"{_MODES.get(mode) or mode_string(mode)}  {s.st_nlink:>{w_link}} {s.st_uid:<{w_uid}}  "
+                f"{s.st_gid:<{w_gid}}  {size} {_WHEN.get(sec) or _when(sec)} {name}")
+        if target is not None:
+            line = f"{line} -> {target}"
+        out.append(f"{s.st_ino:>{w_ino}} {line}" if inode else line)
+    return out
+
+
+def inode_lines(rows: list[tuple[str, os.stat_result]]) -> list[str]:
+    """``ls -i``: the inode column as wide as its widest number in this listing."""
+    w = _width([s.st_ino for _, s in rows])
+    return [f"{s.st_ino:>{w}} {name}" for name, s in rows]
+
+
+def block_units() -> int:
+    """512-byte blocks per unit of ls's "total" line: BLOCKSIZE from the environment as
+    getbsize(3) reads it ("1024", "1k", "K"; below 512 or unreadable: 512, above 1g: 1g), by
+    default 512 as POSIX wants it."""
+    raw = os.environ.get("BLOCKSIZE", "")
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(raw[-1:].lower())
+    digits = raw[:-1] if scale else raw
+    if not raw or (digits and not digits.isdigit()):
+        return 1
+    n = (int(digits or "0") or 1) * (scale or 1)  # "K" is 1 KiB, as getbsize reads it
+    return min(max(n, 512), 1 << 30) // 512

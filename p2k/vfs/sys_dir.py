@@ -8,8 +8,11 @@ entries it holds. Inodes in the vnode cache answer from the cache instead (they 
 not yet written, and a mount point shows the mounted root); the others are read without entering
 the cache, so a walk over a big tree neither evicts what is in use nor pays a reclaim per entry.
 The results are a snapshot taken under the kernel lock: like ``os.DirEntry.stat()``'s cache, they
-do not follow later changes. ``stat=False`` skips the inodes altogether (names and d_type only,
-for a walker that needs no attributes); such an entry takes its lstat on first ``stat()``.
+do not follow later changes.
+
+``scandir(path, stat=False)`` is the other half of what fts offers: names and the types the
+directory records, no inode read per entry (fts's FTS_NOSTAT, which BSD find uses unless a
+primary needs a stat). Its entries stat lazily on first ``stat()``, as ``os.DirEntry`` does.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
     from p2k.vfs.vnode import Vnode
 
-DT_UNKNOWN = 0
+DT_UNKNOWN = 0  # dirent.h: the directory does not record the entry's type
 
 
 class DirEntry:
@@ -50,6 +53,12 @@ class DirEntry:
     def _mode(self) -> int:
         st = self._st
         return self._dtype << 12 if st is None or isinstance(st, OSError) else st.st_mode
+
+    @property
+    def d_type(self) -> int:
+        """The type the directory records (DT_*; DT_UNKNOWN in the 4.2BSD format): what a walker
+        that reads no inodes goes by, as fts does under FTS_NOSTAT."""
+        return self._dtype
 
     def inode(self) -> int:
         return self.stat(follow_symlinks=False).st_ino
@@ -80,8 +89,9 @@ class DirEntry:
 class LazyDirEntry(DirEntry):
     """An entry of ``scandir(path, stat=False)``: the lstat is taken on first ``stat()`` through
     the calling process's syscalls (as ``os.DirEntry`` does), so a walker that only needs names
-    and types never reads an inode. ``inode()`` is the entry's d_ino, as ``os.DirEntry``'s; an
-    entry without d_type (4.2BSD directories) asks for the lstat to tell its type."""
+    and types never reads an inode; its lstat is a plain one of the path, with every check that
+    implies, and a failure is kept as a stat result would be. ``inode()`` is the entry's d_ino, as
+    ``os.DirEntry``'s; an entry without d_type (4.2BSD directories) asks the lstat for its type."""
 
     __slots__ = ("_sys", "_ino")
 
@@ -97,17 +107,23 @@ class LazyDirEntry(DirEntry):
         if self._st is None and self._dtype == DT_UNKNOWN:
             try:
                 self.stat(follow_symlinks=False)
-            except FileNotFoundError:  # gone since the listing: no type (os.DirEntry's rule)
-                return 0
+            except OSError:
+                return 0  # no type known
         return super()._mode()
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         if self._st is None:
-            self._st = self._sys.lstat(self.path)  # type: ignore[attr-defined]
+            try:
+                self._st = self._sys.lstat(self.path)
+            except OSError as e:
+                self._st = e
         return super().stat(follow_symlinks=follow_symlinks)
 
 
 class DirCalls(SysBase):
+    if TYPE_CHECKING:  # the lstat an entry listed without its stat takes (Syscalls has both)
+        def lstat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None) -> os.stat_result: ...
+
     @syscall
     def scandir(self, path: str | bytes = ".", *, stat: bool = True) -> list[DirEntry]:
         """The entries of ``path`` (without ``.`` and ``..``), each with its lstat result

@@ -125,8 +125,22 @@ def test_directory_records_validated(base: Path, tmp_path: Path, how: str) -> No
     img = damaged(base, tmp_path, hit)
     r = p2k_cli("ls", "-R", str(img), "/d3", timeout=30)
     no_traceback(r)
-    assert r.stdout.split(b"\n")[:3] == [b"/d3:", b"sub", b""], r.stdout
+    assert r.stdout.split(b"\n")[:3] == [b"sub", b"", b"/d3/sub:"], r.stdout  # (no heading for the first)
     assert b"bad dir ino" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["nul", "unterminated"])
+def test_name_with_a_nul_or_none_after_it(base: Path, tmp_path: Path, how: str) -> None:
+    """ufs_dirbadentry's name tests: a NUL inside the name, or no NUL right after it, ends the
+    parse of that chunk (d3's last entry, "sub", here); what came before is listed."""
+    def hit(h: Img) -> None:
+        off, _ino, _rec, _t, name = h.entry("d3", "sub")
+        assert h.entries(h.lookup("d3"))[-1][4] == b"sub"
+        h.pwrite(off + 8, b"s\0b\0" if how == "nul" else b"subz")
+    img = damaged(base, tmp_path, hit)
+    r = p2k_cli("ls", str(img), "/d3")
+    no_traceback(r)
+    assert r.stdout == b"x\n" and b"bad dir ino" in r.stderr and b"NUL" in r.stderr, r.stderr
 
 
 def test_root_not_a_directory_refused(base: Path, tmp_path: Path) -> None:
@@ -163,14 +177,37 @@ def test_fsutils_continue_past_a_bad_entry(base: Path, tmp_path: Path) -> None:
     r = p2k_cli("ls", "-l", str(img), "/")
     no_traceback(r)
     assert r.returncode == 1 and b"f2" in r.stderr and b" f3\n" in r.stdout and b" ind\n" in r.stdout
+    # find reads a file's inode only for a primary that needs it (NetBSD's find: fts with
+    # FTS_NOSTAT): by name alone the damaged file is listed; -type must read it, and reports it
     r = p2k_cli("find", str(img), "/")
+    assert r.returncode == 0 and b"/d3/sub/deep\n" in r.stdout and b"/f2\n" in r.stdout, r.stderr
+    r = p2k_cli("find", str(img), "/", "-type", "f")
+    no_traceback(r)
     assert r.returncode == 1 and b"/d3/sub/deep\n" in r.stdout and b"/f2" in r.stderr
+    assert b"/f2\n" not in r.stdout and b"/d3\n" not in r.stdout
     r = p2k_cli("du", str(img), "/")
     assert r.returncode == 1 and r.stdout.endswith(b"\t/\n")
     out = tmp_path / "out"
     r = p2k_cli("cp", "-R", str(img), ":/", str(out))
     no_traceback(r)
     assert r.returncode == 1 and (out / "f3").stat().st_size == 9000 and not (out / "f2").exists()
+
+
+def test_find_reports_a_bad_directory_in_its_place(base: Path, tmp_path: Path) -> None:
+    """A name-only find still reads each directory's inode (to descend): a damaged one is
+    reported where it stands in the listing, after the names before it, and the walk goes on."""
+    def hit(h: Img) -> None:
+        ip = h.inode(h.lookup("d3"))
+        ip.mode = 0o170755
+        h.put(ip)
+    img = damaged(base, tmp_path, hit)
+    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "find", str(img), "/"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60, cwd=ROOT, check=False)
+    assert r.returncode == 1 and b"Traceback" not in r.stdout
+    lines = r.stdout.splitlines()
+    (err,) = [i for i, ln in enumerate(lines) if ln.startswith(b"p2k find:")]
+    assert b"/d3" in lines[err] and lines[err - 1] < b"/d3" < lines[err + 1]
+    assert b"/d3/sub/deep" not in lines and b"/f3" in lines
 
 
 def test_non_utf8_names_are_bytes(base: Path, tmp_path: Path) -> None:

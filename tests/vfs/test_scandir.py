@@ -199,3 +199,37 @@ def test_bulk_lstat_is_getattr(k: p2k.Kernel) -> None:
     k.sysctl("kern.maxvnodes", 4)  # nothing of /mnt/d cached: both paths read the file system
     assert [key(r) for r in mp.vfs_stat_inodes(inos)] == [key(r) for r in Mount.vfs_stat_inodes(mp, inos)]
     assert mp.vfs_stat_inodes([inos[-3]])[0].st_rdev == os.makedev(5, 9)  # type: ignore[union-attr]
+
+
+def test_names_only_stat_lazily(k: p2k.Kernel) -> None:
+    """``scandir(stat=False)`` gives names and recorded types without reading inodes; an entry's
+    ``stat()`` is then an lstat taken when asked, so it shows a change made after the listing."""
+    _populate(k)
+    full = {e.name: e for e in k.sys.scandir("/mnt/d")}
+    names = {e.name: e for e in k.sys.scandir("/mnt/d", stat=False)}
+    assert sorted(names) == sorted(full)
+    for name, e in names.items():
+        assert (e.is_dir(), e.is_file(), e.is_symlink()) == (full[name].is_dir(), full[name].is_file(),
+                                                            full[name].is_symlink())
+    k.sys.chmod("/mnt/d/file", 0o604)
+    assert names["file"].stat(follow_symlinks=False) == k.sys.lstat("/mnt/d/file")
+    assert names["file"].stat(follow_symlinks=False).st_mode & 0o777 == 0o604
+    k.sys.unlink("/mnt/d/fifo")
+    with pytest.raises(FileNotFoundError):
+        names["fifo"].stat(follow_symlinks=False)
+    with pytest.raises(FileNotFoundError):
+        names["fifo"].stat(follow_symlinks=False)  # the failure is kept, as a stat would be
+
+
+def test_names_only_permissions(k: p2k.Kernel) -> None:
+    """Listing names needs read permission only; the lazy stat needs search, as lstat does."""
+    _populate(k)
+    k.sys.chmod("/mnt/d", 0o744)
+    user = k.newproc(cred=Cred(1000, 1000, ()))
+    ents = {e.name: e for e in user.scandir("/mnt/d", stat=False)}
+    assert ents["sub"].is_dir() and ents["link"].is_symlink() and ents["file"].is_file()
+    with pytest.raises(PermissionError):
+        ents["file"].stat(follow_symlinks=False)
+    k.sys.chmod("/mnt/d", 0o711)
+    with pytest.raises(PermissionError):
+        user.scandir("/mnt/d", stat=False)

@@ -70,12 +70,12 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
     reuse this parser. A trailing partial chunk is treated as damaged. Returns a list rather than
     yielding: a stat walk parses every block of every directory, and a list is cheaper."""
     hdr = (_HDR_OLD if oldfmt else _HDR)[endian].unpack_from
+    if not isinstance(data, bytes):
+        data = bytes(data)  # slices of bytes are the names themselves, no copy of a view each
+    find = data.find
     out: list[tuple[int, int, int, bytes, int]] = []
     append = out.append
     n = len(data)
-    if type(data) is not bytes:
-        data = bytes(data)  # slices are then the names themselves, and find() is there
-    find = data.find
     for chunk in range(0, n, DIRBLKSIZ):
         end = chunk + DIRBLKSIZ
         if end > n:
@@ -84,26 +84,28 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
             break
         pos = chunk
         while pos < end:
-            if end - pos < 8:  # the record before left no room for a header: it is mangled
+            left = end - pos
+            if left < 8:  # the record before left no room for a header: it is mangled
                 if bad is not None:
-                    bad(base + pos, f"{end - pos} bytes left at the end of the chunk")
+                    bad(base + pos, f"{left} bytes left at the end of the chunk")
                 break
             if oldfmt:
                 ino, reclen, namlen = hdr(data, pos)
                 dtype = DT_UNKNOWN
             else:
                 ino, reclen, dtype, namlen = hdr(data, pos)
-            # ufs_dirbadentry; DIRSIZ(namlen) inlined
-            if reclen & 3 or reclen > end - pos or namlen > MAXNAMLEN or reclen < 8 + ((namlen + 4) & ~3):
+            # ufs_dirbadentry; DIRSIZ(namlen) = (namlen + 12) & ~3 inlined
+            if reclen & 3 or reclen > left or namlen > MAXNAMLEN or reclen < (namlen + 12) & ~3:
                 if bad is not None:
                     bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
                 break
-            name_end = pos + 8 + namlen
-            if ino and find(b"\0", pos + 8, name_end + 1) != name_end:  # the first NUL ends the name
+            at = pos + 8
+            name_end = at + namlen
+            if ino and find(b"\0", at, name_end + 1) != name_end:  # the first NUL must end the name
                 if bad is not None:
                     bad(base + pos, "NUL inside a name or name not terminated")
                 break
-            append((base + pos, ino, dtype, data[pos + 8:name_end], reclen))
+            append((base + pos, ino, dtype, data[at:name_end], reclen))
             pos += reclen
     return out
 

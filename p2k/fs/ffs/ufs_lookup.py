@@ -57,9 +57,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("p2k.ffs")
 MAX_DIR_ERRORS = 100
-_DOT = ord(".")
 
 # ---- reading -------------------------------------------------------------------------------------
+_DOTS = (b".", b"..")
+_new = tuple.__new__
+
+
 def _dir_bad(m: FfsMount, ip: Inode) -> Callable[[int, str], None]:
     def bad(off: int, why: str) -> None:
         # NetBSD's ufs_dirbad prints and carries on with the next chunk; we keep the message.
@@ -83,6 +86,8 @@ def dir_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[in
     bad = _dir_bad(m, ip)
     endian = fs.endian
     oldfmt = m.oldfmt_dir
+    if start >= size:
+        return  # a reader's cookie at the end (getdents' last call): no block to parse again
     lbn = max(start, 0) >> fs.fs_bshift
     while (lbn << fs.fs_bshift) < size:
         base = lbn << fs.fs_bshift
@@ -106,26 +111,28 @@ def dir_entries(m: FfsMount, ip: Inode, start: int = 0, *, free_slots: bool = Fa
 
 
 def sane_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[int, int, int, bytes, int]]]:
-    """Per directory block, the live entries a reader may act on: what ``dir_entries`` gives,
-    less the records no sane directory holds — an empty name or one with "/", an inode number out
-    of range, an entry naming the directory itself other than ".", a "." or ".." anywhere but
-    first and second. Each is skipped with a console message (ufs_dirbad), so a walker can never
-    loop through a directory into itself. A block at a time: every stat walk and every first
-    lookup in a directory goes through here, and a list per block is cheaper than a generator
-    step per entry."""
+    """The live entries a reader may act on, a directory block's worth at a time: what
+    ``dir_entries`` gives, less the records no sane directory holds — an empty name or one with
+    "/", an inode number out of range, an entry naming the directory itself other than ".", a "."
+    or ".." anywhere but first and second. Each is skipped with a console message (ufs_dirbad),
+    so a walker can never loop through a directory into itself. A list per block, not a
+    generator per entry: a tree walk reads every entry of every directory, and each generator
+    layer was a tenth of a microsecond per entry."""
     bad = _dir_bad(m, ip)
-    dino, maxino = ip.ino, m.maxino
     second = -1
+    me = ip.ino
+    maxino = m.maxino
     for ents in dir_blocks(m, ip, start):
-        good: list[tuple[int, int, int, bytes, int]] = []
+        if ents and ents[0][0] == 0:
+            second = ents[0][4]  # ".." is the record right after "."
+        live: list[tuple[int, int, int, bytes, int]] = []
+        append = live.append
         for ent in ents:
             off, ino, dtype, name, reclen = ent
-            if off == 0:
-                second = reclen
             if not ino or off < start or dtype == DT_WHT:
                 continue
-            if UFS_ROOTINO <= ino < maxino and ino != dino and name and name[0] != _DOT and b"/" not in name:
-                good.append(ent)  # the common case: none of the tests below can object
+            if UFS_ROOTINO <= ino < maxino and ino != me and name not in _DOTS and name and b"/" not in name:
+                append(ent)  # the common case, every check passed at once
                 continue
             why = None
             if not name or b"/" in name:
@@ -133,29 +140,30 @@ def sane_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[i
             elif ino >= maxino or ino < UFS_ROOTINO:
                 why = f"inode number {ino} out of range"
             elif name == b".":
-                why = None if off == 0 and ino == dino else "'.' that is not the first entry or not itself"
+                why = None if off == 0 and ino == me else "'.' that is not the first entry or not itself"
             elif name == b"..":
                 why = None if off == second else "'..' that is not the second entry"
-            elif ino == dino:
+            elif ino == me:
                 why = f"entry {name!r} names the directory itself"
             if why is not None:
                 bad(off, why)
                 continue
-            good.append(ent)
-        yield good
+            append(ent)
+        yield live
 
 
 def sane_entries(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[tuple[int, int, int, bytes, int]]:
-    """``sane_blocks``' entries one by one."""
-    for good in sane_blocks(m, ip, start):
-        yield from good
+    """``sane_blocks``, an entry at a time."""
+    for live in sane_blocks(m, ip, start):
+        yield from live
 
 
 def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
     """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset."""
     ip: Inode = vp.data  # type: ignore[assignment]
-    for good in sane_blocks(m, ip, cookie):
-        yield from [Dirent(ino, dtype, name, off + reclen) for off, ino, dtype, name, reclen in good]
+    for live in sane_blocks(m, ip, cookie):
+        # tuple.__new__ straight: a NamedTuple's own __new__ is a Python function, 0.25 us more
+        yield from [_new(Dirent, (ino, dtype, name, off + reclen)) for off, ino, dtype, name, reclen in live]
 
 
 def ufs_lookup(m: FfsMount, dvp: Vnode, name: bytes) -> int:
@@ -163,8 +171,8 @@ def ufs_lookup(m: FfsMount, dvp: Vnode, name: bytes) -> int:
     cache = ip.dircache
     if cache is None:
         cache = {}
-        for good in sane_blocks(m, ip):
-            for _, ino, _dtype, ename, _ in good:
+        for live in sane_blocks(m, ip):
+            for _, ino, _dtype, ename, _ in live:
                 if ename not in cache:
                     cache[ename] = ino
         ip.dircache = cache
