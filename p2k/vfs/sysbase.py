@@ -59,13 +59,14 @@ class SysBase:
 
     # ---- helpers for the syscall groups ----------------------------------------------------------
     def _namei(self, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
-               want_parent: bool = False, dir_fd: int | Vnode | None = None) -> NameiResult:
+               want_parent: bool = False, dir_fd: int | Vnode | None = None,
+               stat_only: bool = False) -> NameiResult:
         """``dir_fd`` is an fd or, for the FUSE bridge and the server, a vnode the caller holds."""
         start = None
         if dir_fd is not None and not _is_abs(path):
             start = dir_fd if isinstance(dir_fd, Vnode) else self.proc.fdt.get(dir_fd).vp
         return namei(self.kernel, self.proc, path, follow=follow, op=op, want_parent=want_parent,
-                     start=start)
+                     start=start, stat_only=stat_only)
 
     def _lookup(self, path: str | bytes, follow: bool = True, dir_fd: int | Vnode | None = None) -> Vnode:
         """Referenced vnode of an existing path."""
