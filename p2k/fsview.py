@@ -8,6 +8,7 @@ opening one (``p2k.cli.fsview.open_view``) and their listing format stay in the 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
@@ -17,6 +18,17 @@ from typing import Any
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
 _MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
 _by_name = itemgetter(0)
+
+
+OnError = Callable[[str, OSError], None] | None
+"""Where a walk reports a node it cannot read and goes on; None: the error is raised."""
+
+
+def report(onerror: OnError, path: str, e: OSError) -> None:
+    """Hand ``e`` to ``onerror`` (BSD tools say so and go on), or raise it when there is none."""
+    if onerror is None:
+        raise e
+    onerror(path, e)
 
 
 class NamingSys:
@@ -75,7 +87,7 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
-    def entries(self, d: str, onerror: Callable[[str, OSError], None] | None = None,
+    def entries(self, d: str, onerror: OnError = None,
                 ) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
         the kernel offers it (a lookup for the directory, not one per entry); a server's client
@@ -93,9 +105,7 @@ class FsView:
             try:
                 out.append((name, stat(follow_symlinks=False)))
             except OSError as e:
-                if onerror is None:
-                    raise
-                onerror(base + name, e)
+                report(onerror, base + name, e)
         out.sort(key=lambda e: e[0])
         return out
 
@@ -119,30 +129,44 @@ class FsView:
         base = d.rstrip("/") + "/"
         # One decode for the whole directory: no name holds a NUL (the kernel refuses one), and
         # a NUL, being ASCII, ends any broken UTF-8 sequence before it as a lone name's end would.
-        texts = b"\0".join([e.name for e in dents]).decode("utf-8", "surrogateescape").split("\0")
-        out: list[tuple[str, os.stat_result | OSError | None]] = []
-        append = out.append
-        for ent, text in zip(dents, texts, strict=True):
-            if ent.type not in _MAYBE_DIR:
-                append((text, None))
-            elif text != "." and text != "..":
+        texts = b"\0".join([e[2] for e in dents]).decode("utf-8", "surrogateescape").split("\0")
+        if len(texts) != len(dents):
+            raise OSError(errno.EIO, "a directory entry's name holds a NUL", d)
+        out: list[tuple[str, os.stat_result | OSError | None]] = [
+            (t, None) for e, t in zip(dents, texts, strict=True) if e[1] not in _MAYBE_DIR]
+        for e, t in zip(dents, texts, strict=True):  # what may be a directory: its stat, to descend
+            if e[1] in _MAYBE_DIR and t != "." and t != "..":
                 try:
-                    append((text, sys.lstat(self.path(base + text))))
+                    out.append((t, sys.lstat(self.path(base + t))))
                 except OSError as err:
-                    append((text, err))
+                    out.append((t, err))
         out.sort(key=_by_name)
         return out
 
-    def walk(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
-             ) -> Iterator[tuple[str, os.stat_result]]:
+    def walk(self, top: str, onerror: OnError = None) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
-        for p, s in self._walk(top, onerror, self.entries):
-            assert s is not None
+        try:
+            stack = [(top, self.sys.lstat(self.path(top)))]
+        except OSError as e:
+            report(onerror, top, e)
+            return
+        seen: set[tuple[int, int]] = set()
+        while stack:
+            p, s = stack.pop()
             yield p, s
+            if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
+                seen.add((s.st_dev, s.st_ino))
+                try:
+                    ents = self.entries(p, onerror)
+                except OSError as e:
+                    report(onerror, p, e)
+                    continue
+                base = p.rstrip("/") + "/"
+                stack.extend((base + n, es) for n, es in reversed(ents))
 
-    def walk_paths(self, top: str, onerror: Callable[[str, OSError], None] | None = None,
+    def walk_paths(self, top: str, onerror: OnError = None,
                    ) -> Iterator[list[str]]:
         """``walk``'s paths, in the same order, without the stat of every entry, for a find with
         nothing to test but names: files' inodes are never read (so a damaged one goes unnoticed,
@@ -152,9 +176,7 @@ class FsView:
         try:
             s = self.sys.lstat(self.path(top))
         except OSError as e:
-            if onerror is None:
-                raise
-            onerror(top, e)
+            report(onerror, top, e)
             return
         out = [top]
         if not st.S_ISDIR(s.st_mode):
@@ -169,9 +191,7 @@ class FsView:
                 elif isinstance(es, OSError):
                     yield out
                     out = []
-                    if onerror is None:
-                        raise es
-                    onerror(p, es)
+                    report(onerror, p, es)
                 else:
                     out.append(p)
                     if (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
@@ -184,44 +204,15 @@ class FsView:
                 stack.pop()
         yield out
 
-    def _children(self, d: str, onerror: Callable[[str, OSError], None] | None,
+    def _children(self, d: str, onerror: OnError,
                   ) -> list[tuple[str, os.stat_result | OSError | None]]:
         try:
             ents = self.typed_entries(d)
         except OSError as e:
-            if onerror is None:
-                raise
-            onerror(d, e)
+            report(onerror, d, e)
             return []
         base = d.rstrip("/") + "/"
         return [(base + n, s) for n, s in ents]
-
-    def _walk(self, top: str, onerror: Callable[[str, OSError], None] | None,
-              listing: Callable[[str, Callable[[str, OSError], None] | None],
-                                list[tuple[str, os.stat_result]] | list[tuple[str, os.stat_result | None]]],
-              ) -> Iterator[tuple[str, os.stat_result | None]]:
-        try:
-            stack: list[tuple[str, os.stat_result | None]] = [(top, self.sys.lstat(self.path(top)))]
-        except OSError as e:
-            if onerror is None:
-                raise
-            onerror(top, e)
-            return
-        seen: set[tuple[int, int]] = set()
-        while stack:
-            p, s = stack.pop()
-            yield p, s
-            if s is not None and st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
-                seen.add((s.st_dev, s.st_ino))
-                try:
-                    ents = listing(p, onerror)
-                except OSError as e:
-                    if onerror is None:
-                        raise
-                    onerror(p, e)
-                    continue
-                base = p.rstrip("/") + "/"
-                stack.extend((base + n, es) for n, es in reversed(ents))
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)

@@ -12,14 +12,14 @@ import fnmatch
 import os
 import stat as st
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import block_units, inode_lines, long_lines, open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.cli.progress import add_quiet_arg
-from p2k.fsview import FsView
+from p2k.fsview import FsView, OnError, report
 
 
 def register(sub: Any) -> None:
@@ -92,8 +92,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 files.append((p, s))
         printed = bool(files)
         if files:
-            lines = _ls_lines(v, args, files, "/")
-            _write_lines(lines)
+            failed: list[str] = []
+
+            def onerror(path: str, e: OSError) -> None:
+                _complain("ls", path, e)  # a symlink operand whose target cannot be read
+                failed.append(path)
+
+            _write_lines(_ls_lines(v, args, files, "/", onerror))
+            rc |= bool(failed)
         for p in dirs:
             try:
                 rc |= _ls_tree(v, args, p, len(args.paths) > 1, printed)
@@ -141,7 +147,7 @@ def _ls_tree(v: FsView, args: argparse.Namespace, top: str, named: bool, printed
 
 
 def _ls_lines(v: FsView, args: argparse.Namespace, listing: list[tuple[str, os.stat_result]], base: str,
-              onerror: Callable[[str, OSError], None] | None = None) -> list[str]:
+              onerror: OnError = None) -> list[str]:
     """One listing's lines. With -l a symlink's target is read; one that cannot be is said in
     its place (the line is left out), as BSD ls does."""
     if not args.l:
@@ -154,9 +160,7 @@ def _ls_lines(v: FsView, args: argparse.Namespace, listing: list[tuple[str, os.s
             try:
                 target = v.sys.readlink(v.path(full))
             except OSError as e:
-                if onerror is None:
-                    raise
-                onerror(full, e)
+                report(onerror, full, e)
                 continue
         rows.append((n, es, target))
     return long_lines(rows, args.i)

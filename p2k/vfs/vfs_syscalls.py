@@ -14,6 +14,7 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable
+from itertools import islice
 
 from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
@@ -524,11 +525,7 @@ class VfsCalls(SysBase):
         fp = self.proc.fdt.get(fd)
         if fp.vp.type != VDIR:
             raise OSError(errno.ENOTDIR, "not a directory")
-        out: list[Dirent] = []
-        for d in fp.vp.mount.vop_readdir(fp.vp, fp.dir_cookie):
-            out.append(d)
-            if len(out) >= count:
-                break
+        out: list[Dirent] = list(islice(fp.vp.mount.vop_readdir(fp.vp, fp.dir_cookie), max(count, 0)))
         if out:
             fp.dir_cookie = fp.offset = out[-1].cookie
         return out
