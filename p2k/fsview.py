@@ -12,6 +12,7 @@ import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
+from itertools import repeat
 from operator import itemgetter
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
 _MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
-_by_name = itemgetter(0)
+_by_name = itemgetter(2)  # a Dirent's name
 
 
 OnError = Callable[[str, OSError], None] | None
@@ -112,40 +113,6 @@ class FsView:
         out.sort(key=lambda e: e[0])
         return out
 
-    def typed_entries(self, d: str) -> list[tuple[str, os.stat_result | OSError | None]]:
-        """``entries`` as BSD find lists a directory when no primary needs a stat (fts's
-        FTS_NOSTAT): getdents' names and the types the directory records, and a stat only for
-        what may be a directory, to descend into it. The other entries come with None: their
-        inodes are never read. A failed stat comes as its error, in the entry's place (fts's
-        FTS_NS), for the caller to report there. getdents is a call a server offers too, so a
-        remote walk saves the round trip per file as well."""
-        sys = self.sys
-        fd = sys.open(self.path(d), _O_DIRECTORY)
-        try:
-            dents = []
-            while batch := sys.getdents(fd, 4096):
-                dents += batch
-        finally:
-            sys.close(fd)
-        if not dents:
-            return []
-        base = d.rstrip("/") + "/"
-        # One decode for the whole directory: no name holds a NUL (the kernel refuses one), and
-        # a NUL, being ASCII, ends any broken UTF-8 sequence before it as a lone name's end would.
-        texts = b"\0".join([e[2] for e in dents]).decode("utf-8", "surrogateescape").split("\0")
-        if len(texts) != len(dents):
-            raise OSError(errno.EIO, "a directory entry's name holds a NUL", d)
-        out: list[tuple[str, os.stat_result | OSError | None]] = [
-            (t, None) for e, t in zip(dents, texts, strict=True) if e[1] not in _MAYBE_DIR]
-        for e, t in zip(dents, texts, strict=True):  # what may be a directory: its stat, to descend
-            if e[1] in _MAYBE_DIR and t != "." and t != "..":
-                try:
-                    out.append((t, sys.lstat(self.path(base + t))))
-                except OSError as err:
-                    out.append((t, err))
-        out.sort(key=_by_name)
-        return out
-
     def walk(self, top: str, onerror: OnError = None) -> Iterator[tuple[str, os.stat_result]]:
         """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
@@ -207,15 +174,50 @@ class FsView:
                 stack.pop()
         yield out
 
-    def _children(self, d: str, onerror: OnError,
-                  ) -> list[tuple[str, os.stat_result | OSError | None]]:
+    def _children(self, d: str, onerror: OnError) -> list[tuple[str, os.stat_result | OSError | None]]:
+        """Directory ``d`` listed as BSD find lists one when no primary needs a stat (fts's
+        FTS_NOSTAT): getdents' names and the types the directory records. Each entry comes as
+        (path, None) when the directory says it is no directory (its inode is never read), as
+        (path, lstat) when it may be one, to descend into, or as (path, error) for the caller to
+        report in the entry's place (fts's FTS_NS). Sorted by the names' bytes (for UTF-8 names
+        the order of ``walk``). getdents is a call a server offers too, so a remote walk saves
+        the round trip per file as well. Written as whole-list steps: this is a find's inner loop."""
+        sys = self.sys
         try:
-            ents = self.typed_entries(d)
+            fd = sys.open(self.path(d), _O_DIRECTORY)
         except OSError as e:
             report(onerror, d, e)
             return []
-        base = d.rstrip("/") + "/"
-        return [(base + n, s) for n, s in ents]
+        try:
+            dents = []
+            while batch := sys.getdents(fd, 4096):
+                dents += batch
+            dents = [e for e in dents if e[2] != b"." and e[2] != b".."]
+            if not dents:
+                return []
+            dents.sort(key=_by_name)
+            base = d.rstrip("/") + "/"
+            # One decode for the whole directory, and the prefix added by one replace: no name
+            # holds a NUL (the kernel refuses one), and a NUL, being ASCII, ends any broken UTF-8
+            # sequence before it as a lone name's end would.
+            text = b"\0".join([e[2] for e in dents]).decode("utf-8", "surrogateescape")
+            paths = (base + text.replace("\0", "\0" + base)).split("\0")
+            if len(paths) != len(dents):
+                raise OSError(errno.EIO, "a directory entry's name holds a NUL", d)
+            out: list[tuple[str, os.stat_result | OSError | None]] = list(zip(paths, repeat(None)))
+            cut = len(base)
+            for i in [i for i, e in enumerate(dents) if e[1] in _MAYBE_DIR]:
+                p = paths[i]
+                try:
+                    out[i] = (p, sys.lstat(p[cut:], dir_fd=fd))  # one lookup, in the open directory
+                except OSError as err:
+                    out[i] = (p, err)
+            return out
+        except OSError as e:
+            report(onerror, d, e)
+            return []
+        finally:
+            sys.close(fd)
 
     def read_file(self, p: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         fd = self.sys.open(self.path(p), os.O_RDONLY)

@@ -17,15 +17,16 @@ Conventions every driver keeps:
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr
+from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr, stat_result
+from p2k.vfs.vnode import Vnode
 from p2k.vfs.vopguard import guard_class
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
-    from p2k.vfs.vnode import Vnode
 
 MNT_RDONLY = 0x00000001
 MNT_SYNCHRONOUS = 0x00000002
@@ -80,6 +81,23 @@ class Mount:
 
         ENOENT/ESTALE for a free inode; EIO for one whose on-disk form is nonsense."""
         raise NotImplementedError
+
+    def vfs_stat_inodes(self, inos: Sequence[int]) -> list[os.stat_result | OSError]:
+        """``lstat`` of each of ``inos`` straight from the file system, for a stat walk
+        (``scandir``), without entering the vnode cache: a walk over a big tree would otherwise
+        evict what is in use and pay a reclaim per entry. Errors are per inode (an unreadable
+        inode fails its entry only). Only for inodes *not* in the vnode cache: a cached vnode may
+        hold changes not yet written, so the caller answers those from the cache. The answer is
+        exactly what ``vop_getattr`` of the loaded inode gives, which is what this default does
+        through a transient vnode; a driver overrides it to answer in bulk from its own store."""
+        out: list[os.stat_result | OSError] = []
+        for ino in inos:
+            try:
+                data, vtype = self.vfs_loadvnode(ino)
+                out.append(stat_result(self.vop_getattr(Vnode(self, ino, data, vtype)), self.fsid))
+            except OSError as e:
+                out.append(e)
+        return out
 
     def vfs_statvfs(self) -> StatVFS:
         raise NotImplementedError

@@ -19,6 +19,7 @@ from p2k.vfs.vattr import VDIR, VLNK
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
     from p2k.vfs.lwproc import Proc
+    from p2k.vfs.mount import Mount
     from p2k.vfs.vnode import Vnode
 
 MAXSYMLINKS = 32
@@ -28,19 +29,24 @@ LOOKUP, CREATE, DELETE, RENAME = 0, 1, 2, 3
 
 
 class NameiResult(Slotted):
-    """``dvp`` (when a parent was asked for) and ``vp`` are referenced; ``release`` drops both."""
+    """``dvp`` (when a parent was asked for) and ``vp`` are referenced; ``release`` drops both.
+    ``uncached`` is set instead of ``vp`` for a ``stat_only`` lookup whose last component is not
+    in the vnode cache: its mount and inode number, for ``Mount.vfs_stat_inodes``."""
 
-    __slots__ = ("dvp", "vp", "name", "trailing_slash")
+    __slots__ = ("dvp", "vp", "name", "trailing_slash", "uncached")
     dvp: Vnode | None
     vp: Vnode | None
     name: bytes
     trailing_slash: bool
+    uncached: tuple[Mount, int] | None
 
-    def __init__(self, dvp: Vnode | None, vp: Vnode | None, name: bytes, trailing_slash: bool) -> None:
+    def __init__(self, dvp: Vnode | None, vp: Vnode | None, name: bytes, trailing_slash: bool,
+                 uncached: tuple[Mount, int] | None = None) -> None:
         self.dvp = dvp
         self.vp = vp
         self.name = name
         self.trailing_slash = trailing_slash
+        self.uncached = uncached
 
     def release(self, kernel: Kernel) -> None:
         rele = kernel.vcache.vrele
@@ -63,9 +69,15 @@ def fspath(path: str | bytes | object) -> bytes:
 
 
 def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
-          want_parent: bool = False, start: Vnode | None = None) -> NameiResult:
+          want_parent: bool = False, start: Vnode | None = None, stat_only: bool = False) -> NameiResult:
     """Resolve ``path`` for ``proc``. With ``want_parent`` the last component need not exist
     (``vp`` is None then) and ``dvp`` is its directory. ``start`` is a dirfd's vnode.
+
+    ``stat_only`` (stat, lstat): a last component that is not in the vnode cache is not loaded
+    into it; the result names its inode (``uncached``) and the caller asks the file system for
+    its attributes alone. Such an inode cannot be a mount point (a covered vnode stays cached),
+    and the caller that must follow a symbolic link looks again without ``stat_only``. A walk
+    that stats every file of a big tree then neither loads a vnode per file nor reclaims one.
 
     The walk holds no references on the directories it passes through: the vnode cache defers
     its trimming until the walk ends (the kernel lock keeps everything else out), so a cached
@@ -136,6 +148,8 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                 key = (id(mp), ino)
                 vp = table.get(key)
                 if vp is None:
+                    if stat_only and last and not trailing:
+                        return NameiResult(None, None, name, trailing, (mp, ino))
                     vp = vc.peek(mp, ino)
                 elif not vp.usecount:
                     free.move_to_end(key)

@@ -12,8 +12,8 @@ import errno
 import os
 
 from p2k.vfs.perm import R_OK, check_access
-from p2k.vfs.sysbase import SysBase, stat_result, statvfs_result, syscall
-from p2k.vfs.vattr import VDIR, Dirent, Vattr
+from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
+from p2k.vfs.vattr import VDIR, Dirent, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from p2k.vfs.mount import MNT_RDONLY
 from p2k.vfs.namei import LOOKUP, NameiResult, namei
-from p2k.vfs.vattr import StatVFS, Vattr
+from p2k.vfs.vattr import StatVFS, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
 
 if TYPE_CHECKING:
@@ -47,15 +47,6 @@ def syscall(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def stat_result(va: Vattr, dev: int) -> os.stat_result:
-    a, m, c = va.atime_ns, va.mtime_ns, va.ctime_ns
-    return os.stat_result((
-        va.mode, va.ino, dev, va.nlink, va.uid, va.gid, va.size,
-        a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
-        a / 1e9, m / 1e9, c / 1e9, a, m, c, va.blksize, va.blocks, va.rdev,
-    ))
-
-
 def statvfs_result(sv: StatVFS) -> os.statvfs_result:
     return os.statvfs_result((sv.f_bsize, sv.f_frsize, sv.f_blocks, sv.f_bfree, sv.f_bavail, sv.f_files,
                               sv.f_ffree, sv.f_favail, sv.f_flag, sv.f_namemax, sv.f_fsid))
@@ -68,13 +59,14 @@ class SysBase:
 
     # ---- helpers for the syscall groups ----------------------------------------------------------
     def _namei(self, path: str | bytes, *, follow: bool = True, op: int = LOOKUP,
-               want_parent: bool = False, dir_fd: int | Vnode | None = None) -> NameiResult:
+               want_parent: bool = False, dir_fd: int | Vnode | None = None,
+               stat_only: bool = False) -> NameiResult:
         """``dir_fd`` is an fd or, for the FUSE bridge and the server, a vnode the caller holds."""
         start = None
         if dir_fd is not None and not _is_abs(path):
             start = dir_fd if isinstance(dir_fd, Vnode) else self.proc.fdt.get(dir_fd).vp
         return namei(self.kernel, self.proc, path, follow=follow, op=op, want_parent=want_parent,
-                     start=start)
+                     start=start, stat_only=stat_only)
 
     def _lookup(self, path: str | bytes, follow: bool = True, dir_fd: int | Vnode | None = None) -> Vnode:
         """Referenced vnode of an existing path."""

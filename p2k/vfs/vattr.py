@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat as stat_mod
 from typing import Any, NamedTuple, Protocol
 
@@ -71,6 +72,16 @@ class Vattr(Slotted):
     @property
     def type(self) -> int:
         return stat_mod.S_IFMT(self.mode)
+
+
+def stat_result(va: Vattr, dev: int) -> os.stat_result:
+    """``os.stat_result`` of a vnode's attributes, so callers of ``k.sys`` treat results as ``os``'s."""
+    a, m, c = va.atime_ns, va.mtime_ns, va.ctime_ns
+    return os.stat_result((
+        va.mode, va.ino, dev, va.nlink, va.uid, va.gid, va.size,
+        a // 1_000_000_000, m // 1_000_000_000, c // 1_000_000_000,
+        a / 1e9, m / 1e9, c / 1e9, a, m, c, va.blksize, va.blocks, va.rdev,
+    ))
 
 
 class AclVattr(Vattr):

@@ -158,7 +158,19 @@ class VfsCalls(SysBase):
     @syscall
     def stat(self, path: str | bytes, *, dir_fd: int | Vnode | None = None,
              follow_symlinks: bool = True) -> os.stat_result:
-        vp = self._lookup(path, follow=follow_symlinks, dir_fd=dir_fd)
+        """A file not in the vnode cache is stat'ed from the file system without entering it
+        (namei's ``stat_only``), unless it is a symbolic link to follow."""
+        r = self._namei(path, follow=follow_symlinks, dir_fd=dir_fd, stat_only=True)
+        if r.uncached is not None:
+            mp, ino = r.uncached
+            (st,) = mp.vfs_stat_inodes((ino,))
+            if isinstance(st, OSError):
+                raise st
+            if not (follow_symlinks and stat_mod.S_ISLNK(st.st_mode)):
+                return st
+            r = self._namei(path, follow=True, dir_fd=dir_fd)
+        vp = r.vp
+        assert vp is not None
         try:
             return self._stat_vp(vp)
         finally:

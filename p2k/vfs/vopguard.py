@@ -15,16 +15,18 @@ from __future__ import annotations
 import errno
 import functools
 from collections.abc import Callable, Iterator
+from types import CodeType, FunctionType
 from typing import Any
 
 from p2k.hyper.console import console
+from p2k.ondisk import define
 
 log = console("p2k.vfs")
 
 CO_GENERATOR = 0x20  # inspect.CO_GENERATOR, without importing inspect (and ast, dis, tokenize) for it
 
 # The driver entry points the generic layer calls; everything named vop_* is one too.
-VFS_OPS = ("vfs_start", "vfs_loadvnode", "vfs_statvfs", "vfs_sync", "vfs_unmount", "vfs_root_ino")
+VFS_OPS = ("vfs_start", "vfs_loadvnode", "vfs_stat_inodes", "vfs_statvfs", "vfs_sync", "vfs_unmount", "vfs_root_ino")
 
 
 def _internal(mp: Any, op: str, exc: BaseException) -> OSError:
@@ -58,6 +60,9 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise _internal(self, op, e) from e
         gen_wrapper._vop_guarded = True  # type: ignore[attr-defined]
         return gen_wrapper
+    fixed = _fixed_arity(op, fn)
+    if fixed is not None:
+        return fixed
 
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,6 +72,45 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except Exception as e:  # noqa: BLE001 - the boundary: see the module docstring
             raise _internal(self, op, e) from e
+    wrapper._vop_guarded = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+_TEMPLATES: dict[tuple[str, ...], CodeType] = {}  # parameter names -> the fixed-arity guard's code
+_CO_ANY_ARGS = 0x04 | 0x08  # inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _fixed_arity(op: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The guard for a method whose parameters are plain positional ones (most VOPs), written
+    with exactly those parameters: a ``*args, **kwargs`` wrapper costs a tuple and a dict per
+    call, 140 ns against 55 here, and a stat walk by path makes five VOP calls per entry
+    (measured: walks 6-14% faster). The same names, so keyword calls still bind. None for any
+    other signature (defaults, ``*args``, keyword-only), which gets the general wrapper.
+
+    Every command guards some ninety VOPs at import, so the parameters are read from the code
+    object (``inspect`` costs 4 ms to import), and the wrapper's code is generated once per
+    parameter list (thirty of them) with ``p2k.ondisk.define``, each VOP getting a function
+    over it with its own globals: 1 ms, where a ``compile()`` per VOP took 4."""
+    code = getattr(fn, "__code__", None)
+    if (code is None or code.co_flags & _CO_ANY_ARGS or code.co_kwonlyargcount or code.co_posonlyargcount
+            or getattr(fn, "__defaults__", None) or getattr(fn, "__wrapped__", None) is not None):
+        return None
+    names = code.co_varnames[:code.co_argcount]
+    if not names or any(n.startswith("_vop_") for n in names):
+        return None
+    template = _TEMPLATES.get(names)
+    if template is None:
+        args = ", ".join(names)
+        text = (f"def wrapper({args}):\n"
+                f"    try:\n        return _vop_fn({args})\n"
+                f"    except OSError:\n        raise\n"
+                f"    except Exception as _vop_exc:\n"
+                f"        raise _vop_internal({names[0]}, _vop_op, _vop_exc) from _vop_exc\n")
+        scope: dict[str, Any] = {}
+        define(text, "<vop guard>", scope)
+        template = _TEMPLATES[names] = scope["wrapper"].__code__
+    scope = {"_vop_fn": fn, "_vop_op": op, "_vop_internal": _internal, "__builtins__": __builtins__}
+    wrapper: Callable[..., Any] = functools.wraps(fn)(FunctionType(template, scope, "wrapper"))
     wrapper._vop_guarded = True  # type: ignore[attr-defined]
     return wrapper
 

@@ -105,16 +105,20 @@ def test_dot_record_swallowing_the_block_never_loops(base: Path, tmp_path: Path)
     fsck_clean_after_repair(img)
 
 
-@pytest.mark.parametrize("how", ["self", "empty", "dotdot-late"])
+@pytest.mark.parametrize("how", ["self", "empty", "dotdot-late", "slash", "ino1", "ino-huge"])
 def test_directory_records_validated(base: Path, tmp_path: Path, how: str) -> None:
-    """An entry naming its own directory, an empty name, a '..' past the second slot: skipped with
-    a console line, the rest of the directory listed."""
+    """An entry naming its own directory, an empty name, a '..' past the second slot, a "/" in a
+    name, an inode number out of range: skipped with a console line, the rest listed."""
     def hit(h: Img) -> None:
         off, _ino, _rec, _t, name = h.entry("d3", "x")
         if how == "self":
             h.pwrite(off, struct.pack("<I", h.lookup("d3")))
         elif how == "empty":
             h.pwrite(off + 7, b"\0\0")  # namlen 0, name "" (terminated)
+        elif how == "slash":
+            h.pwrite(off + 8, b"/")
+        elif how in ("ino1", "ino-huge"):
+            h.pwrite(off, struct.pack("<I", 1 if how == "ino1" else h.fs.fs_ncg * h.fs.fs_ipg))
         else:
             h.pwrite(off + 7, b"\x02")
             h.pwrite(off + 8, b"..\0\0")
@@ -123,6 +127,20 @@ def test_directory_records_validated(base: Path, tmp_path: Path, how: str) -> No
     no_traceback(r)
     assert r.stdout.split(b"\n")[:3] == [b"sub", b"", b"/d3/sub:"], r.stdout  # (no heading for the first)
     assert b"bad dir ino" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["nul", "unterminated"])
+def test_name_with_a_nul_or_none_after_it(base: Path, tmp_path: Path, how: str) -> None:
+    """ufs_dirbadentry's name tests: a NUL inside the name, or no NUL right after it, ends the
+    parse of that chunk (d3's last entry, "sub", here); what came before is listed."""
+    def hit(h: Img) -> None:
+        off, _ino, _rec, _t, name = h.entry("d3", "sub")
+        assert h.entries(h.lookup("d3"))[-1][4] == b"sub"
+        h.pwrite(off + 8, b"s\0b\0" if how == "nul" else b"subz")
+    img = damaged(base, tmp_path, hit)
+    r = p2k_cli("ls", str(img), "/d3")
+    no_traceback(r)
+    assert r.stdout == b"x\n" and b"bad dir ino" in r.stderr and b"NUL" in r.stderr, r.stderr
 
 
 def test_root_not_a_directory_refused(base: Path, tmp_path: Path) -> None:

@@ -491,6 +491,10 @@ def test_42bsd_directory_format(tmp_path: Path, tree: tuple[Path, dict], endian:
         root = k.vcache.vget(mp, 2)
         assert {d.type for d in mp.vop_readdir(root, 0)} == {0}  # DT_UNKNOWN: no d_type on disk
         k.vcache.vrele(root)
+        # a names-only scandir learns the types from the inodes when asked
+        lazy = {e.name: (e.is_dir(), e.is_symlink()) for e in k.sys.scandir("/mnt", stat=False)}
+        assert lazy == {e.name: (e.is_dir(), e.is_symlink()) for e in k.sys.scandir("/mnt")}
+        assert (True, False) in lazy.values() and (False, True) in lazy.values()
     finally:
         k.halt()
     # find without -type trusts recorded types to skip files' inodes; with none recorded it must

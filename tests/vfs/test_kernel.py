@@ -108,9 +108,11 @@ def _walk_bounded(k: p2k.Kernel, limit: int) -> None:
             if seen % 97 == 0:
                 _check_bound(k, limit)
     assert seen == NFILES
-    assert k.stats()["reclaims"] >= reclaims0 + NFILES
+    # stat of a file not in the cache leaves the cache alone (namei's stat_only); opening each
+    # file to read it cycles all of them through it
     for i, p in enumerate(paths):
         assert read_file(k, p) == b"content %d" % i
+    assert k.stats()["reclaims"] >= reclaims0 + NFILES
     _check_bound(k, limit)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -135,6 +137,68 @@ def test_uncached_and_cached_inodes_ffs(tmp_path: Path) -> None:
         assert {e.name: e.stat(follow_symlinks=False) for e in k2.sys.scandir("/mnt/d")} == again
     finally:
         k2.halt()
+
+
+def test_names_only_reads_no_inode(k: p2k.Kernel) -> None:
+    """``stat=False``: names and d_type without loading an inode; ``stat()`` then takes the
+    lstat on demand (and fails as lstat would without search permission)."""
+    _populate(k)
+    k.sysctl("kern.maxvnodes", 4)  # the entries' vnodes gone
+    k.sysctl("kern.maxvnodes", 1000)
+    k.sys.listdir("/mnt/d")  # the directory itself (and the path to it) cached
+    before = k.stats()["vnodes"]
+    (mp,) = [m for m in k.mounts if m.mountpoint_path == "/mnt"]
+
+    def no_stat(inos: object) -> NoReturn:
+        raise AssertionError("an inode was read")
+    mp.vfs_stat_inodes = no_stat  # type: ignore[method-assign]
+    ents = {e.name: e for e in k.sys.scandir("/mnt/d", stat=False)}
+    del mp.vfs_stat_inodes
+    assert k.stats()["vnodes"] == before
+    assert sorted(ents) == sorted(k.sys.listdir("/mnt/d"))
+    assert ents["sub"].is_dir() and ents["link"].is_symlink() and ents["file"].is_file()
+    assert not ents["fifo"].is_file() and not ents["fifo"].is_dir()
+    for e in ents.values():
+        assert e.inode() == k.sys.lstat(e.path).st_ino
+        assert e.stat(follow_symlinks=False) == k.sys.lstat(e.path)
+    k.sys.chmod("/mnt/d", 0o744)
+    user = k.newproc(cred=Cred(1000, 1000, ()))
+    (e,) = [e for e in user.scandir("/mnt/d", stat=False) if e.name == "file"]
+    assert e.is_file()
+    with pytest.raises(PermissionError):
+        e.stat()
+
+
+def test_undecodable_names(k: p2k.Kernel) -> None:
+    """Names that are not UTF-8 come back as ``os.fsdecode`` would give them (surrogateescape),
+    the same as listdir's, entry by entry."""
+    k.sys.mkdir("/mnt/u", 0o755)
+    raw = [b"\xff\xfe", b"caf\xc3\xa9", b"\xc3", b"a\xe2\x82", b"\x80end", b"plain"]
+    for n in raw:
+        k.sys.close(k.sys.open(b"/mnt/u/" + n, os.O_CREAT | os.O_WRONLY, 0o644))
+    got = [e.name for e in k.sys.scandir("/mnt/u")]
+    assert got == k.sys.listdir("/mnt/u")
+    assert sorted(got) == sorted(os.fsdecode(n) for n in raw)
+    assert sorted(e.path for e in k.sys.scandir("/mnt/u/")) == sorted("/mnt/u/" + os.fsdecode(n) for n in raw)
+
+
+def test_bulk_lstat_is_getattr(k: p2k.Kernel) -> None:
+    """The driver's ``vfs_stat_inodes`` (its own, or the generic one) against loading each inode
+    and asking getattr, for every inode number up to past the highest in use."""
+    from p2k.vfs.mount import Mount
+
+    _populate(k)
+    k.sys.mknod("/mnt/d/chr", stat.S_IFCHR | 0o600, os.makedev(5, 9))
+    k.sys.unlink("/mnt/d/hard")
+    k.sys.rmdir("/mnt/d/sub")  # a number freed
+    (mp,) = [m for m in k.mounts if m.mountpoint_path == "/mnt"]
+    inos = list(range(k.sys.lstat("/mnt/d/chr").st_ino + 3))
+
+    def key(r: os.stat_result | OSError) -> object:
+        return ("error", r.errno) if isinstance(r, OSError) else r
+    k.sysctl("kern.maxvnodes", 4)  # nothing of /mnt/d cached: both paths read the file system
+    assert [key(r) for r in mp.vfs_stat_inodes(inos)] == [key(r) for r in Mount.vfs_stat_inodes(mp, inos)]
+    assert mp.vfs_stat_inodes([inos[-3]])[0].st_rdev == os.makedev(5, 9)  # type: ignore[union-attr]
 
 
 def test_names_only_stat_lazily(k: p2k.Kernel) -> None:

@@ -124,6 +124,31 @@ def _compile(rec: type[Record], endian: str, old_inodefmt: bool) -> tuple[Callab
     return scope["decode"], scope["encode_into"]
 
 
+# What an lstat needs of a dinode, in the order ``DinodeCodec.stat_fields`` returns it.
+STAT_FIELDS = ("mode", "nlink", "uid", "gid", "size", "blocks", "atime", "atimensec", "mtime", "mtimensec",
+               "ctime", "ctimensec")
+
+
+def _compile_stat(rec: type[Record], endian: str, old_inodefmt: bool) -> Callable[..., tuple[int, ...]]:
+    """``stat_fields(buf, off)``: the STAT_FIELDS of the dinode at ``off``. One ``unpack_from`` of
+    a struct that passes over every other field as pad bytes, so a stat walk makes no in-core
+    inode and no objects for the block pointers; generated from the Record like the codec."""
+    src = {n: n for n in STAT_FIELDS}
+    if old_inodefmt:
+        src["uid"], src["gid"] = "ouid", "ogid"
+    wanted = set(src.values())
+    fmt = "".join(f if n in wanted else f"{struct.calcsize(endian + f)}x" for n, f in rec.FIELDS)
+    names = [n for n, _ in rec.FIELDS if n in wanted]
+    st = struct.Struct(endian + fmt)
+    assert st.size == rec.SIZE
+    text = (f"def stat_fields(buf, off):\n    {', '.join(names)}, = _unpack_from(buf, off)\n"
+            f"    return {', '.join(src[n] for n in STAT_FIELDS)}\n")
+    scope: dict[str, Any] = {"_unpack_from": st.unpack_from}
+    define(text, f"<dinode stat {rec.__name__}{endian}>", scope)
+    fn: Callable[..., tuple[int, ...]] = scope["stat_fields"]
+    return fn
+
+
 _TIME_FIELDS = (("atime", "atimensec"), ("mtime", "mtimensec"), ("ctime", "ctimensec"),
                 ("birthtime", "birthnsec"))
 
@@ -141,6 +166,8 @@ class DinodeCodec:
         self.decode: Callable[[bytes | bytearray | memoryview, int, int], Inode]
         self.encode_into: Callable[[Inode, bytearray | memoryview, int], None]
         self.decode, encode_into = _compile(rec, endian, old_inodefmt)
+        self.stat_fields: Callable[[bytes | bytearray | memoryview, int], tuple[int, ...]]
+        self.stat_fields = _compile_stat(rec, endian, old_inodefmt)
         fmts = dict(rec.FIELDS)
         self._addrs = struct.Struct(endian + fmts["db"] + fmts["ib"])  # where a short symlink lives
         bits = 64 if ufs2 else 32

@@ -72,6 +72,7 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
     hdr = (_HDR_OLD if oldfmt else _HDR)[endian].unpack_from
     if not isinstance(data, bytes):
         data = bytes(data)  # slices of bytes are the names themselves, no copy of a view each
+    find = data.find
     out: list[tuple[int, int, int, bytes, int]] = []
     append = out.append
     n = len(data)
@@ -99,12 +100,12 @@ def parse_dirblock(data: bytes | bytearray | memoryview, base: int, endian: str,
                     bad(base + pos, f"mangled entry (reclen {reclen}, namlen {namlen})")
                 break
             at = pos + 8
-            name = data[at:at + namlen]
-            if ino and (data[at + namlen] or b"\0" in name):
+            name_end = at + namlen
+            if ino and find(b"\0", at, name_end + 1) != name_end:  # the first NUL must end the name
                 if bad is not None:
                     bad(base + pos, "NUL inside a name or name not terminated")
                 break
-            append((base + pos, ino, dtype, name, reclen))
+            append((base + pos, ino, dtype, data[at:name_end], reclen))
             pos += reclen
     return out
 

@@ -31,6 +31,7 @@ from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
 from p2k.fs.ffs.dinode import DinodeCodec
 from p2k.fs.ffs.ffs_inode import ffs_update
+from p2k.fs.ffs.ffs_stat import ffs_stat_inodes
 from p2k.fs.ffs.ffs_vnops import (
     ffs_deleteextattr,
     ffs_fsync,
@@ -560,6 +561,7 @@ class FfsMount(Mount):
     # NetBSD's ffs_vnodeop_entries (ffs_vnops.c): the function that answers each VOP, from the
     # module named after NetBSD's file that holds it. Each takes the mount first, so bound here it
     # is a method, and vopguard wraps it like any other.
+    vfs_stat_inodes = ffs_stat_inodes
     vop_lookup = ufs_lookup
     vop_readdir = ufs_readdir
     vop_isempty = ufs_isempty

@@ -35,6 +35,7 @@ from p2k.fs.tmpfs.vnops import (
     tmpfs_rename,
     tmpfs_rmdir,
     tmpfs_setattr,
+    tmpfs_stat_inodes,
     tmpfs_symlink,
     tmpfs_write,
 )
@@ -140,6 +141,7 @@ class TmpfsMount(Mount):
         self.nodes.clear()
 
     # ---- the vnode operations vector (NetBSD's tmpfs_vnodeop_entries) ----------------------------
+    vfs_stat_inodes = tmpfs_stat_inodes
     vop_lookup = tmpfs_lookup
     vop_readdir = tmpfs_readdir
     vop_isempty = tmpfs_isempty

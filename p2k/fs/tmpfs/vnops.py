@@ -5,8 +5,9 @@ rules of p2k.vfs.times. Each is a function of the mount, bound into ``TmpfsMount
 from __future__ import annotations
 
 import errno
+import os
 import stat as stat_mod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from p2k.fs.tmpfs.extattr import acl_vattr
@@ -20,9 +21,9 @@ from p2k.fs.tmpfs.node import (
     write_pages,
 )
 from p2k.hyper import now_ns
-from p2k.vfs.mount import MNT_NOATIME
+from p2k.vfs.mount import MNT_NOATIME, Mount
 from p2k.vfs.times import mark_changed, mark_modified
-from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr, apply_owner_mode
+from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr, apply_owner_mode, stat_result
 
 if TYPE_CHECKING:
     from p2k.fs.tmpfs.vfsops import TmpfsMount
@@ -34,7 +35,22 @@ def _node(vp: Vnode) -> TmpNode:
 
 
 def tmpfs_getattr(m: TmpfsMount, vp: Vnode) -> Vattr:
-    n: TmpNode = vp.data  # type: ignore[assignment]
+    return node_vattr(m, vp.data)  # type: ignore[arg-type]
+
+
+def tmpfs_stat_inodes(m: TmpfsMount, inos: Sequence[int]) -> list[os.stat_result | OSError]:
+    """Every node is in memory: each lstat comes straight from it, with no vnode made for it
+    (a number with no node fails as ``vfs_loadvnode`` fails it)."""
+    nodes, fsid = m.nodes, m.fsid
+    out: list[os.stat_result | OSError] = []
+    for ino in inos:
+        n = nodes.get(ino)
+        out.append(stat_result(node_vattr(m, n), fsid) if n is not None else Mount.vfs_stat_inodes(m, (ino,))[0])
+    return out
+
+
+def node_vattr(m: TmpfsMount, n: TmpNode) -> Vattr:
+    """A node's attributes: getattr's answer, and a stat walk's without a vnode."""
     if n.pages is not None:
         blocks = sum(map(len, n.pages.values()))
     elif n.dir is not None:
