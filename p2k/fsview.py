@@ -12,7 +12,6 @@ import errno
 import os
 import stat as st
 from collections.abc import Callable, Iterator
-from itertools import repeat
 from operator import itemgetter
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
@@ -33,6 +32,19 @@ def report(onerror: OnError, path: str, e: OSError) -> None:
     if onerror is None:
         raise e
     onerror(path, e)
+
+
+class _Frame:
+    """A directory ``FsView.walk_paths`` is inside: its paths, its (index, lstat or error) of
+    each entry that may be a directory, and how far each has been gone through."""
+
+    __slots__ = ("paths", "special", "i", "j")
+
+    def __init__(self, paths: list[str], special: list[tuple[int, os.stat_result | OSError]]) -> None:
+        self.paths = paths
+        self.special = special
+        self.i = 0
+        self.j = 0
 
 
 class NamingSys:
@@ -153,48 +165,53 @@ class FsView:
             yield out
             return
         seen = {(s.st_dev, s.st_ino)}
-        stack = [iter(self._children(top, onerror))]
-        while stack:
-            for p, es in stack[-1]:
-                if es is None:
-                    out.append(p)
-                elif isinstance(es, OSError):
-                    yield out
-                    out = []
-                    report(onerror, p, es)
-                else:
-                    out.append(p)
-                    if (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
-                        seen.add((es.st_dev, es.st_ino))
-                        yield out
-                        out = []
-                        stack.append(iter(self._children(p, onerror)))
-                        break
-            else:
-                stack.pop()
+        # one frame per open directory; the files between two entries that may be directories
+        # join the batch as one slice
+        frames = [_Frame(*self._children(top, onerror))]
+        while frames:
+            f = frames[-1]
+            if f.j == len(f.special):
+                out += f.paths[f.i:]
+                frames.pop()
+                continue
+            k, es = f.special[f.j]
+            out += f.paths[f.i:k + 1]
+            f.i, f.j = k + 1, f.j + 1
+            if isinstance(es, OSError):
+                out.pop()
+                yield out
+                out = []
+                report(onerror, f.paths[k], es)
+            elif (es.st_dev, es.st_ino) not in seen and st.S_ISDIR(es.st_mode):
+                seen.add((es.st_dev, es.st_ino))
+                yield out
+                out = []
+                frames.append(_Frame(*self._children(f.paths[k], onerror)))
         yield out
 
-    def _children(self, d: str, onerror: OnError) -> list[tuple[str, os.stat_result | OSError | None]]:
+    def _children(self, d: str, onerror: OnError,
+                  ) -> tuple[list[str], list[tuple[int, os.stat_result | OSError]]]:
         """Directory ``d`` listed as BSD find lists one when no primary needs a stat (fts's
-        FTS_NOSTAT): getdents' names and the types the directory records. Each entry comes as
-        (path, None) when the directory says it is no directory (its inode is never read), as
-        (path, lstat) when it may be one, to descend into, or as (path, error) for the caller to
-        report in the entry's place (fts's FTS_NS). Sorted by the names' bytes (for UTF-8 names
-        the order of ``walk``). getdents is a call a server offers too, so a remote walk saves
-        the round trip per file as well. Written as whole-list steps: this is a find's inner loop."""
+        FTS_NOSTAT): getdents' names and the types the directory records. Returns the entries'
+        paths, sorted by the names' bytes (for UTF-8 names the order of ``walk``), and for each
+        entry that may be a directory, its index with its lstat (to descend into it) or the
+        error (fts's FTS_NS, for the caller to report in the entry's place). What the directory
+        says is no directory is never read. getdents is a call a server offers too, so a remote
+        walk saves the round trip per file as well. Written as whole-list steps: this is a find's
+        inner loop."""
         sys = self.sys
         try:
             fd = sys.open(self.path(d), _O_DIRECTORY)
         except OSError as e:
             report(onerror, d, e)
-            return []
+            return [], []
         try:
             dents = []
             while batch := sys.getdents(fd, 4096):
                 dents += batch
             dents = [e for e in dents if e[2] != b"." and e[2] != b".."]
             if not dents:
-                return []
+                return [], []
             dents.sort(key=_by_name)
             base = d.rstrip("/") + "/"
             # One decode for the whole directory, and the prefix added by one replace: no name
@@ -204,18 +221,17 @@ class FsView:
             paths = (base + text.replace("\0", "\0" + base)).split("\0")
             if len(paths) != len(dents):
                 raise OSError(errno.EIO, "a directory entry's name holds a NUL", d)
-            out: list[tuple[str, os.stat_result | OSError | None]] = list(zip(paths, repeat(None)))
+            special: list[tuple[int, os.stat_result | OSError]] = []
             cut = len(base)
             for i in [i for i, e in enumerate(dents) if e[1] in _MAYBE_DIR]:
-                p = paths[i]
-                try:
-                    out[i] = (p, sys.lstat(p[cut:], dir_fd=fd))  # one lookup, in the open directory
+                try:  # one lookup, in the open directory
+                    special.append((i, sys.lstat(paths[i][cut:], dir_fd=fd)))
                 except OSError as err:
-                    out[i] = (p, err)
-            return out
+                    special.append((i, err))
+            return paths, special
         except OSError as e:
             report(onerror, d, e)
-            return []
+            return [], []
         finally:
             sys.close(fd)
 

@@ -116,8 +116,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _ls_tree(v: FsView, args: argparse.Namespace, top: str, named: bool, printed: bool) -> int:
-    """``top``'s listing, and with -R every directory below it, each after the one above."""
-    dirs = [top]
+    """``top``'s listing, and with -R every directory below it, each after the one above. A
+    directory that is one of its own ancestors (a damaged image's hard link to a directory) is
+    listed in its parent but not entered: fts's FTS_DC, which BSD ls reports and passes over."""
+    s = v.sys.lstat(v.path(top))
+    dirs: list[tuple[str, tuple[tuple[int, int], ...]]] = [(top, ((s.st_dev, s.st_ino),))]
     failed: list[str] = []
 
     def onerror(path: str, e: OSError) -> None:
@@ -125,7 +128,7 @@ def _ls_tree(v: FsView, args: argparse.Namespace, top: str, named: bool, printed
         failed.append(path)
 
     while dirs:
-        d = dirs.pop(0)
+        d, here = dirs.pop(0)  # here: the keys of d and of every directory above it
         try:
             listing = v.entries(d, onerror)
         except OSError as e:
@@ -145,7 +148,15 @@ def _ls_tree(v: FsView, args: argparse.Namespace, top: str, named: bool, printed
         lines += _ls_lines(v, args, listing, base, onerror)
         _write_lines(lines)  # (an error writing the listing itself, EPIPE say, ends the command)
         if args.R:
-            dirs[0:0] = [base + n for n, es in listing if st.S_ISDIR(es.st_mode) and n not in (".", "..")]
+            sub = []
+            for n, es in listing:
+                if st.S_ISDIR(es.st_mode) and n not in (".", ".."):
+                    if (es.st_dev, es.st_ino) in here:
+                        sys.stdout.flush()
+                        print(f"p2k ls: {base + n}: directory causes a cycle", file=sys.stderr)
+                    else:
+                        sub.append((base + n, (*here, (es.st_dev, es.st_ino))))
+            dirs[0:0] = sub
     return 1 if failed else 0
 
 

@@ -127,6 +127,9 @@ def test_directory_records_validated(base: Path, tmp_path: Path, how: str) -> No
     no_traceback(r)
     assert r.stdout.split(b"\n")[:3] == [b"sub", b"", b"/d3/sub:"], r.stdout  # (no heading for the first)
     assert b"bad dir ino" in r.stderr
+    r = p2k_cli("find", str(img), "/d3", timeout=30)  # the name-only walk skips the record too
+    no_traceback(r)
+    assert r.stdout.splitlines() == [b"/d3", b"/d3/sub", b"/d3/sub/deep"], r.stdout
 
 
 @pytest.mark.parametrize("how", ["nul", "unterminated"])
@@ -208,6 +211,23 @@ def test_find_reports_a_bad_directory_in_its_place(base: Path, tmp_path: Path) -
     (err,) = [i for i, ln in enumerate(lines) if ln.startswith(b"p2k find:")]
     assert b"/d3" in lines[err] and lines[err - 1] < b"/d3" < lines[err + 1]
     assert b"/d3/sub/deep" not in lines and b"/f3" in lines
+
+
+def test_find_and_ls_leave_a_directory_cycle(base: Path, tmp_path: Path) -> None:
+    """A record deep inside d3 naming d3 again (a hard link to a directory, typed as one) makes a
+    cycle no record test sees: find and ls -R list it once and do not go round it."""
+    def hit(h: Img) -> None:
+        off = h.entry("d3/sub", "deep")[0]
+        h.set_entry_ino("d3/sub", "deep", h.lookup("d3"))
+        h.pwrite(off + 6, b"\x04")  # d_type: DT_DIR
+    img = damaged(base, tmp_path, hit)
+    r = p2k_cli("find", str(img), "/d3", timeout=30)
+    no_traceback(r)
+    assert r.stdout.splitlines() == [b"/d3", b"/d3/sub", b"/d3/sub/deep", b"/d3/x"], r.stdout
+    r = p2k_cli("ls", "-R", str(img), "/d3", timeout=30)
+    no_traceback(r)
+    assert r.stdout.count(b"/d3/sub/deep:") == 0 and r.stdout.count(b"/d3/sub:") == 1, r.stdout
+    assert r.returncode == 0 and r.stderr.endswith(b"p2k ls: /d3/sub/deep: directory causes a cycle\n")
 
 
 def test_non_utf8_names_are_bytes(base: Path, tmp_path: Path) -> None:
