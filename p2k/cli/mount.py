@@ -25,13 +25,16 @@ import argparse
 import errno
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
 
 from p2k.cli.errors import describe
 from p2k.cli.imagearg import MOUNTPOINT, add_image_args, open_image, parse_mount_options
 
+TYPE_CHECKING = False  # typing's, without importing it into the daemon (p2k.lazy)
+
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from p2k.puffs.port import KernelPort
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
@@ -155,6 +158,7 @@ def demo_image() -> Path:
     """images/demo.img, decompressed from images/demo.img.gz when missing or older."""
     import gzip
     import shutil
+    from pathlib import Path
 
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         gz, img = base / "images" / "demo.img.gz", base / "images" / "demo.img"
@@ -236,6 +240,8 @@ def pick_transport(opts: dict[str, str]) -> str:
 def serve_remote(args: argparse.Namespace, ready: Any) -> None:
     """Connect to the server, export its PATH, serve until unmounted (runs in the daemon). The
     connection is made before the FUSE mount, so a wrong URL or PATH fails ``p2k mount`` itself."""
+    from typing import cast
+
     from p2k.client import connect
     from p2k.puffs.daemon import MountDaemon
     from p2k.puffs.remote import RemotePort
@@ -275,13 +281,12 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
 
 def serve(args: argparse.Namespace, ready: Any) -> None:
     """Boot the kernel, mount the image, serve until unmounted (runs in the daemon)."""
-    import logging
-
+    from p2k.hyper.console import configure
     from p2k.kernel import Kernel
     from p2k.puffs.daemon import MountDaemon
 
-    logging.basicConfig(level=logging.INFO if os.environ.get("RUMP_VERBOSE") else logging.WARNING,
-                        format="p2k mount[%(process)d]: %(message)s")
+    configure(level=20 if os.environ.get("RUMP_VERBOSE") else 30,  # logging's INFO, WARNING
+              format="p2k mount[%(process)d]: %(message)s")
     if args.server is not None:
         serve_remote(args, ready)
         return

@@ -9,16 +9,9 @@ The names below are imported on first use: ``p2k cp`` and ``p2k stat`` need only
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from p2k.lazy import exports
 
-_WHERE = {"Bridge": "p2k.puffs.bridge", "MountDaemon": "p2k.puffs.daemon", "RunDir": "p2k.puffs.daemon"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'p2k.puffs' has no attribute {name!r}")
-
+__getattr__ = exports(__name__, {"Bridge": "p2k.puffs.bridge", "MountDaemon": "p2k.puffs.daemon",
+                                 "RunDir": "p2k.puffs.daemon"})
 
 __all__ = ["Bridge", "MountDaemon", "RunDir"]

@@ -25,17 +25,17 @@ daemon keeps serving (``errno_of``).
 from __future__ import annotations
 
 import errno
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from p2k.hyper.console import console
 from p2k.puffs.inodes import FUSE_ROOT
 from p2k.puffs.port import AttrChange, KernelPort, LocalPort
 from p2k.vfs.extattr import ENOATTR
 from p2k.vfs.vattr import Dirent, Vattr
 from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE
 
-log = logging.getLogger("p2k.puffs")
+log = console("p2k.puffs")
 
 READDIR_BATCH = 128
 # Reads and writes up to this size run inline like metadata calls (a few hundred microseconds of

@@ -25,7 +25,6 @@ replies (each reply is one ``writev``, atomic on /dev/fuse). Signals reach the l
 from __future__ import annotations
 
 import errno
-import logging
 import mmap
 import os
 import signal
@@ -37,12 +36,13 @@ from _queue import SimpleQueue
 from collections.abc import Callable
 from typing import Any
 
+from p2k.hyper.console import console
 from p2k.puffs import fusewire as w
 from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
 from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
 
-log = logging.getLogger("p2k.puffs")
+log = console("p2k.puffs")
 
 E = w.E
 BUFSIZE = (1 << 20) + 4096  # max_write (1 MiB) and the headers, as libfuse reads

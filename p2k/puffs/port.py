@@ -15,32 +15,38 @@ under ``port.lock``, when that lock is free — the local kernel's fast path).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.portbase import PortBase
 from p2k.puffs.xattrnames import xattr_call
+from p2k.slotted import Slotted
 from p2k.vfs.vattr import Dirent, Vattr
 
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
 
 
-@dataclass(slots=True)
-class AttrChange:
+class AttrChange(Slotted):
     """One FUSE setattr: None leaves a field alone. ``fh`` is the file handle it came with, if any.
-    The fields are ``Syscalls.vsetattr``'s keywords (``fh`` is its ``fd``); it applies the rules."""
+    The fields are ``Syscalls.vsetattr``'s keywords (``fh`` is its ``fd``); it applies the rules.
+    A ``Slotted`` class, not a dataclass: ``dataclasses`` brings ``inspect`` and 2.7 MiB into the
+    mount daemon's resident size."""
 
-    caller_uid: int
-    uid: int | None = None
-    gid: int | None = None
-    size: int | None = None
-    mode: int | None = None
-    atime_ns: int | None = None
-    mtime_ns: int | None = None
-    fh: int | None = None
+    __slots__ = ("caller_uid", "uid", "gid", "size", "mode", "atime_ns", "mtime_ns", "fh")
+
+    def __init__(self, caller_uid: int, uid: int | None = None, gid: int | None = None, size: int | None = None,
+                 mode: int | None = None, atime_ns: int | None = None, mtime_ns: int | None = None,
+                 fh: int | None = None) -> None:
+        self.caller_uid = caller_uid
+        self.uid = uid
+        self.gid = gid
+        self.size = size
+        self.mode = mode
+        self.atime_ns = atime_ns
+        self.mtime_ns = mtime_ns
+        self.fh = fh
 
     def kwargs(self) -> dict[str, Any]:
         """``vsetattr``'s keywords: the times are pyfuse3's (UTIME_NOW already a time of day)."""

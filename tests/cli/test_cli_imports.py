@@ -138,3 +138,19 @@ def test_help_loads_neither_typing_nor_a_kernel() -> None:
         heavy = {m for m in loaded if m.startswith(("p2k.kernel", "p2k.vfs", "p2k.fs."))} | ({"typing"} & loaded)
         assert not heavy, f"p2k {' '.join(argv)} imported {sorted(heavy)}"
         assert not compiled, f"p2k {' '.join(argv)} called compile() from {compiled}"
+
+
+def test_mount_daemon_modules_stay_lean() -> None:
+    """What the FUSE daemon imports to serve a plain image: none of the modules whose resident size
+    put it over issue 16's aim (2x a bare interpreter): dataclasses with inspect (2.7 MiB), logging
+    (1.4), pathlib (0.8), json. Its console messages import logging when first said. (typing stays:
+    the bridge's KernelPort is a typing.Protocol.)"""
+    probe = ("import sys\n"
+             "import p2k.cli.start, p2k.cli.main, p2k.cli.mount, p2k.puffs.daemon, p2k.puffs.devfuse, "
+             "p2k.puffs.bridge, p2k.kernel, p2k.fs.ffs.ffs_vfsops\n"
+             "from p2k.puffs import RunDir\n"
+             "RunDir('/nonexistent').path('/mnt')\n"
+             "print(sorted({'dataclasses', 'inspect', 'logging', 'pathlib', 'json'} & set(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", f"the mount daemon's modules imported {r.stdout.strip()}"
