@@ -25,6 +25,7 @@ daemon keeps serving (``errno_of``).
 from __future__ import annotations
 
 import errno
+from _thread import allocate_lock as Lock
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,11 +67,13 @@ class Bridge:
         self.attr_timeout = attr_timeout
         self.requests = 0
         self.ops: dict[str, int] = {}  # requests per operation, for the stats file (what to optimise)
+        self._count_lock = Lock()
 
     # ---- plumbing --------------------------------------------------------------------------------
     def count(self, name: str) -> None:
-        self.requests += 1
-        self.ops[name] = self.ops.get(name, 0) + 1
+        with self._count_lock:  # two transport threads read requests (devfuse.Session.serve)
+            self.requests += 1
+            self.ops[name] = self.ops.get(name, 0) + 1
 
     def try_inline(self) -> bool:
         """True (holding the port's lock: release it after the call) when a call may run on the

@@ -54,6 +54,8 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
                  w.POLL: "poll", w.FALLOCATE: "fallocate", w.LSEEK: "lseek", w.COPY_FILE_RANGE: "copy_file_range",
                  w.GETLK: "getlk", w.SETLK: "setlk", w.SETLKW: "setlkw"}
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
+READERS = 2 if (os.cpu_count() or 1) > 1 else 1
+"""Threads reading /dev/fuse (Session.serve says why more than one)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 
 
@@ -215,6 +217,7 @@ class Session:
         self.stop = False
         self.waiting = False
         self.pool = Workers(max(1, bridge.ncpu), self.run)
+        self.readers: list[threading.Thread] = []
         self.handlers: dict[int, Callable[[memoryview, int, int, int, int, int], bytes | None]] = {
             w.LOOKUP: self.lookup, w.GETATTR: self.getattr, w.SETATTR: self.setattr,
             w.READLINK: self.readlink, w.SYMLINK: self.symlink, w.MKNOD: self.mknod, w.MKDIR: self.mkdir,
@@ -227,31 +230,60 @@ class Session:
 
     # ---- the loop --------------------------------------------------------------------------------
     def serve(self) -> None:
+        """Read and answer requests until unmounted or stopped. A second thread reads /dev/fuse
+        beside this one (when there is a second CPU), as libfuse's multi-threaded loop does: the
+        host kernel wakes whichever reader waits, and a reader on the CPU the caller runs on
+        answers a synchronous stat without the wake-up crossing CPUs. On this machine (2 vCPUs)
+        that crossing was most of a LOOKUP's latency: 69 µs an lstat with one reader, 23 µs with
+        daemon and caller on one CPU; fuse2fs goes from 113 µs single-threaded to 55 µs."""
+        for i in range(1, READERS):
+            t = threading.Thread(target=self._extra_reader, name=f"p2k-fuse-reader-{i}", daemon=True)
+            self.readers.append(t)
+            t.start()
+        try:
+            self._loop(main=True)
+        except _Stop:
+            pass
+        finally:
+            self.pool.shutdown()
+
+    def join_readers(self, timeout: float) -> bool:
+        """Wait for the other readers to leave (they do when the mount is gone): only then may
+        the descriptor be closed, or a reader could read whatever reuses its number."""
+        for t in self.readers:
+            t.join(timeout)
+        return not any(t.is_alive() for t in self.readers)
+
+    def _extra_reader(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            self._loop(main=False)
+        except Exception:  # a reader must not die silently: the other goes on serving
+            log.exception("bug in a FUSE reader")
+
+    def _loop(self, main: bool) -> None:
         # An anonymous mapping, not a bytearray: its pages become resident only as requests that
         # long arrive (a bytearray is zeroed at once, a whole MiB of the daemon's RSS).
         buf = mmap.mmap(-1, BUFSIZE)
         mv = memoryview(buf)
         readv = os.readv
-        try:
-            while not self.stop:
-                try:
+        while not self.stop:
+            try:
+                if main:
                     self.waiting = True
                     if self.stop:
                         break
-                    n = readv(self.fd, [buf])
-                except OSError as e:
-                    if e.errno == errno.ENODEV:  # unmounted
-                        break
-                    if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
-                        continue  # ENOENT: the request was interrupted before we read it
-                    raise
-                finally:
+                n = readv(self.fd, [buf])
+            except OSError as e:
+                if e.errno == errno.ENODEV:  # unmounted
+                    break
+                if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
+                    continue  # ENOENT: the request was interrupted before we read it
+                raise
+            finally:
+                if main:
                     self.waiting = False
-                self.dispatch(mv[:n])
-        except _Stop:
-            pass
-        finally:
-            self.pool.shutdown()
+            self.dispatch(mv[:n])
 
     def on_signal(self, sig: int, _frame: Any) -> None:
         if self.daemon.on_signal(sig):
@@ -547,7 +579,8 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
             signal.signal(sig, h)
         if daemon.signalled:
             unmount(mountpoint)
-        os.close(fd)
+        if session.join_readers(timeout=10):
+            os.close(fd)
         watch.close()
         if helper.wait(timeout=10) is None:  # the auto_unmount watchdog, which should end now
             os.kill(helper.pid, signal.SIGKILL)
