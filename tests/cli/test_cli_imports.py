@@ -62,12 +62,18 @@ NOT_FOR_A_PLAIN_IMAGE = {
 }
 
 
-def test_image_commands_leave_the_fuse_stack_alone(tmp_path: Path) -> None:
+def _small_image(tmp_path: Path) -> Path:
+    """A 4 MiB image of /d/f made by NetBSD makefs."""
     tree = tmp_path / "tree"
     (tree / "d").mkdir(parents=True)
     (tree / "d" / "f").write_bytes(b"data\n")
     img = tmp_path / "fs.img"
     subprocess.run(["makefs", "-t", "ffs", "-s", "4m", str(img), str(tree)], check=True, capture_output=True)
+    return img
+
+
+def test_image_commands_leave_the_fuse_stack_alone(tmp_path: Path) -> None:
+    img = _small_image(tmp_path)
     out = tmp_path / "out"
     for argv in (["ls", "-lR", str(img)], ["stat", str(img), "/d/f"], ["cp", "-p", str(img), ":/d/f", str(out)],
                  ["find", str(img)], ["cat", str(img), "/d/f"], ["du", str(img)], ["df", str(img)],
@@ -88,11 +94,7 @@ def _modules(argv: list[str]) -> tuple[set[str], list[str]]:
 
 
 def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> None:
-    tree = tmp_path / "tree"
-    (tree / "d").mkdir(parents=True)
-    (tree / "d" / "f").write_bytes(b"data\n")
-    img = tmp_path / "fs.img"
-    subprocess.run(["makefs", "-t", "ffs", "-s", "4m", str(img), str(tree)], check=True, capture_output=True)
+    img = _small_image(tmp_path)
     for argv in (["find", str(img), "/"], ["ls", str(img), "/"], ["ls", "-lR", str(img), "/"]):
         loaded, compiled = _modules(argv)
         assert "p2k.fs.ffs.ffs_vfsops" in loaded, "the probe did not mount the image"
