@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
-_MAYBE_DIR = (0, 4)  # DT_UNKNOWN (a directory that records no types), DT_DIR
+_MAYBE_DIR = (0, 4)  # p2k.vfs.vattr's DT_UNKNOWN (4.2BSD directories) and DT_DIR, spelled out:
+# importing p2k.vfs would load the kernel's package into every command's --help
 _by_name = itemgetter(2)  # a Dirent's name
 
 

@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING
 
 from p2k.vfs.perm import R_OK, X_OK, check_access
 from p2k.vfs.sysbase import SysBase, syscall
-from p2k.vfs.vattr import VDIR, stat_result
+from p2k.vfs.vattr import DT_UNKNOWN, VDIR, stat_result
 
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
     from p2k.vfs.vnode import Vnode
-
-DT_UNKNOWN = 0  # dirent.h: the directory does not record the entry's type
 
 
 class DirEntry:

@@ -173,6 +173,10 @@ class StatVFS(Frozen):
                   f_namemax=f_namemax)
 
 
+DT_UNKNOWN, DT_DIR, DT_WHT = 0, 4, 14
+"""dirent.h's d_type values the kernel itself tests (the rest are the mode's type bits >> 12):
+unknown (a 4.2BSD directory records no types), directory, whiteout."""
+
 Dirent = NamedTuple("Dirent", [("ino", int), ("type", int), ("name", bytes), ("cookie", int)])  # noqa: UP014 - see below
 Dirent.__doc__ = """One directory entry as readdir yields it: ``type`` a DT_* value; ``cookie`` resumes the
 listing after it.

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from p2k.ondisk import U8, U16, U32, Record
+from p2k.vfs.vattr import DT_UNKNOWN
 
 DIRBLKSIZ = 512
-DT_UNKNOWN = 0
-DT_DIR = 4
-DT_WHT = 14
 MAXNAMLEN = 255
 
 

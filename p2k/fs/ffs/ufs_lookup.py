@@ -36,7 +36,6 @@ from p2k.fs.ffs.dir import (
     DIRBLKSIZ,
     DIRECT,
     DIRSIZ,
-    DT_WHT,
     DirectHeader,
     pack_entry,
     parse_dirblock,
@@ -47,7 +46,7 @@ from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import UFS_ROOTINO, sblksize
 from p2k.fs.ffs.inode import IFDIR
 from p2k.hyper.console import console
-from p2k.vfs.vattr import Dirent
+from p2k.vfs.vattr import DT_WHT, Dirent
 
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount

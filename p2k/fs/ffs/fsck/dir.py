@@ -11,13 +11,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from p2k.fs.ffs.dir import D_INO, DIRBLKSIZ, DIRECT, DIRSIZ, DT_DIR, DirectHeader
+from p2k.fs.ffs.dir import D_INO, DIRBLKSIZ, DIRECT, DIRSIZ, DirectHeader
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.inode import KEEPON, SKIP, ckinode
 from p2k.fs.ffs.fsck.state import DFOUND, USTATE
 from p2k.fs.ffs.inode import IFDIR, Inode
 from p2k.hyper import now_ns
+from p2k.vfs.vattr import DT_DIR
 
 
 def hdr(ctx: Ctx) -> struct.Struct:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, DT_DIR, DT_WHT, MAXNAMLEN
+from p2k.fs.ffs.dir import DIRBLKSIZ, DIRSIZ, MAXNAMLEN
 from p2k.fs.ffs.fs import UFS_ROOTINO, UFS_WINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.dir import allocdir, changeino, dir_blocks, fix_dotdot, getpathname, hdr, pack_entry
 from p2k.fs.ffs.fsck.inode import clri
 from p2k.fs.ffs.fsck.report import FSCK_EXIT_CHECK_FAILED, FsckExit
 from p2k.fs.ffs.fsck.state import DCLEAR, DFOUND, DSTATE, FCLEAR, FSTATE, NO_DOTDOT, USTATE
+from p2k.vfs.vattr import DT_DIR, DT_WHT
 
 
 def check_root(ctx: Ctx) -> None:

@@ -8,7 +8,6 @@ which is created when missing (mode from -m).
 
 from __future__ import annotations
 
-from p2k.fs.ffs.dir import DT_DIR
 from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.fsck.ctx import Ctx
 from p2k.fs.ffs.fsck.dir import allocdir, changeino, clear_entry, find_name, lookup, makeentry
@@ -16,6 +15,7 @@ from p2k.fs.ffs.fsck.inode import clri, pinode
 from p2k.fs.ffs.fsck.report import Reporter
 from p2k.fs.ffs.fsck.state import DFOUND, DSTATE, FSTATE
 from p2k.fs.ffs.inode import IFDIR, IFMT
+from p2k.vfs.vattr import DT_DIR
 
 LFNAME = b"lost+found"
 
