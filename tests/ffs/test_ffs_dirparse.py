@@ -75,7 +75,7 @@ def test_parse_matches_the_entry_by_entry_rule() -> None:
             data = data[:-rng.randrange(1, 100)]  # a partial last chunk
         base = rng.randrange(4) * 4096
         reported: list[int] = []
-        got = parse_dirblock(data, base, "<", False, lambda off, why: reported.append(off))
+        got = parse_dirblock(data, base, "<", False, lambda off, why, seen=reported: seen.append(off))
         want, want_bad, inner = reference(data, base)
         assert got == want
         assert reported == want_bad

@@ -180,12 +180,13 @@ def sane_entries(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[tuple[int, 
         yield from live
 
 
-def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
-    """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset."""
+def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[list[Dirent]]:
+    """Entries at byte offsets ≥ ``cookie``, a directory block's at a time; each Dirent's cookie
+    is the next entry's offset."""
     ip: Inode = vp.data  # type: ignore[assignment]
     for live in sane_blocks(m, ip, cookie):
         # tuple.__new__ straight: a NamedTuple's own __new__ is a Python function, 0.25 us more
-        yield from [_new(Dirent, (ino, dtype, name, off + reclen)) for off, ino, dtype, name, reclen in live]
+        yield [_new(Dirent, (ino, dtype, name, off + reclen)) for off, ino, dtype, name, reclen in live]
 
 
 def ufs_lookup(m: FfsMount, dvp: Vnode, name: bytes) -> int:
