@@ -19,12 +19,13 @@ from p2k.hyper import Backend, KernelParams, MemAccount
 from p2k.vfs.bufcache import BufCache
 from p2k.vfs.lwproc import RFFDG, Cred, Proc
 from p2k.vfs.mount import Mount
-from p2k.vfs.specfs import SpecMount
 from p2k.vfs.syscalls import Syscalls
 from p2k.vfs.vnode import Vnode, VnodeCache
 
 if TYPE_CHECKING:
     import threading
+
+    from p2k.vfs.specfs import SpecMount
 
 
 class Kernel:
@@ -41,7 +42,7 @@ class Kernel:
         self.bufcache: BufCache = BufCache(self.mem)
         self.vcache: VnodeCache = VnodeCache(self.params.nvnodes)
         self.etfs = EtfsRegistry()
-        self.specmount = SpecMount(self)
+        self._specmount: SpecMount | None = None
         self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})
         self.rootmount.mountpoint_path = "/"
         self.mounts: list[Mount] = []
@@ -78,15 +79,34 @@ class Kernel:
             dev = self.etfs.lookup(key)
             self.etfs.remove(key)
             if dev is not None:
-                self.specmount.devices.pop(dev.dev_id, None)
                 self.bufcache.invalidate_dev(dev)
-                cached = self.vcache.lookup_cached(self.specmount, dev.dev_id)
+            spec = self._specmount
+            if dev is not None and spec is not None:
+                spec.devices.pop(dev.dev_id, None)
+                cached = self.vcache.lookup_cached(spec, dev.dev_id)
                 if cached is not None and cached.usecount == 0:
-                    self.vcache.vflush(self.specmount, keep=())
+                    self.vcache.vflush(spec, keep=())
 
     @property
     def etfs_keys(self) -> bool:
         return len(self.etfs) > 0
+
+    @property
+    def specmount(self) -> SpecMount:
+        """The mount of the device vnodes (specfs), made when a registered key is first looked
+        up by name (rump_etfs(3)). Mounting an image names its key in the mount's data and never
+        needs it, so an image command does not load the module (0.2 ms of its start-up)."""
+        if self._specmount is None:
+            with self.lock:
+                if self._specmount is None:
+                    from p2k.vfs.specfs import SpecMount
+
+                    self._specmount = SpecMount(self)
+        return self._specmount
+
+    def is_device(self, vp: Vnode) -> bool:
+        """Whether ``vp`` is a registered key's device vnode."""
+        return vp.mount is self._specmount
 
     def etfs_vnode(self, dev: Device) -> Vnode:
         """The vnode of a registered key; the device table of the spec mount fills on demand, so a

@@ -140,7 +140,7 @@ class VfsCalls(SysBase):
         if (writable or flags & os.O_TRUNC) and vp.type in (VREG, VDIR):
             self._check_writable_fs(vp.mount)
         fp = File(vp, flags)
-        if vp.mount is self.kernel.specmount:
+        if self.kernel.is_device(vp):
             dev = vp.data
             dev.acquire()  # type: ignore[attr-defined]
             fp.on_close = dev.release  # type: ignore[attr-defined]

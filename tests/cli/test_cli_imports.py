@@ -60,6 +60,7 @@ NOT_FOR_A_PLAIN_IMAGE = {
     "p2k.fs.ffs.wapbl_log": "-o log mounts",
     "p2k.fs.ffs.ffs_alloc": "read-write mounts",
     "p2k.fs.ffs.ffs_balloc": "a write (the block allocator's front end)",
+    "p2k.vfs.specfs": "a registered key opened by name (rump_etfs), not a mount's device",
 }
 
 
