@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import errno
 import importlib
-from typing import TYPE_CHECKING
 
 from p2k.slotted import Frozen
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
 

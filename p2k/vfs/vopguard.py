@@ -16,10 +16,13 @@ import errno
 import functools
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType
-from typing import Any
 
 from p2k.hyper.console import console
 from p2k.ondisk import define
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 log = console("p2k.vfs")
 
