@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import re
 import sys
-from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
 from p2k.cli.imagearg import add_image_args
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.fsview import FsView
 
 
@@ -87,6 +88,8 @@ def _report(cmd: str, p: str, e: OSError) -> None:
 
 def cmd_getfattr(args: argparse.Namespace) -> int:
     # imported here, not at the top: ``p2k`` imports every command module to build its parser
+    import re  # here: ls -l and stat import this module for xattr_summary (re with enum: 2.5 ms)
+
     from p2k.cli.fsview import open_view
     from p2k.puffs.xattrnames import getxattr, listxattr
 
