@@ -12,7 +12,6 @@ base64, ``"…"`` text, as setfattr reads it.
 from __future__ import annotations
 
 import argparse
-import base64
 import binascii
 import sys
 
@@ -53,6 +52,8 @@ def register(sub: Any) -> None:
 
 def encode_value(v: bytes, encoding: str | None) -> str:
     """getfattr's rendering: quoted text when printable (or asked for), else base64 (0s)."""
+    import base64  # here, as below: base64 imports re (with enum: 2.5 ms), and stat imports this module
+
     if encoding == "hex":
         return "0x" + v.hex()
     if encoding == "base64":
@@ -64,6 +65,8 @@ def encode_value(v: bytes, encoding: str | None) -> str:
 
 
 def decode_value(text: str) -> bytes:
+    import base64
+
     try:
         if text[:2].lower() == "0x":
             return binascii.unhexlify(text[2:])
