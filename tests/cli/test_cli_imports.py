@@ -182,16 +182,24 @@ def _blame(body: str, argv: list[str], forbidden: tuple[str, ...]) -> tuple[set[
 
 def test_fsutils_import_neither_typing_nor_re(tmp_path: Path) -> None:
     """No module p2k imports for an fs-utils command on a plain image imports typing, re, enum,
-    contextlib or warnings, even where something else loaded them first."""
+    contextlib or warnings, even where something else loaded them first; nor for the commands
+    that write (a new name in a directory, a file copied in)."""
     img = _small_image(tmp_path)
+    host = tmp_path / "host"
+    host.write_bytes(b"in\n")
     for argv in (["find", str(img), "/"], ["ls", "-lR", str(img), "/"], ["stat", str(img), "/d/f"],
-                 ["cat", str(img), "/d/f"], ["du", str(img)], ["df", str(img)]):
+                 ["cat", str(img), "/d/f"], ["du", str(img)], ["df", str(img)], ["mkdir", str(img), "/new"],
+                 ["cp", str(img), str(host), ":/new/h"]):
         loaded, chains = _blame(RUN_MAIN, argv, NOT_AT_RUN_TIME)
         assert "p2k.fs.ffs.ffs_vfsops" in loaded, "the probe did not mount the image"
         assert not chains, f"p2k {argv[0]} imports {' and '.join(' -> '.join(c) for c in chains.values())}"
     # the probe sees what it must: find -name is the one fs-utils use of fnmatch, which imports re
-    _, chains = _blame(RUN_MAIN, ["find", str(img), "/", "-name", "f"], NOT_AT_RUN_TIME)
+    _, chains = _blame(RUN_MAIN, ["find", str(img), "/", "-name", "h"], NOT_AT_RUN_TIME)
     assert chains.get("re", [])[-3:] == ["p2k.cli.fsutils", "fnmatch", "re"], chains
+    # and the writes were done
+    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "cat", str(img), "/new/h"], capture_output=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"in\n"), r.stderr
 
 
 def test_version_loads_no_parser_and_no_command() -> None:
