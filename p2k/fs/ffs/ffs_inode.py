@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import struct
 
-from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import UFS_NDADDR, ino_to_fsba, ino_to_fsbo, sblksize
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
@@ -114,6 +113,7 @@ def truncate(m: FfsMount, ip: Inode, length: int, root: bool) -> None:
             # Writing a zero byte at the new end of that block does exactly that (the bytes past
             # the old end are zeros already), as NetBSD's ufs_balloc_range of the last byte does.
             last = min(length, (olast + 1) << bshift) - 1
+            from p2k.fs.ffs.ffs_balloc import write_range  # the allocator: only a write loads it
             write_range(m, ip, last, b"\0", root)
         ip.size = length
         return

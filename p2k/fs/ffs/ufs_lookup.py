@@ -40,7 +40,6 @@ from p2k.fs.ffs.dir import (
     set_d_ino,
     set_d_reclen,
 )
-from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.fs import UFS_ROOTINO, sblksize
 from p2k.fs.ffs.inode import IFDIR
 from p2k.hyper.console import console
@@ -353,6 +352,7 @@ def direnter(m: FfsMount, dip: Inode, name: bytes, ino: int, dtype: int, root: b
     if chunk < 0:
         # grow by one chunk: a single entry spanning it
         off = dip.size
+        from p2k.fs.ffs.ffs_balloc import write_range  # the allocator: only a write loads it
         write_range(m, dip, off, pack_entry(endian, ino, dtype, name, DIRBLKSIZ).ljust(DIRBLKSIZ, b"\0"), root)
         idx.chunk_free.append(min((DIRBLKSIZ - need) >> 2, 255))
         idx.chunk_total.append(min((DIRBLKSIZ - need) >> 2, 255))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 
-from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.inode import IFDIR, IFMT, IFREG
 from p2k.fs.ffs.ufs_inode import modified, set_times
 from p2k.hyper import now_ns
@@ -140,6 +139,7 @@ def ffs_write(m: FfsMount, vp: Vnode, offset: int, data: bytes | bytearray | mem
         while done < n:
             piece = min(step, n - done)
             try:
+                from p2k.fs.ffs.ffs_balloc import write_range  # the allocator: only a write loads it
                 write_range(m, ip, offset + done, view[done:done + piece], root)
             except OSError as e:
                 if e.errno != errno.ENOSPC or step <= bsize:

@@ -19,7 +19,6 @@ import errno
 
 from p2k.fs.ffs.dir import dir_template
 from p2k.fs.ffs.extattr import free_area
-from p2k.fs.ffs.ffs_balloc import write_range
 from p2k.fs.ffs.ffs_inode import truncate
 from p2k.fs.ffs.ffs_vnops import acl_vattr, inherit_acl
 from p2k.fs.ffs.fs import MAXPATHLEN, UFS_NDADDR
@@ -179,6 +178,7 @@ def _make(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: int,
                 m.codec.set_shortlink(ip, body)
                 ip.size = len(body)
             else:
+                from p2k.fs.ffs.ffs_balloc import write_range  # the allocator: only a write loads it
                 write_range(m, ip, 0, body, _root(dip))
         if kind != IFLNK:
             inherit_acl(m, dip, ip)  # ffs_vnops: the parent's default ACL, if any
@@ -213,6 +213,7 @@ def ufs_mkdir(m: FfsMount, dvp: Vnode, name: bytes, mode: int, uid: int, gid: in
     ip = new_inode(m, dip, IFDIR | (mode & 0o7777), uid, gid)
     try:
         ip.nlink = 2
+        from p2k.fs.ffs.ffs_balloc import write_range  # the allocator: only a write loads it
         write_range(m, ip, 0, dir_template(m.fs.endian, ip.ino, dip.ino), _root(dip))
         inherit_acl(m, dip, ip)
         m.iupdate(ip, sync=True)
