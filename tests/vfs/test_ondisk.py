@@ -43,6 +43,12 @@ def test_own_annotated_declares_as_typings() -> None:
         ondisk.Annotated[bytes]
     assert ondisk._is_classvar("ClassVar[int]") and ondisk._is_classvar(typing.ClassVar[int])
     assert not ondisk._is_classvar("U32") and not ondisk._is_classvar(U32)
+    # the annotation texts the compiler gives back are read without eval, as eval would read them
+    for text in ("Annotated[bytes, Fmt('16s')]", 'Annotated[list[int], Fmt("12q")]'):
+        fast = ondisk._annotated_fmt(text, {})
+        assert fast.__metadata__ == eval(text, vars(ondisk)).__metadata__  # noqa: S307
+    assert ondisk._annotated_fmt("Annotated[bytes, Fmt('1' + 's')]", {}) is ondisk._MISSING  # left to eval
+    assert ondisk._annotated_fmt("Annotated[bytes, Fmt('4s')]", {"Fmt": object}) is ondisk._MISSING
     # annotations as objects (a module without the __future__ import): typing's ClassVar is no field
     objs = type("Objs", (Record,), {"__annotations__": {"N": typing.ClassVar[int], "magic": U32}})
     assert objs.FIELDS == (("magic", "I"),)
