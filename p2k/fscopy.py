@@ -11,10 +11,14 @@ import errno
 import os
 import stat as st
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from p2k.fsview import FsView
+from p2k.hints import Protocol
 from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, setxattr
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNK = 1 << 20
 

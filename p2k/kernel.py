@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _thread
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
@@ -22,8 +21,10 @@ from p2k.vfs.mount import Mount
 from p2k.vfs.syscalls import Syscalls
 from p2k.vfs.vnode import Vnode, VnodeCache
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     import threading
+    from typing import Any
 
     from p2k.vfs.specfs import SpecMount
 

@@ -33,7 +33,46 @@ from __future__ import annotations
 import struct
 import sys
 from types import FunctionType
-from typing import Annotated, Any, ClassVar, Self, dataclass_transform, get_args, get_origin
+
+# Not typing at run time: every command declares its records through here, and typing (with the
+# re, enum and contextlib it imports) is about 5 ms of a 43 ms ``p2k find`` (see p2k.hints). The
+# type checker sees typing's Annotated (re-exported: declarations import it from here); the run time
+# gets the little of it a declaration needs, a type with its metadata.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Annotated as Annotated
+    from typing import Any, ClassVar, Self, dataclass_transform
+else:
+
+    class Annotated:
+        """``Annotated[T, x, ...]`` at run time: T and the metadata, under the attribute names
+        typing's own gives them (a declaration that imports typing's works the same here)."""
+
+        __slots__ = ("__origin__", "__metadata__")
+
+        def __init__(self, origin, metadata):
+            self.__origin__ = origin
+            self.__metadata__ = metadata
+
+        def __class_getitem__(cls, params):
+            if not isinstance(params, tuple) or len(params) < 2:
+                raise TypeError("Annotated[...] should be used with at least two arguments (a type and an annotation)")
+            return cls(params[0], params[1:])
+
+        def __repr__(self):
+            return f"Annotated[{self.__origin__!r}, {', '.join(map(repr, self.__metadata__))}]"
+
+        def __eq__(self, other):
+            if not isinstance(other, Annotated):
+                return NotImplemented
+            return (self.__origin__, self.__metadata__) == (other.__origin__, other.__metadata__)
+
+        def __hash__(self):
+            return hash((self.__origin__, self.__metadata__))
+
+    def dataclass_transform(**kwargs):
+        """For the type checker only (PEP 681)."""
+        return lambda cls: cls
 
 ENDIANS = ("<", ">")
 
@@ -70,10 +109,9 @@ _HINTS: dict[tuple[str, str], Any] = {}  # (module, annotation text) -> the eval
 
 
 def _field_format(owner: type, name: str, hint: Any) -> str:
-    if get_origin(hint) is Annotated:
-        for meta in get_args(hint)[1:]:
-            if isinstance(meta, Fmt):
-                return meta.fmt
+    for meta in getattr(hint, "__metadata__", ()):  # an Annotated, ours or typing's
+        if isinstance(meta, Fmt):
+            return meta.fmt
     raise TypeError(f"{owner.__name__}.{name}: an on-disk field needs a Fmt (e.g. U32 or Annotated[.., Fmt(..)])")
 
 
@@ -90,6 +128,9 @@ def define(text: str, filename: str, scope: dict[str, Any]) -> None:
             fn.__code__ = fn.__code__.replace(co_filename=filename)
 
 
+_MISSING: Any = object()
+
+
 def _hint(module: str, text: str) -> Any:
     """An annotation (a string under ``from __future__ import annotations``) evaluated in its
     module, then here; a superblock repeats a dozen texts a hundred times, so each is evaluated once."""
@@ -97,11 +138,42 @@ def _hint(module: str, text: str) -> Any:
     hint = _HINTS.get(key)
     if hint is None:
         mod = sys.modules.get(module)
-        names = {**globals(), **(vars(mod) if mod else {})}
-        # a bare name (U32) is looked up: eval parses its text, 20 us a field type at start-up
-        hint = names[text] if text in names else eval(text, names)  # noqa: S307 - our own annotations
+        ns = vars(mod) if mod else {}
+        # a bare name (U32) is looked up, and Annotated[T, Fmt("...")] read by _annotated_fmt:
+        # eval parses its text, 10-20 us a field type, 0.3 ms of every command's start-up
+        hint = ns.get(text, _MISSING)
+        if hint is _MISSING:
+            hint = globals().get(text, _MISSING)
+        if hint is _MISSING:
+            hint = _annotated_fmt(text, ns)
+        if hint is _MISSING:
+            hint = eval(text, {**globals(), **ns})  # noqa: S307 - our own annotations
         _HINTS[key] = hint
     return hint
+
+
+def _annotated_fmt(text: str, ns: dict[str, Any]) -> Any:
+    """``Annotated[T, Fmt("...")]``, the declarations' one form that is not a bare name, without
+    eval: the Fmt is all a declaration reads of it (the type stays its text). _MISSING for any
+    other text, or where the module's names Annotated or Fmt are not these (or typing's)."""
+    if ns.get("Fmt", Fmt) is not Fmt or getattr(ns.get("Annotated", Annotated), "__name__", "") != "Annotated":
+        return _MISSING
+    if text.startswith("Annotated[") and text.endswith(")]"):  # the text as the compiler gives it back
+        head, sep, arg = text[10:-2].partition(", Fmt(")
+        quote = arg[:1]
+        if sep and head and quote in ("'", '"') and arg.endswith(quote) and quote not in arg[1:-1] and "\\" not in arg:
+            return Annotated[head, Fmt(arg[1:-1])]
+    return _MISSING
+
+
+def _is_classvar(annotation: Any) -> bool:
+    """A ``ClassVar`` annotation (not an on-disk field), told without importing typing: as text
+    (``from __future__ import annotations``) by its name, as an object through typing, which
+    whoever made the object has imported."""
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar[", "typing.ClassVar[")) or annotation in ("ClassVar", "typing.ClassVar")
+    typing = sys.modules.get("typing")
+    return typing is not None and (annotation is typing.ClassVar or typing.get_origin(annotation) is typing.ClassVar)
 
 
 @dataclass_transform()
@@ -121,9 +193,9 @@ class Record:
             # it was found): its own annotations are not on disk, and the layout is inherited.
             return
         hints = {n: _hint(cls.__module__, a) if isinstance(a, str) else a
-                 for n, a in cls.__dict__.get("__annotations__", {}).items()}
-        own = [n for n in hints if get_origin(hints[n]) is not ClassVar and not n.startswith("_")]
-        fields = tuple((n, _field_format(cls, n, hints[n])) for n in own)
+                 for n, a in cls.__dict__.get("__annotations__", {}).items()
+                 if not n.startswith("_") and not _is_classvar(a)}
+        fields = tuple((n, _field_format(cls, n, hint)) for n, hint in hints.items())
         counts = []
         for _, f in fields:  # "12q" is 12 values, "16s" one bytes value, "I" one value
             n, code = f[:-1], f[-1]

@@ -10,7 +10,6 @@ disklabels and fault injection when first named (``p2k.lazy``): a command readin
 needs none of them.
 """
 
-from typing import TYPE_CHECKING
 
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.etfs.registry import EtfsRegistry, normalize_key
@@ -31,6 +30,7 @@ _WHERE = {
     # not ``resolve``: the submodule of that name shadows it once imported; use p2k.etfs.resolve.resolve
 }
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.etfs.disklabel import DiskLabel as DiskLabel
     from p2k.etfs.disklabel import build_disklabel as build_disklabel

@@ -10,10 +10,10 @@ from __future__ import annotations
 import _thread
 import errno
 import itertools
-from typing import TYPE_CHECKING
 
 from p2k.hyper import Window
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.etfs.fault import FaultInjector, FaultPlan
 

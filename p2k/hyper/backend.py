@@ -20,7 +20,10 @@ import io
 import os
 import stat as stat_mod
 from abc import ABC, abstractmethod
-from typing import IO
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import IO
 
 
 class Backend(ABC):

@@ -7,10 +7,12 @@ stand-in that imports ``logging`` on its first message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from p2k.hints import cast
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
 
 _PENDING: dict[str, Any] = {}

@@ -24,17 +24,21 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import IO, BinaryIO, cast
 
+from p2k.hints import cast
 from p2k.hyper.backend import Backend, BackendIO, FileObjBackend, RawFileBackend
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import IO, BinaryIO
 
 Progress = Callable[[str, int, int], None]
 """``progress(what, done, total)``, the callback every long library step takes (the CLI draws it)."""
 
-StreamMaker = Callable[[BinaryIO, "Progress | None"], tuple[BinaryIO, int | None]]
+StreamMaker = Callable[["BinaryIO", "Progress | None"], tuple["BinaryIO", int | None]]  # typing's names quoted
 Opener = Callable[[RawFileBackend, int, "Progress | None"], Backend]
 
-SiblingOpener = Callable[[str], IO[bytes]]
+SiblingOpener = Callable[[str], "IO[bytes]"]
 """Opens a file named relative to an image that is not a host file (a qcow2 backing file)."""
 
 GZIP_INDEX = "gzip index"
@@ -242,7 +246,7 @@ def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int |
     import xz
 
     stream = xz.open(fh, "rb")
-    return cast(BinaryIO, stream), len(stream)
+    return cast("BinaryIO", stream), len(stream)
 
 
 _STREAMS: dict[str, StreamMaker] = {
@@ -278,7 +282,7 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
             return outer
         if kind == "qcow2":
             return _qcow2_fileobj(outer, name, open_sibling, _depth)
-        stream, dsize = _STREAMS[kind](cast(BinaryIO, fileobj), progress)
+        stream, dsize = _STREAMS[kind](cast("BinaryIO", fileobj), progress)
         return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
     except ModuleNotFoundError as e:
         outer.close()

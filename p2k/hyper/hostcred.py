@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import struct
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    import socket
 
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -27,6 +30,8 @@ def proc_groups(pid: int) -> tuple[int, ...]:
 def peer_cred(sock: socket.socket) -> tuple[int, int, int] | None:
     """(pid, uid, gid) of the process at the other end of a unix socket, as the host kernel
     recorded it at connect time (SO_PEERCRED); None where the host cannot say."""
+    import socket  # here: the FUSE daemon needs proc_groups alone, and socket imports enum (1.4 ms)
+
     opt = getattr(socket, "SO_PEERCRED", None)
     if opt is None or sock.family != socket.AF_UNIX:
         return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 from _thread import allocate_lock as Lock
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from p2k.hyper.console import console
 from p2k.puffs.inodes import FUSE_ROOT
@@ -35,6 +34,10 @@ from p2k.puffs.port import AttrChange, KernelPort, LocalPort
 from p2k.vfs.extattr import ENOATTR
 from p2k.vfs.vattr import Dirent, Vattr
 from p2k.vfs.vfs_syscalls import RENAME_EXCHANGE, RENAME_NOREPLACE
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 log = console("p2k.puffs")
 

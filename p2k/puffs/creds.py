@@ -6,12 +6,11 @@ pyfuse3 gives uid, gid and pid; the supplementary groups come from the host
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from p2k.hyper.hostcred import proc_groups
 from p2k.vfs.credprocs import CredProcs
 from p2k.vfs.lwproc import Cred
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.syscalls import Syscalls
 

@@ -15,16 +15,14 @@ that dies loses little and leaves an image ``p2k fsck -y`` can repair.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
-import importlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from p2k.hyper.console import console
 from p2k.puffs.bridge import Bridge
@@ -34,6 +32,10 @@ try:  # the interpreter's own SHA-1: hashlib would load OpenSSL's libcrypto, 3.5
 except ImportError:  # pragma: no cover - an interpreter built without it
     from hashlib import sha1
 from p2k.puffs.port import KernelPort
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 log = console("p2k.puffs")
 
@@ -134,15 +136,18 @@ class MountDaemon:
         try:
             port = self.make_port() if self.make_port is not None else None
             self.bridge = Bridge(self.kernel, self.kernel_path, attr_timeout=self.attr_timeout, port=port)
-            serve = importlib.import_module(TRANSPORTS[self.transport]).serve
+            __import__(TRANSPORTS[self.transport])  # not importlib's: its package imports warnings
+            serve = sys.modules[TRANSPORTS[self.transport]].serve
             serve(self.bridge, self.mountpoint, self.fuse_options, self)
         finally:
             if self.bridge is not None:
                 self.bridge.close()
             if self.kernel is not None:
                 self.kernel.halt()
-            with contextlib.suppress(OSError):
+            try:  # not contextlib.suppress: the daemon's modules keep contextlib out (p2k.hints says why)
                 os.unlink(self.rundir.path(self.mountpoint))
+            except OSError:
+                pass
             os.close(lockfd)
 
     def on_signal(self, sig: int) -> bool:

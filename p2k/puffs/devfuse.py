@@ -34,13 +34,16 @@ import threading
 import time
 from _queue import SimpleQueue
 from collections.abc import Callable
-from typing import Any
 
 from p2k.hyper.console import console
 from p2k.puffs import fusewire as w
 from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
 from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 log = console("p2k.puffs")
 

@@ -9,9 +9,8 @@ a file dated before 1970 travels as the negative number it is.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
-from p2k.ondisk import I64, U16, U32, U64, Fmt, Record
+from p2k.ondisk import I64, U16, U32, U64, Annotated, Fmt, Record
 
 E = "<" if sys.byteorder == "little" else ">"
 """The byte order of every FUSE message: the host's."""

@@ -14,8 +14,8 @@ and the number of names the host remembers shows in the statistics.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.vattr import Vattr
 

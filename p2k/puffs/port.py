@@ -15,8 +15,8 @@ under ``port.lock``, when that lock is free — the local kernel's fast path).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Protocol
 
+from p2k.hints import Protocol
 from p2k.puffs.creds import CredCache
 from p2k.puffs.inodes import FUSE_ROOT, InodeMap
 from p2k.puffs.portbase import PortBase
@@ -24,7 +24,10 @@ from p2k.puffs.xattrnames import xattr_call
 from p2k.slotted import Slotted
 from p2k.vfs.vattr import Dirent, Vattr
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.kernel import Kernel
 
 

@@ -8,9 +8,11 @@ write runs as that caller: a write by anyone but root clears set-user-id and set
 
 from __future__ import annotations
 
-from typing import Any
-
 from p2k.vfs.vattr import Vattr
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PortBase:

@@ -19,10 +19,13 @@ with a getxattr first and slices the reply to the size the host asked).
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from p2k.vfs.acl import ACL_TYPE_ACCESS, ACL_TYPE_DEFAULT, EA_NAMES, decode_linux, encode_linux
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, EXTATTR_NAMESPACE_USER
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 LINUX_ACL = {b"system.posix_acl_access": ACL_TYPE_ACCESS, b"system.posix_acl_default": ACL_TYPE_DEFAULT}
 BSD_ACL_NAMES = {v: k for k, v in EA_NAMES.items()}  # posix1e.acl_access → ACL_TYPE_ACCESS

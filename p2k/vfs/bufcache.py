@@ -28,8 +28,8 @@ from __future__ import annotations
 import errno
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
 
+from p2k.hints import Protocol
 from p2k.hyper import MemAccount
 
 

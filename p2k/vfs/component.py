@@ -8,11 +8,11 @@ system types up here; ``rump_server -l`` / ``-m`` load more components by module
 from __future__ import annotations
 
 import errno
-import importlib
-from typing import TYPE_CHECKING
+import sys
 
 from p2k.slotted import Frozen
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.mount import Mount
 
@@ -38,10 +38,17 @@ class Component(Frozen):
         cls = self.mount_class
         if isinstance(cls, str):
             modname, _, attr = cls.partition(":")
-            cls = getattr(importlib.import_module(modname), attr)
+            cls = getattr(_import_module(modname), attr)
         if cls is None:
             raise OSError(errno.ENODEV, f"file system type {self.name!r} provides no mount")
         return cls
+
+
+def _import_module(name: str) -> object:
+    """``importlib.import_module`` for an absolute name, without importing importlib's package
+    (which imports ``warnings``) into every command that mounts an image, as p2k.lazy does."""
+    __import__(name)
+    return sys.modules[name]
 
 
 _registry: dict[str, Component] = {}
@@ -55,7 +62,7 @@ def register(component: Component) -> Component:
 def load_builtin() -> None:
     """Load the components that ship with p2k (what rump_allserver links in)."""
     for mod in ("p2k.fs.tmpfs", "p2k.fs.ffs"):
-        importlib.import_module(mod)  # a broken driver is a bug to see, not a type to hide
+        _import_module(mod)  # a broken driver is a bug to see, not a type to hide
 
 
 def load(spec: str) -> Component:
@@ -69,7 +76,7 @@ def load(spec: str) -> Component:
             return register(obj) if isinstance(obj, Component) else lookup(spec)
     modname, _, attr = spec.partition(":")
     try:
-        mod = importlib.import_module(modname)
+        mod = _import_module(modname)
     except ImportError as e:
         raise OSError(errno.ENOENT, f"component {spec}: {e}") from None
     obj = getattr(mod, attr or "component", None)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 from p2k.vfs.lwproc import RFSHARE, ROOT_CRED, Cred
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
     from p2k.vfs.lwproc import Proc

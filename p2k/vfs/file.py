@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import heapq
 import os
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.vnode import Vnode, VnodeCache
 

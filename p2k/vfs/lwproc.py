@@ -9,11 +9,11 @@ share its parent's fd table (RUMP_RFFDG clear), copy it (RUMP_RFFDG) or start em
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
 
 from p2k.slotted import Frozen
 from p2k.vfs.file import FdTable
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.vnode import Vnode, VnodeCache
 

@@ -10,12 +10,12 @@ when a whole absolute path equals it, before the root file system's own entries,
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.slotted import Slotted
 from p2k.vfs.perm import X_OK, check_access
 from p2k.vfs.vattr import VDIR, VLNK
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.kernel import Kernel
     from p2k.vfs.lwproc import Proc

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import errno
 import stat as stat_mod
-from typing import TYPE_CHECKING, Any
 
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import StatVFS, Vattr
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.etfs import Device
     from p2k.kernel import Kernel
     from p2k.vfs.vnode import Vnode

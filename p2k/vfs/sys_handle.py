@@ -14,14 +14,17 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from p2k.vfs.perm import R_OK, W_OK, X_OK, can_access, check_access
 from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import UTIME_NOW, UTIME_OMIT, VDIR, Dirent, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
 
-R = TypeVar("R")
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    R = TypeVar("R")  # annotations' only
 
 MAX_READDIRPLUS = 1024
 """Most entries one ``vreaddirplus`` returns (and references)."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from p2k.vfs.component import lookup as lookup_component
 from p2k.vfs.mount import MNT_FORCE, MNT_RDONLY, Mount
 from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import VDIR
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 RB_AUTOBOOT = 0
 RB_HALT = 0x08

@@ -11,20 +11,22 @@ import errno
 import functools
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from p2k.vfs.mount import MNT_RDONLY
 from p2k.vfs.namei import LOOKUP, NameiResult, namei
 from p2k.vfs.vattr import StatVFS, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import ParamSpec, TypeVar
+
     from p2k.kernel import Kernel
     from p2k.vfs.lwproc import Proc
     from p2k.vfs.mount import Mount
 
-P = ParamSpec("P")
-R = TypeVar("R")
+    P = ParamSpec("P")  # annotations' only: the run time never sees them
+    R = TypeVar("R")
 
 
 def syscall(fn: Callable[P, R]) -> Callable[P, R]:

@@ -6,8 +6,7 @@ itself, so tmpfs and FFS cannot drift apart. Nodes expose ``atime_ns``, ``mtime_
 
 from __future__ import annotations
 
-from typing import Protocol
-
+from p2k.hints import Protocol
 from p2k.hyper import now_ns
 
 

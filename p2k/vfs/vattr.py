@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from typing import Any, NamedTuple, Protocol
 
+from p2k.hints import NamedTuple, Protocol
 from p2k.slotted import Frozen, Slotted
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 VNOVAL = None
 
@@ -177,11 +181,16 @@ DT_UNKNOWN, DT_DIR, DT_WHT = 0, 4, 14
 """dirent.h's d_type values the kernel itself tests (the rest are the mode's type bits >> 12):
 unknown (a 4.2BSD directory records no types), directory, whiteout."""
 
-Dirent = NamedTuple("Dirent", [("ino", int), ("type", int), ("name", bytes), ("cookie", int)])  # noqa: UP014 - see below
-Dirent.__doc__ = """One directory entry as readdir yields it: ``type`` a DT_* value; ``cookie`` resumes the
-listing after it.
+class Dirent(NamedTuple):
+    """One directory entry as readdir yields it: ``type`` a DT_* value; ``cookie`` resumes the
+    listing after it.
 
-A named tuple rather than a frozen dataclass: one is made per entry of every listing, and a
-frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much. Declared
-by the call, whose field types are objects: the class form's annotations are strings here, and
-typing compiles each (``p2k.ondisk.define`` says what a first ``compile()`` costs)."""
+    A named tuple rather than a frozen dataclass: one is made per entry of every listing, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs twice as much.
+    p2k.hints' NamedTuple, not typing's: typing's compiles each annotation string of the class
+    form (``p2k.ondisk.define`` says what a first ``compile()`` costs)."""
+
+    ino: int
+    type: int
+    name: bytes
+    cookie: int

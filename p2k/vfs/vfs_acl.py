@@ -12,7 +12,6 @@ from the mode: ``access_default``).
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM
 from p2k.vfs.perm import check_owner
@@ -20,6 +19,7 @@ from p2k.vfs.sysbase import SysBase, syscall
 from p2k.vfs.vattr import VDIR, SetAttr
 from p2k.vfs.vnode import Vnode
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.acl import Entry
 

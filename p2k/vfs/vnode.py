@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import errno
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.vfs.mount import Mount
     from p2k.vfs.vattr import Vattr
 

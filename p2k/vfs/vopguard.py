@@ -16,9 +16,12 @@ import errno
 import functools
 from collections.abc import Callable, Iterator
 from types import FunctionType
-from typing import Any
 
 from p2k.hyper.console import console
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 log = console("p2k.vfs")
 

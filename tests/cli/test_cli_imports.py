@@ -10,6 +10,7 @@ command runs in a fresh interpreter on a real image.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -103,8 +104,8 @@ def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> N
         bad = {m: why for m, why in NOT_FOR_A_PLAIN_IMAGE.items() if m in loaded}
         assert not bad, f"p2k {argv[0]} imported {bad}"
         # The first compile() of a process sets up the ast node types (0.8 ms): generated code
-        # goes through p2k.ondisk.define, and a typing.NamedTuple on this path is declared by a
-        # call (its class form compiles each annotation string; see p2k.vfs.vattr.Dirent).
+        # goes through p2k.ondisk.define, and a NamedTuple on this path is p2k.hints' (typing's
+        # compiles each annotation string of the class form; see p2k.vfs.vattr.Dirent).
         assert not compiled, f"p2k {argv[0]} called compile() from {compiled}"
     # the same modules are still there for the images that need them: a window names drivespec's
     # size parser, and a read-write mount the allocator and the journal code
@@ -112,6 +113,96 @@ def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> N
     assert "p2k.etfs.drivespec" in loaded
     loaded, _ = _modules(["mkdir", str(img), "/new"])
     assert {"p2k.fs.ffs.ffs_alloc", "p2k.fs.ffs.ffs_wapbl", "p2k.fs.ffs.ffs_balloc"} <= loaded
+
+
+# What typing cost every command that mounts an image: typing itself ~1.5 ms, and re (with enum,
+# re._parser, re._compiler: 2.5 ms), contextlib and warnings that it imports, about 5 ms of a 43 ms
+# ``p2k find`` (p2k.hints says how p2k's modules do without). Each is blamed on p2k only if one of
+# p2k's own modules reaches it through import statements, so that a module something else imported
+# first (argparse, while the parser is argparse's) still counts when p2k imports it too.
+NOT_AT_RUN_TIME = ("typing", "re", "enum", "contextlib", "warnings")
+# Not followed until the command line is parsed without argparse (branch ``quickargs``); the lead
+# empties both after that merge. argparse imports re, enum, warnings (with gettext, locale), and
+# p2k.cli.main's parser builder calls importlib.import_module (importlib's package imports warnings).
+EXCUSED_MODULES = {"argparse"}
+EXCUSED_EDGES = {("p2k.cli.main", "importlib")}
+
+BLAME_PROBE = """
+import builtins, sys  # nothing more before the hook: json imports re
+edges = {}
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0, _import=builtins.__import__):
+    mod = _import(name, globals, locals, fromlist, level)
+    importer = (globals or {}).get("__name__", "?")
+    if level:
+        base = (globals.get("__package__") or importer).rsplit(".", level - 1)[0]
+        name = f"{base}.{name}" if name else base
+    parts = name.split(".")
+    got = edges.setdefault(importer, set())
+    got.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    got.update(f"{name}.{f}" for f in fromlist or () if f"{name}.{f}" in sys.modules)
+    return mod
+builtins.__import__ = recording_import
+BODY
+import json
+print("EDGES", json.dumps({"modules": sorted(sys.modules), "edges": {k: sorted(v) for k, v in edges.items()}}),
+      file=sys.stderr)
+"""
+
+RUN_MAIN = """
+from p2k.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+"""
+
+
+def _blame(body: str, argv: list[str], forbidden: tuple[str, ...], excused_modules: set[str] = EXCUSED_MODULES,
+           excused_edges: set[tuple[str, str]] = EXCUSED_EDGES) -> tuple[set[str], dict[str, list[str]]]:
+    """Run ``body`` in a fresh interpreter recording every import statement executed (importer ->
+    imported, whoever imported the module first); the modules loaded, and for each ``forbidden``
+    module one chain of imports from a p2k module to it (the excused ones not followed)."""
+    r = subprocess.run([sys.executable, "-c", BLAME_PROBE.replace("BODY", body), *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert "EDGES" in r.stderr, r.stderr
+    got = json.loads(r.stderr.rsplit("EDGES", 1)[1])
+    edges: dict[str, list[str]] = got["edges"]
+    chains: dict[str, list[str]] = {}
+    todo = [[m] for m in got["modules"] if m.split(".")[0] == "p2k"]
+    seen: set[str] = set()
+    while todo:
+        chain = todo.pop()
+        m = chain[-1]
+        if m in seen:
+            continue
+        seen.add(m)
+        if m in forbidden:
+            chains.setdefault(m, chain)
+        if m not in excused_modules:
+            todo += [chain + [n] for n in edges.get(m, ()) if n not in seen and (m, n) not in excused_edges]
+    return set(got["modules"]), chains
+
+
+def test_fsutils_import_neither_typing_nor_re(tmp_path: Path) -> None:
+    """No module p2k imports for an fs-utils command on a plain image imports typing, re, enum,
+    contextlib or warnings, even where something else loaded them first; nor for the commands
+    that write (a new name in a directory, a file copied in)."""
+    img = _small_image(tmp_path)
+    host = tmp_path / "host"
+    host.write_bytes(b"in\n")
+    for argv in (["find", str(img), "/"], ["ls", "-lR", str(img), "/"], ["stat", str(img), "/d/f"],
+                 ["cat", str(img), "/d/f"], ["du", str(img)], ["df", str(img)], ["mkdir", str(img), "/new"],
+                 ["cp", str(img), str(host), ":/new/h"]):
+        loaded, chains = _blame(RUN_MAIN, argv, NOT_AT_RUN_TIME)
+        assert "p2k.fs.ffs.ffs_vfsops" in loaded, "the probe did not mount the image"
+        assert not chains, f"p2k {argv[0]} imports {' and '.join(' -> '.join(c) for c in chains.values())}"
+    # the probe sees what it must: find -name is the one fs-utils use of fnmatch, which imports re
+    _, chains = _blame(RUN_MAIN, ["find", str(img), "/", "-name", "h"], NOT_AT_RUN_TIME)
+    assert chains.get("re", [])[-3:] == ["p2k.cli.fsutils", "fnmatch", "re"], chains
+    # and the writes were done
+    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "cat", str(img), "/new/h"], capture_output=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"in\n"), r.stderr
 
 
 def test_version_loads_no_parser_and_no_command() -> None:
@@ -147,14 +238,19 @@ def test_help_loads_neither_typing_nor_a_kernel() -> None:
 def test_mount_daemon_modules_stay_lean() -> None:
     """What the FUSE daemon imports to serve a plain image: none of the modules whose resident size
     put it over issue 16's aim (2x a bare interpreter): dataclasses with inspect (2.7 MiB), logging
-    (1.4), pathlib (0.8), json. Its console messages import logging when first said. (typing stays:
-    the bridge's KernelPort is a typing.Protocol.)"""
-    probe = ("import sys\n"
-             "import p2k.cli.start, p2k.cli.main, p2k.cli.mount, p2k.puffs.daemon, p2k.puffs.devfuse, "
-             "p2k.puffs.bridge, p2k.kernel, p2k.fs.ffs.ffs_vfsops\n"
-             "from p2k.puffs import RunDir\n"
-             "RunDir('/nonexistent').path('/mnt')\n"
-             "print(sorted({'dataclasses', 'inspect', 'logging', 'pathlib', 'json'} & set(sys.modules)))\n")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    (1.4), pathlib (0.8), json. Its console messages import logging when first said. Nor typing,
+    re, contextlib or warnings (start-up time; enum stays: signal and socket, which the daemon
+    needs, import it)."""
+    body = ("import p2k.cli.start, p2k.cli.main, p2k.cli.mount, p2k.puffs.daemon, p2k.puffs.devfuse, "
+            "p2k.puffs.bridge, p2k.kernel, p2k.fs.ffs.ffs_vfsops\n"
+            "from p2k.puffs import RunDir\n"
+            "RunDir('/nonexistent').path('/mnt')\n"
+            "print(sorted({'dataclasses', 'inspect', 'logging', 'pathlib', 'json'} & set(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", "import sys\n" + body], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", f"the mount daemon's modules imported {r.stdout.strip()}"
+    # p2k mount's own command line is argparse's (once per mount): the daemon's modules are what
+    # this holds to, and they outlive the parse
+    loaded, chains = _blame(body, [], ("typing", "re", "contextlib", "warnings"), {"argparse"}, EXCUSED_EDGES)
+    assert "p2k.puffs.devfuse" in loaded
+    assert not chains, f"the mount daemon imports {' and '.join(' -> '.join(c) for c in chains.values())}"

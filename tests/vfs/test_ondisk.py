@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
-from typing import Annotated
+import typing
+from typing import Annotated, ClassVar
 
 import pytest
 
+from p2k import ondisk
 from p2k.ondisk import I64, U16, U32, Fmt, Record
 
 
@@ -16,6 +18,40 @@ class Sample(Record):
     pad: Annotated[bytes, Fmt("2s")]
     when: I64
     addrs: Annotated[list[int], Fmt("3i")]
+
+
+class SampleOwnAnnotated(Record):
+    """Sample again, declared with p2k.ondisk's run-time Annotated rather than typing's, and with
+    class variables (text and object) that are not on-disk fields."""
+
+    KIND: ClassVar[str] = "sample"
+    magic: U32
+    count: U16
+    pad: ondisk.Annotated[bytes, Fmt("2s")]
+    when: I64
+    addrs: ondisk.Annotated[list[int], Fmt("3i")]
+
+
+
+def test_own_annotated_declares_as_typings() -> None:
+    assert ondisk.Annotated is not typing.Annotated  # the run time's stand-in (p2k.ondisk says why)
+    assert SampleOwnAnnotated.FIELDS == Sample.FIELDS and SampleOwnAnnotated.OFFSETS == Sample.OFFSETS
+    hint = ondisk.Annotated[bytes, Fmt("2s"), "x"]
+    assert (hint.__origin__, hint.__metadata__) == (bytes, (Fmt("2s"), "x"))
+    assert hint == ondisk.Annotated[bytes, Fmt("2s"), "x"] and hint != ondisk.Annotated[bytes, Fmt("3s")]
+    with pytest.raises(TypeError, match="at least two arguments"):
+        ondisk.Annotated[bytes]
+    assert ondisk._is_classvar("ClassVar[int]") and ondisk._is_classvar(typing.ClassVar[int])
+    assert not ondisk._is_classvar("U32") and not ondisk._is_classvar(U32)
+    # the annotation texts the compiler gives back are read without eval, as eval would read them
+    for text in ("Annotated[bytes, Fmt('16s')]", 'Annotated[list[int], Fmt("12q")]'):
+        fast = ondisk._annotated_fmt(text, {})
+        assert fast.__metadata__ == eval(text, vars(ondisk)).__metadata__  # noqa: S307
+    assert ondisk._annotated_fmt("Annotated[bytes, Fmt('1' + 's')]", {}) is ondisk._MISSING  # left to eval
+    assert ondisk._annotated_fmt("Annotated[bytes, Fmt('4s')]", {"Fmt": object}) is ondisk._MISSING
+    # annotations as objects (a module without the __future__ import): typing's ClassVar is no field
+    objs = type("Objs", (Record,), {"__annotations__": {"N": typing.ClassVar[int], "magic": U32}})
+    assert objs.FIELDS == (("magic", "I"),)
 
 
 def test_layout_matches_struct_rules() -> None:

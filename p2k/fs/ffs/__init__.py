@@ -12,11 +12,12 @@ small image's check.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from p2k.vfs.component import Component, register
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.fs import Superblock, find_superblock
     from p2k.fs.ffs.inode import Inode

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.fs import UFS_NDADDR, UFS_NIADDR, Superblock, cgdmin, cgsblock
 from p2k.hyper.console import console
 
 log = console("p2k.ffs")
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.inode import Inode
     from p2k.vfs.bufcache import BlockDevice, BufCache

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import errno
 import operator
-from typing import Annotated
 
-from p2k.ondisk import I16, I32, I64, U32, Fmt, Record
+from p2k.ondisk import I16, I32, I64, U32, Annotated, Fmt, Record
 
 CG_MAGIC = 0x00090255
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Annotated, Any
 
 from p2k.fs.ffs.inode import Inode
-from p2k.ondisk import I16, I32, I64, U16, U32, U64, Fmt, Record, define
+from p2k.ondisk import I16, I32, I64, U16, U32, U64, Annotated, Fmt, Record, define
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Ufs1Dinode(Record):

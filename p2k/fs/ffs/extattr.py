@@ -26,11 +26,11 @@ An area that keeps its blocks and fragments is overwritten in place (``_write_in
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.fs import fragroundup, ino_to_cg
 from p2k.ondisk import U8, U32, Record
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.fs import Superblock

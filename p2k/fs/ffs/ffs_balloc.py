@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import TYPE_CHECKING, NamedTuple
 
 from p2k.fs.ffs.fs import UFS_NDADDR, sblksize
+from p2k.hints import NamedTuple
 from p2k.vfs.mount import MNT_ASYNC
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
@@ -173,9 +174,14 @@ def write_range(m: FfsMount, ip: Inode, offset: int, data: bytes | memoryview, r
         m.note_freed(addr, nfr)
 
 
-# The byte range a write covers, the file's size before and after it, its first block (declared by
-# the call: the class form would compile its annotation strings at import, see p2k.vfs.vattr.Dirent).
-_Span = NamedTuple("_Span", [("offset", int), ("end", int), ("osize", int), ("nsize", int), ("l0", int)])  # noqa: UP014
+class _Span(NamedTuple):
+    """The byte range a write covers, the file's size before and after it, its first block."""
+
+    offset: int
+    end: int
+    osize: int
+    nsize: int
+    l0: int
 
 
 def _fill_old_tail(m: FfsMount, ip: Inode, l0: int, root: bool, to_free: list[tuple[int, int]]) -> None:

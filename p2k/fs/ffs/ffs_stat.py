@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
 from p2k.fs.ffs.fs import DEV_BSIZE, UFS_ROOTINO, cgtod
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, VALID_TYPES
 from p2k.vfs.mount import Mount
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
 
 from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
@@ -87,7 +86,10 @@ from p2k.hyper.console import console
 from p2k.vfs.mount import MNT_ASYNC, MNT_LOG, Mount
 from p2k.vfs.vattr import StatVFS
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.fs.ffs.ffs_alloc import Allocator
     from p2k.fs.ffs.ffs_wapbl import LogPlan
     from p2k.fs.ffs.wapbl import JournalLoc, Replay

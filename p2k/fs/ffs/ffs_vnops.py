@@ -18,7 +18,6 @@ namespace, and the area holds at most two blocks.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.extattr import UFS_NXADDR, Attrs, build_area, encode_record, read_area, walk_area, write_area
 from p2k.fs.ffs.inode import IFBLK, IFCHR, IFDIR, IFMT
@@ -26,6 +25,7 @@ from p2k.fs.ffs.ufs_inode import ufs_reclaim
 from p2k.hyper import now_ns
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode

@@ -10,13 +10,13 @@ generation numbers) before the map says they exist.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.bitmap import get_bits, set_bits
 from p2k.fs.ffs.dinode import Ufs2Dinode
 from p2k.fs.ffs.fs import UFS_ROOTINO, ino_to_fsba
 from p2k.hyper import random_u32
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from collections.abc import Callable
 

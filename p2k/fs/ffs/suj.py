@@ -10,11 +10,11 @@ requires before it makes a new journal. The file's blocks are not touched.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from p2k.fs.ffs.fs import UFS_ROOTINO
 from p2k.fs.ffs.inode import IFMT, IFREG, Inode
+from p2k.hints import cast
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
 

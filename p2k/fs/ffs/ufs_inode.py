@@ -9,14 +9,13 @@ handed out again while its old name may still be on disk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from p2k.fs.ffs.extattr import free_area
 from p2k.fs.ffs.ffs_inode import truncate
 from p2k.fs.ffs.fs import UFS_NDADDR
 from p2k.fs.ffs.inode import IFDIR, IFLNK, IFMT, IFREG
 from p2k.hyper import now_ns
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode

@@ -16,13 +16,13 @@ own files — this is the same answer NetBSD gives.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.inode import IFDIR, IFMT, IFREG
 from p2k.fs.ffs.ufs_inode import modified, set_times
 from p2k.hyper import now_ns
 from p2k.vfs.mount import MNT_NOATIME, MNT_RDONLY
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode

@@ -16,7 +16,6 @@ comes through it as well, so this is the driver's own guarantee, not the only on
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.dir import dir_template
 from p2k.fs.ffs.extattr import free_area
@@ -29,6 +28,7 @@ from p2k.fs.ffs.ufs_lookup import dir_index, direnter, dirremove, dirrewrite
 from p2k.hyper import now_ns, random_u32
 from p2k.vfs.vattr import Vattr, apply_owner_mode
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode

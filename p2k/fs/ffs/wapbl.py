@@ -30,12 +30,12 @@ import bisect
 import errno
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
 
 from p2k.fs.ffs.fs import Superblock
-from p2k.ondisk import I32, I64, U32, U64, Fmt, Record
+from p2k.ondisk import I32, I64, U32, U64, Annotated, Fmt, Record
 from p2k.slotted import Slotted
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.vfs.bufcache import BlockDevice
 

@@ -10,11 +10,10 @@ been closed. Runs once the mount is writable, as NetBSD runs it from ffs_wapbl_s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from p2k.fs.ffs.inode import IFDIR, IFMT
 from p2k.hyper.console import console
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_vfsops import FfsMount
 

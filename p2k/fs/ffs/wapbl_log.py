@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from p2k.fs.ffs.wapbl import (
     DEV_BSIZE,
@@ -42,6 +41,7 @@ from p2k.fs.ffs.wapbl import (
 from p2k.hyper import now_ns
 from p2k.hyper.console import console
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.ffs.ffs_alloc import Allocator
     from p2k.fs.ffs.ffs_vfsops import FfsMount

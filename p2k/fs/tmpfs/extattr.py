@@ -9,11 +9,11 @@ program sees the same answers on both.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from p2k.hyper import now_ns
 from p2k.vfs.extattr import ENOATTR, EXTATTR_NAMESPACE_SYSTEM, check_name
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.tmpfs.node import TmpNode
     from p2k.fs.tmpfs.vfsops import TmpfsMount

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import stat as stat_mod
-from typing import TYPE_CHECKING, Any
 
 from p2k.fs.tmpfs.extattr import (
     tmpfs_deleteextattr,
@@ -43,7 +42,10 @@ from p2k.hyper import now_ns, parse_memsize, random_u32
 from p2k.vfs.mount import Mount
 from p2k.vfs.vattr import VDIR, StatVFS
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from typing import Any
+
     from p2k.kernel import Kernel
     from p2k.vfs.vnode import Vnode
 

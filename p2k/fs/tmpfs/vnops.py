@@ -8,7 +8,6 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from p2k.fs.tmpfs.extattr import acl_vattr
 from p2k.fs.tmpfs.node import (
@@ -25,6 +24,7 @@ from p2k.vfs.mount import MNT_NOATIME, Mount
 from p2k.vfs.times import mark_changed, mark_modified
 from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr, apply_owner_mode, stat_result
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     from p2k.fs.tmpfs.vfsops import TmpfsMount
     from p2k.vfs.vnode import Vnode

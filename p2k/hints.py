@@ -1,0 +1,88 @@
+"""typing's run-time constructs for the type checker, and light stand-ins for them at run time.
+
+Every fs-utils command imports the kernel and the FFS driver, whose modules declared a few records
+with ``typing.NamedTuple``, a few interfaces with ``typing.Protocol`` and called ``typing.cast``.
+Importing ``typing`` costs about 1.5 ms itself and pulls ``re`` (with ``enum``, ``re._parser``,
+``re._compiler``, ``copyreg``: 2.5 ms), ``contextlib`` and ``warnings``: about 5 ms of the 43 ms a
+``p2k find`` of a 10,000-file image took, against ``fsu_find``'s 16 ms and a bare interpreter's 8
+(issue 16). What those few constructs do at run time is small, and done here without them.
+
+Modules import these names from here (``from p2k.hints import NamedTuple, Protocol``). A type
+checker sees typing's own (the ``if TYPE_CHECKING`` branch, a re-export mypy resolves to the
+original, so a ``class X(NamedTuple)`` is checked as a named tuple, a ``Protocol`` structurally).
+Names that only annotations use (``Any``, ``TypeVar``, ``IO``...) need nothing from here: modules
+import them from typing under their own ``TYPE_CHECKING = False`` guard (see ``p2k.lazy``).
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing's own, without importing typing (the point of this module)
+if TYPE_CHECKING:
+    from typing import NamedTuple as NamedTuple
+    from typing import Protocol as Protocol
+    from typing import cast as cast
+else:
+    import sys
+    from collections import namedtuple
+
+    # What typing.NamedTuple forbids a class body to define (namedtuple's own machinery), and what
+    # it does not copy from the body to the generated class.
+    _PROHIBITED = frozenset({"__new__", "__init__", "__slots__", "__getnewargs__", "_fields", "_field_defaults",
+                             "_make", "_replace", "_asdict", "_source"})
+    _SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
+
+    class _NamedTupleMeta(type):
+        """Builds a class statement's ``collections.namedtuple``, as ``typing.NamedTupleMeta``
+        does: fields are the annotated names in order, a value in the body is that field's
+        default, everything else in the body (methods, docstring, constants) is copied onto it.
+        Unlike typing's, the annotations are kept as written: typing turns each annotation
+        string into a ``ForwardRef``, which compiles it (``p2k.ondisk.define`` says what the
+        first ``compile()`` of a process costs)."""
+
+        def __new__(mcls, typename: str, bases: tuple[type, ...], ns: dict[str, object]) -> type:
+            if any(b is not _NamedTupleBase for b in bases):
+                raise TypeError("can only inherit from a NamedTuple type")
+            types = dict(ns.get("__annotations__", {}))
+            defaults: list[object] = []
+            for name in types:
+                if name in ns:
+                    defaults.append(ns[name])
+                elif defaults:
+                    raise TypeError(f"Non-default namedtuple field {name} cannot follow default field(s)")
+            cls = namedtuple(typename, types, defaults=defaults, module=ns["__module__"])
+            cls.__annotations__ = cls.__new__.__annotations__ = types
+            for key, value in ns.items():
+                if key in _PROHIBITED:
+                    raise AttributeError("Cannot overwrite NamedTuple attribute " + key)
+                if key not in _SPECIAL and key not in types:
+                    setattr(cls, key, value)
+            return cls
+
+    # What ``class X(NamedTuple)`` really names as its base (``NamedTuple.__mro_entries__``); its
+    # metaclass makes the class statement return a namedtuple class instead. Made by type.__new__,
+    # as typing makes its own, so that the metaclass does not turn the base itself into one.
+    _NamedTupleBase = type.__new__(_NamedTupleMeta, "NamedTuple", (), {})
+
+    def _namedtuple_bases(bases: tuple[object, ...]) -> tuple[type, ...]:
+        return (_NamedTupleBase,)
+
+    def NamedTuple(typename: str, fields: list[tuple[str, object]] | tuple[tuple[str, object], ...] = (), /) -> type:
+        """``NamedTuple("P", [("x", int), ("y", int)])``, or a base class (``class P(NamedTuple)``)."""
+        types = dict(fields)
+        cls = namedtuple(typename, types, module=sys._getframe(1).f_globals.get("__name__", "__main__"))
+        cls.__annotations__ = cls.__new__.__annotations__ = types
+        return cls
+
+    NamedTuple.__mro_entries__ = _namedtuple_bases
+
+    class Protocol:
+        """A plain base: nothing checks a protocol at run time here (none is ``runtime_checkable``)."""
+
+        __slots__ = ()
+
+    def cast(typ: object, val: object) -> object:
+        """typing's: the value itself; the type is for the checker."""
+        return val
+
+
+__all__ = ["NamedTuple", "Protocol", "cast"]
