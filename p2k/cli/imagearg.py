@@ -9,7 +9,6 @@ recognised by content and opened read-only.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
@@ -18,9 +17,11 @@ from collections.abc import Callable
 from p2k.cli.progress import Bars, wanted
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
+    import argparse
     from typing import Any
 
+    from p2k.cli.quickparse import Namespace, Option, QuickParser
     from p2k.etfs import EtfsRegistry
     from p2k.etfs.resolve import Target
     from p2k.hyper import Backend
@@ -59,7 +60,8 @@ class MountedImage:
 _NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
 
 
-def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, server_ok: bool = False) -> None:
+def add_image_args(p: argparse.ArgumentParser | QuickParser, *, image_optional: bool = False,
+                   server_ok: bool = False) -> None:
     """The image options and the IMAGE operand; call before the command's own operands.
 
     The parser is the same whatever the environment, so that ``--help`` never changes with it; who
@@ -79,11 +81,11 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
     p.set_defaults(_image_operand=(image_optional, server_ok))
 
 
-def _positionals(p: argparse.ArgumentParser) -> list[argparse.Action]:
+def _positionals(p: argparse.ArgumentParser | QuickParser) -> list[argparse.Action | Option]:
     return [a for a in p._actions if not a.option_strings]  # noqa: SLF001 - argparse has no public list
 
 
-def hide_operand_defaults(p: argparse.ArgumentParser) -> None:
+def hide_operand_defaults(p: argparse.ArgumentParser | QuickParser) -> None:
     """Mark the operands argparse saw no word for, so that settle_operands can tell "not given"
     from "given the default's value"; the real defaults are applied there."""
     for a in _positionals(p):
@@ -92,7 +94,8 @@ def hide_operand_defaults(p: argparse.ArgumentParser) -> None:
             a.default = _NOT_GIVEN
 
 
-def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+def settle_operands(p: argparse.ArgumentParser | QuickParser, args: argparse.Namespace | Namespace,
+                    extra: list[str]) -> None:
     """Hand the operand words to IMAGE and the command's operands, now that the mode is known.
 
     argparse fills IMAGE first whatever the mode, and stops at an option between operands
@@ -138,7 +141,7 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         p.error(f"unrecognized arguments: {' '.join(words)}")
 
 
-def _least(a: argparse.Action) -> int:
+def _least(a: argparse.Action | Option) -> int:
     if a.nargs in ("?", "*"):
         return 0
     return a.nargs if isinstance(a.nargs, int) else 1

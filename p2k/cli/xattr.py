@@ -11,17 +11,18 @@ base64, ``"…"`` text, as setfattr reads it.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import re
 import sys
-from typing import TYPE_CHECKING, Any
 
 from p2k.cli.errors import UsageError
 from p2k.cli.imagearg import add_image_args
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy): p2k stat imports this module
+if TYPE_CHECKING:  # argparse and re too: stat's xattr_summary needs neither (p2k.cli.quickparse)
+    import argparse
+    from typing import Any
+
     from p2k.fsview import FsView
 
 
@@ -87,6 +88,8 @@ def _report(cmd: str, p: str, e: OSError) -> None:
 
 def cmd_getfattr(args: argparse.Namespace) -> int:
     # imported here, not at the top: ``p2k`` imports every command module to build its parser
+    import re
+
     from p2k.cli.fsview import open_view
     from p2k.puffs.xattrnames import getxattr, listxattr
 
