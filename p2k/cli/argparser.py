@@ -139,6 +139,12 @@ def parse_command_line(table: dict[str, tuple[str, ...]], words: list[str]) -> a
     first = words[0] if words else None
     parser, commands = build_parser(table, first if first and not first.startswith("-") else None,
                                     subcommands=first != "--version")
+    return read_command_line(parser, commands, words)
+
+
+def read_command_line(parser: argparse.ArgumentParser, commands: dict[str, argparse.ArgumentParser],
+                      words: list[str]) -> argparse.Namespace | None:
+    """``words`` read by ``parser`` (from build_parser), as parse_command_line does."""
     args, extra = parser.parse_known_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
