@@ -59,7 +59,7 @@ def parse(words: list[str]) -> argparse.Namespace | Namespace | None:
     by argparse (None: no command named, the help page printed)."""
     first = words[0] if words else ""
     module = next((m for m, names in SUBCOMMANDS.items() if first in names), None)
-    if module is not None:
+    if module is not None and "--help" not in words:  # a help page is argparse's: straight to it
         from p2k.cli.quickparse import parse_quickly
 
         args = parse_quickly(module, first, words[1:])
