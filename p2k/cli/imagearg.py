@@ -57,7 +57,7 @@ class MountedImage:
         self.close()
 
 
-_NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
+NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
 
 
 def add_image_args(p: argparse.ArgumentParser | QuickParser, *, image_optional: bool = False,
@@ -74,7 +74,7 @@ def add_image_args(p: argparse.ArgumentParser | QuickParser, *, image_optional: 
                    help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,part=p2; "
                         "takes the place of IMAGE")
     where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
-    p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
+    p.add_argument("image", metavar="IMAGE", nargs="?", default=NOT_GIVEN,
                    help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or an fsspec URL "
                         "(https://…, s3://…: read-only, read in ranges), or IMAGE:NAME for a partition as "
                         "'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
@@ -91,7 +91,7 @@ def hide_operand_defaults(p: argparse.ArgumentParser | QuickParser) -> None:
     for a in _positionals(p):
         if a.nargs in ("?", "*") and a.dest != "image":
             p.set_defaults(**{"_default_" + a.dest: a.default})
-            a.default = _NOT_GIVEN
+            a.default = NOT_GIVEN
 
 
 def settle_operands(p: argparse.ArgumentParser | QuickParser, args: argparse.Namespace | Namespace,
@@ -107,7 +107,7 @@ def settle_operands(p: argparse.ArgumentParser | QuickParser, args: argparse.Nam
     actions = _positionals(p)
     for a in actions:
         v = getattr(args, a.dest)
-        if v is _NOT_GIVEN or v is None:
+        if v is NOT_GIVEN or v is None:
             continue
         words += v if isinstance(v, list) else [v]
     for w in extra:

@@ -1,9 +1,11 @@
 """A command line read without argparse, for the command lines it is sure of; argparse for the rest.
 
 Importing argparse brings re (with enum and re's parser and compiler), gettext and, at its first
-message look-up, locale: 4.5 ms; building a command's parser and parsing cost 2 ms more, mostly
-gettext searching the disk for a catalogue on every ``_()``. That was a fifth of ``p2k find IMG /``
-(10,000 files), where NetBSD's ``fsu_find`` parses with getopt(3) for nothing.
+message look-up, locale; building a command's parser and parsing cost more, mostly gettext
+searching the disk for a catalogue on every ``_()``. Reading ``p2k find IMG /`` that way took
+5.9-6.1 ms of a fresh interpreter (when nothing else has imported re), this module 0.3 ms: an
+eighth of the 44 ms ``p2k find`` took on 10,000 files, where NetBSD's ``fsu_find`` (16 ms) parses
+with getopt(3) for nothing.
 
 The commands keep declaring their options once, in their ``register(sub)``; this module records
 the same calls (``add_parser``, ``add_argument``, ``set_defaults``) and reads a command line with
@@ -20,7 +22,7 @@ whenever this module answers, argparse gives the very same namespace.
 
 from __future__ import annotations
 
-from p2k.cli.imagearg import _NOT_GIVEN, hide_operand_defaults, settle_operands
+from p2k.cli.imagearg import NOT_GIVEN, hide_operand_defaults, settle_operands
 
 TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
 if TYPE_CHECKING:
@@ -60,8 +62,6 @@ class Namespace:
 class Option:
     """One add_argument: the fields argparse.Action has that parsing and settle_operands read."""
 
-    __slots__ = ("option_strings", "dest", "nargs", "default", "metavar", "choices", "kind", "const")
-
     def __init__(self, option_strings: list[str], dest: str, kind: str, *, nargs: int | str | None = None,
                  default: Any = None, metavar: str | None = None, choices: Any = None, const: bool = True) -> None:
         self.option_strings = option_strings
@@ -99,31 +99,30 @@ class QuickParser:
         """add_argument_group, add_mutually_exclusive_group...: argparse's alone."""
         if name.startswith("__"):
             raise AttributeError(name)
-        self.unsure = f"calls {name}"
-        return _Dropped()._drop
+        return self._unsure(f"calls {name}")._drop
 
-    def add_argument(self, *names: str, **kwargs: Any) -> None:
+    def add_argument(self, *names: str, **kwargs: Any) -> Any:
+        """Record what argparse would; a declaration outside the subset makes the command argparse's.
+        Returns the record, as argparse returns the Action (a caller may set attributes on it)."""
         action = kwargs.pop("action", None)
         kind = _KINDS.get(action) if isinstance(action, str) or action is None else None
         kwargs.pop("help", None)
         kwargs.pop("version", None)
         unknown = set(kwargs) - {"dest", "default", "choices", "metavar", "nargs"}
         if kind is None or unknown or not names:
-            self.unsure = f"{names}: {action or ''} {sorted(unknown)}"
-            return
+            return self._unsure(f"{names}: {action or ''} {sorted(unknown)}")
         default = kwargs.get("default", SUPPRESS if kind == "exit" else (action == "store_false") if kind == "flag"
                              else None)
         nargs = kwargs.get("nargs")
         if not names[0].startswith("-"):  # an operand
             if len(names) > 1 or nargs not in (None, "?", "*", "+") or "choices" in kwargs or kind != "store":
-                self.unsure = f"operand {names}"
-                return
-            self._actions.append(Option([], kwargs.get("dest", names[0]), kind, nargs=nargs, default=default,
-                                        metavar=kwargs.get("metavar")))
-            return
+                return self._unsure(f"operand {names}")
+            opt = Option([], kwargs.get("dest", names[0]), kind, nargs=nargs, default=default,
+                         metavar=kwargs.get("metavar"))
+            self._actions.append(opt)
+            return opt
         if nargs is not None or default == SUPPRESS and kind != "exit":
-            self.unsure = f"option {names}: nargs or default"
-            return
+            return self._unsure(f"option {names}: nargs or default")
         longs = [n for n in names if n.startswith("--")]
         dest = kwargs.get("dest") or (longs or names)[0].lstrip("-").replace("-", "_")  # argparse's rule
         opt = Option(list(names), SUPPRESS if kind == "exit" else dest, kind, default=default,
@@ -131,6 +130,11 @@ class QuickParser:
         self._actions.append(opt)
         for n in names:
             self._options[n] = opt
+        return opt
+
+    def _unsure(self, why: str) -> _Dropped:
+        self.unsure = why
+        return _Dropped()
 
     def set_defaults(self, **kwargs: Any) -> None:
         self._defaults.update(kwargs)
@@ -176,7 +180,7 @@ class QuickParser:
                 i = self._cluster(values, w, words, i)
         for a in self._actions:
             if not a.option_strings:
-                values[a.dest] = _NOT_GIVEN  # every operand is dealt by settle_operands, in order
+                values[a.dest] = NOT_GIVEN  # every operand is dealt by settle_operands, in order
         args = Namespace(command=command)
         args.__dict__.update(values)
         settle_operands(self, args, operands)
