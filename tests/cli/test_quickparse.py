@@ -34,6 +34,7 @@ FAST = {"cat", "cp", "df", "du", "find", "ls", "stat", "chmod", "chown", "ln", "
 OPERANDS = ["IMG", "/", "/a", "b", ":/c", "-", "", "x y", "644", "0:0", "a=b"]
 JUNK = ["-5", "-1.5", "--", "-Z", "--he", "--hel", "-h", "--help", "--version", "--ver", "-=", "---", "-x y", "-Zq"]
 SERVER = "unix:///nonexistent/p2k.sock"
+EXAMPLES = 5000 if os.environ.get("P2K_FULL") == "1" else 300  # per fs-utils command (CI: 300, ~6 s in all)
 
 _PARSERS: dict[str, tuple[Any, Any]] = {}
 
@@ -95,7 +96,7 @@ def _check(command: str, answered: list[int]) -> Callable[[], None]:
     operands = st.lists(st.sampled_from(OPERANDS[:5]), min_size=1, max_size=4).map(lambda ws: [[w] for w in ws])
     line = st.tuples(st.lists(_tokens(command), max_size=4), operands).flatmap(lambda t: st.permutations(t[0] + t[1]))
 
-    @settings(max_examples=300 if command in FAST else 25, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES if command in FAST else EXAMPLES // 12, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(line, st.booleans())
     def check(groups: list[list[str]], server: bool) -> None:
