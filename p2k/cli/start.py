@@ -1,5 +1,5 @@
 """The ``p2k`` program's entry point: ``p2k --version`` is answered before anything loads, and a
-finished command's exit skips the collector's last pass over its modules.
+finished command's exit skips the interpreter's teardown of its modules.
 
 A version query is what scripts and package managers run to see whether a tool is there; it should
 cost what ``python -c pass`` costs. The parser (argparse with re, gettext and locale), typing and a
@@ -35,4 +35,30 @@ def main() -> int:
     # command); the memory goes back with the process. Only cyclic garbage left at this point
     # would miss its finalizer, and commands do not leave their clean-up to the collector.
     gc.freeze()
+    _leave(rc)
     return rc
+
+
+def _leave(rc: int) -> None:
+    """End the process now that the command is done, without the interpreter's teardown.
+
+    Tearing down clears every module's namespace and frees the objects the imports made, one by
+    one: 2.6 ms of a 45 ms ``p2k find``, for memory the process hands back whole. What a normal
+    exit does that matters is done here first: the standard streams are flushed and the atexit
+    handlers run (logging's flush among them). Where that is not the whole story the interpreter
+    exits as usual: a stream that cannot be flushed (a closed pipe: its error stays Python's), or
+    another thread still running, which a normal exit would wait for."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    os._exit(rc)

@@ -160,11 +160,20 @@ class Mount:
 
     def vop_isempty(self, vp: Vnode) -> bool:
         """True when directory ``vp`` holds nothing but ``.`` and ``..``."""
-        return not any(d.name not in (b".", b"..") for d in self.vop_readdir(vp, 0))
+        return not any(d.name not in (b".", b"..") for d in self.readdir_entries(vp, 0))
 
-    def vop_readdir(self, vp: Vnode, cookie: int) -> Iterator[Dirent]:
-        """Entries after position ``cookie`` (0 = start). Cookies stay valid across reclaim."""
+    def vop_readdir(self, vp: Vnode, cookie: int) -> Iterator[list[Dirent]]:
+        """Entries after position ``cookie`` (0 = start), a list at a time, as NetBSD's
+        VOP_READDIR fills the caller's buffer with as many as fit: a directory block's worth for
+        FFS. A walk reads every entry of every directory, and a generator step per entry through
+        the driver and its VOP guard was a tenth of ``find``'s walk. Cookies stay valid across
+        reclaim."""
         raise NotImplementedError
+
+    def readdir_entries(self, vp: Vnode, cookie: int) -> Iterator[Dirent]:
+        """``vop_readdir``'s entries one at a time, for callers that stop early or look for one."""
+        for batch in self.vop_readdir(vp, cookie):
+            yield from batch
 
     def vop_readlink(self, vp: Vnode) -> bytes:
         raise OSError(errno.EINVAL, "not a symbolic link")

@@ -142,7 +142,7 @@ class DirCalls(SysBase):
             mp = vp.mount
             vc.defer += 1
             try:
-                ents = [d for d in mp.vop_readdir(vp, 0) if d.name != b"." and d.name != b".."]
+                ents = [d for batch in mp.vop_readdir(vp, 0) for d in batch if d.name != b"." and d.name != b".."]
                 sts = self._entry_stats(mp, [d.ino for d in ents]) if stat and searchable else None
             finally:
                 vc.end_deferral()

@@ -127,7 +127,7 @@ class HandleCalls(SysBase):
         vc = self.kernel.vcache
         out: list[tuple[Dirent, Vnode | None, Vattr | None]] = []
         limit = max(1, min(count, MAX_READDIRPLUS))
-        for d in mp.vop_readdir(dvp, cookie):
+        for d in mp.readdir_entries(dvp, cookie):
             if len(out) >= limit:
                 break
             if d.name in (b".", b"..") or not search:

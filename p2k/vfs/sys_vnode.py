@@ -70,7 +70,7 @@ class VnodeCalls(SysBase):
         if not self.proc.cred.is_root:
             check_access(self.proc.cred, vp.mount.vop_getattr(vp), R_OK, "read directory")
         out: list[Dirent] = []
-        for d in vp.mount.vop_readdir(vp, cookie):
+        for d in vp.mount.readdir_entries(vp, cookie):
             out.append(d)
             if len(out) >= count:
                 break

@@ -14,7 +14,6 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable
-from itertools import islice
 
 from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
@@ -433,7 +432,7 @@ class VfsCalls(SysBase):
             if vp.type != VDIR:
                 raise OSError(errno.ENOTDIR, "not a directory")
             check_access(self.proc.cred, self._getattr(vp), R_OK, "read directory")
-            names = [d.name for d in vp.mount.vop_readdir(vp, 0) if d.name not in (b".", b"..")]
+            names = [d.name for batch in vp.mount.vop_readdir(vp, 0) for d in batch if d.name not in (b".", b"..")]
         finally:
             self._rele(vp)
         if isinstance(path, bytes):
@@ -482,7 +481,7 @@ class VfsCalls(SysBase):
                 while child.ino == child.mount.vfs_root_ino() and child.mount.covered is not None:
                     child = child.mount.covered
                 parent = _dotdot(self.kernel, self.proc, cur)
-                name = next((d.name for d in parent.mount.vop_readdir(parent, 0)
+                name = next((d.name for d in parent.mount.readdir_entries(parent, 0)
                              if d.ino == child.ino and d.name not in (b".", b"..")), None)
                 vc.vrele(cur)
                 cur = parent
@@ -525,7 +524,13 @@ class VfsCalls(SysBase):
         fp = self.proc.fdt.get(fd)
         if fp.vp.type != VDIR:
             raise OSError(errno.ENOTDIR, "not a directory")
-        out: list[Dirent] = list(islice(fp.vp.mount.vop_readdir(fp.vp, fp.dir_cookie), max(count, 0)))
+        out: list[Dirent] = []
+        if count > 0:
+            for batch in fp.vp.mount.vop_readdir(fp.vp, fp.dir_cookie):
+                out += batch
+                if len(out) >= count:
+                    del out[count:]
+                    break
         if out:
             fp.dir_cookie = fp.offset = out[-1].cookie
         return out

@@ -76,7 +76,7 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_TEMPLATES: dict[tuple[str, ...], CodeType] = {}  # parameter names -> the fixed-arity guard's code
+_TEMPLATES: dict[int, CodeType] = {}  # number of parameters -> the fixed-arity guard's code
 _CO_ANY_ARGS = 0x04 | 0x08  # inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
@@ -89,8 +89,9 @@ def _fixed_arity(op: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
 
     Every command guards some ninety VOPs at import, so the parameters are read from the code
     object (``inspect`` costs 4 ms to import), and the wrapper's code is generated once per
-    parameter list (thirty of them) with ``p2k.ondisk.define``, each VOP getting a function
-    over it with its own globals: 1 ms, where a ``compile()`` per VOP took 4."""
+    number of parameters (seven of them) with ``p2k.ondisk.define`` and given each VOP's
+    parameter names with ``CodeType.replace``: names only label the slots the code uses. One
+    template per parameter list compiled thirty times, 1 ms of every command's start-up."""
     code = getattr(fn, "__code__", None)
     if (code is None or code.co_flags & _CO_ANY_ARGS or code.co_kwonlyargcount or code.co_posonlyargcount
             or getattr(fn, "__defaults__", None) or getattr(fn, "__wrapped__", None) is not None):
@@ -98,19 +99,20 @@ def _fixed_arity(op: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
     names = code.co_varnames[:code.co_argcount]
     if not names or any(n.startswith("_vop_") for n in names):
         return None
-    template = _TEMPLATES.get(names)
+    template = _TEMPLATES.get(len(names))
     if template is None:
-        args = ", ".join(names)
+        args = ", ".join(f"_vop_a{i}" for i in range(len(names)))
         text = (f"def wrapper({args}):\n"
                 f"    try:\n        return _vop_fn({args})\n"
                 f"    except OSError:\n        raise\n"
                 f"    except Exception as _vop_exc:\n"
-                f"        raise _vop_internal({names[0]}, _vop_op, _vop_exc) from _vop_exc\n")
+                f"        raise _vop_internal(_vop_a0, _vop_op, _vop_exc) from _vop_exc\n")
         scope: dict[str, Any] = {}
         define(text, "<vop guard>", scope)
-        template = _TEMPLATES[names] = scope["wrapper"].__code__
+        template = _TEMPLATES[len(names)] = scope["wrapper"].__code__
+    code = template.replace(co_varnames=(*names, *template.co_varnames[len(names):]))
     scope = {"_vop_fn": fn, "_vop_op": op, "_vop_internal": _internal, "__builtins__": __builtins__}
-    wrapper: Callable[..., Any] = functools.wraps(fn)(FunctionType(template, scope, "wrapper"))
+    wrapper: Callable[..., Any] = functools.wraps(fn)(FunctionType(code, scope, "wrapper"))
     wrapper._vop_guarded = True  # type: ignore[attr-defined]
     return wrapper
 

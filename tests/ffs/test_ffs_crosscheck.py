@@ -50,7 +50,7 @@ def p2k_walk(img: Path) -> dict[str, dict]:
                     rec["link"] = mp.vop_readlink(vp)
                 out[path] = rec
                 if stat.S_ISDIR(va.mode):
-                    for d in list(mp.vop_readdir(vp, 0)):
+                    for d in list(mp.readdir_entries(vp, 0)):
                         if d.name not in (b".", b".."):
                             visit(d.ino, f"{path}/{d.name.decode()}" if path else d.name.decode())
             finally:

@@ -87,7 +87,7 @@ def test_every_write_vop_refuses_a_read_only_mount(image: Path) -> None:
         assert mp.vop_read(f, 0, 5) == b"hello"
         assert mp.vop_getattr(f).atime_ns == atime
         assert mp.vop_getextattr(f, EXTATTR_NAMESPACE_USER, b"k") == b"v"
-        assert {x.name for x in mp.vop_readdir(d, 0)} == {b".", b"..", b"f", b"empty"}
+        assert {x.name for x in mp.readdir_entries(d, 0)} == {b".", b"..", b"f", b"empty"}
         mp.vop_fsync(f)
         mp.vfs_sync()
         for vp in (e, f, d, root):

@@ -277,11 +277,11 @@ def test_lookup_errors_and_readdir_cookies(img_v2be: Path) -> None:
         root = k.vcache.vget(mp, 2)
         try:
             dvp = k.vcache.vget(mp, mp.vop_lookup(root, b"bigdir"))
-            ents = list(mp.vop_readdir(dvp, 0))
+            ents = list(mp.readdir_entries(dvp, 0))
             assert [e.name for e in ents[:2]] == [b".", b".."]
             # resuming at any returned cookie continues exactly after that entry
             for i in (0, 1, 500, len(ents) - 2):
-                rest = list(mp.vop_readdir(dvp, ents[i].cookie))
+                rest = list(mp.readdir_entries(dvp, ents[i].cookie))
                 assert [e.name for e in rest] == [e.name for e in ents[i + 1:]]
             assert mp.vop_lookup(dvp, b"..") == 2
             k.vcache.vrele(dvp)
@@ -489,7 +489,7 @@ def test_42bsd_directory_format(tmp_path: Path, tree: tuple[Path, dict], endian:
         compare(tree[1], got)
         mp = k.mounts[0]
         root = k.vcache.vget(mp, 2)
-        assert {d.type for d in mp.vop_readdir(root, 0)} == {0}  # DT_UNKNOWN: no d_type on disk
+        assert {d.type for d in mp.readdir_entries(root, 0)} == {0}  # DT_UNKNOWN: no d_type on disk
         k.vcache.vrele(root)
         # a names-only scandir learns the types from the inodes when asked
         lazy = {e.name: (e.is_dir(), e.is_symlink()) for e in k.sys.scandir("/mnt", stat=False)}

@@ -607,6 +607,23 @@ def test_getdents(k: p2k.Kernel) -> None:
     k.sys.close(f)
 
 
+def test_getdents_resumes_across_the_drivers_batches(k: p2k.Kernel) -> None:
+    # vop_readdir hands getdents a directory block (FFS) or 512 entries (tmpfs) at a time; a count
+    # that ends inside a batch must resume at the next entry, whatever the count
+    k.sys.mkdir("/mnt/big")
+    names = {f"entry-with-a-longish-name-{i:04}".encode() for i in range(1300)}
+    for n in names:
+        k.sys.close(k.sys.open(b"/mnt/big/" + n, O_CREAT_RW))
+    for count in (7, 100, 511, 512, 513, 5000):
+        fd = k.sys.open("/mnt/big", os.O_RDONLY | os.O_DIRECTORY)
+        seen: list[bytes] = []
+        while batch := k.sys.getdents(fd, count):
+            assert len(batch) <= count
+            seen += [e.name for e in batch]
+        k.sys.close(fd)
+        assert sorted(seen) == sorted(names | {b".", b".."}), count
+
+
 def test_readdir_survives_removal_during_listing(k: p2k.Kernel) -> None:
     for i in range(100):
         write_file(k, f"/mnt/f{i:03}", b"")

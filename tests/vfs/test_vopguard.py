@@ -30,8 +30,8 @@ class _Toy(Mount):
         if dataonly:
             raise KeyError("another bug")
 
-    def vop_readdir(self, vp: object, cookie: int) -> Iterator[Dirent]:  # type: ignore[override]
-        yield Dirent(3, 8, b"a", 1)
+    def vop_readdir(self, vp: object, cookie: int) -> Iterator[list[Dirent]]:  # type: ignore[override]
+        yield [Dirent(3, 8, b"a", 1)]
         raise IndexError("a damaged map")
 
 
@@ -63,7 +63,7 @@ def test_defaults_and_generators_are_guarded_too(toy: _Toy) -> None:
         toy.vop_fsync(None, dataonly=True)
     assert ei.value.errno == errno.EIO
     it = toy.vop_readdir(None, 0)
-    assert next(it).name == b"a"
+    assert next(it)[0].name == b"a"
     with pytest.raises(OSError) as ei:
         next(it)
     assert ei.value.errno == errno.EIO and toy.kernel.vop_internal_errors == 2

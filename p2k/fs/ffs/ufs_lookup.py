@@ -122,11 +122,18 @@ def sane_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[i
     me = ip.ino
     maxino = m.maxino
     for ents in dir_blocks(m, ip, start):
-        if ents and ents[0][0] == 0:
+        if not ents:
+            continue
+        if ents[0][0] == 0:
             second = ents[0][4]  # ".." is the record right after "."
+        if ents[0][0] >= start and _block_sane(ents, me, maxino, second):
+            yield ents  # the common case: every record live and sane, checked a block at a time
+            continue
+        # free slots (ino 0), whiteouts (ino 1) or records before the cookie: left out, then the
+        # rest checked a block at a time again
         live = [e for e in ents if e[1] and e[2] != DT_WHT and e[0] >= start]
         if _block_sane(live, me, maxino, second):
-            yield live  # the common case: every record passed, checked a block at a time
+            yield live
             continue
         live = []
         append = live.append
@@ -153,25 +160,28 @@ def sane_blocks(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[list[tuple[i
 
 
 def _block_sane(live: list[tuple[int, int, int, bytes, int]], me: int, maxino: int, second: int) -> bool:
-    """Whether every live record of a block passes ``sane_blocks``' tests, asked of whole lists
-    (C loops) rather than record by record: a walk over a tree spends most of its time here. A
-    "." and ".." in their places open the first block; nothing after them may name the directory
-    or be a dot entry. False sends the block through the record-by-record checks, which say what
-    is wrong."""
+    """Whether every record of a block passes ``sane_blocks``' tests, asked of whole lists and
+    one joined string (C loops) rather than record by record: a walk over a tree spends most of
+    its time here. A "." and ".." in their places open the first block; nothing after them may
+    name the directory or be a dot entry. Free slots and whiteouts (inode 0 and 1) fail it too.
+    False sends the block through the record-by-record checks, which say what is wrong."""
     if not live:
         return True
     inos = [e[1] for e in live]
-    names = [e[3] for e in live]
-    if min(inos) < UFS_ROOTINO or max(inos) >= maxino or not all(names) or b"/" in b"\0".join(names):
+    if min(inos) < UFS_ROOTINO or max(inos) >= maxino:
+        return False
+    # Names hold no NUL (parse_dirblock), so in the names joined by NULs and wrapped in them an
+    # empty name is "\0\0" and a dot entry "\0.\0" or "\0..\0": three scans of one string.
+    joined = b"\0" + b"\0".join([e[3] for e in live]) + b"\0"
+    if b"/" in joined or b"\0\0" in joined:
         return False
     rest = 0
     if live[0][0] == 0:  # the first block: "." then ".."
-        if not (names[0] == b"." and inos[0] == me and len(live) > 1 and names[1] == b".."
-                and live[1][0] == second):
+        if not (joined.startswith(b"\0.\0..\0") and inos[0] == me and len(live) > 1 and live[1][0] == second):
             return False
         rest = 2
-    tail = names[rest:]
-    return me not in inos[rest:] and b"." not in tail and b".." not in tail
+        joined = joined[5:]  # from the NUL after ".."
+    return b"\0.\0" not in joined and b"\0..\0" not in joined and me not in (inos[2:] if rest else inos)
 
 
 def sane_entries(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[tuple[int, int, int, bytes, int]]:
@@ -180,12 +190,13 @@ def sane_entries(m: FfsMount, ip: Inode, start: int = 0) -> Iterator[tuple[int, 
         yield from live
 
 
-def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
-    """Entries at byte offsets ≥ ``cookie``; each Dirent's cookie is the next entry's offset."""
+def ufs_readdir(m: FfsMount, vp: Vnode, cookie: int) -> Iterator[list[Dirent]]:
+    """Entries at byte offsets ≥ ``cookie``, a directory block's at a time; each Dirent's cookie
+    is the next entry's offset."""
     ip: Inode = vp.data  # type: ignore[assignment]
     for live in sane_blocks(m, ip, cookie):
         # tuple.__new__ straight: a NamedTuple's own __new__ is a Python function, 0.25 us more
-        yield from [_new(Dirent, (ino, dtype, name, off + reclen)) for off, ino, dtype, name, reclen in live]
+        yield [_new(Dirent, (ino, dtype, name, off + reclen)) for off, ino, dtype, name, reclen in live]
 
 
 def ufs_lookup(m: FfsMount, dvp: Vnode, name: bytes) -> int:

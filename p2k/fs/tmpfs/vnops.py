@@ -243,19 +243,28 @@ def tmpfs_exchange(m: TmpfsMount, fdvp: Vnode, fname: bytes, fvp: Vnode, tdvp: V
     mark_changed(b)
 
 
-def tmpfs_readdir(m: TmpfsMount, vp: Vnode, cookie: int) -> Iterator[Dirent]:
+_READDIR_BATCH = 512  # entries per list vop_readdir yields (getdents asks for a few hundred)
+
+
+def tmpfs_readdir(m: TmpfsMount, vp: Vnode, cookie: int) -> Iterator[list[Dirent]]:
     n = _node(vp)
     if n.dir is None:
         raise OSError(errno.ENOTDIR, "not a directory")
+    out: list[Dirent] = []
     if cookie <= 0:
-        yield Dirent(n.ino, DT_FROM_IFMT[VDIR], b".", 1)
+        out.append(Dirent(n.ino, DT_FROM_IFMT[VDIR], b".", 1))
     if cookie <= 1:
-        yield Dirent(n.parent, DT_FROM_IFMT[VDIR], b"..", 2)
+        out.append(Dirent(n.parent, DT_FROM_IFMT[VDIR], b"..", 2))
     nodes = m.nodes
     for seq, name, ino in n.dir.after(max(cookie, 2)):
         child = nodes.get(ino)
         dt = DT_FROM_IFMT.get(stat_mod.S_IFMT(child.mode), 0) if child else 0
-        yield Dirent(ino, dt, name, seq + 1)
+        out.append(Dirent(ino, dt, name, seq + 1))
+        if len(out) >= _READDIR_BATCH:
+            yield out
+            out = []
+    if out:
+        yield out
 
 
 def tmpfs_readlink(m: TmpfsMount, vp: Vnode) -> bytes:
