@@ -236,6 +236,14 @@ class _Commands:
     def __init__(self, command: str) -> None:
         self.command = command
         self.parser: QuickParser | None = None
+        self.unsure: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything but add_parser (add_subparsers' other methods): argparse's alone."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self.unsure = f"sub.{name}"
+        return _Dropped()._drop
 
     def add_parser(self, name: str, **kwargs: Any) -> QuickParser | _Dropped:
         if name != self.command:
@@ -254,7 +262,7 @@ def parse_quickly(module: str, command: str, words: list[str]) -> Namespace | No
     # __import__, not importlib.import_module: the importlib package imports warnings (0.3 ms)
     __import__(module, fromlist=("register",)).register(commands)
     p = commands.parser
-    if p is None or p.unsure or p.get_default("_image_operand") is None:
+    if p is None or p.unsure or commands.unsure or p.get_default("_image_operand") is None:
         return None
     hide_operand_defaults(p)
     try:

@@ -174,3 +174,48 @@ def test_usage_errors_and_help_are_argparse_s(monkeypatch: pytest.MonkeyPatch, w
         assert r.returncode != 0 and r.stderr.startswith(f"p2k {words[0]}: "), r
     else:
         assert (r.returncode, r.stdout, r.stderr) == want
+
+
+def _image_command(extra: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A register() declaring ``x`` as the image commands do, plus ``extra``'s declarations."""
+    from p2k.cli.imagearg import add_image_args
+
+    def register(sub: Any) -> None:
+        p = sub.add_parser("x", help="a command")
+        add_image_args(p, server_ok=True)
+        extra(p)
+        p.add_argument("paths", nargs="*", default=["/"])
+        p.set_defaults(func=print)
+
+    return register
+
+
+UNKNOWN_DECLARATIONS: dict[str, Callable[[Any], None]] = {
+    "type": lambda p: p.add_argument("-n", type=int),
+    "append": lambda p: p.add_argument("-e", action="append"),
+    "store_const": lambda p: p.add_argument("-y", dest="mode", action="store_const", const="y"),
+    "count": lambda p: p.add_argument("-v", action="count"),
+    "nargs on an option": lambda p: p.add_argument("-p", nargs=2),
+    "required option": lambda p: p.add_argument("-r", required=True),
+    "group": lambda p: p.add_mutually_exclusive_group().add_argument("-g", action="store_true"),
+    "operand with choices": lambda p: p.add_argument("shell", choices=["bash", "zsh"]),
+    "operand nargs=2": lambda p: p.add_argument("pair", nargs=2),
+}
+
+
+@pytest.mark.parametrize("what", UNKNOWN_DECLARATIONS)
+def test_declarations_it_does_not_know_leave_the_command_to_argparse(monkeypatch: pytest.MonkeyPatch,
+                                                                      what: str) -> None:
+    """A command declaring anything outside the subset (a type, an append action, a group...) is
+    read by argparse whatever its command line, even one the fast reader would otherwise answer."""
+    import types
+
+    plain = types.ModuleType("p2k_test_plain")
+    plain.register = _image_command(lambda p: None)  # type: ignore[attr-defined]
+    odd = types.ModuleType("p2k_test_odd")
+    odd.register = _image_command(UNKNOWN_DECLARATIONS[what])  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, plain.__name__, plain)
+    monkeypatch.setitem(sys.modules, odd.__name__, odd)
+    monkeypatch.delenv("RUMP_SERVER", raising=False)
+    assert parse_quickly(plain.__name__, "x", ["IMG", "/a"]) is not None
+    assert parse_quickly(odd.__name__, "x", ["IMG", "/a"]) is None
