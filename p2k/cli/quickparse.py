@@ -161,11 +161,14 @@ class QuickParser:
         for dest, value in self._defaults.items():
             values.setdefault(dest, value)
         operands: list[str] = []
+        runs, last = 0, -2  # runs of operands (options between them), the last operand's index
         i = 0
         while i < len(words):
             w = words[i]
             i += 1
             if w[:1] != "-" or w == "-":
+                runs += last != i - 2
+                last = i - 1
                 operands.append(w)
             elif w[:2] == "--" or w in self._options:
                 name, eq, value = w.partition("=")
@@ -178,13 +181,36 @@ class QuickParser:
                 self._take(values, opt, value)
             else:
                 i = self._cluster(values, w, words, i)
-        for a in self._actions:
-            if not a.option_strings:
-                values[a.dest] = NOT_GIVEN  # every operand is dealt by settle_operands, in order
         args = Namespace(command=command)
         args.__dict__.update(values)
+        if "_image_operand" not in values:
+            self._one_operand(args, operands, runs)
+            return args
+        for a in self._actions:
+            if not a.option_strings:
+                setattr(args, a.dest, NOT_GIVEN)  # every operand is dealt by settle_operands, in order
         settle_operands(self, args, operands)
         return args
+
+    def _one_operand(self, args: Namespace, operands: list[str], runs: int) -> None:
+        """The operands of a command without an IMAGE to settle (dumpfs, parts, info, sysctl, demo),
+        read only when it declares at most one and its words come in one run: argparse gives a
+        run after an option to the next declaration, or to nothing (an error)."""
+        actions = [a for a in self._actions if not a.option_strings]
+        if len(actions) > 1 or runs > 1 or (operands and not actions):
+            raise Decline("operands")
+        if not actions:
+            return
+        a, n = actions[0], len(operands)
+        if a.nargs is None and n == 1:
+            value: Any = operands[0]
+        elif a.nargs == "?" and n <= 1:
+            value = operands[0] if operands else a.default
+        elif a.nargs == "*" or a.nargs == "+" and n:
+            value = operands or (a.default if a.default is not None else [])
+        else:
+            raise Decline("operands")
+        setattr(args, a.dest, value)
 
     def _cluster(self, values: dict[str, Any], w: str, words: list[str], i: int) -> int:
         """``-lR``, ``-oX``, ``-lo X``: getopt's reading, which argparse shares when the word's first
@@ -256,15 +282,16 @@ class _Commands:
 
 def parse_quickly(module: str, command: str, words: list[str]) -> Namespace | None:
     """``p2k COMMAND WORDS`` read from ``module``'s declarations of COMMAND, or None when argparse
-    must read it. Only commands whose operands settle_operands deals (the image commands) are
-    read here: their operands are then the words in order, whatever argparse's own grouping."""
+    must read it. An image command's operands are the words in order, whatever argparse's own
+    grouping, dealt by settle_operands; another command's, in one run to its one declaration."""
     commands = _Commands(command)
     # __import__, not importlib.import_module: the importlib package imports warnings (0.3 ms)
     __import__(module, fromlist=("register",)).register(commands)
     p = commands.parser
-    if p is None or p.unsure or commands.unsure or p.get_default("_image_operand") is None:
+    if p is None or p.unsure or commands.unsure:
         return None
-    hide_operand_defaults(p)
+    if p.get_default("_image_operand") is not None:
+        hide_operand_defaults(p)
     try:
         return p.parse(command, words)
     except Decline:
