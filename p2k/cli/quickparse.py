@@ -12,7 +12,8 @@ the same calls (``add_parser``, ``add_argument``, ``set_defaults``) and reads a 
 getopt's rules for the subset it is sure about: store/store_true/store_false options, clustered
 short flags (``-lR``), an option's value as ``-o X``, ``-oX`` or ``--opt=X``, ``-name X``, choices,
 operands with nargs ``?``, ``*``, ``+`` or one, dealt by p2k.cli.imagearg.settle_operands exactly
-as after argparse. Anything else declines (``parse_quickly`` returns None) and p2k.cli.main hands
+as after argparse (or, for a command without an IMAGE, one operand declaration given one run of
+words). Anything else declines (``parse_quickly`` returns None) and p2k.cli.main hands
 the line to argparse, which gives the result or the message it always gave: ``-h``/``--help``,
 ``--version``, ``--``, an unknown or abbreviated option, a missing value or operand, a bad choice,
 a word that looks like a negative number, a declaration this module does not know (a type, a
