@@ -116,8 +116,9 @@ def test_fsutils_on_a_plain_image_import_only_what_they_use(tmp_path: Path) -> N
 
 
 def test_ordinary_command_lines_leave_argparse_alone(tmp_path: Path) -> None:
-    """The fs-utils commands with ordinary options are read by p2k.cli.quickparse: argparse with
-    gettext and locale (6.5 ms of a command's start-up) load only for help and usage errors."""
+    """The fs-utils commands (and dumpfs, parts, info) with ordinary options are read by
+    p2k.cli.quickparse: argparse with gettext and locale (6 ms of a command's start-up) load only
+    for help and usage errors."""
     img = _small_image(tmp_path)
     out = tmp_path / "out"
     parser = {"argparse", "gettext", "locale"}
@@ -126,9 +127,10 @@ def test_ordinary_command_lines_leave_argparse_alone(tmp_path: Path) -> None:
                  ["cp", "-p", i, ":/d/f", str(out)], ["find", "-tffs", i, "/", "-name", "f", "-type", "f"],
                  ["ls", "-lRai", i], ["mkdir", "-p", "-m", "700", i, "/e/f"], ["touch", i, "/t"],
                  ["chmod", i, "600", "/t"], ["chown", "-h", i, "0:0", "/t"], ["ln", "-s", i, "t", "/u"],
-                 ["mv", i, "/u", "/v"], ["rm", "-rf", i, "/e"], ["rmdir", i, "/d"]):
+                 ["mv", i, "/u", "/v"], ["rm", "-rf", i, "/e"], ["rmdir", i, "/d"], ["getfattr", "-h", i, "/d"],
+                 ["dumpfs", "-s", i], ["parts", i], ["info", "--json", i]):
         loaded, _ = _modules(argv)
-        assert "p2k.cli.fsview" in loaded and not parser & loaded, f"p2k {' '.join(argv[:2])}: {parser & loaded}"
+        assert "p2k.cli.quickparse" in loaded and not parser & loaded, f"p2k {' '.join(argv[:2])}: {parser & loaded}"
     assert out.read_bytes() == b"data\n"
     loaded, _ = _modules(["ls", "--he", str(img)])  # an abbreviation: argparse's (it is --help)
     assert parser <= loaded
