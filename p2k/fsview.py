@@ -121,9 +121,10 @@ class FsView:
         self.close()
 
     # ---- helpers shared by the commands ----------------------------------------------------------
-    def entries(self, d: str, onerror: OnError = None,
+    def entries(self, d: str, onerror: OnError = None, sort: bool = True,
                 ) -> list[tuple[str, os.stat_result]]:
-        """(name, lstat) of each entry of directory ``d``, sorted by name. One scandir call where
+        """(name, lstat) of each entry of directory ``d``, sorted by name (in directory order
+        without ``sort``, as ``find`` walks without ``-s``). One scandir call where
         the kernel offers it (a lookup for the directory, not one per entry); a server's client
         without one gets listdir plus lstat per name. With ``onerror``, an entry that cannot be
         stat'ed is reported to it and left out (BSD ls goes on with the rest)."""
@@ -140,11 +141,14 @@ class FsView:
                 out.append((name, stat(follow_symlinks=False)))
             except OSError as e:
                 report(onerror, base + name, e)
-        out.sort(key=lambda e: e[0])
+        if sort:
+            out.sort(key=lambda e: e[0])
         return out
 
-    def walk(self, top: str, onerror: OnError = None) -> Iterator[tuple[str, os.stat_result]]:
-        """Depth-first (path, lstat) of ``top`` and everything below it, image paths. With
+    def walk(self, top: str, onerror: OnError = None, sort: bool = True,
+             ) -> Iterator[tuple[str, os.stat_result]]:
+        """Depth-first (path, lstat) of ``top`` and everything below it, image paths, each
+        directory's entries by name (or in directory order without ``sort``). With
         ``onerror``, a node that cannot be read is reported to it and the walk goes on (BSD find),
         and a directory met twice (a damaged image's cycle) is not entered again."""
         try:
@@ -159,14 +163,14 @@ class FsView:
             if st.S_ISDIR(s.st_mode) and (s.st_dev, s.st_ino) not in seen:
                 seen.add((s.st_dev, s.st_ino))
                 try:
-                    ents = self.entries(p, onerror)
+                    ents = self.entries(p, onerror, sort)
                 except OSError as e:
                     report(onerror, p, e)
                     continue
                 base = p.rstrip("/") + "/"
                 stack.extend((base + n, es) for n, es in reversed(ents))
 
-    def walk_paths(self, top: str, onerror: OnError = None,
+    def walk_paths(self, top: str, onerror: OnError = None, sort: bool = True,
                    ) -> Iterator[list[str]]:
         """``walk``'s paths, in the same order, without the stat of every entry, for a find with
         nothing to test but names: files' inodes are never read (so a damaged one goes unnoticed,
@@ -185,7 +189,7 @@ class FsView:
         seen = {(s.st_dev, s.st_ino)}
         # one frame per open directory; the files between two entries that may be directories
         # join the batch as one slice
-        frames = [_Frame(*self._children(top, onerror))]
+        frames = [_Frame(*self._children(top, onerror, sort))]
         while frames:
             f = frames[-1]
             if f.j == len(f.special):
@@ -204,14 +208,15 @@ class FsView:
                 seen.add((es.st_dev, es.st_ino))
                 yield out
                 out = []
-                frames.append(_Frame(*self._children(f.paths[k], onerror)))
+                frames.append(_Frame(*self._children(f.paths[k], onerror, sort)))
         yield out
 
-    def _children(self, d: str, onerror: OnError,
+    def _children(self, d: str, onerror: OnError, sort: bool,
                   ) -> tuple[list[str], list[tuple[int, os.stat_result | OSError]]]:
         """Directory ``d`` listed as BSD find lists one when no primary needs a stat (fts's
         FTS_NOSTAT): getdents' names and the types the directory records. Returns the entries'
-        paths, sorted by the names' bytes (for UTF-8 names the order of ``walk``), and for each
+        paths, in directory order or with ``sort`` by the names' bytes (for UTF-8 names the
+        order of ``walk``), and for each
         entry that may be a directory, its index with its lstat (to descend into it) or the
         error (fts's FTS_NS, for the caller to report in the entry's place). What the directory
         says is no directory is never read. getdents is a call a server offers too, so a remote
@@ -229,7 +234,8 @@ class FsView:
                 dents += batch
             if not dents:
                 return [], []
-            dents.sort(key=_by_name)
+            if sort:
+                dents.sort(key=_by_name)
             # Columns by one C-level transposition, the dot entries dropped by position and the
             # possible directories found by C-level index scans (a subdirectory every hundred
             # names): per-entry Python here was a fifth of a find's walk.

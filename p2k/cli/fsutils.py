@@ -49,6 +49,8 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH", nargs="?", default="/", help="where the walk starts (/)")
     p.add_argument("-name", dest="name", help="shell pattern for the last path component")
     p.add_argument("-type", dest="type", choices=list("fdlpscb"), help="file type")
+    p.add_argument("-s", dest="sort", action="store_true",
+                   help="each directory's entries by name (default: directory order, as NetBSD's find)")
     p.set_defaults(func=cmd_find)
 
     p = sub.add_parser("du", help="disk usage of a tree in an image (1 KiB units)")
@@ -258,9 +260,10 @@ def cmd_find(args: argparse.Namespace) -> int:
         # NetBSD's find does (fts's FTS_NOSTAT): ten thousand files are ten thousand names.
         if args.type:
             test = _TYPE_TEST[args.type]
-            batches: Iterator[list[str]] = ([p] for p, s in v.walk(args.path, onerror) if test(s.st_mode))
+            batches: Iterator[list[str]] = ([p] for p, s in v.walk(args.path, onerror, args.sort)
+                                            if test(s.st_mode))
         else:
-            batches = v.walk_paths(args.path, onerror)
+            batches = v.walk_paths(args.path, onerror, args.sort)
         pattern = args.name
         if pattern is not None:
             import fnmatch  # with re (2 ms): only -name needs it

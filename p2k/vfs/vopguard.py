@@ -15,11 +15,10 @@ from __future__ import annotations
 import errno
 import functools
 from collections.abc import Callable, Iterator
-from types import CodeType, FunctionType
+from types import FunctionType
 from typing import Any
 
 from p2k.hyper.console import console
-from p2k.ondisk import define
 
 log = console("p2k.vfs")
 
@@ -76,43 +75,87 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_TEMPLATES: dict[int, CodeType] = {}  # number of parameters -> the fixed-arity guard's code
 _CO_ANY_ARGS = 0x04 | 0x08  # inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+# The fixed-arity guards, one per number of parameters up to four (64 of the 96 VOPs the three
+# file systems guard; the hot ones: getattr, lookup, access, read). Written out, not generated:
+# compiling one per number of parameters at start-up was 0.4 ms of every command. Their names
+# begin with _vop_ so that no VOP parameter can take a name the wrapper uses.
+def _fixed1(_vop_fn: Callable[..., Any], _vop_op: str) -> Callable[..., Any]:
+    def wrapper(a: Any) -> Any:
+        try:
+            return _vop_fn(a)
+        except OSError:
+            raise
+        except Exception as _vop_exc:  # noqa: BLE001 - the boundary: see the module docstring
+            raise _internal(a, _vop_op, _vop_exc) from _vop_exc
+    return wrapper
+
+
+def _fixed2(_vop_fn: Callable[..., Any], _vop_op: str) -> Callable[..., Any]:
+    def wrapper(a: Any, b: Any) -> Any:
+        try:
+            return _vop_fn(a, b)
+        except OSError:
+            raise
+        except Exception as _vop_exc:  # noqa: BLE001 - the boundary: see the module docstring
+            raise _internal(a, _vop_op, _vop_exc) from _vop_exc
+    return wrapper
+
+
+def _fixed3(_vop_fn: Callable[..., Any], _vop_op: str) -> Callable[..., Any]:
+    def wrapper(a: Any, b: Any, c: Any) -> Any:
+        try:
+            return _vop_fn(a, b, c)
+        except OSError:
+            raise
+        except Exception as _vop_exc:  # noqa: BLE001 - the boundary: see the module docstring
+            raise _internal(a, _vop_op, _vop_exc) from _vop_exc
+    return wrapper
+
+
+def _fixed4(_vop_fn: Callable[..., Any], _vop_op: str) -> Callable[..., Any]:
+    def wrapper(a: Any, b: Any, c: Any, d: Any) -> Any:
+        try:
+            return _vop_fn(a, b, c, d)
+        except OSError:
+            raise
+        except Exception as _vop_exc:  # noqa: BLE001 - the boundary: see the module docstring
+            raise _internal(a, _vop_op, _vop_exc) from _vop_exc
+    return wrapper
+
+
+_FIXED = (None, _fixed1, _fixed2, _fixed3, _fixed4)
 
 
 def _fixed_arity(op: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
     """The guard for a method whose parameters are plain positional ones (most VOPs), written
     with exactly those parameters: a ``*args, **kwargs`` wrapper costs a tuple and a dict per
     call, 140 ns against 55 here, and a stat walk by path makes five VOP calls per entry
-    (measured: walks 6-14% faster). The same names, so keyword calls still bind. None for any
-    other signature (defaults, ``*args``, keyword-only), which gets the general wrapper.
-
-    Every command guards some ninety VOPs at import, so the parameters are read from the code
-    object (``inspect`` costs 4 ms to import), and the wrapper's code is generated once per
-    number of parameters (seven of them) with ``p2k.ondisk.define`` and given each VOP's
-    parameter names with ``CodeType.replace``: names only label the slots the code uses. One
-    template per parameter list compiled thirty times, 1 ms of every command's start-up."""
+    (measured: walks 6-14% faster). The same names, given to the wrapper's parameters with
+    ``CodeType.replace`` (names only label the slots the code uses), so keyword calls still
+    bind. None for any other signature (defaults, ``*args``, keyword-only, more than four),
+    which gets the general wrapper. The parameters are read from the code object: ``inspect``
+    costs 4 ms to import, and every command guards some ninety VOPs at import."""
     code = getattr(fn, "__code__", None)
     if (code is None or code.co_flags & _CO_ANY_ARGS or code.co_kwonlyargcount or code.co_posonlyargcount
             or getattr(fn, "__defaults__", None) or getattr(fn, "__wrapped__", None) is not None):
         return None
     names = code.co_varnames[:code.co_argcount]
-    if not names or any(n.startswith("_vop_") for n in names):
+    if not 0 < len(names) < len(_FIXED) or any(n.startswith("_vop_") for n in names):
         return None
-    template = _TEMPLATES.get(len(names))
-    if template is None:
-        args = ", ".join(f"_vop_a{i}" for i in range(len(names)))
-        text = (f"def wrapper({args}):\n"
-                f"    try:\n        return _vop_fn({args})\n"
-                f"    except OSError:\n        raise\n"
-                f"    except Exception as _vop_exc:\n"
-                f"        raise _vop_internal(_vop_a0, _vop_op, _vop_exc) from _vop_exc\n")
-        scope: dict[str, Any] = {}
-        define(text, "<vop guard>", scope)
-        template = _TEMPLATES[len(names)] = scope["wrapper"].__code__
-    code = template.replace(co_varnames=(*names, *template.co_varnames[len(names):]))
-    scope = {"_vop_fn": fn, "_vop_op": op, "_vop_internal": _internal, "__builtins__": __builtins__}
-    wrapper: Callable[..., Any] = functools.wraps(fn)(FunctionType(code, scope, "wrapper"))
+    made = _FIXED[len(names)](fn, op)  # type: ignore[misc]  # 0 < len(names): never the None
+    code = made.__code__
+    code = code.replace(co_varnames=(*names, *code.co_varnames[len(names):]))
+    wrapper = FunctionType(code, made.__globals__, fn.__name__, None, made.__closure__)
+    # functools.wraps' copies, without its general loop (2.7 us a VOP at every start-up)
+    wrapper.__module__ = fn.__module__
+    wrapper.__qualname__ = fn.__qualname__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__annotations__ = fn.__annotations__
+    wrapper.__dict__.update(fn.__dict__)
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     wrapper._vop_guarded = True  # type: ignore[attr-defined]
     return wrapper
 

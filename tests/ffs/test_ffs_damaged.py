@@ -204,7 +204,8 @@ def test_find_reports_a_bad_directory_in_its_place(base: Path, tmp_path: Path) -
         ip.mode = 0o170755
         h.put(ip)
     img = damaged(base, tmp_path, hit)
-    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "find", str(img), "/"], stdout=subprocess.PIPE,
+    # -s: names in order, so the error's place can be told from its neighbours
+    r = subprocess.run([sys.executable, "-m", "p2k.cli.main", "find", "-s", str(img), "/"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=60, cwd=ROOT, check=False)
     assert r.returncode == 1 and b"Traceback" not in r.stdout
     lines = r.stdout.splitlines()
@@ -221,7 +222,7 @@ def test_find_and_ls_leave_a_directory_cycle(base: Path, tmp_path: Path) -> None
         h.set_entry_ino("d3/sub", "deep", h.lookup("d3"))
         h.pwrite(off + 6, b"\x04")  # d_type: DT_DIR
     img = damaged(base, tmp_path, hit)
-    r = p2k_cli("find", str(img), "/d3", timeout=30)
+    r = p2k_cli("find", "-s", str(img), "/d3", timeout=30)
     no_traceback(r)
     assert r.stdout.splitlines() == [b"/d3", b"/d3/sub", b"/d3/sub/deep", b"/d3/x"], r.stdout
     r = p2k_cli("ls", "-R", str(img), "/d3", timeout=30)
