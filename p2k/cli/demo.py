@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
+if TYPE_CHECKING:  # argparse too: p2k.cli.quickparse reads this command's ordinary command lines
+    import argparse
+    from typing import Any
 
 
 def register(sub: Any) -> None:

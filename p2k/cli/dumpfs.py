@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
+if TYPE_CHECKING:  # argparse too: p2k.cli.quickparse reads this command's ordinary command lines
+    import argparse
+    from typing import Any
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: Any) -> None:
     p = sub.add_parser("dumpfs", help="dump FFS superblock and cylinder groups (dumpfs)",
                        description="Print the superblock and cylinder groups of an FFS image.")
     p.add_argument("-s", dest="sb_only", action="store_true", help="superblock only")

@@ -7,7 +7,6 @@ path, so one command copies in either direction: ``p2k cp disk.img :/etc/motd .`
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat as st
 import sys
@@ -20,7 +19,8 @@ from p2k.cli.progress import add_quiet_arg
 from p2k.fsview import FsView, OnError, report
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
+    import argparse
     from typing import Any
 
 

@@ -5,7 +5,6 @@ write (stdin to a file). Each mounts the image read-write in a private kernel fo
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import stat as st
@@ -17,7 +16,8 @@ from p2k.cli.imagearg import add_image_args
 from p2k.fsview import FsView
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
+    import argparse
     from typing import Any
 
 

@@ -3,13 +3,16 @@ RUMP_SERVER) and how ``ls -l`` prints an entry; the view itself is ``p2k.fsview`
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat as st
 import time
 
 from p2k.cli.imagearg import MountedImage, open_image
 from p2k.fsview import FsView, NamingSys
+
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
+if TYPE_CHECKING:  # and argparse: a command read by p2k.cli.quickparse never imports it
+    import argparse
 
 
 def open_view(args: argparse.Namespace, *, write: bool = False) -> FsView:

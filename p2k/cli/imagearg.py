@@ -9,7 +9,6 @@ recognised by content and opened read-only.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
@@ -18,9 +17,11 @@ from collections.abc import Callable
 from p2k.cli.progress import Bars, wanted
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
+    import argparse
     from typing import Any
 
+    from p2k.cli.quickparse import Namespace, Option, QuickParser
     from p2k.etfs import EtfsRegistry
     from p2k.etfs.resolve import Target
     from p2k.hyper import Backend
@@ -56,10 +57,11 @@ class MountedImage:
         self.close()
 
 
-_NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
+NOT_GIVEN: Any = object()  # default of an operand argparse saw no word for (see settle_operands)
 
 
-def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, server_ok: bool = False) -> None:
+def add_image_args(p: argparse.ArgumentParser | QuickParser, *, image_optional: bool = False,
+                   server_ok: bool = False) -> None:
     """The image options and the IMAGE operand; call before the command's own operands.
 
     The parser is the same whatever the environment, so that ``--help`` never changes with it; who
@@ -72,27 +74,28 @@ def add_image_args(p: argparse.ArgumentParser, *, image_optional: bool = False, 
                    help="rump_server drivespec, e.g. key=/dev/dk,hostpath=disk.img,part=p2; "
                         "takes the place of IMAGE")
     where = "; omitted with -d" + (" or when RUMP_SERVER is set" if server_ok else "")
-    p.add_argument("image", metavar="IMAGE", nargs="?", default=_NOT_GIVEN,
+    p.add_argument("image", metavar="IMAGE", nargs="?", default=NOT_GIVEN,
                    help="image file or whole disk (raw, qcow2, VMDK, VHD(X), gzip, xz), or an fsspec URL "
                         "(https://…, s3://…: read-only, read in ranges), or IMAGE:NAME for a partition as "
                         "'p2k parts' names it (p2, s1a, a, @OFFSET[,SIZE])" + where)
     p.set_defaults(_image_operand=(image_optional, server_ok))
 
 
-def _positionals(p: argparse.ArgumentParser) -> list[argparse.Action]:
+def _positionals(p: argparse.ArgumentParser | QuickParser) -> list[argparse.Action | Option]:
     return [a for a in p._actions if not a.option_strings]  # noqa: SLF001 - argparse has no public list
 
 
-def hide_operand_defaults(p: argparse.ArgumentParser) -> None:
+def hide_operand_defaults(p: argparse.ArgumentParser | QuickParser) -> None:
     """Mark the operands argparse saw no word for, so that settle_operands can tell "not given"
     from "given the default's value"; the real defaults are applied there."""
     for a in _positionals(p):
         if a.nargs in ("?", "*") and a.dest != "image":
             p.set_defaults(**{"_default_" + a.dest: a.default})
-            a.default = _NOT_GIVEN
+            a.default = NOT_GIVEN
 
 
-def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+def settle_operands(p: argparse.ArgumentParser | QuickParser, args: argparse.Namespace | Namespace,
+                    extra: list[str]) -> None:
     """Hand the operand words to IMAGE and the command's operands, now that the mode is known.
 
     argparse fills IMAGE first whatever the mode, and stops at an option between operands
@@ -104,7 +107,7 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
     actions = _positionals(p)
     for a in actions:
         v = getattr(args, a.dest)
-        if v is _NOT_GIVEN or v is None:
+        if v is NOT_GIVEN or v is None:
             continue
         words += v if isinstance(v, list) else [v]
     for w in extra:
@@ -138,7 +141,7 @@ def settle_operands(p: argparse.ArgumentParser, args: argparse.Namespace, extra:
         p.error(f"unrecognized arguments: {' '.join(words)}")
 
 
-def _least(a: argparse.Action) -> int:
+def _least(a: argparse.Action | Option) -> int:
     if a.nargs in ("?", "*"):
         return 0
     return a.nargs if isinstance(a.nargs, int) else 1

@@ -4,22 +4,26 @@ Each subcommand lives in its own module that exposes ``register(subparsers)``; a
 more line in SUBCOMMAND_MODULES. The parser is built the same way whatever the command line and
 the environment say, so ``--help`` documents what a command takes rather than what it would take
 today; which operand is the IMAGE is settled after parsing (p2k.cli.imagearg.settle_operands).
+
+A command line is first offered to p2k.cli.quickparse, which reads the same declarations with
+getopt's rules and answers only when it is sure argparse would read the line the same way; for
+``--help``, usage errors and anything unusual it declines, and argparse (p2k.cli.argparser) reads
+the line as it always has. argparse's reading of ``p2k find IMG /`` (importing it with re, enum,
+gettext and locale, building the parser, parsing) took 6 ms of the 30 ms ``p2k find`` spent before
+its walk, the fast one 0.3 ms; NetBSD's fs-utils pay nothing (getopt).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
 import sys
 
-import p2k
-from p2k.cli.errors import UsageError, run_main
-from p2k.cli.imagearg import hide_operand_defaults, settle_operands
+from p2k.cli.errors import run_main
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
 if TYPE_CHECKING:
-    from typing import Any
+    import argparse
+
+    from p2k.cli.quickparse import Namespace
 
 # Modules that contribute subcommands (each defines register(subparsers)), with the commands each
 # registers: a command line builds only its command's parser (building all of them cost 30 ms of
@@ -43,132 +47,38 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 SUBCOMMAND_MODULES = tuple(SUBCOMMANDS)
 
 
-_COLUMNS: list[int] = []
-
-
-def _columns() -> int:
-    """The terminal width as ``shutil.get_terminal_size`` finds it (COLUMNS, then the tty, else 80),
-    which argparse imports ``shutil`` (with bz2, lzma, fnmatch: 2 ms) to ask, for every parser
-    and argument, though only a help page uses it; asked once per process."""
-    if _COLUMNS:
-        return _COLUMNS[0]
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 80
-    _COLUMNS.append(columns)
-    return columns
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's layout, the epilog kept verbatim (the manual sections are laid out already)."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
-
-
-class _Parser(argparse.ArgumentParser):
-    manual: tuple[str | None] | None = None
-    """(command,) whose ENVIRONMENT and EXIT STATUS sections (p2k.cli.manual) end the help page;
-    added when a help page is made, as only ``--help`` needs them."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def format_help(self) -> str:
-        if self.manual is not None:
-            from p2k.cli.manual import epilog
-
-            self.epilog = epilog(self.manual[0], self.epilog)
-            self.manual = None
-        return super().format_help()
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message}\nusage: {self.format_usage().strip().removeprefix('usage: ')}", prog=self.prog)
-
-
-class _Unused:
-    """The parser of a command the command line does not name: what a module's ``register`` does
-    to it (add_argument, set_defaults, groups...) is dropped."""
-
-    def __getattr__(self, name: str) -> Any:
-        return self._drop
-
-    def _drop(self, *args: Any, **kwargs: Any) -> _Unused:
-        return self
-
-
-class _OneCommand:
-    """The subparsers action as a module's ``register`` sees it when the command line names one of
-    its commands: only that command's parser is made. A module registers up to nine commands, and
-    each parser and argument costs argparse gettext look-ups (1 ms of a command's start-up)."""
-
-    def __init__(self, sub: Any, command: str) -> None:
-        self._sub = sub
-        self._command = command
-
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        if name == self._command or self._command in kwargs.get("aliases", ()):
-            return self._sub.add_parser(name, **kwargs)
-        return _Unused()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sub, name)
-
-
 def build_parser(command: str | None = None,
                  subcommands: bool = True) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The parser and each command's subparser (by name). With ``command``, a known command
-    name, only that command's parser is made; otherwise (help, a wrong name) all; none without
-    ``subcommands`` (``p2k --version``, which needs no command's parser)."""
-    parser = _Parser(prog="p2k", description="NetBSD's rump file-system stack (FFS, tmpfs) in Python.")
-    parser.add_argument("--version", action="version", version=f"p2k {p2k.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    only = [m for m, names in SUBCOMMANDS.items() if command in names]
-    for modname in (only or SUBCOMMAND_MODULES) if subcommands else ():
-        importlib.import_module(modname).register(_OneCommand(sub, command) if only and command else sub)
-    commands: dict[str, argparse.ArgumentParser] = dict(sub.choices)
-    for name, p in commands.items():
-        _document(p, name)
-        if p.get_default("_image_operand") is not None:  # only where settle_operands deals them
-            hide_operand_defaults(p)
-    _document(parser, None)
-    return parser, commands
+    """argparse's parser and each command's subparser (p2k.cli.argparser.build_parser)."""
+    from p2k.cli.argparser import build_parser as build
+
+    return build(SUBCOMMANDS, command, subcommands)
 
 
-def _document(parser: argparse.ArgumentParser, command: str | None) -> None:
-    """Give ``parser`` its ENVIRONMENT and EXIT STATUS sections, added to its epilog when its help
-    page is made (``_Parser.format_help``), and the layout that keeps them verbatim."""
-    assert isinstance(parser, _Parser), parser  # every parser here is made with parser_class=_Parser
-    parser.manual = (command,)
-    parser.formatter_class = _Formatter
+def parse(words: list[str]) -> argparse.Namespace | Namespace | None:
+    """The command line after ``p2k``, its operands dealt: by the fast parser when it is sure, else
+    by argparse (None: no command named, the help page printed)."""
+    first = words[0] if words else ""
+    module = next((m for m, names in SUBCOMMANDS.items() if first in names), None)
+    if module is not None and "--help" not in words:  # a help page is argparse's: straight to it
+        from p2k.cli.quickparse import parse_quickly
+
+        args = parse_quickly(module, first, words[1:])
+        if args is not None:
+            return args
+    from p2k.cli.argparser import parse_command_line
+
+    return parse_command_line(SUBCOMMANDS, words)
 
 
 def main(argv: list[str] | None = None) -> int:
     prog = ["p2k"]
 
     def run() -> int | None:
-        words = sys.argv[1:] if argv is None else argv
-        first = words[0] if words else None
-        parser, commands = build_parser(first if first and not first.startswith("-") else None,
-                                        subcommands=first != "--version")
-        args, extra = parser.parse_known_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
+        args = parse(sys.argv[1:] if argv is None else argv)
+        if args is None:
             return 1
         prog[0] = f"p2k {args.command}"
-        sub = commands[args.command]
-        if hasattr(args, "_image_operand"):
-            settle_operands(sub, args, extra)
-        elif extra:
-            sub.error(f"unrecognized arguments: {' '.join(extra)}")
         rc: int | None = args.func(args)
         return rc
 

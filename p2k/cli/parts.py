@@ -8,13 +8,15 @@ one line each; what they name was left out of the list.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
+if TYPE_CHECKING:  # argparse too: p2k.cli.quickparse reads this command's ordinary command lines
+    import argparse
+    from typing import Any
+
     from p2k.etfs.volumes import Volume
     from p2k.hyper import Backend
 

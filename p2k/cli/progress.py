@@ -13,15 +13,17 @@ ordinary lines pass above a live bar without tearing it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
+    import argparse
     from typing import Any, TextIO
 
+    from p2k.cli.quickparse import QuickParser
 
-def add_quiet_arg(p: argparse.ArgumentParser) -> None:
+
+def add_quiet_arg(p: argparse.ArgumentParser | QuickParser) -> None:
     p.add_argument("-q", "--quiet", dest="quiet", action="store_true", help="no progress display")
 
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy)
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "[-an] [-w] [name[=value] ...]"
 OPTIONS = [("-a", "list every node (the default without a name)."),

@@ -11,15 +11,15 @@ base64, ``"…"`` text, as setfattr reads it.
 
 from __future__ import annotations
 
-import argparse
 import binascii
 import sys
 
 from p2k.cli.errors import UsageError
 from p2k.cli.imagearg import add_image_args
 
-TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing's, without importing it (p2k.lazy): p2k stat imports this module
+if TYPE_CHECKING:  # argparse and re too: stat's xattr_summary needs neither (p2k.cli.quickparse)
+    import argparse
     from typing import Any
 
     from p2k.fsview import FsView
