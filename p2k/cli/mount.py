@@ -21,7 +21,6 @@ read-only with a notice.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
@@ -31,7 +30,8 @@ from p2k.cli.imagearg import MOUNTPOINT, add_image_args, open_image, parse_mount
 
 TYPE_CHECKING = False  # typing's, without importing it into the daemon (p2k.lazy)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # argparse too: p2k mount's command line is read by p2k.cli.quickparse, and the
+    import argparse  # daemon forked from it keeps whatever the parse imported (argparse, re, gettext, locale)
     from pathlib import Path
     from typing import Any
 
@@ -46,7 +46,6 @@ DEMO_MOUNTPOINT = "./mnt"
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "mount", help="mount an image on a host directory through FUSE",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS,\n"
                "transport=devfuse|pyfuse3;\n"
                "others go to the driver. With no arguments: the demo image at ./mnt.\n"
@@ -299,7 +298,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
     kernel = Kernel(ncpu=kopts.get("ncpu") or None, memlimit=kopts.get("memlimit") or None,
                     nvnodes=kopts.get("nvnodes") or None)
     note = None
-    ns = argparse.Namespace(**vars(args))
+    ns = type(args)(**vars(args))  # argparse's Namespace or p2k.cli.quickparse's
     ns.options = ",".join(o if not v else f"{o}={v}" for o, v in fs_opts.items())
     try:
         img = open_image(ns, write=True, kernel=kernel)

@@ -134,7 +134,8 @@ ORDINARY = [
     ["chown", "-h", "IMG", "0:0", "/f"], ["touch", "-c", "IMG", "/f"], ["write", "-a", "IMG", "/f"],
     ["ls", "-d", "spec", "/"], ["ls", "-", "/"], ["getfattr", "-h", "-e", "hex", "IMG", "/f"],
     ["demo"], ["dumpfs", "-s", "IMG"], ["dumpfs", "-d", "spec"], ["parts", "IMG"], ["info", "IMG", "--json"],
-    ["sysctl", "-a"], ["sysctl", "-n", "kern.x", "hw.y"],
+    ["sysctl", "-a"], ["sysctl", "-n", "kern.x", "hw.y"], ["mount", "IMG", "/mnt"],
+    ["mount", "-f", "-o", "ro", "IMG", "/m"],
 ]
 
 
