@@ -9,7 +9,6 @@ same behaviour say it in the same words and a new command gets a correct default
 from __future__ import annotations
 
 import sys
-import textwrap
 
 from p2k.slotted import Frozen
 
@@ -99,6 +98,8 @@ DEFAULT = Manual(KERNEL_ENV)
 
 
 def _section(title: str, items: list[tuple[str, str]]) -> list[str]:
+    import textwrap  # help pages only: it imports re (with enum, 2.5 ms), which the getopt programs spare
+
     lines = [title + ":"]
     for key, text in items:
         head = f"  {key:<14} "
@@ -120,6 +121,8 @@ def epilog(command: str | None, extra: str | None = None) -> str:
     else:
         out += ["environment:"]
     if m.env_note:
+        import textwrap
+
         out += textwrap.wrap(m.env_note, 110, initial_indent="  ", subsequent_indent="  ")
     out += [""] + _section("exit status", [(str(code), text) for code, text in m.exits])
     return "\n".join(out)
@@ -130,6 +133,8 @@ def help_page(prog: str, usage: str, summary: str, options: list[tuple[str, str]
     argparse ones are. They keep getopt because their short options are NetBSD's (``rump.halt -h``
     halts), so ``--help`` is the one long option they all accept, and it must say as much as the
     ``p2k`` commands' help: synopsis, options, environment, exit status."""
+    import textwrap
+
     lines = [f"usage: {prog} {usage}", ""]
     lines += textwrap.wrap(summary, 100)
     lines += [""] + _section("options", options)
@@ -140,10 +145,40 @@ def getopt_or_usage(prog: str, argv: list[str], spec: str,
                     usage: str) -> tuple[list[tuple[str, str]], list[str]] | None:
     """BSD getopt for the NetBSD-compatible programs: (options, operands), or None after printing
     ``PROG: message`` and the usage line on stderr, as their C originals do."""
-    import getopt
-
     try:
-        return getopt.getopt(argv, spec)
-    except getopt.GetoptError as e:
-        print(f"{prog}: {e.msg}\nusage: {prog} {usage}", file=sys.stderr)
+        return getopt(argv, spec)
+    except ValueError as e:
+        print(f"{prog}: {e}\nusage: {prog} {usage}", file=sys.stderr)
         return None
+
+
+def getopt(argv: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The standard library's ``getopt.getopt(argv, spec)`` without long options, with its messages
+    (raised as ValueError): options up to the first operand or ``--``, clustered (``-dn``), a
+    value joined or in the next word (``-ax``, ``-a x``). Its module imports gettext with re and
+    enum (3 ms of rump.halt's start-up) for those two messages; tests/cli/test_quickparse.py
+    holds the two to the same answers."""
+    opts: list[tuple[str, str]] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+        word = argv[i]
+        i += 1
+        if word == "--":
+            break
+        if word.startswith("--"):
+            raise ValueError(f"option --{word[2:].partition('=')[0]} not recognized")
+        rest = word[1:]
+        while rest:
+            opt, rest = rest[0], rest[1:]
+            at = spec.find(opt) if opt != ":" else -1
+            if at < 0:
+                raise ValueError(f"option -{opt} not recognized")
+            value = ""
+            if spec.startswith(":", at + 1):
+                if not rest:
+                    if i >= len(argv):
+                        raise ValueError(f"option -{opt} requires argument")
+                    rest, i = argv[i], i + 1
+                value, rest = rest, ""
+            opts.append(("-" + opt, value))
+    return opts, argv[i:]

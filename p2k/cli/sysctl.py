@@ -78,10 +78,11 @@ def run(prog: str, argv: list[str], target: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rump.sysctl``: against the server in RUMP_SERVER."""
-    from p2k.client import connect
-
+    """``rump.sysctl``: against the server in RUMP_SERVER (its client imported once the options are
+    good: a usage error or --help needs none of it)."""
     def target() -> Any:
+        from p2k.client import connect
+
         return connect(name="rump.sysctl").sys
 
     return run("rump.sysctl", sys.argv[1:] if argv is None else argv, target)

@@ -224,3 +224,27 @@ def test_declarations_it_does_not_know_leave_the_command_to_argparse(monkeypatch
     monkeypatch.delenv("RUMP_SERVER", raising=False)
     assert parse_quickly(plain.__name__, "x", ["IMG", "/a"]) is not None
     assert parse_quickly(odd.__name__, "x", ["IMG", "/a"]) is None
+
+
+GETOPT_WORDS = ["-d", "-h", "-n", "-dn", "-hd", "-x", "-dx", "-a", "-ab", "-ax", "-b", "-c", "-:", "--", "-", "",
+                "--help", "--x=y", "---", "a", "b", "x y", "-5"]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None)
+@given(st.lists(st.sampled_from(GETOPT_WORDS), max_size=6), st.sampled_from(["dhn", "anw", "a:b", "a:bc:", "ab:", ""]))
+def test_getopt_is_the_standard_library_s(words: list[str], spec: str) -> None:
+    """The getopt programs' own getopt (p2k.cli.manual) answers as getopt.getopt does, or fails
+    with its message: rump.halt and rump.sysctl read their options without importing gettext."""
+    import getopt
+
+    from p2k.cli.manual import getopt as own
+
+    try:
+        want: object = getopt.getopt(words, spec)
+    except getopt.GetoptError as e:
+        want = e.msg
+    try:
+        got: object = own(words, spec)
+    except ValueError as e:
+        got = str(e)
+    assert got == want
