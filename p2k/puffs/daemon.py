@@ -39,6 +39,21 @@ if TYPE_CHECKING:
 
 log = console("p2k.puffs")
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
+"""What a daemon answers: SIGUSR1 writes the statistics, the others unmount and end it."""
+
+
+def start_unsignalled(t: threading.Thread) -> None:
+    """Start ``t`` with ``SIGNALS`` blocked (a thread inherits the mask of the one that starts
+    it), so that they always go to the main thread. CPython runs a handler only once the main
+    thread is back in Python code; a signal taken by another thread leaves the main thread
+    asleep in whatever it was waiting for."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        t.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
 SYNC_INTERVAL = 10.0
 TRANSPORTS = {"devfuse": "p2k.puffs.devfuse", "pyfuse3": "p2k.puffs.pyfuse3ops"}
 
@@ -154,7 +169,7 @@ class MountDaemon:
         """A signal reached the transport's loop: SIGUSR1 writes the statistics (in a thread of
         its own, the loop may be inside the kernel); True for the others: unmount and end."""
         if sig == signal.SIGUSR1:
-            threading.Thread(target=self.write_stats, name="p2k-stats").start()
+            start_unsignalled(threading.Thread(target=self.write_stats, name="p2k-stats"))
             return False
         log.info("signal %d: unmounting %s", sig, self.mountpoint)
         self.signalled = True

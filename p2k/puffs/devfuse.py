@@ -38,6 +38,7 @@ from collections.abc import Callable
 from p2k.hyper.console import console
 from p2k.puffs import fusewire as w
 from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
+from p2k.puffs.daemon import SIGNALS, start_unsignalled
 from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
 
@@ -59,7 +60,6 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
 READERS = 2 if (os.cpu_count() or 1) > 1 else 1
 """Threads reading /dev/fuse (Session.serve says why more than one)."""
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)
 
 
 def _joined(*records: type[w.Record]) -> struct.Struct:
@@ -95,10 +95,9 @@ class Workers:
             if len(self.threads) < self.n and self.jobs.qsize() > self.idle:
                 t = threading.Thread(target=self._work, name=f"p2k-fuse-{len(self.threads)}", daemon=True)
                 self.threads.append(t)
-                t.start()
+                start_unsignalled(t)
 
     def _work(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         while True:
             with self.lock:
                 self.idle += 1
@@ -121,7 +120,7 @@ class Workers:
 
 
 class _Stop(Exception):
-    """Raised by the signal handler to leave a blocking read of /dev/fuse."""
+    """Raised by the signal handler to end the main thread's wait for the readers."""
 
 
 def _escape(opt: str) -> str:
@@ -218,7 +217,7 @@ class Session:
         t = bridge.attr_timeout
         self.tsec, self.tnsec = int(t), int((t - int(t)) * 1e9)
         self.stop = False
-        self.waiting = False
+        self.joining = False  # the main thread is waiting for the readers (a stop signal ends that)
         self.pool = Workers(max(1, bridge.ncpu), self.run)
         self.readers: list[threading.Thread] = []
         self.handlers: dict[int, Callable[[memoryview, int, int, int, int, int], bytes | None]] = {
@@ -233,38 +232,47 @@ class Session:
 
     # ---- the loop --------------------------------------------------------------------------------
     def serve(self) -> None:
-        """Read and answer requests until unmounted or stopped. A second thread reads /dev/fuse
-        beside this one (when there is a second CPU), as libfuse's multi-threaded loop does: the
-        host kernel wakes whichever reader waits, and a reader on the CPU the caller runs on
-        answers a synchronous stat without the wake-up crossing CPUs. On this machine (2 vCPUs)
-        that crossing was most of a LOOKUP's latency: 69 µs an lstat with one reader, 23 µs with
-        daemon and caller on one CPU; fuse2fs goes from 113 µs single-threaded to 55 µs."""
-        for i in range(1, READERS):
-            t = threading.Thread(target=self._extra_reader, name=f"p2k-fuse-reader-{i}", daemon=True)
+        """Read and answer requests until unmounted or stopped. The readers are threads of their
+        own, ``READERS`` of them, and the main thread waits for them to end: the host kernel
+        wakes whichever reader waits, and with two on a 2-CPU machine one on the CPU the caller
+        runs on answers a synchronous stat without the wake-up crossing CPUs (69 µs an lstat
+        with one reader, 54 with two; fuse2fs goes from 113 µs single-threaded to 55 µs).
+
+        The main thread reads nothing because it is the one the process's signals go to (the
+        readers block them), and CPython runs a signal's handler only once the main thread is
+        back in Python code. Blocked in a read of /dev/fuse it may not get there: a signal that
+        arrived while it was between two reads could have its pending flag cleared by a reader
+        thread taking the interpreter over (measured: a SIGUSR1 unanswered until the unmount in
+        about one mount in twenty-five). A wait for a thread to end is interrupted by a signal
+        and runs its handler at once."""
+        for i in range(READERS):
+            t = threading.Thread(target=self._reader, name=f"p2k-fuse-reader-{i}", daemon=True)
             self.readers.append(t)
-            t.start()
+            start_unsignalled(t)
+        self.joining = True
         try:
-            self._loop(main=True)
+            for t in self.readers:
+                t.join()
         except _Stop:
             pass
         finally:
+            self.joining = False
             self.pool.shutdown()
 
     def join_readers(self, timeout: float) -> bool:
-        """Wait for the other readers to leave (they do when the mount is gone): only then may
-        the descriptor be closed, or a reader could read whatever reuses its number."""
+        """Wait for the readers to leave (they do when the mount is gone): only then may the
+        descriptor be closed, or a reader could read whatever reuses its number."""
         for t in self.readers:
             t.join(timeout)
         return not any(t.is_alive() for t in self.readers)
 
-    def _extra_reader(self) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    def _reader(self) -> None:
         try:
-            self._loop(main=False)
+            self._loop()
         except Exception:  # a reader must not die silently: the other goes on serving
             log.exception("bug in a FUSE reader")
 
-    def _loop(self, main: bool) -> None:
+    def _loop(self) -> None:
         # An anonymous mapping, not a bytearray: its pages become resident only as requests that
         # long arrive (a bytearray is zeroed at once, a whole MiB of the daemon's RSS).
         buf = mmap.mmap(-1, BUFSIZE)
@@ -272,10 +280,6 @@ class Session:
         readv = os.readv
         while not self.stop:
             try:
-                if main:
-                    self.waiting = True
-                    if self.stop:
-                        break
                 n = readv(self.fd, [buf])
             except OSError as e:
                 if e.errno == errno.ENODEV:  # unmounted
@@ -283,15 +287,12 @@ class Session:
                 if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
                     continue  # ENOENT: the request was interrupted before we read it
                 raise
-            finally:
-                if main:
-                    self.waiting = False
             self.dispatch(mv[:n])
 
     def on_signal(self, sig: int, _frame: Any) -> None:
         if self.daemon.on_signal(sig):
             self.stop = True
-            if self.waiting:
+            if self.joining:
                 raise _Stop
 
     def dispatch(self, req: memoryview) -> None:
@@ -567,13 +568,12 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
     stop_sync = threading.Event()
 
     def syncer() -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         while not stop_sync.wait(daemon.sync_interval):
             daemon.sync_once()
 
     sync_thread = threading.Thread(target=syncer, name="p2k-sync", daemon=True)
     try:
-        sync_thread.start()
+        start_unsignalled(sync_thread)
         daemon.ready()
         session.serve()
     finally:
