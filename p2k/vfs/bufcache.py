@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import errno
 from collections import OrderedDict
-from collections.abc import Callable
 
 from p2k.hints import Protocol
 from p2k.hyper import MemAccount
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class BlockDevice(Protocol):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-from collections.abc import Callable
 
 from p2k.vfs.mount import MNT_RDONLY
 from p2k.vfs.namei import LOOKUP, NameiResult, namei
@@ -19,6 +18,7 @@ from p2k.vfs.vnode import Vnode
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import ParamSpec, TypeVar
 
     from p2k.kernel import Kernel

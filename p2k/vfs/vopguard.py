@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import errno
 import functools
-from collections.abc import Callable, Iterator
 from types import FunctionType
 
 from p2k.hyper.console import console
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 log = console("p2k.vfs")
