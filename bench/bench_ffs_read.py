@@ -142,7 +142,7 @@ def p2k_walk_vop(img: Path) -> int:
     count = 0
     while stack:
         dvp = vc.vget(mp, stack.pop())
-        for d in mp.vop_readdir(dvp, 0):
+        for d in mp.readdir_entries(dvp, 0):
             if d.name in (b".", b".."):
                 continue
             vp = vc.vget(mp, d.ino)

@@ -40,15 +40,26 @@ AIM = 2.0
 def timed(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
     """Median wall time and median CPU (user + system) of the process: on a shared machine the
     wall time swings with the other tenants, a process's own CPU much less."""
-    wall, cpu = [], []
+    return timed_pair(argv, None, repeat, env)[0]
+
+
+def timed_pair(a: list[str], b: list[str] | None, repeat: int, env: dict[str, str],
+               ) -> list[tuple[float, float]]:
+    """``timed`` for ``a`` and ``b``, their runs alternated: on a shared machine the other
+    tenants' load comes and goes, and two commands timed one after the other can each meet a
+    different machine (fs-utils' find measured 13 to 20 ms within minutes)."""
+    argvs = [a] if b is None else [a, b]
+    wall: list[list[float]] = [[] for _ in argvs]
+    cpu: list[list[float]] = [[] for _ in argvs]
     for _ in range(repeat):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-        wall.append(time.perf_counter() - t)
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
-    return statistics.median(wall), statistics.median(cpu)
+        for i, argv in enumerate(argvs):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+            wall[i].append(time.perf_counter() - t)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[i].append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu, strict=True)]
 
 
 def daemon_cpu(p: subprocess.Popen[bytes]) -> float:
@@ -87,8 +98,7 @@ def fsutils_rows(p2k: str, img: Path, repeat: int, env: dict[str, str]) -> list[
         ("find", [p2k, "find", str(img), "/"], [fsu_find, str(img), "/"], f"aim <= {AIM:.0f}x"),
     ):
         same = compare(label, output(pargv, env), output(fargv, env))
-        t_p2k, c_p2k = timed(pargv, repeat, env)
-        t_fsu, c_fsu = timed(fargv, repeat, env)
+        (t_p2k, c_p2k), (t_fsu, c_fsu) = timed_pair(pargv, fargv, repeat, env)
         rows.append(f"  {label:<7} p2k {t_p2k:6.3f} s (CPU {c_p2k:.3f})   fs-utils {t_fsu:6.3f} s "
                     f"(CPU {c_fsu:.3f})   p2k/fs-utils {t_p2k / t_fsu:5.2f}x wall, "
                     f"{c_p2k / max(c_fsu, 1e-3):5.2f}x CPU   ({aim}){same}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-from collections.abc import Callable
 
 from p2k.fsview import FsView
 from p2k.hints import Protocol
@@ -18,6 +17,7 @@ from p2k.puffs.xattrnames import LinkPath, getxattr, listxattr, setxattr
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 CHUNK = 1 << 20

@@ -11,11 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-from collections.abc import Callable, Iterator
 from operator import itemgetter
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 _O_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY
@@ -41,8 +41,9 @@ def _positions(values: list[int], wanted: tuple[int, ...]) -> list[int]:
     return out
 
 
-OnError = Callable[[str, OSError], None] | None
-"""Where a walk reports a node it cannot read and goes on; None: the error is raised."""
+if TYPE_CHECKING:  # annotations only (p2k.hyper.containers says why)
+    OnError = Callable[[str, OSError], None] | None
+    """Where a walk reports a node it cannot read and goes on; None: the error is raised."""
 
 
 def report(onerror: OnError, path: str, e: OSError) -> None:

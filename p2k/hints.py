@@ -23,7 +23,51 @@ if TYPE_CHECKING:
     from typing import cast as cast
 else:
     import sys
-    from collections import namedtuple
+    from operator import itemgetter
+
+    def _repr(self: tuple[object, ...]) -> str:
+        fields = type(self)._fields
+        return f"{type(self).__name__}({', '.join(f'{n}={v!r}' for n, v in zip(fields, self, strict=True))})"
+
+    def _make(cls: type, iterable: object) -> tuple[object, ...]:
+        result = tuple.__new__(cls, iterable)
+        if len(result) != len(cls._fields):
+            raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(result)}")
+        return result
+
+    def _replace(self: tuple[object, ...], /, **kwds: object) -> tuple[object, ...]:
+        result = type(self)._make([kwds.pop(n, v) for n, v in zip(self._fields, self, strict=True)])
+        if kwds:
+            raise ValueError(f"Got unexpected field names: {list(kwds)!r}")
+        return result
+
+    def _asdict(self: tuple[object, ...]) -> dict[str, object]:
+        return dict(zip(self._fields, self, strict=True))
+
+    def _getnewargs(self: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(self)
+
+    def _namedtuple(typename: str, fields: dict[str, object], defaults: list[object] | tuple[object, ...] = (),
+                   module: str = "__main__") -> type:
+        """``collections.namedtuple``'s class, built the same way (a ``__new__`` with exactly the
+        fields as parameters, made by ``eval`` as the stdlib does; read-only fields), without
+        importing collections: the package with keyword, reprlib and its own import is 1.1 ms of
+        every command's start-up, for this one function. A field is a ``property`` of an
+        ``itemgetter`` where the stdlib has its private C ``_tuplegetter``."""
+        names = tuple(fields)
+        args = ", ".join(names) + ("," if len(names) == 1 else "")
+        new = eval(f"lambda _cls, {args}: _tuple_new(_cls, ({args}))",
+                   {"_tuple_new": tuple.__new__, "__builtins__": {}, "__name__": f"namedtuple_{typename}"})
+        new.__name__, new.__qualname__, new.__defaults__ = "__new__", f"{typename}.__new__", tuple(defaults) or None
+        ns: dict[str, object] = {
+            "__doc__": f"{typename}({', '.join(names)})", "__slots__": (), "_fields": names,
+            "_field_defaults": dict(zip(names[len(names) - len(defaults):], defaults, strict=True)),
+            "__new__": new, "_make": classmethod(_make), "_replace": _replace, "__repr__": _repr,
+            "_asdict": _asdict, "__getnewargs__": _getnewargs, "__match_args__": names, "__module__": module,
+        }
+        for i, name in enumerate(names):
+            ns[name] = property(itemgetter(i), doc=f"Alias for field number {i}")
+        return type(typename, (tuple,), ns)
 
     # What typing.NamedTuple forbids a class body to define (namedtuple's own machinery), and what
     # it does not copy from the body to the generated class.
@@ -32,7 +76,7 @@ else:
     _SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
 
     class _NamedTupleMeta(type):
-        """Builds a class statement's ``collections.namedtuple``, as ``typing.NamedTupleMeta``
+        """Builds a class statement's named tuple class, as ``typing.NamedTupleMeta``
         does: fields are the annotated names in order, a value in the body is that field's
         default, everything else in the body (methods, docstring, constants) is copied onto it.
         Unlike typing's, the annotations are kept as written: typing turns each annotation
@@ -49,7 +93,7 @@ else:
                     defaults.append(ns[name])
                 elif defaults:
                     raise TypeError(f"Non-default namedtuple field {name} cannot follow default field(s)")
-            cls = namedtuple(typename, types, defaults=defaults, module=ns["__module__"])
+            cls = _namedtuple(typename, types, defaults=defaults, module=ns["__module__"])
             cls.__annotations__ = cls.__new__.__annotations__ = types
             for key, value in ns.items():
                 if key in _PROHIBITED:
@@ -69,7 +113,7 @@ else:
     def NamedTuple(typename: str, fields: list[tuple[str, object]] | tuple[tuple[str, object], ...] = (), /) -> type:
         """``NamedTuple("P", [("x", int), ("y", int)])``, or a base class (``class P(NamedTuple)``)."""
         types = dict(fields)
-        cls = namedtuple(typename, types, module=sys._getframe(1).f_globals.get("__name__", "__main__"))
+        cls = _namedtuple(typename, types, module=sys._getframe(1).f_globals.get("__name__", "__main__"))
         cls.__annotations__ = cls.__new__.__annotations__ = types
         return cls
 

@@ -10,7 +10,6 @@ system (rumpfs in NetBSD; here tmpfs, which is the same thing with hashed direct
 from __future__ import annotations
 
 import _thread
-from collections.abc import Callable, Mapping
 
 from p2k.etfs import ETFS_BLK, Device, EtfsRegistry
 from p2k.fs.tmpfs import TmpfsMount
@@ -24,6 +23,7 @@ from p2k.vfs.vnode import Vnode, VnodeCache
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from p2k.vfs.specfs import SpecMount

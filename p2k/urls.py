@@ -13,7 +13,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 from p2k.etfs.resolve import split_image_arg
-from p2k.hyper.containers import SiblingOpener
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from p2k.hyper.containers import SiblingOpener
 
 REMOTE_BLOCK_SIZE = 256 << 10
 """Bytes fsspec fetches per range request: large enough for a directory walk's neighbouring

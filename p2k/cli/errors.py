@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class UsageError(Exception):

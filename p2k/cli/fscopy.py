@@ -8,11 +8,14 @@ import errno
 import os
 import stat as st
 import sys
-from collections.abc import Callable
 
 from p2k.fscopy import ImageSide, Side, copy_one, tree_bytes
 from p2k.fsview import FsView
 from p2k.hyper.hostio import HostSide
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _split(v: FsView, p: str) -> tuple[Side, str]:

@@ -10,18 +10,20 @@ from __future__ import annotations
 import os
 import stat as st
 import sys
-from collections.abc import Iterator
 
 from p2k.cli.errors import UsageError, describe
 from p2k.cli.fsview import block_units, inode_lines, long_lines, open_view
 from p2k.cli.imagearg import add_image_args
 from p2k.cli.progress import add_quiet_arg
-from p2k.fsview import FsView, OnError, report
+from p2k.fsview import FsView, report
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
 if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
     import argparse
+    from collections.abc import Iterator
     from typing import Any
+
+    from p2k.fsview import OnError
 
 
 def register(sub: Any) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
 
 from p2k.cli.progress import Bars, wanted
 
 TYPE_CHECKING = False  # typing's, without importing it: a command's --help never needs typing (p2k.lazy)
 if TYPE_CHECKING:  # argparse too: a command read by p2k.cli.quickparse never imports it
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
     from p2k.cli.quickparse import Namespace, Option, QuickParser

@@ -15,10 +15,14 @@ from typing import IO, Any
 
 from p2k.etfs.device import ETFS_BLK, Device
 from p2k.etfs.registry import EtfsRegistry
-from p2k.etfs.resolve import Detect, Target, resolve, split_image_arg
+from p2k.etfs.resolve import Target, resolve, split_image_arg
 from p2k.hyper import Backend, open_fileobj
-from p2k.hyper.containers import SiblingOpener
 from p2k.hyper.hostio import host_path_exists
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from p2k.etfs.resolve import Detect
+    from p2k.hyper.containers import SiblingOpener
 
 
 def _register(registry: EtfsRegistry, key: str, target: Target, readonly: bool) -> Device:

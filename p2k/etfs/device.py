@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import _thread
 import errno
-import itertools
+import sys
 
 from p2k.hyper import Window
 
@@ -25,7 +25,7 @@ provided: p2k exposes host files, not host directories)."""
 
 ETFS_TYPE_NAMES = {ETFS_REG: "reg", ETFS_BLK: "blk", ETFS_CHR: "chr"}
 
-_dev_ids = itertools.count(1)
+_dev_ids = iter(range(1, sys.maxsize))  # itertools.count(1), as p2k.vfs.lwproc's pids are
 
 
 class Device:

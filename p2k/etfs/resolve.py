@@ -11,19 +11,22 @@ the file system's own message ("no valid FFS superblock found") reaches the user
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 
 from p2k.hyper import Backend, open_backend
-from p2k.hyper.containers import ContainerReadOnly, Progress
+from p2k.hyper.containers import ContainerReadOnly
 from p2k.hyper.hostio import host_path_exists
 from p2k.slotted import Slotted
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
-    from p2k.etfs.volumes import Volume, VolumeMap
+    from collections.abc import Callable
 
-Detect = Callable[[Callable[[int, int], bytes], int], str | None]
-"""``detect(pread, size)`` names the file system in a window (``"FFSv2 LE"``) or returns None."""
+    from p2k.etfs.volumes import Volume, VolumeMap
+    from p2k.hyper.containers import Progress
+
+    Detect = Callable[[Callable[[int, int], bytes], int], str | None]  # annotations only (p2k.hyper.containers)
+    """``detect(pread, size)`` names the file system in a window (``"FFSv2 LE"``) or returns None."""
+
 _READONLY_FALLBACK = (errno.EACCES, errno.EPERM, errno.EROFS)
 # Patterns, not compiled objects, and re imported where they are used: re (with enum, 2.5 ms) and
 # the compiling (0.15 ms) are paid on the first image name with a suffix, not at every command's

@@ -9,10 +9,13 @@ bytes of payload, which is what dominates: a 64 KiB block costs 64 KiB.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 
-Reclaimer = Callable[[int], int]
-"""Asked to free at least ``n`` bytes; returns how many it freed."""
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Reclaimer = Callable[[int], int]  # annotations only (p2k.hyper.containers says why)
+    """Asked to free at least ``n`` bytes; returns how many it freed."""
 
 
 class MemAccount:

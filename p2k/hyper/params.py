@@ -8,9 +8,12 @@ never silently yields an unbounded kernel.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from p2k.slotted import Frozen
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_NCPU = 2
 DEFAULT_NVNODES = 1024

@@ -26,11 +26,13 @@ There is one kernel lock, so buffers need no busy-locking of their own.
 from __future__ import annotations
 
 import errno
-from collections import OrderedDict
-from collections.abc import Callable
 
 from p2k.hints import Protocol
 from p2k.hyper import MemAccount
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class BlockDevice(Protocol):
@@ -63,7 +65,11 @@ _RUN_MAX = 1 << 20  # the most one coalesced write-back carries
 class BufCache:
     def __init__(self, mem: MemAccount) -> None:
         self.mem = mem
-        self._bufs: OrderedDict[tuple[int, int], Buf] = OrderedDict()  # LRU, oldest first
+        # LRU, oldest first: a plain dict keeps insertion order, and a hit moves its buffer to the
+        # end by taking it out and putting it back. Against an OrderedDict (which imports the
+        # collections package into every command, 1.1 ms) a hit's look-up is 18 ns faster and the
+        # move 8 ns slower; reclaiming goes through a list of the keys either way.
+        self._bufs: dict[tuple[int, int], Buf] = {}
         self.bytes = 0
         self.dirty_bytes = 0
         self.hits = 0
@@ -97,7 +103,7 @@ class BufCache:
         if bp.size != size:
             self._evict(key, bp)
             return None
-        self._bufs.move_to_end(key)
+        self._bufs[key] = self._bufs.pop(key)
         return bp
 
     def _insert(self, dev: BlockDevice, offset: int, data: bytearray, meta: bool = True) -> Buf:
@@ -213,7 +219,7 @@ class BufCache:
                     parts.append(self._fetch(dev, gap_start, pos - gap_start, unit, cache))
                     gap_start = -1
                 if (dev_id, pos) in bufs:
-                    bufs.move_to_end((dev_id, pos))
+                    bufs[dev_id, pos] = bufs.pop((dev_id, pos))
                 self.hits += 1
                 parts.append(data)
             elif gap_start < 0:
@@ -253,7 +259,7 @@ class BufCache:
                 if pos == end:
                     break
                 dst[pos - offset:pos - offset + n] = bp.data  # type: ignore[union-attr]
-                bufs.move_to_end((dev_id, pos))
+                bufs[dev_id, pos] = bufs.pop((dev_id, pos))
                 self.hits += 1
             elif gap_start < 0:
                 gap_start = pos

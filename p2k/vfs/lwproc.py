@@ -8,7 +8,7 @@ share its parent's fd table (RUMP_RFFDG clear), copy it (RUMP_RFFDG) or start em
 
 from __future__ import annotations
 
-import itertools
+import sys
 
 from p2k.slotted import Frozen
 from p2k.vfs.file import FdTable
@@ -21,7 +21,9 @@ RFFDG = 0x04  # copy the fd table
 RFCFDG = 0x1000  # start with an empty fd table
 RFSHARE = 0  # neither: share the parent's table
 
-_pids = itertools.count(1)
+_pids = iter(range(1, sys.maxsize))
+"""itertools.count(1) without importing itertools into every command: a range iterator's next()
+is as atomic under the GIL (server and FUSE threads fork processes) and never runs out."""
 
 
 class Cred(Frozen):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator, Sequence
 
 from p2k.vfs.vattr import Dirent, SetAttr, StatVFS, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
@@ -26,6 +25,7 @@ from p2k.vfs.vopguard import guard_class
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
     from typing import Any, NoReturn
 
     from p2k.kernel import Kernel

@@ -152,7 +152,7 @@ def namei(kernel: Kernel, proc: Proc, path: str | bytes, *, follow: bool = True,
                         return NameiResult(None, None, name, trailing, (mp, ino))
                     vp = vc.peek(mp, ino)
                 elif not vp.usecount:
-                    free.move_to_end(key)
+                    free[key] = free.pop(key)  # to the LRU end (p2k.vfs.vnode)
                 if vp.mountedhere is not None:
                     vp = _cross_down_peek(kernel, vp)
             if vp is None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Sequence
 
 from p2k.vfs.perm import R_OK, X_OK, check_access
 from p2k.vfs.sysbase import SysBase, syscall
@@ -28,6 +27,8 @@ from p2k.vfs.vattr import DT_UNKNOWN, VDIR, stat_result
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from p2k.vfs.mount import Mount
     from p2k.vfs.vnode import Vnode
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Callable
 
 from p2k.vfs.perm import R_OK, W_OK, X_OK, can_access, check_access
 from p2k.vfs.sysbase import SysBase, syscall
@@ -22,6 +21,7 @@ from p2k.vfs.vnode import Vnode
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar
 
     R = TypeVar("R")  # annotations' only

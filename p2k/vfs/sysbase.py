@@ -8,17 +8,17 @@ under CPython a finer lock would buy no parallelism). Helpers here turn vnode at
 from __future__ import annotations
 
 import errno
-import functools
 import os
-from collections.abc import Callable
 
 from p2k.vfs.mount import MNT_RDONLY
 from p2k.vfs.namei import LOOKUP, NameiResult, namei
 from p2k.vfs.vattr import StatVFS, Vattr, stat_result
 from p2k.vfs.vnode import Vnode
+from p2k.vfs.vopguard import wrapped
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import ParamSpec, TypeVar
 
     from p2k.kernel import Kernel
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 def syscall(fn: Callable[P, R]) -> Callable[P, R]:
     """Run the call under the kernel lock; a process that has exited may not call in."""
 
-    @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         k = args[0].kernel  # type: ignore[attr-defined]
         with k.lock:
@@ -46,7 +45,7 @@ def syscall(fn: Callable[P, R]) -> Callable[P, R]:
                     hook()
             return result
 
-    return wrapper
+    return wrapped(wrapper, fn)
 
 
 def statvfs_result(sv: StatVFS) -> os.statvfs_result:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Callable
 
 from p2k.vfs.file import File
 from p2k.vfs.namei import CREATE, DELETE, RENAME, NameiResult, _dotdot, fspath
@@ -21,6 +20,10 @@ from p2k.vfs.perm import R_OK, W_OK, X_OK, check_access, check_sticky, killpriv_
 from p2k.vfs.sysbase import SysBase, statvfs_result, syscall
 from p2k.vfs.vattr import VDIR, VLNK, VREG, Dirent, SetAttr, Vattr
 from p2k.vfs.vnode import Vnode
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2

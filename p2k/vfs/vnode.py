@@ -10,7 +10,6 @@ then reclaim, which writes back a dirty inode. A vnode in use is never reclaimed
 from __future__ import annotations
 
 import errno
-from collections import OrderedDict
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
@@ -42,7 +41,11 @@ class VnodeCache:
     def __init__(self, maxvnodes: int) -> None:
         self.maxvnodes = maxvnodes
         self._table: dict[tuple[int, int], Vnode] = {}
-        self._free: OrderedDict[tuple[int, int], Vnode] = OrderedDict()  # LRU: oldest first
+        # LRU, oldest first: a plain dict in insertion order, not an OrderedDict (the collections
+        # package, 1.1 ms of every command's start-up). Taking the oldest skips the slots freed at
+        # the dict's front since its last resize, yet opening and closing 10,000 files by path
+        # with 1,024 vnodes (10,100 reclaims) took 10.6-10.8 us a file both ways.
+        self._free: dict[tuple[int, int], Vnode] = {}
         self.reclaims = 0
         # While > 0 (a name lookup in progress) the cache is not trimmed, so the unreferenced
         # directories a lookup walks through stay valid until it ends; see ``deferred_reclaim``.
@@ -88,7 +91,7 @@ class VnodeCache:
         vp = self._table.get(key)
         if vp is not None:
             if not vp.usecount:
-                self._free.move_to_end(key)
+                self._free[key] = self._free.pop(key)
             return vp
         data, vtype = mp.vfs_loadvnode(ino)
         vp = Vnode(mp, ino, data, vtype)

@@ -13,15 +13,16 @@ RUMP_VERBOSE is set, and the kernel counts it (``k.stats()["vop_internal_errors"
 from __future__ import annotations
 
 import errno
-import functools
-from collections.abc import Callable, Iterator
 from types import FunctionType
 
 from p2k.hyper.console import console
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 log = console("p2k.vfs")
 
@@ -49,10 +50,25 @@ def _internal(mp: Any, op: str, exc: BaseException) -> OSError:
     return err
 
 
+def wrapped(wrapper: F, fn: Callable[..., Any]) -> F:
+    """``functools.wraps(fn)(wrapper)``, its assignments written out for the plain functions
+    wrapped here (VOPs, syscalls): importing functools (with the collections package, keyword,
+    operator, reprlib it brings) is ~2 ms of every command's start-up, and wraps' general loop
+    2.7 us a wrapper, some ninety of which are made at import."""
+    w: Any = wrapper
+    w.__module__ = fn.__module__
+    w.__name__ = fn.__name__
+    w.__qualname__ = fn.__qualname__
+    w.__doc__ = fn.__doc__
+    w.__annotations__ = fn.__annotations__
+    w.__dict__.update(fn.__dict__)
+    w.__wrapped__ = fn
+    return wrapper
+
+
 def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap one driver method (generator methods — readdir — are guarded while they iterate)."""
     if getattr(fn, "__code__", None) is not None and fn.__code__.co_flags & CO_GENERATOR:
-        @functools.wraps(fn)
         def gen_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
                 yield from fn(self, *args, **kwargs)
@@ -60,13 +76,13 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             except Exception as e:  # noqa: BLE001 - the boundary: see the module docstring
                 raise _internal(self, op, e) from e
+        wrapped(gen_wrapper, fn)
         gen_wrapper._vop_guarded = True  # type: ignore[attr-defined]
         return gen_wrapper
     fixed = _fixed_arity(op, fn)
     if fixed is not None:
         return fixed
 
-    @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
@@ -74,6 +90,7 @@ def guard(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except Exception as e:  # noqa: BLE001 - the boundary: see the module docstring
             raise _internal(self, op, e) from e
+    wrapped(wrapper, fn)
     wrapper._vop_guarded = True  # type: ignore[attr-defined]
     return wrapper
 
@@ -151,14 +168,7 @@ def _fixed_arity(op: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
     made = _FIXED[len(names)](fn, op)  # type: ignore[misc]  # 0 < len(names): never the None
     code = made.__code__
     code = code.replace(co_varnames=(*names, *code.co_varnames[len(names):]))
-    wrapper = FunctionType(code, made.__globals__, fn.__name__, None, made.__closure__)
-    # functools.wraps' copies, without its general loop (2.7 us a VOP at every start-up)
-    wrapper.__module__ = fn.__module__
-    wrapper.__qualname__ = fn.__qualname__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__annotations__ = fn.__annotations__
-    wrapper.__dict__.update(fn.__dict__)
-    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    wrapper = wrapped(FunctionType(code, made.__globals__, fn.__name__, None, made.__closure__), fn)
     wrapper._vop_guarded = True  # type: ignore[attr-defined]
     return wrapper
 

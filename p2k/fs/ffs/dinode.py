@@ -12,13 +12,13 @@ written, and the UFS2-only fields of a UFS1 inode read as zero.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 from p2k.fs.ffs.inode import Inode
 from p2k.ondisk import I16, I32, I64, U16, U32, U64, Annotated, Fmt, Record, define
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 

@@ -10,10 +10,12 @@ it. The 4.2BSD format (``fs_maxsymlinklen <= 0``) has a 16-bit d_namlen and no d
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from p2k.ondisk import U8, U16, U32, Record
 from p2k.vfs.vattr import DT_UNKNOWN
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DIRBLKSIZ = 512
 MAXNAMLEN = 255

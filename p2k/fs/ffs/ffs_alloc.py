@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Callable
 
 from p2k.fs.ffs.bitmap import frag_tables, get_bits, set_bits
 from p2k.fs.ffs.cg import Cg, cg_layout_sane
@@ -31,6 +30,8 @@ from p2k.hyper import now_ns
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from p2k.fs.ffs.dinode import DinodeCodec
     from p2k.vfs.bufcache import BlockDevice, Buf, BufCache
 

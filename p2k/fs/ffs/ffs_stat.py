@@ -19,7 +19,6 @@ size), a UFS2 inode beyond its group's initialised ones — goes the general way
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
 from p2k.fs.ffs.fs import DEV_BSIZE, UFS_ROOTINO, cgtod
@@ -28,6 +27,8 @@ from p2k.vfs.mount import Mount
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from p2k.fs.ffs.ffs_vfsops import FfsMount
 
 _PLAIN_TYPES = VALID_TYPES - {IFCHR, IFBLK}

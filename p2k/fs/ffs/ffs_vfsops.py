@@ -24,7 +24,6 @@ are kept in step with the 64-bit fields on every superblock write.
 from __future__ import annotations
 
 import errno
-from collections import OrderedDict
 
 from p2k.fs.ffs.bmap import BlockMap
 from p2k.fs.ffs.cg import cg_initediblk, cg_magic_ok
@@ -162,7 +161,7 @@ class FfsMount(Mount):
         self.notes: list[str] = []  # one-line remarks of the mount (a journal replayed or not)
         self.dirindex: dict[int, DirIndex] = {}
         self.dirty_inodes: dict[int, Inode] = {}
-        self.ea_lru: OrderedDict[int, Inode] = OrderedDict()  # big parsed xattr areas (ffs_vnops)
+        self.ea_lru: dict[int, Inode] = {}  # big parsed xattr areas (ffs_vnops), oldest first
         self.ordered = False  # ordered write-back through the buffer cache (not on MNT_ASYNC)
         # blocks (block numbers) and inodes freed since the last barrier: their last pointer or
         # name may not be on disk yet, so they are not written again before a barrier

@@ -59,12 +59,11 @@ def _keep_big(m: FfsMount, ip: Inode) -> None:
     """Bound the memory the parsed areas take: a small one stays with its in-core inode (as
     big as the inode's own block share), a big one only while among the last BIG_AREAS used;
     the others are parsed again from the buffer cache, which RUMP_MEMLIMIT bounds."""
-    lru = m.ea_lru
+    lru = m.ea_lru  # a plain dict in insertion order (p2k.vfs.bufcache says why)
+    lru.pop(ip.ino, None)
     lru[ip.ino] = ip
-    lru.move_to_end(ip.ino)
     while len(lru) > BIG_AREAS:
-        _, old = lru.popitem(last=False)
-        old.ea = None
+        lru.pop(next(iter(lru))).ea = None
 
 
 def ffs_getextattr(m: FfsMount, vp: Vnode, ns: int, name: bytes) -> bytes:

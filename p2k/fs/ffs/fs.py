@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Callable, Iterator
 
 from p2k.ondisk import I32, I64, U8, U32, U64, Annotated, Fmt, Record
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 # ---- constants (fs.h) ----------------------------------------------------------------------------

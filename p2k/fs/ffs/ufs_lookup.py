@@ -27,7 +27,6 @@ directory as in an empty one. Lookup's ``ip.dircache`` (name → inode) is kept 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
 
 from p2k.fs.ffs.dir import (
     D_TYPE,
@@ -47,6 +46,8 @@ from p2k.vfs.vattr import DT_WHT, Dirent
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from p2k.fs.ffs.ffs_vfsops import FfsMount
     from p2k.fs.ffs.inode import Inode
     from p2k.vfs.bufcache import Buf

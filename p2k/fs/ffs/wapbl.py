@@ -29,7 +29,6 @@ from __future__ import annotations
 import bisect
 import errno
 import struct
-from collections.abc import Callable
 
 from p2k.fs.ffs.fs import Superblock
 from p2k.ondisk import I32, I64, U32, U64, Annotated, Fmt, Record
@@ -37,6 +36,8 @@ from p2k.slotted import Slotted
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from p2k.vfs.bufcache import BlockDevice
 
 WAPBL_WC_HEADER = 0x5741424C  # "WABL"

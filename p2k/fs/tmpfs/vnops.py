@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
-from collections.abc import Iterator, Sequence
 
 from p2k.fs.tmpfs.extattr import acl_vattr
 from p2k.fs.tmpfs.node import (
@@ -26,6 +25,8 @@ from p2k.vfs.vattr import DT_FROM_IFMT, VDIR, VLNK, VREG, Dirent, SetAttr, Vattr
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from p2k.fs.tmpfs.vfsops import TmpfsMount
     from p2k.vfs.vnode import Vnode
 
