@@ -296,3 +296,25 @@ def test_a_failing_inactive_leaves_the_vnode_cache_whole(monkeypatch: pytest.Mon
         assert read_file(k, "/mnt/f") == b"data"
     finally:
         k.halt(sync=False)
+
+
+def test_reclaim_takes_the_least_recently_used_vnode() -> None:
+    """The free list is a plain dict until the cache first fills, an OrderedDict after (an
+    eviction in constant time); either way the vnode reclaimed is the one unused longest."""
+    k = p2k.Kernel(nvnodes=10, env={})
+    try:
+        k.sys.mkdir("/d")
+        for i in range(6):
+            write_file(k, f"/d/f{i}", b"x")
+        vc = k.vcache
+        assert type(vc._free) is dict  # nothing reclaimed yet
+        ino = [k.sys.stat(f"/d/f{i}").st_ino for i in range(6)]
+        k.sys.stat("/d/f0")  # f0 used again: now the newest of the six
+        vnode = {vp.ino: vp for vp in vc._table.values()}
+        for i in range(4):  # four more files: the cache goes past ten vnodes, the oldest go
+            write_file(k, f"/d/g{i}", b"x")
+        assert type(vc._free) is not dict and vc.reclaims > 0
+        gone = [i for i in range(6) if vnode[ino[i]].reclaimed]
+        assert gone and gone == list(range(1, 1 + len(gone))), gone  # f1, then f2...; f0 last
+    finally:
+        k.halt()
