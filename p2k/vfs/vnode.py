@@ -154,9 +154,8 @@ class VnodeCache:
         The first time it has to, the free list becomes an OrderedDict, whose oldest entry is at
         hand: a plain dict that has lost its first entries finds its oldest by stepping over
         every slot they left until it next resizes (an eviction 1.7 us with 10,000 vnodes and
-        4.3 us with 50,000, against 0.16 us), which made a FUSE read of 10,000 small files 15%
-        slower. Reclaim never runs inside a lookup (``defer``), so namei's reference to the
-        list stays the list."""
+        4.3 us with 50,000, against 0.16 us: a cost that grows with RUMP_NVNODES). Reclaim never
+        runs inside a lookup (``defer``), so namei's reference to the list stays the list."""
         if len(self._table) <= self.maxvnodes or not self._free:
             return
         free = self._free
