@@ -217,9 +217,9 @@ class FsView:
         """Directory ``d`` listed as BSD find lists one when no primary needs a stat (fts's
         FTS_NOSTAT): getdents' names and the types the directory records. Returns the entries'
         paths, in directory order or with ``sort`` by the names' bytes (for UTF-8 names the
-        order of ``walk``), and for each
-        entry that may be a directory, its index with its lstat (to descend into it) or the
-        error (fts's FTS_NS, for the caller to report in the entry's place). What the directory
+        order of ``walk``), and for each entry that may be a directory, its index with its lstat
+        (to descend into it) or the error (fts's FTS_NS, for the caller to report in the entry's
+        place). What the directory
         says is no directory is never read. getdents is a call a server offers too, so a remote
         walk saves the round trip per file as well. Written as whole-list steps: this is a find's
         inner loop."""
