@@ -69,6 +69,7 @@ class Bridge:
         self.ncpu = self.port.ncpu
         self.attr_timeout = attr_timeout
         self.requests = 0
+        self.no_open = False  # a transport set the host to open files without asking (devfuse.Session)
         self.ops: dict[str, int] = {}  # requests per operation, for the stats file (what to optimise)
         self._count_lock = Lock()
 
@@ -165,6 +166,13 @@ class Bridge:
     def read(self, fh: int, off: int, size: int) -> bytes:
         return self.port.read(fh, off, size)
 
+    def opens_matter(self) -> bool:
+        return self.port.opens_matter()
+
+    def read_node(self, fino: int, off: int, size: int) -> bytes:
+        """A read with no file handle: the host opened the file without asking (``no_open``)."""
+        return self.port.read_node(fino, off, size)
+
     def write(self, fh: int, off: int, buf: bytes) -> int:
         return self.port.write(fh, off, buf)
 
@@ -249,6 +257,7 @@ class Bridge:
 
     def stats(self) -> dict[str, int]:
         return {"fuse_known_inodes": len(self.inodes), "fuse_forgets": self.inodes.forgets,
+                "fuse_no_open": int(self.no_open),
                 "fuse_requests": self.requests, **{f"fuse_op_{k}": v for k, v in self.ops.items()},
                 **self.port.stats()}
 

@@ -210,10 +210,14 @@ def _names(body: memoryview) -> tuple[bytes, bytes]:
 class Session:
     """One mount served from its /dev/fuse descriptor (see the module docstring)."""
 
-    def __init__(self, bridge: Bridge, fd: int, daemon: Any) -> None:
+    def __init__(self, bridge: Bridge, fd: int, daemon: Any, *, read_only: bool = False) -> None:
         self.b = bridge
         self.fd = fd
         self.daemon = daemon
+        # Read-only on both sides and no ACLs: OPEN is answered ENOSYS once the host says it
+        # understands that (INIT), and the host then opens files without asking (``open``).
+        self.may_skip_open = read_only and not bridge.opens_matter()
+        self.no_open = False
         t = bridge.attr_timeout
         self.tsec, self.tnsec = int(t), int((t - int(t)) * 1e9)
         self.stop = False
@@ -355,6 +359,8 @@ class Session:
             if major != w.KERNEL_MAJOR:
                 self.reply_error(unique, errno.EPROTO)
                 return
+            if flags & w.NO_OPEN_SUPPORT and self.may_skip_open:
+                self.no_open = self.b.no_open = True
             out = w.InitOut.STRUCTS[E].pack(w.KERNEL_MAJOR, min(minor, w.KERNEL_MINOR), readahead,
                                             flags & INIT_FLAGS, 0, 0, MAX_WRITE, 1, MAX_PAGES, 0, 0, *[0] * 7)
             self.reply(unique, out if minor >= 23 else out[:24])  # a kernel before 7.23 takes the old size
@@ -453,6 +459,12 @@ class Session:
         return OPEN_OUT.pack(fh, w.FOPEN_KEEP_CACHE if self.b.keep_cache else 0, 0)
 
     def open(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
+        """An open, or on a mount where opens do not matter (``LocalPort.opens_matter`` says when)
+        ENOSYS, which tells the host to open files itself from now on: it sends no more OPEN and
+        no RELEASE, and its reads come with handle 0 (``read``). A small file's read then costs
+        three requests (LOOKUP, the ioctl Python's ``isatty`` makes, READ) instead of five."""
+        if self.no_open:
+            raise OSError(errno.ENOSYS, "the host opens files itself")
         flags, _ = w.OpenIn.STRUCTS[E].unpack_from(body)
         return self._open_out(self.b.open(self.b.caller(uid, gid, pid), node, flags))
 
@@ -464,6 +476,8 @@ class Session:
 
     def read(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
         fh, off, size, *_ = w.ReadIn.STRUCTS[E].unpack_from(body)
+        if self.no_open:
+            return self.b.read_node(node, off, size)
         return self.b.read(fh, off, size)
 
     def write(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
@@ -476,6 +490,8 @@ class Session:
         return b""
 
     def fsync(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
+        if self.no_open:
+            return b""  # a read-only mount: nothing of this file is waiting to be written
         fh, flags, _ = w.FsyncIn.STRUCTS[E].unpack_from(body)
         self.b.fsync(fh, bool(flags & w.FSYNC_FDATASYNC))
         return b""
@@ -562,7 +578,7 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
     """Mount through fusermount3, serve until unmounted or ``daemon`` asks to stop, unmount."""
     fd, watch, helper = fusermount(mountpoint, options)
     daemon.mounted = True
-    session = Session(bridge, fd, daemon)
+    session = Session(bridge, fd, daemon, read_only="ro" in options)
     main = threading.current_thread() is threading.main_thread()  # only it may take signals
     old = {sig: signal.signal(sig, session.on_signal) for sig in SIGNALS} if main else {}
     stop_sync = threading.Event()

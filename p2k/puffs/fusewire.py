@@ -28,6 +28,7 @@ BATCH_FORGET, FALLOCATE, READDIRPLUS, RENAME2, LSEEK, COPY_FILE_RANGE = 42, 43, 
 # INIT flags: what libfuse 3 asks for by default (and pyfuse3 got), so both transports behave alike
 ASYNC_READ, ATOMIC_O_TRUNC, BIG_WRITES = 1 << 0, 1 << 3, 1 << 5
 AUTO_INVAL_DATA, DO_READDIRPLUS, ASYNC_DIO, MAX_PAGES = 1 << 12, 1 << 13, 1 << 15, 1 << 22
+NO_OPEN_SUPPORT = 1 << 17  # offered by the kernel: an ENOSYS to OPEN means "never send OPEN or RELEASE"
 
 # SETATTR valid bits
 FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME, FATTR_MTIME = 1, 2, 4, 8, 16, 32

@@ -80,6 +80,10 @@ class KernelPort(Protocol):
     def rmdir(self, who: Any, parent: int, name: bytes) -> None: ...
     def rename(self, who: Any, parent: int, name: bytes, new_parent: int, new_name: bytes, flags: int) -> None: ...
     def open(self, who: Any, fino: int, flags: int) -> int: ...
+    def opens_matter(self) -> bool:
+        """False when an open by a caller the host has already checked changes nothing (then the
+        transport may tell the host to stop sending OPEN and RELEASE, and reads use ``read_node``)."""
+    def read_node(self, fino: int, off: int, size: int) -> bytes: ...
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]: ...
     def read(self, fh: int, off: int, size: int) -> bytes: ...
     def write(self, fh: int, off: int, buf: bytes) -> int: ...
@@ -183,6 +187,19 @@ class LocalPort(PortBase):
         fd: int = self._with_vnode(fino, lambda vp: who.vopen(vp, flags & ~_OPEN_IGNORED))
         self.openers[fd] = who
         return fd
+
+    def opens_matter(self) -> bool:
+        """An open matters unless the mount is read-only and has no ACLs. On such a mount nothing
+        can be written, unlinked or truncated, so no open has an effect to keep and no open file
+        can lose its inode; and the only rule an open for reading applies, read permission from the
+        mode bits, is the one the host applies itself (``default_permissions``) before it opens.
+        With ACLs enforced it is not: the host reads only the mode, and a named user's entry may
+        deny what the mode's other bits allow."""
+        m = self.rootvp.mount
+        return not m.readonly or bool(getattr(m, "acls", False))
+
+    def read_node(self, fino: int, off: int, size: int) -> bytes:
+        return self._with_vnode(fino, self.root.vpread, size, off)  # type: ignore[no-any-return]
 
     def create(self, who: Any, parent: int, name: bytes, mode: int, flags: int) -> tuple[int, Vattr]:
         def run(dvp: Any) -> tuple[int, Vattr]:  # one kernel entry: vget, create, both vreles

@@ -8,6 +8,8 @@ write runs as that caller: a write by anyone but root clears set-user-id and set
 
 from __future__ import annotations
 
+import errno
+
 from p2k.vfs.vattr import Vattr
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
@@ -30,6 +32,12 @@ class PortBase:
 
     def symlink(self, who: Any, parent: int, name: bytes, target: bytes) -> Vattr:
         return self._make(who, parent, name, "symlink", target=target)
+
+    def opens_matter(self) -> bool:
+        return True  # a port that can tell otherwise says so (LocalPort)
+
+    def read_node(self, fino: int, off: int, size: int) -> bytes:
+        raise OSError(errno.EBADF, "no open file")  # only asked of a port whose opens do not matter
 
     def read(self, fh: int, off: int, size: int) -> bytes:
         return self.fdsys.pread(fh, size, off)  # type: ignore[no-any-return]

@@ -77,6 +77,18 @@ class VnodeCalls(SysBase):
         return out
 
     @syscall
+    def vpread(self, vp: Vnode, n: int, offset: int) -> bytes:
+        """``pread`` by handle, with no descriptor: for a caller that has already checked the
+        right to read (the FUSE bridge on a read-only mount, where the host's own permission check
+        at open is the whole of the rule and the kernel sees no OPEN)."""
+        self._alive(vp)
+        if vp.type == VDIR:
+            raise OSError(errno.EISDIR, "is a directory")
+        if offset < 0 or n < 0:
+            raise OSError(errno.EINVAL, "negative offset or count")
+        return vp.mount.vop_read(vp, offset, n)
+
+    @syscall
     def vreadlink(self, vp: Vnode) -> bytes:
         self._alive(vp)
         return vp.mount.vop_readlink(vp)
