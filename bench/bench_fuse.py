@@ -257,7 +257,7 @@ def main() -> int:
         both(f"create {ncreate} files", lambda m: create_files(m, ncreate), p2k_w)
         both(f"stat {nsmall} entries", lambda m: stat_entries([m / r for r in rels]), p2k_ro)
         both(f"read {nsmall} files of 4 KiB", lambda m: read_files([m / r for r in rels]), p2k_ro)
-        both(f"  same, both mounted read-write", lambda m: read_files([m / r for r in rels]), p2k_w)
+        both("  same, both mounted read-write", lambda m: read_files([m / r for r in rels]), p2k_w)
 
         d = p2k_daemon(str(ffs), work / "m-p2k", "ro,memlimit=64m")
         try:

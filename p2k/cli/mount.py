@@ -8,12 +8,14 @@ foreground. With no arguments it mounts the bundled demo image at ``./mnt``.
 
 ``p2k mount --server URL PATH MOUNTPOINT`` exports the directory PATH of a running rump_server
 instead (the bridge as a remote client, p2k/puffs/remote.py); it takes ``ro``, ``allow_other``,
-``allow_root``, ``auto_unmount``, ``attr_timeout``, ``transport`` and ``ncpu`` (calls in flight at once), and
-``p2k umount`` ends it the same way, leaving the server running.
+``allow_root``, ``auto_unmount``, ``attr_timeout``, ``busy_poll``, ``transport`` and ``ncpu``
+(calls in flight at once), and ``p2k umount`` ends it the same way, leaving the server running.
 
 Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other users in — needed for
 non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
-``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); ``transport=devfuse``
+``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); ``busy_poll=USEC``
+(how long a reader of /dev/fuse asks again before it sleeps, default 30 with two CPUs or more, 0
+turns it off; p2k.puffs.devfuse.BUSY_POLL_US); ``transport=devfuse``
 (the default, or $P2K_FUSE_TRANSPORT: p2k answers /dev/fuse itself) or ``transport=pyfuse3``;
 anything else goes to the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
 read-only with a notice.
@@ -39,15 +41,36 @@ if TYPE_CHECKING:  # argparse too: p2k mount's command line is read by p2k.cli.q
 
 FUSE_OPTIONS = {"allow_other", "allow_root", "auto_unmount"}
 KERNEL_OPTIONS = {"nvnodes", "memlimit", "ncpu"}
-BRIDGE_OPTIONS = {"attr_timeout", "transport"}
+BRIDGE_OPTIONS = {"attr_timeout", "transport", "busy_poll"}
 DEMO_MOUNTPOINT = "./mnt"
+
+
+def option_number(opts: dict[str, str], name: str, default: float) -> float:
+    """``-o name=N``: a number of zero or more, or a one-line error naming the option."""
+    v = opts.get(name)
+    if not v:
+        return default
+    try:
+        n = float(v)
+    except ValueError:
+        raise ValueError(f"-o {name}={v}: not a number") from None
+    if not n >= 0:
+        raise ValueError(f"-o {name}={v}: must be zero or more")
+    return n
+
+
+def option_us(opts: dict[str, str]) -> int | None:
+    """``-o busy_poll=USEC`` (devfuse.BUSY_POLL_US says what it buys); None: the transport's default."""
+    if not opts.get("busy_poll"):
+        return None
+    return int(option_number(opts, "busy_poll", 0))
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "mount", help="mount an image on a host directory through FUSE",
         epilog="options: ro, rw, allow_other, nvnodes=N, memlimit=SIZE, ncpu=N, attr_timeout=SECONDS,\n"
-               "transport=devfuse|pyfuse3;\n"
+               "transport=devfuse|pyfuse3, busy_poll=USEC (0: off);\n"
                "others go to the driver. With no arguments: the demo image at ./mnt.\n"
                "Unmount with 'p2k umount MOUNTPOINT' (waits until the image is synced) or fusermount3 -u.\n"
                "kill -USR1 <daemon> writes the kernel's counters as JSON to $P2K_STATS_FILE\n"
@@ -251,6 +274,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         raise OSError(errno.EINVAL, f"option {unknown[0]!r} does not apply to --server (the server mounts"
                                     f" its file systems itself)")
     transport = pick_transport(opts)
+    attr_timeout, busy_poll_us = option_number(opts, "attr_timeout", 1.0), option_us(opts)
     fuse_opts = {"default_permissions", f"fsname=p2k:{args.server}:{args.image}", "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     if "ro" in opts:
@@ -266,7 +290,7 @@ def serve_remote(args: argparse.Namespace, ready: Any) -> None:
         client.close()
         raise
     daemon = MountDaemon(None, args.image, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         attr_timeout=attr_timeout, busy_poll_us=busy_poll_us,
                          transport=transport,
                          make_port=lambda: cast("KernelPort", port))  # RemotePort answers the same calls
     try:
@@ -291,6 +315,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
         return
     opts = parse_mount_options(args.options or "")
     transport = pick_transport(opts)  # before the image is opened: a typo must not leave it mounted
+    attr_timeout, busy_poll_us = option_number(opts, "attr_timeout", 1.0), option_us(opts)
     fuse_opts = {"default_permissions", "fsname=p2k:" + (args.image or args.fstype), "subtype=p2k"}
     fuse_opts |= {o for o in opts if o in FUSE_OPTIONS}
     kopts = {o: v for o, v in opts.items() if o in KERNEL_OPTIONS}
@@ -313,7 +338,7 @@ def serve(args: argparse.Namespace, ready: Any) -> None:
     if img.readonly:
         fuse_opts.add("ro")
     daemon = MountDaemon(img.kernel, MOUNTPOINT, args.mountpoint, fuse_opts,
-                         attr_timeout=float(opts.get("attr_timeout") or 1.0),
+                         attr_timeout=attr_timeout, busy_poll_us=busy_poll_us,
                          transport=transport)
     try:
         daemon.run(lambda: ready(note))

@@ -126,7 +126,8 @@ class MountDaemon:
 
     def __init__(self, kernel: Any, kernel_path: str, mountpoint: str, fuse_options: set[str], *,
                  rundir: RunDir | None = None, stats_file: str | None = None, attr_timeout: float = 1.0,
-                 make_port: Callable[[], KernelPort] | None = None, transport: str = "devfuse") -> None:
+                 make_port: Callable[[], KernelPort] | None = None, transport: str = "devfuse",
+                 busy_poll_us: int | None = None) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         self.kernel = kernel
@@ -138,6 +139,7 @@ class MountDaemon:
         self.stats_file = stats_file or os.environ.get("P2K_STATS_FILE") or self.rundir.path(self.mountpoint, "stats")
         self.attr_timeout = attr_timeout
         self.transport = transport
+        self.busy_poll_us = busy_poll_us  # devfuse only, None: its default (devfuse.BUSY_POLL_US)
         self.signalled = False
         self.mounted = False
         self.bridge: Bridge | None = None

@@ -16,6 +16,11 @@ on as the watchdog that unmounts when this process dies. The INIT reply asks for
 asks by default (readdirplus always, atomic O_TRUNC, 1 MiB writes, asynchronous reads, data
 invalidated when mtime or size change), so the host kernel treats both transports alike.
 
+A reader that finds no request waiting asks again for a few microseconds before it sleeps
+(``BUSY_POLL_US``), and on a read-only mount without ACLs the host opens files without asking
+(``Session.open``): both take requests' round trips off a program that works through files one by
+one, which is where a Python daemon trails a C one.
+
 Where a request runs is the bridge's rule (``Bridge.try_inline``): on this thread when the port's
 lock is free and the call is short, else in one of ``ncpu`` worker threads, which write their own
 replies (each reply is one ``writev``, atomic on /dev/fuse). Signals reach the loop's thread only
@@ -27,6 +32,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import select
 import signal
 import socket
 import struct
@@ -60,6 +66,16 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
 READERS = 2 if (os.cpu_count() or 1) > 1 else 1
 """Threads reading /dev/fuse (Session.serve says why more than one)."""
+BUSY_POLL_US = 30 if READERS > 1 else 0
+"""How long (µs) a reader that finds no request waiting asks again before it sleeps (``-o
+busy_poll``), as Linux's busy polling of sockets does. A synchronous caller's next request comes
+a few microseconds after its reply; a reader asleep in the host kernel takes longer to wake than
+that, on a virtual CPU above all. One reader at a time polls, so the caller keeps the other CPU;
+with one CPU polling would only take it from the caller, so it is off. Measured on the 2-vCPU
+machine against fuse2fs, in alternated runs: lstat of 10,000 names 0.93 → 1.25–1.32; reads of
+10,000 small files 1.04 → 1.53 (read-write mount) and 1.53 → 1.97 (read-only); daemon CPU per
+request +10–25%. 20–50 µs measured alike, 100 worse (the spin competes with the caller). An idle
+daemon does not poll: only for this long after each request."""
 
 
 def _joined(*records: type[w.Record]) -> struct.Struct:
@@ -210,10 +226,13 @@ def _names(body: memoryview) -> tuple[bytes, bytes]:
 class Session:
     """One mount served from its /dev/fuse descriptor (see the module docstring)."""
 
-    def __init__(self, bridge: Bridge, fd: int, daemon: Any, *, read_only: bool = False) -> None:
+    def __init__(self, bridge: Bridge, fd: int, daemon: Any, *, read_only: bool = False,
+                 busy_poll_us: int = 0) -> None:
         self.b = bridge
         self.fd = fd
         self.daemon = daemon
+        self.busy_poll_ns = busy_poll_us * 1000  # see BUSY_POLL_US
+        self.polling = False  # a reader is busy-polling now (_loop)
         # Read-only on both sides and no ACLs: OPEN is answered ENOSYS once the host says it
         # understands that (INIT), and the host then opens files without asking (``open``).
         self.may_skip_open = read_only and not bridge.opens_matter()
@@ -249,6 +268,8 @@ class Session:
         thread taking the interpreter over (measured: a SIGUSR1 unanswered until the unmount in
         about one mount in twenty-five). A wait for a thread to end is interrupted by a signal
         and runs its handler at once."""
+        if self.busy_poll_ns:
+            os.set_blocking(self.fd, False)
         for i in range(READERS):
             t = threading.Thread(target=self._reader, name=f"p2k-fuse-reader-{i}", daemon=True)
             self.readers.append(t)
@@ -281,16 +302,34 @@ class Session:
         # long arrive (a bytearray is zeroed at once, a whole MiB of the daemon's RSS).
         buf = mmap.mmap(-1, BUFSIZE)
         mv = memoryview(buf)
-        readv = os.readv
+        readv, fd, clock = os.readv, self.fd, time.monotonic_ns
+        wait = select.poll()
+        wait.register(fd, select.POLLIN)
+        deadline = 0  # while this reader busy-polls: when it stops and sleeps in poll()
         while not self.stop:
             try:
-                n = readv(self.fd, [buf])
+                n = readv(fd, [buf])
+            except BlockingIOError:  # only with busy polling on: the descriptor is non-blocking
+                if deadline and clock() < deadline:
+                    continue
+                if not deadline and not self.polling:
+                    self.polling = True  # one reader polls at a time: two would take both CPUs
+                    deadline = clock() + self.busy_poll_ns
+                    continue
+                if deadline:
+                    deadline = 0
+                    self.polling = False
+                wait.poll()
+                continue
             except OSError as e:
                 if e.errno == errno.ENODEV:  # unmounted
                     break
                 if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
                     continue  # ENOENT: the request was interrupted before we read it
                 raise
+            if deadline:
+                deadline = 0
+                self.polling = False
             self.dispatch(mv[:n])
 
     def on_signal(self, sig: int, _frame: Any) -> None:
@@ -578,7 +617,8 @@ def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> No
     """Mount through fusermount3, serve until unmounted or ``daemon`` asks to stop, unmount."""
     fd, watch, helper = fusermount(mountpoint, options)
     daemon.mounted = True
-    session = Session(bridge, fd, daemon, read_only="ro" in options)
+    session = Session(bridge, fd, daemon, read_only="ro" in options,
+                      busy_poll_us=BUSY_POLL_US if daemon.busy_poll_us is None else daemon.busy_poll_us)
     main = threading.current_thread() is threading.main_thread()  # only it may take signals
     old = {sig: signal.signal(sig, session.on_signal) for sig in SIGNALS} if main else {}
     stop_sync = threading.Event()

@@ -186,3 +186,47 @@ def test_signals_reach_the_main_thread_which_reads_nothing(tmp_path: Path) -> No
 
 def _status(task: Path) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+
+
+def _fuse_fd_flags(pid: int) -> int:
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if os.readlink(fd) == "/dev/fuse":
+            info = (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text()
+            return int(info.split("flags:")[1].split()[0], 8)
+    raise AssertionError("the daemon holds no /dev/fuse descriptor")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("busy_poll", ["", "busy_poll=0", "busy_poll=2000"])
+def test_busy_polling_readers_sleep_when_idle(tmp_path: Path, busy_poll: str) -> None:
+    """A reader that finds no request asks again for a while before it sleeps (devfuse.BUSY_POLL_US):
+    it must sleep in the end, or an idle mount would hold a CPU. With ``busy_poll=0`` the
+    descriptor stays blocking and the readers sleep in read at once."""
+    opts = ",".join(filter(None, ["transport=devfuse", busy_poll]))
+    m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "-o", opts, "none")
+    try:
+        for i in range(300):
+            (m.path / f"f{i}").write_bytes(b"x" * i)
+            assert os.stat(m.path / f"f{i}").st_size == i
+        polls = busy_poll != "busy_poll=0" and (os.cpu_count() or 1) > 1 or busy_poll == "busy_poll=2000"
+        assert bool(_fuse_fd_flags(m.proc.pid) & os.O_NONBLOCK) == polls
+        time.sleep(0.2)
+        before = _cpu_s(m.proc.pid)
+        time.sleep(1.0)
+        assert _cpu_s(m.proc.pid) - before < 0.1  # a reader polling on would take about 1 s
+        assert sorted(os.listdir(m.path)) == sorted(f"f{i}" for i in range(300))
+    finally:
+        stop(m)
+
+
+@pytest.mark.parametrize("opt", ["busy_poll=soon", "busy_poll=-1", "attr_timeout=x"])
+def test_bad_number_option_is_one_line_error(tmp_path: Path, opt: str) -> None:
+    (tmp_path / "mnt").mkdir()
+    r = subprocess.run([P2K, "mount", "-f", "-t", "tmpfs", "-o", opt, "none", str(tmp_path / "mnt")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and not os.path.ismount(tmp_path / "mnt")
+    assert r.stderr.count("\n") == 1 and f"-o {opt}:" in r.stderr and "Traceback" not in r.stderr, r.stderr
