@@ -64,7 +64,7 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
                  w.POLL: "poll", w.FALLOCATE: "fallocate", w.LSEEK: "lseek", w.COPY_FILE_RANGE: "copy_file_range",
                  w.GETLK: "getlk", w.SETLK: "setlk", w.SETLKW: "setlkw"}
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
-READERS = 2 if (os.cpu_count() or 1) > 1 else 1
+READERS = 2 if len(os.sched_getaffinity(0)) > 1 else 1  # the CPUs this process may run on
 """Threads reading /dev/fuse (Session.serve says why more than one)."""
 BUSY_POLL_US = 30 if READERS > 1 else 0
 """How long (µs) a reader that finds no request waiting asks again before it sleeps (``-o
