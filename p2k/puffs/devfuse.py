@@ -286,12 +286,12 @@ def _names(body: memoryview) -> tuple[bytes, bytes]:
 class Session:
     """One mount served from its /dev/fuse descriptor (see the module docstring)."""
 
-    def __init__(self, bridge: Bridge, fd: int, daemon: Any, *, read_only: bool = False,
-                 busy_poll_us: int = 0) -> None:
+    def __init__(self, bridge: Bridge, daemon: Any, *, read_only: bool = False, busy_poll_us: int = 0) -> None:
         self.b = bridge
-        self.fd = fd
+        self.fd = -1  # until ``attach``: the session exists before the mount, to take its signals
         self.daemon = daemon
-        self.busy_poll = BusyPoll(busy_poll_us * 1000, fd)
+        self.busy_poll_ns = busy_poll_us * 1000
+        self.busy_poll = BusyPoll(0, -1)
         # Read-only on both sides and no ACLs: OPEN is answered ENOSYS once the host says it
         # understands that (INIT), and the host then opens files without asking (``open``).
         self.may_skip_open = read_only and not bridge.opens_matter()
@@ -311,6 +311,11 @@ class Session:
             w.READDIRPLUS: self.readdirplus, w.RELEASEDIR: self.releasedir, w.FSYNCDIR: self.fsyncdir,
             w.STATFS: self.statfs, w.ACCESS: self.access, w.GETXATTR: self.getxattr,
             w.SETXATTR: self.setxattr, w.LISTXATTR: self.listxattr, w.REMOVEXATTR: self.removexattr}
+
+    def attach(self, fd: int) -> None:
+        """Serve the mount whose /dev/fuse descriptor is ``fd``."""
+        self.fd = fd
+        self.busy_poll = BusyPoll(self.busy_poll_ns, fd)
 
     # ---- the loop --------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -683,13 +688,23 @@ class Session:
 
 
 def serve(bridge: Bridge, mountpoint: str, options: set[str], daemon: Any) -> None:
-    """Mount through fusermount3, serve until unmounted or ``daemon`` asks to stop, unmount."""
-    fd, watch, helper = fusermount(mountpoint, options)
-    daemon.mounted = True
-    session = Session(bridge, fd, daemon, read_only="ro" in options,
+    """Mount through fusermount3, serve until unmounted or ``daemon`` asks to stop, unmount.
+
+    The signal handlers are in place before the mount appears: a stop signal sent as soon as the
+    mount point is live (as a script that mounts, then kills, does) unmounts cleanly instead of
+    killing the daemon with the image still mounted in its kernel."""
+    session = Session(bridge, daemon, read_only="ro" in options,
                       busy_poll_us=BUSY_POLL_US if daemon.busy_poll_us is None else daemon.busy_poll_us)
     main = threading.current_thread() is threading.main_thread()  # only it may take signals
     old = {sig: signal.signal(sig, session.on_signal) for sig in SIGNALS} if main else {}
+    try:
+        fd, watch, helper = fusermount(mountpoint, options)
+    except BaseException:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        raise
+    daemon.mounted = True
+    session.attach(fd)
     stop_sync = threading.Event()
 
     def syncer() -> None:
