@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,23 @@ def test_bad_number_option_is_one_line_error(tmp_path: Path, opt: str) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and not os.path.ismount(tmp_path / "mnt")
     assert r.stderr.count("\n") == 1 and f"-o {opt}:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_stop_signal_as_soon_as_mounted_unmounts_cleanly(tmp_path: Path) -> None:
+    """A script that mounts and then kills at once: the SIGTERM lands while the daemon is still
+    starting its readers. It once set a flag nobody looked at again and the daemon hung (7 mounts
+    in 120 with the CPU loaded); the handlers are now in place before the mount appears and the
+    main thread's wait is marked before the readers start. A busy process loads the CPU, as then."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for i in range(20):
+            m = start_mount(tmp_path / f"m{i}", "-t", "tmpfs", "none")
+            try:
+                m.proc.send_signal(signal.SIGTERM)
+                assert m.proc.wait(timeout=20) == 0
+                assert not os.path.ismount(m.path)
+            finally:
+                stop(m)
+    finally:
+        burner.kill()
+        burner.wait()
