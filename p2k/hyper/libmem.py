@@ -1,0 +1,163 @@
+"""What the container libraries keep in memory, the knobs that bound it, and the estimate charged.
+
+A container decoded by a library (``p2k.hyper.containers``) holds memory the kernel never sees:
+an index, decoder states, caches of allocation tables. Under RUMP_MEMLIMIT that memory must count,
+so each opener sets the library's own knobs to keep it small and states, as ``FileObjBackend.
+resident``, what stays resident while the image is open; the kernel's account is charged that much
+when the image is registered (``Backend.attach_mem``). None of it can be handed back on demand
+(the libraries have no such call), so it is charged once, not reclaimed.
+
+The per-entry costs below were measured, not derived: the Python heap held (``tracemalloc``) after
+reading one sector per table or block across large sparse images made by ``qemu-img`` (an 8 GiB
+VMDK and VHD with every table allocated, a 128 GiB VHDX), and for the C libraries the process's
+RSS after opening and reading a 288 MiB disk (bench/bench_containers.py ``--memory`` prints both
+sides). Not counted anywhere: the C allocator's slack after large transient buffers (a
+decompressed block, a 1 MiB read; glibc keeps some of it, 2-12 MiB in those runs) and fsspec's
+read-ahead blocks for an image behind a URL.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+# ---- gzip (indexed_gzip) -------------------------------------------------------------------------
+GZIP_SPACING = 4 << 20
+"""Bytes between restart points: each point keeps a 32 KiB window, so 8 MiB of index per GiB of
+disk; a read decompresses 2 MiB on average to reach its offset. A wider spacing would shrink the
+index but slow every seek, and the spacing must be chosen before the size is known."""
+GZIP_WINDOW = 32 << 10
+"""zlib's window, stored with each restart point (indexed_gzip's ``window_size`` default)."""
+GZIP_READBUF = 1 << 20
+"""Compressed bytes read from the file at once (indexed_gzip's ``readbuf_size``, its default)."""
+GZIP_BUFFER = 1 << 20
+"""The ``io.BufferedReader`` over the decoder. indexed_gzip's default is four times the spacing,
+16 MiB; 1 MiB read a 256 MiB file through p2k as fast (2.1-2.4 GB/s against 1.6 at 16 MiB)."""
+GZIP_INFLATE = 48 << 10
+"""zlib's inflate state and its own 32 KiB window while a read is decompressing."""
+
+
+def gzip_options() -> dict[str, int]:
+    """The ``IndexedGzipFile`` arguments that bound what it holds."""
+    return {"spacing": GZIP_SPACING, "window_size": GZIP_WINDOW, "readbuf_size": GZIP_READBUF,
+            "buffer_size": GZIP_BUFFER}
+
+
+def gzip_resident(stream: Any) -> int:
+    """The index (one window per restart point, counted once the stream has been indexed) and the
+    two read buffers."""
+    points = sum(1 for _ in stream.seek_points())
+    return points * (GZIP_WINDOW + 64) + GZIP_READBUF + GZIP_BUFFER + GZIP_INFLATE
+
+
+# ---- xz (python-xz) ------------------------------------------------------------------------------
+XZ_DECODERS = 4
+"""Blocks decoded at once: python-xz keeps a decoder per block it has read (its default strategy,
+8 of them) so that reads alternating between blocks do not restart one. Sequential reads use one;
+the file system's metadata reads elsewhere need a few more. 4 read the bench's 256 MiB file at the
+speed of 8 (650-690 MB/s); 1 loses a third."""
+XZ_STATE = 64 << 10
+"""A decoder's fixed part: LZMA probability tables, and python-xz's 8 KiB input reads."""
+LZMA2_DICT_MAX = 1536 << 20
+"""The largest dictionary LZMA2 allows, taken when the first block's header cannot be read."""
+
+
+def xz_strategy() -> Any:
+    """python-xz's block-read strategy, keeping ``XZ_DECODERS`` decoders at most."""
+    from xz.strategy import RollingBlockReadStrategy
+
+    return RollingBlockReadStrategy(max_block_read_nb=XZ_DECODERS)
+
+
+def xz_resident(fh: BinaryIO, stream: Any) -> int:
+    """Each live decoder's dictionary holds at most what it has decoded: the smaller of the
+    dictionary size (from the first block's header) and the largest block."""
+    bounds = list(stream.block_boundaries) + [len(stream)]
+    largest = max((b - a for a, b in zip(bounds, bounds[1:], strict=False)), default=0)
+    return min(XZ_DECODERS, len(bounds) - 1) * (min(lzma2_dict_size(fh), largest) + XZ_STATE)
+
+
+def lzma2_dict_size(fh: BinaryIO) -> int:
+    """The LZMA2 dictionary size of the first block of the xz file ``fh`` (.xz file format 1.1.0,
+    3.1 block header and 5.3.1 LZMA2). The header's fields are variable-length integers, so this
+    is read field by field rather than declared as a fixed record."""
+    where = fh.tell()
+    try:
+        fh.seek(12)  # after the stream header
+        head = fh.read(1024)
+    finally:
+        fh.seek(where)
+    if not head or head[0] == 0:  # no block: the index follows at once
+        return 0
+    header = head[:(head[0] + 1) * 4]
+    if len(header) < 2:
+        return LZMA2_DICT_MAX
+    flags = header[1]
+    pos = 2
+    for present in (0x40, 0x80):  # compressed size, uncompressed size
+        if flags & present:
+            _, pos = _varint(header, pos)
+    for _ in range((flags & 3) + 1):
+        fid, pos = _varint(header, pos)
+        nprops, pos = _varint(header, pos)
+        props = header[pos:pos + nprops]
+        pos += nprops
+        if fid == 0x21 and len(props) == 1 and (props[0] & 0x3F) <= 40:
+            bits = props[0] & 0x3F
+            return 0xFFFFFFFF if bits == 40 else (2 | (bits & 1)) << (bits // 2 + 11)
+    return LZMA2_DICT_MAX
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data) and shift < 63:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return value, pos
+
+
+# ---- dissect.hypervisor --------------------------------------------------------------------------
+TABLE_ENTRY_BYTES = 70
+"""Python heap per cached table entry in dissect.hypervisor (a list of ints from dissect.cstruct):
+128 VMDK grain tables of 512 entries held 4.4 MiB."""
+VMDK_TABLES = 128
+"""Grain tables dissect.hypervisor caches per sparse extent (fixed in its code: no knob)."""
+VHD_RESIDENT = 4096 * 152
+"""dissect.hypervisor's VHD caches 4096 block-table entries (fixed; measured 608 KiB when full)."""
+VHDX_RESIDENT = 4096 * 460
+"""dissect.hypervisor's VHDX caches 4096 block-table entries (fixed; measured 1.8 MiB when full)."""
+QCOW2_TABLE_CACHE = 4 << 20
+"""Bytes of L2 tables dissect's qcow2 reader may keep: it caches 128 tables, 70 MiB with 64 KiB
+clusters, so its cache is made anew with room for this much (what p2k's own reader keeps)."""
+
+
+def vmdk_resident(disk: Any) -> int:
+    """Each sparse extent's grain directory (read whole at open) and its table cache; a snapshot's
+    parent disk counts too."""
+    total = 0
+    while disk is not None:
+        for extent in getattr(disk, "disks", ()):
+            gd = getattr(extent, "_grain_directory_size", 0)
+            gt = getattr(extent, "_grain_table_size", 0)
+            total += (gd + min(VMDK_TABLES, gd) * gt) * TABLE_ENTRY_BYTES
+        disk = getattr(disk, "parent", None)
+    return total
+
+
+def bound_dissect_qcow2(disk: Any) -> int:
+    """Shrink dissect's qcow2 L2-table cache to ``QCOW2_TABLE_CACHE`` (``functools.lru_cache``'s
+    ``__wrapped__`` gives the uncached method back) and return what it may then hold."""
+    from functools import lru_cache
+
+    entries = max(1, int(disk.l2_size) * (int(getattr(disk, "_l2_entry_size", 8)) // 8))
+    table = entries * TABLE_ENTRY_BYTES
+    tables = max(1, QCOW2_TABLE_CACHE // table)
+    method = getattr(disk.l2_table, "__wrapped__", None)
+    if method is not None:
+        disk.l2_table = lru_cache(tables)(method)
+    return tables * table
