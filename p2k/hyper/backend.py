@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO
 
     from p2k.hyper.mem import MemAccount
@@ -149,6 +150,9 @@ class FileObjBackend(Backend):
         self.resident = 0
         """Bytes the decoding library keeps while the image is open (its index, caches and buffers),
         as the opener estimates them (``p2k.hyper.containers`` says how); charged by ``attach_mem``."""
+        self.fit: Callable[[int], int] | None = None
+        """For a reader that can trade memory for speed: given the bytes it may keep, lowers the
+        library's knobs to fit and returns the new ``resident``."""
         self._mem: MemAccount | None = None
 
     def size(self) -> int:
@@ -201,6 +205,10 @@ class FileObjBackend(Backend):
         the image is refused (ENOMEM) rather than the limit broken."""
         if self._mem is not None:
             return
+        if self.fit is not None and mem.limit is not None:
+            from p2k.hyper.libmem import READER_SHARE
+
+            self.resident = self.fit(mem.limit // READER_SHARE)
         if self.resident and not mem.try_charge(self.resident):
             raise OSError(errno.ENOMEM, f"{self.name}: the {self.kind} reader keeps about "
                                         f"{_mib(self.resident)} in memory (index and buffers), more than the "

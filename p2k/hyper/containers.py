@@ -40,8 +40,11 @@ if TYPE_CHECKING:
     Progress = Callable[[str, int, int], None]
     """``progress(what, done, total)``, the callback every long library step takes (the CLI draws it)."""
 
-    StreamMaker = Callable[[BinaryIO, Progress | None], tuple[BinaryIO, int | None, int]]
-    """Makes the decoding stream: returns it, the disk's size, and what the library keeps resident."""
+    Resident = int | tuple[int, Callable[[int], int]]
+    """Bytes a library keeps while the image is open; or those and a ``FileObjBackend.fit``, for a
+    reader that can keep less."""
+    StreamMaker = Callable[[BinaryIO, Progress | None], tuple[BinaryIO, int | None, Resident]]
+    """Makes the decoding stream: returns it, the disk's size, and what the library keeps."""
     Opener = Callable[[RawFileBackend, int, Progress | None], Backend]
 
     SiblingOpener = Callable[[str], IO[bytes]]
@@ -157,8 +160,12 @@ def _wrap(raw: RawFileBackend, kind: str, fn: StreamMaker, progress: Progress | 
         raise OSError(errno.EINVAL, f"{raw.name}: damaged {kind} image ({e})") from None
     finally:
         raw.close()
-    backend = FileObjBackend(stream, raw.name, kind=kind, readonly=True, size=size, closers=(stream, fh))
-    backend.resident = resident
+    return _resident(FileObjBackend(stream, raw.name, kind=kind, readonly=True, size=size, closers=(stream, fh)),
+                     resident)
+
+
+def _resident(backend: FileObjBackend, resident: Resident) -> FileObjBackend:
+    backend.resident, backend.fit = resident if isinstance(resident, tuple) else (resident, None)
     return backend
 
 
@@ -259,13 +266,15 @@ def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int
             return stream, pos, gzip_resident(stream)
 
 
-def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
+def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, Resident]:
     import xz
 
-    from p2k.hyper.libmem import xz_resident, xz_strategy
+    from p2k.hyper.libmem import xz_decoder_bytes, xz_fit, xz_strategy
 
-    stream = xz.open(fh, "rb", block_read_strategy=xz_strategy())
-    return cast("BinaryIO", stream), len(stream), xz_resident(fh, stream)
+    strategy = xz_strategy()
+    stream = xz.open(fh, "rb", block_read_strategy=strategy)
+    most, each = xz_decoder_bytes(fh, stream)
+    return cast("BinaryIO", stream), len(stream), (most * each, xz_fit(strategy, most, each))
 
 
 _STREAMS: dict[str, StreamMaker] = {
@@ -302,9 +311,8 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
         if kind == "qcow2":
             return _qcow2_fileobj(outer, name, open_sibling, _depth)
         stream, dsize, resident = _STREAMS[kind](cast("BinaryIO", fileobj), progress)
-        backend = FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
-        backend.resident = resident
-        return backend
+        return _resident(FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer)),
+                         resident)
     except ModuleNotFoundError as e:
         outer.close()
         raise _reader_missing(kind, e, name) from None

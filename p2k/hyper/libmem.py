@@ -20,7 +20,12 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, BinaryIO
+
+READER_SHARE = 4
+"""What a reader may trade memory for speed with (xz's decoders) is sized to this fraction of the
+kernel's limit when the image is registered; the buffer cache keeps the rest."""
 
 # ---- gzip (indexed_gzip) -------------------------------------------------------------------------
 GZIP_SPACING = 4 << 20
@@ -52,11 +57,12 @@ def gzip_resident(stream: Any) -> int:
 
 
 # ---- xz (python-xz) ------------------------------------------------------------------------------
-XZ_DECODERS = 4
-"""Blocks decoded at once: python-xz keeps a decoder per block it has read (its default strategy,
-8 of them) so that reads alternating between blocks do not restart one. Sequential reads use one;
-the file system's metadata reads elsewhere need a few more. 4 read the bench's 256 MiB file at the
-speed of 8 (650-690 MB/s); 1 loses a third."""
+XZ_DECODERS = 8
+"""Blocks decoded at once, at most: python-xz keeps a decoder per block it has read (8 by default)
+so that reads alternating between blocks do not restart one. Sequential reads use one; the file
+system's metadata reads elsewhere need a few more: the bench's 256 MiB file read 5% slower with 4
+(690-705 MB/s against 730-760) and a third slower with 1. Under a limit, as many as fit in
+``1 / READER_SHARE`` of it (``xz_fit``)."""
 XZ_STATE = 64 << 10
 """A decoder's fixed part: LZMA probability tables, and python-xz's 8 KiB input reads."""
 LZMA2_DICT_MAX = 1536 << 20
@@ -70,12 +76,26 @@ def xz_strategy() -> Any:
     return RollingBlockReadStrategy(max_block_read_nb=XZ_DECODERS)
 
 
-def xz_resident(fh: BinaryIO, stream: Any) -> int:
-    """Each live decoder's dictionary holds at most what it has decoded: the smaller of the
-    dictionary size (from the first block's header) and the largest block."""
+def xz_decoder_bytes(fh: BinaryIO, stream: Any) -> tuple[int, int]:
+    """How many decoders can be live (one per block, ``XZ_DECODERS`` at most) and what each holds:
+    its dictionary holds at most what it has decoded, the smaller of the dictionary size (from the
+    first block's header) and the largest block."""
     bounds = list(stream.block_boundaries) + [len(stream)]
     largest = max((b - a for a, b in zip(bounds, bounds[1:], strict=False)), default=0)
-    return min(XZ_DECODERS, len(bounds) - 1) * (min(lzma2_dict_size(fh), largest) + XZ_STATE)
+    return min(XZ_DECODERS, len(bounds) - 1), min(lzma2_dict_size(fh), largest) + XZ_STATE
+
+
+def xz_fit(strategy: Any, most: int, each: int) -> Callable[[int], int]:
+    """``FileObjBackend.fit`` for an xz image: keep as many decoders as ``budget`` holds (one at
+    least, ``most`` at most), ending the oldest at once if more are live, and say what they hold."""
+    def fit(budget: int) -> int:
+        keep = max(1, min(most, budget // each))
+        strategy.max_block_read_nb = keep
+        reads = strategy.block_reads
+        for block in sorted(reads, key=reads.__getitem__)[:max(0, len(reads) - keep)]:
+            block.clear()  # python-xz's own call: drops the decoder, and on_delete forgets it
+        return keep * each
+    return fit
 
 
 def lzma2_dict_size(fh: BinaryIO) -> int:
