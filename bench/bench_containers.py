@@ -9,8 +9,8 @@ shared, and a single run swings with the load); aim ≥ 0.5. Optional lines do t
 VMDK (stream-optimized), xz (multi-block) and gzip copies of the disk, for information.
 
 ``--memory`` measures memory instead: the peak RSS of a process reading the file once from a qcow2
-with 512-byte clusters (the most L2 tables: 4 MiB of them for the 256 MiB file) and from a gzip
-copy, under ``--memlimit`` and with no limit, printed beside the limit and the kernel's own peak
+with 512-byte clusters (the most L2 tables: 4 MiB of them for the 256 MiB file) and from gzip
+and xz copies, under ``--memlimit`` and with no limit, printed beside the limit and the kernel's own peak
 (``kern.mem.peak``). ``--before DIR`` runs the same reads with the p2k package found in DIR (a
 checkout of an older commit) in a second column: what the change did to the same image.
 
@@ -141,7 +141,7 @@ def _cells(m: dict[str, float | str]) -> str:
 def memory_table(disk: Path, memlimit: str, before: str | None) -> None:
     """Peak RSS of one read, small limit against none; with ``before``, the older code beside."""
     images = {"qcow2 512 B clusters": convert(disk, "disk-512.qcow2", "-O", "qcow2", "-o", "cluster_size=512"),
-              "gzip": convert(disk, "disk.img.gz", "gzip")}
+              "gzip": convert(disk, "disk.img.gz", "gzip"), "xz": convert(disk, "disk.img.xz", "xz")}
     print(f"{'image':<22} {'memlimit':>8} {'peak RSS':>9} {'kern.mem.peak':>14}" +
           (f"   {'before: RSS':>9} {'kern.mem.peak':>14}" if before else ""))
     for name, path in images.items():
