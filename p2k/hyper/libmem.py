@@ -9,11 +9,18 @@ when the image is registered (``Backend.attach_mem``). None of it can be handed 
 
 The per-entry costs below were measured, not derived: the Python heap held (``tracemalloc``) after
 reading one sector per table or block across large sparse images made by ``qemu-img`` (an 8 GiB
-VMDK and VHD with every table allocated, a 128 GiB VHDX), and for the C libraries the process's
-RSS after opening and reading a 288 MiB disk (bench/bench_containers.py ``--memory`` prints both
-sides). Not counted anywhere: the C allocator's slack after large transient buffers (a
-decompressed block, a 1 MiB read; glibc keeps some of it, 2-12 MiB in those runs) and fsspec's
-read-ahead blocks for an image behind a URL.
+VMDK and VHD with every table allocated, a 128 GiB VHDX). For the C libraries, the RSS a process
+kept after opening and reading a 290 MiB disk once glibc had handed back what was free
+(``malloc_trim``): gzip 3.2 MiB against 4.3 estimated, xz with four 1 MiB-dictionary decoders
+4.2 against 4.3.
+
+Not counted, because it does not stay or is not the reader's: the C allocator's slack after
+large transient buffers (glibc kept 2-12 MiB in those runs); indexed_gzip's scratch buffer of
+four times the spacing (16 MiB), allocated and freed by each index extension and seek, which sets
+a gzip image's peak RSS (bench/bench_containers.py ``--memory``: 33 MiB for the 256 MiB file,
+47 MiB before the read buffer was bounded); python-xz's output of a read that starts deep in a
+block (up to the block's size, freed at once); fsspec's read-ahead block for an image behind a URL
+(256 KiB, ``p2k.urls``).
 """
 
 from __future__ import annotations
