@@ -8,7 +8,8 @@ page cache for both, so the figures compare the two daemons' own costs.
 
 p2k serves reads from an FFS image made by ``makefs -t ffs`` from the same tree that
 ``mkfs.ext4 -d`` put into the ext4 image. Writes go to FFS when p2k's FFS mounts read-write, else
-to tmpfs (said in the output). Ratios are p2k/fuse2fs throughput: above 1 means p2k is faster.
+to tmpfs (said in the output). Ratios are p2k/fuse2fs throughput: above 1 means p2k is faster; each is
+the median of ``--rounds`` alternated pairs (default 3), with the range beside it.
 Each line also gives both daemons' CPU for the workload and its ratio (fuse2fs CPU / p2k CPU):
 on a shared machine a neighbour's burst during one side's half moves the wall-time ratio by
 ±30%, the daemons' own CPU far less.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,8 +102,8 @@ def seq_read(path: Path) -> float:
     return time.perf_counter() - t
 
 
-def create_files(mnt: Path, n: int) -> float:
-    d = mnt / "created"
+def create_files(mnt: Path, n: int, name: str = "created") -> float:
+    d = mnt / name
     d.mkdir()
     t = time.perf_counter()
     for i in range(n):
@@ -207,6 +209,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="quick run: 32 MiB, 1,000 files, 128 MiB big file")
     ap.add_argument("--dir", default=None, help="work directory (default: a new one in /var/tmp)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated p2k/fuse2fs pairs per workload (default 3)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_fuse: run as root (fuse2fs and p2k mount with allow_other)")
@@ -225,23 +228,31 @@ def main() -> int:
         wfs = "FFS" if write_on_ffs else "tmpfs (p2k FFS is read-only so far)"
         results: list[tuple[str, float, float]] = []
 
-        def both(label: str, run: Callable[[Path], float], p2k_mount: Callable[[], Daemon]) -> None:
-            times, cpus = [], []
+        def both(label: str, run: Callable[[Path, int], float], p2k_mount: Callable[[], Daemon]) -> None:
+            """``rounds`` alternated pairs (p2k, then fuse2fs, each on a fresh mount): the median
+            ratio with its range, since one pair can land on a neighbour's burst either side."""
+            pairs: list[tuple[float, float, float, float]] = []
             # fuse2fs mounted as p2k is: read-only for the read workloads, so neither side pays
             # for what the other is spared (p2k's read-only mounts skip OPEN, devfuse.Session.open)
             f2fs_opts = "ro" if p2k_mount is p2k_ro else "rw"
-            for make in (p2k_mount, lambda: fuse2fs_daemon(ext4, work / "m-f2fs", f2fs_opts)):
-                d = make()
-                try:
-                    c0 = d.cpu_s()
-                    times.append(run(d.mnt))
-                    cpus.append(d.cpu_s() - c0)
-                finally:
-                    d.stop()
-            results.append((label, times[0], times[1]))
-            print(f"  {label:<34} p2k {times[0]:8.3f} s   fuse2fs {times[1]:8.3f} s   "
-                  f"ratio {times[1] / times[0]:5.2f} (aim >= 1)   daemon CPU p2k {cpus[0]:.2f} s "
-                  f"fuse2fs {cpus[1]:.2f} s (ratio {cpus[1] / max(cpus[0], 0.01):.2f})", flush=True)
+            for i in range(a.rounds):
+                got = []
+                for make in (p2k_mount, lambda: fuse2fs_daemon(ext4, work / "m-f2fs", f2fs_opts)):
+                    d = make()
+                    try:
+                        c0 = d.cpu_s()
+                        got.append(run(d.mnt, i))
+                        got.append(d.cpu_s() - c0)
+                    finally:
+                        d.stop()
+                pairs.append((got[0], got[2], got[1], got[3]))
+            ratios = sorted(f / p for p, f, _, _ in pairs)
+            t_p, t_f, c_p, c_f = (statistics.median(x[k] for x in pairs) for k in range(4))
+            spread = f" ({ratios[0]:.2f}–{ratios[-1]:.2f})" if len(ratios) > 1 else ""
+            results.append((label, t_p, t_f))
+            print(f"  {label:<34} p2k {t_p:8.3f} s   fuse2fs {t_f:8.3f} s   "
+                  f"ratio {statistics.median(ratios):5.2f}{spread} (aim >= 1)   daemon CPU p2k {c_p:.2f} s "
+                  f"fuse2fs {c_f:.2f} s (ratio {c_f / max(c_p, 0.01):.2f})", flush=True)
 
         def p2k_ro() -> Daemon:
             return p2k_daemon(str(ffs), work / "m-p2k", "ro")
@@ -252,12 +263,12 @@ def main() -> int:
             return p2k_daemon("none", work / "m-p2k", "rw", fstype="tmpfs")
 
         print(f"reads from FFS (makefs) vs ext4 (mkfs.ext4 -d); writes to p2k {wfs} vs ext4")
-        both(f"sequential write {seq // MiB} MiB", lambda m: seq_write(m, seq), p2k_w)
-        both(f"sequential read {seq // MiB} MiB", lambda m: seq_read(m / "seq.bin"), p2k_ro)
-        both(f"create {ncreate} files", lambda m: create_files(m, ncreate), p2k_w)
-        both(f"stat {nsmall} entries", lambda m: stat_entries([m / r for r in rels]), p2k_ro)
-        both(f"read {nsmall} files of 4 KiB", lambda m: read_files([m / r for r in rels]), p2k_ro)
-        both("  same, both mounted read-write", lambda m: read_files([m / r for r in rels]), p2k_w)
+        both(f"sequential write {seq // MiB} MiB", lambda m, i: seq_write(m, seq), p2k_w)
+        both(f"sequential read {seq // MiB} MiB", lambda m, i: seq_read(m / "seq.bin"), p2k_ro)
+        both(f"create {ncreate} files", lambda m, i: create_files(m, ncreate, f"created{i}"), p2k_w)
+        both(f"stat {nsmall} entries", lambda m, i: stat_entries([m / r for r in rels]), p2k_ro)
+        both(f"read {nsmall} files of 4 KiB", lambda m, i: read_files([m / r for r in rels]), p2k_ro)
+        both("  same, both mounted read-write", lambda m, i: read_files([m / r for r in rels]), p2k_w)
 
         d = p2k_daemon(str(ffs), work / "m-p2k", "ro,memlimit=64m")
         try:

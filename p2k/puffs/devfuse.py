@@ -64,7 +64,7 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
                  w.POLL: "poll", w.FALLOCATE: "fallocate", w.LSEEK: "lseek", w.COPY_FILE_RANGE: "copy_file_range",
                  w.GETLK: "getlk", w.SETLK: "setlk", w.SETLKW: "setlkw"}
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
-READERS = 2 if (os.cpu_count() or 1) > 1 else 1
+READERS = 2 if len(os.sched_getaffinity(0)) > 1 else 1  # the CPUs this process may run on
 """Threads reading /dev/fuse (Session.serve says why more than one)."""
 BUSY_POLL_US = 30 if READERS > 1 else 0
 """How long (µs) a reader that finds no request waiting asks again before it sleeps (``-o
@@ -143,14 +143,33 @@ class BusyPoll:
     poll, and a poll that catches a request starts them from none again. A caller's synchronous
     stats and opens hit (about 85–95% of polls); a stream of reads paced by the host's readahead
     misses, and polling beside it took the CPU its reader needed (a 256 MiB read: 1.10 × fuse2fs
-    without polling, 0.87 with it on every chance, 1.01 with this back-off). A poll that ends
-    because the other reader took the request is not a miss: the stats would back off for it."""
+    without polling, 0.87 with it on every chance, 1.01 with the back-off). A poll that ends
+    because the other reader took the request is not a miss: the stats would back off for it.
 
-    def __init__(self, ns: int) -> None:
+    Polling needs the descriptor non-blocking, and then a reader sleeps in poll(), which wakes every
+    sleeping reader for each request where a blocking read wakes one. So once the back-off is at its
+    longest the descriptor goes back to blocking for ``BLOCKING_READS`` requests, after which
+    polling is tried again (that 256 MiB read: 1.02–1.10, as without polling)."""
+
+    BLOCKING_READS = 1024
+    LONGEST = 64
+
+    def __init__(self, ns: int, fd: int) -> None:
         self.ns = ns
-        self.reads = 0  # requests read by any reader (a plain count: the readers race, harmlessly)
+        self.fd = fd
+        self.reads = 0  # requests read by any reader (plain counts: the readers race, harmlessly)
         self.active = False
         self.skip = self.backoff = self.seen = 0
+        self.blocking_until = 0  # while the descriptor is blocking: the read count that ends it
+        if ns:
+            os.set_blocking(fd, False)
+
+    def count(self) -> None:
+        """One more request read (by either reader)."""
+        self.reads += 1
+        if self.blocking_until and self.reads >= self.blocking_until:
+            self.blocking_until = self.backoff = self.skip = 0
+            os.set_blocking(self.fd, False)
 
     def begin(self, now: int) -> int:
         """The time to stop polling, or 0: sleep now."""
@@ -167,9 +186,13 @@ class BusyPoll:
 
     def miss(self) -> None:
         self.active = False
-        if self.reads == self.seen:
-            self.backoff = min(max(1, self.backoff * 2), 64)
-            self.skip = self.backoff
+        if self.reads != self.seen:
+            return
+        if self.backoff == self.LONGEST and not self.blocking_until:
+            self.blocking_until = self.reads + self.BLOCKING_READS
+            os.set_blocking(self.fd, True)
+        self.backoff = min(max(1, self.backoff * 2), self.LONGEST)
+        self.skip = self.backoff
 
 
 class _Stop(Exception):
@@ -268,7 +291,7 @@ class Session:
         self.b = bridge
         self.fd = fd
         self.daemon = daemon
-        self.busy_poll = BusyPoll(busy_poll_us * 1000)
+        self.busy_poll = BusyPoll(busy_poll_us * 1000, fd)
         # Read-only on both sides and no ACLs: OPEN is answered ENOSYS once the host says it
         # understands that (INIT), and the host then opens files without asking (``open``).
         self.may_skip_open = read_only and not bridge.opens_matter()
@@ -304,8 +327,6 @@ class Session:
         thread taking the interpreter over (measured: a SIGUSR1 unanswered until the unmount in
         about one mount in twenty-five). A wait for a thread to end is interrupted by a signal
         and runs its handler at once."""
-        if self.busy_poll.ns:
-            os.set_blocking(self.fd, False)
         for i in range(READERS):
             t = threading.Thread(target=self._reader, name=f"p2k-fuse-reader-{i}", daemon=True)
             self.readers.append(t)
@@ -365,7 +386,7 @@ class Session:
                 if e.errno in (errno.EINTR, errno.ENOENT, errno.EAGAIN):
                     continue  # ENOENT: the request was interrupted before we read it
                 raise
-            bp.reads += 1
+            bp.count()
             if deadline:
                 deadline = 0
                 bp.hit()

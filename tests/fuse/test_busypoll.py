@@ -3,11 +3,27 @@ with each poll no request ended, and only real misses counted."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
+import pytest
+
 from p2k.puffs.devfuse import BusyPoll
 
 
-def test_one_poller_at_a_time_and_hits_keep_polling() -> None:
-    bp = BusyPoll(30_000)
+@pytest.fixture
+def fd() -> Iterator[int]:
+    """A descriptor whose blocking flag the policy sets (a pipe: /dev/fuse needs a mount)."""
+    r, w = os.pipe()
+    try:
+        yield r
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_one_poller_at_a_time_and_hits_keep_polling(fd: int) -> None:
+    bp = BusyPoll(30_000, fd)
     assert bp.begin(1000) == 31_000
     assert bp.begin(1000) == 0  # the other reader sleeps meanwhile
     bp.reads += 1
@@ -18,8 +34,8 @@ def test_one_poller_at_a_time_and_hits_keep_polling() -> None:
         bp.hit()
 
 
-def test_misses_back_off_doubling_up_to_64_and_a_hit_resets() -> None:
-    bp = BusyPoll(30_000)
+def test_misses_back_off_doubling_up_to_64_and_a_hit_resets(fd: int) -> None:
+    bp = BusyPoll(30_000, fd)
     passed_up = []
     for _ in range(9):
         assert bp.begin(0)
@@ -36,14 +52,40 @@ def test_misses_back_off_doubling_up_to_64_and_a_hit_resets() -> None:
     assert bp.backoff == 0 and bp.begin(0)
 
 
-def test_a_request_the_other_reader_took_is_not_a_miss() -> None:
-    bp = BusyPoll(30_000)
+def test_a_request_the_other_reader_took_is_not_a_miss(fd: int) -> None:
+    bp = BusyPoll(30_000, fd)
     assert bp.begin(0)
     bp.reads += 1  # read by the reader that woke from poll(), not by the poller
     bp.miss()
     assert bp.skip == 0 and bp.begin(0)
 
 
-def test_zero_never_polls() -> None:
-    bp = BusyPoll(0)
+def test_zero_never_polls(fd: int) -> None:
+    bp = BusyPoll(0, fd)
     assert not any(bp.begin(t) for t in range(10))
+
+
+def test_a_stream_of_misses_sleeps_in_blocking_reads_then_tries_again(fd: int) -> None:
+    """At the longest back-off the descriptor goes back to blocking (a blocking read wakes one
+    reader a request, poll() all of them) for BLOCKING_READS requests, then polling resumes."""
+    bp = BusyPoll(30_000, fd)
+    assert not os.get_blocking(fd)
+    while bp.backoff < BusyPoll.LONGEST:
+        while not bp.begin(0):
+            pass
+        bp.miss()
+    assert not os.get_blocking(fd)
+    while not bp.begin(0):
+        pass
+    bp.miss()  # one more at the longest
+    assert os.get_blocking(fd)
+    for _ in range(BusyPoll.BLOCKING_READS - 1):
+        bp.count()
+    assert os.get_blocking(fd)
+    bp.count()
+    assert not os.get_blocking(fd) and bp.backoff == 0 and bp.begin(0)
+
+
+def test_zero_leaves_the_descriptor_blocking(fd: int) -> None:
+    BusyPoll(0, fd)
+    assert os.get_blocking(fd)

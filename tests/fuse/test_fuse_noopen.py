@@ -77,11 +77,15 @@ def test_read_only_mount_reads_without_opens(base: Path) -> None:
         stop(m)
 
 
-def test_writable_mount_still_opens_and_keeps_an_unlinked_open_file(base: Path) -> None:
+def _writable_image(base: Path) -> tuple[Path, Path]:
     why = ffs_rw_missing()
     if why:
         pytest.skip(why)
-    tree, img = _image(base)
+    return _image(base)
+
+
+def test_writable_mount_still_opens_and_keeps_an_unlinked_open_file(base: Path) -> None:
+    tree, img = _writable_image(base)
     m = _mount(base, img, "rw")
     try:
         diff(tree, m.path)
@@ -99,10 +103,7 @@ def test_writable_mount_still_opens_and_keeps_an_unlinked_open_file(base: Path) 
 def test_read_only_mount_with_acls_still_asks_at_open(base: Path) -> None:
     """A named user's ACL entry can deny what the mode's other bits allow, and the host checks only
     the mode: on such a mount every open must reach the kernel."""
-    why = ffs_rw_missing()
-    if why:
-        pytest.skip(why)
-    _, img = _image(base)
+    _, img = _writable_image(base)
     m = _mount(base, img, "rw,acls")
     try:
         subprocess.run(["setfacl", "-m", "u:65534:---", str(m.path / "open")], check=True)
