@@ -211,8 +211,8 @@ class FileObjBackend(Backend):
             self.resident = self.fit(mem.limit // READER_SHARE)
         if self.resident and not mem.try_charge(self.resident):
             raise OSError(errno.ENOMEM, f"{self.name}: the {self.kind} reader keeps about "
-                                        f"{_mib(self.resident)} in memory (index and buffers), more than the "
-                                        f"memory limit of {_mib(mem.limit or 0)} allows; raise memlimit")
+                                        f"{_mib(self.resident)} while the image is open, more than the memory "
+                                        f"limit of {_mib(mem.limit or 0)} leaves; raise memlimit")
         self._mem = mem
         for obj in self._closers:
             if isinstance(obj, Backend) and obj is not self:

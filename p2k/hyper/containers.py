@@ -230,19 +230,19 @@ def _vmdk(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int
 def _vhd(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     from dissect.hypervisor.disk.vhd import VHD
 
-    from p2k.hyper.libmem import VHD_RESIDENT
+    from p2k.hyper.libmem import vhd_resident
 
     disk = VHD(fh)
-    return disk, disk.size, VHD_RESIDENT
+    return disk, disk.size, vhd_resident(disk)
 
 
 def _vhdx(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     from dissect.hypervisor.disk.vhdx import VHDX
 
-    from p2k.hyper.libmem import VHDX_RESIDENT
+    from p2k.hyper.libmem import vhdx_resident
 
     disk = VHDX(fh)
-    return disk, disk.size, VHDX_RESIDENT
+    return disk, disk.size, vhdx_resident(disk)
 
 
 def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:

@@ -154,10 +154,12 @@ TABLE_ENTRY_BYTES = 70
 128 VMDK grain tables of 512 entries held 4.4 MiB."""
 VMDK_TABLES = 128
 """Grain tables dissect.hypervisor caches per sparse extent (fixed in its code: no knob)."""
-VHD_RESIDENT = 4096 * 152
-"""dissect.hypervisor's VHD caches 4096 block-table entries (fixed; measured 608 KiB when full)."""
-VHDX_RESIDENT = 4096 * 460
-"""dissect.hypervisor's VHDX caches 4096 block-table entries (fixed; measured 1.8 MiB when full)."""
+BAT_CACHE = 4096
+"""Block-table entries dissect.hypervisor's VHD and VHDX readers cache (fixed in its code: no knob)."""
+VHD_ENTRY_BYTES = 152
+"""Per cached VHD entry: 4096 held 608 KiB."""
+VHDX_ENTRY_BYTES = 460
+"""Per cached VHDX entry (a dissect.cstruct object): 4096 held 1.8 MiB."""
 QCOW2_TABLE_CACHE = 4 << 20
 """Bytes of L2 tables dissect's qcow2 reader may keep: it caches 128 tables, 70 MiB with 64 KiB
 clusters, so its cache is made anew with room for this much (what p2k's own reader keeps)."""
@@ -174,6 +176,19 @@ def vmdk_resident(disk: Any) -> int:
             total += (gd + min(VMDK_TABLES, gd) * gt) * TABLE_ENTRY_BYTES
         disk = getattr(disk, "parent", None)
     return total
+
+
+def vhd_resident(disk: Any) -> int:
+    """The block-table cache when full, or the whole table if smaller (a fixed VHD has none)."""
+    bat = getattr(getattr(disk, "disk", None), "bat", None)
+    entries = int(getattr(bat, "max_entries", 0)) if bat is not None else 0
+    return min(BAT_CACHE, entries) * VHD_ENTRY_BYTES
+
+
+def vhdx_resident(disk: Any) -> int:
+    """The block-table cache when full, or the whole table if smaller."""
+    entries = int(getattr(getattr(disk, "bat", None), "entry_count", BAT_CACHE))
+    return min(BAT_CACHE, entries) * VHDX_ENTRY_BYTES
 
 
 def bound_dissect_qcow2(disk: Any) -> int:
