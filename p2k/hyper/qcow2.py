@@ -154,20 +154,22 @@ class Qcow2Backend(Backend):
     def _load_l2(self, l2_off: int) -> array[int]:
         """Read an L2 table and cache it. Without an account, the oldest table makes room once the
         fixed cap is reached. With one, a new table is charged first, outside the lock: the charge
-        may run the reclaimers, this cache's among them, and the buffer cache's write-back, which
-        may read this very image. When the account has no room even after reclaiming, the new
-        table takes the place of this cache's oldest; with none to trade it serves this lookup
-        only (correct, slower: the table is read again next time)."""
+        may run the reclaimers, and this cache's own takes the lock (the buffer cache's may write
+        another device back, which must not wait on this image either). When the account has no
+        room even after reclaiming, the new table takes the place of this cache's oldest; with none
+        to trade it serves this lookup only (correct, slower: the table is read again next time)."""
         table = self._table(l2_off, self.l2_entries, self.csize)
         self.l2_loads += 1
         mem = self._mem
         grow = len(self._l2) < self._l2_max and (mem is None or mem.try_charge(self.csize))
         with self._lock:
             cached = self._l2.get(l2_off)
-            if cached is not None:  # another thread read it meanwhile
+            if cached is not None or (grow and len(self._l2) >= self._l2_max):  # another thread was quicker
                 if grow and mem is not None:
                     mem.uncharge(self.csize)
-                return cached
+                if cached is not None:
+                    return cached
+                grow = False
             if not grow:
                 if not self._l2:
                     return table
