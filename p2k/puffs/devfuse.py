@@ -326,13 +326,20 @@ class Session:
         arrived while it was between two reads could have its pending flag cleared by a reader
         thread taking the interpreter over (measured: a SIGUSR1 unanswered until the unmount in
         about one mount in twenty-five). A wait for a thread to end is interrupted by a signal
-        and runs its handler at once."""
-        for i in range(READERS):
-            t = threading.Thread(target=self._reader, name=f"p2k-fuse-reader-{i}", daemon=True)
-            self.readers.append(t)
-            start_unsignalled(t)
+        and runs its handler at once.
+
+        ``joining`` is set before the first reader starts: a stop signal that came between the
+        readers' start and the wait would have set ``stop`` with no one to end the wait, and the
+        readers, asleep until a request, would never look at it (the daemon hung on SIGTERM in
+        about one mount in twenty under load, the signal sent as soon as the mount appeared)."""
         self.joining = True
         try:
+            if self.stop:  # a stop signal before serve() began
+                return
+            for i in range(READERS):
+                t = threading.Thread(target=self._reader, name=f"p2k-fuse-reader-{i}", daemon=True)
+                self.readers.append(t)
+                start_unsignalled(t)
             for t in self.readers:
                 t.join()
         except _Stop:
