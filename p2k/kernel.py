@@ -42,7 +42,7 @@ class Kernel:
         self.mem: MemAccount = MemAccount(self.params.memlimit)
         self.bufcache: BufCache = BufCache(self.mem)
         self.vcache: VnodeCache = VnodeCache(self.params.nvnodes)
-        self.etfs = EtfsRegistry()
+        self.etfs = EtfsRegistry(self.mem)
         self._specmount: SpecMount | None = None
         self.rootmount: Mount = TmpfsMount(self, 0, {"mode": "755"})
         self.rootmount.mountpoint_path = "/"

@@ -15,6 +15,10 @@ import errno
 from p2k.etfs.device import ETFS_BLK, ETFS_CHR, ETFS_REG, Device
 from p2k.hyper import Backend, HostFile, Window
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from p2k.hyper import MemAccount
+
 _ETFS_TYPES = (ETFS_REG, ETFS_BLK, ETFS_CHR)
 _READONLY_FALLBACK = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -34,9 +38,15 @@ def normalize_key(key: str) -> str:
 
 
 class EtfsRegistry:
-    """One kernel's etfs table. Thread-safe: registration, removal and lookup take a lock."""
+    """One kernel's etfs table. Thread-safe: registration, removal and lookup take a lock.
 
-    def __init__(self) -> None:
+    ``mem`` is the kernel's memory account: each registered backend is attached to it, so what a
+    container's reader keeps (qcow2 L2 tables, a gzip index) counts toward RUMP_MEMLIMIT beside the
+    buffer cache. A table without a kernel (fsck, dumpfs) has none, and the readers keep to their
+    own fixed caps."""
+
+    def __init__(self, mem: MemAccount | None = None) -> None:
+        self.mem = mem
         self._devices: dict[str, Device] = {}
         self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
 
@@ -65,6 +75,8 @@ class EtfsRegistry:
             if offset > fsize or offset + host.size > fsize:
                 raise OSError(errno.EINVAL, f"{norm}: window [{offset}, {offset + host.size}) is not inside "
                                             f"{host.path} ({fsize} bytes)")
+            if self.mem is not None:
+                host.backend.attach_mem(self.mem)
             device = Device(norm, host.path, type, host)
             with self._lock:
                 if norm in self._devices:

@@ -23,7 +23,10 @@ from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO
+
+    from p2k.hyper.mem import MemAccount
 
 
 class Backend(ABC):
@@ -63,6 +66,15 @@ class Backend(ABC):
     def grow(self, size: int) -> None:
         """Extend to at least ``size`` bytes; only a writable regular file can."""
         raise OSError(errno.EINVAL, f"{self.name}: cannot grow a {self.kind} image")
+
+    def attach_mem(self, mem: MemAccount) -> None:
+        """Charge what this backend keeps in memory to ``mem``, a kernel's account, from now until
+        ``close``. The backend is opened before the kernel that will use it knows it (the image is
+        resolved, partitions and all, first), so the account comes afterwards, when the kernel
+        registers it (``p2k.etfs.EtfsRegistry``); a backend nobody attaches (``p2k parts``, fsck)
+        keeps to its own fixed caps. ENOMEM when what it holds cannot fit in the limit. A raw
+        file holds nothing: the host's page cache is not the kernel's memory."""
+        return None
 
     def close(self) -> None:
         """Release host resources; idempotent."""
@@ -135,6 +147,13 @@ class FileObjBackend(Backend):
         self._size = size if size is not None else known if isinstance(known, int) else None
         self._closers = list(closers or ((fileobj,) if close_fileobj else ()))
         self._lock = _thread.allocate_lock()  # threading.Lock, without importing threading
+        self.resident = 0
+        """Bytes the decoding library keeps while the image is open (its index, caches and buffers),
+        as the opener estimates them (``p2k.hyper.containers`` says how); charged by ``attach_mem``."""
+        self.fit: Callable[[int], int] | None = None
+        """For a reader that can trade memory for speed: given the bytes it may keep, lowers the
+        library's knobs to fit and returns the new ``resident``."""
+        self._mem: MemAccount | None = None
 
     def size(self) -> int:
         if self._size is None:
@@ -180,12 +199,38 @@ class FileObjBackend(Backend):
         """Close ``obj`` too when this backend closes (a backing image, an underlying file)."""
         self._closers.append(obj)
 
+    def attach_mem(self, mem: MemAccount) -> None:
+        """Charge ``resident`` once; a backing image among the closers is charged too. What a
+        library holds cannot be given back on demand, so it is no reclaimer: when it cannot fit,
+        the image is refused (ENOMEM) rather than the limit broken."""
+        if self._mem is not None:
+            return
+        if self.fit is not None and mem.limit is not None:
+            from p2k.hyper.libmem import READER_SHARE
+
+            self.resident = self.fit(mem.limit // READER_SHARE)
+        if self.resident and not mem.try_charge(self.resident):
+            raise OSError(errno.ENOMEM, f"{self.name}: the {self.kind} reader keeps about "
+                                        f"{_mib(self.resident)} while the image is open, more than the memory "
+                                        f"limit of {_mib(mem.limit or 0)} leaves; raise memlimit")
+        self._mem = mem
+        for obj in self._closers:
+            if isinstance(obj, Backend) and obj is not self:
+                obj.attach_mem(mem)
+
     def close(self) -> None:
+        mem, self._mem = self._mem, None
+        if mem is not None:
+            mem.uncharge(self.resident)
         closers, self._closers = self._closers, []
         for obj in closers:
             close = getattr(obj, "close", None)
             if close is not None:
                 close()
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _writable(fileobj: object) -> bool:

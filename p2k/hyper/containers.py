@@ -15,6 +15,9 @@ the container otherwise.
   block, so ``xz -T0`` or ``--block-size`` output seeks fast, while a single-block file only
   streams forward (every backward seek restarts it).
 
+What each library keeps in memory is bounded by its own knobs where it has them, and stated as an
+estimate charged to the kernel's memory limit once the image is registered (``p2k.hyper.libmem``).
+
 Writing into a container is refused with a one-line message naming the conversion to run: p2k's
 data path writes raw bytes at offsets, which a container cannot take in place.
 """
@@ -37,7 +40,11 @@ if TYPE_CHECKING:
     Progress = Callable[[str, int, int], None]
     """``progress(what, done, total)``, the callback every long library step takes (the CLI draws it)."""
 
-    StreamMaker = Callable[[BinaryIO, Progress | None], tuple[BinaryIO, int | None]]
+    Resident = int | tuple[int, Callable[[int], int]]
+    """Bytes a library keeps while the image is open; or those and a ``FileObjBackend.fit``, for a
+    reader that can keep less."""
+    StreamMaker = Callable[[BinaryIO, Progress | None], tuple[BinaryIO, int | None, Resident]]
+    """Makes the decoding stream: returns it, the disk's size, and what the library keeps."""
     Opener = Callable[[RawFileBackend, int, Progress | None], Backend]
 
     SiblingOpener = Callable[[str], IO[bytes]]
@@ -144,7 +151,7 @@ def _hostfile(raw: RawFileBackend) -> BinaryIO:
 def _wrap(raw: RawFileBackend, kind: str, fn: StreamMaker, progress: Progress | None) -> Backend:
     fh = _hostfile(raw)
     try:
-        stream, size = fn(fh, progress)
+        stream, size, resident = fn(fh, progress)
     except (OSError, ModuleNotFoundError):  # a missing reader is the [containers] extra, not damage
         fh.close()
         raise
@@ -153,7 +160,13 @@ def _wrap(raw: RawFileBackend, kind: str, fn: StreamMaker, progress: Progress | 
         raise OSError(errno.EINVAL, f"{raw.name}: damaged {kind} image ({e})") from None
     finally:
         raw.close()
-    return FileObjBackend(stream, raw.name, kind=kind, readonly=True, size=size, closers=(stream, fh))
+    return _resident(FileObjBackend(stream, raw.name, kind=kind, readonly=True, size=size, closers=(stream, fh)),
+                     resident)
+
+
+def _resident(backend: FileObjBackend, resident: Resident) -> FileObjBackend:
+    backend.resident, backend.fit = resident if isinstance(resident, tuple) else (resident, None)
+    return backend
 
 
 def _open_qcow2(raw: RawFileBackend, depth: int, progress: Progress | None = None) -> Backend:
@@ -178,19 +191,21 @@ def _open_qcow2_dissect(raw: RawFileBackend, depth: int, progress: Progress | No
     """qcow2 variants the fast reader leaves alone (subclusters, zstd, external data file)."""
     from dissect.hypervisor.disk.qcow2 import QCow2
 
+    from p2k.hyper.libmem import bound_dissect_qcow2
+
     backing: Backend | None = None
 
-    def make(fh: BinaryIO, progress: Progress | None) -> tuple[BinaryIO, int | None]:
+    def make(fh: BinaryIO, progress: Progress | None) -> tuple[BinaryIO, int | None, int]:
         nonlocal backing
         probe = QCow2(fh, allow_no_backing_file=True)
         if not probe.needs_backing_file:
-            return probe.open(), probe.header.size
+            return probe.open(), probe.header.size, bound_dissect_qcow2(probe)
         name = probe.auto_backing_file
         bpath = name if os.path.isabs(name) else os.path.join(os.path.dirname(raw.name) or ".", name)
         backing = open_backend(bpath, readonly=True, _depth=depth + 1)
         fh.seek(0)
         disk = QCow2(fh, backing_file=BackendIO(backing))
-        return disk.open(), disk.header.size
+        return disk.open(), disk.header.size, bound_dissect_qcow2(disk)
 
     try:
         backend = _wrap(raw, "qcow2", make, progress)
@@ -203,37 +218,44 @@ def _open_qcow2_dissect(raw: RawFileBackend, depth: int, progress: Progress | No
     return backend
 
 
-def _vmdk(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
+def _vmdk(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     from dissect.hypervisor.disk.vmdk import VMDK
 
+    from p2k.hyper.libmem import vmdk_resident
+
     disk = VMDK(fh)
-    return disk, disk.size
+    return disk, disk.size, vmdk_resident(disk)
 
 
-def _vhd(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
+def _vhd(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     from dissect.hypervisor.disk.vhd import VHD
 
+    from p2k.hyper.libmem import vhd_resident
+
     disk = VHD(fh)
-    return disk, disk.size
+    return disk, disk.size, vhd_resident(disk)
 
 
-def _vhdx(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
+def _vhdx(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     from dissect.hypervisor.disk.vhdx import VHDX
 
+    from p2k.hyper.libmem import vhdx_resident
+
     disk = VHDX(fh)
-    return disk, disk.size
+    return disk, disk.size, vhdx_resident(disk)
 
 
-def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
+def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, int]:
     import indexed_gzip
 
-    # 4 MiB between restart points: each costs a 32 KiB window, so 8 MiB of index per GiB. The
-    # size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass,
+    from p2k.hyper.libmem import gzip_options, gzip_resident
+
+    # The size is known only at the end of the stream (ISIZE is modulo 4 GiB): one streaming pass,
     # taken as seeks 64 MiB apart (each extends the index; the pass costs what build_full_index
     # costs) so that a multi-gigabyte release image can say how far it has got.
     total = fh.seek(0, os.SEEK_END)
     fh.seek(0)
-    stream = indexed_gzip.IndexedGzipFile(fileobj=fh, spacing=4 << 20)
+    stream = indexed_gzip.IndexedGzipFile(fileobj=fh, **gzip_options())
     pos = 0
     while True:
         want = pos + (64 << 20)
@@ -241,14 +263,18 @@ def _gzip(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int
         if progress is not None:
             progress(GZIP_INDEX, total if pos < want else min(fh.tell(), total - 1), total)
         if pos < want:
-            return stream, pos
+            return stream, pos, gzip_resident(stream)
 
 
-def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None]:
+def _xz(fh: BinaryIO, progress: Progress | None = None) -> tuple[BinaryIO, int | None, Resident]:
     import xz
 
-    stream = xz.open(fh, "rb")
-    return cast("BinaryIO", stream), len(stream)
+    from p2k.hyper.libmem import xz_decoder_bytes, xz_fit, xz_strategy
+
+    strategy = xz_strategy()
+    stream = xz.open(fh, "rb", block_read_strategy=strategy)
+    most, each = xz_decoder_bytes(fh, stream)
+    return cast("BinaryIO", stream), len(stream), (most * each, xz_fit(strategy, most, each))
 
 
 _STREAMS: dict[str, StreamMaker] = {
@@ -284,8 +310,9 @@ def open_fileobj(fileobj: IO[bytes], name: str, *, readonly: bool = True, close_
             return outer
         if kind == "qcow2":
             return _qcow2_fileobj(outer, name, open_sibling, _depth)
-        stream, dsize = _STREAMS[kind](cast("BinaryIO", fileobj), progress)
-        return FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer))
+        stream, dsize, resident = _STREAMS[kind](cast("BinaryIO", fileobj), progress)
+        return _resident(FileObjBackend(stream, name, kind=kind, readonly=True, size=dsize, closers=(stream, outer)),
+                         resident)
     except ModuleNotFoundError as e:
         outer.close()
         raise _reader_missing(kind, e, name) from None

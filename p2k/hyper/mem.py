@@ -2,8 +2,12 @@
 
 rumpuser's RUMP_MEMLIMIT bounds the whole kernel. Here every cache charges what it holds; when a
 charge would pass the limit, the registered reclaimers (the buffer cache's clean-buffer purge,
-dirty write-back) are asked to give memory back before the charge is refused. Accounting is in
-bytes of payload, which is what dominates: a 64 KiB block costs 64 KiB.
+dirty write-back; a qcow2 image's L2 tables) are asked to give memory back before the charge is
+refused. Accounting is in bytes of payload, which is what dominates: a 64 KiB block costs 64 KiB.
+
+Memory the kernel does not hold itself but keeps for its devices — the readers of containers
+(qcow2 L2 tables, a gzip index, xz decoders), below the kernel in ``p2k.hyper`` — is charged here
+too: a backend learns the account when it is registered (``Backend.attach_mem``).
 """
 
 from __future__ import annotations
@@ -24,9 +28,15 @@ class MemAccount:
         self.used = 0
         self.peak = 0
         self._reclaimers: list[Reclaimer] = []
+        self._turn = 0
 
     def add_reclaimer(self, fn: Reclaimer) -> None:
         self._reclaimers.append(fn)
+
+    def remove_reclaimer(self, fn: Reclaimer) -> None:
+        """Forget ``fn`` (a closed device's cache); nothing if it was never added."""
+        if fn in self._reclaimers:
+            self._reclaimers.remove(fn)
 
     def available(self) -> int | None:
         return None if self.limit is None else self.limit - self.used
@@ -35,7 +45,13 @@ class MemAccount:
         """Charge ``n`` bytes, reclaiming from caches first if needed; False when it cannot fit."""
         if self.limit is not None and self.used + n > self.limit:
             need = self.used + n - self.limit
-            for fn in self._reclaimers:
+            # Each shortage starts with the next cache in turn, so that the caches compete for the one
+            # budget: always asking the buffer cache first would let a cache asked second (L2 tables)
+            # keep everything while file data was evicted under it.
+            fns = self._reclaimers
+            turn = self._turn % len(fns) if fns else 0
+            self._turn = turn + 1
+            for fn in fns[turn:] + fns[:turn]:
                 need -= fn(need)
                 if need <= 0:
                     break

@@ -13,6 +13,12 @@ makes by default. Anything else — extended L2 entries (subclusters), an extern
 encryption — makes ``open_qcow2`` return None, and the caller uses ``dissect.hypervisor`` instead.
 Every offset read from the image is checked against the file before use; a hostile table gives
 EIO, never a read elsewhere or an unbounded allocation.
+
+Memory: the L2 tables read are cached (one cluster each), at most ``L2_CACHE_BYTES`` per image in
+a backing chain. Once a kernel registers the image (``attach_mem``), every cached table is charged
+to the kernel's ``MemAccount`` and the cache is one of its reclaimers: under RUMP_MEMLIMIT the
+buffer cache and the L2 tables compete for one budget, and the L2 cache gives its oldest tables
+back when asked, down to the newest one (the one a read in progress is using).
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from array import array
 from p2k.hyper.backend import Backend
 from p2k.ondisk import U32, U64, Record
 
+TYPE_CHECKING = False  # typing's, without importing it: p2k.hints says what typing costs a command
+if TYPE_CHECKING:
+    from p2k.hyper.mem import MemAccount
+
 QCOW2_MAGIC = 0x514649FB
 INCOMPAT_DIRTY = 1 << 0
 INCOMPAT_CORRUPT = 1 << 1
@@ -36,7 +46,8 @@ L2_COMPRESSED = 1 << 62
 L2_ZERO = 1
 MAX_L1_BYTES = 32 << 20
 L2_CACHE_BYTES = 4 << 20
-"""Cached L2 tables, at most this many bytes (a table is one cluster: 64 KiB by default, up to 2 MiB)."""
+"""Cached L2 tables, at most this many bytes per image (a table is one cluster: 64 KiB by default,
+up to 2 MiB, so at least one table); under a kernel's account, less when the account asks."""
 
 
 class Qcow2Header(Record):
@@ -106,8 +117,11 @@ class Qcow2Backend(Backend):
         self.file_size = raw.size()
         self._size = hdr.size
         self._lock = threading.Lock()
-        self._l2: dict[int, array[int]] = {}
+        self._l2: dict[int, array[int]] = {}  # oldest first: a plain dict keeps insertion order
         self._l2_max = max(1, L2_CACHE_BYTES // self.csize)
+        self._mem: MemAccount | None = None
+        self.l2_loads = 0
+        """L2 tables read from the image so far (a table read again after eviction counts again)."""
         self.l1 = self._table(hdr.l1_table_offset, hdr.l1_size, MAX_L1_BYTES)
         self.compressed_shift = 62 - (hdr.cluster_bits - 8)
 
@@ -133,11 +147,66 @@ class Qcow2Backend(Backend):
             return 0
         with self._lock:
             table = self._l2.get(l2_off)
-            if table is None:
-                if len(self._l2) >= self._l2_max:
-                    self._l2.pop(next(iter(self._l2)))
-                table = self._l2[l2_off] = self._table(l2_off, self.l2_entries, self.csize)
+        if table is None:
+            table = self._load_l2(l2_off)
         return int(table[l2_index])
+
+    def _load_l2(self, l2_off: int) -> array[int]:
+        """Read an L2 table and cache it. Without an account, the oldest table makes room once the
+        fixed cap is reached. With one, a new table is charged first, outside the lock: the charge
+        may run the reclaimers, and this cache's own takes the lock (the buffer cache's may write
+        another device back, which must not wait on this image either). When the account has no
+        room even after reclaiming, the new table takes the place of this cache's oldest; with none
+        to trade it serves this lookup only (correct, slower: the table is read again next time)."""
+        table = self._table(l2_off, self.l2_entries, self.csize)
+        self.l2_loads += 1
+        mem = self._mem
+        grow = len(self._l2) < self._l2_max and (mem is None or mem.try_charge(self.csize))
+        with self._lock:
+            cached = self._l2.get(l2_off)
+            if cached is not None or (grow and len(self._l2) >= self._l2_max):  # another thread was quicker
+                if grow and mem is not None:
+                    mem.uncharge(self.csize)
+                if cached is not None:
+                    return cached
+                grow = False
+            if not grow:
+                if not self._l2:
+                    return table
+                self._l2.pop(next(iter(self._l2)))
+            self._l2[l2_off] = table
+        return table
+
+    @property
+    def l2_cached_bytes(self) -> int:
+        """Bytes of L2 tables held now (what this image has charged, once attached)."""
+        return len(self._l2) * self.csize
+
+    def attach_mem(self, mem: MemAccount) -> None:
+        """Charge the L2 cache to ``mem`` from now on, and offer it as a reclaimer; the tables read
+        before (while the image was being resolved) are dropped rather than charged after the fact,
+        so that the cache and the charge agree from the first table. A backing image is attached
+        too: each image of a chain has its own cache."""
+        if self._mem is not None:
+            return
+        with self._lock:
+            self._l2.clear()
+            self._mem = mem
+        mem.add_reclaimer(self._reclaim)
+        if self.backing is not None:
+            self.backing.attach_mem(mem)
+
+    def _reclaim(self, need: int) -> int:
+        """The account's reclaimer: oldest tables first, never the newest (a read in progress
+        looks it up cluster by cluster; without it every lookup would read the table again)."""
+        freed = 0
+        with self._lock:
+            while freed < need and len(self._l2) > 1:
+                self._l2.pop(next(iter(self._l2)))
+                freed += self.csize
+        if freed and self._mem is not None:
+            self._mem.uncharge(freed)
+        return freed
 
     def pread(self, off: int, n: int) -> bytes:
         n = max(0, min(n, self._size - off))
@@ -229,6 +298,13 @@ class Qcow2Backend(Backend):
         return data + bytes(self.csize - len(data))
 
     def close(self) -> None:
+        with self._lock:
+            mem, self._mem = self._mem, None
+            held = self.l2_cached_bytes
+            self._l2.clear()
+        if mem is not None:
+            mem.remove_reclaimer(self._reclaim)
+            mem.uncharge(held)
         self.raw.close()
         if self.backing is not None:
             self.backing.close()

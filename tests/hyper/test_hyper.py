@@ -125,6 +125,30 @@ def test_memaccount_asks_reclaimers_in_order_until_enough() -> None:
     assert (mem.used, mem.peak) == (95, 95)
 
 
+def test_memaccount_shortages_start_with_each_reclaimer_in_turn() -> None:
+    """The caches compete: the buffer cache is not always the first to give (nor the last)."""
+    mem = MemAccount(100)
+    mem.charge(100)
+    asked: list[str] = []
+
+    def reclaimer(name: str) -> Callable[[int], int]:
+        def reclaim(n: int) -> int:
+            asked.append(name)
+            mem.uncharge(n)
+            return n
+        return reclaim
+
+    first, second = reclaimer("buffers"), reclaimer("l2")
+    mem.add_reclaimer(first)
+    mem.add_reclaimer(second)
+    for _ in range(3):
+        assert mem.try_charge(10)
+    assert asked == ["buffers", "l2", "buffers"]
+    mem.remove_reclaimer(first)
+    mem.remove_reclaimer(first)  # twice: nothing
+    assert mem.try_charge(10) and asked[-1] == "l2"
+
+
 def test_memaccount_reclaim_that_falls_short_refuses() -> None:
     mem = MemAccount(100)
     mem.charge(100)
