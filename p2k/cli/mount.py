@@ -15,7 +15,7 @@ Options (``-o``, comma separated): ``ro``/``rw``; ``allow_other`` (let other use
 non-root users when root mounts); kernel parameters ``nvnodes=N``, ``memlimit=SIZE``, ``ncpu=N``;
 ``attr_timeout=SECONDS`` (how long the host caches attributes, default 1); ``busy_poll=USEC``
 (how long a reader of /dev/fuse asks again before it sleeps, default 30 with two CPUs or more, 0
-turns it off; p2k.puffs.devfuse.BUSY_POLL_US); ``transport=devfuse``
+turns it off; p2k.puffs.busypoll.BUSY_POLL_US); ``transport=devfuse``
 (the default, or $P2K_FUSE_TRANSPORT: p2k answers /dev/fuse itself) or ``transport=pyfuse3``;
 anything else goes to the file-system driver. Without ``rw`` an FFS image whose driver refuses to write is mounted
 read-only with a notice.
@@ -60,7 +60,7 @@ def option_number(opts: dict[str, str], name: str, default: float) -> float:
 
 
 def option_us(opts: dict[str, str]) -> int | None:
-    """``-o busy_poll=USEC`` (devfuse.BUSY_POLL_US says what it buys); None: the transport's default."""
+    """``-o busy_poll=USEC`` (busypoll.BUSY_POLL_US says what it buys); None: the transport's default."""
     if not opts.get("busy_poll"):
         return None
     return int(option_number(opts, "busy_poll", 0))

@@ -139,7 +139,7 @@ class MountDaemon:
         self.stats_file = stats_file or os.environ.get("P2K_STATS_FILE") or self.rundir.path(self.mountpoint, "stats")
         self.attr_timeout = attr_timeout
         self.transport = transport
-        self.busy_poll_us = busy_poll_us  # devfuse only, None: its default (devfuse.BUSY_POLL_US)
+        self.busy_poll_us = busy_poll_us  # devfuse only, None: its default (busypoll.BUSY_POLL_US)
         self.signalled = False
         self.mounted = False
         self.bridge: Bridge | None = None

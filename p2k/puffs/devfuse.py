@@ -10,14 +10,13 @@ a few dictionary lookups, and imports nothing that is not already loaded. Measur
 bench/bench_fuse_floor.py: 15–16 us of daemon CPU per LOOKUP where the pyfuse3 transport took
 35–38 (fuse2fs 18–21), and a daemon of 1.9× a bare interpreter's RSS instead of 3.1×.
 
-The mount is made as libfuse makes it unprivileged: ``fusermount3`` opens /dev/fuse, mounts it
-and passes the descriptor back over a socket (``_FUSE_COMMFD``); with ``auto_unmount`` it stays
-on as the watchdog that unmounts when this process dies. The INIT reply asks for what libfuse 3
-asks by default (readdirplus always, atomic O_TRUNC, 1 MiB writes, asynchronous reads, data
-invalidated when mtime or size change), so the host kernel treats both transports alike.
+The mount is made as libfuse makes it unprivileged (``fusermount.py``). The INIT reply asks for
+what libfuse 3 asks by default (readdirplus always, atomic O_TRUNC, 1 MiB writes, asynchronous
+reads, data invalidated when mtime or size change), so the host kernel treats both transports
+alike.
 
 A reader that finds no request waiting asks again for a few microseconds before it sleeps
-(``BUSY_POLL_US``), and on a read-only mount without ACLs the host opens files without asking
+(``busypoll.py``), and on a read-only mount without ACLs the host opens files without asking
 (``Session.open``): both take requests' round trips off a program that works through files one by
 one, which is where a Python daemon trails a C one.
 
@@ -34,7 +33,6 @@ import mmap
 import os
 import select
 import signal
-import socket
 import struct
 import threading
 import time
@@ -44,7 +42,9 @@ from collections.abc import Callable
 from p2k.hyper.console import console
 from p2k.puffs import fusewire as w
 from p2k.puffs.bridge import BULK_INLINE_MAX, Bridge
+from p2k.puffs.busypoll import BUSY_POLL_US, READERS, BusyPoll
 from p2k.puffs.daemon import SIGNALS, start_unsignalled
+from p2k.puffs.fusermount import fusermount, unmount
 from p2k.puffs.port import AttrChange
 from p2k.vfs.vattr import Dirent, Vattr
 
@@ -64,18 +64,6 @@ SPECIAL_NAMES = {w.FORGET: "forget", w.BATCH_FORGET: "batch_forget", w.INTERRUPT
                  w.POLL: "poll", w.FALLOCATE: "fallocate", w.LSEEK: "lseek", w.COPY_FILE_RANGE: "copy_file_range",
                  w.GETLK: "getlk", w.SETLK: "setlk", w.SETLKW: "setlkw"}
 """Names for the statistics of the requests ``Session.special`` answers (ENOSYS but the first five)."""
-READERS = 2 if len(os.sched_getaffinity(0)) > 1 else 1  # the CPUs this process may run on
-"""Threads reading /dev/fuse (Session.serve says why more than one)."""
-BUSY_POLL_US = 30 if READERS > 1 else 0
-"""How long (µs) a reader that finds no request waiting asks again before it sleeps (``-o
-busy_poll``), as Linux's busy polling of sockets does. A synchronous caller's next request comes
-a few microseconds after its reply; a reader asleep in the host kernel takes longer to wake than
-that, on a virtual CPU above all. One reader at a time polls, so the caller keeps the other CPU;
-with one CPU polling would only take it from the caller, so it is off. Measured on the 2-vCPU
-machine against fuse2fs, in alternated runs: lstat of 10,000 names 0.93 → 1.25–1.32; reads of
-10,000 small files 1.04 → 1.53 (read-write mount) and 1.53 → 1.97 (read-only); daemon CPU per
-request +10–25%. 20–50 µs measured alike, 100 worse (the spin competes with the caller). An idle
-daemon does not poll: only for this long after each request."""
 
 
 def _joined(*records: type[w.Record]) -> struct.Struct:
@@ -135,142 +123,8 @@ class Workers:
             t.join()
 
 
-class BusyPoll:
-    """When a reader that finds /dev/fuse empty asks again instead of sleeping (``BUSY_POLL_US``).
-
-    One reader polls at a time, and only after answering a request itself. A poll that ends with no
-    request read by any reader is a miss: the readers then pass up the next 1, 2, 4 … 64 chances to
-    poll, and a poll that catches a request starts them from none again. A caller's synchronous
-    stats and opens hit (about 85–95% of polls); a stream of reads paced by the host's readahead
-    misses, and polling beside it took the CPU its reader needed (a 256 MiB read: 1.10 × fuse2fs
-    without polling, 0.87 with it on every chance, 1.01 with the back-off). A poll that ends
-    because the other reader took the request is not a miss: the stats would back off for it.
-
-    Polling needs the descriptor non-blocking, and then a reader sleeps in poll(), which wakes every
-    sleeping reader for each request where a blocking read wakes one. So once the back-off is at its
-    longest the descriptor goes back to blocking for ``BLOCKING_READS`` requests, after which
-    polling is tried again (that 256 MiB read: 1.02–1.10, as without polling)."""
-
-    BLOCKING_READS = 1024
-    LONGEST = 64
-
-    def __init__(self, ns: int, fd: int) -> None:
-        self.ns = ns
-        self.fd = fd
-        self.reads = 0  # requests read by any reader (plain counts: the readers race, harmlessly)
-        self.active = False
-        self.skip = self.backoff = self.seen = 0
-        self.blocking_until = 0  # while the descriptor is blocking: the read count that ends it
-        if ns:
-            os.set_blocking(fd, False)
-
-    def count(self) -> None:
-        """One more request read (by either reader)."""
-        self.reads += 1
-        if self.blocking_until and self.reads >= self.blocking_until:
-            self.blocking_until = self.backoff = self.skip = 0
-            os.set_blocking(self.fd, False)
-
-    def begin(self, now: int) -> int:
-        """The time to stop polling, or 0: sleep now."""
-        if self.active or not self.ns:
-            return 0
-        if self.skip:
-            self.skip -= 1
-            return 0
-        self.active, self.seen = True, self.reads
-        return now + self.ns
-
-    def hit(self) -> None:
-        self.active, self.backoff = False, 0
-
-    def miss(self) -> None:
-        self.active = False
-        if self.reads != self.seen:
-            return
-        if self.backoff == self.LONGEST and not self.blocking_until:
-            self.blocking_until = self.reads + self.BLOCKING_READS
-            os.set_blocking(self.fd, True)
-        self.backoff = min(max(1, self.backoff * 2), self.LONGEST)
-        self.skip = self.backoff
-
-
 class _Stop(Exception):
     """Raised by the signal handler to end the main thread's wait for the readers."""
-
-
-def _escape(opt: str) -> str:
-    return opt.replace("\\", "\\\\").replace(",", "\\,")
-
-
-class Helper:
-    """``fusermount3`` run with ``posix_spawn`` (the subprocess module would add 0.6 MiB to the
-    daemon's RSS): stdin and stdout to /dev/null, stderr to a pipe for the reason it failed."""
-
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        r, wr = os.pipe()
-        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                   (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, wr, 2)]
-        try:
-            self.pid = os.posix_spawnp("fusermount3", ["fusermount3", *args], env if env is not None else os.environ,
-                                       file_actions=actions)
-        except OSError as e:
-            os.close(r)
-            raise RuntimeError(f"cannot run fusermount3: {e.strerror}") from None
-        finally:
-            os.close(wr)
-        self.errfd = r
-        self.status: int | None = None
-
-    def errors(self) -> str:
-        """What it wrote to stderr (read to its end: only once it has exited or will)."""
-        chunks = []
-        while chunk := os.read(self.errfd, 4096):
-            chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace").strip()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Its exit status, or None if it is still running after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status is None:
-            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
-            if pid:
-                self.status = os.waitstatus_to_exitcode(status)
-                os.close(self.errfd)
-            elif time.monotonic() > deadline:  # type: ignore[operator]
-                return None
-            else:
-                time.sleep(0.01)
-        return self.status
-
-
-def fusermount(mountpoint: str, options: set[str]) -> tuple[int, socket.socket, Helper]:
-    """(/dev/fuse descriptor, the socket fusermount3 watches, fusermount3) for a new mount."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    theirs.set_inheritable(True)
-    env = dict(os.environ, _FUSE_COMMFD=str(theirs.fileno()))
-    opts = ",".join(sorted(_escape(o) for o in options))
-    try:
-        helper = Helper(["-o", opts, "--", mountpoint], env)
-    finally:
-        theirs.close()
-    try:
-        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
-    except OSError:
-        fds = []
-    if not fds:
-        err = helper.errors()
-        helper.wait()
-        ours.close()
-        raise RuntimeError(err.removeprefix("fusermount3: ") or "fusermount3 passed no descriptor")
-    if "auto_unmount" not in options:
-        helper.wait()
-    return fds[0], ours, helper
-
-
-def unmount(mountpoint: str) -> None:
-    """A lazy unmount, as libfuse's on a signal: the mount goes now, busy files or not."""
-    Helper(["-u", "-z", "--", mountpoint]).wait(timeout=30)
 
 
 def _name(body: memoryview) -> bytes:

@@ -1,4 +1,4 @@
-"""The readers' busy-poll policy (devfuse.BusyPoll): one poller at a time, a back-off that doubles
+"""The readers' busy-poll policy (busypoll.BusyPoll): one poller at a time, a back-off that doubles
 with each poll no request ended, and only real misses counted."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from p2k.puffs.devfuse import BusyPoll
+from p2k.puffs.busypoll import BusyPoll
 
 
 @pytest.fixture

@@ -204,13 +204,13 @@ def _cpu_s(pid: int) -> float:
 
 @pytest.mark.parametrize("busy_poll", ["", "busy_poll=0", "busy_poll=2000"])
 def test_busy_polling_readers_sleep_when_idle(tmp_path: Path, busy_poll: str) -> None:
-    """A reader that finds no request asks again for a while before it sleeps (devfuse.BUSY_POLL_US):
+    """A reader that finds no request asks again for a while before it sleeps (busypoll.BUSY_POLL_US):
     it must sleep in the end, or an idle mount would hold a CPU. With ``busy_poll=0`` the
     descriptor stays blocking and the readers sleep in read at once."""
     opts = ",".join(filter(None, ["transport=devfuse", busy_poll]))
     m = start_mount(tmp_path / "mnt", "-t", "tmpfs", "-o", opts, "none")
     try:
-        # The policy may set it blocking later on (devfuse.BusyPoll); as the mount starts it is not.
+        # The policy may set it blocking later on (busypoll.BusyPoll); as the mount starts it is not.
         polls = busy_poll != "busy_poll=0" and len(os.sched_getaffinity(0)) > 1 or busy_poll == "busy_poll=2000"
         assert bool(_fuse_fd_flags(m.proc.pid) & os.O_NONBLOCK) == polls
         for i in range(300):
