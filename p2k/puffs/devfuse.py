@@ -191,8 +191,8 @@ class Session:
         readers' start and the wait would have set ``stop`` with no one to end the wait, and the
         readers, asleep until a request, would never look at it (the daemon hung on SIGTERM in
         about one mount in twenty under load, the signal sent as soon as the mount appeared)."""
-        self.joining = True
         try:
+            self.joining = True  # inside the try: a handler may raise _Stop right after it is set
             if self.stop:  # a stop signal before serve() began
                 return
             for i in range(READERS):
