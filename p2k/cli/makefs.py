@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import mmap
 import os
 import stat as st
 import time
@@ -235,10 +234,12 @@ def scan(root: str) -> list[Node]:
 
 
 def read_host_file(path: str) -> Iterator[bytes | memoryview]:
-    """The bytes of host file ``path`` in pieces of at most CHUNK; a big file is mapped, so its
-    pieces are views into the page cache rather than copies. A small one is read with the bare
-    system calls: a buffered file object costs more than the read itself for the thousands of
-    small files of a typical tree."""
+    """The bytes of host file ``path`` in pieces of at most CHUNK. A small file is read with the
+    bare system calls (a buffered file object costs more than the read itself for the thousands
+    of small files of a typical tree). A big one is read piece by piece into one buffer, which
+    the next piece overwrites: a piece is valid until the next is asked for, and ``populate``
+    writes each before it asks. Not mapped: the write's copy then faulted the file in a page at
+    a time, and 64 MiB of big files took 36–37 ms to go through against 21–22 ms read."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
@@ -249,12 +250,9 @@ def read_host_file(path: str) -> Iterator[bytes | memoryview]:
             if data:
                 yield data
             return
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            for off in range(0, len(view), CHUNK):
-                piece = view[off:off + CHUNK]
-                yield piece
-                piece.release()
-            view.release()
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := os.readv(fd, [buf]):
+            yield view[:n]
     finally:
         os.close(fd)

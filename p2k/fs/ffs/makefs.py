@@ -233,7 +233,8 @@ def populate(k: Any, mp: Any, nodes: list[Node], content: Callable[[Node], Itera
              progress: Callable[[str, int, int], None] | None = None) -> None:
     """Recreate ``nodes`` in the file system of mount ``mp`` of kernel ``k``, a regular file's
     bytes coming from ``content(node)`` in order (the caller walks and reads the host tree: the
-    file system never sees a host path). It goes through the vnode operations: the write path's
+    file system never sees a host path; each piece is written before the next is asked for, so
+    the caller may hand them all out of one buffer). It goes through the vnode operations: the write path's
     allocation, accounting and ordering, without the path walks and permission checks of the
     syscall layer (makefs acts as root, and knows every parent directory's vnode already).
     Everything is made owned by root, so that its blocks may come out of the minfree reserve
