@@ -148,8 +148,7 @@ class Session:
         self.busy_poll = BusyPoll(0, -1)
         # Read-only on both sides and no ACLs: OPEN is answered ENOSYS once the host says it
         # understands that (INIT), and the host then opens files without asking (``open``).
-        self.may_skip_open = read_only and not bridge.opens_matter()
-        self.no_open = False
+        self.may_skip_open = read_only and not bridge.opens_matter()  # then ``b.no_open`` at INIT
         t = bridge.attr_timeout
         self.tsec, self.tnsec = int(t), int((t - int(t)) * 1e9)
         self.stop = False
@@ -327,7 +326,7 @@ class Session:
                 self.reply_error(unique, errno.EPROTO)
                 return
             if flags & w.NO_OPEN_SUPPORT and self.may_skip_open:
-                self.no_open = self.b.no_open = True
+                self.b.no_open = True
             out = w.InitOut.STRUCTS[E].pack(w.KERNEL_MAJOR, min(minor, w.KERNEL_MINOR), readahead,
                                             flags & INIT_FLAGS, 0, 0, MAX_WRITE, 1, MAX_PAGES, 0, 0, *[0] * 7)
             self.reply(unique, out if minor >= 23 else out[:24])  # a kernel before 7.23 takes the old size
@@ -430,7 +429,7 @@ class Session:
         ENOSYS, which tells the host to open files itself from now on: it sends no more OPEN and
         no RELEASE, and its reads come with handle 0 (``read``). A small file's read then costs
         three requests (LOOKUP, the ioctl Python's ``isatty`` makes, READ) instead of five."""
-        if self.no_open:
+        if self.b.no_open:
             raise OSError(errno.ENOSYS, "the host opens files itself")
         flags, _ = w.OpenIn.STRUCTS[E].unpack_from(body)
         return self._open_out(self.b.open(self.b.caller(uid, gid, pid), node, flags))
@@ -443,7 +442,7 @@ class Session:
 
     def read(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
         fh, off, size, *_ = w.ReadIn.STRUCTS[E].unpack_from(body)
-        if self.no_open:
+        if self.b.no_open:
             return self.b.read_node(node, off, size)
         return self.b.read(fh, off, size)
 
@@ -457,7 +456,7 @@ class Session:
         return b""
 
     def fsync(self, body: memoryview, node: int, uid: int, gid: int, pid: int, unique: int) -> bytes:
-        if self.no_open:
+        if self.b.no_open:
             return b""  # a read-only mount: nothing of this file is waiting to be written
         fh, flags, _ = w.FsyncIn.STRUCTS[E].unpack_from(body)
         self.b.fsync(fh, bool(flags & w.FSYNC_FDATASYNC))
